@@ -1,0 +1,56 @@
+//! W1: step overhead, and the cost of one update on a large state.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use burr_core::{action_sync, default, expr, ApplicationBuilder, Inputs, State};
+use serde_json::{json, Value};
+
+/// W1: `increment` while `count < N` (an `expr` condition), then `done`; N+1 steps. With
+/// `big`, a 1,000,000-character string sits in state untouched.
+pub async fn step_overhead(n: u64, big: bool) -> Result<Value, burr_core::Error> {
+    let build_start = Instant::now();
+    let increment = action_sync("increment", |s: State, _, _| s.increment("count", 1))
+        .reads(["count"])
+        .writes(["count"]);
+    let done = action_sync("done", |s: State, _, _| s).reads(["count"]);
+    let mut state = State::new().update("count", 0);
+    if big {
+        state = state.update("big", "x".repeat(1_000_000));
+    }
+    let mut app = ApplicationBuilder::new()
+        .with_actions([increment, done])
+        .with_transitions([
+            ("increment", "increment", expr(&format!("count < {n}"))),
+            ("increment", "done", default()),
+        ])
+        .with_state(state)
+        .with_entrypoint("increment")
+        .build()
+        .await?;
+    let build_us = build_start.elapsed().as_secs_f64() * 1e6;
+    let start = Instant::now();
+    let outcome = app.run(&[], &["done"], Inputs::new()).await?;
+    let elapsed = start.elapsed();
+    let steps = app.sequence_id().map_or(0, |s| s + 1);
+    assert_eq!(outcome.state.get::<u64>("count").ok(), Some(n));
+    Ok(json!({
+        "workload": if big { "w1-big" } else { "w1" },
+        "n": n,
+        "steps": steps,
+        "build_us": build_us,
+        "us_per_step": elapsed.as_secs_f64() * 1e6 / steps as f64,
+    }))
+}
+
+/// One `update` of one key on a state of `n` keys, in ns (the mean of many).
+pub fn one_update(n: u64) -> Value {
+    let state: State = (0..n).map(|i| (format!("key{i}"), json!(i))).collect();
+    let rounds = 200_000u64;
+    let start = Instant::now();
+    for i in 0..rounds {
+        black_box(state.update(format!("key{}", i % n), json!(i)));
+    }
+    let ns = start.elapsed().as_secs_f64() * 1e9 / rounds as f64;
+    json!({"workload": "update", "n": n, "ns_per_update": ns})
+}

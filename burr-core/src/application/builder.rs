@@ -1,0 +1,495 @@
+//! [`ApplicationBuilder`]: actions, transitions, state, identifiers, hooks, persistence.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use super::context::Spans;
+use super::{Application, ApplicationContext, Identifiers, ParentPointer};
+use crate::graph::{GraphBuilder, GraphProblem, IntoAction, TransitionSpec};
+use crate::hooks::{AppCreated, LifecycleHook};
+use crate::parallel::{next_flow, Executor, Priority, WorkKey};
+use crate::persistence::{micros, AppRecord, LoadedCheckpoint, Persister, StepStatus};
+use crate::{Error, Graph, GraphError, Result, State};
+
+/// How long a lease lives without a checkpoint renewing it.
+const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(60);
+
+struct InitializeFrom {
+    loader: Arc<dyn Persister>,
+    resume_at_next_action: bool,
+    default_state: State,
+    default_entrypoint: String,
+}
+
+#[derive(Default)]
+struct Fork {
+    app_id: Option<String>,
+    partition_key: Option<String>,
+    sequence_id: Option<u64>,
+}
+
+/// Builds an [`Application`]. Every problem is reported by [`build`](Self::build) at once.
+///
+/// ```
+/// use burr_core::{action_sync, expr, ApplicationBuilder, Inputs, State};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> burr_core::Result<()> {
+/// let increment = action_sync("increment", |s: State, _, _| s.increment("count", 1))
+///     .reads(["count"])
+///     .writes(["count"]);
+/// let done = action_sync("done", |s: State, _, _| s).reads(["count"]);
+/// let mut app = ApplicationBuilder::new()
+///     .with_actions([increment, done])
+///     .with_transitions([("increment", "increment", expr("count < 3"))])
+///     .with_transitions([("increment", "done")])
+///     .with_state(State::new().update("count", 0))
+///     .with_entrypoint("increment")
+///     .build()
+///     .await?;
+/// let outcome = app.run(&[], &["done"], Inputs::new()).await?;
+/// assert_eq!(outcome.state.get::<i64>("count")?, 3);
+/// # Ok(()) }
+/// ```
+#[derive(Default)]
+pub struct ApplicationBuilder {
+    graph: GraphBuilder,
+    prebuilt: Option<Arc<Graph>>,
+    state: State,
+    entrypoint: Option<String>,
+    app_id: Option<String>,
+    partition_key: Option<String>,
+    sequence_id: Option<u64>,
+    hooks: Vec<Arc<dyn LifecycleHook>>,
+    tracker: Option<Arc<dyn LifecycleHook>>,
+    saver: Option<Arc<dyn Persister>>,
+    initialize: Option<InitializeFrom>,
+    fork: Fork,
+    override_state: Option<State>,
+    spawning_parent: Option<ParentPointer>,
+    lease_ttl: Option<Duration>,
+    executor: Option<Executor>,
+    priority: Option<Priority>,
+    /// Set for child applications: the parent's place in the admission order plus the
+    /// task's index.
+    work: Option<WorkKey>,
+    problems: Vec<String>,
+}
+
+impl ApplicationBuilder {
+    /// An empty builder.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Add actions, known by their names.
+    pub fn with_actions<I, A>(mut self, actions: I) -> Self
+    where
+        I: IntoIterator<Item = A>,
+        A: IntoAction,
+    {
+        self.graph = self.graph.with_actions(actions);
+        self
+    }
+
+    /// Add transitions: `(from, to)` or `(from, to, condition)`, in priority order.
+    pub fn with_transitions<I, T>(mut self, transitions: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<TransitionSpec>,
+    {
+        self.graph = self.graph.with_transitions(transitions);
+        self
+    }
+
+    /// Use an already built graph (instead of actions and transitions).
+    pub fn with_graph(mut self, graph: impl Into<Arc<Graph>>) -> Self {
+        self.prebuilt = Some(graph.into());
+        self
+    }
+
+    /// The initial state (ignored when [`initialize_from`](Self::initialize_from) is used:
+    /// its default state applies).
+    pub fn with_state(mut self, state: State) -> Self {
+        self.state = state;
+        self
+    }
+
+    /// The first action (ignored with [`initialize_from`](Self::initialize_from): its
+    /// default entrypoint applies).
+    pub fn with_entrypoint(mut self, action: impl Into<String>) -> Self {
+        self.entrypoint = Some(action.into());
+        self
+    }
+
+    /// The app id (default: a new UUID) and partition key.
+    pub fn with_identifiers(
+        mut self,
+        app_id: impl Into<String>,
+        partition_key: Option<&str>,
+    ) -> Self {
+        self.app_id = Some(app_id.into());
+        self.partition_key = partition_key.map(str::to_owned);
+        self
+    }
+
+    /// The sequence id of the step before the first one (Burr's
+    /// `with_identifiers(sequence_id=...)`): the first step gets `sequence_id + 1`. With
+    /// [`initialize_from`](Self::initialize_from), it selects the checkpoint to load.
+    pub fn with_sequence_id(mut self, sequence_id: u64) -> Self {
+        self.sequence_id = Some(sequence_id);
+        self
+    }
+
+    /// Add lifecycle hooks.
+    pub fn with_hooks<I, H>(mut self, hooks: I) -> Self
+    where
+        I: IntoIterator<Item = H>,
+        H: LifecycleHook,
+    {
+        self.hooks.extend(
+            hooks
+                .into_iter()
+                .map(|h| Arc::new(h) as Arc<dyn LifecycleHook>),
+        );
+        self
+    }
+
+    /// Add an already shared hook.
+    pub fn with_hook(mut self, hook: Arc<dyn LifecycleHook>) -> Self {
+        self.hooks.push(hook);
+        self
+    }
+
+    /// Record every step with a tracker (a hook that the context also exposes, so child
+    /// applications share it).
+    pub fn with_tracker(mut self, tracker: Arc<dyn LifecycleHook>) -> Self {
+        self.tracker = Some(tracker);
+        self
+    }
+
+    /// Checkpoint every step with `persister`.
+    pub fn with_state_persister(mut self, persister: Arc<dyn Persister>) -> Self {
+        self.saver = Some(persister);
+        self
+    }
+
+    /// Load the application's state from `loader` (Burr's `initialize_from`).
+    ///
+    /// The checkpoint loaded is the latest of (partition key, app id), or the one at
+    /// [`with_sequence_id`](Self::with_sequence_id), or the fork source's. Nothing stored:
+    /// the application starts from `default_state` at `default_entrypoint`. Found: its
+    /// state and sequence id are restored, and with `resume_at_next_action` the
+    /// application continues after a completed step or re-runs a failed one; without it,
+    /// it starts at `default_entrypoint` with the loaded state.
+    pub fn initialize_from(
+        mut self,
+        loader: Arc<dyn Persister>,
+        resume_at_next_action: bool,
+        default_state: State,
+        default_entrypoint: impl Into<String>,
+    ) -> Self {
+        if self.initialize.is_some() {
+            self.problems
+                .push("initialize_from was called more than once".to_owned());
+        }
+        self.initialize = Some(InitializeFrom {
+            loader,
+            resume_at_next_action,
+            default_state,
+            default_entrypoint: default_entrypoint.into(),
+        });
+        self
+    }
+
+    /// With [`initialize_from`](Self::initialize_from): start a new application from
+    /// another application's state (a fork). The parent pointer is recorded.
+    pub fn fork_from_app_id(mut self, app_id: impl Into<String>) -> Self {
+        self.fork.app_id = Some(app_id.into());
+        self
+    }
+
+    /// The partition key of the application forked from (default: none).
+    pub fn fork_from_partition_key(mut self, partition_key: Option<&str>) -> Self {
+        self.fork.partition_key = partition_key.map(str::to_owned);
+        self
+    }
+
+    /// The sequence id forked from (default: the latest).
+    pub fn fork_from_sequence_id(mut self, sequence_id: u64) -> Self {
+        self.fork.sequence_id = Some(sequence_id);
+        self
+    }
+
+    /// Values written over the loaded state (with [`initialize_from`](Self::initialize_from)).
+    pub fn override_state_values(mut self, values: State) -> Self {
+        self.override_state = Some(values);
+        self
+    }
+
+    /// Mark the application as a child of another application's step. A child shares its
+    /// root's lease instead of taking its own.
+    pub fn with_spawning_parent(mut self, parent: ParentPointer) -> Self {
+        self.spawning_parent = Some(parent);
+        self
+    }
+
+    /// The executor that schedules this application's child applications (and theirs,
+    /// all the way down). Default: [`Executor::global`].
+    pub fn with_executor(mut self, executor: Executor) -> Self {
+        self.executor = Some(executor);
+        self
+    }
+
+    /// The application's priority: its child applications are admitted before those of
+    /// lower-priority flows. Default 0.
+    pub fn with_priority(mut self, priority: i32) -> Self {
+        self.priority = Some(Priority(priority));
+        self
+    }
+
+    /// For child applications: their place in the executor's admission order.
+    pub(crate) fn with_work_key(mut self, work: WorkKey) -> Self {
+        self.work = Some(work);
+        self
+    }
+
+    /// How long the app-id lease lives without a checkpoint renewing it (default 60 s).
+    pub fn with_lease_ttl(mut self, ttl: Duration) -> Self {
+        self.lease_ttl = Some(ttl);
+        self
+    }
+
+    /// Validate, load (with `initialize_from`), take the lease (with a persister), and
+    /// return the application.
+    pub async fn build(self) -> Result<Application> {
+        if let Some(problem) = self.problems.first() {
+            return Err(Error::Builder(problem.clone()));
+        }
+        let (entrypoint_name, initial_state) = match &self.initialize {
+            Some(init) => (
+                Some(init.default_entrypoint.clone()),
+                init.default_state.clone(),
+            ),
+            None => (self.entrypoint.clone(), self.state.clone()),
+        };
+        let graph = match self.prebuilt {
+            Some(graph) => Ok(graph),
+            None => self.graph.build().map(Arc::new),
+        };
+        let (graph, mut problems) = match graph {
+            Ok(graph) => (Some(graph), Vec::new()),
+            Err(error) => (None, error.problems),
+        };
+        let entrypoint = match (&entrypoint_name, &graph) {
+            (None, _) => {
+                problems.push(GraphProblem::MissingEntrypoint);
+                None
+            }
+            (Some(name), Some(graph)) => {
+                let index = graph.index_of(name);
+                if index.is_none() {
+                    problems.push(GraphProblem::UnknownEntrypoint { name: name.clone() });
+                }
+                index
+            }
+            (Some(_), None) => None,
+        };
+        let (Some(graph), Some(entrypoint), true) = (graph, entrypoint, problems.is_empty()) else {
+            return Err(Error::Graph(GraphError { problems }));
+        };
+        let unreachable = graph.unreachable_from(entrypoint);
+        if !unreachable.is_empty() {
+            tracing::warn!(
+                ?unreachable,
+                "actions cannot be reached from the entrypoint"
+            );
+        }
+
+        let ids = Identifiers {
+            app_id: Arc::from(
+                self.app_id
+                    .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+            ),
+            partition_key: self.partition_key.as_deref().map(Arc::from),
+        };
+        let forking = self.fork.app_id.is_some();
+        if forking && self.fork.app_id.as_deref() == Some(&*ids.app_id) {
+            return Err(Error::ForkSameAppId {
+                app_id: ids.app_id.to_string(),
+            });
+        }
+        let persistence = |source| Error::Persistence {
+            app_id: ids.app_id.to_string(),
+            source,
+        };
+
+        let lease = match (&self.saver, &self.spawning_parent) {
+            (Some(saver), None) => Some(
+                saver
+                    .acquire_lease(
+                        ids.partition_key(),
+                        &ids.app_id,
+                        self.lease_ttl.unwrap_or(DEFAULT_LEASE_TTL),
+                    )
+                    .await
+                    .map_err(persistence)?,
+            ),
+            _ => None,
+        };
+        let names = graph.names();
+        let hooks: Arc<[Arc<dyn LifecycleHook>]> =
+            self.hooks.into_iter().chain(self.tracker.clone()).collect();
+        let mut app = Application {
+            names,
+            entrypoint,
+            state: initial_state,
+            ctx: ApplicationContext {
+                ids,
+                sequence_id: 0,
+                attempt: 0,
+                action: Arc::from(""),
+                hooks,
+                persister: self.saver.clone(),
+                tracker: self.tracker,
+                spawning_parent: self.spawning_parent,
+                spans: Arc::new(Spans::default()),
+                executor: Some(self.executor.unwrap_or_else(Executor::global)),
+                work: match (self.work, self.priority) {
+                    (Some(work), None) => work,
+                    (Some(work), Some(priority)) => WorkKey { priority, ..work },
+                    (None, priority) => WorkKey {
+                        priority: priority.unwrap_or_default(),
+                        flow: next_flow(),
+                        path: Arc::from(Vec::new()),
+                    },
+                },
+                slot: Arc::default(),
+            },
+            sequence_id: None,
+            prior: None,
+            forced: None,
+            failed_attempt: None,
+            next_cache: None,
+            fork_parent: None,
+            snapshot_next: true,
+            in_flight: false,
+            saver: self.saver,
+            lease,
+            graph,
+        };
+
+        match self.initialize {
+            None => app.sequence_id = self.sequence_id,
+            Some(init) => {
+                let loaded = if forking {
+                    init.loader
+                        .load(
+                            self.fork.partition_key.as_deref(),
+                            self.fork.app_id.as_deref().unwrap_or_default(),
+                            self.fork.sequence_id,
+                        )
+                        .await
+                } else {
+                    init.loader
+                        .load(
+                            app.ctx.ids.partition_key(),
+                            &app.ctx.ids.app_id,
+                            self.sequence_id,
+                        )
+                        .await
+                }
+                .map_err(|source| Error::Persistence {
+                    app_id: app.ctx.ids.app_id.to_string(),
+                    source,
+                })?;
+                if forking {
+                    app.fork_parent = Some(ParentPointer {
+                        app_id: self.fork.app_id.clone().unwrap_or_default(),
+                        partition_key: self.fork.partition_key.clone(),
+                        sequence_id: self.fork.sequence_id,
+                    });
+                }
+                let overridden = self.override_state.is_some();
+                if let Some(row) = loaded {
+                    app.restore(row, init.resume_at_next_action, self.override_state)?;
+                    // The saver already holds this application's history to build on,
+                    // unless it was loaded from elsewhere (a fork, or another persister).
+                    let same_store = app
+                        .saver
+                        .as_ref()
+                        .is_some_and(|saver| Arc::ptr_eq(saver, &init.loader));
+                    app.snapshot_next = forking || !same_store || overridden;
+                }
+            }
+        }
+
+        if let Some(saver) = &app.saver {
+            let record = AppRecord {
+                partition_key: app.ctx.ids.partition_key().map(str::to_owned),
+                app_id: app.ctx.ids.app_id.to_string(),
+                created_at_us: micros(SystemTime::now()),
+                fork_parent: app.fork_parent.clone(),
+                spawning_parent: app.ctx.spawning_parent.clone(),
+            };
+            saver
+                .register_app(&record)
+                .await
+                .map_err(|source| Error::Persistence {
+                    app_id: record.app_id.clone(),
+                    source,
+                })?;
+        }
+        for hook in app.ctx.hooks.iter() {
+            hook.post_application_create(&AppCreated {
+                ids: &app.ctx.ids,
+                graph: &app.graph,
+                state: &app.state,
+                sequence_id: app.sequence_id,
+                fork_parent: app.fork_parent.as_ref(),
+                spawning_parent: app.ctx.spawning_parent.as_ref(),
+            });
+        }
+        Ok(app)
+    }
+}
+
+impl Application {
+    /// Take over a loaded checkpoint: its state, sequence id and position.
+    fn restore(
+        &mut self,
+        row: LoadedCheckpoint,
+        resume_at_next_action: bool,
+        overrides: Option<State>,
+    ) -> Result<()> {
+        let index_of = |name: &str| {
+            self.graph
+                .index_of(name)
+                .ok_or_else(|| Error::UnknownPosition {
+                    app_id: self.ctx.ids.app_id.to_string(),
+                    position: name.to_owned(),
+                    sequence_id: row.sequence_id,
+                })
+        };
+        let position = index_of(&row.position)?;
+        let prior = row.prior_step.as_deref().map(index_of).transpose()?;
+        self.state = match overrides {
+            Some(values) => row.state.merge(&values),
+            None => row.state,
+        };
+        self.sequence_id = Some(row.sequence_id);
+        if !resume_at_next_action {
+            self.forced = Some(self.entrypoint);
+            return Ok(());
+        }
+        match row.status {
+            StepStatus::Completed => self.prior = Some(position),
+            StepStatus::Failed | StepStatus::Cancelled => {
+                self.prior = prior;
+                self.forced = Some(position);
+                self.failed_attempt = Some(row.attempt);
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,604 @@
+//! [`Application`]: a graph of actions run step by step over immutable state, and the
+//! [`ApplicationBuilder`] that makes one.
+
+mod builder;
+mod context;
+mod execute;
+mod halt;
+mod stream;
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use futures::Stream;
+use tracing::Instrument;
+
+use crate::action::{ActionResult, Inputs};
+use crate::hooks::{ExecuteCall, ExecuteCallEnd, LifecycleHook, StepEnd};
+use crate::persistence::{Checkpoint, Lease, Persister, StepStatus};
+use crate::{Error, Graph, Result, State, StateDelta};
+
+pub use builder::ApplicationBuilder;
+pub use context::{ApplicationContext, Identifiers, ParentPointer, SpanGuard};
+use halt::HaltSet;
+pub use stream::{ActionStream, StreamEvent};
+
+/// One executed step: the action, its result, and the state after it.
+#[derive(Clone, Debug)]
+pub struct Step {
+    /// The action that ran.
+    pub action: String,
+    /// Its sequence id.
+    pub sequence_id: u64,
+    /// Its result.
+    pub result: ActionResult,
+    /// The state after the step.
+    pub state: State,
+}
+
+/// What [`Application::run`] returns: Burr's `(action, result, state)`.
+#[derive(Clone, Debug)]
+pub struct RunOutcome {
+    /// The last action run, or — when halted by `halt_before` — the action halted before.
+    /// `None` when nothing ran.
+    pub action: Option<String>,
+    /// The last action's result (`None` when halted before an action, or nothing ran).
+    pub result: Option<ActionResult>,
+    /// The state at the end.
+    pub state: State,
+}
+
+/// An application: a graph, its state, and where it is.
+///
+/// Built by [`ApplicationBuilder`]. Drive it with [`step`](Application::step),
+/// [`run`](Application::run), [`iterate`](Application::iterate) or
+/// [`stream_result`](Application::stream_result).
+pub struct Application {
+    graph: Arc<Graph>,
+    names: Arc<[Arc<str>]>,
+    entrypoint: usize,
+    state: State,
+    ctx: ApplicationContext,
+    /// The sequence id of the last step taken (`None` before the first).
+    sequence_id: Option<u64>,
+    /// The last action that completed.
+    prior: Option<usize>,
+    /// The next action when it is not chosen by the transitions: the action of a failed
+    /// step (to retry), or the entrypoint a resume starts at.
+    forced: Option<usize>,
+    /// The attempt of the last step, when it failed (its retry keeps the sequence id).
+    failed_attempt: Option<u32>,
+    /// The next action, once chosen for the current state.
+    next_cache: Option<Option<usize>>,
+    fork_parent: Option<ParentPointer>,
+    saver: Option<Arc<dyn Persister>>,
+    /// Whether the next checkpoint must carry the whole state: the saver holds no earlier
+    /// checkpoint of this application to build on (a new application, or a fork).
+    snapshot_next: bool,
+    /// Whether a step's `pre_run_step` fired and its end has not been recorded yet.
+    in_flight: bool,
+    lease: Option<Lease>,
+}
+
+impl Application {
+    /// A builder.
+    pub fn builder() -> ApplicationBuilder {
+        ApplicationBuilder::new()
+    }
+
+    /// The current state.
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// The sequence id of the last step taken, `None` before the first.
+    pub fn sequence_id(&self) -> Option<u64> {
+        self.sequence_id
+    }
+
+    /// The application's id.
+    pub fn app_id(&self) -> &str {
+        &self.ctx.ids.app_id
+    }
+
+    /// The partition key.
+    pub fn partition_key(&self) -> Option<&str> {
+        self.ctx.ids.partition_key()
+    }
+
+    /// The identifiers.
+    pub fn identifiers(&self) -> &Identifiers {
+        &self.ctx.ids
+    }
+
+    /// The graph.
+    pub fn graph(&self) -> &Graph {
+        &self.graph
+    }
+
+    /// The application this one was forked from.
+    pub fn fork_parent(&self) -> Option<&ParentPointer> {
+        self.fork_parent.as_ref()
+    }
+
+    /// The application that spawned this one.
+    pub fn spawning_parent(&self) -> Option<&ParentPointer> {
+        self.ctx.spawning_parent.as_ref()
+    }
+
+    /// The last action that completed.
+    pub fn prior_action(&self) -> Option<&str> {
+        self.prior.map(|i| &*self.names[i])
+    }
+
+    /// The context actions of this application get (the step fields are those of the last
+    /// step).
+    pub fn context(&self) -> &ApplicationContext {
+        &self.ctx
+    }
+
+    /// The name of the action the next step will run; `None` when the application is
+    /// finished. Errors when a condition cannot be evaluated.
+    pub fn next_action(&mut self) -> Result<Option<&str>> {
+        let next = self.next_index()?;
+        Ok(next.map(|i| &*self.names[i]))
+    }
+
+    /// Whether a next action exists (a condition error counts as none).
+    pub fn has_next_action(&mut self) -> bool {
+        matches!(self.next_index(), Ok(Some(_)))
+    }
+
+    /// Give up this application's lease now rather than when it is dropped, e.g. to hand
+    /// the app id to another runner. A later checkpoint takes the lease again if it is free.
+    pub fn release_lease(&mut self) {
+        if let (Some(lease), Some(saver)) = (self.lease.take(), &self.saver) {
+            if let Err(error) = saver.release_lease(&lease) {
+                tracing::warn!(app_id = %lease.app_id, %error, "could not release the lease");
+            }
+        }
+    }
+
+    /// Whether the last step completed one of `halt_after` (or the graph is finished after
+    /// at least one step): a child loaded in that position has nothing left to run.
+    pub(crate) fn halted_after(&mut self, halt_after: &[&str]) -> bool {
+        if self.forced.is_some() || self.sequence_id.is_none() {
+            return false;
+        }
+        let Some(prior) = self.prior else {
+            return false;
+        };
+        halt_after.contains(&&*self.names[prior]) || matches!(self.next_index(), Ok(None))
+    }
+
+    /// Record that the step in flight (or the next one) was cancelled: a `cancelled`
+    /// checkpoint at its sequence id, with the state before it, so that a resume re-runs it.
+    pub(crate) async fn record_cancelled(&mut self) {
+        let Ok(Some(index)) = self.next_index() else {
+            return;
+        };
+        let (sequence_id, attempt) = match (self.failed_attempt, self.sequence_id) {
+            (Some(attempt), Some(seq)) => (seq, attempt + 1),
+            (_, seq) => (seq.map_or(0, |s| s + 1), 1),
+        };
+        self.ctx.sequence_id = sequence_id;
+        self.ctx.attempt = attempt;
+        let name = Arc::clone(&self.names[index]);
+        let error = Error::Cancelled {
+            action: name.to_string(),
+        };
+        let prior = self.prior.map(|i| Arc::clone(&self.names[i]));
+        let state = self.state.clone();
+        if let Err(save_error) = self
+            .checkpoint(
+                &name,
+                StepStatus::Cancelled,
+                prior.as_deref(),
+                &state,
+                StateDelta::default(),
+                Some(error.to_string()),
+            )
+            .await
+        {
+            tracing::warn!(app_id = %self.ctx.ids.app_id, sequence_id, error = %save_error, "could not record a cancelled step");
+        }
+        self.sequence_id = Some(sequence_id);
+        self.forced = Some(index);
+        self.failed_attempt = Some(attempt);
+        self.next_cache = None;
+        if std::mem::take(&mut self.in_flight) {
+            let now = SystemTime::now();
+            for hook in self.hooks() {
+                hook.post_run_step(&StepEnd {
+                    ids: &self.ctx.ids,
+                    sequence_id,
+                    attempt,
+                    action: &name,
+                    inputs: &Inputs::new(),
+                    status: StepStatus::Cancelled,
+                    result: None,
+                    error: Some(&error),
+                    state: &self.state,
+                    delta: &StateDelta::default(),
+                    started_at: now,
+                    ended_at: now,
+                });
+            }
+        }
+    }
+
+    fn next_index(&mut self) -> Result<Option<usize>> {
+        if let Some(next) = self.next_cache {
+            return Ok(next);
+        }
+        let next = match (self.forced, self.prior) {
+            (Some(forced), _) => Some(forced),
+            (None, None) => Some(self.entrypoint),
+            (None, Some(prior)) => self
+                .graph
+                .next_after(prior, &self.state)
+                .map_err(|source| Error::Condition {
+                    after: self.names[prior].to_string(),
+                    source,
+                })?,
+        };
+        self.next_cache = Some(next);
+        Ok(next)
+    }
+
+    fn hooks(&self) -> &[Arc<dyn LifecycleHook>] {
+        &self.ctx.hooks
+    }
+
+    fn call_start(&self, method: &'static str, inputs: &Inputs) {
+        for hook in self.hooks() {
+            hook.pre_run_execute_call(&ExecuteCall {
+                ids: &self.ctx.ids,
+                method,
+                inputs,
+            });
+        }
+    }
+
+    fn call_end(&self, method: &'static str, error: Option<&Error>) {
+        for hook in self.hooks() {
+            hook.post_run_execute_call(&ExecuteCallEnd {
+                ids: &self.ctx.ids,
+                method,
+                error,
+            });
+        }
+    }
+
+    /// Run the next action. `Ok(None)` when the application is finished.
+    ///
+    /// `inputs` go to the action, which takes the ones it declares. A missing required
+    /// input or an input starting with `__` is an error, and then nothing runs and no
+    /// sequence id is used. When the action fails, the step is recorded as failed and the
+    /// state is unchanged; the next call retries it under the same sequence id.
+    pub async fn step(&mut self, inputs: Inputs) -> Result<Option<Step>> {
+        self.call_start("step", &inputs);
+        let outcome = self.step_inner(&inputs).await;
+        self.call_end("step", outcome.as_ref().err());
+        outcome
+    }
+
+    async fn step_inner(&mut self, inputs: &Inputs) -> Result<Option<Step>> {
+        let Some(index) = self.next_index()? else {
+            return Ok(None);
+        };
+        let action = Arc::clone(self.graph.action(index));
+        let inputs = execute::resolve_inputs(&*action, inputs)?;
+        let started_at = self.begin_step(index, &inputs);
+        let sequence_id = self.ctx.sequence_id;
+        let span = tracing::info_span!(
+            "step",
+            app_id = %self.ctx.ids.app_id,
+            partition_key = self.ctx.ids.partition_key(),
+            sequence_id,
+            action = action.name(),
+        );
+        // Child applications take an executor slot for the step's work.
+        if let (Some(executor), Some(_)) = (&self.ctx.executor, &self.ctx.spawning_parent) {
+            let permit = executor.acquire(self.ctx.work.clone()).await;
+            *self.ctx.slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(permit);
+        }
+        let executed = execute::execute(&*action, &self.state, &inputs, &self.ctx)
+            .instrument(span)
+            .await;
+        drop(
+            self.ctx
+                .slot
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take(),
+        );
+        self.finish_step(index, &inputs, started_at, executed).await
+    }
+
+    /// Checkpoint and commit (or record the failure of) a step whose action has run.
+    async fn finish_step(
+        &mut self,
+        index: usize,
+        inputs: &Inputs,
+        started_at: SystemTime,
+        executed: Result<(ActionResult, State, StateDelta)>,
+    ) -> Result<Option<Step>> {
+        let (sequence_id, attempt) = (self.ctx.sequence_id, self.ctx.attempt);
+        let name = Arc::clone(&self.names[index]);
+        let outcome = match executed {
+            Ok((result, state, delta)) => {
+                match self
+                    .checkpoint(
+                        &name,
+                        StepStatus::Completed,
+                        Some(&name),
+                        &state,
+                        delta,
+                        None,
+                    )
+                    .await
+                {
+                    Ok(delta) => Ok((result, state, delta)),
+                    Err(error) => Err(error),
+                }
+            }
+            Err(error) => Err(error),
+        };
+        self.sequence_id = Some(sequence_id);
+        let ended_at = SystemTime::now();
+        self.in_flight = false;
+        match outcome {
+            Ok((result, state, delta)) => {
+                self.state = state;
+                self.prior = Some(index);
+                self.forced = None;
+                self.failed_attempt = None;
+                self.next_cache = None;
+                for hook in self.hooks() {
+                    hook.post_run_step(&StepEnd {
+                        ids: &self.ctx.ids,
+                        sequence_id,
+                        attempt,
+                        action: &name,
+                        inputs,
+                        status: StepStatus::Completed,
+                        result: Some(&result),
+                        error: None,
+                        state: &self.state,
+                        delta: &delta,
+                        started_at,
+                        ended_at,
+                    });
+                }
+                Ok(Some(Step {
+                    action: name.to_string(),
+                    sequence_id,
+                    result,
+                    state: self.state.clone(),
+                }))
+            }
+            Err(error) => {
+                self.forced = Some(index);
+                self.failed_attempt = Some(attempt);
+                self.next_cache = None;
+                let prior = self.prior.map(|i| Arc::clone(&self.names[i]));
+                let state = self.state.clone();
+                if !matches!(error, Error::Persistence { .. }) {
+                    let message = error_chain(&error);
+                    if let Err(save_error) = self
+                        .checkpoint(
+                            &name,
+                            StepStatus::Failed,
+                            prior.as_deref(),
+                            &state,
+                            StateDelta::default(),
+                            Some(message),
+                        )
+                        .await
+                    {
+                        tracing::error!(app_id = %self.ctx.ids.app_id, sequence_id, error = %save_error, "could not checkpoint a failed step");
+                    }
+                }
+                for hook in self.hooks() {
+                    hook.post_run_step(&StepEnd {
+                        ids: &self.ctx.ids,
+                        sequence_id,
+                        attempt,
+                        action: &name,
+                        inputs,
+                        status: StepStatus::Failed,
+                        result: None,
+                        error: Some(&error),
+                        state: &self.state,
+                        delta: &StateDelta::default(),
+                        started_at,
+                        ended_at,
+                    });
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// Save a checkpoint, if the application has a persister. Gives the delta back.
+    async fn checkpoint(
+        &mut self,
+        position: &str,
+        status: StepStatus,
+        prior_step: Option<&str>,
+        state: &State,
+        delta: StateDelta,
+        error: Option<String>,
+    ) -> Result<StateDelta> {
+        let Some(saver) = self.saver.clone() else {
+            return Ok(delta);
+        };
+        let snapshot = self.snapshot_next;
+        let checkpoint = Checkpoint {
+            partition_key: self.ctx.ids.partition_key().map(str::to_owned),
+            app_id: self.ctx.ids.app_id.to_string(),
+            sequence_id: self.ctx.sequence_id,
+            position: position.to_owned(),
+            status,
+            attempt: self.ctx.attempt,
+            prior_step: prior_step.map(str::to_owned),
+            created_at: SystemTime::now(),
+            delta: if snapshot {
+                StateDelta::snapshot(state)
+            } else {
+                delta
+            },
+            state: state.clone(),
+            error,
+        };
+        saver
+            .save(&checkpoint)
+            .await
+            .map_err(|source| Error::Persistence {
+                app_id: checkpoint.app_id.clone(),
+                source,
+            })?;
+        self.snapshot_next = false;
+        Ok(checkpoint.delta)
+    }
+
+    /// Run steps until a halt condition or the end of the graph, Burr's `run`.
+    ///
+    /// `halt_before` stops before running one of the named actions, `halt_after` after
+    /// running one; `@tag:<tag>` names every action with that tag. At least one step runs
+    /// before any halt check. Returns the last action and result, or — when halted before
+    /// an action — that action's name and no result.
+    pub async fn run(
+        &mut self,
+        halt_before: &[&str],
+        halt_after: &[&str],
+        inputs: Inputs,
+    ) -> Result<RunOutcome> {
+        self.call_start("run", &inputs);
+        let outcome = self.run_inner(halt_before, halt_after, &inputs).await;
+        self.call_end("run", outcome.as_ref().err());
+        outcome
+    }
+
+    async fn run_inner(
+        &mut self,
+        halt_before: &[&str],
+        halt_after: &[&str],
+        inputs: &Inputs,
+    ) -> Result<RunOutcome> {
+        let halts = HaltSet::new(&self.graph, halt_before, halt_after)?;
+        let mut last: Option<Step> = None;
+        while let Some(step) = self.step_inner(inputs).await? {
+            last = Some(step);
+            if self.halt_reached(&halts)? {
+                break;
+            }
+        }
+        let state = self.state.clone();
+        if let Some(next) = self.next_index()? {
+            if halts.before(next) {
+                return Ok(RunOutcome {
+                    action: Some(self.names[next].to_string()),
+                    result: None,
+                    state,
+                });
+            }
+        }
+        Ok(match last {
+            Some(step) => RunOutcome {
+                action: Some(step.action),
+                result: Some(step.result),
+                state,
+            },
+            None => RunOutcome {
+                action: None,
+                result: None,
+                state,
+            },
+        })
+    }
+
+    /// Steps as a stream, until a halt condition or the end of the graph (Burr's
+    /// `iterate`). Each item is a step; an error ends the stream.
+    pub fn iterate<'a>(
+        &'a mut self,
+        halt_before: &'a [&'a str],
+        halt_after: &'a [&'a str],
+        inputs: Inputs,
+    ) -> impl Stream<Item = Result<Step>> + 'a {
+        self.call_start("iterate", &inputs);
+        let halts = HaltSet::new(&self.graph, halt_before, halt_after);
+        futures::stream::unfold(Some((self, halts, inputs)), |running| async move {
+            let (app, halts, inputs) = running?;
+            let halts = match halts {
+                Ok(halts) => halts,
+                Err(error) => {
+                    app.call_end("iterate", Some(&error));
+                    return Some((Err(error), None));
+                }
+            };
+            match app.step_inner(&inputs).await {
+                Ok(Some(step)) => {
+                    // A condition error surfaces on the next poll, from `step_inner`.
+                    if app.halt_reached(&halts).unwrap_or(false) {
+                        app.call_end("iterate", None);
+                        return Some((Ok(step), None));
+                    }
+                    Some((Ok(step), Some((app, Ok(halts), inputs))))
+                }
+                Ok(None) => {
+                    app.call_end("iterate", None);
+                    None
+                }
+                Err(error) => {
+                    app.call_end("iterate", Some(&error));
+                    Some((Err(error), None))
+                }
+            }
+        })
+    }
+
+    /// After a step: whether `run`/`iterate` stop here (the graph is finished, the next
+    /// action is in `halt_before`, or the one just run is in `halt_after`).
+    fn halt_reached(&mut self, halts: &HaltSet) -> Result<bool> {
+        let ran = self.prior.unwrap_or(self.entrypoint);
+        Ok(match self.next_index()? {
+            None => true,
+            Some(next) => halts.before(next) || halts.after(ran),
+        })
+    }
+}
+
+/// An error and its causes, `: `-separated.
+pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+impl Drop for Application {
+    fn drop(&mut self) {
+        self.release_lease();
+    }
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application")
+            .field("app_id", &self.ctx.ids.app_id)
+            .field("partition_key", &self.ctx.ids.partition_key)
+            .field("sequence_id", &self.sequence_id)
+            .field("prior", &self.prior_action())
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests;

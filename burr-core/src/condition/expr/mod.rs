@@ -1,0 +1,212 @@
+//! A small, safe expression language for transition conditions, e.g.
+//! `expr("count < 10 and not done")`.
+//!
+//! Expressions are parsed once (at application build time) into an AST and
+//! then evaluated against the state on every step. There is no `eval`: the
+//! language can only read state values, compute with them and compare them.
+//! Evaluating a comparison of a state key with a literal does not allocate.
+//!
+//! # Syntax
+//!
+//! From lowest to highest precedence:
+//!
+//! ```text
+//! expr       := or_expr
+//! or_expr    := and_expr ("or" and_expr)*
+//! and_expr   := not_expr ("and" not_expr)*
+//! not_expr   := "not" not_expr | comparison
+//! comparison := sum [comp_op sum]        -- at most one; `a < b < c` is rejected
+//! comp_op    := "<" | "<=" | ">" | ">=" | "==" | "!=" | "in" | "not" "in"
+//! sum        := term (("+" | "-") term)*
+//! term       := factor (("*" | "/" | "//" | "%") factor)*
+//! factor     := "-" factor | "+" factor | postfix
+//! postfix    := atom ("." IDENT)*        -- field access into objects: user.address.city
+//! atom       := INT | FLOAT | STRING | True | true | False | false | None | null
+//!             | IDENT | "len" "(" expr ")" | "[" [expr ("," expr)* [","]] "]" | "(" expr ")"
+//! ```
+//!
+//! * `IDENT` is `[A-Za-z_][A-Za-z0-9_]*` and names a state key. Keywords
+//!   (`and or not in True False None true false null len`) are not
+//!   identifiers, and identifiers starting with `__` are reserved.
+//! * `INT` must fit in an `i64` (so `-9223372036854775808` cannot be written
+//!   as a literal); leading zeros (`007`) are rejected as in Python. `FLOAT`
+//!   accepts `1.5`, `2.`, `.5`, `1e3`, `1.5e-3`.
+//! * Strings use `'...'` or `"..."` with the escapes `\\ \' \" \n \t \r`; any
+//!   other escape is a syntax error.
+//! * Whitespace is insignificant outside strings.
+//!
+//! Syntax errors ([`ExprSyntaxError`]) report the 0-based *character* offset
+//! of the offending token (or of the end of input).
+//!
+//! # Semantics
+//!
+//! Python 3 semantics, on JSON-like values (`None`, bool, int (`i64`), float
+//! (`f64`), str, list, dict). State numbers are read as `int` when they are
+//! integers representable as `i64`, otherwise as `float` (so a JSON `2.0`
+//! stays a float, and a `u64` above `i64::MAX` becomes a float).
+//!
+//! * **Truthiness**: `None`, `False`, `0`, `0.0`, `""`, `[]` and `{}` are
+//!   falsy; everything else is truthy. `and` / `or` short-circuit and return
+//!   one of their operands (`a or b` is `a` if `a` is truthy, else `b`);
+//!   `not` returns a bool.
+//! * **Arithmetic**: int op int gives int (overflow is an
+//!   [`ExprEvalError::Type`] error); any float makes a float. `/` is true
+//!   division (always float), `//` and `%` floor like Python (`-7 // 2 == -4`,
+//!   `-7 % 3 == 2`, also for floats). Division or modulo by zero is
+//!   [`ExprEvalError::DivisionByZero`]. `+` concatenates two strings or two
+//!   lists; `*` repeats a string or list by an int (results are capped at
+//!   2^24 elements). Unary minus binds tighter than `*`: `-x % 3` is
+//!   `(-x) % 3`.
+//! * **Bools are not numbers** (a deliberate difference from Python):
+//!   `True + 1`, `-True` and `True < 2` are type errors, and `True == 1` is
+//!   false.
+//! * **Equality** (`==`, `!=`) is structural across all types: `2 == 2.0`,
+//!   `"3" != 3`, lists compare element-wise and objects as key -> value maps
+//!   (nested numbers compared numerically). Values of different kinds are
+//!   simply unequal, never an error.
+//! * **Ordering** (`<`, `<=`, `>`, `>=`) is defined for number vs number,
+//!   string vs string (by code point) and list vs list (lexicographic,
+//!   recursively). Any other pairing is an [`ExprEvalError::Type`] naming both
+//!   Python types (`NoneType`, `bool`, `int`, `float`, `str`, `list`, `dict`).
+//! * **Membership**: `x in list` tests element equality; `x in str` is a
+//!   substring test (`x` must be a string); `x in dict` tests for a key (`x`
+//!   must be a string). Anything else is a type error. `not in` negates.
+//! * **`len(x)`** counts the characters of a string (not bytes), the items of
+//!   a list or the keys of an object; other types are a type error.
+//! * **Names**: a missing state key is [`ExprEvalError::MissingKey`].
+//!   `a.b.c` reads fields of JSON objects; a missing field is also
+//!   `MissingKey`, whose `key` is the dotted path up to and including the
+//!   missing field (e.g. `user.address` when `user` has no `address`).
+//!   Accessing a field of a non-object is a type error.
+//!
+//! # Example
+//!
+//! ```ignore
+//! let e = Expr::parse("count < 10 and not done")?;
+//! assert_eq!(e.keys(), ["count", "done"]);
+//! let state = serde_json::json!({"count": 3, "done": false});
+//! assert!(e.evaluate(&|k| state.get(k))?);
+//! ```
+
+use std::fmt;
+
+mod eval;
+mod lexer;
+mod parser;
+mod value;
+
+/// A parsed expression.
+///
+/// Create it with [`Expr::parse`], then [`evaluate`](Expr::evaluate) it as
+/// often as needed; parsing happens once.
+#[derive(Clone, Debug)]
+pub struct Expr {
+    source: String,
+    root: parser::Node,
+    keys: Vec<String>,
+}
+
+impl Expr {
+    /// Parses `source`, reporting the first syntax error.
+    pub fn parse(source: &str) -> Result<Expr, ExprSyntaxError> {
+        let parsed = parser::parse(source)?;
+        Ok(Expr {
+            source: source.to_string(),
+            root: parsed.root,
+            keys: parsed.keys,
+        })
+    }
+
+    /// The expression text exactly as given to [`Expr::parse`].
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// The state keys the expression names (for `a.b.c` the key is `a`),
+    /// deduplicated, in order of first appearance.
+    pub fn keys(&self) -> &[String] {
+        &self.keys
+    }
+
+    /// Evaluates the expression and returns the Python truthiness of the
+    /// result. `lookup` maps a state key to its value (or `None` if absent).
+    pub fn evaluate<'a>(
+        &self,
+        lookup: &dyn Fn(&str) -> Option<&'a serde_json::Value>,
+    ) -> Result<bool, ExprEvalError> {
+        let ctx = eval::Ctx {
+            lookup,
+            source: &self.source,
+        };
+        match eval::eval(&self.root, &ctx) {
+            Ok(v) => Ok(v.truthy()),
+            Err(e) => Err(*e),
+        }
+    }
+
+    /// Evaluates the expression to a JSON value (for tests and debugging).
+    /// Non-finite float results (`inf`, `nan`) become `null`.
+    pub fn evaluate_value<'a>(
+        &self,
+        lookup: &dyn Fn(&str) -> Option<&'a serde_json::Value>,
+    ) -> Result<serde_json::Value, ExprEvalError> {
+        let ctx = eval::Ctx {
+            lookup,
+            source: &self.source,
+        };
+        match eval::eval(&self.root, &ctx) {
+            Ok(v) => Ok(v.to_json()),
+            Err(e) => Err(*e),
+        }
+    }
+}
+
+impl fmt::Display for Expr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.source)
+    }
+}
+
+/// An expression could not be parsed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("invalid expression `{expression}`: {message} at position {position}")]
+pub struct ExprSyntaxError {
+    /// The full expression text.
+    pub expression: String,
+    /// 0-based character (not byte) offset of the offending token, or the
+    /// length of the expression for errors at the end of input.
+    pub position: usize,
+    /// What is wrong, e.g. "expected `)`" or "unterminated string".
+    pub message: String,
+}
+
+/// An expression could not be evaluated against the given state.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExprEvalError {
+    /// A state key (or a dotted path such as `user.name`) is not present.
+    #[error("state key `{key}` not found")]
+    MissingKey {
+        /// The missing key, or the dotted path up to the missing field.
+        key: String,
+    },
+    /// An operation was applied to values of unsupported types (or an
+    /// integer overflowed).
+    #[error("cannot evaluate `{expression}`: {message}")]
+    Type {
+        /// The full expression text.
+        expression: String,
+        /// What went wrong, e.g. "'<' not supported between instances of
+        /// 'str' and 'int'".
+        message: String,
+    },
+    /// Division or modulo by zero.
+    #[error("cannot evaluate `{expression}`: division by zero")]
+    DivisionByZero {
+        /// The full expression text.
+        expression: String,
+    },
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,150 @@
+//! The crate's [`Error`] and [`Result`].
+
+use crate::condition::ConditionError;
+use crate::graph::GraphError;
+use crate::persistence::PersistenceError;
+use crate::state::StateError;
+
+/// `Result<T, burr_core::Error>`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Everything that can go wrong building or running an application.
+///
+/// `Display` describes this layer only; [`std::error::Error::source`] gives the cause.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The graph or entrypoint is invalid (every problem is listed).
+    #[error(transparent)]
+    Graph(#[from] GraphError),
+    /// A state operation failed.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// Choosing the next action failed: a condition could not be evaluated.
+    #[error("cannot choose the action after `{after}`")]
+    Condition {
+        /// The action whose transitions were evaluated.
+        after: String,
+        /// The condition's error.
+        #[source]
+        source: ConditionError,
+    },
+    /// The action's own code failed.
+    #[error("action `{action}` failed")]
+    Action {
+        /// The action.
+        action: String,
+        /// Its error.
+        #[source]
+        source: BoxError,
+    },
+    /// Required inputs were not given.
+    #[error("action `{action}` is missing required inputs: {inputs:?}")]
+    MissingInput {
+        /// The action.
+        action: String,
+        /// The inputs missing.
+        inputs: Vec<String>,
+    },
+    /// An input name starts with `__`, which is reserved for the framework.
+    #[error(
+        "input `{input}` starts with a double underscore, which is reserved for the framework"
+    )]
+    ReservedInput {
+        /// The input.
+        input: String,
+    },
+    /// The action wrote keys it did not declare in `writes`.
+    #[error("action `{action}` wrote keys it did not declare in `writes`: {keys:?}")]
+    UndeclaredWrite {
+        /// The action.
+        action: String,
+        /// The keys.
+        keys: Vec<String>,
+    },
+    /// Keys the action declared in `writes` are absent after it ran.
+    #[error(
+        "action `{action}` declared writes that are missing from the state after it ran: {keys:?}"
+    )]
+    MissingWrite {
+        /// The action.
+        action: String,
+        /// The keys.
+        keys: Vec<String>,
+    },
+    /// A halt list names something that is not an action (or a tag no action has).
+    #[error("halt conditions name actions that do not exist: {names:?}")]
+    UnknownHaltAction {
+        /// The names.
+        names: Vec<String>,
+    },
+    /// A fork would save into the application it forks from.
+    #[error("cannot fork app `{app_id}` into itself: give the new application another app id")]
+    ForkSameAppId {
+        /// The app id.
+        app_id: String,
+    },
+    /// A loaded checkpoint names an action the graph does not have.
+    #[error("app `{app_id}` was saved at action `{position}` (sequence id {sequence_id}), which this application's graph does not have")]
+    UnknownPosition {
+        /// The application.
+        app_id: String,
+        /// The saved action.
+        position: String,
+        /// The checkpoint's sequence id.
+        sequence_id: u64,
+    },
+    /// `initialize_from` was called more than once, or with a sequence id and a fork.
+    #[error("invalid application builder settings: {0}")]
+    Builder(String),
+    /// Saving or loading a checkpoint failed.
+    #[error("persistence failed for app `{app_id}`")]
+    Persistence {
+        /// The application.
+        app_id: String,
+        /// The persister's error.
+        #[source]
+        source: PersistenceError,
+    },
+    /// The consumer of a streaming action dropped the stream before its final item.
+    #[error("the stream of action `{action}` was dropped before it finished")]
+    StreamDropped {
+        /// The action.
+        action: String,
+    },
+    /// The step was cancelled (a sibling child failed, or another child won).
+    #[error("step of action `{action}` was cancelled")]
+    Cancelled {
+        /// The action.
+        action: String,
+    },
+    /// Child applications failed (map actions with `WaitAll`, or every child of
+    /// `FirstSuccess`).
+    #[error("{} of {total} child applications failed", .errors.len())]
+    Children {
+        /// How many children there were.
+        total: usize,
+        /// Each failed child's index, app id and error.
+        errors: Vec<(usize, String, Box<Error>)>,
+    },
+    /// A child application exceeded the map action's per-task timeout.
+    #[error("child application `{app_id}` timed out after {after_ms} ms")]
+    Timeout {
+        /// The child.
+        app_id: String,
+        /// The timeout.
+        after_ms: u64,
+    },
+}
+
+impl Error {
+    /// The error an action's own code returned, if this is one, downcast to `E`.
+    pub fn action_error<E: std::error::Error + 'static>(&self) -> Option<&E> {
+        match self {
+            Error::Action { source, .. } => source.downcast_ref::<E>(),
+            _ => None,
+        }
+    }
+}

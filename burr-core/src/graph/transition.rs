@@ -1,0 +1,86 @@
+//! Transitions: `(from, to, condition)`.
+
+use crate::condition::{default, Condition};
+
+/// A validated transition between two actions (by index in the graph).
+#[derive(Clone, Debug)]
+pub struct Transition {
+    /// The source action's index.
+    pub from: usize,
+    /// The target action's index.
+    pub to: usize,
+    /// When it is taken.
+    pub condition: Condition,
+}
+
+/// One or several source actions of a transition.
+#[derive(Clone, Debug)]
+pub struct Sources(Vec<String>);
+
+impl Sources {
+    /// The names.
+    pub fn names(&self) -> &[String] {
+        &self.0
+    }
+}
+
+impl From<&str> for Sources {
+    fn from(name: &str) -> Self {
+        Sources(vec![name.to_owned()])
+    }
+}
+
+impl From<String> for Sources {
+    fn from(name: String) -> Self {
+        Sources(vec![name])
+    }
+}
+
+impl<const N: usize> From<[&str; N]> for Sources {
+    fn from(names: [&str; N]) -> Self {
+        Sources(names.iter().map(|s| (*s).to_owned()).collect())
+    }
+}
+
+impl From<Vec<&str>> for Sources {
+    fn from(names: Vec<&str>) -> Self {
+        Sources(names.into_iter().map(str::to_owned).collect())
+    }
+}
+
+impl From<Vec<String>> for Sources {
+    fn from(names: Vec<String>) -> Self {
+        Sources(names)
+    }
+}
+
+/// A transition as declared, before validation: `(from, to)` or `(from, to, condition)`.
+#[derive(Clone, Debug)]
+pub struct TransitionSpec {
+    /// The source action(s).
+    pub from: Sources,
+    /// The target action.
+    pub to: String,
+    /// When it is taken.
+    pub condition: Condition,
+}
+
+impl<F: Into<Sources>, T: Into<String>> From<(F, T)> for TransitionSpec {
+    fn from((from, to): (F, T)) -> Self {
+        TransitionSpec {
+            from: from.into(),
+            to: to.into(),
+            condition: default(),
+        }
+    }
+}
+
+impl<F: Into<Sources>, T: Into<String>> From<(F, T, Condition)> for TransitionSpec {
+    fn from((from, to, condition): (F, T, Condition)) -> Self {
+        TransitionSpec {
+            from: from.into(),
+            to: to.into(),
+            condition,
+        }
+    }
+}

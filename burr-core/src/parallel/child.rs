@@ -1,0 +1,170 @@
+//! Running one child application: its stable id, its builder, resume and cancellation.
+
+use std::fmt::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::{Task, WorkKey};
+use crate::persistence::Persister;
+use crate::{ApplicationBuilder, ApplicationContext, Error, Result, State};
+
+/// The id of the child application a step spawns for a task:
+/// `<parent app id>/<parent sequence id>/<task key>`, with `%` and `/` in the key escaped,
+/// so different (parent, step, key) never share an id. A later step of the parent gets
+/// different ids, so it never replays an earlier step's children.
+///
+/// ```
+/// assert_eq!(burr_core::parallel::child_app_id("meeting-7", 3, "discussion/12"), "meeting-7/3/discussion%2F12");
+/// ```
+pub fn child_app_id(parent_app_id: &str, parent_sequence_id: u64, key: &str) -> String {
+    let mut id = String::with_capacity(parent_app_id.len() + key.len() + 8);
+    id.push_str(parent_app_id);
+    let _ = write!(id, "/{parent_sequence_id}/");
+    for c in key.chars() {
+        match c {
+            '%' => id.push_str("%25"),
+            '/' => id.push_str("%2F"),
+            c => id.push(c),
+        }
+    }
+    id
+}
+
+/// How a child runs: everything but its task.
+pub(crate) struct ChildSettings {
+    pub(crate) persister: Option<Arc<dyn Persister>>,
+    pub(crate) priority: Option<super::Priority>,
+    pub(crate) timeout: Option<Duration>,
+}
+
+/// A builder for a child application of the step `parent` is running: its id derived from
+/// the step and `key`, the spawning-parent link, the parent's hooks, tracker and executor,
+/// and its place in the executor's order (`index` under the parent's).
+pub(crate) fn child_builder(
+    parent: &ApplicationContext,
+    key: &str,
+    index: usize,
+) -> ApplicationBuilder {
+    let mut path = parent.work.path.to_vec();
+    path.push(u32::try_from(index).unwrap_or(u32::MAX));
+    let mut builder = ApplicationBuilder::new()
+        .with_identifiers(
+            child_app_id(parent.app_id(), parent.sequence_id(), key),
+            parent.partition_key(),
+        )
+        .with_spawning_parent(parent.as_parent())
+        .with_work_key(WorkKey {
+            path: Arc::from(path),
+            ..parent.work.clone()
+        });
+    if let Some(executor) = &parent.executor {
+        builder = builder.with_executor(executor.clone());
+    }
+    for hook in parent.hooks.iter() {
+        if !parent
+            .tracker
+            .as_ref()
+            .is_some_and(|t| Arc::ptr_eq(t, hook))
+        {
+            builder = builder.with_hook(Arc::clone(hook));
+        }
+    }
+    if let Some(tracker) = &parent.tracker {
+        builder = builder.with_tracker(Arc::clone(tracker));
+    }
+    builder
+}
+
+impl ApplicationContext {
+    /// A builder for a child application of the current step, keyed `key` among the step's
+    /// children: the id is derived from (this app id, this sequence id, `key`), and the
+    /// child is linked to this step as its spawning parent and shares the tracker, hooks and
+    /// executor. Add the graph, the persister (`with_state_persister` +
+    /// `initialize_from`, for resume) and run it inside [`ApplicationContext::without_slot`].
+    pub fn child_builder(&self, key: &str) -> ApplicationBuilder {
+        child_builder(self, key, 0)
+    }
+}
+
+/// Run `task` as child `index` of the step `parent` runs; its final state, or why not.
+pub(crate) async fn run_child(
+    parent: ApplicationContext,
+    index: usize,
+    key: String,
+    task: Task,
+    settings: Arc<ChildSettings>,
+    mut cancel: watch::Receiver<bool>,
+) -> Result<State> {
+    let mut builder =
+        child_builder(&parent, &key, index).with_graph(Arc::clone(&task.subgraph.graph));
+    if let Some(priority) = settings.priority {
+        builder = builder.with_priority(priority.0);
+    }
+    builder = match &settings.persister {
+        Some(persister) => builder
+            .with_state_persister(Arc::clone(persister))
+            .initialize_from(
+                Arc::clone(persister),
+                true,
+                task.state,
+                task.subgraph.entrypoint.clone(),
+            ),
+        None => builder
+            .with_state(task.state)
+            .with_entrypoint(task.subgraph.entrypoint.clone()),
+    };
+    let mut app = builder.build().await?;
+    let halt_after: Vec<&str> = task
+        .subgraph
+        .halt_after
+        .iter()
+        .map(String::as_str)
+        .collect();
+    if app.halted_after(&halt_after) {
+        return Ok(app.state().clone());
+    }
+    let cancelled = async {
+        while !*cancel.borrow_and_update() {
+            if cancel.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    let run = app.run(&[], &halt_after, task.inputs);
+    let outcome = match settings.timeout {
+        None => tokio::select! {
+            biased;
+            () = cancelled => None,
+            outcome = run => Some(outcome),
+        },
+        Some(limit) => tokio::select! {
+            biased;
+            () = cancelled => None,
+            outcome = tokio::time::timeout(limit, run) => match outcome {
+                Ok(outcome) => Some(outcome),
+                Err(_) => {
+                    app.record_cancelled().await;
+                    return Err(Error::Timeout {
+                        app_id: app.app_id().to_owned(),
+                        after_ms: u64::try_from(limit.as_millis()).unwrap_or(u64::MAX),
+                    });
+                }
+            },
+        },
+    };
+    match outcome {
+        Some(outcome) => outcome.map(|o| o.state),
+        None => {
+            let action = app
+                .next_action()
+                .ok()
+                .flatten()
+                .unwrap_or_default()
+                .to_owned();
+            app.record_cancelled().await;
+            Err(Error::Cancelled { action })
+        }
+    }
+}

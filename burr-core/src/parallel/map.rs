@@ -1,0 +1,460 @@
+//! Map actions: [`MapAction`] and the Burr-named constructors [`MapStates`],
+//! [`MapActions`] and [`MapActionsAndStates`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::stream::FuturesUnordered;
+use futures::StreamExt;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::child::{child_app_id, run_child, ChildSettings};
+use super::{Priority, SubGraph, Task};
+use crate::action::{Action, ActionError, ActionResult, Inputs};
+use crate::persistence::Persister;
+use crate::{ApplicationContext, Error, State};
+
+/// What a map action does when children fail.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FailurePolicy {
+    /// The first error cancels the running siblings and fails the step (the default).
+    #[default]
+    FailFast,
+    /// Let every child finish, then fail with every error.
+    WaitAll,
+    /// Let every child finish and give the reducer each child's outcome
+    /// ([`MapAction::reduce_settled`]); the reducer decides.
+    Settled,
+    /// The first child to succeed wins and the others are cancelled; the step fails only
+    /// if every child fails.
+    FirstSuccess,
+}
+
+/// Where children save their checkpoints.
+#[derive(Clone, Default)]
+pub enum ChildPersister {
+    /// The parent's persister (the default): children resume with the parent.
+    #[default]
+    Cascade,
+    /// Nowhere: children are not checkpointed.
+    None,
+    /// This persister.
+    Given(Arc<dyn Persister>),
+}
+
+/// How one child ended, for [`MapAction::reduce_settled`].
+#[derive(Debug)]
+pub struct ChildOutcome {
+    /// The task's index.
+    pub index: usize,
+    /// The task's key (its index, when it had none).
+    pub key: String,
+    /// The child's app id.
+    pub app_id: String,
+    /// Its final state, or its error.
+    pub result: Result<State, Error>,
+}
+
+type TasksFn = dyn Fn(&State, &Inputs) -> Result<Vec<Task>, ActionError> + Send + Sync;
+type StatesReducer = dyn Fn(State, Vec<State>) -> Result<State, ActionError> + Send + Sync;
+type OutcomesReducer = dyn Fn(State, Vec<ChildOutcome>) -> Result<State, ActionError> + Send + Sync;
+
+#[derive(Clone)]
+enum Reducer {
+    Unchanged,
+    States(Arc<StatesReducer>),
+    Outcomes(Arc<OutcomesReducer>),
+}
+
+/// An action whose step runs child applications and reduces their final states.
+///
+/// Made by [`MapAction::tasks`], [`MapStates::new`], [`MapActions::new`] or
+/// [`MapActionsAndStates::new`]; configured with builder methods. Like every action it sees
+/// only the keys it reads (its tasks are built from those), and its reducer's writes are
+/// checked against `writes`.
+#[derive(Clone)]
+pub struct MapAction {
+    name: String,
+    reads: Vec<String>,
+    writes: Vec<String>,
+    inputs: Vec<String>,
+    optional_inputs: Vec<String>,
+    tags: Vec<String>,
+    tasks: Arc<TasksFn>,
+    reducer: Reducer,
+    policy: FailurePolicy,
+    priority: Option<Priority>,
+    persister: ChildPersister,
+    timeout: Option<Duration>,
+}
+
+fn names<I: IntoIterator<Item = S>, S: Into<String>>(items: I) -> Vec<String> {
+    items.into_iter().map(Into::into).collect()
+}
+
+impl MapAction {
+    /// A map action running the tasks `tasks` builds from the state (the keys it reads)
+    /// and the inputs.
+    pub fn tasks<F, E>(name: impl Into<String>, tasks: F) -> MapAction
+    where
+        F: Fn(&State, &Inputs) -> Result<Vec<Task>, E> + Send + Sync + 'static,
+        E: Into<ActionError>,
+    {
+        MapAction {
+            name: name.into(),
+            reads: Vec::new(),
+            writes: Vec::new(),
+            inputs: Vec::new(),
+            optional_inputs: Vec::new(),
+            tags: Vec::new(),
+            tasks: Arc::new(move |state, inputs| tasks(state, inputs).map_err(Into::into)),
+            reducer: Reducer::Unchanged,
+            policy: FailurePolicy::default(),
+            priority: None,
+            persister: ChildPersister::default(),
+            timeout: None,
+        }
+    }
+
+    /// The state keys it reads.
+    pub fn reads<I: IntoIterator<Item = S>, S: Into<String>>(mut self, keys: I) -> Self {
+        self.reads = names(keys);
+        self
+    }
+
+    /// The state keys its reducer writes.
+    pub fn writes<I: IntoIterator<Item = S>, S: Into<String>>(mut self, keys: I) -> Self {
+        self.writes = names(keys);
+        self
+    }
+
+    /// The inputs it requires.
+    pub fn inputs<I: IntoIterator<Item = S>, S: Into<String>>(mut self, inputs: I) -> Self {
+        self.inputs = names(inputs);
+        self
+    }
+
+    /// The inputs it takes when given.
+    pub fn optional_inputs<I: IntoIterator<Item = S>, S: Into<String>>(
+        mut self,
+        inputs: I,
+    ) -> Self {
+        self.optional_inputs = names(inputs);
+        self
+    }
+
+    /// Its tags.
+    pub fn tags<I: IntoIterator<Item = S>, S: Into<String>>(mut self, tags: I) -> Self {
+        self.tags = names(tags);
+        self
+    }
+
+    /// Reduce the parent state (the keys it reads) and the children's final states, in
+    /// task order, into the new state.
+    pub fn reduce<F, E>(mut self, reduce: F) -> Self
+    where
+        F: Fn(State, Vec<State>) -> Result<State, E> + Send + Sync + 'static,
+        E: Into<ActionError>,
+    {
+        self.reducer = Reducer::States(Arc::new(move |s, c| reduce(s, c).map_err(Into::into)));
+        self
+    }
+
+    /// Reduce with every child's outcome (success or error), in task order. Sets the
+    /// policy to [`FailurePolicy::Settled`] unless it is [`FailurePolicy::FirstSuccess`].
+    pub fn reduce_settled<F, E>(mut self, reduce: F) -> Self
+    where
+        F: Fn(State, Vec<ChildOutcome>) -> Result<State, E> + Send + Sync + 'static,
+        E: Into<ActionError>,
+    {
+        self.reducer = Reducer::Outcomes(Arc::new(move |s, c| reduce(s, c).map_err(Into::into)));
+        if self.policy != FailurePolicy::FirstSuccess {
+            self.policy = FailurePolicy::Settled;
+        }
+        self
+    }
+
+    /// What to do when children fail.
+    pub fn policy(mut self, policy: FailurePolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// The priority of this step's children (default: the application's).
+    pub fn priority(mut self, priority: i32) -> Self {
+        self.priority = Some(Priority(priority));
+        self
+    }
+
+    /// Where the children checkpoint (default: the parent's persister).
+    pub fn persister(mut self, persister: ChildPersister) -> Self {
+        self.persister = persister;
+        self
+    }
+
+    /// Cancel a child that runs longer than `limit`; it fails with [`Error::Timeout`].
+    pub fn timeout(mut self, limit: Duration) -> Self {
+        self.timeout = Some(limit);
+        self
+    }
+
+    async fn run_children(
+        &self,
+        ctx: &ApplicationContext,
+        tasks: Vec<Task>,
+    ) -> Result<Vec<ChildOutcome>, Error> {
+        let settings = Arc::new(ChildSettings {
+            persister: match &self.persister {
+                ChildPersister::Cascade => ctx.persister().cloned(),
+                ChildPersister::None => None,
+                ChildPersister::Given(p) => Some(Arc::clone(p)),
+            },
+            priority: self.priority,
+            timeout: self.timeout,
+        });
+        let (cancel, cancelled) = watch::channel(false);
+        let mut keys = Vec::with_capacity(tasks.len());
+        let mut running = AbortOnDrop(Vec::with_capacity(tasks.len()));
+        for (index, task) in tasks.into_iter().enumerate() {
+            let key = task.key.clone().unwrap_or_else(|| index.to_string());
+            keys.push(key.clone());
+            running.0.push(tokio::spawn(run_child(
+                ctx.clone(),
+                index,
+                key,
+                task,
+                Arc::clone(&settings),
+                cancelled.clone(),
+            )));
+        }
+        let mut results: Vec<Option<Result<State, Error>>> =
+            (0..keys.len()).map(|_| None).collect();
+        let mut pending: FuturesUnordered<_> = running
+            .0
+            .iter_mut()
+            .enumerate()
+            .map(|(i, handle)| async move { (i, handle.await) })
+            .collect();
+        while let Some((index, joined)) = pending.next().await {
+            let result = joined.unwrap_or_else(|join| {
+                Err(Error::Action {
+                    action: self.name.clone(),
+                    source: format!("child task {index} panicked: {join}").into(),
+                })
+            });
+            let stop = match (&result, self.policy) {
+                (Err(Error::Cancelled { .. }), _) => false,
+                (Err(_), FailurePolicy::FailFast) | (Ok(_), FailurePolicy::FirstSuccess) => true,
+                _ => false,
+            };
+            if stop {
+                cancel.send_replace(true);
+            }
+            results[index] = Some(result);
+        }
+        drop(pending);
+        Ok(results
+            .into_iter()
+            .zip(keys)
+            .enumerate()
+            .map(|(index, (result, key))| ChildOutcome {
+                index,
+                app_id: child_app_id(ctx.app_id(), ctx.sequence_id(), &key),
+                key,
+                result: result.unwrap_or_else(|| {
+                    Err(Error::Cancelled {
+                        action: String::new(),
+                    })
+                }),
+            })
+            .collect())
+    }
+
+    fn failed(&self, total: usize, outcomes: Vec<ChildOutcome>, first_only: bool) -> ActionError {
+        let mut errors: Vec<(usize, String, Box<Error>)> = outcomes
+            .into_iter()
+            .filter_map(|o| match o.result {
+                Err(Error::Cancelled { .. }) if first_only => None,
+                Err(e) => Some((o.index, o.app_id, Box::new(e))),
+                Ok(_) => None,
+            })
+            .collect();
+        if first_only {
+            errors.truncate(1);
+        }
+        ActionError::from(Error::Children { total, errors })
+    }
+}
+
+/// Aborts the children's tasks if the step is dropped before they finish.
+struct AbortOnDrop(Vec<JoinHandle<Result<State, Error>>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for handle in &self.0 {
+            handle.abort();
+        }
+    }
+}
+
+#[async_trait]
+impl Action for MapAction {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn reads(&self) -> &[String] {
+        &self.reads
+    }
+    fn writes(&self) -> &[String] {
+        &self.writes
+    }
+    fn inputs(&self) -> &[String] {
+        &self.inputs
+    }
+    fn optional_inputs(&self) -> &[String] {
+        &self.optional_inputs
+    }
+    fn tags(&self) -> &[String] {
+        &self.tags
+    }
+    fn single_step(&self) -> bool {
+        true
+    }
+
+    async fn run_and_update(
+        &self,
+        state: State,
+        inputs: &Inputs,
+        ctx: &ApplicationContext,
+    ) -> Result<(ActionResult, State), ActionError> {
+        let tasks = (self.tasks)(&state, inputs)?;
+        let total = tasks.len();
+        let outcomes = ctx.without_slot(self.run_children(ctx, tasks)).await?;
+        let failures = outcomes.iter().filter(|o| o.result.is_err()).count();
+        let new_state = match self.policy {
+            FailurePolicy::Settled => match &self.reducer {
+                Reducer::Outcomes(reduce) => reduce(state, outcomes)?,
+                Reducer::States(reduce) => {
+                    let states = outcomes.into_iter().filter_map(|o| o.result.ok()).collect();
+                    reduce(state, states)?
+                }
+                Reducer::Unchanged => state,
+            },
+            FailurePolicy::FailFast | FailurePolicy::WaitAll if failures > 0 => {
+                return Err(self.failed(total, outcomes, self.policy == FailurePolicy::FailFast));
+            }
+            FailurePolicy::FirstSuccess if failures == total && total > 0 => {
+                return Err(self.failed(total, outcomes, false));
+            }
+            _ => match &self.reducer {
+                Reducer::Outcomes(reduce) => reduce(state, outcomes)?,
+                Reducer::States(reduce) => {
+                    let states = outcomes.into_iter().filter_map(|o| o.result.ok()).collect();
+                    reduce(state, states)?
+                }
+                Reducer::Unchanged => state,
+            },
+        };
+        let result = crate::action::result_object(
+            &serde_json::json!({ "children": total, "failed": failures }),
+        )?;
+        Ok((result, new_state))
+    }
+}
+
+/// One sub-graph over many states: a child per state (Burr's `MapStates`).
+pub struct MapStates;
+
+impl MapStates {
+    /// Run `subgraph` on each state `states` builds from the parent state (the keys the
+    /// action reads); children are keyed by index.
+    #[allow(clippy::new_ret_no_self)]
+    pub fn new<F, E>(name: impl Into<String>, subgraph: SubGraph, states: F) -> MapAction
+    where
+        F: Fn(&State, &Inputs) -> Result<Vec<State>, E> + Send + Sync + 'static,
+        E: Into<ActionError>,
+    {
+        MapAction::tasks(name, move |state: &State, inputs: &Inputs| {
+            Ok::<_, ActionError>(
+                states(state, inputs)
+                    .map_err(Into::into)?
+                    .into_iter()
+                    .map(|s| Task::new(subgraph.clone(), s))
+                    .collect(),
+            )
+        })
+    }
+
+    /// Like [`MapStates::new`], with each child keyed by the key `states` gives it (a
+    /// discussion id...), so a resumed parent finds each child by key, not position.
+    pub fn keyed<F, E>(name: impl Into<String>, subgraph: SubGraph, states: F) -> MapAction
+    where
+        F: Fn(&State, &Inputs) -> Result<Vec<(String, State)>, E> + Send + Sync + 'static,
+        E: Into<ActionError>,
+    {
+        MapAction::tasks(name, move |state: &State, inputs: &Inputs| {
+            Ok::<_, ActionError>(
+                states(state, inputs)
+                    .map_err(Into::into)?
+                    .into_iter()
+                    .map(|(key, s)| Task::new(subgraph.clone(), s).with_key(key))
+                    .collect(),
+            )
+        })
+    }
+}
+
+/// Many sub-graphs over one state: a child per sub-graph, keyed by its entrypoint's name
+/// (Burr's `MapActions`).
+pub struct MapActions;
+
+impl MapActions {
+    /// Run each of `subgraphs` on the state `state` builds from the parent state.
+    #[allow(clippy::new_ret_no_self)]
+    pub fn new<F, E>(name: impl Into<String>, subgraphs: Vec<SubGraph>, state: F) -> MapAction
+    where
+        F: Fn(&State, &Inputs) -> Result<State, E> + Send + Sync + 'static,
+        E: Into<ActionError>,
+    {
+        MapAction::tasks(name, move |parent: &State, inputs: &Inputs| {
+            let child_state = state(parent, inputs).map_err(Into::into)?;
+            Ok::<_, ActionError>(
+                subgraphs
+                    .iter()
+                    .map(|g| {
+                        Task::new(g.clone(), child_state.clone()).with_key(g.entrypoint.clone())
+                    })
+                    .collect(),
+            )
+        })
+    }
+}
+
+/// Every sub-graph over every state: a child per (sub-graph, state), keyed
+/// `<entrypoint>.<state index>`, in sub-graph-major order (Burr's `MapActionsAndStates`).
+pub struct MapActionsAndStates;
+
+impl MapActionsAndStates {
+    /// Run each of `subgraphs` on each state `states` builds.
+    #[allow(clippy::new_ret_no_self)]
+    pub fn new<F, E>(name: impl Into<String>, subgraphs: Vec<SubGraph>, states: F) -> MapAction
+    where
+        F: Fn(&State, &Inputs) -> Result<Vec<State>, E> + Send + Sync + 'static,
+        E: Into<ActionError>,
+    {
+        MapAction::tasks(name, move |parent: &State, inputs: &Inputs| {
+            let states = states(parent, inputs).map_err(Into::into)?;
+            let mut tasks = Vec::with_capacity(subgraphs.len() * states.len());
+            for g in &subgraphs {
+                for (i, s) in states.iter().enumerate() {
+                    tasks.push(
+                        Task::new(g.clone(), s.clone()).with_key(format!("{}.{i}", g.entrypoint)),
+                    );
+                }
+            }
+            Ok::<_, ActionError>(tasks)
+        })
+    }
+}

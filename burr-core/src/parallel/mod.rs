@@ -1,0 +1,68 @@
+//! Parallelism: map actions that fan work out to child applications.
+//!
+//! A map action is an action whose step runs many **child applications** — one per
+//! [`Task`] — and then **reduces** their final states into the parent's state:
+//!
+//! - [`MapStates`]: one sub-graph over many states (one child per item);
+//! - [`MapActions`]: many sub-graphs over one state;
+//! - [`MapActionsAndStates`]: every sub-graph over every state;
+//! - [`MapAction::tasks`]: any tasks you build yourself.
+//!
+//! Each child is a real [`Application`](crate::Application): its steps are checkpointed on
+//! their own (with the parent's persister, by default), its hooks fire, and the tracker
+//! records it under its spawning parent. Child ids are stable — derived from the parent's
+//! app id, the parent step's sequence id and the task's key (or index) — so a parent that
+//! resumes after a crash gets finished children's stored states back without running them,
+//! and children that stopped part-way resume from their last checkpoint. A later parent
+//! step gets new ids, so nothing stale is replayed.
+//!
+//! Children run on the process's [`Executor`], which bounds concurrency and admits work by
+//! priority, then by the start of its top-level flow, then by task index.
+//!
+//! ```
+//! use burr_core::parallel::{MapStates, SubGraph};
+//! use burr_core::{action_sync, ApplicationBuilder, Inputs, State};
+//! use serde_json::json;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> burr_core::Result<()> {
+//! let measure = action_sync("measure", |s: State, _, _| {
+//!     let text: String = s.get("text")?;
+//!     Ok::<_, burr_core::StateError>(s.update("length", text.chars().count()))
+//! })
+//! .reads(["text"])
+//! .writes(["length"]);
+//! let lengths = MapStates::new("lengths", SubGraph::action(measure), |s: &State, _: &Inputs| {
+//!     let words: Vec<String> = s.get("words")?;
+//!     Ok(words.into_iter().map(|w| State::new().update("text", w)).collect())
+//! })
+//! .reduce(|state, children| {
+//!     let lengths: Vec<i64> = children.iter().map(|c| c.get("length")).collect::<Result<_, _>>()?;
+//!     Ok(state.update("lengths", lengths))
+//! })
+//! .reads(["words"])
+//! .writes(["lengths"]);
+//! let mut app = ApplicationBuilder::new()
+//!     .with_actions([lengths])
+//!     .with_state(State::new().update("words", json!(["a", "bb", "ccc"])))
+//!     .with_entrypoint("lengths")
+//!     .build()
+//!     .await?;
+//! let step = app.step(Inputs::new()).await?.unwrap();
+//! assert_eq!(step.state.get_value("lengths"), Some(&json!([1, 2, 3])));
+//! # Ok(()) }
+//! ```
+
+mod child;
+mod executor;
+mod map;
+mod task;
+
+pub use child::child_app_id;
+pub(crate) use executor::next_flow;
+pub use executor::{Executor, Permit, Priority, WorkKey};
+pub use map::{
+    ChildOutcome, ChildPersister, FailurePolicy, MapAction, MapActions, MapActionsAndStates,
+    MapStates,
+};
+pub use task::{SubGraph, Task};

@@ -1,0 +1,128 @@
+//! [`Task`] and [`SubGraph`]: what one child application runs.
+
+use std::sync::Arc;
+
+use crate::graph::{GraphBuilder, IntoAction};
+use crate::{Graph, GraphError, Inputs, State};
+
+/// What a child application runs: one action, or a graph from an entrypoint until one of
+/// its `halt_after` actions has run.
+#[derive(Clone, Debug)]
+pub struct SubGraph {
+    pub(crate) graph: Arc<Graph>,
+    pub(crate) entrypoint: String,
+    pub(crate) halt_after: Vec<String>,
+}
+
+impl SubGraph {
+    /// One action: the child runs it once.
+    pub fn action(action: impl IntoAction) -> SubGraph {
+        let action = action.into_action();
+        let name = action.name().to_owned();
+        SubGraph {
+            graph: Arc::new(Graph::single(action)),
+            halt_after: vec![name.clone()],
+            entrypoint: name,
+        }
+    }
+
+    /// A graph: the child starts at `entrypoint` and stops after one of `halt_after` (or
+    /// when no transition applies).
+    pub fn graph<I, S>(
+        graph: impl Into<Arc<Graph>>,
+        entrypoint: &str,
+        halt_after: I,
+    ) -> Result<SubGraph, GraphError>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let graph = graph.into();
+        let halt_after: Vec<String> = halt_after.into_iter().map(Into::into).collect();
+        let mut problems = Vec::new();
+        if graph.index_of(entrypoint).is_none() {
+            problems.push(crate::graph::GraphProblem::UnknownEntrypoint {
+                name: entrypoint.to_owned(),
+            });
+        }
+        for name in &halt_after {
+            if graph.index_of(name).is_none() {
+                problems.push(crate::graph::GraphProblem::UnknownTarget { name: name.clone() });
+            }
+        }
+        if !problems.is_empty() {
+            return Err(GraphError { problems });
+        }
+        Ok(SubGraph {
+            graph,
+            entrypoint: entrypoint.to_owned(),
+            halt_after,
+        })
+    }
+
+    /// Build the graph from a [`GraphBuilder`] and wrap it.
+    pub fn from_builder<I, S>(
+        builder: GraphBuilder,
+        entrypoint: &str,
+        halt_after: I,
+    ) -> Result<SubGraph, GraphError>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        SubGraph::graph(builder.build()?, entrypoint, halt_after)
+    }
+
+    /// The graph.
+    pub fn graph_ref(&self) -> &Graph {
+        &self.graph
+    }
+
+    /// The first action.
+    pub fn entrypoint(&self) -> &str {
+        &self.entrypoint
+    }
+}
+
+/// One child application to run: a sub-graph, its starting state, its inputs, and a key
+/// that names it among its siblings (default: its index).
+///
+/// Give stable keys (a discussion id, a file name) when the list of tasks may change
+/// between a crash and the resume: the key, not the position, then finds the child's
+/// checkpoints.
+#[derive(Clone, Debug)]
+pub struct Task {
+    /// The sibling-unique key; `None` uses the task's index.
+    pub key: Option<String>,
+    /// What the child runs.
+    pub subgraph: SubGraph,
+    /// The child's starting state: give it only what it needs, not the parent's whole
+    /// state.
+    pub state: State,
+    /// Inputs given to every step of the child.
+    pub inputs: Inputs,
+}
+
+impl Task {
+    /// A task running `subgraph` on `state`, with no inputs and no key.
+    pub fn new(subgraph: SubGraph, state: State) -> Task {
+        Task {
+            key: None,
+            subgraph,
+            state,
+            inputs: Inputs::new(),
+        }
+    }
+
+    /// With a key.
+    pub fn with_key(mut self, key: impl Into<String>) -> Task {
+        self.key = Some(key.into());
+        self
+    }
+
+    /// With inputs.
+    pub fn with_inputs(mut self, inputs: Inputs) -> Task {
+        self.inputs = inputs;
+        self
+    }
+}

@@ -1,0 +1,94 @@
+//! Conversions between burr's records and SQLite columns, and how failures are told apart.
+
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use crate::persistence::PersistenceError;
+
+/// An application as keyed in memory: (partition key as stored, app id).
+pub(super) type AppKey = (String, String);
+
+/// The key of an application; no partition key is stored as the empty string.
+pub(super) fn app_key(partition_key: Option<&str>, app_id: &str) -> AppKey {
+    (partition_column(partition_key).to_owned(), app_id.to_owned())
+}
+
+/// A partition key as stored: `None` is the empty string.
+pub(super) fn partition_column(partition_key: Option<&str>) -> &str {
+    partition_key.unwrap_or("")
+}
+
+/// A stored partition key read back: the empty string is `None`.
+pub(super) fn partition_from_column(column: &str) -> Option<String> {
+    (!column.is_empty()).then(|| column.to_owned())
+}
+
+/// A sequence id as stored (SQLite integers are signed 64-bit).
+pub(super) fn sequence_column(app_id: &str, sequence_id: u64) -> Result<i64, PersistenceError> {
+    i64::try_from(sequence_id).map_err(|_| PersistenceError::SequenceIdTooLarge {
+        app_id: app_id.to_owned(),
+        sequence_id,
+    })
+}
+
+/// A time stored as microseconds since the Unix epoch, read back.
+pub(super) fn time_from_micros(micros: i64) -> SystemTime {
+    let offset = Duration::from_micros(micros.unsigned_abs());
+    let time = if micros >= 0 {
+        SystemTime::UNIX_EPOCH.checked_add(offset)
+    } else {
+        SystemTime::UNIX_EPOCH.checked_sub(offset)
+    };
+    time.unwrap_or(SystemTime::UNIX_EPOCH)
+}
+
+/// Now, in microseconds since the Unix epoch.
+pub(super) fn now_micros() -> i64 {
+    crate::persistence::micros(SystemTime::now())
+}
+
+/// A SQLite error on `path`.
+pub(super) fn sqlite_error(path: &Path, error: rusqlite::Error) -> PersistenceError {
+    PersistenceError::Sqlite {
+        path: path.to_owned(),
+        source: Box::new(error),
+    }
+}
+
+/// Whether `error` is a primary key (or unique) constraint violation.
+pub(super) fn is_constraint_violation(error: &rusqlite::Error) -> bool {
+    error.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation)
+}
+
+/// Why an operation did not happen: the database failed (the whole transaction is rolled
+/// back) or the operation was refused (nothing it would write was written; the rest of
+/// the transaction goes on).
+#[derive(Debug)]
+pub(super) enum Failure {
+    /// SQLite failed.
+    Sqlite(rusqlite::Error),
+    /// The operation was refused: a conflict, a lease held elsewhere, corrupt data...
+    Refused(PersistenceError),
+}
+
+impl From<rusqlite::Error> for Failure {
+    fn from(error: rusqlite::Error) -> Self {
+        Failure::Sqlite(error)
+    }
+}
+
+impl From<PersistenceError> for Failure {
+    fn from(error: PersistenceError) -> Self {
+        Failure::Refused(error)
+    }
+}
+
+impl Failure {
+    /// The error to report, naming `path`.
+    pub(super) fn into_error(self, path: &Path) -> PersistenceError {
+        match self {
+            Failure::Sqlite(error) => sqlite_error(path, error),
+            Failure::Refused(error) => error,
+        }
+    }
+}

@@ -1,0 +1,613 @@
+//! Map actions and child applications, end to end (in-memory persister: the store is not
+//! what these tests test; the SQLite crash test is in the `tests` crate).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use burr_core::hooks::{HookEvent, RecordingHook};
+use burr_core::parallel::{
+    child_app_id, ChildPersister, Executor, FailurePolicy, MapAction, MapActions,
+    MapActionsAndStates, MapStates, Priority, SubGraph, Task, WorkKey,
+};
+use burr_core::persistence::{InMemoryPersister, Persister, StepStatus};
+use burr_core::{
+    action_fn, action_sync, default, expr, ActionError, ApplicationBuilder, Error, Inputs, State,
+};
+use serde_json::json;
+
+type StateResult = Result<State, burr_core::StateError>;
+
+fn length_of_text() -> SubGraph {
+    SubGraph::action(
+        action_sync("length", |s: State, _, _| {
+            let text: String = s.get("text")?;
+            Ok::<_, burr_core::StateError>(s.update("length", text.chars().count()))
+        })
+        .reads(["text"])
+        .writes(["length"]),
+    )
+}
+
+fn words_to_states(s: &State, _: &Inputs) -> Result<Vec<State>, burr_core::StateError> {
+    let words: Vec<String> = s.get("words")?;
+    Ok(words
+        .into_iter()
+        .map(|w| State::new().update("text", w))
+        .collect())
+}
+
+fn collect_lengths(state: State, children: Vec<State>) -> StateResult {
+    let lengths: Vec<i64> = children
+        .iter()
+        .map(|c| c.get("length"))
+        .collect::<Result<_, _>>()?;
+    Ok(state.update("lengths", lengths))
+}
+
+fn lengths_map() -> MapAction {
+    MapStates::new("lengths", length_of_text(), words_to_states)
+        .reduce(collect_lengths)
+        .reads(["words"])
+        .writes(["lengths"])
+}
+
+fn words(n: usize) -> serde_json::Value {
+    json!((0..n).map(|i| "x".repeat(i % 7 + 1)).collect::<Vec<_>>())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reduce_sees_children_in_task_order() {
+    let mut app = ApplicationBuilder::new()
+        .with_actions([lengths_map()])
+        .with_state(State::new().update("words", words(200)))
+        .with_entrypoint("lengths")
+        .with_executor(Executor::new(4))
+        .build()
+        .await
+        .unwrap();
+    let step = app.step(Inputs::new()).await.unwrap().unwrap();
+    let expected: Vec<usize> = (0..200).map(|i| i % 7 + 1).collect();
+    assert_eq!(step.state.get::<Vec<usize>>("lengths").unwrap(), expected);
+    assert_eq!(step.result["children"], json!(200));
+}
+
+#[tokio::test]
+async fn map_actions_and_the_product() {
+    let double = action_sync("double", |s: State, _, _| {
+        let n: i64 = s.get("n")?;
+        Ok::<_, burr_core::StateError>(s.update("out", n * 2))
+    })
+    .reads(["n"])
+    .writes(["out"]);
+    let square = action_sync("square", |s: State, _, _| {
+        let n: i64 = s.get("n")?;
+        Ok::<_, burr_core::StateError>(s.update("out", n * n))
+    })
+    .reads(["n"])
+    .writes(["out"]);
+    let gather = |state: State, children: Vec<State>| -> StateResult {
+        let outs: Vec<i64> = children
+            .iter()
+            .map(|c| c.get("out"))
+            .collect::<Result<_, _>>()?;
+        Ok(state.update("outs", outs))
+    };
+    let actions = MapActions::new(
+        "both",
+        vec![
+            SubGraph::action(double.clone()),
+            SubGraph::action(square.clone()),
+        ],
+        |s: &State, _: &Inputs| Ok::<_, ActionError>(s.subset(["n"])),
+    )
+    .reduce(gather)
+    .reads(["n"])
+    .writes(["outs"]);
+    let product = MapActionsAndStates::new(
+        "product",
+        vec![SubGraph::action(double), SubGraph::action(square)],
+        |s: &State, _: &Inputs| {
+            let ns: Vec<i64> = s.get("ns")?;
+            Ok::<_, burr_core::StateError>(
+                ns.into_iter()
+                    .map(|n| State::new().update("n", n))
+                    .collect(),
+            )
+        },
+    )
+    .reduce(gather)
+    .reads(["ns"])
+    .writes(["outs"]);
+    let mut app = ApplicationBuilder::new()
+        .with_actions([actions])
+        .with_state(State::new().update("n", 3))
+        .with_entrypoint("both")
+        .build()
+        .await
+        .unwrap();
+    let step = app.step(Inputs::new()).await.unwrap().unwrap();
+    assert_eq!(step.state.get_value("outs"), Some(&json!([6, 9])));
+
+    let mut app = ApplicationBuilder::new()
+        .with_actions([product])
+        .with_state(State::new().update("ns", json!([1, 2, 3])))
+        .with_entrypoint("product")
+        .build()
+        .await
+        .unwrap();
+    let step = app.step(Inputs::new()).await.unwrap().unwrap();
+    assert_eq!(
+        step.state.get_value("outs"),
+        Some(&json!([2, 4, 6, 1, 4, 9]))
+    );
+}
+
+#[tokio::test]
+async fn children_cascade_persister_and_tracker_with_parent_links() {
+    let persister = Arc::new(InMemoryPersister::new());
+    let hook = RecordingHook::new();
+    let mut app = ApplicationBuilder::new()
+        .with_actions([lengths_map()])
+        .with_state(State::new().update("words", words(3)))
+        .with_entrypoint("lengths")
+        .with_identifiers("parent", Some("pk"))
+        .with_state_persister(persister.clone())
+        .with_tracker(Arc::new(hook.clone()))
+        .build()
+        .await
+        .unwrap();
+    app.step(Inputs::new()).await.unwrap();
+    for i in 0..3 {
+        let id = child_app_id("parent", 0, &i.to_string());
+        let record = persister
+            .app(Some("pk"), &id)
+            .await
+            .unwrap()
+            .expect("child recorded");
+        let parent = record.spawning_parent.expect("spawning parent");
+        assert_eq!(
+            (
+                parent.app_id.as_str(),
+                parent.sequence_id,
+                parent.partition_key.as_deref()
+            ),
+            ("parent", Some(0), Some("pk"))
+        );
+        let rows = persister.list_checkpoints(Some("pk"), &id).await.unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].status, StepStatus::Completed);
+        let loaded = persister
+            .load(Some("pk"), &id, None)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            loaded.state.keys().collect::<Vec<_>>(),
+            ["length", "text"],
+            "child rows hold only the child's state"
+        );
+    }
+    let created = hook
+        .events()
+        .into_iter()
+        .filter(|e| matches!(e, HookEvent::AppCreated { .. }))
+        .count();
+    assert_eq!(created, 4, "the tracker saw the parent and its 3 children");
+}
+
+#[tokio::test]
+async fn child_persister_none_and_given() {
+    let parent_store = Arc::new(InMemoryPersister::new());
+    let child_store = Arc::new(InMemoryPersister::new());
+    for (choice, expect_parent, expect_given) in [
+        (ChildPersister::None, false, false),
+        (ChildPersister::Given(child_store.clone()), false, true),
+        (ChildPersister::Cascade, true, false),
+    ] {
+        let id = format!("p-{expect_parent}-{expect_given}");
+        let mut app = ApplicationBuilder::new()
+            .with_actions([lengths_map().persister(choice)])
+            .with_state(State::new().update("words", words(2)))
+            .with_entrypoint("lengths")
+            .with_identifiers(id.clone(), None)
+            .with_state_persister(parent_store.clone())
+            .build()
+            .await
+            .unwrap();
+        app.step(Inputs::new()).await.unwrap();
+        let child = child_app_id(&id, 0, "0");
+        assert_eq!(
+            parent_store
+                .load(None, &child, None)
+                .await
+                .unwrap()
+                .is_some(),
+            expect_parent
+        );
+        assert_eq!(
+            child_store
+                .load(None, &child, None)
+                .await
+                .unwrap()
+                .is_some(),
+            expect_given
+        );
+    }
+}
+
+/// A map whose children are themselves maps, `depth` levels deep; leaves count 1 each.
+fn nested(depth: usize, fanout: usize) -> SubGraph {
+    if depth == 0 {
+        return SubGraph::action(
+            action_sync("leaf", |s: State, _, _| s.update("total", 1)).writes(["total"]),
+        );
+    }
+    let inner = nested(depth - 1, fanout);
+    SubGraph::action(
+        MapStates::new(
+            format!("level{depth}"),
+            inner,
+            move |_: &State, _: &Inputs| {
+                Ok::<_, ActionError>((0..fanout).map(|_| State::new()).collect())
+            },
+        )
+        .reduce(|state: State, children: Vec<State>| -> StateResult {
+            let total: i64 = children
+                .iter()
+                .map(|c| c.get::<i64>("total"))
+                .sum::<Result<_, _>>()?;
+            Ok(state.update("total", total))
+        })
+        .writes(["total"]),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recursion_three_levels_deep_with_tight_bounds_does_not_deadlock() {
+    for concurrency in [1, 2] {
+        let top = nested(3, 3);
+        let mut app = ApplicationBuilder::new()
+            .with_graph(top.graph_ref().clone())
+            .with_entrypoint(top.entrypoint())
+            .with_executor(Executor::new(concurrency))
+            .build()
+            .await
+            .unwrap();
+        let step =
+            tokio::time::timeout(std::time::Duration::from_secs(20), app.step(Inputs::new()))
+                .await
+                .expect("no deadlock")
+                .unwrap()
+                .unwrap();
+        assert_eq!(
+            step.state.get::<i64>("total").unwrap(),
+            27,
+            "concurrency {concurrency}"
+        );
+    }
+}
+
+fn flaky_map(policy: FailurePolicy, fail: &'static [usize]) -> MapAction {
+    let work = action_fn("work", move |s: State, _, _| async move {
+        let i: usize = s.get("i")?;
+        if fail.contains(&i) {
+            return Err(ActionError::msg(format!("task {i} failed")));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20 * i as u64)).await;
+        Ok(s.update("done", i))
+    })
+    .reads(["i"])
+    .writes(["done"]);
+    MapAction::tasks("fan", move |_: &State, _: &Inputs| {
+        Ok::<_, ActionError>(
+            (0..4)
+                .map(|i| Task::new(SubGraph::action(work.clone()), State::new().update("i", i)))
+                .collect(),
+        )
+    })
+    .policy(policy)
+    .reduce(|state: State, children: Vec<State>| -> StateResult {
+        let done: Vec<i64> = children
+            .iter()
+            .map(|c| c.get("done"))
+            .collect::<Result<_, _>>()?;
+        Ok(state.update("done", done))
+    })
+    .writes(["done"])
+}
+
+async fn run_one(
+    action: MapAction,
+    persister: Arc<InMemoryPersister>,
+    id: &str,
+) -> burr_core::Result<State> {
+    let mut app = ApplicationBuilder::new()
+        .with_actions([action])
+        .with_entrypoint("fan")
+        .with_identifiers(id, None)
+        .with_state_persister(persister)
+        .with_executor(Executor::new(4))
+        .build()
+        .await?;
+    Ok(app.step(Inputs::new()).await?.unwrap().state)
+}
+
+fn children_errors(err: &Error) -> Vec<(usize, String)> {
+    let Some(Error::Children { errors, .. }) = err.action_error::<Error>() else {
+        panic!("not a children error: {err:?}");
+    };
+    errors.iter().map(|(i, _, e)| (*i, e.to_string())).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failure_policies() {
+    let store = Arc::new(InMemoryPersister::new());
+    // FailFast: the first error fails the step; the slow siblings are cancelled and recorded.
+    let err = run_one(
+        flaky_map(FailurePolicy::FailFast, &[0]),
+        store.clone(),
+        "ff",
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        children_errors(&err),
+        [(0, "action `work` failed".to_owned())]
+    );
+    let cancelled = store
+        .list_checkpoints(None, &child_app_id("ff", 0, "3"))
+        .await
+        .unwrap();
+    assert_eq!(
+        cancelled.last().map(|r| r.status),
+        Some(StepStatus::Cancelled)
+    );
+
+    // WaitAll: everything finishes, every error is reported.
+    let err = run_one(
+        flaky_map(FailurePolicy::WaitAll, &[1, 2]),
+        store.clone(),
+        "wa",
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        children_errors(&err)
+            .iter()
+            .map(|e| e.0)
+            .collect::<Vec<_>>(),
+        [1, 2]
+    );
+    let done = store
+        .list_checkpoints(None, &child_app_id("wa", 0, "3"))
+        .await
+        .unwrap();
+    assert_eq!(done.last().map(|r| r.status), Some(StepStatus::Completed));
+
+    // Settled: the reducer sees every outcome.
+    let settled =
+        flaky_map(FailurePolicy::Settled, &[2]).reduce_settled(|state: State, outcomes| {
+            let summary: Vec<String> = outcomes
+                .iter()
+                .map(|o| match &o.result {
+                    Ok(_) => format!("{}:ok", o.key),
+                    Err(e) => format!("{}:{}", o.key, e),
+                })
+                .collect();
+            Ok::<_, ActionError>(state.update("done", json!(summary)))
+        });
+    let state = run_one(settled, store.clone(), "st").await.unwrap();
+    assert_eq!(
+        state.get_value("done"),
+        Some(&json!(["0:ok", "1:ok", "2:action `work` failed", "3:ok"]))
+    );
+
+    // FirstSuccess: the fastest success wins, the rest are cancelled.
+    let state = run_one(
+        flaky_map(FailurePolicy::FirstSuccess, &[0]),
+        store.clone(),
+        "fs",
+    )
+    .await
+    .unwrap();
+    assert_eq!(state.get_value("done"), Some(&json!([1])));
+    let err = run_one(
+        flaky_map(FailurePolicy::FirstSuccess, &[0, 1, 2, 3]),
+        store.clone(),
+        "fs2",
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(children_errors(&err).len(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn priority_order_with_one_slot() {
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let executor = Executor::new(1);
+    let record = {
+        let order = order.clone();
+        action_fn("record", move |s: State, _, _| {
+            let order = order.clone();
+            async move {
+                let tag: String = s.get("tag")?;
+                order.lock().unwrap().push(tag);
+                Ok::<_, ActionError>(s)
+            }
+        })
+        .reads(["tag"])
+    };
+    let flow = |name: &'static str, priority: i32| {
+        let record = record.clone();
+        let executor = executor.clone();
+        async move {
+            let map = MapStates::new(
+                "fan",
+                SubGraph::action(record),
+                move |_: &State, _: &Inputs| {
+                    Ok::<_, ActionError>(
+                        (0..3)
+                            .map(|i| State::new().update("tag", format!("{name}{i}")))
+                            .collect(),
+                    )
+                },
+            );
+            let mut app = ApplicationBuilder::new()
+                .with_actions([map])
+                .with_entrypoint("fan")
+                .with_executor(executor)
+                .with_priority(priority)
+                .build()
+                .await
+                .unwrap();
+            app.step(Inputs::new()).await.unwrap();
+        }
+    };
+    // Hold the only slot so every flow's children queue up, then release it.
+    let blocker = executor
+        .acquire(WorkKey {
+            priority: Priority(i32::MAX),
+            flow: 0,
+            path: Arc::from(vec![]),
+        })
+        .await;
+    let backlog = tokio::spawn(flow("backlog", 0));
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let later = tokio::spawn(flow("later", 0));
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let urgent = tokio::spawn(flow("urgent", 10));
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    drop(blocker);
+    for flow in [backlog, later, urgent] {
+        flow.await.unwrap();
+    }
+    let order = order.lock().unwrap().clone();
+    assert_eq!(
+        order,
+        [
+            "urgent0", "urgent1", "urgent2", "backlog0", "backlog1", "backlog2", "later0",
+            "later1", "later2"
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreliable_children_each_first_action_runs_exactly_once() {
+    let runs: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let first = {
+        let runs = runs.clone();
+        let attempts = attempts.clone();
+        action_sync(
+            "first",
+            move |s: State, _, ctx: &burr_core::ApplicationContext| {
+                // 5% of executions fail (every 20th).
+                if attempts.fetch_add(1, Ordering::SeqCst) % 20 == 7 {
+                    return Err(ActionError::msg("flaky first"));
+                }
+                *runs
+                    .lock()
+                    .unwrap()
+                    .entry(ctx.app_id().to_owned())
+                    .or_default() += 1;
+                Ok(s.update("a", 1))
+            },
+        )
+        .writes(["a"])
+    };
+    let second_attempts = Arc::new(AtomicUsize::new(0));
+    let second = {
+        let n = second_attempts.clone();
+        action_sync("second", move |s: State, _, _| {
+            if n.fetch_add(1, Ordering::SeqCst) % 20 == 3 {
+                return Err(ActionError::msg("flaky second"));
+            }
+            Ok(s.update("b", 2))
+        })
+        .writes(["b"])
+    };
+    let graph = burr_core::GraphBuilder::new()
+        .with_actions([first, second])
+        .with_transitions([("first", "second")])
+        .build()
+        .unwrap();
+    let sub = SubGraph::graph(graph, "first", ["second"]).unwrap();
+    let map = || {
+        MapStates::new("fan", sub.clone(), |_: &State, _: &Inputs| {
+            Ok::<_, ActionError>((0..40).map(|i| State::new().update("i", i)).collect())
+        })
+        .policy(FailurePolicy::WaitAll)
+        .reduce(|state: State, children: Vec<State>| {
+            Ok::<_, ActionError>(state.update("n", children.len()))
+        })
+        .writes(["n"])
+    };
+    let store = Arc::new(InMemoryPersister::new());
+    let mut rebuilds = 0;
+    let state = loop {
+        let mut app = ApplicationBuilder::new()
+            .with_actions([map()])
+            .with_identifiers("unreliable", None)
+            .with_state_persister(store.clone())
+            .initialize_from(store.clone(), true, State::new(), "fan")
+            .with_executor(Executor::new(3))
+            .build()
+            .await
+            .unwrap();
+        match app.step(Inputs::new()).await {
+            Ok(step) => break step.unwrap().state,
+            Err(_) => rebuilds += 1,
+        }
+        assert!(rebuilds < 50, "never finished");
+    };
+    assert_eq!(state.get::<usize>("n").unwrap(), 40);
+    assert!(
+        rebuilds > 0,
+        "the flaky children made the parent fail at least once"
+    );
+    let runs = runs.lock().unwrap();
+    assert_eq!(runs.len(), 40);
+    assert!(runs.values().all(|&n| n == 1), "{runs:?}");
+}
+
+#[tokio::test]
+async fn a_map_action_in_a_loop_gives_fresh_results_each_time() {
+    // Burr #761: a later invocation must not replay an earlier one's children.
+    let double = action_sync("double", |s: State, _, _| {
+        let n: i64 = s.get("n")?;
+        Ok::<_, burr_core::StateError>(s.update("out", n * 2))
+    })
+    .reads(["n"])
+    .writes(["out"]);
+    let map = MapStates::new("map", SubGraph::action(double), |s: &State, _: &Inputs| {
+        let round: i64 = s.get("round")?;
+        Ok::<_, burr_core::StateError>(vec![State::new().update("n", round)])
+    })
+    .reduce(|state: State, children: Vec<State>| -> StateResult {
+        let out: i64 = children[0].get("out")?;
+        state.append("outs", out)
+    })
+    .reads(["round", "outs"])
+    .writes(["outs"]);
+    let next = action_sync("next", |s: State, _, _| s.increment("round", 1))
+        .reads(["round"])
+        .writes(["round"]);
+    let store = Arc::new(InMemoryPersister::new());
+    let mut app = ApplicationBuilder::new()
+        .with_actions([map])
+        .with_actions([next])
+        .with_transitions([
+            ("map", "next", default()),
+            ("next", "map", expr("round <= 3")),
+        ])
+        .with_state(State::new().update("round", 1).update("outs", json!([])))
+        .with_entrypoint("map")
+        .with_identifiers("looping", None)
+        .with_state_persister(store)
+        .build()
+        .await
+        .unwrap();
+    let out = app.run(&[], &[], Inputs::new()).await.unwrap();
+    assert_eq!(out.state.get_value("outs"), Some(&json!([2, 4, 6])));
+}

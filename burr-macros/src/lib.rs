@@ -1,0 +1,156 @@
+//! # burr-macros
+//!
+//! The `#[action]` attribute macro of [burr-core](https://docs.rs/burr-core): write an
+//! action as a function, get a checked `Action`. Use it through burr-core (feature `macros`,
+//! on by default), as `burr_core::action`; this crate is not meant to be a dependency of
+//! its own.
+//!
+//! See [`macro@action`] for what it accepts and generates. Inside, the macro works in four
+//! stages: the attribute's arguments are parsed (`args`), the function's signature is
+//! checked and modelled (`signature`), and the action is generated (`expand`); every
+//! mistake is reported at the token that makes it, all at once, with the function still
+//! emitted so that IDEs keep working.
+
+use proc_macro::TokenStream;
+
+mod args;
+mod expand;
+mod names;
+mod signature;
+
+/// Make an action of a function.
+///
+/// ```
+/// use burr_core::{action, ActionError, ApplicationBuilder, Inputs, State};
+///
+/// #[action(reads = [count], writes = [count])]
+/// fn increment(state: State) -> Result<State, ActionError> {
+///     Ok(state.increment("count", 1)?)
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> burr_core::Result<()> {
+/// // The function stays as written, callable in unit tests...
+/// let next = increment(State::new().update("count", 1)).unwrap();
+/// assert_eq!(next.get::<i64>("count")?, 2);
+///
+/// // ...and the constant `Increment` is the action.
+/// let mut app = ApplicationBuilder::new()
+///     .with_actions([Increment])
+///     .with_transitions([("increment", "increment")])
+///     .with_state(State::new().update("count", 0))
+///     .with_entrypoint("increment")
+///     .build()
+///     .await?;
+/// app.step(Inputs::new()).await?;
+/// assert_eq!(app.state().get::<i64>("count")?, 1);
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # What it generates
+///
+/// The function is kept under its own name, unchanged, so unit tests call it directly. Next
+/// to it comes a constant named by the UpperCamelCase of the function's name
+/// (`answer_question` makes `AnswerQuestion`), with the function's visibility and `cfg`s:
+/// the action, a `burr_core::action::StaticAction`. Pass it to `with_actions` (actions
+/// made from different functions share that type, so `with_actions([Increment, Done])`
+/// works), or bind and rename it first. The function's name must be snake_case, so that the
+/// two names differ.
+///
+/// The action is single-step. It sees only the keys it `reads`; after it runs, a write it
+/// did not declare in `writes`, or a declared write left unset, fails the step, exactly as
+/// for any other action.
+///
+/// # Arguments
+///
+/// | argument | meaning |
+/// | --- | --- |
+/// | `reads = [count, "other key"]` | the state keys it reads: names or string literals |
+/// | `writes = [count]` | the state keys it writes |
+/// | `name = "answer_question"` | its name; the function's name by default |
+/// | `tags = ["llm"]` | its tags, for `@tag:` halt lists and the tracker |
+/// | `blocking` | run a plain `fn` on the blocking thread pool (for CPU-bound work) instead of inline |
+/// | `crate = my_burr` | the path of burr-core, when your `Cargo.toml` renames it |
+///
+/// # Parameters
+///
+/// - The **first parameter is the state**, of type `State`, by value.
+/// - A parameter of type `&ApplicationContext` (or `ApplicationContext`) gets the step's
+///   context. It may come anywhere after the state and is not an input.
+/// - **Every other parameter is an input**, named by the parameter, of any type that
+///   implements `serde::Deserialize` (owned: `String`, not `&str`):
+///   - required, unless it is an `Option<T>` (`None` when not given), or has a default
+///     written `#[input(default = <expr>)]`, where `<expr>` has the parameter's type and
+///     is used when the input is not given;
+///   - a value that does not deserialize into the parameter's type fails the step with
+///     `burr_core::action::InputError`, which names the action, the input and the type:
+///     ``action `answer`: input `top_k` must be a `Option<usize>`: invalid type: string "x", expected usize``.
+///
+/// # Return type
+///
+/// `State`; or `(result, State)`, where the result is any `Serialize` type that
+/// serializes to a JSON object (a struct, a map, a `serde_json::Value` object); or a
+/// `Result` of either whose error converts into `ActionError` (any `std::error::Error`
+/// does). The function may be an `async fn` or a plain `fn`.
+///
+/// # Inputs, context, bindings
+///
+/// ```
+/// use burr_core::{action, ActionExt, ApplicationBuilder, ApplicationContext, State};
+/// use serde_json::{json, Value};
+///
+/// #[action(reads = [query], writes = [answer], name = "answer_question", tags = ["llm"])]
+/// async fn answer(
+///     state: State,
+///     model: String,
+///     top_k: Option<usize>,
+///     #[input(default = 0.5)] temperature: f64,
+///     ctx: &ApplicationContext,
+/// ) -> Result<(Value, State), burr_core::StateError> {
+///     let query: String = state.get("query")?;
+///     let answer = format!("{model} (top {}, t={temperature}) in {}: {query}", top_k.unwrap_or(3), ctx.app_id());
+///     Ok((json!({ "answer": answer }), state.update("answer", answer.clone())))
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> burr_core::Result<()> {
+/// // `Answer` is named after the function; the action it makes is `answer_question`.
+/// assert_eq!(burr_core::Action::name(&Answer), "answer_question");
+/// // One function, two actions with their own names and settings (Burr's `bind`).
+/// let mut app = ApplicationBuilder::new()
+///     .with_actions([
+///         Answer.bind("model", "small").named("answer_small"),
+///         Answer.bind("model", "large").named("answer_large"),
+///     ])
+///     .with_transitions([("answer_small", "answer_large")])
+///     .with_state(State::new().update("query", "why?"))
+///     .with_entrypoint("answer_small")
+///     .with_identifiers("app-1", None)
+///     .build()
+///     .await?;
+/// app.step(burr_core::inputs(json!({ "top_k": 5 }))).await?;
+/// assert_eq!(app.state().get::<String>("answer")?, "small (top 5, t=0.5) in app-1: why?");
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # Mistakes
+///
+/// Each is a compile error at the token that makes it, saying how to fix it: an item that
+/// is not a function, a `self` receiver, no state parameter or one of another type, an
+/// unsupported return type, an unknown or repeated argument, `reads`/`writes` that are not
+/// a list of names, an input type that does not deserialize, and so on.
+///
+/// ```compile_fail
+/// use burr_core::{action, State};
+///
+/// #[action(reads = [count], write = [count])] // error: unknown `#[action]` argument `write`
+/// fn increment(state: State) -> State {
+///     state
+/// }
+/// ```
+#[proc_macro_attribute]
+pub fn action(attr: TokenStream, item: TokenStream) -> TokenStream {
+    expand::action(attr.into(), item.into()).into()
+}

@@ -1,0 +1,6 @@
+use burr_core::action;
+
+#[action(writes = [count])]
+struct Increment;
+
+fn main() {}

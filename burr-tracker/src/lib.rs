@@ -1,0 +1,1 @@
+//! Tracking for burr-core applications (arrives with its issue).

@@ -1,0 +1,54 @@
+//! The scenario's persistence store (SCENARIOS.md §6.2): one in-memory persister shared by
+//! every build, or a SQLite file on which every build opens a new persister.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use burr_core::persistence::{InMemoryPersister, Persister};
+
+use crate::corpus::Backend;
+
+/// Where a scenario's checkpoints go. Empty when the scenario starts.
+pub enum Store {
+    /// The same persister object for every build.
+    Memory(Arc<InMemoryPersister>),
+    /// A fresh temporary database file.
+    Sqlite {
+        /// Keeps the directory (and the file) alive for the scenario.
+        _dir: tempfile::TempDir,
+        /// The database file.
+        path: PathBuf,
+    },
+}
+
+impl Store {
+    /// An empty store of `backend`.
+    pub fn new(backend: Backend) -> Result<Store, String> {
+        Ok(match backend {
+            Backend::Memory => Store::Memory(Arc::new(InMemoryPersister::new())),
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir()
+                    .map_err(|e| format!("cannot create a temporary directory: {e}"))?;
+                let path = dir.path().join("burr.db");
+                Store::Sqlite { _dir: dir, path }
+            }
+        })
+    }
+
+    /// The persister for one build: the shared one (memory), or a new one on the same file
+    /// (SQLite), which simulates a process restart.
+    pub fn open(&self) -> Result<Arc<dyn Persister>, String> {
+        match self {
+            Store::Memory(persister) => Ok(Arc::clone(persister) as Arc<dyn Persister>),
+            Store::Sqlite { path, .. } => open_sqlite(path),
+        }
+    }
+}
+
+fn open_sqlite(path: &std::path::Path) -> Result<Arc<dyn Persister>, String> {
+    Err(format!(
+        "SqlitePersister not available: burr_core::persistence::SqlitePersister does not \
+         exist yet, so the SQLite store {} cannot be opened (no stand-in is used)",
+        path.display()
+    ))
+}
