@@ -13,6 +13,7 @@ workloads:
   w1        step overhead: increment while count < N (default 10000), then done
   w1-big    w1 with a 1,000,000-character value in state that no step touches
   update    one update on a state of N keys (default 10000), ns per update
+  w3        fan-out: N children (default 1000) each returning a string's length
   all       every workload above";
 
 fn main() -> ExitCode {

@@ -611,3 +611,67 @@ async fn a_map_action_in_a_loop_gives_fresh_results_each_time() {
     let out = app.run(&[], &[], Inputs::new()).await.unwrap();
     assert_eq!(out.state.get_value("outs"), Some(&json!([2, 4, 6])));
 }
+
+#[tokio::test]
+async fn recursion_by_hand_resumes_finished_children() {
+    let runs = Arc::new(AtomicUsize::new(0));
+    let parent_tries = Arc::new(AtomicUsize::new(0));
+    let child_action = {
+        let runs = runs.clone();
+        action_sync("child_work", move |s: State, _, _| {
+            runs.fetch_add(1, Ordering::SeqCst);
+            s.update("out", 1)
+        })
+        .writes(["out"])
+    };
+    let parent = {
+        let tries = parent_tries.clone();
+        action_fn(
+            "parent",
+            move |s: State, _, ctx: burr_core::ApplicationContext| {
+                let child_action = child_action.clone();
+                let tries = tries.clone();
+                async move {
+                    let a = ctx
+                        .run_child(
+                            "a",
+                            Task::new(SubGraph::action(child_action.clone()), State::new()),
+                        )
+                        .await?;
+                    if tries.fetch_add(1, Ordering::SeqCst) == 0 {
+                        return Err(ActionError::msg("crash after the first child"));
+                    }
+                    let b = ctx
+                        .run_child("b", Task::new(SubGraph::action(child_action), State::new()))
+                        .await?;
+                    let total = a.get::<i64>("out")? + b.get::<i64>("out")?;
+                    Ok(s.update("total", total))
+                }
+            },
+        )
+        .writes(["total"])
+    };
+    let store = Arc::new(InMemoryPersister::new());
+    let mut app = ApplicationBuilder::new()
+        .with_actions([parent])
+        .with_entrypoint("parent")
+        .with_identifiers("by-hand", None)
+        .with_state_persister(store.clone())
+        .build()
+        .await
+        .unwrap();
+    assert!(app.step(Inputs::new()).await.is_err());
+    let step = app.step(Inputs::new()).await.unwrap().unwrap();
+    assert_eq!(step.state.get::<i64>("total").unwrap(), 2);
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        2,
+        "child `a` ran once, not again on the retry"
+    );
+    let record = store
+        .app(None, &child_app_id("by-hand", 0, "b"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.spawning_parent.unwrap().app_id, "by-hand");
+}

@@ -1,6 +1,7 @@
 //! The workloads, one module each.
 
 mod w1;
+mod w3;
 
 use serde_json::{json, Value};
 
@@ -59,6 +60,13 @@ pub fn run(options: &Options) -> Result<(), Box<dyn std::error::Error>> {
     }
     if all || options.workload == "update" {
         report(w1::one_update(options.n.unwrap_or(10_000)));
+        ran = true;
+    }
+    if all || options.workload == "w3" {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        report(rt.block_on(w3::fan_out(options.n.unwrap_or(1_000) as usize, None))?);
         ran = true;
     }
     if !ran {

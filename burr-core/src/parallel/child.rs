@@ -86,6 +86,46 @@ impl ApplicationContext {
     pub fn child_builder(&self, key: &str) -> ApplicationBuilder {
         child_builder(self, key, 0)
     }
+
+    /// Run `task` as a child application of the current step, keyed `key`, and return
+    /// its final state (Burr's recursion, by hand). The child checkpoints to this
+    /// application's persister and resumes from it: when the step is retried (or the
+    /// parent resumes after a crash), a child that finished returns its stored state
+    /// without running again. The step's executor slot is lent back while the child runs.
+    ///
+    /// ```
+    /// use burr_core::parallel::{SubGraph, Task};
+    /// use burr_core::{action_fn, action_sync, ApplicationContext, State};
+    ///
+    /// let summarize = action_sync("summarize", |s: State, _, _| s.update("summary", "short"))
+    ///     .writes(["summary"]);
+    /// let parent = action_fn("parent", move |s: State, _, ctx: ApplicationContext| {
+    ///     let summarize = summarize.clone();
+    ///     async move {
+    ///         let task = Task::new(SubGraph::action(summarize), State::new());
+    ///         let child = ctx.run_child("summary", task).await?;
+    ///         Ok::<_, burr_core::ActionError>(s.update("summary", child.get_value("summary").cloned().unwrap_or_default()))
+    ///     }
+    /// })
+    /// .writes(["summary"]);
+    /// ```
+    pub async fn run_child(&self, key: &str, task: Task) -> Result<State> {
+        let settings = Arc::new(ChildSettings {
+            persister: self.persister.clone(),
+            priority: None,
+            timeout: None,
+        });
+        let (_never, cancelled) = watch::channel(false);
+        self.without_slot(run_child(
+            self.clone(),
+            0,
+            key.to_owned(),
+            task,
+            settings,
+            cancelled,
+        ))
+        .await
+    }
 }
 
 /// Run `task` as child `index` of the step `parent` runs; its final state, or why not.

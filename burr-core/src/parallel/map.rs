@@ -8,7 +8,6 @@ use async_trait::async_trait;
 use futures::stream::FuturesUnordered;
 use futures::StreamExt;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 use super::child::{child_app_id, run_child, ChildSettings};
 use super::{Priority, SubGraph, Task};
@@ -215,46 +214,51 @@ impl MapAction {
             timeout: self.timeout,
         });
         let (cancel, cancelled) = watch::channel(false);
-        let mut keys = Vec::with_capacity(tasks.len());
-        let mut running = AbortOnDrop(Vec::with_capacity(tasks.len()));
-        for (index, task) in tasks.into_iter().enumerate() {
-            let key = task.key.clone().unwrap_or_else(|| index.to_string());
-            keys.push(key.clone());
-            running.0.push(tokio::spawn(run_child(
-                ctx.clone(),
-                index,
-                key,
-                task,
-                Arc::clone(&settings),
-                cancelled.clone(),
-            )));
-        }
-        let mut results: Vec<Option<Result<State, Error>>> =
-            (0..keys.len()).map(|_| None).collect();
-        let mut pending: FuturesUnordered<_> = running
-            .0
-            .iter_mut()
+        let total = tasks.len();
+        let keys: Vec<String> = tasks
+            .iter()
             .enumerate()
-            .map(|(i, handle)| async move { (i, handle.await) })
+            .map(|(index, task)| task.key.clone().unwrap_or_else(|| index.to_string()))
             .collect();
-        while let Some((index, joined)) = pending.next().await {
-            let result = joined.unwrap_or_else(|join| {
-                Err(Error::Action {
-                    action: self.name.clone(),
-                    source: format!("child task {index} panicked: {join}").into(),
-                })
-            });
+        // Children start a window at a time (a few per executor slot), so that a fan-out of
+        // 100,000 tasks holds a few dozen child applications in memory, not 100,000.
+        let window = ctx
+            .executor
+            .as_ref()
+            .map_or(64, |e| e.concurrency().saturating_mul(4).clamp(16, 1024));
+        let mut queued = tasks.into_iter().enumerate();
+        let mut running = FuturesUnordered::new();
+        let mut results: Vec<Option<Result<State, Error>>> = (0..total).map(|_| None).collect();
+        let mut stopped = false;
+        loop {
+            while !stopped && running.len() < window {
+                let Some((index, task)) = queued.next() else {
+                    break;
+                };
+                let child = run_child(
+                    ctx.clone(),
+                    index,
+                    keys[index].clone(),
+                    task,
+                    Arc::clone(&settings),
+                    cancelled.clone(),
+                );
+                running.push(async move { (index, child.await) });
+            }
+            let Some((index, result)) = running.next().await else {
+                break;
+            };
             let stop = match (&result, self.policy) {
                 (Err(Error::Cancelled { .. }), _) => false,
                 (Err(_), FailurePolicy::FailFast) | (Ok(_), FailurePolicy::FirstSuccess) => true,
                 _ => false,
             };
             if stop {
+                stopped = true;
                 cancel.send_replace(true);
             }
             results[index] = Some(result);
         }
-        drop(pending);
         Ok(results
             .into_iter()
             .zip(keys)
@@ -285,17 +289,6 @@ impl MapAction {
             errors.truncate(1);
         }
         ActionError::from(Error::Children { total, errors })
-    }
-}
-
-/// Aborts the children's tasks if the step is dropped before they finish.
-struct AbortOnDrop(Vec<JoinHandle<Result<State, Error>>>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        for handle in &self.0 {
-            handle.abort();
-        }
     }
 }
 

@@ -17,7 +17,11 @@
 //! step gets new ids, so nothing stale is replayed.
 //!
 //! Children run on the process's [`Executor`], which bounds concurrency and admits work by
-//! priority, then by the start of its top-level flow, then by task index.
+//! priority, then by the start of its top-level flow, then by task index. They run
+//! concurrently within the map step's task (no thread hop per child, a window of a few
+//! children per executor slot in memory at once): CPU-bound child actions belong on the
+//! blocking pool ([`FnAction::blocking`](crate::FnAction::blocking)), where they run in
+//! parallel, up to the executor's bound.
 //!
 //! ```
 //! use burr_core::parallel::{MapStates, SubGraph};
