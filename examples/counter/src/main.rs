@@ -1,55 +1,106 @@
-//! The counter: `increment` while `count < limit`, then `done` (workload W1 as a demo).
+//! The counter: `increment` while `count < steps`, then `done` — workload W1 as a demo, and
+//! with `--db` a resumable run: kill it at any moment and run the same command again.
 //!
 //! ```text
-//! cargo run -p example-counter -- --limit 5
+//! cargo run -p example-counter -- --steps 5
+//! cargo run -p example-counter -- --db ./burr.db --app-id demo --steps 1000 --json
 //! ```
 
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use burr_core::persistence::{Persister, SqlitePersister};
 use burr_core::{action_sync, default, expr, ApplicationBuilder, Inputs, State};
+use clap::Parser;
+use serde_json::json;
+
+/// Count to N, one step at a time; with --db, every step is checkpointed and a rerun resumes.
+#[derive(Parser, Debug)]
+#[command(name = "counter")]
+struct Args {
+    /// Count up to this number (N increments, then `done`).
+    #[arg(long, default_value_t = 10)]
+    steps: u64,
+    /// Checkpoint every step to this SQLite file and resume the app if it exists.
+    #[arg(long)]
+    db: Option<PathBuf>,
+    /// The application's id (default: a new UUID; give one to resume).
+    #[arg(long)]
+    app_id: Option<String>,
+    /// Print one JSON line at the end instead of a line per step.
+    #[arg(long)]
+    json: bool,
+}
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
         .init();
-    let limit = parse_limit()?;
+    let started = Instant::now();
+    let args = Args::parse();
+
     let increment = action_sync("increment", |state: State, _, _| {
         state.increment("count", 1)
     })
     .reads(["count"])
     .writes(["count"]);
     let done = action_sync("done", |state: State, _, _| state).reads(["count"]);
-    let mut app = ApplicationBuilder::new()
+    let mut builder = ApplicationBuilder::new()
         .with_actions([increment, done])
         .with_transitions([
-            ("increment", "increment", expr(&format!("count < {limit}"))),
+            (
+                "increment",
+                "increment",
+                expr(&format!("count < {}", args.steps)),
+            ),
             ("increment", "done", default()),
         ])
         .with_state(State::new().update("count", 0))
-        .with_entrypoint("increment")
-        .build()
-        .await?;
-    while let Some(step) = app.step(Inputs::new()).await? {
-        println!(
-            "{:>4}  {:<10} {}",
-            step.sequence_id, step.action, step.state
-        );
+        .with_entrypoint("increment");
+    if let Some(app_id) = &args.app_id {
+        builder = builder.with_identifiers(app_id.clone(), None);
     }
-    Ok(())
-}
+    if let Some(path) = &args.db {
+        let persister: Arc<dyn Persister> = Arc::new(SqlitePersister::open(path)?);
+        builder = builder
+            .with_state_persister(Arc::clone(&persister))
+            .initialize_from(
+                persister,
+                true,
+                State::new().update("count", 0),
+                "increment",
+            );
+    }
+    let mut app = builder.build().await?;
+    eprintln!(
+        "loaded app {} at sequence id {:?} in {:.2} ms",
+        app.app_id(),
+        app.sequence_id(),
+        started.elapsed().as_secs_f64() * 1e3
+    );
 
-fn parse_limit() -> Result<u64, String> {
-    let mut args = std::env::args().skip(1);
-    let mut limit = 10;
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--limit" => {
-                let value = args.next().ok_or("--limit needs a number")?;
-                limit = value
-                    .parse()
-                    .map_err(|_| format!("--limit: `{value}` is not a number"))?;
-            }
-            other => return Err(format!("unknown argument `{other}` (known: --limit N)")),
+    let mut steps_run = 0u64;
+    while let Some(step) = app.step(Inputs::new()).await? {
+        steps_run += 1;
+        if !args.json {
+            println!(
+                "{:>6}  {:<10} {}",
+                step.sequence_id, step.action, step.state
+            );
         }
     }
-    Ok(limit)
+    if args.json {
+        let line = json!({
+            "app_id": app.app_id(),
+            "count": app.state().get_value("count"),
+            "sequence_id": app.sequence_id(),
+            "steps_run": steps_run,
+            "elapsed_ms": started.elapsed().as_secs_f64() * 1e3,
+        });
+        println!("{line}");
+    }
+    Ok(())
 }

@@ -1,10 +1,10 @@
 //! The scenario's persistence store (SCENARIOS.md §6.2): one in-memory persister shared by
 //! every build, or a SQLite file on which every build opens a new persister.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use burr_core::persistence::{InMemoryPersister, Persister};
+use burr_core::persistence::{InMemoryPersister, Persister, SqlitePersister};
 
 use crate::corpus::Backend;
 
@@ -45,10 +45,8 @@ impl Store {
     }
 }
 
-fn open_sqlite(path: &std::path::Path) -> Result<Arc<dyn Persister>, String> {
-    Err(format!(
-        "SqlitePersister not available: burr_core::persistence::SqlitePersister does not \
-         exist yet, so the SQLite store {} cannot be opened (no stand-in is used)",
-        path.display()
-    ))
+fn open_sqlite(path: &Path) -> Result<Arc<dyn Persister>, String> {
+    SqlitePersister::open(path)
+        .map(|persister| Arc::new(persister) as Arc<dyn Persister>)
+        .map_err(|e| format!("cannot open a SqlitePersister on {}: {e}", path.display()))
 }

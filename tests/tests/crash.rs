@@ -1,0 +1,280 @@
+//! Crash and resume with real processes: SIGKILL at random moments, resume with the same
+//! command, and compare with an uninterrupted run.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use burr_core::persistence::{Persister, SqlitePersister, StepStatus};
+
+const CRASH_APP: &str = env!("CARGO_BIN_EXE_crash-app");
+const FANOUT_APP: &str = env!("CARGO_BIN_EXE_fanout-app");
+
+/// A small deterministic generator, seeded from the clock (the seed is printed).
+struct Lcg(u64);
+
+impl Lcg {
+    fn from_clock() -> Lcg {
+        let seed = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64;
+        eprintln!("random seed: {seed}");
+        Lcg(seed | 1)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % n
+    }
+}
+
+fn crash_app(db: &Path, log: &Path, steps: u64) -> Command {
+    let mut cmd = Command::new(CRASH_APP);
+    cmd.args([
+        "--db",
+        db.to_str().unwrap(),
+        "--app-id",
+        "crashy",
+        "--steps",
+        &steps.to_string(),
+    ])
+    .args(["--log", log.to_str().unwrap()])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    cmd
+}
+
+/// The `done <seq> <action>` lines a process printed.
+fn done_lines(child: &mut Child) -> Vec<(u64, String)> {
+    let out = BufReader::new(child.stdout.take().unwrap());
+    out.lines()
+        .map_while(Result::ok)
+        .filter_map(|line| {
+            let mut parts = line.split_whitespace();
+            (parts.next() == Some("done")).then(|| {
+                (
+                    parts.next().unwrap().parse().unwrap(),
+                    parts.next().unwrap().to_owned(),
+                )
+            })
+        })
+        .collect()
+}
+
+/// Per sequence id, how many times an action ran.
+fn executions(log: &Path) -> BTreeMap<u64, usize> {
+    let mut counts = BTreeMap::new();
+    for line in std::fs::read_to_string(log).unwrap_or_default().lines() {
+        let seq: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+        *counts.entry(seq).or_default() += 1;
+    }
+    counts
+}
+
+async fn completed_steps(db: &Path, app_id: &str) -> (Vec<(u64, String)>, serde_json::Value) {
+    let persister = SqlitePersister::open(db).unwrap();
+    let rows = persister.list_checkpoints(None, app_id).await.unwrap();
+    let completed = rows
+        .iter()
+        .filter(|r| r.status == StepStatus::Completed)
+        .map(|r| (r.sequence_id, r.position.clone()))
+        .collect();
+    let state = persister
+        .load(None, app_id, None)
+        .await
+        .unwrap()
+        .unwrap()
+        .state
+        .to_json();
+    (completed, state)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_twenty_times_then_resume_matches_an_uninterrupted_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let steps = 400;
+
+    // The reference: one uninterrupted run.
+    let (clean_db, clean_log) = (dir.path().join("clean.db"), dir.path().join("clean.log"));
+    let status = crash_app(&clean_db, &clean_log, steps).status().unwrap();
+    assert!(status.success());
+    let (clean_steps, clean_state) = completed_steps(&clean_db, "crashy").await;
+    let clean_runs = executions(&clean_log);
+    assert_eq!(clean_state["count"], steps);
+    assert!(
+        clean_runs.values().any(|&n| n == 2),
+        "the flaky step failed once, then passed"
+    );
+
+    // The same, killed at random moments and resumed with the same command each time.
+    let (db, log) = (
+        dir.path().join("crashed.db"),
+        dir.path().join("crashed.log"),
+    );
+    let mut rng = Lcg::from_clock();
+    let mut kills = 0;
+    let mut reported_done = Vec::new();
+    let started = Instant::now();
+    loop {
+        let mut child = crash_app(&db, &log, steps).spawn().unwrap();
+        if kills < 20 {
+            std::thread::sleep(Duration::from_millis(5 + rng.below(40)));
+            if child.try_wait().unwrap().is_none() {
+                child.kill().unwrap(); // SIGKILL
+                kills += 1;
+            }
+        }
+        reported_done.extend(done_lines(&mut child));
+        let status = child.wait().unwrap();
+        if kills >= 20 && status.success() {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "did not finish"
+        );
+    }
+    assert!(kills >= 20);
+
+    let (crashed_steps, crashed_state) = completed_steps(&db, "crashy").await;
+    assert_eq!(crashed_state, clean_state, "same final state");
+    assert_eq!(crashed_steps, clean_steps, "same completed steps");
+    let completed: std::collections::HashSet<_> = crashed_steps.iter().cloned().collect();
+    for done in &reported_done {
+        assert!(
+            completed.contains(done),
+            "step {done:?} was reported done, then lost"
+        );
+    }
+    // Nothing ran more often than in the clean run, but for at most the step in flight at
+    // each kill.
+    let runs = executions(&log);
+    let extra: usize = runs
+        .iter()
+        .map(|(seq, n)| n.saturating_sub(clean_runs.get(seq).copied().unwrap_or(0)))
+        .sum();
+    assert!(extra <= kills, "{extra} re-executions for {kills} kills");
+    assert_eq!(
+        runs.keys().collect::<Vec<_>>(),
+        clean_runs.keys().collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn two_processes_on_one_app_id_exactly_one_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, log) = (dir.path().join("twice.db"), dir.path().join("twice.log"));
+    // Create the database first so both processes open an existing file.
+    drop(SqlitePersister::open(&db).unwrap());
+    let first = crash_app(&db, &log, 300).spawn().unwrap();
+    let second = crash_app(&db, &log, 300).spawn().unwrap();
+    let (a, b) = (
+        first.wait_with_output().unwrap(),
+        second.wait_with_output().unwrap(),
+    );
+    let outcomes = [&a, &b].map(|o| o.status.success());
+    assert_eq!(
+        outcomes.iter().filter(|ok| **ok).count(),
+        1,
+        "exactly one ran: {outcomes:?}"
+    );
+    let loser = if a.status.success() { &b } else { &a };
+    let stderr = String::from_utf8_lossy(&loser.stderr);
+    assert!(
+        stderr.contains("crashy") && stderr.contains("already running"),
+        "{stderr}"
+    );
+    assert!(loser.stdout.is_empty(), "the refused process ran no step");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parent_killed_mid_fan_out_resumes_without_rerunning_finished_children() {
+    let dir = tempfile::tempdir().unwrap();
+    let items = 60;
+    let run = |db: &Path, log: &Path| {
+        let mut cmd = Command::new(FANOUT_APP);
+        cmd.args([
+            "--db",
+            db.to_str().unwrap(),
+            "--app-id",
+            "meeting",
+            "--items",
+            &items.to_string(),
+        ])
+        .args(["--log", log.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        cmd
+    };
+    let (clean_db, clean_log) = (dir.path().join("clean.db"), dir.path().join("clean.log"));
+    let clean = run(&clean_db, &clean_log).output().unwrap();
+    assert!(
+        clean.status.success(),
+        "{}",
+        String::from_utf8_lossy(&clean.stderr)
+    );
+
+    let (db, log) = (dir.path().join("fan.db"), dir.path().join("fan.log"));
+    let mut child = run(&db, &log).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    // Kill once a good part of the children have run.
+    while std::fs::read_to_string(&log)
+        .map(|l| l.lines().count())
+        .unwrap_or(0)
+        < items / 3
+    {
+        assert!(Instant::now() < deadline, "children never started");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // Which children had finished (a completed checkpoint) when the parent died.
+    let persister = Arc::new(SqlitePersister::open(&db).unwrap());
+    let mut finished_before = Vec::new();
+    for i in 0..items {
+        let id = burr_core::parallel::child_app_id("meeting", 0, &format!("item-{i}"));
+        let rows = persister.list_checkpoints(None, &id).await.unwrap();
+        if rows.iter().any(|r| r.status == StepStatus::Completed) {
+            finished_before.push(id);
+        }
+    }
+    drop(persister);
+    assert!(
+        !finished_before.is_empty() && finished_before.len() < items,
+        "killed mid-fan-out"
+    );
+
+    let resumed = run(&db, &log).output().unwrap();
+    assert!(
+        resumed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&resumed.stderr)
+    );
+    assert_eq!(
+        resumed.stdout, clean.stdout,
+        "the reduce equals an uninterrupted run's"
+    );
+
+    let mut runs: HashMap<String, usize> = HashMap::new();
+    for line in std::fs::read_to_string(&log).unwrap().lines() {
+        *runs
+            .entry(line.trim_start_matches("ran ").to_owned())
+            .or_default() += 1;
+    }
+    assert_eq!(runs.len(), items, "every child ran");
+    for id in &finished_before {
+        assert_eq!(runs[id], 1, "{id} finished before the crash and ran again");
+    }
+    let reruns = runs.values().filter(|&&n| n > 1).count();
+    assert!(
+        reruns <= 4,
+        "only children in flight at the kill ran twice ({reruns})"
+    );
+}
