@@ -72,20 +72,19 @@ fn check(
     let args = errors.ok(args);
     let action = errors.ok(analyzed);
     let const_ident = errors.ok(const_name(&item_fn.sig.ident));
+    let blocking = args.as_ref().and_then(|args| args.blocking);
+    if let (Some(blocking), Some(_)) = (blocking, item_fn.sig.asyncness) {
+        errors.push(syn::Error::new(
+            blocking,
+            "`blocking` runs a plain `fn` on the blocking thread pool; an `async fn` runs on the async runtime: remove `blocking` or make the function a plain `fn`",
+        ));
+    }
     match (args, action, const_ident) {
-        (Some(args), Some(action), Some(const_ident)) => {
-            if let (Some(blocking), true) = (args.blocking, action.is_async) {
-                errors.push(syn::Error::new(
-                    blocking,
-                    "`blocking` runs a plain `fn` on the blocking thread pool; an `async fn` runs on the async runtime: remove `blocking` or make the function a plain `fn`",
-                ));
-            }
-            errors.finish(Checked {
-                args,
-                action,
-                const_ident,
-            })
-        }
+        (Some(args), Some(action), Some(const_ident)) => errors.finish(Checked {
+            args,
+            action,
+            const_ident,
+        }),
         // At least one error was gathered.
         _ => errors.finish(()).and_then(|()| {
             Err(syn::Error::new(
@@ -183,7 +182,10 @@ fn generate(checked: &Checked, item_fn: &ItemFn) -> TokenStream {
                 quote! {
                     let #var: #ty = match #lookup {
                         ::core::option::Option::Some(#value) => #value,
-                        ::core::option::Option::None => #default,
+                        ::core::option::Option::None => {
+                            let #value: #ty = #default;
+                            #value
+                        }
                     };
                 }
             }
@@ -344,6 +346,54 @@ mod tests {
         assert!(out.contains("\"add_one\""), "{out}");
         assert!(out.contains("optional_inputs"), "{out}");
         assert!(!out.contains("compile_error"), "{out}");
+    }
+
+    #[test]
+    fn output_needs_no_dependency_but_burr_core() {
+        let out = expand(
+            quote!(reads = [a], writes = [b], blocking),
+            quote!(
+                fn step(
+                    state: State,
+                    x: Option<i64>,
+                    #[input(default = 2)] y: i64,
+                    ctx: &ApplicationContext,
+                ) -> State {
+                    state
+                }
+            ),
+        );
+        // The output with every `::burr_core::__private::<item>` path taken out.
+        let outside_private = |out: &str| {
+            let mut parts = out.split(":: burr_core :: __private :: ");
+            let mut rest = parts.next().unwrap_or_default().to_owned();
+            for part in parts {
+                rest.push_str(part.trim_start_matches(|c: char| c.is_alphanumeric() || c == '_'));
+            }
+            rest
+        };
+        for dependency in ["serde", "async_trait", "tokio", "futures"] {
+            assert!(
+                !outside_private(&out).contains(dependency),
+                "{dependency} in {out}"
+            );
+        }
+        let async_out = expand(
+            quote!(),
+            quote!(
+                async fn step(state: State) -> State {
+                    state
+                }
+            ),
+        );
+        assert!(
+            async_out.contains(":: burr_core :: __private :: async_trait"),
+            "{async_out}"
+        );
+        assert!(
+            !outside_private(&async_out).contains("async_trait"),
+            "{async_out}"
+        );
     }
 
     #[test]

@@ -28,7 +28,7 @@ pub(crate) enum Param {
         by_ref: bool,
     },
     /// An input.
-    Input(Input),
+    Input(Box<Input>),
 }
 
 /// An input parameter.
@@ -88,6 +88,13 @@ pub(crate) fn analyze(mut item: ItemFn) -> (ItemFn, syn::Result<ActionFn>) {
         Some((first, default)) => {
             if let Err(e) = check_state(first) {
                 errors.push(e);
+                // `fn f(&self, state: State)`: that state is the state, not a second one.
+                let state_follows = inputs_iter.clone().next().is_some_and(
+                    |(next, _)| matches!(next, FnArg::Typed(next) if is_named(&next.ty, "State")),
+                );
+                if matches!(first, FnArg::Receiver(_)) && state_follows {
+                    inputs_iter.next();
+                }
             }
             if let Some(default) = default {
                 errors.push(syn::Error::new_spanned(
@@ -298,11 +305,11 @@ fn param(arg: &FnArg, default: Option<Expr>) -> syn::Result<Param> {
         None if option_inner(ty).is_some() => InputKind::Option,
         None => InputKind::Required,
     };
-    Ok(Param::Input(Input {
+    Ok(Param::Input(Box::new(Input {
         name,
         ty: (*pat_type.ty).clone(),
         kind,
-    }))
+    })))
 }
 
 fn check_output(ty: &Type) -> syn::Result<()> {

@@ -5,7 +5,7 @@ use serde::de::DeserializeOwned;
 use super::{ActionError, Inputs};
 use crate::ApplicationContext;
 
-/// An input of an action written with [`#[action]`](crate::action) could not be turned into
+/// An input of an action written with [`#[action]`](macro@crate::action) could not be turned into
 /// its parameter's type.
 ///
 /// The step fails with [`Error::Action`](crate::Error::Action), whose source is this error:

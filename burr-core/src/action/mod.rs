@@ -11,7 +11,7 @@
 //! after the step that it wrote exactly its declared `writes`: an undeclared write or a
 //! declared write left unset fails the step.
 //!
-//! Most actions are written with the [`#[action]`](crate::action) attribute or the
+//! Most actions are written with the [`#[action]`](macro@crate::action) attribute or the
 //! [`action_fn`]/[`action_sync`] adapters; implement the trait by hand for full control.
 
 mod bind;

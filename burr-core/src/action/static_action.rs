@@ -9,7 +9,7 @@ use futures::stream::BoxStream;
 use super::{Action, ActionError, ActionResult, Inputs};
 use crate::{ApplicationContext, State};
 
-/// A `'static` action, copied freely. Every action [`#[action]`](crate::action) makes is a
+/// A `'static` action, copied freely. Every action [`#[action]`](macro@crate::action) makes is a
 /// constant of this type, so that actions made from different functions go in one list:
 /// `with_actions([Increment, Done])`.
 ///

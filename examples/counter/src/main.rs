@@ -11,9 +11,21 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use burr_core::persistence::{Persister, SqlitePersister};
-use burr_core::{action_sync, default, expr, ApplicationBuilder, Inputs, State};
+use burr_core::{action, default, expr, ApplicationBuilder, Inputs, State, StateError};
 use clap::Parser;
 use serde_json::json;
+
+/// Add one to the count.
+#[action(reads = [count], writes = [count])]
+fn increment(state: State) -> Result<State, StateError> {
+    state.increment("count", 1)
+}
+
+/// The end: nothing left to count.
+#[action(reads = [count])]
+fn done(state: State) -> State {
+    state
+}
 
 /// Count to N, one step at a time; with --db, every step is checkpointed and a rerun resumes.
 #[derive(Parser, Debug)]

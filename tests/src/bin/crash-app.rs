@@ -52,13 +52,14 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     ));
     let ran = move |ctx: &ApplicationContext| {
         let mut log = log.lock().unwrap_or_else(|p| p.into_inner());
-        let _ = writeln!(
-            log,
-            "ran {} {} {}",
+        // One write per line, so a kill never leaves half a line.
+        let line = format!(
+            "ran {} {} {}\n",
             ctx.sequence_id(),
             ctx.action_name(),
             ctx.attempt()
         );
+        let _ = log.write_all(line.as_bytes());
     };
     let ran_inc = ran.clone();
     let increment = action_sync("increment", move |s: State, _, ctx: &ApplicationContext| {
@@ -102,8 +103,9 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     loop {
         match app.step(Inputs::new()).await {
             Ok(Some(step)) => {
+                let line = format!("done {} {}\n", step.sequence_id, step.action);
                 let mut out = stdout.lock();
-                writeln!(out, "done {} {}", step.sequence_id, step.action)?;
+                out.write_all(line.as_bytes())?;
                 out.flush()?;
             }
             Ok(None) => return Ok(()),

@@ -36,11 +36,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let measure = action_fn("measure", move |s: State, _, ctx: ApplicationContext| {
         let log = Arc::clone(&log);
         async move {
-            writeln!(
-                log.lock().unwrap_or_else(|p| p.into_inner()),
-                "ran {}",
-                ctx.app_id()
-            )?;
+            log.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .write_all(format!("ran {}\n", ctx.app_id()).as_bytes())?;
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
             let text: String = s.get("text")?;
             Ok::<_, ActionError>(s.update("length", text.len()))

@@ -17,7 +17,9 @@ async fn done(state: State) -> State {
 
 fn main() {
     assert!(increment(State::new().update("count", 1)).is_ok());
-    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     let state = runtime.block_on(async {
         let mut app = ApplicationBuilder::new()
             .with_actions([Increment, Done])

@@ -25,7 +25,10 @@ pub mod actions {
         ctx: &ApplicationContext,
     ) -> (Value, State) {
         let line = format!("{model} {top_k:?} {} {}", filter.min_score, ctx.app_id());
-        (json!({ "line": line }), state.update("answer", line).update("type", "text"))
+        (
+            json!({ "line": line }),
+            state.update("answer", line).update("type", "text"),
+        )
     }
 
     #[action(writes = [n], blocking)]

@@ -1,0 +1,198 @@
+//! What one child application does for one discussion: `embed` → `find_similar` →
+//! `rerank`, halting after `rerank`.
+//!
+//! - `embed` embeds the discussion's document (meeting header, title, notes). It is
+//!   CPU-bound, so it runs on the blocking thread pool (`action_sync(..).blocking()`).
+//! - `find_similar` ranks every past discussion by the cosine of the documents and keeps
+//!   the best `candidates`.
+//! - `rerank` re-embeds the discussion *without* the meeting header (the header pulls
+//!   toward the same team and the same kind of meeting, not the same problem) and scores
+//!   each candidate by the cosine of the bodies; it keeps the `top_k` at or above
+//!   `min_score`. There are no cross-encoder weights to fetch offline, so this
+//!   second representation stands in for a cross-encoder.
+//!
+//! Every step is checkpointed: a child that crashed after `embed` resumes at
+//! `find_similar` with its embedding, and a finished child is never run again.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use burr_core::parallel::SubGraph;
+use burr_core::{action_sync, ActionError, GraphBuilder, Inputs, State};
+use serde::{Deserialize, Serialize};
+
+use crate::data::{body_text, document_text};
+use crate::model::{cosine, Embedder};
+use crate::past::PastIndex;
+
+/// The first action.
+pub const EMBED: &str = "embed";
+/// The second.
+pub const FIND_SIMILAR: &str = "find_similar";
+/// The last.
+pub const RERANK: &str = "rerank";
+
+/// How candidates are found and kept.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Candidates `find_similar` passes to `rerank`.
+    pub candidates: usize,
+    /// Related discussions kept per discussion.
+    pub top_k: usize,
+    /// The lowest rerank score kept.
+    pub min_score: f32,
+    /// A pause after each embedding of a discussion (0 normally): to watch a run, or to
+    /// interrupt one part-way.
+    pub pause: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            candidates: 8,
+            top_k: 3,
+            min_score: 0.3,
+            pause: Duration::ZERO,
+        }
+    }
+}
+
+/// A past discussion `find_similar` found, with its first-stage score.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Candidate {
+    /// The past discussion.
+    pub id: String,
+    /// The cosine of the documents.
+    pub retrieval: f32,
+}
+
+/// A related past discussion, as published.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Related {
+    /// The past discussion.
+    pub id: String,
+    /// Its title.
+    pub title: String,
+    /// The team whose meeting it was.
+    pub team: String,
+    /// That meeting.
+    pub meeting: String,
+    /// That meeting's date.
+    pub date: String,
+    /// The rerank score: the cosine of the bodies.
+    pub score: f32,
+    /// The first-stage score: the cosine of the documents.
+    pub retrieval: f32,
+}
+
+/// The child's sub-graph. Its starting state: `meeting_id`, `discussion_id`, `header`,
+/// `title`, `notes`; its final state adds `embedding`, `candidates` and `related`.
+pub fn subgraph(
+    embedder: Embedder,
+    past: Arc<PastIndex>,
+    settings: Arc<Settings>,
+) -> Result<SubGraph, burr_core::GraphError> {
+    let embed = {
+        let (embedder, settings) = (embedder.clone(), Arc::clone(&settings));
+        action_sync(EMBED, move |state: State, _: &Inputs, _| {
+            let header: String = state.get("header")?;
+            let title: String = state.get("title")?;
+            let notes: String = state.get("notes")?;
+            let text = document_text(&header, &title, &notes);
+            let vector = embed_one(&embedder, &owner(&state)?, text, settings.pause)?;
+            Ok::<_, ActionError>(state.update_serialized("embedding", &vector)?)
+        })
+        .blocking()
+        .reads(["meeting_id", "discussion_id", "header", "title", "notes"])
+        .writes(["embedding"])
+    };
+    let find_similar = {
+        let (past, settings) = (Arc::clone(&past), Arc::clone(&settings));
+        action_sync(FIND_SIMILAR, move |state: State, _: &Inputs, _| {
+            let embedding: Vec<f32> = state.get("embedding")?;
+            let mut candidates: Vec<Candidate> = past
+                .entries
+                .iter()
+                .map(|e| Candidate {
+                    id: e.discussion.id.clone(),
+                    retrieval: cosine(&embedding, &e.document),
+                })
+                .collect();
+            candidates.sort_by(|a, b| b.retrieval.total_cmp(&a.retrieval));
+            candidates.truncate(settings.candidates);
+            Ok::<_, ActionError>(state.update_serialized("candidates", &candidates)?)
+        })
+        .reads(["embedding"])
+        .writes(["candidates"])
+    };
+    let rerank = {
+        action_sync(RERANK, move |state: State, _: &Inputs, _| {
+            let title: String = state.get("title")?;
+            let notes: String = state.get("notes")?;
+            let candidates: Vec<Candidate> = state.get("candidates")?;
+            let body = embed_one(
+                &embedder,
+                &owner(&state)?,
+                body_text(&title, &notes),
+                settings.pause,
+            )?;
+            let mut related: Vec<Related> = candidates
+                .iter()
+                .filter_map(|c| {
+                    let entry = past.get(&c.id)?;
+                    let d = &entry.discussion;
+                    Some(Related {
+                        id: d.id.clone(),
+                        title: d.title.clone(),
+                        team: d.team.clone(),
+                        meeting: d.meeting.clone(),
+                        date: d.date.clone(),
+                        score: cosine(&body, &entry.body),
+                        retrieval: c.retrieval,
+                    })
+                })
+                .filter(|r| r.score >= settings.min_score)
+                .collect();
+            related.sort_by(|a, b| b.score.total_cmp(&a.score));
+            related.truncate(settings.top_k);
+            Ok::<_, ActionError>(state.update_serialized("related", &related)?)
+        })
+        .blocking()
+        .reads([
+            "meeting_id",
+            "discussion_id",
+            "title",
+            "notes",
+            "candidates",
+        ])
+        .writes(["related"])
+    };
+    let graph = GraphBuilder::new()
+        .with_actions([embed, find_similar, rerank])
+        .with_transitions([(EMBED, FIND_SIMILAR), (FIND_SIMILAR, RERANK)])
+        .build()?;
+    SubGraph::graph(graph, EMBED, [RERANK])
+}
+
+/// Who an embedding is counted for: `<meeting id>/<discussion id>`.
+fn owner(state: &State) -> Result<String, burr_core::StateError> {
+    let meeting: String = state.get("meeting_id")?;
+    let discussion: String = state.get("discussion_id")?;
+    Ok(format!("{meeting}/{discussion}"))
+}
+
+fn embed_one(
+    embedder: &Embedder,
+    owner: &str,
+    text: String,
+    pause: Duration,
+) -> Result<Vec<f32>, ActionError> {
+    let vector = embedder
+        .embed(owner, &[text])?
+        .pop()
+        .ok_or_else(|| ActionError::msg("the model returned no embedding"))?;
+    if !pause.is_zero() {
+        std::thread::sleep(pause);
+    }
+    Ok(vector)
+}

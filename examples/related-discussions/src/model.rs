@@ -1,0 +1,265 @@
+//! The embedding model: all-MiniLM-L6-v2 (int8) through fastembed and ONNX Runtime, loaded
+//! from the files `scripts/fetch-models.sh` fetches, one instance shared behind a mutex.
+//!
+//! Two environment variables point at them (`source .fe-assets/env.sh` sets both):
+//! `ORT_DYLIB_PATH`, the ONNX Runtime shared library (≥ 1.24), and `FASTEMBED_MODEL_DIR`,
+//! the directory with `model.onnx` and the tokenizer files.
+
+use std::collections::BTreeMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use fastembed::{
+    InitOptionsUserDefined, Pooling, TextEmbedding, TokenizerFiles, UserDefinedEmbeddingModel,
+};
+
+/// The variable naming the ONNX Runtime shared library.
+pub const ORT_DYLIB_PATH: &str = "ORT_DYLIB_PATH";
+/// The variable naming the model directory.
+pub const FASTEMBED_MODEL_DIR: &str = "FASTEMBED_MODEL_DIR";
+/// The dimension of the embeddings.
+pub const DIMENSIONS: usize = 384;
+
+const FETCH_HINT: &str = "run scripts/fetch-models.sh, then `source .fe-assets/env.sh`";
+/// The files fastembed needs in the model directory.
+const MODEL_FILES: [&str; 5] = [
+    "model.onnx",
+    "tokenizer.json",
+    "config.json",
+    "special_tokens_map.json",
+    "tokenizer_config.json",
+];
+
+/// Why the model cannot be loaded or used.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// An environment variable is not set.
+    #[error("{var} is not set: {FETCH_HINT}")]
+    NotSet {
+        /// The variable.
+        var: &'static str,
+    },
+    /// An environment variable names a path that is not there.
+    #[error("{var}={} does not exist: {FETCH_HINT}", path.display())]
+    Missing {
+        /// The variable.
+        var: &'static str,
+        /// The path it names.
+        path: PathBuf,
+    },
+    /// `ORT_DYLIB_PATH` is relative (ONNX Runtime would look next to the executable first).
+    #[error("{ORT_DYLIB_PATH}={} is relative: give an absolute path", path.display())]
+    Relative {
+        /// The path.
+        path: PathBuf,
+    },
+    /// A model file is missing or unreadable.
+    #[error("cannot read model file {}: {FETCH_HINT}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// ONNX Runtime refused to load (a wrong file, or a version below 1.24).
+    #[error("ONNX Runtime at {} cannot be used ({message}): {FETCH_HINT}", path.display())]
+    Runtime {
+        /// The library.
+        path: PathBuf,
+        /// What it said.
+        message: String,
+    },
+    /// fastembed could not build the model from the files.
+    #[error("cannot load the embedding model from {}", dir.display())]
+    Load {
+        /// The model directory.
+        dir: PathBuf,
+        /// Why.
+        #[source]
+        source: fastembed::Error,
+    },
+    /// Embedding failed.
+    #[error("embedding {count} texts failed")]
+    Embed {
+        /// How many texts.
+        count: usize,
+        /// Why.
+        #[source]
+        source: fastembed::Error,
+    },
+}
+
+/// The embedding model, shared by every action of the process.
+///
+/// fastembed's `embed` takes `&mut self`, so calls are serialised by a mutex; each call
+/// runs on `threads` ONNX Runtime threads that do not spin while idle (spinning threads
+/// steal the CPU from the other work of the process).
+pub struct Model {
+    embedding: Mutex<TextEmbedding>,
+    dir: PathBuf,
+}
+
+impl Model {
+    /// Load the model named by `FASTEMBED_MODEL_DIR` with the ONNX Runtime named by
+    /// `ORT_DYLIB_PATH`, after checking both exist (a missing runtime would make ONNX
+    /// Runtime panic, not fail).
+    pub fn from_env(threads: usize) -> Result<Model, ModelError> {
+        let ort = env_path(ORT_DYLIB_PATH)?;
+        if ort.is_relative() {
+            return Err(ModelError::Relative { path: ort });
+        }
+        let dir = env_path(FASTEMBED_MODEL_DIR)?;
+        let read = |name: &str| {
+            let path = dir.join(name);
+            std::fs::read(&path).map_err(|source| ModelError::Read { path, source })
+        };
+        let [onnx, tokenizer, config, special_tokens, tokenizer_config] = MODEL_FILES.map(read);
+        let files = TokenizerFiles {
+            tokenizer_file: tokenizer?,
+            config_file: config?,
+            special_tokens_map_file: special_tokens?,
+            tokenizer_config_file: tokenizer_config?,
+        };
+        // MiniLM was trained with mean pooling; fastembed defaults to CLS for
+        // user-defined models, which gives wrong embeddings without an error.
+        let model = UserDefinedEmbeddingModel::new(onnx?, files).with_pooling(Pooling::Mean);
+        let options = InitOptionsUserDefined::new()
+            .with_max_length(256)
+            .with_intra_threads(threads.max(1))
+            .with_session_config("session.intra_op.allow_spinning", "0");
+        // ONNX Runtime reports a library it cannot load (or one too old) by panicking.
+        let built = catch_unwind(AssertUnwindSafe(|| {
+            TextEmbedding::try_new_from_user_defined(model, options)
+        }))
+        .map_err(|panic| ModelError::Runtime {
+            path: ort.clone(),
+            message: panic_message(&*panic),
+        })?;
+        let embedding = built.map_err(|source| ModelError::Load {
+            dir: dir.clone(),
+            source,
+        })?;
+        Ok(Model {
+            embedding: Mutex::new(embedding),
+            dir,
+        })
+    }
+
+    /// The model directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Embed `texts` (L2-normalised vectors of [`DIMENSIONS`] floats). CPU-bound: call it
+    /// from a blocking thread, not from async code.
+    pub fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, ModelError> {
+        let mut embedding = self.embedding.lock().unwrap_or_else(|p| p.into_inner());
+        embedding
+            .embed(texts, Some(32))
+            .map_err(|source| ModelError::Embed {
+                count: texts.len(),
+                source,
+            })
+    }
+}
+
+fn env_path(var: &'static str) -> Result<PathBuf, ModelError> {
+    let value = std::env::var_os(var)
+        .filter(|v| !v.is_empty())
+        .ok_or(ModelError::NotSet { var })?;
+    let path = PathBuf::from(value);
+    if !path.exists() {
+        return Err(ModelError::Missing { var, path });
+    }
+    Ok(path)
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+        .unwrap_or_else(|| "it panicked".to_owned())
+}
+
+/// A model handle that counts what it embeds, by owner (`m1/d3`, `past`...): one per run,
+/// so a run can report how many embeddings it computed and for what.
+#[derive(Clone)]
+pub struct Embedder {
+    model: Arc<Model>,
+    counts: Arc<Counts>,
+}
+
+#[derive(Default)]
+struct Counts {
+    total: AtomicUsize,
+    by_owner: Mutex<BTreeMap<String, usize>>,
+}
+
+impl Embedder {
+    /// A handle on `model` with its own counts, all zero.
+    pub fn new(model: Arc<Model>) -> Embedder {
+        Embedder {
+            model,
+            counts: Arc::default(),
+        }
+    }
+
+    /// Embed `texts` for `owner`, counting them.
+    pub fn embed(&self, owner: &str, texts: &[String]) -> Result<Vec<Vec<f32>>, ModelError> {
+        let vectors = self.model.embed(texts)?;
+        self.counts.total.fetch_add(texts.len(), Ordering::Relaxed);
+        *self
+            .counts
+            .by_owner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(owner.to_owned())
+            .or_default() += texts.len();
+        Ok(vectors)
+    }
+
+    /// Texts embedded through this handle (and its clones).
+    pub fn total(&self) -> usize {
+        self.counts.total.load(Ordering::Relaxed)
+    }
+
+    /// Texts embedded, by owner.
+    pub fn by_owner(&self) -> BTreeMap<String, usize> {
+        self.counts
+            .by_owner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+/// The cosine similarity of two vectors (0 when either is zero).
+pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let (mut dot, mut na, mut nb) = (0.0f32, 0.0f32, 0.0f32);
+    for (x, y) in a.iter().zip(b) {
+        dot += x * y;
+        na += x * x;
+        nb += y * y;
+    }
+    if na == 0.0 || nb == 0.0 {
+        return 0.0;
+    }
+    dot / (na.sqrt() * nb.sqrt())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cosine_of_known_vectors() {
+        assert!((cosine(&[1.0, 0.0], &[1.0, 0.0]) - 1.0).abs() < 1e-6);
+        assert!(cosine(&[1.0, 0.0], &[0.0, 2.0]).abs() < 1e-6);
+        assert!((cosine(&[1.0, 1.0], &[-1.0, -1.0]) + 1.0).abs() < 1e-6);
+        assert_eq!(cosine(&[0.0, 0.0], &[1.0, 0.0]), 0.0);
+    }
+}

@@ -1,0 +1,121 @@
+//! The past discussions' embeddings: computed by a one-action application
+//! (`past-discussions-<hash>`) whose checkpoint keeps them, so they are embedded once per
+//! database and corpus, not once per process.
+//!
+//! Each past discussion has two vectors: its *document* (meeting header, title, notes),
+//! searched by `find_similar`, and its *body* (title and notes only), used by `rerank`.
+
+use std::sync::Arc;
+
+use burr_core::persistence::Persister;
+use burr_core::{action_sync, ActionError, ApplicationBuilder, Inputs, State};
+use serde::{Deserialize, Serialize};
+
+use crate::data::{body_text, document_text, PastDiscussion};
+use crate::model::Embedder;
+
+/// The action that embeds the corpus.
+pub const EMBED_PAST: &str = "embed_past";
+/// The owner its embeddings are counted under.
+pub const PAST_OWNER: &str = "past";
+
+/// A past discussion and its two embeddings.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PastEntry {
+    /// The discussion.
+    pub discussion: PastDiscussion,
+    /// Its document embedding (with the meeting header).
+    pub document: Vec<f32>,
+    /// Its body embedding (without the header).
+    pub body: Vec<f32>,
+}
+
+/// Every past discussion with its embeddings.
+#[derive(Clone, Debug, Default)]
+pub struct PastIndex {
+    /// The entries, in the corpus's order.
+    pub entries: Vec<PastEntry>,
+}
+
+impl PastIndex {
+    /// The entry of a past discussion.
+    pub fn get(&self, id: &str) -> Option<&PastEntry> {
+        self.entries.iter().find(|e| e.discussion.id == id)
+    }
+
+    /// The index for `past`: loaded from the `past-discussions-<hash>` application in
+    /// `persister`, or embedded (then saved there) when it is not stored yet.
+    pub async fn load_or_embed(
+        past: &[PastDiscussion],
+        embedder: &Embedder,
+        persister: Arc<dyn Persister>,
+    ) -> burr_core::Result<PastIndex> {
+        let app_id = app_id(past);
+        let embed = {
+            let embedder = embedder.clone();
+            action_sync(EMBED_PAST, move |state: State, _: &Inputs, _| {
+                let past: Vec<PastDiscussion> = state.get("past")?;
+                let mut texts = Vec::with_capacity(past.len() * 2);
+                for p in &past {
+                    texts.push(document_text(&p.header(), &p.title, &p.notes));
+                    texts.push(body_text(&p.title, &p.notes));
+                }
+                let mut vectors = embedder.embed(PAST_OWNER, &texts)?.into_iter();
+                let entries: Vec<PastEntry> = past
+                    .into_iter()
+                    .map(|discussion| PastEntry {
+                        discussion,
+                        document: vectors.next().unwrap_or_default(),
+                        body: vectors.next().unwrap_or_default(),
+                    })
+                    .collect();
+                Ok::<_, ActionError>(state.update_serialized("entries", &entries)?)
+            })
+            .blocking()
+            .reads(["past"])
+            .writes(["entries"])
+        };
+        let default_state = State::new().update_serialized("past", past)?;
+        let mut app = ApplicationBuilder::new()
+            .with_actions([embed])
+            .with_identifiers(app_id, None)
+            .with_state_persister(Arc::clone(&persister))
+            .initialize_from(persister, true, default_state, EMBED_PAST)
+            .build()
+            .await?;
+        let outcome = app.run(&[], &[EMBED_PAST], Inputs::new()).await?;
+        let entries = outcome.state.get("entries")?;
+        Ok(PastIndex { entries })
+    }
+}
+
+/// `past-discussions-<hash of the corpus>`: another corpus gets another application, so
+/// an edited corpus is embedded again.
+pub fn app_id(past: &[PastDiscussion]) -> String {
+    let text = serde_json::to_string(past).unwrap_or_default();
+    format!("past-discussions-{:016x}", fnv1a(text.as_bytes()))
+}
+
+/// FNV-1a, 64 bits: a stable hash (std's `DefaultHasher` may change between releases).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
+        (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::Dataset;
+
+    #[test]
+    fn the_app_id_follows_the_corpus() {
+        let past = Dataset::sample().past;
+        assert_eq!(app_id(&past), app_id(&past.clone()));
+        let mut edited = past.clone();
+        edited[3].notes.push('!');
+        assert_ne!(app_id(&past), app_id(&edited));
+        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
+    }
+}
