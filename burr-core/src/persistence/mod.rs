@@ -15,7 +15,8 @@
 mod error;
 mod memory;
 mod record;
-// sqlite arrives with the persistence work
+#[cfg(feature = "sqlite")]
+mod sqlite;
 
 use std::time::Duration;
 
@@ -24,6 +25,8 @@ use async_trait::async_trait;
 pub use error::PersistenceError;
 pub use memory::InMemoryPersister;
 pub use record::{micros, AppRecord, Checkpoint, CheckpointInfo, LoadedCheckpoint, StepStatus};
+#[cfg(feature = "sqlite")]
+pub use sqlite::{Durability, SqliteOptions, SqlitePersister};
 
 /// A proof that this process runs an application: while held, another runner of the same
 /// app id gets [`PersistenceError::AppLocked`]. Released by [`Persister::release_lease`] or

@@ -54,14 +54,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let started = Instant::now();
     let args = Args::parse();
 
-    let increment = action_sync("increment", |state: State, _, _| {
-        state.increment("count", 1)
-    })
-    .reads(["count"])
-    .writes(["count"]);
-    let done = action_sync("done", |state: State, _, _| state).reads(["count"]);
     let mut builder = ApplicationBuilder::new()
-        .with_actions([increment, done])
+        .with_actions([Increment, Done])
         .with_transitions([
             (
                 "increment",

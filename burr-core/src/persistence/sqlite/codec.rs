@@ -10,7 +10,10 @@ pub(super) type AppKey = (String, String);
 
 /// The key of an application; no partition key is stored as the empty string.
 pub(super) fn app_key(partition_key: Option<&str>, app_id: &str) -> AppKey {
-    (partition_column(partition_key).to_owned(), app_id.to_owned())
+    (
+        partition_column(partition_key).to_owned(),
+        app_id.to_owned(),
+    )
 }
 
 /// A partition key as stored: `None` is the empty string.
