@@ -16,20 +16,20 @@ use burr_core::{
 };
 use serde_json::json;
 
-type StateResult = Result<State, burr_core::StateError>;
+type StateResult = Result<State, ActionError>;
 
 fn length_of_text() -> SubGraph {
     SubGraph::action(
         action_sync("length", |s: State, _, _| {
             let text: String = s.get("text")?;
-            Ok::<_, burr_core::StateError>(s.update("length", text.chars().count()))
+            Ok::<_, ActionError>(s.update("length", text.chars().count()))
         })
         .reads(["text"])
         .writes(["length"]),
     )
 }
 
-fn words_to_states(s: &State, _: &Inputs) -> Result<Vec<State>, burr_core::StateError> {
+fn words_to_states(s: &State, _: &Inputs) -> Result<Vec<State>, ActionError> {
     let words: Vec<String> = s.get("words")?;
     Ok(words
         .into_iter()
@@ -76,13 +76,13 @@ async fn reduce_sees_children_in_task_order() {
 async fn map_actions_and_the_product() {
     let double = action_sync("double", |s: State, _, _| {
         let n: i64 = s.get("n")?;
-        Ok::<_, burr_core::StateError>(s.update("out", n * 2))
+        Ok::<_, ActionError>(s.update("out", n * 2))
     })
     .reads(["n"])
     .writes(["out"]);
     let square = action_sync("square", |s: State, _, _| {
         let n: i64 = s.get("n")?;
-        Ok::<_, burr_core::StateError>(s.update("out", n * n))
+        Ok::<_, ActionError>(s.update("out", n * n))
     })
     .reads(["n"])
     .writes(["out"]);
@@ -109,7 +109,7 @@ async fn map_actions_and_the_product() {
         vec![SubGraph::action(double), SubGraph::action(square)],
         |s: &State, _: &Inputs| {
             let ns: Vec<i64> = s.get("ns")?;
-            Ok::<_, burr_core::StateError>(
+            Ok::<_, ActionError>(
                 ns.into_iter()
                     .map(|n| State::new().update("n", n))
                     .collect(),
@@ -576,17 +576,17 @@ async fn a_map_action_in_a_loop_gives_fresh_results_each_time() {
     // Burr #761: a later invocation must not replay an earlier one's children.
     let double = action_sync("double", |s: State, _, _| {
         let n: i64 = s.get("n")?;
-        Ok::<_, burr_core::StateError>(s.update("out", n * 2))
+        Ok::<_, ActionError>(s.update("out", n * 2))
     })
     .reads(["n"])
     .writes(["out"]);
     let map = MapStates::new("map", SubGraph::action(double), |s: &State, _: &Inputs| {
         let round: i64 = s.get("round")?;
-        Ok::<_, burr_core::StateError>(vec![State::new().update("n", round)])
+        Ok::<_, ActionError>(vec![State::new().update("n", round)])
     })
     .reduce(|state: State, children: Vec<State>| -> StateResult {
         let out: i64 = children[0].get("out")?;
-        state.append("outs", out)
+        Ok(state.append("outs", out)?)
     })
     .reads(["round", "outs"])
     .writes(["outs"]);

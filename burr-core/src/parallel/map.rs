@@ -96,10 +96,9 @@ fn names<I: IntoIterator<Item = S>, S: Into<String>>(items: I) -> Vec<String> {
 impl MapAction {
     /// A map action running the tasks `tasks` builds from the state (the keys it reads)
     /// and the inputs.
-    pub fn tasks<F, E>(name: impl Into<String>, tasks: F) -> MapAction
+    pub fn tasks<F>(name: impl Into<String>, tasks: F) -> MapAction
     where
-        F: Fn(&State, &Inputs) -> Result<Vec<Task>, E> + Send + Sync + 'static,
-        E: Into<ActionError>,
+        F: Fn(&State, &Inputs) -> Result<Vec<Task>, ActionError> + Send + Sync + 'static,
     {
         MapAction {
             name: name.into(),
@@ -108,7 +107,7 @@ impl MapAction {
             inputs: Vec::new(),
             optional_inputs: Vec::new(),
             tags: Vec::new(),
-            tasks: Arc::new(move |state, inputs| tasks(state, inputs).map_err(Into::into)),
+            tasks: Arc::new(tasks),
             reducer: Reducer::Unchanged,
             policy: FailurePolicy::default(),
             priority: None,
@@ -152,23 +151,21 @@ impl MapAction {
 
     /// Reduce the parent state (the keys it reads) and the children's final states, in
     /// task order, into the new state.
-    pub fn reduce<F, E>(mut self, reduce: F) -> Self
+    pub fn reduce<F>(mut self, reduce: F) -> Self
     where
-        F: Fn(State, Vec<State>) -> Result<State, E> + Send + Sync + 'static,
-        E: Into<ActionError>,
+        F: Fn(State, Vec<State>) -> Result<State, ActionError> + Send + Sync + 'static,
     {
-        self.reducer = Reducer::States(Arc::new(move |s, c| reduce(s, c).map_err(Into::into)));
+        self.reducer = Reducer::States(Arc::new(reduce));
         self
     }
 
     /// Reduce with every child's outcome (success or error), in task order. Sets the
     /// policy to [`FailurePolicy::Settled`] unless it is [`FailurePolicy::FirstSuccess`].
-    pub fn reduce_settled<F, E>(mut self, reduce: F) -> Self
+    pub fn reduce_settled<F>(mut self, reduce: F) -> Self
     where
-        F: Fn(State, Vec<ChildOutcome>) -> Result<State, E> + Send + Sync + 'static,
-        E: Into<ActionError>,
+        F: Fn(State, Vec<ChildOutcome>) -> Result<State, ActionError> + Send + Sync + 'static,
     {
-        self.reducer = Reducer::Outcomes(Arc::new(move |s, c| reduce(s, c).map_err(Into::into)));
+        self.reducer = Reducer::Outcomes(Arc::new(reduce));
         if self.policy != FailurePolicy::FirstSuccess {
             self.policy = FailurePolicy::Settled;
         }
@@ -364,15 +361,14 @@ impl MapStates {
     /// Run `subgraph` on each state `states` builds from the parent state (the keys the
     /// action reads); children are keyed by index.
     #[allow(clippy::new_ret_no_self)]
-    pub fn new<F, E>(name: impl Into<String>, subgraph: SubGraph, states: F) -> MapAction
+    pub fn new<F>(name: impl Into<String>, subgraph: SubGraph, states: F) -> MapAction
     where
-        F: Fn(&State, &Inputs) -> Result<Vec<State>, E> + Send + Sync + 'static,
-        E: Into<ActionError>,
+        F: Fn(&State, &Inputs) -> Result<Vec<State>, ActionError> + Send + Sync + 'static,
     {
         MapAction::tasks(name, move |state: &State, inputs: &Inputs| {
             Ok::<_, ActionError>(
                 states(state, inputs)
-                    .map_err(Into::into)?
+                    ?
                     .into_iter()
                     .map(|s| Task::new(subgraph.clone(), s))
                     .collect(),
@@ -382,15 +378,14 @@ impl MapStates {
 
     /// Like [`MapStates::new`], with each child keyed by the key `states` gives it (a
     /// discussion id...), so a resumed parent finds each child by key, not position.
-    pub fn keyed<F, E>(name: impl Into<String>, subgraph: SubGraph, states: F) -> MapAction
+    pub fn keyed<F>(name: impl Into<String>, subgraph: SubGraph, states: F) -> MapAction
     where
-        F: Fn(&State, &Inputs) -> Result<Vec<(String, State)>, E> + Send + Sync + 'static,
-        E: Into<ActionError>,
+        F: Fn(&State, &Inputs) -> Result<Vec<(String, State)>, ActionError> + Send + Sync + 'static,
     {
         MapAction::tasks(name, move |state: &State, inputs: &Inputs| {
             Ok::<_, ActionError>(
                 states(state, inputs)
-                    .map_err(Into::into)?
+                    ?
                     .into_iter()
                     .map(|(key, s)| Task::new(subgraph.clone(), s).with_key(key))
                     .collect(),
@@ -406,13 +401,12 @@ pub struct MapActions;
 impl MapActions {
     /// Run each of `subgraphs` on the state `state` builds from the parent state.
     #[allow(clippy::new_ret_no_self)]
-    pub fn new<F, E>(name: impl Into<String>, subgraphs: Vec<SubGraph>, state: F) -> MapAction
+    pub fn new<F>(name: impl Into<String>, subgraphs: Vec<SubGraph>, state: F) -> MapAction
     where
-        F: Fn(&State, &Inputs) -> Result<State, E> + Send + Sync + 'static,
-        E: Into<ActionError>,
+        F: Fn(&State, &Inputs) -> Result<State, ActionError> + Send + Sync + 'static,
     {
         MapAction::tasks(name, move |parent: &State, inputs: &Inputs| {
-            let child_state = state(parent, inputs).map_err(Into::into)?;
+            let child_state = state(parent, inputs)?;
             Ok::<_, ActionError>(
                 subgraphs
                     .iter()
@@ -432,13 +426,12 @@ pub struct MapActionsAndStates;
 impl MapActionsAndStates {
     /// Run each of `subgraphs` on each state `states` builds.
     #[allow(clippy::new_ret_no_self)]
-    pub fn new<F, E>(name: impl Into<String>, subgraphs: Vec<SubGraph>, states: F) -> MapAction
+    pub fn new<F>(name: impl Into<String>, subgraphs: Vec<SubGraph>, states: F) -> MapAction
     where
-        F: Fn(&State, &Inputs) -> Result<Vec<State>, E> + Send + Sync + 'static,
-        E: Into<ActionError>,
+        F: Fn(&State, &Inputs) -> Result<Vec<State>, ActionError> + Send + Sync + 'static,
     {
         MapAction::tasks(name, move |parent: &State, inputs: &Inputs| {
-            let states = states(parent, inputs).map_err(Into::into)?;
+            let states = states(parent, inputs)?;
             let mut tasks = Vec::with_capacity(subgraphs.len() * states.len());
             for g in &subgraphs {
                 for (i, s) in states.iter().enumerate() {

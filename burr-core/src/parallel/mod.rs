@@ -32,7 +32,7 @@
 //! # async fn main() -> burr_core::Result<()> {
 //! let measure = action_sync("measure", |s: State, _, _| {
 //!     let text: String = s.get("text")?;
-//!     Ok::<_, burr_core::StateError>(s.update("length", text.chars().count()))
+//!     Ok::<_, burr_core::ActionError>(s.update("length", text.chars().count()))
 //! })
 //! .reads(["text"])
 //! .writes(["length"]);

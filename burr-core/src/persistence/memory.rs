@@ -13,9 +13,12 @@ use super::{
 
 type Key = (Option<String>, String);
 
+/// A saved checkpoint with the keys it changed and its error.
+type Row = (LoadedCheckpoint, Vec<String>, Option<String>);
+
 #[derive(Default)]
 struct Apps {
-    checkpoints: HashMap<Key, Vec<(LoadedCheckpoint, Vec<String>, Option<String>)>>,
+    checkpoints: HashMap<Key, Vec<Row>>,
     records: HashMap<Key, AppRecord>,
     /// Registration order, for newest-first listing.
     order: Vec<Key>,

@@ -15,9 +15,7 @@ use std::sync::Arc;
 use burr_core::hooks::LifecycleHook;
 use burr_core::parallel::{Executor, MapStates, SubGraph};
 use burr_core::persistence::Persister;
-use burr_core::{
-    action_sync, ActionError, Application, ApplicationBuilder, Inputs, State, StateError,
-};
+use burr_core::{action_sync, ActionError, Application, ApplicationBuilder, Inputs, State};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -95,7 +93,7 @@ fn actions(subgraph: SubGraph) -> ApplicationBuilder {
         let meeting: MeetingInfo = state.get("meeting")?;
         let discussions: Vec<DiscussionInfo> = state.get("discussions")?;
         let header = crate::data::meeting_header(&meeting.team, &meeting.title, &meeting.date);
-        Ok::<_, StateError>(
+        Ok::<_, ActionError>(
             discussions
                 .into_iter()
                 .map(|d| {
@@ -117,7 +115,7 @@ fn actions(subgraph: SubGraph) -> ApplicationBuilder {
             let found: Vec<Related> = child.get("related")?;
             related.insert(id, serde_json::to_value(found).unwrap_or_default());
         }
-        Ok::<_, StateError>(state.update("related", Value::Object(related)))
+        Ok::<_, ActionError>(state.update("related", Value::Object(related)))
     })
     .reads(["meeting", "discussions"])
     .writes(["related"]);
