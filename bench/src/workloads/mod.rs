@@ -1,8 +1,13 @@
 //! The workloads, one module each.
 
 mod w1;
+mod w2;
 mod w3;
+mod w4;
 
+use std::sync::Arc;
+
+use burr_core::persistence::{Durability, Persister, SqlitePersister};
 use serde_json::{json, Value};
 
 /// Parsed command line.
@@ -11,6 +16,10 @@ pub struct Options {
     pub workload: String,
     /// Its size, when given.
     pub n: Option<u64>,
+    /// W2: fsync every commit.
+    pub durable: bool,
+    /// W3: with a SQLite persister.
+    pub persist: bool,
 }
 
 impl Options {
@@ -18,6 +27,7 @@ impl Options {
     pub fn parse(args: &[String]) -> Result<Options, String> {
         let mut workload = None;
         let mut n = None;
+        let (mut durable, mut persist) = (false, false);
         let mut it = args.iter();
         while let Some(arg) = it.next() {
             match arg.as_str() {
@@ -29,6 +39,8 @@ impl Options {
                             .map_err(|_| format!("--n: `{value}` is not a number"))?,
                     );
                 }
+                "--durable" => durable = true,
+                "--persist" => persist = true,
                 "-h" | "--help" => return Err("help".into()),
                 name if workload.is_none() && !name.starts_with('-') => {
                     workload = Some(name.to_owned())
@@ -39,6 +51,8 @@ impl Options {
         Ok(Options {
             workload: workload.ok_or("no workload given")?,
             n,
+            durable,
+            persist,
         })
     }
 }
@@ -62,11 +76,57 @@ pub fn run(options: &Options) -> Result<(), Box<dyn std::error::Error>> {
         report(w1::one_update(options.n.unwrap_or(10_000)));
         ran = true;
     }
+    let dir = tempfile::tempdir()?;
+    let durability = if options.durable {
+        Durability::Full
+    } else {
+        Durability::Normal
+    };
+    if all || options.workload == "floor" {
+        report(w2::floor(dir.path(), options.n.unwrap_or(2_000), durability)?);
+        ran = true;
+    }
+    for (name, big) in [("w2", false), ("w2b", true)] {
+        if all || options.workload == name {
+            // The floor first, in the same process, so the ratio is fair.
+            let n = options.n.unwrap_or(2_000);
+            let floor = w2::floor(dir.path(), n, durability)?;
+            let mut line = runtime.block_on(w2::checkpointed(dir.path(), n, big, durability))?;
+            let floor_us = floor["us_per_commit"].as_f64().unwrap_or(f64::NAN);
+            line["floor_us_per_commit"] = json!(floor_us);
+            line["ratio_to_floor"] =
+                json!(line["us_per_step"].as_f64().unwrap_or(f64::NAN) / floor_us);
+            report(line);
+            ran = true;
+        }
+    }
+    if all || options.workload == "concurrent" {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        report(rt.block_on(w2::concurrent(dir.path(), 100, options.n.unwrap_or(200)))?);
+        ran = true;
+    }
     if all || options.workload == "w3" {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?;
-        report(rt.block_on(w3::fan_out(options.n.unwrap_or(1_000) as usize, None))?);
+        let n = options.n.unwrap_or(1_000) as usize;
+        let persister: Option<Arc<dyn Persister>> = if options.persist {
+            Some(Arc::new(SqlitePersister::open(dir.path().join("w3.db"))?))
+        } else {
+            None
+        };
+        let mut line = rt.block_on(w3::fan_out(n, persister))?;
+        if options.persist {
+            line["db_bytes"] = json!(w2::settled_bytes(&dir.path().join("w3.db")));
+        }
+        line["peak_rss_kb"] = json!(peak_rss_kb());
+        report(line);
+        ran = true;
+    }
+    if all || options.workload == "w4" {
+        report(runtime.block_on(w4::resume(dir.path(), options.n.unwrap_or(5) as u32))?);
         ran = true;
     }
     if !ran {
@@ -83,4 +143,13 @@ fn report(mut line: Value) {
                 .unwrap_or(1)));
     }
     println!("{line}");
+}
+
+/// The process's peak resident memory, from /proc (Linux), in KiB.
+fn peak_rss_kb() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
