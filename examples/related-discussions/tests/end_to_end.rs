@@ -127,3 +127,31 @@ async fn a_rerun_embeds_nothing_and_a_new_meeting_only_its_own_discussions() {
         .keys()
         .all(|k| k.starts_with("m3/")));
 }
+
+/// The order meetings finish in, with one child step at a time and a pause after each
+/// embedding (so a meeting's children take far longer than the others take to queue).
+async fn finish_order(urgent: &[&str]) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options {
+        executor_concurrency: 1,
+        urgent: urgent.iter().map(|s| (*s).to_owned()).collect(),
+        settings: example_related_discussions::discussion::Settings {
+            pause: std::time::Duration::from_millis(30),
+            ..Default::default()
+        },
+        ..Options::default()
+    };
+    let report = run_on(&dir.path().join("burr.db"), &["m1", "m3"], &options).await;
+    let mut meetings: Vec<_> = report.meetings.iter().collect();
+    meetings.sort_by_key(|m| m.finished);
+    meetings.iter().map(|m| m.id.clone()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn meetings_finish_in_start_order_unless_one_is_urgent() {
+    // The executor admits the earlier meeting's children first: m1 finishes before m3
+    // starts, instead of both finishing late.
+    assert_eq!(finish_order(&[]).await, ["m1", "m3"]);
+    // An urgent meeting's children go first.
+    assert_eq!(finish_order(&["m3"]).await, ["m3", "m1"]);
+}

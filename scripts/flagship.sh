@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The flagship example in one command: fetch the model and ONNX Runtime (once), then relate
+# every discussion of the sample retrospectives to similar past discussions, checkpointed
+# to ./burr.db. Run it again: it resumes from ./burr.db and embeds nothing.
+#
+# Usage: bash scripts/flagship.sh [example arguments]
+#   e.g. bash scripts/flagship.sh --urgent m3        # m3's discussions first
+#        bash scripts/flagship.sh --db /tmp/fresh.db --json
+# Every argument goes to `example-related-discussions` (see its --help); without --db it
+# uses ./burr.db at the repository root.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+bash scripts/fetch-models.sh
+FE_ASSETS="${FE_ASSETS:-$PWD/.fe-assets}"
+# shellcheck source=/dev/null
+source "$FE_ASSETS/env.sh"
+
+args=("$@")
+has_db=false
+for arg in "${args[@]+"${args[@]}"}"; do
+  case "$arg" in --db|--db=*) has_db=true ;; esac
+done
+if [ "$has_db" = false ]; then
+  args=(--db ./burr.db "${args[@]+"${args[@]}"}")
+fi
+exec cargo run --release -p example-related-discussions -- "${args[@]}"
