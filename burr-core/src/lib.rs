@@ -96,3 +96,8 @@ pub fn inputs(value: serde_json::Value) -> Inputs {
 #[doc(hidden)]
 #[path = "macro_support.rs"]
 pub mod __private;
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
