@@ -148,3 +148,20 @@ impl Error {
         }
     }
 }
+
+/// An error and its causes on one line, `: `-separated — for a program's last words.
+///
+/// ```
+/// let error = burr_core::Error::MissingInput { action: "greet".into(), inputs: vec!["name".into()] };
+/// assert_eq!(burr_core::report(&error), "action `greet` is missing required inputs: [\"name\"]");
+/// ```
+pub fn report(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -77,7 +77,7 @@ pub use application::{
 };
 pub use async_trait::async_trait;
 pub use condition::{default, expr, when, Condition};
-pub use error::{Error, Result};
+pub use error::{report, Error, Result};
 pub use graph::{Graph, GraphBuilder, GraphError};
 pub use state::{State, StateDelta, StateError, Wipe};
 

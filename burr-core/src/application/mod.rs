@@ -570,17 +570,7 @@ impl Application {
     }
 }
 
-/// An error and its causes, `: `-separated.
-pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
+pub(crate) use crate::error::report as error_chain;
 
 impl Drop for Application {
     fn drop(&mut self) {

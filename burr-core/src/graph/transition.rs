@@ -84,3 +84,24 @@ impl<F: Into<Sources>, T: Into<String>> From<(F, T, Condition)> for TransitionSp
         }
     }
 }
+
+/// Transitions of both forms in one list: `(from, to)` and `(from, to, condition)`, which an
+/// array cannot mix. Gives a `Vec<TransitionSpec>` for `with_transitions`.
+///
+/// ```
+/// use burr_core::{transitions, when};
+/// use serde_json::json;
+///
+/// let list = transitions![
+///     ("draft", "review"),
+///     ("review", "publish", when([("approved", json!(true))])),
+///     ("review", "draft"),
+/// ];
+/// assert_eq!(list.len(), 3);
+/// ```
+#[macro_export]
+macro_rules! transitions {
+    ($($transition:expr),* $(,)?) => {
+        ::std::vec![$($crate::graph::TransitionSpec::from($transition)),*]
+    };
+}

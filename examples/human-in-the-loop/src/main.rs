@@ -12,7 +12,7 @@
 use std::io::{BufRead, Write};
 
 use burr_core::{
-    async_trait, inputs, when, Action, ActionError, ActionResult, ApplicationBuilder,
+    async_trait, inputs, transitions, when, Action, ActionError, ActionResult, ApplicationBuilder,
     ApplicationContext, Inputs, State,
 };
 use serde_json::json;
@@ -91,7 +91,8 @@ impl Action for Review {
     fn update(&self, result: &ActionResult, state: State) -> Result<State, ActionError> {
         let state = state.update("approved", result["approved"].clone());
         if result["approved"] == json!(true) {
-            return Ok(state);
+            // Nothing to add, but the key exists afterwards either way.
+            return Ok(state.extend("feedback", Vec::<serde_json::Value>::new())?);
         }
         Ok(state.append("feedback", result["feedback"].clone())?)
     }
@@ -133,7 +134,17 @@ fn names(list: &[&str]) -> Vec<String> {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> std::process::ExitCode {
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("human-in-the-loop: {}", burr_core::report(&*error));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .init();
@@ -146,17 +157,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             writes: names(&["draft", "version"]),
         }])
         .with_actions([Review {
-            writes: names(&["approved"]),
+            writes: names(&["approved", "feedback"]),
             inputs: names(&["feedback"]),
         }])
         .with_actions([Publish {
             reads: names(&["draft"]),
             writes: names(&["published"]),
         }])
-        .with_transitions([
+        .with_transitions(transitions![
             ("draft", "human_review"),
             ("human_review", "publish", when([("approved", json!(true))])),
-            ("human_review", "draft", burr_core::default()),
+            ("human_review", "draft"),
         ])
         .with_state(State::new().update("request", request))
         .with_entrypoint("draft")

@@ -27,13 +27,7 @@ async fn main() -> std::process::ExitCode {
     match run().await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
-            let mut message = error.to_string();
-            let mut source = error.source();
-            while let Some(cause) = source {
-                message.push_str(&format!(": {cause}"));
-                source = cause.source();
-            }
-            eprintln!("crash-app: {message}");
+            eprintln!("crash-app: {}", burr_core::report(&*error));
             std::process::ExitCode::FAILURE
         }
     }

@@ -1,0 +1,233 @@
+//! Leases: one runner per app id at a time, across processes.
+//!
+//! A lease is a row of `burr_leases` naming its holder: a unique holder string, the
+//! holder's host, process id and process start time. Another runner may take it over
+//! when it has expired (its holder stopped renewing it) or, on the same machine, as soon
+//! as the holder's process is gone: `/proc/<pid>` is missing, or belongs to a newer
+//! process (its start time differs). Where `/proc` cannot tell (another machine, another
+//! PID namespace, no `/proc`), only expiry frees a lease.
+
+use std::fs;
+
+use rusqlite::{Connection, OptionalExtension};
+
+use super::codec::AppKey;
+
+/// Who this process is, as far as leases are concerned.
+#[derive(Clone, Debug)]
+pub(super) struct ProcessIdentity {
+    /// The host name (for people).
+    pub(super) host: String,
+    /// What makes process ids comparable: host name, boot id and PID namespace. Empty
+    /// when unknown (no `/proc`), in which case liveness is never checked.
+    pub(super) machine: String,
+    /// The process id.
+    pub(super) pid: u32,
+    /// The process start time (clock ticks since boot), which tells a process from a
+    /// later one that reuses its id.
+    pub(super) started: Option<i64>,
+}
+
+impl ProcessIdentity {
+    /// This process.
+    pub(super) fn current() -> Self {
+        let pid = std::process::id();
+        let host = read_trimmed("/proc/sys/kernel/hostname")
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .unwrap_or_else(|| "unknown-host".to_owned());
+        let boot = read_trimmed("/proc/sys/kernel/random/boot_id");
+        let namespace = fs::read_link("/proc/self/ns/pid")
+            .ok()
+            .map(|link| link.display().to_string());
+        // With `hidepid`, other users' processes are invisible: do not mistake them for
+        // dead ones.
+        let all_visible = fs::metadata("/proc/1/stat").is_ok();
+        let machine = match (boot, namespace, all_visible) {
+            (Some(boot), Some(namespace), true) => format!("{host}/{boot}/{namespace}"),
+            _ => String::new(),
+        };
+        ProcessIdentity {
+            host,
+            machine,
+            pid,
+            started: start_time(pid),
+        }
+    }
+
+    /// Whether the process that holds `lease` is known to be gone.
+    fn outlived(&self, lease: &LeaseRow) -> bool {
+        if self.machine.is_empty() || lease.machine != self.machine {
+            return false;
+        }
+        let Ok(pid) = u32::try_from(lease.pid) else {
+            return true;
+        };
+        match start_time(pid) {
+            None => true,
+            Some(started) => lease.pid_started.is_some_and(|s| s != started),
+        }
+    }
+}
+
+fn read_trimmed(path: &str) -> Option<String> {
+    fs::read_to_string(path)
+        .ok()
+        .map(|text| text.trim().to_owned())
+        .filter(|text| !text.is_empty())
+}
+
+/// The start time of process `pid` (field 22 of `/proc/<pid>/stat`), `None` when there
+/// is no such process.
+fn start_time(pid: u32) -> Option<i64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces or parentheses.
+    let fields = &stat[stat.rfind(')')? + 1..];
+    fields.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// A lease as stored.
+struct LeaseRow {
+    holder: String,
+    machine: String,
+    pid: i64,
+    pid_started: Option<i64>,
+    expires_at_us: i64,
+}
+
+fn lease_row(conn: &Connection, key: &AppKey) -> rusqlite::Result<Option<LeaseRow>> {
+    conn.prepare_cached(
+        "SELECT holder, machine, pid, pid_started, expires_at_us FROM burr_leases \
+         WHERE partition_key = ?1 AND app_id = ?2",
+    )?
+    .query_row((&key.0, &key.1), |row| {
+        Ok(LeaseRow {
+            holder: row.get(0)?,
+            machine: row.get(1)?,
+            pid: row.get(2)?,
+            pid_started: row.get(3)?,
+            expires_at_us: row.get(4)?,
+        })
+    })
+    .optional()
+}
+
+/// Who holds the lease on `key`, when it is held by someone other than `holder` who is
+/// still running (not expired at `now_us`, and not known to be gone).
+pub(super) fn live_holder(
+    conn: &Connection,
+    me: &ProcessIdentity,
+    key: &AppKey,
+    holder: Option<&str>,
+    now_us: i64,
+) -> rusqlite::Result<Option<String>> {
+    Ok(lease_row(conn, key)?.and_then(|row| {
+        let free =
+            Some(row.holder.as_str()) == holder || row.expires_at_us <= now_us || me.outlived(&row);
+        (!free).then_some(row.holder)
+    }))
+}
+
+/// Take the lease on `key` for `holder` until `now_us + ttl_us`, unless someone else who
+/// is still running holds it: then `Err(their holder)`.
+pub(super) fn take(
+    conn: &Connection,
+    me: &ProcessIdentity,
+    key: &AppKey,
+    holder: &str,
+    now_us: i64,
+    ttl_us: i64,
+) -> rusqlite::Result<Result<(), String>> {
+    if let Some(other) = live_holder(conn, me, key, Some(holder), now_us)? {
+        return Ok(Err(other));
+    }
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO burr_leases \
+         (partition_key, app_id, holder, host, machine, pid, pid_started, acquired_at_us, expires_at_us) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?
+    .execute((
+        &key.0,
+        &key.1,
+        holder,
+        &me.host,
+        &me.machine,
+        i64::from(me.pid),
+        me.started,
+        now_us,
+        now_us.saturating_add(ttl_us),
+    ))?;
+    Ok(Ok(()))
+}
+
+/// Extend `holder`'s lease on `key` to `expires_at_us`. Returns false when `holder` does
+/// not hold it (any more).
+pub(super) fn renew(
+    conn: &Connection,
+    key: &AppKey,
+    holder: &str,
+    expires_at_us: i64,
+) -> rusqlite::Result<bool> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE burr_leases SET expires_at_us = ?4 \
+             WHERE partition_key = ?1 AND app_id = ?2 AND holder = ?3",
+        )?
+        .execute((&key.0, &key.1, holder, expires_at_us))?;
+    Ok(changed == 1)
+}
+
+/// Give `holder`'s lease on `key` back (nothing happens if someone else holds it).
+pub(super) fn release(conn: &Connection, key: &AppKey, holder: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "DELETE FROM burr_leases WHERE partition_key = ?1 AND app_id = ?2 AND holder = ?3",
+    )?
+    .execute((&key.0, &key.1, holder))?;
+    Ok(())
+}
+
+/// Remove the lease on `key`, whoever holds it.
+pub(super) fn remove(conn: &Connection, key: &AppKey) -> rusqlite::Result<()> {
+    conn.prepare_cached("DELETE FROM burr_leases WHERE partition_key = ?1 AND app_id = ?2")?
+        .execute((&key.0, &key.1))?;
+    Ok(())
+}
+
+/// A lease this persister took, as the writer tracks it.
+#[derive(Clone, Debug)]
+pub(super) struct HeldLease {
+    /// The holder string stored in the row.
+    pub(super) holder: String,
+    /// Its time to live.
+    pub(super) ttl_us: i64,
+    /// When this persister last wrote its expiry.
+    pub(super) renewed_at_us: i64,
+    /// Whether it is held, given back, or found taken.
+    pub(super) state: LeaseState,
+}
+
+/// Where a [`HeldLease`] stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum LeaseState {
+    /// Held: renewed by saves and in the background.
+    Active,
+    /// Given back with `release_lease`: the next save takes it again if it is free.
+    Released,
+    /// Found taken by another runner (or removed): the next save takes it again only if
+    /// it is free, and then checks the stored history.
+    Lost,
+}
+
+impl HeldLease {
+    /// A save renews the lease when it was last renewed this long ago (at most 1 s, so
+    /// that a lease is never older than its ttl by more than that while saves go on).
+    pub(super) fn renew_after_us(&self) -> i64 {
+        (self.ttl_us / 10).min(1_000_000)
+    }
+
+    /// The writer renews active leases in the background this often, so that a lease
+    /// lives as long as its holder, even while it saves nothing (a map step waiting for
+    /// its children, a human in the loop).
+    pub(super) fn background_after_us(&self) -> i64 {
+        (self.ttl_us / 3).max(1_000)
+    }
+}

@@ -1,0 +1,280 @@
+//! Reading checkpoints back: the state at a sequence id, checkpoint lists, app records.
+//!
+//! Used by the readers, and by the writer when it needs the stored state to compute what
+//! a checkpoint changed.
+
+use std::path::Path;
+
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, OptionalExtension};
+use serde_json::{Map, Value};
+
+use super::codec::{partition_column, partition_from_column, time_from_micros, Failure};
+use crate::application::ParentPointer;
+use crate::persistence::{
+    AppRecord, CheckpointInfo, LoadedCheckpoint, PersistenceError, StepStatus,
+};
+use crate::State;
+
+/// The row id of an application in `burr_apps`.
+pub(super) fn app_row(
+    conn: &Connection,
+    partition_key: Option<&str>,
+    app_id: &str,
+) -> rusqlite::Result<Option<i64>> {
+    conn.prepare_cached("SELECT id FROM burr_apps WHERE partition_key = ?1 AND app_id = ?2")?
+        .query_row((partition_column(partition_key), app_id), |row| row.get(0))
+        .optional()
+}
+
+/// A checkpoint row, as stored.
+pub(super) struct CheckpointRow {
+    pub(super) sequence_id: i64,
+    pub(super) attempt: i64,
+    pub(super) position: String,
+    pub(super) status: String,
+    pub(super) prior_step: Option<String>,
+    pub(super) created_at_us: i64,
+}
+
+const CHECKPOINT_COLUMNS: &str =
+    "sequence_id, attempt, position, status, prior_step, created_at_us";
+
+fn checkpoint_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<CheckpointRow> {
+    Ok(CheckpointRow {
+        sequence_id: row.get(0)?,
+        attempt: row.get(1)?,
+        position: row.get(2)?,
+        status: row.get(3)?,
+        prior_step: row.get(4)?,
+        created_at_us: row.get(5)?,
+    })
+}
+
+/// The checkpoint at `sequence_id` (its latest attempt), or the application's latest.
+pub(super) fn checkpoint(
+    conn: &Connection,
+    app: i64,
+    sequence_id: Option<i64>,
+) -> rusqlite::Result<Option<CheckpointRow>> {
+    match sequence_id {
+        None => conn
+            .prepare_cached(&format!(
+                "SELECT {CHECKPOINT_COLUMNS} FROM burr_checkpoints WHERE app = ?1 \
+                 ORDER BY sequence_id DESC, attempt DESC LIMIT 1"
+            ))?
+            .query_row([app], checkpoint_row)
+            .optional(),
+        Some(seq) => conn
+            .prepare_cached(&format!(
+                "SELECT {CHECKPOINT_COLUMNS} FROM burr_checkpoints WHERE app = ?1 AND sequence_id = ?2 \
+                 ORDER BY attempt DESC LIMIT 1"
+            ))?
+            .query_row([app, seq], checkpoint_row)
+            .optional(),
+    }
+}
+
+/// For each key of the application, its latest value row at or before `upto`: a skip
+/// scan over the keys (one index seek per key), whatever the length of the history.
+const STATE_AT: &str = "
+WITH RECURSIVE keys(key) AS (
+    SELECT (SELECT key FROM burr_values WHERE app = ?1 ORDER BY key LIMIT 1)
+    UNION ALL
+    SELECT (SELECT key FROM burr_values WHERE app = ?1 AND key > keys.key ORDER BY key LIMIT 1)
+    FROM keys WHERE keys.key IS NOT NULL
+)
+SELECT keys.key, v.sequence_id, v.value
+FROM keys JOIN burr_values AS v ON v.app = ?1 AND v.key = keys.key AND v.sequence_id = (
+    SELECT MAX(w.sequence_id) FROM burr_values AS w
+    WHERE w.app = ?1 AND w.key = keys.key AND w.sequence_id <= ?2
+)
+WHERE keys.key IS NOT NULL";
+
+/// The state of application `app` (`app_id`, for errors) after step `upto`: every key's
+/// latest value at or before it, deleted keys left out.
+pub(super) fn state_at(
+    conn: &Connection,
+    path: &Path,
+    app_id: &str,
+    app: i64,
+    upto: i64,
+) -> Result<State, Failure> {
+    let mut statement = conn.prepare_cached(STATE_AT)?;
+    let mut rows = statement.query([app, upto])?;
+    let mut map = Map::new();
+    while let Some(row) = rows.next()? {
+        let key: String = row.get(0)?;
+        let sequence_id: i64 = row.get(1)?;
+        let corrupt = |reason: String| {
+            Failure::Refused(PersistenceError::Corrupt {
+                path: path.to_owned(),
+                app_id: app_id.to_owned(),
+                sequence_id: u64::try_from(sequence_id).unwrap_or_default(),
+                reason,
+            })
+        };
+        let value = match row.get_ref(2)? {
+            ValueRef::Null => continue,
+            ValueRef::Text(text) => serde_json::from_slice::<Value>(text).map_err(|error| {
+                corrupt(format!(
+                    "the value of key `{key}` is not valid JSON: {error}"
+                ))
+            })?,
+            other => {
+                return Err(corrupt(format!(
+                    "the value of key `{key}` is not JSON text (found a {})",
+                    other.data_type()
+                )))
+            }
+        };
+        map.insert(key, value);
+    }
+    Ok(State::from_map(map))
+}
+
+/// The full state at `sequence_id` (the latest when `None`) of an application.
+pub(super) fn load(
+    conn: &Connection,
+    path: &Path,
+    partition_key: Option<&str>,
+    app_id: &str,
+    sequence_id: Option<i64>,
+) -> Result<Option<LoadedCheckpoint>, Failure> {
+    let Some(app) = app_row(conn, partition_key, app_id)? else {
+        return Ok(None);
+    };
+    let Some(row) = checkpoint(conn, app, sequence_id)? else {
+        return Ok(None);
+    };
+    let corrupt = |reason: String| PersistenceError::Corrupt {
+        path: path.to_owned(),
+        app_id: app_id.to_owned(),
+        sequence_id: u64::try_from(row.sequence_id).unwrap_or_default(),
+        reason,
+    };
+    let status = StepStatus::parse(&row.status)
+        .ok_or_else(|| corrupt(format!("unknown status `{}`", row.status)))?;
+    let attempt = u32::try_from(row.attempt)
+        .map_err(|_| corrupt(format!("attempt {} is out of range", row.attempt)))?;
+    let seq = u64::try_from(row.sequence_id)
+        .map_err(|_| corrupt(format!("sequence id {} is negative", row.sequence_id)))?;
+    let state = state_at(conn, path, app_id, app, row.sequence_id)?;
+    Ok(Some(LoadedCheckpoint {
+        partition_key: partition_key.filter(|pk| !pk.is_empty()).map(str::to_owned),
+        app_id: app_id.to_owned(),
+        sequence_id: seq,
+        position: row.position,
+        status,
+        attempt,
+        prior_step: row.prior_step,
+        created_at: time_from_micros(row.created_at_us),
+        state,
+    }))
+}
+
+/// The app ids under `partition_key`, newest first.
+pub(super) fn app_ids(
+    conn: &Connection,
+    partition_key: Option<&str>,
+) -> rusqlite::Result<Vec<String>> {
+    conn.prepare_cached("SELECT app_id FROM burr_apps WHERE partition_key = ?1 ORDER BY id DESC")?
+        .query_map([partition_column(partition_key)], |row| row.get(0))?
+        .collect()
+}
+
+/// An application's checkpoints in (sequence id, attempt) order.
+pub(super) fn checkpoints(
+    conn: &Connection,
+    path: &Path,
+    partition_key: Option<&str>,
+    app_id: &str,
+) -> Result<Vec<CheckpointInfo>, Failure> {
+    let Some(app) = app_row(conn, partition_key, app_id)? else {
+        return Ok(Vec::new());
+    };
+    let mut statement = conn.prepare_cached(&format!(
+        "SELECT {CHECKPOINT_COLUMNS}, changed_keys, error FROM burr_checkpoints WHERE app = ?1 \
+         ORDER BY sequence_id, attempt"
+    ))?;
+    let mut rows = statement.query([app])?;
+    let mut infos = Vec::new();
+    while let Some(row) = rows.next()? {
+        let stored = checkpoint_row(row)?;
+        let changed_keys: String = row.get(6)?;
+        let error: Option<String> = row.get(7)?;
+        let corrupt = |reason: String| PersistenceError::Corrupt {
+            path: path.to_owned(),
+            app_id: app_id.to_owned(),
+            sequence_id: u64::try_from(stored.sequence_id).unwrap_or_default(),
+            reason,
+        };
+        infos.push(CheckpointInfo {
+            sequence_id: u64::try_from(stored.sequence_id)
+                .map_err(|_| corrupt(format!("sequence id {} is negative", stored.sequence_id)))?,
+            status: StepStatus::parse(&stored.status)
+                .ok_or_else(|| corrupt(format!("unknown status `{}`", stored.status)))?,
+            attempt: u32::try_from(stored.attempt)
+                .map_err(|_| corrupt(format!("attempt {} is out of range", stored.attempt)))?,
+            position: stored.position,
+            prior_step: stored.prior_step,
+            created_at_us: stored.created_at_us,
+            changed_keys: serde_json::from_str(&changed_keys).map_err(|e| {
+                corrupt(format!(
+                    "its changed keys are not a JSON list of strings: {e}"
+                ))
+            })?,
+            error,
+        });
+    }
+    Ok(infos)
+}
+
+/// The application's record.
+pub(super) fn app_record(
+    conn: &Connection,
+    path: &Path,
+    partition_key: Option<&str>,
+    app_id: &str,
+) -> Result<Option<AppRecord>, Failure> {
+    let row = conn
+        .prepare_cached(
+            "SELECT partition_key, created_at_us, fork_parent, spawning_parent FROM burr_apps \
+             WHERE partition_key = ?1 AND app_id = ?2",
+        )?
+        .query_row((partition_column(partition_key), app_id), |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, i64>(1)?,
+                row.get::<_, Option<String>>(2)?,
+                row.get::<_, Option<String>>(3)?,
+            ))
+        })
+        .optional()?;
+    let Some((stored_key, created_at_us, fork_parent, spawning_parent)) = row else {
+        return Ok(None);
+    };
+    let parent = |column: Option<String>, which: &str| -> Result<Option<ParentPointer>, Failure> {
+        column
+            .map(|json| {
+                serde_json::from_str(&json).map_err(|error| {
+                    Failure::Refused(PersistenceError::Corrupt {
+                        path: path.to_owned(),
+                        app_id: app_id.to_owned(),
+                        sequence_id: 0,
+                        reason: format!(
+                            "the application's {which} is not a valid parent pointer: {error}"
+                        ),
+                    })
+                })
+            })
+            .transpose()
+    };
+    Ok(Some(AppRecord {
+        partition_key: partition_from_column(&stored_key),
+        app_id: app_id.to_owned(),
+        created_at_us,
+        fork_parent: parent(fork_parent, "fork parent")?,
+        spawning_parent: parent(spawning_parent, "spawning parent")?,
+    }))
+}

@@ -1,0 +1,427 @@
+//! [`SqlitePersister`]: checkpoints in a SQLite file, shared safely by several processes.
+//!
+//! The type's documentation describes its guarantees and the schema; the files here are
+//! its parts: [`schema`] (DDL, version, migrations), [`connection`] (pragmas), [`writer`]
+//! (the writer thread and group commit), [`store`] (what each write does), [`load`]
+//! (reads), [`known`] (what a save diffs against), [`lease`] (one runner per app id),
+//! [`codec`] (column conversions), [`options`].
+
+mod codec;
+mod connection;
+mod inspect;
+mod known;
+mod lease;
+mod load;
+mod options;
+mod schema;
+mod store;
+mod writer;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::Connection;
+use tokio::sync::oneshot;
+
+use self::codec::{app_key, sequence_column, Failure};
+use self::connection::open_error;
+use self::known::{Known, KnownStates};
+use self::lease::ProcessIdentity;
+use self::writer::{Op, Reply, Writer};
+use super::{
+    AppRecord, Checkpoint, CheckpointInfo, Lease, LoadedCheckpoint, PersistenceError, Persister,
+};
+
+pub use self::options::{Durability, SqliteOptions};
+
+/// Reader connections kept open for reuse.
+const MAX_IDLE_READERS: usize = 8;
+
+/// A [`Persister`] that keeps checkpoints in a SQLite file, shared safely by several
+/// processes. Cloning shares the file, the writer thread and the readers.
+///
+/// # Guarantees
+///
+/// - **Every step is saved before the next starts.** [`save`](Persister::save) returns
+///   once the checkpoint's transaction has committed. What a committed checkpoint
+///   survives is the [`Durability`]: a process crash with [`Durability::Normal`] (the
+///   default, `synchronous = NORMAL`), also an operating system crash or a power loss
+///   with [`Durability::Full`] (`synchronous = FULL`, an `fsync` per commit). Either way
+///   a checkpoint is stored whole or not at all.
+/// - **A checkpoint costs what changed.** A step writes one row for the checkpoint and
+///   one row per key it set or deleted; a value no step touches is stored once, however
+///   large. [`load`](Persister::load) rebuilds the exact state at any sequence id.
+/// - **One writer, group commit.** A dedicated thread owns the write connection; the
+///   saves of every application running in the process that arrive while it commits go
+///   into its next transaction, which commits once.
+/// - **Readers are never blocked by the writer**: the file is in WAL mode and reads use
+///   their own connections. Several processes may use the same file at once; their
+///   writers take turns (each waits up to the busy timeout, 5 s by default).
+/// - **One runner per app id**, across processes: [`acquire_lease`](Persister::acquire_lease)
+///   fails with [`PersistenceError::AppLocked`] while a live runner holds the app's
+///   lease. The lease is renewed by saves and, while its holder lives, in the background;
+///   it is free once it expires (its holder stopped renewing it: crashed, hung, or on a
+///   machine that went away) or, on the same machine, as soon as its holder's process
+///   has exited. A crashed run can be resumed without clean-up.
+/// - **Errors name the file** (and the app id and sequence id where they apply); a
+///   failed load changes nothing.
+///
+/// # Schema (version 1)
+///
+/// A burr database has SQLite `application_id` `0x42555252` (`BURR`) and its schema
+/// version in `user_version` (also in `burr_meta`). Opening a database migrates it to the
+/// current version; a database written by a newer burr-rs is refused
+/// ([`PersistenceError::SchemaTooNew`]), and so is a file that is not a burr database
+/// ([`PersistenceError::NotABurrDatabase`]: not SQLite, or holding tables other than
+/// `burr_*` ones). New files use 1 KiB pages: every commit appends each page it dirtied
+/// (about two per checkpoint) to the WAL, so small pages make commits cheap.
+///
+/// | table | one row per | columns |
+/// |---|---|---|
+/// | `burr_meta` | setting | `key`, `value`: `schema_version`, `created_by` |
+/// | `burr_apps` | application | `id` (row id), `partition_key` (`''` for none), `app_id`, `created_at_us`, `fork_parent` and `spawning_parent` (JSON parent pointers) |
+/// | `burr_checkpoints` | saved step (every attempt) | `app` (`burr_apps.id`), `sequence_id`, `attempt`, `position` (the action), `status` (`completed`, `failed`, `cancelled`), `prior_step`, `created_at_us`, `changed_keys` (JSON list), `error`; key (`app`, `sequence_id`, `attempt`) |
+/// | `burr_values` | key set or deleted by a step | `app`, `key`, `sequence_id`, `value` (JSON text; NULL: deleted); key (`app`, `key`, `sequence_id`) |
+/// | `burr_leases` | running application | `partition_key`, `app_id`, `holder`, `host`, `machine`, `pid`, `pid_started`, `acquired_at_us`, `expires_at_us` |
+///
+/// Times are microseconds since the Unix epoch. The state at sequence id `s` is, for each
+/// key, its `burr_values` row with the greatest `sequence_id <= s`, unless that row is a
+/// deletion. A step writes, at its sequence id, the values of its state that differ
+/// from the state stored before it: what the step changed, plus whatever the application
+/// changed outside a step (its initial state, a fork's state, `override_state_values`).
+/// So a failed step, whose state is the state before it, usually writes no values. A
+/// retry of a failed step keeps its sequence id, with the next attempt.
+///
+/// [`prune`](Persister::prune) moves the values the oldest kept checkpoint needs to its
+/// sequence id and deletes older rows, so every kept checkpoint still loads.
+///
+/// # Limits
+///
+/// - An empty partition key is the same as none.
+/// - An application cannot be rewound in place: a checkpoint before the latest stored
+///   one is refused ([`PersistenceError::OutOfOrder`]); fork it into a new app id.
+/// - Deleting a running application from another process (not this persister) is not
+///   detected by the runner; [`delete_app`](Persister::delete_app) refuses it while the
+///   application's lease is held by a live runner.
+/// - Reads (`load`, the listings) run on the calling thread: they are short (an indexed
+///   query per key of the state), but a state of many megabytes takes milliseconds to
+///   parse.
+///
+/// # Example
+///
+/// ```
+/// use std::sync::Arc;
+/// use burr_core::persistence::SqlitePersister;
+/// use burr_core::{action_sync, expr, ApplicationBuilder, Inputs, State};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("burr.db");
+/// let counter = |persister: Arc<SqlitePersister>| {
+///     let increment = action_sync("increment", |s: State, _, _| s.increment("count", 1))
+///         .reads(["count"])
+///         .writes(["count"]);
+///     ApplicationBuilder::new()
+///         .with_actions([increment])
+///         .with_transitions([("increment", "increment", expr("count < 10"))])
+///         .with_identifiers("my-counter", None)
+///         .with_state_persister(persister.clone())
+///         .initialize_from(persister, true, State::new().update("count", 0), "increment")
+/// };
+///
+/// let persister = Arc::new(SqlitePersister::open(&path)?);
+/// let mut app = counter(persister).build().await?;
+/// app.step(Inputs::new()).await?;
+/// app.step(Inputs::new()).await?;
+/// drop(app); // or the process dies
+///
+/// // Later, maybe in another process: the application resumes after its last step.
+/// let mut app = counter(Arc::new(SqlitePersister::open(&path)?)).build().await?;
+/// assert_eq!(app.sequence_id(), Some(1));
+/// assert_eq!(app.state().get::<i64>("count")?, 2);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct SqlitePersister {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    options: SqliteOptions,
+    /// The writer's queue (`None` for a read-only persister).
+    ops: Option<Sender<Op>>,
+    writer: Option<JoinHandle<()>>,
+    readers: Mutex<Vec<Connection>>,
+    known: Arc<Mutex<KnownStates>>,
+    me: Arc<ProcessIdentity>,
+    /// Makes holder strings unique: this persister and a counter.
+    instance: String,
+    leases_taken: AtomicU64,
+}
+
+impl std::fmt::Debug for SqlitePersister {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqlitePersister")
+            .field("path", &self.inner.path)
+            .field("options", &self.inner.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqlitePersister {
+    /// Open (or create) the burr database at `path` with the default [`SqliteOptions`].
+    ///
+    /// Fails with [`PersistenceError::Open`] when the file cannot be opened or created
+    /// (a missing or read-only directory), [`PersistenceError::NotABurrDatabase`] when it
+    /// is something else, [`PersistenceError::SchemaTooNew`] when a newer burr-rs wrote it.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, PersistenceError> {
+        Self::open_with(path, SqliteOptions::default())
+    }
+
+    /// Open (or create) the burr database at `path` with `options`.
+    pub fn open_with(
+        path: impl AsRef<Path>,
+        options: SqliteOptions,
+    ) -> Result<Self, PersistenceError> {
+        let path = path.as_ref().to_owned();
+        let conn = connection::open_writer(&path, &options)?;
+        let known = Arc::new(Mutex::new(KnownStates::default()));
+        let me = Arc::new(ProcessIdentity::current());
+        let writer = Writer {
+            conn,
+            path: path.clone(),
+            me: Arc::clone(&me),
+            known: Arc::clone(&known),
+            apps: HashMap::new(),
+            leases: HashMap::new(),
+        };
+        let (ops, queue) = std::sync::mpsc::channel();
+        let handle = std::thread::Builder::new()
+            .name("burr-sqlite-writer".to_owned())
+            .spawn(move || writer.run(queue))
+            .map_err(|error| open_error(&path, error))?;
+        let instance = uuid::Uuid::new_v4().simple().to_string();
+        Ok(SqlitePersister {
+            inner: Arc::new(Inner {
+                path,
+                options,
+                ops: Some(ops),
+                writer: Some(handle),
+                readers: Mutex::new(Vec::new()),
+                known,
+                me,
+                instance: instance[..12].to_owned(),
+                leases_taken: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// The schema version this build reads and writes.
+    pub const SCHEMA_VERSION: i64 = schema::SCHEMA_VERSION;
+
+    fn closed(&self) -> PersistenceError {
+        PersistenceError::Closed {
+            path: self.inner.path.clone(),
+        }
+    }
+
+    /// Send an operation to the writer and wait for its commit.
+    async fn write<T>(&self, op: impl FnOnce(Reply<T>) -> Op) -> Result<T, PersistenceError> {
+        let (reply, answer) = oneshot::channel();
+        self.inner
+            .ops
+            .as_ref()
+            .ok_or_else(|| self.closed())?
+            .send(op(Reply::Async(reply)))
+            .map_err(|_| self.closed())?;
+        answer.await.map_err(|_| self.closed())?
+    }
+
+    /// Run `read` on a reader connection (one kept from an earlier read, or a new one).
+    fn read<T>(
+        &self,
+        read: impl FnOnce(&Connection) -> Result<T, Failure>,
+    ) -> Result<T, PersistenceError> {
+        let idle = self.lock_readers().pop();
+        let conn = match idle {
+            Some(conn) => conn,
+            None => connection::open_reader(&self.inner.path, &self.inner.options)?,
+        };
+        let result = read(&conn).map_err(|failure| failure.into_error(&self.inner.path));
+        if conn.is_autocommit() {
+            let mut readers = self.lock_readers();
+            if readers.len() < MAX_IDLE_READERS {
+                readers.push(conn);
+            }
+        }
+        result
+    }
+
+    fn lock_readers(&self) -> std::sync::MutexGuard<'_, Vec<Connection>> {
+        self.inner.readers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // The writer finishes what is queued (lease releases included), then stops.
+        drop(self.ops.take());
+        if let Some(writer) = self.writer.take() {
+            if writer.join().is_err() {
+                tracing::error!(path = %self.path.display(), "the SQLite writer thread panicked");
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Persister for SqlitePersister {
+    async fn register_app(&self, app: &AppRecord) -> Result<(), PersistenceError> {
+        let record = Box::new(app.clone());
+        self.write(|reply| Op::Register(record, reply)).await
+    }
+
+    async fn save(&self, checkpoint: &Checkpoint) -> Result<(), PersistenceError> {
+        let checkpoint = Box::new(checkpoint.clone());
+        self.write(|reply| Op::Save(checkpoint, reply)).await
+    }
+
+    async fn load(
+        &self,
+        partition_key: Option<&str>,
+        app_id: &str,
+        sequence_id: Option<u64>,
+    ) -> Result<Option<LoadedCheckpoint>, PersistenceError> {
+        let seq = sequence_id
+            .map(|s| sequence_column(app_id, s))
+            .transpose()?;
+        let path = self.inner.path.clone();
+        let loaded = self.read(|conn| {
+            conn.execute_batch("BEGIN")?;
+            let loaded = load::load(conn, &path, partition_key, app_id, seq);
+            let _ = conn.execute_batch("COMMIT");
+            loaded
+        })?;
+        if let Some(row) = &loaded {
+            // The application resuming from this state shares it: its next checkpoint
+            // is diffed against it (overridden values included).
+            if let Ok(sequence_id) = i64::try_from(row.sequence_id) {
+                self.inner
+                    .known
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(
+                        app_key(partition_key, app_id),
+                        Known {
+                            sequence_id,
+                            attempt: row.attempt,
+                            status: row.status,
+                            state: row.state.clone(),
+                        },
+                    );
+            }
+        }
+        Ok(loaded)
+    }
+
+    async fn list_app_ids(
+        &self,
+        partition_key: Option<&str>,
+    ) -> Result<Vec<String>, PersistenceError> {
+        self.read(|conn| Ok(load::app_ids(conn, partition_key)?))
+    }
+
+    async fn list_checkpoints(
+        &self,
+        partition_key: Option<&str>,
+        app_id: &str,
+    ) -> Result<Vec<CheckpointInfo>, PersistenceError> {
+        let path = self.inner.path.clone();
+        self.read(|conn| load::checkpoints(conn, &path, partition_key, app_id))
+    }
+
+    async fn app(
+        &self,
+        partition_key: Option<&str>,
+        app_id: &str,
+    ) -> Result<Option<AppRecord>, PersistenceError> {
+        let path = self.inner.path.clone();
+        self.read(|conn| load::app_record(conn, &path, partition_key, app_id))
+    }
+
+    async fn delete_app(
+        &self,
+        partition_key: Option<&str>,
+        app_id: &str,
+    ) -> Result<bool, PersistenceError> {
+        let key = app_key(partition_key, app_id);
+        self.write(|reply| Op::Delete(key, reply)).await
+    }
+
+    async fn prune(
+        &self,
+        partition_key: Option<&str>,
+        app_id: &str,
+        keep_last: usize,
+    ) -> Result<usize, PersistenceError> {
+        let key = app_key(partition_key, app_id);
+        self.write(|reply| Op::Prune(key, keep_last, reply)).await
+    }
+
+    async fn acquire_lease(
+        &self,
+        partition_key: Option<&str>,
+        app_id: &str,
+        ttl: Duration,
+    ) -> Result<Lease, PersistenceError> {
+        let me = &self.inner.me;
+        let holder = format!(
+            "pid {} on {} (lease {}-{})",
+            me.pid,
+            me.host,
+            self.inner.instance,
+            self.inner.leases_taken.fetch_add(1, Ordering::Relaxed)
+        );
+        let ttl_us = i64::try_from(ttl.as_micros()).unwrap_or(i64::MAX);
+        let key = app_key(partition_key, app_id);
+        let taken = holder.clone();
+        self.write(|reply| Op::Acquire {
+            key,
+            holder: taken,
+            ttl_us,
+            reply,
+        })
+        .await?;
+        Ok(Lease {
+            partition_key: partition_key.map(str::to_owned),
+            app_id: app_id.to_owned(),
+            holder,
+        })
+    }
+
+    /// Blocks until the writer has deleted the lease's row (typically microseconds; at
+    /// worst the busy timeout, when another process holds the write lock).
+    fn release_lease(&self, lease: &Lease) -> Result<(), PersistenceError> {
+        let (reply, answer) = std::sync::mpsc::sync_channel(1);
+        self.inner
+            .ops
+            .as_ref()
+            .ok_or_else(|| self.closed())?
+            .send(Op::Release(lease.clone(), Reply::Blocking(reply)))
+            .map_err(|_| self.closed())?;
+        answer.recv().map_err(|_| self.closed())?
+    }
+}

@@ -1,0 +1,472 @@
+//! What each write operation does inside the writer's transaction: save a checkpoint,
+//! record an application, take or give back a lease, delete, prune.
+//!
+//! Every operation either does all its writes or, when it is refused
+//! ([`Failure::Refused`]), none that matter, so that the other operations of the same
+//! transaction can still commit. What the writer remembers (application row ids, known
+//! checkpoints, leases) is changed in [`Pending`] and kept only once the transaction
+//! commits.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use rusqlite::Connection;
+
+use super::codec::{app_key, is_constraint_violation, sequence_column, AppKey, Failure};
+use super::known::{Known, KnownStates};
+use super::lease::{self, HeldLease, LeaseState, ProcessIdentity};
+use super::load;
+use crate::application::ParentPointer;
+use crate::persistence::{micros, AppRecord, Checkpoint, Lease, PersistenceError};
+use crate::{State, StateDelta};
+
+/// Changes to the writer's memory, kept when the transaction commits.
+#[derive(Default)]
+pub(super) struct Pending {
+    pub(super) apps: HashMap<AppKey, Option<i64>>,
+    pub(super) known: HashMap<AppKey, Option<Known>>,
+    pub(super) leases: HashMap<AppKey, Option<HeldLease>>,
+}
+
+/// One write transaction of the writer.
+pub(super) struct Txn<'a> {
+    pub(super) conn: &'a Connection,
+    pub(super) path: &'a Path,
+    pub(super) me: &'a ProcessIdentity,
+    pub(super) known: &'a Mutex<KnownStates>,
+    pub(super) apps: &'a HashMap<AppKey, i64>,
+    pub(super) leases: &'a HashMap<AppKey, HeldLease>,
+    /// The transaction's clock, in microseconds since the Unix epoch.
+    pub(super) now_us: i64,
+    pub(super) pending: Pending,
+}
+
+impl Txn<'_> {
+    fn app(&self, key: &AppKey) -> Option<i64> {
+        match self.pending.apps.get(key) {
+            Some(id) => *id,
+            None => self.apps.get(key).copied(),
+        }
+    }
+
+    fn lease(&self, key: &AppKey) -> Option<HeldLease> {
+        match self.pending.leases.get(key) {
+            Some(lease) => lease.clone(),
+            None => self.leases.get(key).cloned(),
+        }
+    }
+
+    fn known(&self, key: &AppKey) -> Option<Known> {
+        match self.pending.known.get(key) {
+            Some(known) => known.clone(),
+            None => self
+                .known
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(key),
+        }
+    }
+
+    /// The row id of the application, creating its row if needed.
+    fn app_row(&mut self, key: &AppKey, created_at_us: i64) -> rusqlite::Result<i64> {
+        if let Some(id) = self.app(key) {
+            return Ok(id);
+        }
+        let id = match load::app_row(self.conn, Some(&key.0), &key.1)? {
+            Some(id) => id,
+            None => {
+                self.conn
+                    .prepare_cached(
+                        "INSERT INTO burr_apps (partition_key, app_id, created_at_us) VALUES (?1, ?2, ?3)",
+                    )?
+                    .execute((&key.0, &key.1, created_at_us))?;
+                self.conn.last_insert_rowid()
+            }
+        };
+        self.pending.apps.insert(key.clone(), Some(id));
+        Ok(id)
+    }
+
+    /// Save one checkpoint: its row, and one value row per key it set or deleted.
+    pub(super) fn save(&mut self, checkpoint: &Checkpoint) -> Result<(), Failure> {
+        let key = app_key(checkpoint.partition_key.as_deref(), &checkpoint.app_id);
+        let seq = sequence_column(&checkpoint.app_id, checkpoint.sequence_id)?;
+        let retaken = self.lease_for_save(&key, &checkpoint.app_id)?;
+        let app = self.app_row(&key, micros(checkpoint.created_at))?;
+        let known = if retaken { None } else { self.known(&key) };
+        let delta = match known.filter(|k| k.followed_by(seq, checkpoint.attempt)) {
+            Some(known) => StateDelta::between(&known.state, &checkpoint.state),
+            None => self.stored_delta(app, checkpoint, seq)?,
+        };
+        let changed_keys =
+            serde_json::Value::from(checkpoint.delta.keys().collect::<Vec<_>>()).to_string();
+        let inserted = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO burr_checkpoints \
+                 (app, sequence_id, attempt, position, status, prior_step, created_at_us, changed_keys, error) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?
+            .execute((
+                app,
+                seq,
+                checkpoint.attempt,
+                &checkpoint.position,
+                checkpoint.status.as_str(),
+                &checkpoint.prior_step,
+                micros(checkpoint.created_at),
+                changed_keys,
+                &checkpoint.error,
+            ));
+        match inserted {
+            Err(error) if is_constraint_violation(&error) => {
+                return Err(Failure::Refused(PersistenceError::Conflict {
+                    app_id: checkpoint.app_id.clone(),
+                    sequence_id: checkpoint.sequence_id,
+                    attempt: checkpoint.attempt,
+                }))
+            }
+            other => other?,
+        };
+        self.write_values(app, seq, &delta)?;
+        self.pending.known.insert(
+            key,
+            Some(Known {
+                sequence_id: seq,
+                attempt: checkpoint.attempt,
+                status: checkpoint.status,
+                state: checkpoint.state.clone(),
+            }),
+        );
+        Ok(())
+    }
+
+    /// One value row per key set (its JSON) or deleted (NULL) at `seq`. A row already
+    /// at `seq` (folded there by a prune, or written by a failed attempt) is replaced.
+    fn write_values(&self, app: i64, seq: i64, delta: &StateDelta) -> rusqlite::Result<()> {
+        if delta.is_empty() {
+            return Ok(());
+        }
+        let mut statement = self.conn.prepare_cached(
+            "INSERT INTO burr_values (app, key, sequence_id, value) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (app, key, sequence_id) DO UPDATE SET value = excluded.value",
+        )?;
+        for (key, value) in &delta.updated {
+            statement.execute((app, &**key, seq, value.to_string()))?;
+        }
+        for key in &delta.deleted {
+            statement.execute((app, &**key, seq, None::<String>))?;
+        }
+        Ok(())
+    }
+
+    /// What a checkpoint changed relative to the stored state, for a checkpoint that does
+    /// not follow one this persister knows: compare with the stored state before it.
+    fn stored_delta(
+        &self,
+        app: i64,
+        checkpoint: &Checkpoint,
+        seq: i64,
+    ) -> Result<StateDelta, Failure> {
+        let conflict = || {
+            Failure::Refused(PersistenceError::Conflict {
+                app_id: checkpoint.app_id.clone(),
+                sequence_id: checkpoint.sequence_id,
+                attempt: checkpoint.attempt,
+            })
+        };
+        let exists = self
+            .conn
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM burr_checkpoints \
+                 WHERE app = ?1 AND sequence_id = ?2 AND attempt = ?3)",
+            )?
+            .query_row((app, seq, checkpoint.attempt), |row| row.get::<_, bool>(0))?;
+        if exists {
+            return Err(conflict());
+        }
+        if let Some(latest) = load::checkpoint(self.conn, app, None)? {
+            if latest.sequence_id > seq {
+                return Err(Failure::Refused(PersistenceError::OutOfOrder {
+                    path: self.path.to_owned(),
+                    app_id: checkpoint.app_id.clone(),
+                    sequence_id: checkpoint.sequence_id,
+                    latest: u64::try_from(latest.sequence_id).unwrap_or_default(),
+                }));
+            }
+            let completed = self
+                .conn
+                .prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM burr_checkpoints \
+                     WHERE app = ?1 AND sequence_id = ?2 AND status = 'completed')",
+                )?
+                .query_row((app, seq), |row| row.get::<_, bool>(0))?;
+            if latest.sequence_id == seq && completed {
+                return Err(conflict());
+            }
+        }
+        let stored = load::state_at(self.conn, self.path, &checkpoint.app_id, app, seq - 1)?;
+        Ok(value_diff(&stored, &checkpoint.state))
+    }
+
+    /// Renew (or take back) the lease this persister holds on the app, if any. Returns
+    /// whether it was taken back, in which case the stored history is checked.
+    fn lease_for_save(&mut self, key: &AppKey, app_id: &str) -> Result<bool, Failure> {
+        let Some(mut held) = self.lease(key) else {
+            return Ok(false);
+        };
+        let now = self.now_us;
+        if held.state == LeaseState::Active {
+            if now - held.renewed_at_us < held.renew_after_us() {
+                return Ok(false);
+            }
+            if lease::renew(
+                self.conn,
+                key,
+                &held.holder,
+                now.saturating_add(held.ttl_us),
+            )? {
+                held.renewed_at_us = now;
+                self.pending.leases.insert(key.clone(), Some(held));
+                return Ok(false);
+            }
+        }
+        match lease::take(self.conn, self.me, key, &held.holder, now, held.ttl_us)? {
+            Ok(()) => {
+                held.state = LeaseState::Active;
+                held.renewed_at_us = now;
+                self.pending.leases.insert(key.clone(), Some(held));
+                Ok(true)
+            }
+            Err(holder) => {
+                held.state = LeaseState::Lost;
+                self.pending.leases.insert(key.clone(), Some(held));
+                Err(Failure::Refused(PersistenceError::LeaseLost {
+                    app_id: app_id.to_owned(),
+                    holder,
+                }))
+            }
+        }
+    }
+
+    /// Record an application. Recording it again fills in parent pointers it lacked and
+    /// changes nothing else.
+    pub(super) fn register(&mut self, record: &AppRecord) -> Result<(), Failure> {
+        let key = app_key(record.partition_key.as_deref(), &record.app_id);
+        let has_parents = record.fork_parent.is_some() || record.spawning_parent.is_some();
+        if self.app(&key).is_some() && !has_parents {
+            return Ok(());
+        }
+        self.conn
+            .prepare_cached(
+                "INSERT INTO burr_apps (partition_key, app_id, created_at_us, fork_parent, spawning_parent) \
+                 VALUES (?1, ?2, ?3, ?4, ?5) \
+                 ON CONFLICT (partition_key, app_id) DO UPDATE SET \
+                     fork_parent = coalesce(burr_apps.fork_parent, excluded.fork_parent), \
+                     spawning_parent = coalesce(burr_apps.spawning_parent, excluded.spawning_parent) \
+                 WHERE (burr_apps.fork_parent IS NULL AND excluded.fork_parent IS NOT NULL) \
+                    OR (burr_apps.spawning_parent IS NULL AND excluded.spawning_parent IS NOT NULL)",
+            )?
+            .execute((
+                &key.0,
+                &key.1,
+                record.created_at_us,
+                record.fork_parent.as_ref().map(parent_json),
+                record.spawning_parent.as_ref().map(parent_json),
+            ))?;
+        if self.app(&key).is_none() {
+            if let Some(id) = load::app_row(self.conn, Some(&key.0), &key.1)? {
+                self.pending.apps.insert(key, Some(id));
+            }
+        }
+        Ok(())
+    }
+
+    /// Take the lease on `key` for `holder`.
+    pub(super) fn acquire(
+        &mut self,
+        key: &AppKey,
+        holder: &str,
+        ttl_us: i64,
+    ) -> Result<(), Failure> {
+        match lease::take(self.conn, self.me, key, holder, self.now_us, ttl_us)? {
+            Ok(()) => {
+                self.pending.leases.insert(
+                    key.clone(),
+                    Some(HeldLease {
+                        holder: holder.to_owned(),
+                        ttl_us,
+                        renewed_at_us: self.now_us,
+                        state: LeaseState::Active,
+                    }),
+                );
+                Ok(())
+            }
+            Err(other) => Err(Failure::Refused(PersistenceError::AppLocked {
+                app_id: key.1.clone(),
+                holder: other,
+            })),
+        }
+    }
+
+    /// Give a lease back.
+    pub(super) fn release(&mut self, given: &Lease) -> Result<(), Failure> {
+        let key = app_key(given.partition_key.as_deref(), &given.app_id);
+        lease::release(self.conn, &key, &given.holder)?;
+        if let Some(mut held) = self.lease(&key).filter(|h| h.holder == given.holder) {
+            held.state = LeaseState::Released;
+            self.pending.leases.insert(key.clone(), Some(held));
+            // The application is done (or handed over): stop keeping its state alive.
+            self.pending.known.insert(key, None);
+        }
+        Ok(())
+    }
+
+    /// Renew, in the background, the active leases due for it. A lease found taken is
+    /// marked lost (the next save of its application reports it).
+    pub(super) fn renew_due(&mut self) -> rusqlite::Result<()> {
+        let now = self.now_us;
+        let due: Vec<(AppKey, HeldLease)> = self
+            .leases
+            .iter()
+            .filter(|(_, h)| {
+                h.state == LeaseState::Active && now - h.renewed_at_us >= h.background_after_us()
+            })
+            .map(|(k, h)| (k.clone(), h.clone()))
+            .collect();
+        for (key, mut held) in due {
+            if lease::renew(
+                self.conn,
+                &key,
+                &held.holder,
+                now.saturating_add(held.ttl_us),
+            )? {
+                held.renewed_at_us = now;
+            } else {
+                held.state = LeaseState::Lost;
+            }
+            self.pending.leases.insert(key, Some(held));
+        }
+        Ok(())
+    }
+
+    /// Delete an application, its checkpoints and values. Refused while another runner
+    /// holds its lease.
+    pub(super) fn delete(&mut self, key: &AppKey) -> Result<bool, Failure> {
+        let ours = self
+            .lease(key)
+            .filter(|h| h.state == LeaseState::Active)
+            .map(|h| h.holder);
+        if let Some(holder) =
+            lease::live_holder(self.conn, self.me, key, ours.as_deref(), self.now_us)?
+        {
+            return Err(Failure::Refused(PersistenceError::AppLocked {
+                app_id: key.1.clone(),
+                holder,
+            }));
+        }
+        let app = load::app_row(self.conn, Some(&key.0), &key.1)?;
+        if let Some(app) = app {
+            for sql in [
+                "DELETE FROM burr_values WHERE app = ?1",
+                "DELETE FROM burr_checkpoints WHERE app = ?1",
+                "DELETE FROM burr_apps WHERE id = ?1",
+            ] {
+                self.conn.prepare_cached(sql)?.execute([app])?;
+            }
+        }
+        if ours.is_none() {
+            lease::remove(self.conn, key)?;
+            self.pending.leases.insert(key.clone(), None);
+        }
+        self.pending.apps.insert(key.clone(), None);
+        self.pending.known.insert(key.clone(), None);
+        Ok(app.is_some())
+    }
+
+    /// Keep the last `keep_last` checkpoints (by sequence id, then attempt). The values
+    /// the oldest kept checkpoint needs are moved to its sequence id, so that the state
+    /// at every kept checkpoint loads as before.
+    pub(super) fn prune(&mut self, key: &AppKey, keep_last: usize) -> Result<usize, Failure> {
+        let Some(app) = load::app_row(self.conn, Some(&key.0), &key.1)? else {
+            return Err(Failure::Refused(PersistenceError::UnknownApp {
+                partition_key: (!key.0.is_empty()).then(|| key.0.clone()),
+                app_id: key.1.clone(),
+            }));
+        };
+        let total: i64 = self
+            .conn
+            .prepare_cached("SELECT count(*) FROM burr_checkpoints WHERE app = ?1")?
+            .query_row([app], |row| row.get(0))?;
+        let total = usize::try_from(total).unwrap_or_default();
+        let remove = total.saturating_sub(keep_last);
+        if remove == 0 {
+            return Ok(0);
+        }
+        if keep_last == 0 {
+            for sql in [
+                "DELETE FROM burr_values WHERE app = ?1",
+                "DELETE FROM burr_checkpoints WHERE app = ?1",
+            ] {
+                self.conn.prepare_cached(sql)?.execute([app])?;
+            }
+            self.pending.known.insert(key.clone(), None);
+            return Ok(remove);
+        }
+        let (oldest_seq, oldest_attempt): (i64, i64) = self
+            .conn
+            .prepare_cached(
+                "SELECT sequence_id, attempt FROM burr_checkpoints WHERE app = ?1 \
+                 ORDER BY sequence_id, attempt LIMIT 1 OFFSET ?2",
+            )?
+            .query_row((app, i64::try_from(remove).unwrap_or(i64::MAX)), |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })?;
+        self.conn
+            .prepare_cached(
+                "DELETE FROM burr_checkpoints WHERE app = ?1 \
+                 AND (sequence_id < ?2 OR (sequence_id = ?2 AND attempt < ?3))",
+            )?
+            .execute((app, oldest_seq, oldest_attempt))?;
+        // Each key's value as of the oldest kept checkpoint, moved to it (unless a row is
+        // there already); then everything older goes.
+        self.conn
+            .prepare_cached(
+                "INSERT INTO burr_values (app, key, sequence_id, value) \
+                 SELECT v.app, v.key, ?2, v.value FROM burr_values AS v \
+                 WHERE v.app = ?1 AND v.sequence_id < ?2 AND v.value IS NOT NULL \
+                 AND v.sequence_id = (SELECT max(w.sequence_id) FROM burr_values AS w \
+                                      WHERE w.app = ?1 AND w.key = v.key AND w.sequence_id <= ?2)",
+            )?
+            .execute((app, oldest_seq))?;
+        self.conn
+            .prepare_cached("DELETE FROM burr_values WHERE app = ?1 AND sequence_id < ?2")?
+            .execute((app, oldest_seq))?;
+        Ok(remove)
+    }
+}
+
+/// The keys whose values differ between `stored` and `state` (by JSON equality).
+fn value_diff(stored: &State, state: &State) -> StateDelta {
+    let mut delta = StateDelta::snapshot(state);
+    delta
+        .updated
+        .retain(|(key, value)| stored.get_value(key) != Some(&**value));
+    delta.deleted = stored
+        .keys()
+        .filter(|key| !state.contains(key))
+        .map(Arc::from)
+        .collect();
+    delta
+}
+
+/// A parent pointer as stored (JSON).
+fn parent_json(parent: &ParentPointer) -> String {
+    serde_json::json!({
+        "app_id": parent.app_id,
+        "partition_key": parent.partition_key,
+        "sequence_id": parent.sequence_id,
+    })
+    .to_string()
+}

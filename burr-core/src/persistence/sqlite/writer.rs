@@ -1,0 +1,325 @@
+//! The writer: one thread that owns the write connection and commits the operations of
+//! every caller queued meanwhile in one transaction (group commit).
+//!
+//! A caller sends an [`Op`] and awaits its reply, which comes once the transaction that
+//! holds it has committed. While the writer commits, new operations queue up; the next
+//! transaction takes them all. So N applications checkpointing concurrently cost about
+//! one commit (one `fsync` with [`Durability::Full`](super::Durability::Full)) per round,
+//! not N.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rusqlite::Connection;
+use tokio::sync::oneshot;
+
+use super::codec::{now_micros, sqlite_error, AppKey, Failure};
+use super::known::KnownStates;
+use super::lease::{HeldLease, LeaseState, ProcessIdentity};
+use super::store::{Pending, Txn};
+use crate::persistence::{AppRecord, Checkpoint, Lease, PersistenceError};
+
+/// Operations committed in one transaction at most.
+const MAX_BATCH: usize = 1024;
+
+/// How long the writer polls for the next operation before it sleeps: a caller that
+/// checkpoints step after step sends its next one within microseconds, and waking a
+/// sleeping thread costs more than that.
+const SPIN: Duration = Duration::from_micros(50);
+
+/// Application row ids remembered before the table is emptied.
+const MAX_APP_ROWS: usize = 100_000;
+
+/// Where the result of an operation goes.
+pub(super) enum Reply<T> {
+    /// To an async caller.
+    Async(oneshot::Sender<Result<T, PersistenceError>>),
+    /// To a caller blocked on it.
+    Blocking(std::sync::mpsc::SyncSender<Result<T, PersistenceError>>),
+}
+
+impl<T> Reply<T> {
+    fn send(self, result: Result<T, PersistenceError>) {
+        // The caller may have gone (a dropped future): nobody is left to tell.
+        match self {
+            Reply::Async(sender) => {
+                let _ = sender.send(result);
+            }
+            Reply::Blocking(sender) => {
+                let _ = sender.send(result);
+            }
+        }
+    }
+}
+
+/// A write operation and where its result goes.
+pub(super) enum Op {
+    /// Save a checkpoint.
+    Save(Box<Checkpoint>, Reply<()>),
+    /// Record an application.
+    Register(Box<AppRecord>, Reply<()>),
+    /// Take a lease for a holder, with a time to live in microseconds.
+    Acquire {
+        key: AppKey,
+        holder: String,
+        ttl_us: i64,
+        reply: Reply<()>,
+    },
+    /// Give a lease back.
+    Release(Lease, Reply<()>),
+    /// Delete an application.
+    Delete(AppKey, Reply<bool>),
+    /// Prune an application's checkpoints, keeping the last N.
+    Prune(AppKey, usize, Reply<usize>),
+}
+
+/// The result of an operation that ran.
+enum Outcome {
+    Unit(Result<(), PersistenceError>),
+    Bool(Result<bool, PersistenceError>),
+    Count(Result<usize, PersistenceError>),
+}
+
+impl Op {
+    fn reply(self, outcome: Outcome) {
+        match (self, outcome) {
+            (
+                Op::Save(_, reply)
+                | Op::Register(_, reply)
+                | Op::Acquire { reply, .. }
+                | Op::Release(_, reply),
+                Outcome::Unit(result),
+            ) => reply.send(result),
+            (Op::Delete(_, reply), Outcome::Bool(result)) => reply.send(result),
+            (Op::Prune(_, _, reply), Outcome::Count(result)) => reply.send(result),
+            // `run` gives each operation its own kind of outcome: this does not happen,
+            // and the caller would see the writer as closed.
+            _ => {}
+        }
+    }
+
+    fn fail(self, error: PersistenceError) {
+        match self {
+            Op::Save(_, reply)
+            | Op::Register(_, reply)
+            | Op::Acquire { reply, .. }
+            | Op::Release(_, reply) => reply.send(Err(error)),
+            Op::Delete(_, reply) => reply.send(Err(error)),
+            Op::Prune(_, _, reply) => reply.send(Err(error)),
+        }
+    }
+
+    /// Run the operation in `txn`. `Err` is a SQLite failure that aborts the transaction;
+    /// a refused operation is an `Ok` outcome holding its error.
+    fn run(&self, txn: &mut Txn<'_>) -> rusqlite::Result<Outcome> {
+        fn split<T>(result: Result<T, Failure>) -> rusqlite::Result<Result<T, PersistenceError>> {
+            match result {
+                Ok(value) => Ok(Ok(value)),
+                Err(Failure::Refused(error)) => Ok(Err(error)),
+                Err(Failure::Sqlite(error)) => Err(error),
+            }
+        }
+        Ok(match self {
+            Op::Save(checkpoint, _) => Outcome::Unit(split(txn.save(checkpoint))?),
+            Op::Register(record, _) => Outcome::Unit(split(txn.register(record))?),
+            Op::Acquire {
+                key,
+                holder,
+                ttl_us,
+                ..
+            } => Outcome::Unit(split(txn.acquire(key, holder, *ttl_us))?),
+            Op::Release(lease, _) => Outcome::Unit(split(txn.release(lease))?),
+            Op::Delete(key, _) => Outcome::Bool(split(txn.delete(key))?),
+            Op::Prune(key, keep_last, _) => Outcome::Count(split(txn.prune(key, *keep_last))?),
+        })
+    }
+}
+
+/// Why a transaction failed.
+enum BatchError {
+    /// Operation `index` failed: it alone is answered with the error, the others retried.
+    Op(usize, rusqlite::Error),
+    /// The transaction itself (begin, commit, lease renewals) failed: every operation
+    /// is answered with the error.
+    Transaction(rusqlite::Error),
+}
+
+/// The writer thread's state.
+pub(super) struct Writer {
+    pub(super) conn: Connection,
+    pub(super) path: PathBuf,
+    pub(super) me: Arc<ProcessIdentity>,
+    pub(super) known: Arc<Mutex<KnownStates>>,
+    pub(super) apps: HashMap<AppKey, i64>,
+    pub(super) leases: HashMap<AppKey, HeldLease>,
+}
+
+impl Writer {
+    /// Serve operations until every sender is gone.
+    pub(super) fn run(mut self, ops: Receiver<Op>) {
+        while let Some(first) = self.next(&ops) {
+            let mut batch = Vec::with_capacity(16);
+            batch.extend(first);
+            while batch.len() < MAX_BATCH {
+                match ops.try_recv() {
+                    Ok(op) => batch.push(op),
+                    Err(_) => break,
+                }
+            }
+            self.commit(batch);
+        }
+    }
+
+    /// The next operation (`Some(None)`: none, but leases are due for renewal), or `None`
+    /// when every sender is gone.
+    fn next(&self, ops: &Receiver<Op>) -> Option<Option<Op>> {
+        let spin_until = Instant::now() + SPIN;
+        loop {
+            match ops.try_recv() {
+                Ok(op) => return Some(Some(op)),
+                Err(TryRecvError::Disconnected) => return None,
+                Err(TryRecvError::Empty) if Instant::now() < spin_until => std::hint::spin_loop(),
+                Err(TryRecvError::Empty) => break,
+            }
+        }
+        match self.next_renewal_in() {
+            None => ops.recv().ok().map(Some),
+            Some(wait) => match ops.recv_timeout(wait) {
+                Ok(op) => Some(Some(op)),
+                Err(RecvTimeoutError::Timeout) => Some(None),
+                Err(RecvTimeoutError::Disconnected) => None,
+            },
+        }
+    }
+
+    /// How long until an active lease is due for renewal in the background.
+    fn next_renewal_in(&self) -> Option<Duration> {
+        let now = now_micros();
+        self.leases
+            .values()
+            .filter(|h| h.state == LeaseState::Active)
+            .map(|h| (h.renewed_at_us + h.background_after_us() - now).max(0))
+            .min()
+            .map(|us| Duration::from_micros(u64::try_from(us).unwrap_or_default()))
+    }
+
+    /// Run `ops` in one transaction and answer each. A failing operation is answered
+    /// with its error and the others run again without it.
+    fn commit(&mut self, mut ops: Vec<Op>) {
+        if ops.is_empty() && self.next_renewal_in().is_none_or(|wait| !wait.is_zero()) {
+            return;
+        }
+        loop {
+            match self.transaction(&ops) {
+                Ok((outcomes, pending)) => {
+                    self.keep(pending);
+                    for (op, outcome) in ops.into_iter().zip(outcomes) {
+                        op.reply(outcome);
+                    }
+                    return;
+                }
+                Err(BatchError::Op(index, error)) => {
+                    ops.remove(index).fail(sqlite_error(&self.path, error));
+                    if ops.is_empty() {
+                        return;
+                    }
+                }
+                Err(BatchError::Transaction(error)) => {
+                    tracing::warn!(path = %self.path.display(), %error, "a checkpoint transaction failed");
+                    let error = Arc::new(error);
+                    for op in ops {
+                        op.fail(PersistenceError::Sqlite {
+                            path: self.path.clone(),
+                            source: Box::new(SharedError(Arc::clone(&error))),
+                        });
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    fn transaction(&self, ops: &[Op]) -> Result<(Vec<Outcome>, Pending), BatchError> {
+        let execute = |sql: &str| {
+            self.conn
+                .prepare_cached(sql)
+                .and_then(|mut s| s.execute([]))
+        };
+        execute("BEGIN IMMEDIATE").map_err(BatchError::Transaction)?;
+        let mut txn = Txn {
+            conn: &self.conn,
+            path: &self.path,
+            me: &self.me,
+            known: &self.known,
+            apps: &self.apps,
+            leases: &self.leases,
+            now_us: now_micros(),
+            pending: Pending::default(),
+        };
+        let outcomes = (|| {
+            txn.renew_due().map_err(BatchError::Transaction)?;
+            let mut outcomes = Vec::with_capacity(ops.len());
+            for (index, op) in ops.iter().enumerate() {
+                outcomes.push(op.run(&mut txn).map_err(|e| BatchError::Op(index, e))?);
+            }
+            execute("COMMIT").map_err(BatchError::Transaction)?;
+            Ok(outcomes)
+        })();
+        match outcomes {
+            Ok(outcomes) => Ok((outcomes, txn.pending)),
+            Err(error) => {
+                // SQLite may have rolled back already (then this fails harmlessly).
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(error)
+            }
+        }
+    }
+
+    /// Remember what a committed transaction changed.
+    fn keep(&mut self, pending: Pending) {
+        if self.apps.len() + pending.apps.len() > MAX_APP_ROWS {
+            self.apps.clear();
+        }
+        for (key, id) in pending.apps {
+            match id {
+                Some(id) => self.apps.insert(key, id),
+                None => self.apps.remove(&key),
+            };
+        }
+        for (key, held) in pending.leases {
+            match held {
+                Some(held) => self.leases.insert(key, held),
+                None => self.leases.remove(&key),
+            };
+        }
+        if !pending.known.is_empty() {
+            let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+            for (key, entry) in pending.known {
+                match entry {
+                    Some(entry) => known.insert(key, entry),
+                    None => known.remove(&key),
+                }
+            }
+        }
+    }
+}
+
+/// A SQLite error that failed a whole transaction, shared by the errors of each of its
+/// operations.
+#[derive(Debug)]
+struct SharedError(Arc<rusqlite::Error>);
+
+impl std::fmt::Display for SharedError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for SharedError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        std::error::Error::source(&*self.0)
+    }
+}
