@@ -675,3 +675,101 @@ async fn recursion_by_hand_resumes_finished_children() {
         .unwrap();
     assert_eq!(record.spawning_parent.unwrap().app_id, "by-hand");
 }
+
+#[tokio::test]
+async fn child_tracker_cascade_none_and_given() {
+    use burr_core::parallel::ChildTracker;
+    let given = RecordingHook::new();
+    for (choice, parent_sees, given_sees) in [
+        (ChildTracker::Cascade, 3, 0),
+        (ChildTracker::None, 1, 0),
+        (ChildTracker::Given(Arc::new(given.clone())), 1, 2),
+    ] {
+        let parent_tracker = RecordingHook::new();
+        given.take();
+        let mut app = ApplicationBuilder::new()
+            .with_actions([lengths_map().tracker(choice)])
+            .with_state(State::new().update("words", words(2)))
+            .with_entrypoint("lengths")
+            .with_tracker(Arc::new(parent_tracker.clone()))
+            .build()
+            .await
+            .unwrap();
+        app.step(Inputs::new()).await.unwrap();
+        let created = |hook: &RecordingHook| {
+            hook.events()
+                .iter()
+                .filter(|e| matches!(e, HookEvent::AppCreated { .. }))
+                .count()
+        };
+        assert_eq!(created(&parent_tracker), parent_sees);
+        assert_eq!(created(&given), given_sees);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_over_its_timeout_fails_and_is_recorded_cancelled() {
+    let slow = action_fn("slow", |s: State, _, _| async move {
+        let ms: u64 = s.get("ms")?;
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+        Ok::<_, ActionError>(s.update("done", true))
+    })
+    .reads(["ms"])
+    .writes(["done"]);
+    let map = MapStates::new("fan", SubGraph::action(slow), |_: &State, _: &Inputs| {
+        Ok(vec![
+            State::new().update("ms", 1),
+            State::new().update("ms", 5_000),
+        ])
+    })
+    .policy(FailurePolicy::WaitAll)
+    .timeout(std::time::Duration::from_millis(100));
+    let store = Arc::new(InMemoryPersister::new());
+    let mut app = ApplicationBuilder::new()
+        .with_actions([map])
+        .with_entrypoint("fan")
+        .with_identifiers("timeouts", None)
+        .with_state_persister(store.clone())
+        .build()
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let err = app.step(Inputs::new()).await.unwrap_err();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(4),
+        "the slow child was not waited for"
+    );
+    let errors = children_errors(&err);
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0].0, 1);
+    assert!(errors[0].1.contains("timed out after 100 ms"), "{errors:?}");
+    let rows = store
+        .list_checkpoints(None, &child_app_id("timeouts", 0, "1"))
+        .await
+        .unwrap();
+    assert_eq!(rows.last().map(|r| r.status), Some(StepStatus::Cancelled));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limit_spaces_child_steps() {
+    let map = MapStates::new("lengths", length_of_text(), words_to_states)
+        .reduce(collect_lengths)
+        .reads(["words"])
+        .writes(["lengths"]);
+    let mut app = ApplicationBuilder::new()
+        .with_actions([map])
+        .with_state(State::new().update("words", words(6)))
+        .with_entrypoint("lengths")
+        .with_executor(Executor::new(8).with_rate_limit(50.0))
+        .build()
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    app.step(Inputs::new()).await.unwrap();
+    // Six child steps at 50 per second: the last starts at least 100 ms after the first.
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(100),
+        "{:?}",
+        started.elapsed()
+    );
+}

@@ -7,6 +7,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::{Task, WorkKey};
+use crate::hooks::LifecycleHook;
 use crate::persistence::Persister;
 use crate::{ApplicationBuilder, ApplicationContext, Error, Result, State};
 
@@ -35,6 +36,8 @@ pub fn child_app_id(parent_app_id: &str, parent_sequence_id: u64, key: &str) -> 
 /// How a child runs: everything but its task.
 pub(crate) struct ChildSettings {
     pub(crate) persister: Option<Arc<dyn Persister>>,
+    /// `None`: the parent's tracker; `Some(None)`: no tracker; `Some(Some(t))`: `t`.
+    pub(crate) tracker: Option<Option<Arc<dyn LifecycleHook>>>,
     pub(crate) priority: Option<super::Priority>,
     pub(crate) timeout: Option<Duration>,
 }
@@ -46,6 +49,7 @@ pub(crate) fn child_builder(
     parent: &ApplicationContext,
     key: &str,
     index: usize,
+    tracker: Option<Arc<dyn LifecycleHook>>,
 ) -> ApplicationBuilder {
     let mut path = parent.work.path.to_vec();
     path.push(u32::try_from(index).unwrap_or(u32::MAX));
@@ -71,8 +75,8 @@ pub(crate) fn child_builder(
             builder = builder.with_hook(Arc::clone(hook));
         }
     }
-    if let Some(tracker) = &parent.tracker {
-        builder = builder.with_tracker(Arc::clone(tracker));
+    if let Some(tracker) = tracker {
+        builder = builder.with_tracker(tracker);
     }
     builder
 }
@@ -84,7 +88,7 @@ impl ApplicationContext {
     /// executor. Add the graph, the persister (`with_state_persister` +
     /// `initialize_from`, for resume) and run it inside [`ApplicationContext::without_slot`].
     pub fn child_builder(&self, key: &str) -> ApplicationBuilder {
-        child_builder(self, key, 0)
+        child_builder(self, key, 0, self.tracker.clone())
     }
 
     /// Run `task` as a child application of the current step, keyed `key`, and return
@@ -112,6 +116,7 @@ impl ApplicationContext {
     pub async fn run_child(&self, key: &str, task: Task) -> Result<State> {
         let settings = Arc::new(ChildSettings {
             persister: self.persister.clone(),
+            tracker: None,
             priority: None,
             timeout: None,
         });
@@ -137,8 +142,12 @@ pub(crate) async fn run_child(
     settings: Arc<ChildSettings>,
     mut cancel: watch::Receiver<bool>,
 ) -> Result<State> {
+    let tracker = match &settings.tracker {
+        None => parent.tracker.clone(),
+        Some(chosen) => chosen.clone(),
+    };
     let mut builder =
-        child_builder(&parent, &key, index).with_graph(Arc::clone(&task.subgraph.graph));
+        child_builder(&parent, &key, index, tracker).with_graph(Arc::clone(&task.subgraph.graph));
     if let Some(priority) = settings.priority {
         builder = builder.with_priority(priority.0);
     }

@@ -12,6 +12,7 @@ use tokio::sync::watch;
 use super::child::{child_app_id, run_child, ChildSettings};
 use super::{Priority, SubGraph, Task};
 use crate::action::{Action, ActionError, ActionResult, Inputs};
+use crate::hooks::LifecycleHook;
 use crate::persistence::Persister;
 use crate::{ApplicationContext, Error, State};
 
@@ -41,6 +42,18 @@ pub enum ChildPersister {
     None,
     /// This persister.
     Given(Arc<dyn Persister>),
+}
+
+/// Which tracker children report to.
+#[derive(Clone, Default)]
+pub enum ChildTracker {
+    /// The parent's tracker (the default): the tracker shows children under their parent.
+    #[default]
+    Cascade,
+    /// None.
+    None,
+    /// This one.
+    Given(Arc<dyn LifecycleHook>),
 }
 
 /// How one child ended, for [`MapAction::reduce_settled`].
@@ -86,6 +99,7 @@ pub struct MapAction {
     policy: FailurePolicy,
     priority: Option<Priority>,
     persister: ChildPersister,
+    tracker: ChildTracker,
     timeout: Option<Duration>,
 }
 
@@ -112,6 +126,7 @@ impl MapAction {
             policy: FailurePolicy::default(),
             priority: None,
             persister: ChildPersister::default(),
+            tracker: ChildTracker::default(),
             timeout: None,
         }
     }
@@ -190,6 +205,12 @@ impl MapAction {
         self
     }
 
+    /// Which tracker the children report to (default: the parent's).
+    pub fn tracker(mut self, tracker: ChildTracker) -> Self {
+        self.tracker = tracker;
+        self
+    }
+
     /// Cancel a child that runs longer than `limit`; it fails with [`Error::Timeout`].
     pub fn timeout(mut self, limit: Duration) -> Self {
         self.timeout = Some(limit);
@@ -206,6 +227,11 @@ impl MapAction {
                 ChildPersister::Cascade => ctx.persister().cloned(),
                 ChildPersister::None => None,
                 ChildPersister::Given(p) => Some(Arc::clone(p)),
+            },
+            tracker: match &self.tracker {
+                ChildTracker::Cascade => None,
+                ChildTracker::None => Some(None),
+                ChildTracker::Given(t) => Some(Some(Arc::clone(t))),
             },
             priority: self.priority,
             timeout: self.timeout,
@@ -367,8 +393,7 @@ impl MapStates {
     {
         MapAction::tasks(name, move |state: &State, inputs: &Inputs| {
             Ok::<_, ActionError>(
-                states(state, inputs)
-                    ?
+                states(state, inputs)?
                     .into_iter()
                     .map(|s| Task::new(subgraph.clone(), s))
                     .collect(),
@@ -384,8 +409,7 @@ impl MapStates {
     {
         MapAction::tasks(name, move |state: &State, inputs: &Inputs| {
             Ok::<_, ActionError>(
-                states(state, inputs)
-                    ?
+                states(state, inputs)?
                     .into_iter()
                     .map(|(key, s)| Task::new(subgraph.clone(), s).with_key(key))
                     .collect(),

@@ -66,7 +66,7 @@ pub use child::child_app_id;
 pub(crate) use executor::next_flow;
 pub use executor::{Executor, Permit, Priority, WorkKey};
 pub use map::{
-    ChildOutcome, ChildPersister, FailurePolicy, MapAction, MapActions, MapActionsAndStates,
-    MapStates,
+    ChildOutcome, ChildPersister, ChildTracker, FailurePolicy, MapAction, MapActions,
+    MapActionsAndStates, MapStates,
 };
 pub use task::{SubGraph, Task};
