@@ -258,14 +258,15 @@ impl MapAction {
                 let Some((index, task)) = queued.next() else {
                     break;
                 };
-                let child = run_child(
+                // Boxed: the child's future is large, and moving a pointer is cheap.
+                let child = Box::pin(run_child(
                     ctx.clone(),
                     index,
                     keys[index].clone(),
                     task,
                     Arc::clone(&settings),
                     cancelled.clone(),
-                );
+                ));
                 running.push(async move { (index, child.await) });
             }
             let Some((index, result)) = running.next().await else {
