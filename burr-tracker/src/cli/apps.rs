@@ -1,0 +1,107 @@
+//! `apps`: the applications, newest first.
+
+use burr_tracker::inspect::{AppSummary, Database, Status};
+use burr_tracker::time::{human, rfc3339};
+use burr_tracker::TrackerError;
+use serde_json::json;
+
+use super::table::{Column, Cut, Table};
+use super::{pointer_json, pointer_text, to_json};
+
+/// `apps` arguments.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Only applications with this partition key.
+    #[arg(long)]
+    partition_key: Option<String>,
+    /// Only applications spawned by this app id.
+    #[arg(long)]
+    parent: Option<String>,
+    /// Only applications with this status.
+    #[arg(long, value_parser = ["running", "completed", "failed", "cancelled"])]
+    status: Option<String>,
+    /// List at most this many.
+    #[arg(long, default_value_t = 50)]
+    limit: usize,
+    /// Skip this many first.
+    #[arg(long, default_value_t = 0)]
+    offset: usize,
+}
+
+pub fn run(db: &Database, args: Args, json: bool) -> Result<String, TrackerError> {
+    let status = args.status.as_deref().and_then(Status::parse);
+    let mut matching: Vec<AppSummary> = Vec::new();
+    for app in db.apps() {
+        if args.partition_key.is_some() && app.partition_key != args.partition_key {
+            continue;
+        }
+        if let Some(parent) = &args.parent {
+            if app
+                .spawning_parent
+                .as_ref()
+                .is_none_or(|p| &p.app_id != parent)
+            {
+                continue;
+            }
+        }
+        let summary = db.summary(app)?;
+        if status.is_some_and(|s| s != summary.status) {
+            continue;
+        }
+        matching.push(summary);
+    }
+    let total = matching.len();
+    let page: Vec<&AppSummary> = matching.iter().skip(args.offset).take(args.limit).collect();
+    if json {
+        let apps: Vec<_> = page
+            .iter()
+            .map(|s| {
+                json!({
+                    "app_id": s.app.app_id,
+                    "partition_key": s.app.partition_key,
+                    "status": s.status,
+                    "steps": s.steps,
+                    "created_at": rfc3339(s.app.created_at_us),
+                    "last_update": rfc3339(s.updated_at_us),
+                    "spawning_parent": pointer_json(s.app.spawning_parent.as_ref()),
+                    "fork_parent": pointer_json(s.app.fork_parent.as_ref()),
+                    "tracked": s.app.tracked(),
+                    "checkpointed": s.app.checkpointed,
+                })
+            })
+            .collect();
+        return Ok(to_json(&json!({ "total": total, "apps": apps })));
+    }
+    if total == 0 {
+        return Ok("no applications\n".to_owned());
+    }
+    let mut table = Table::new(vec![
+        Column::new("APP ID").cut(Cut::Middle),
+        Column::new("PARTITION KEY").cut(Cut::Middle),
+        Column::new("STATUS"),
+        Column::new("STEPS").right(),
+        Column::new("LAST UPDATE"),
+        Column::new("SPAWNED BY").cut(Cut::Middle),
+    ]);
+    for s in &page {
+        table.row(vec![
+            s.app.app_id.clone(),
+            s.app
+                .partition_key
+                .clone()
+                .unwrap_or_else(|| "-".to_owned()),
+            s.status.to_string(),
+            s.steps.to_string(),
+            human(s.updated_at_us),
+            pointer_text(s.app.spawning_parent.as_ref()),
+        ]);
+    }
+    let mut out = table.render();
+    if page.len() < total {
+        out.push_str(&format!(
+            "({} of {total} applications; --limit and --offset page through them)\n",
+            page.len()
+        ));
+    }
+    Ok(out)
+}

@@ -1,0 +1,34 @@
+//! `prune`: keep only an application's last N steps.
+
+use std::path::Path;
+
+use burr_tracker::inspect::maintain;
+use burr_tracker::TrackerError;
+
+use super::{to_json, AppArg};
+
+/// `prune` arguments.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    app: AppArg,
+    /// How many of the last steps to keep.
+    #[arg(long)]
+    keep_last: usize,
+}
+
+pub fn run(db: &Path, args: Args, json: bool) -> Result<String, TrackerError> {
+    let report = maintain::prune(
+        db,
+        &args.app.app,
+        args.app.partition_key.as_deref(),
+        args.keep_last,
+    )?;
+    if json {
+        return Ok(to_json(&serde_json::to_value(&report).unwrap_or_default()));
+    }
+    Ok(format!(
+        "pruned app {}: removed {} checkpoints and {} tracked step attempts\n",
+        report.app_id, report.checkpoints_removed, report.tracked_steps_removed
+    ))
+}

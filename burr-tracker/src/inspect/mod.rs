@@ -1,0 +1,535 @@
+//! Reading a burr database: the applications, their steps, their state at any sequence
+//! id, their graphs and children — from the checkpoints (through burr-core's
+//! [`SqlitePersister`], opened read-only) and the tracker's tables, whichever hold them.
+//!
+//! [`Database::open`] never writes to the file; [`maintain`] has the two operations that
+//! do (prune and delete).
+
+pub mod maintain;
+mod state;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use burr_core::persistence::{Persister, SqlitePersister, StepStatus};
+use burr_core::ParentPointer;
+use futures::executor::block_on;
+use rusqlite::{Connection, OpenFlags};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::store::read::{self, AppRow, EventRow};
+use crate::store::schema;
+use crate::{GraphRecord, TrackerError};
+
+pub use state::{diff, StateDiff};
+
+/// Where an application or a step stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// A step is in flight (or, for an application, it has taken no step yet).
+    Running,
+    /// The (last) step completed.
+    Completed,
+    /// The (last) step failed.
+    Failed,
+    /// The (last) step was cancelled.
+    Cancelled,
+}
+
+impl Status {
+    /// `running`, `completed`, `failed` or `cancelled`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Running => "running",
+            Status::Completed => "completed",
+            Status::Failed => "failed",
+            Status::Cancelled => "cancelled",
+        }
+    }
+
+    /// The status named by `text`.
+    pub fn parse(text: &str) -> Option<Status> {
+        match text {
+            "running" => Some(Status::Running),
+            other => StepStatus::parse(other).map(Status::from),
+        }
+    }
+}
+
+impl From<StepStatus> for Status {
+    fn from(status: StepStatus) -> Self {
+        match status {
+            StepStatus::Completed => Status::Completed,
+            StepStatus::Failed => Status::Failed,
+            StepStatus::Cancelled => Status::Cancelled,
+        }
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An application stored in the database (checkpointed, tracked, or both).
+#[derive(Clone, Debug)]
+pub struct App {
+    /// Its id.
+    pub app_id: String,
+    /// Its partition key.
+    pub partition_key: Option<String>,
+    /// When it was first recorded, in microseconds since the Unix epoch.
+    pub created_at_us: i64,
+    /// The application it was forked from.
+    pub fork_parent: Option<ParentPointer>,
+    /// The application step that spawned it.
+    pub spawning_parent: Option<ParentPointer>,
+    /// Whether the persister holds it.
+    pub checkpointed: bool,
+    tracked: Option<AppRow>,
+}
+
+impl App {
+    /// Whether a tracker recorded it.
+    pub fn tracked(&self) -> bool {
+        self.tracked.is_some()
+    }
+
+    /// Whether `pointer` names this application.
+    pub fn is(&self, pointer: &ParentPointer) -> bool {
+        pointer.app_id == self.app_id && pointer.partition_key == self.partition_key
+    }
+}
+
+/// One attempt at a step.
+#[derive(Clone, Debug, Serialize)]
+pub struct StepInfo {
+    /// The step's sequence id.
+    pub sequence_id: u64,
+    /// The action.
+    pub action: String,
+    /// How it stands.
+    pub status: Status,
+    /// 1 for the first attempt, 2 for the first retry...
+    pub attempt: u32,
+    /// When it started (unknown for a step only the checkpoints know).
+    pub started_at_us: Option<i64>,
+    /// When it ended.
+    pub ended_at_us: Option<i64>,
+    /// Its inputs (tracked steps only).
+    pub inputs: Option<Map<String, Value>>,
+    /// Its result (tracked, completed steps only).
+    pub result: Option<Map<String, Value>>,
+    /// The error and its causes, outermost first.
+    pub error: Option<Vec<String>>,
+}
+
+impl StepInfo {
+    /// How long it took, in microseconds, when known.
+    pub fn duration_us(&self) -> Option<i64> {
+        Some(self.ended_at_us? - self.started_at_us?)
+    }
+}
+
+/// An application with what its steps say about it.
+#[derive(Clone, Debug)]
+pub struct AppSummary {
+    /// The application.
+    pub app: App,
+    /// The status of its last step (`running` while a step is in flight or before the
+    /// first).
+    pub status: Status,
+    /// How many steps (sequence ids) it took; retries count once.
+    pub steps: u64,
+    /// When it last changed, in microseconds since the Unix epoch.
+    pub updated_at_us: i64,
+}
+
+/// A burr database opened for reading. Nothing is ever written through it.
+pub struct Database {
+    path: PathBuf,
+    persister: SqlitePersister,
+    tracker: Option<Connection>,
+    apps: Vec<App>,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database")
+            .field("path", &self.path)
+            .field("apps", &self.apps.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Database {
+    /// Open the burr database at `path` read-only (`SQLITE_OPEN_READ_ONLY`).
+    ///
+    /// Fails when the file does not exist, is not a burr database, or was written by a
+    /// newer burr-rs or burr-tracker.
+    pub fn open(path: impl AsRef<Path>) -> Result<Database, TrackerError> {
+        let path = path.as_ref().to_owned();
+        if !path.exists() {
+            return Err(TrackerError::MissingDatabase { path });
+        }
+        let persister = SqlitePersister::open_read_only(&path)?;
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(&path, flags)
+            .map_err(|e| TrackerError::sqlite(&path, e))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(|e| TrackerError::sqlite(&path, e))?;
+        let tracker = match schema::stored_version(&conn, &path)? {
+            Some(version) => {
+                schema::check_version(version, &path)?;
+                Some(conn)
+            }
+            None => None,
+        };
+        let mut db = Database {
+            path,
+            persister,
+            tracker,
+            apps: Vec::new(),
+        };
+        db.apps = db.load_apps()?;
+        Ok(db)
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn load_apps(&self) -> Result<Vec<App>, TrackerError> {
+        let mut apps: BTreeMap<(Option<String>, String), App> = BTreeMap::new();
+        for record in self.persister.list_apps()? {
+            apps.insert(
+                (record.partition_key.clone(), record.app_id.clone()),
+                App {
+                    app_id: record.app_id,
+                    partition_key: record.partition_key,
+                    created_at_us: record.created_at_us,
+                    fork_parent: record.fork_parent,
+                    spawning_parent: record.spawning_parent,
+                    checkpointed: true,
+                    tracked: None,
+                },
+            );
+        }
+        if let Some(conn) = &self.tracker {
+            for row in read::apps(conn, &self.path)? {
+                let key = (row.partition_key.clone(), row.app_id.clone());
+                match apps.get_mut(&key) {
+                    Some(app) => {
+                        app.created_at_us = app.created_at_us.min(row.created_at_us);
+                        if app.fork_parent.is_none() {
+                            app.fork_parent = row.fork_parent.clone();
+                        }
+                        if app.spawning_parent.is_none() {
+                            app.spawning_parent = row.spawning_parent.clone();
+                        }
+                        app.tracked = Some(row);
+                    }
+                    None => {
+                        apps.insert(
+                            key,
+                            App {
+                                app_id: row.app_id.clone(),
+                                partition_key: row.partition_key.clone(),
+                                created_at_us: row.created_at_us,
+                                fork_parent: row.fork_parent.clone(),
+                                spawning_parent: row.spawning_parent.clone(),
+                                checkpointed: false,
+                                tracked: Some(row),
+                            },
+                        );
+                    }
+                }
+            }
+        }
+        let mut apps: Vec<App> = apps.into_values().collect();
+        apps.sort_by(|a, b| {
+            b.created_at_us
+                .cmp(&a.created_at_us)
+                .then_with(|| a.app_id.cmp(&b.app_id))
+                .then_with(|| a.partition_key.cmp(&b.partition_key))
+        });
+        Ok(apps)
+    }
+
+    /// Every application, newest first.
+    pub fn apps(&self) -> &[App] {
+        &self.apps
+    }
+
+    /// The application `app_id` (under `partition_key`, when given; otherwise the only
+    /// application with that id).
+    pub fn find(&self, app_id: &str, partition_key: Option<&str>) -> Result<&App, TrackerError> {
+        let matching: Vec<&App> = self
+            .apps
+            .iter()
+            .filter(|app| app.app_id == app_id)
+            .filter(|app| partition_key.is_none_or(|key| app.partition_key.as_deref() == Some(key)))
+            .collect();
+        match matching.as_slice() {
+            [app] => Ok(app),
+            [] => Err(TrackerError::UnknownApp {
+                path: self.path.clone(),
+                app_id: app_id.to_owned(),
+                partition_key: partition_key.map(str::to_owned),
+            }),
+            several => Err(TrackerError::AmbiguousApp {
+                app_id: app_id.to_owned(),
+                keys: several
+                    .iter()
+                    .map(|app| {
+                        app.partition_key
+                            .clone()
+                            .unwrap_or_else(|| "(none)".to_owned())
+                    })
+                    .collect(),
+            }),
+        }
+    }
+
+    /// The applications that `parent`'s steps spawned, in creation order.
+    pub fn children(&self, parent: &App) -> Vec<&App> {
+        let mut children: Vec<&App> = self
+            .apps
+            .iter()
+            .filter(|app| app.spawning_parent.as_ref().is_some_and(|p| parent.is(p)))
+            .collect();
+        children.reverse();
+        children
+    }
+
+    /// The applications forked from `parent`, in creation order.
+    pub fn forks(&self, parent: &App) -> Vec<&App> {
+        let mut forks: Vec<&App> = self
+            .apps
+            .iter()
+            .filter(|app| app.fork_parent.as_ref().is_some_and(|p| parent.is(p)))
+            .collect();
+        forks.reverse();
+        forks
+    }
+
+    /// Every attempt at every step of `app`, in (sequence id, attempt) order: what the
+    /// tracker recorded, completed by the checkpoints.
+    pub fn steps(&self, app: &App) -> Result<Vec<StepInfo>, TrackerError> {
+        let mut steps: BTreeMap<(u64, u32), StepInfo> = BTreeMap::new();
+        if let (Some(conn), Some(row)) = (&self.tracker, &app.tracked) {
+            for step in read::steps(conn, &self.path, row)? {
+                let status = match &step.status {
+                    None => Status::Running,
+                    Some(text) => Status::parse(text).ok_or_else(|| TrackerError::Corrupt {
+                        path: self.path.clone(),
+                        app_id: app.app_id.clone(),
+                        reason: format!("unknown step status `{text}`"),
+                    })?,
+                };
+                steps.insert(
+                    (step.sequence_id, step.attempt),
+                    StepInfo {
+                        sequence_id: step.sequence_id,
+                        action: step.action,
+                        status,
+                        attempt: step.attempt,
+                        started_at_us: Some(step.started_at_us),
+                        ended_at_us: step.ended_at_us,
+                        inputs: Some(step.inputs),
+                        result: step.result,
+                        error: step.error,
+                    },
+                );
+            }
+        }
+        if app.checkpointed {
+            let checkpoints = block_on(
+                self.persister
+                    .list_checkpoints(app.partition_key.as_deref(), &app.app_id),
+            )?;
+            for checkpoint in checkpoints {
+                let key = (checkpoint.sequence_id, checkpoint.attempt);
+                let status = Status::from(checkpoint.status);
+                match steps.get_mut(&key) {
+                    // The tracker missed the end (its process stopped first).
+                    Some(step) if step.status == Status::Running => {
+                        step.status = status;
+                        step.ended_at_us = Some(checkpoint.created_at_us);
+                        step.error = checkpoint.error.map(|e| vec![e]);
+                    }
+                    Some(_) => {}
+                    None => {
+                        steps.insert(
+                            key,
+                            StepInfo {
+                                sequence_id: checkpoint.sequence_id,
+                                action: checkpoint.position,
+                                status,
+                                attempt: checkpoint.attempt,
+                                started_at_us: None,
+                                ended_at_us: Some(checkpoint.created_at_us),
+                                inputs: None,
+                                result: None,
+                                error: checkpoint.error.map(|e| vec![e]),
+                            },
+                        );
+                    }
+                }
+            }
+        }
+        Ok(steps.into_values().collect())
+    }
+
+    /// `app` with its status, step count and last update.
+    pub fn summary(&self, app: &App) -> Result<AppSummary, TrackerError> {
+        let steps = self.steps(app)?;
+        let status = steps.last().map_or(Status::Running, |s| s.status);
+        let mut sequence_ids: Vec<u64> = steps.iter().map(|s| s.sequence_id).collect();
+        sequence_ids.dedup();
+        let updated_at_us = steps
+            .iter()
+            .filter_map(|s| s.ended_at_us.or(s.started_at_us))
+            .chain(app.tracked.as_ref().map(|row| row.updated_at_us))
+            .chain(std::iter::once(app.created_at_us))
+            .max()
+            .unwrap_or(app.created_at_us);
+        Ok(AppSummary {
+            app: app.clone(),
+            status,
+            steps: sequence_ids.len() as u64,
+            updated_at_us,
+        })
+    }
+
+    /// The graph a tracker recorded for `app`.
+    pub fn graph(&self, app: &App) -> Result<GraphRecord, TrackerError> {
+        let row = app
+            .tracked
+            .as_ref()
+            .ok_or_else(|| TrackerError::NotTracked {
+                app_id: app.app_id.clone(),
+            })?;
+        serde_json::from_str(&row.graph).map_err(|e| TrackerError::Corrupt {
+            path: self.path.clone(),
+            app_id: app.app_id.clone(),
+            reason: format!("its graph is not valid: {e}"),
+        })
+    }
+
+    /// The spans, attributes and stream events recorded within `app`'s steps.
+    pub(crate) fn events(&self, app: &App) -> Result<Vec<EventRow>, TrackerError> {
+        match (&self.tracker, &app.tracked) {
+            (Some(conn), Some(row)) => read::events(conn, &self.path, row),
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    /// The full state of `app` after step `sequence_id` (the latest step when `None`),
+    /// with that sequence id. The state after a failed step is the state before it.
+    pub fn state(
+        &self,
+        app: &App,
+        sequence_id: Option<u64>,
+    ) -> Result<(u64, Map<String, Value>), TrackerError> {
+        let steps = self.steps(app)?;
+        let seq = match sequence_id {
+            Some(seq) => {
+                if !steps.iter().any(|s| s.sequence_id == seq) {
+                    return Err(TrackerError::UnknownSequenceId {
+                        app_id: app.app_id.clone(),
+                        sequence_id: seq,
+                        known: state::known_ids(&steps),
+                    });
+                }
+                seq
+            }
+            None => match steps.last() {
+                Some(step) => step.sequence_id,
+                None => {
+                    return Err(TrackerError::NoSteps {
+                        app_id: app.app_id.clone(),
+                    })
+                }
+            },
+        };
+        if app.checkpointed {
+            let loaded = block_on(self.persister.load(
+                app.partition_key.as_deref(),
+                &app.app_id,
+                Some(seq),
+            ));
+            match loaded {
+                Ok(Some(checkpoint)) => {
+                    if let Value::Object(map) = checkpoint.state.to_json() {
+                        return Ok((seq, map));
+                    }
+                }
+                Ok(None)
+                | Err(burr_core::persistence::PersistenceError::UnknownSequenceId { .. }) => {}
+                Err(error) => return Err(error.into()),
+            }
+        }
+        match (&self.tracker, &app.tracked) {
+            (Some(conn), Some(row)) => {
+                let snapshots = read::snapshots(conn, &self.path, row)?;
+                let tracked = read::steps(conn, &self.path, row)?;
+                Ok((
+                    seq,
+                    state::reconstruct_all(&snapshots, &tracked, &[seq])
+                        .pop()
+                        .unwrap_or_default(),
+                ))
+            }
+            _ => Err(TrackerError::UnknownSequenceId {
+                app_id: app.app_id.clone(),
+                sequence_id: seq,
+                known: state::known_ids(&steps),
+            }),
+        }
+    }
+
+    /// The full states of `app` after each of `sequence_ids` (ascending, each a step of
+    /// the application), in one pass: for exports.
+    pub(crate) fn states(
+        &self,
+        app: &App,
+        sequence_ids: &[u64],
+    ) -> Result<Vec<Map<String, Value>>, TrackerError> {
+        let mut out: Vec<Option<Map<String, Value>>> = vec![None; sequence_ids.len()];
+        if app.checkpointed {
+            for (slot, &seq) in out.iter_mut().zip(sequence_ids) {
+                let loaded = block_on(self.persister.load(
+                    app.partition_key.as_deref(),
+                    &app.app_id,
+                    Some(seq),
+                ));
+                match loaded {
+                    Ok(Some(checkpoint)) => {
+                        if let Value::Object(map) = checkpoint.state.to_json() {
+                            *slot = Some(map);
+                        }
+                    }
+                    Ok(None)
+                    | Err(burr_core::persistence::PersistenceError::UnknownSequenceId { .. }) => {}
+                    Err(error) => return Err(error.into()),
+                }
+            }
+        }
+        if out.iter().any(Option::is_none) {
+            if let (Some(conn), Some(row)) = (&self.tracker, &app.tracked) {
+                let snapshots = read::snapshots(conn, &self.path, row)?;
+                let tracked = read::steps(conn, &self.path, row)?;
+                let rebuilt = state::reconstruct_all(&snapshots, &tracked, sequence_ids);
+                for (slot, state) in out.iter_mut().zip(rebuilt) {
+                    slot.get_or_insert(state);
+                }
+            }
+        }
+        Ok(out.into_iter().map(Option::unwrap_or_default).collect())
+    }
+}

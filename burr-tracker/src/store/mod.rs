@@ -1,0 +1,7 @@
+//! The tracker's tables: their schema, the writer that fills them, and the queries that
+//! read them back.
+
+pub(crate) mod event;
+pub(crate) mod read;
+pub(crate) mod schema;
+pub(crate) mod writer;

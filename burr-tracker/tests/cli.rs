@@ -1,0 +1,389 @@
+//! Golden tests of every `burr-tracker` command, human and JSON output, on a database
+//! made by a real application (see `common`), and its error cases.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+/// The fixture database, built once for all tests of this file.
+fn database() -> &'static Path {
+    static DB: OnceLock<(TempDir, PathBuf)> = OnceLock::new();
+    let (_, path) = DB.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+        let path = runtime.block_on(common::build_database(dir.path()));
+        (dir, path)
+    });
+    path
+}
+
+/// A copy of the fixture, for the commands that write.
+fn copy_of_database() -> (TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let path = dir.path().join("copy.db");
+    // The fixture's writers are closed: its WAL has been checkpointed into the file.
+    std::fs::copy(database(), &path).expect("copies");
+    (dir, path)
+}
+
+fn burr_tracker(db: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_burr-tracker"))
+        .arg("--db")
+        .arg(db)
+        .args(args)
+        .env_remove("BURR_DB")
+        .output()
+        .expect("burr-tracker runs")
+}
+
+fn stdout_of(db: &Path, args: &[&str]) -> String {
+    let output = burr_tracker(db, args);
+    assert!(
+        output.status.success(),
+        "burr-tracker {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("UTF-8 output")
+}
+
+/// The one-line error of a failing command, with the temp dir replaced by `<DIR>`.
+fn error_of(db: &Path, args: &[&str]) -> String {
+    let output = burr_tracker(db, args);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "burr-tracker {args:?} should fail with 1"
+    );
+    assert!(output.stdout.is_empty(), "nothing on stdout");
+    let stderr = String::from_utf8(output.stderr).expect("UTF-8");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let dir = db.parent().expect("a dir").display().to_string();
+    stderr.replace(&dir, "<DIR>")
+}
+
+/// Compare with `tests/golden/<name>`; `UPDATE_GOLDEN=1` rewrites the file instead.
+fn golden(name: &str, actual: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, actual).expect("writes the golden file");
+        return;
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (UPDATE_GOLDEN=1 creates it)", path.display()));
+    assert_eq!(actual, expected, "output differs from {}", path.display());
+}
+
+fn check(name: &str, args: &[&str]) {
+    let text = stdout_of(database(), args);
+    if args.contains(&"--json") {
+        serde_json::from_str::<Value>(&text).expect("--json prints JSON");
+    } else if ["apps", "show", "tree"].contains(&args[0]) {
+        assert!(
+            text.lines().all(|l| l.chars().count() <= 100),
+            "tables fit 100 columns:\n{text}"
+        );
+    }
+    golden(name, &text);
+}
+
+#[test]
+fn apps() {
+    check("apps.txt", &["apps"]);
+    check("apps.json", &["apps", "--json"]);
+    check(
+        "apps_children_page.txt",
+        &[
+            "apps", "--parent", "order-1", "--limit", "3", "--offset", "2",
+        ],
+    );
+    check(
+        "apps_completed_json_page.json",
+        &["apps", "--status", "completed", "--limit", "2", "--json"],
+    );
+    check("apps_none.txt", &["apps", "--partition-key", "bob"]);
+}
+
+#[test]
+fn show() {
+    check("show.txt", &["show", "order-1"]);
+    check("show.json", &["show", "order-1", "--json"]);
+    check("show_fork.txt", &["show", "order-1-fork"]);
+    check("show_child.txt", &["show", "order-1/2/3"]);
+}
+
+#[test]
+fn state() {
+    check("state_latest.txt", &["state", "order-1"]);
+    check(
+        "state_keys.txt",
+        &[
+            "state", "order-1", "--seq", "1", "--key", "checked", "--key", "customer",
+        ],
+    );
+    check(
+        "state_retried_step.json",
+        &["state", "order-1", "--seq", "1", "--json"],
+    );
+    check("state_fork.txt", &["state", "order-1-fork"]);
+}
+
+#[test]
+fn diff() {
+    check("diff.txt", &["diff", "order-1", "0", "3"]);
+    check("diff.json", &["diff", "order-1", "0", "3", "--json"]);
+    check("diff_same.txt", &["diff", "order-1", "2", "2"]);
+}
+
+#[test]
+fn tree() {
+    check("tree.txt", &["tree", "order-1"]);
+    check("tree_all.txt", &["tree", "order-1", "--all"]);
+    check("tree.json", &["tree", "order-1", "--json"]);
+}
+
+#[test]
+fn graph() {
+    check("graph.mermaid", &["graph", "order-1"]);
+    check("graph.dot", &["graph", "order-1", "--format", "dot"]);
+    check("graph.json", &["graph", "order-1", "--json"]);
+}
+
+#[test]
+fn errors_are_one_line_and_exit_1() {
+    let db = database();
+    golden(
+        "error_unknown_app.txt",
+        &error_of(db, &["show", "order-404"]),
+    );
+    golden(
+        "error_unknown_partition.txt",
+        &error_of(db, &["show", "order-1", "--partition-key", "bob"]),
+    );
+    golden(
+        "error_bad_seq.txt",
+        &error_of(db, &["state", "order-1", "--seq", "99"]),
+    );
+    golden(
+        "error_bad_diff_seq.txt",
+        &error_of(db, &["diff", "order-1", "0", "7"]),
+    );
+    golden(
+        "error_unknown_key.txt",
+        &error_of(db, &["state", "order-1", "--key", "nope"]),
+    );
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let missing = dir.path().join("missing.db");
+    golden("error_missing_file.txt", &error_of(&missing, &["apps"]));
+    assert!(!missing.exists(), "a missing database is not created");
+    let text = dir.path().join("notes.db");
+    std::fs::write(
+        &text,
+        "not a database at all, just some text that is long enough ".repeat(20),
+    )
+    .expect("writes");
+    golden("error_not_sqlite.txt", &error_of(&text, &["apps"]));
+    let foreign = dir.path().join("other.db");
+    rusqlite::Connection::open(&foreign)
+        .and_then(|c| c.execute_batch("CREATE TABLE invoices (id INTEGER PRIMARY KEY)"))
+        .expect("a foreign database");
+    golden(
+        "error_foreign_sqlite.txt",
+        &error_of(&foreign, &["show", "x"]),
+    );
+}
+
+#[test]
+fn bad_arguments_exit_2() {
+    let output = burr_tracker(database(), &["state", "order-1", "--seq", "minus-one"]);
+    assert_eq!(output.status.code(), Some(2));
+}
+
+#[test]
+fn reading_commands_never_write() {
+    let (_dir, db) = copy_of_database();
+    let before = std::fs::read(&db).expect("reads");
+    for args in [
+        vec!["apps"],
+        vec!["show", "order-1"],
+        vec!["state", "order-1", "--seq", "0"],
+        vec!["diff", "order-1", "0", "3"],
+        vec!["tree", "order-1", "--json"],
+        vec!["graph", "order-1"],
+    ] {
+        stdout_of(&db, &args);
+    }
+    assert_eq!(
+        std::fs::read(&db).expect("reads"),
+        before,
+        "the database is unchanged"
+    );
+    let wal = db.with_extension("db-wal");
+    assert!(
+        !wal.exists() || std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0) == 0,
+        "nothing was written to a WAL"
+    );
+}
+
+#[test]
+fn prune_keeps_the_last_steps_readable() {
+    let (_dir, db) = copy_of_database();
+    let full = stdout_of(&db, &["state", "order-1", "--seq", "3", "--json"]);
+    let report = stdout_of(&db, &["prune", "order-1", "--keep-last", "2", "--json"]);
+    let report: Value = serde_json::from_str(&report).expect("JSON");
+    assert_eq!(report["app_id"], "order-1");
+    assert!(report["checkpoints_removed"].as_u64().expect("a count") >= 1);
+    // Sequence ids 0 and 1 (its failed and its retried attempt) are gone from the tracker.
+    assert_eq!(report["tracked_steps_removed"], 3);
+    assert_eq!(
+        stdout_of(&db, &["state", "order-1", "--seq", "3", "--json"]),
+        full
+    );
+    let after = stdout_of(&db, &["state", "order-1", "--seq", "2", "--key", "lengths"]);
+    assert!(
+        after.contains("lengths = [5,6,6,4,10,3,5,8,4,5,5,9]"),
+        "{after}"
+    );
+    let gone = error_of(&db, &["state", "order-1", "--seq", "0"]);
+    assert!(
+        gone.contains("has no step with sequence id 0 (its steps: 2-3)"),
+        "{gone}"
+    );
+    let show = stdout_of(&db, &["show", "order-1", "--json"]);
+    let show: Value = serde_json::from_str(&show).expect("JSON");
+    let seqs: Vec<u64> = show["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|s| s["sequence_id"].as_u64().expect("a sequence id"))
+        .collect();
+    assert_eq!(seqs, [2, 3]);
+}
+
+#[test]
+fn delete_removes_one_application() {
+    let (_dir, db) = copy_of_database();
+    let out = stdout_of(&db, &["delete", "order-1/2/0"]);
+    assert_eq!(out, "deleted app order-1/2/0\n");
+    let error = error_of(&db, &["show", "order-1/2/0"]);
+    assert!(
+        error.starts_with("error: no application `order-1/2/0`"),
+        "{error}"
+    );
+    let apps: Value =
+        serde_json::from_str(&stdout_of(&db, &["apps", "--json", "--parent", "order-1"]))
+            .expect("JSON");
+    assert_eq!(apps["total"], 11);
+    // The parent is untouched.
+    assert!(stdout_of(&db, &["show", "order-1"]).contains("total"));
+}
+
+#[test]
+fn export_writes_burrs_layout() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let out = dir.path().join("ui");
+    let report = stdout_of(
+        database(),
+        &[
+            "export",
+            "--burr-ui",
+            out.to_str().expect("UTF-8"),
+            "--project",
+            "shop",
+            "order-1",
+            "--json",
+        ],
+    );
+    let report: Value = serde_json::from_str(&report).expect("JSON");
+    // The app and its 12 children (the fork is not among what order-1 spawned).
+    assert_eq!(report["apps"].as_array().expect("apps").len(), 13);
+    let app_dir = out.join("shop").join("order-1");
+    for file in ["graph.json", "metadata.json", "log.jsonl", "children.jsonl"] {
+        assert!(app_dir.join(file).is_file(), "{file} is written");
+    }
+    let graph: Value =
+        serde_json::from_str(&std::fs::read_to_string(app_dir.join("graph.json")).expect("reads"))
+            .expect("JSON");
+    assert_eq!(graph["type"], "application");
+    assert_eq!(graph["entrypoint"], "load");
+    assert_eq!(graph["transitions"][0]["from_"], "load");
+    let log = std::fs::read_to_string(app_dir.join("log.jsonl")).expect("reads");
+    let lines: Vec<Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    let types: Vec<&str> = lines
+        .iter()
+        .map(|l| l["type"].as_str().expect("a type"))
+        .collect();
+    assert_eq!(
+        types[..8],
+        [
+            "begin_entry",
+            "begin_span",
+            "attribute",
+            "begin_span",
+            "attribute",
+            "end_span",
+            "end_span",
+            "end_entry"
+        ]
+    );
+    // Burr's span ids: `<sequence id>:<path>`.
+    assert_eq!(lines[3]["span_id"], "0:0.0");
+    assert_eq!(lines[3]["parent_span_id"], "0:0");
+    assert_eq!(lines[4]["span_id"], "0:0.0");
+    let end = lines
+        .iter()
+        .rfind(|l| l["type"] == "end_entry")
+        .expect("an end entry");
+    assert_eq!(end["state"]["total"], 70);
+    assert_eq!(end["state"]["__SEQUENCE_ID"], 3);
+    let retried: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["key"] == "burr_rs.failed_attempt")
+        .collect();
+    assert_eq!(retried.len(), 1);
+    assert_eq!(retried[0]["value"]["error"][1], "inventory check failed");
+    let children = std::fs::read_to_string(app_dir.join("children.jsonl")).expect("reads");
+    let children: Vec<Value> = children
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .collect();
+    assert_eq!(children.len(), 12);
+    assert!(children
+        .iter()
+        .all(|c| c["event_type"] == "spawn_start" && c["sequence_id"] == 2));
+    assert_eq!(children[0]["child"]["app_id"], "order-1~2F2~2F0");
+    let child_meta =
+        std::fs::read_to_string(out.join("shop/order-1~2F2~2F0/metadata.json")).expect("reads");
+    let child_meta: Value = serde_json::from_str(&child_meta).expect("JSON");
+    assert_eq!(child_meta["spawning_parent_pointer"]["app_id"], "order-1");
+    assert_eq!(child_meta["spawning_parent_pointer"]["sequence_id"], 2);
+}
+
+#[test]
+fn export_refuses_a_bad_project_name() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let error = error_of(
+        database(),
+        &[
+            "export",
+            "--burr-ui",
+            dir.path().to_str().expect("UTF-8"),
+            "--project",
+            "my shop",
+        ],
+    );
+    assert_eq!(
+        error,
+        "error: invalid project name `my shop`: use letters, digits, `_`, `-` and `:`\n"
+    );
+}

@@ -1,0 +1,148 @@
+//! The tracker without a persister: what it records is enough to show the steps, rebuild
+//! the state at every sequence id (deleted keys included) and export stream events.
+
+use std::sync::Arc;
+
+use burr_core::{
+    action_sync, async_trait, Action, ActionError, ActionResult, ApplicationBuilder,
+    ApplicationContext, Inputs, State,
+};
+use burr_tracker::export::export_burr_ui;
+use burr_tracker::inspect::{Database, Status};
+use burr_tracker::Tracker;
+use futures::stream::{BoxStream, StreamExt};
+use serde_json::{json, Value};
+
+/// Streams three words, then sets `said` to the last.
+struct Say {
+    writes: Vec<String>,
+}
+
+#[async_trait]
+impl Action for Say {
+    fn name(&self) -> &str {
+        "say"
+    }
+    fn writes(&self) -> &[String] {
+        &self.writes
+    }
+    fn streaming(&self) -> bool {
+        true
+    }
+    fn stream_run(
+        &self,
+        _: State,
+        _: Inputs,
+        _: ApplicationContext,
+    ) -> BoxStream<'static, Result<ActionResult, ActionError>> {
+        futures::stream::iter(["one", "two", "three"])
+            .map(|w| Ok(burr_core::inputs(json!({ "text": w }))))
+            .boxed()
+    }
+    fn update(&self, result: &ActionResult, state: State) -> Result<State, ActionError> {
+        Ok(state.update("said", result.get("text").cloned().unwrap_or(Value::Null)))
+    }
+}
+
+#[tokio::test]
+async fn a_tracker_alone_records_enough_to_rebuild_every_state() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let path = dir.path().join("tracked.db");
+    let tracker = Tracker::open(&path).expect("opens");
+    let add = action_sync("add", |s: State, _: &Inputs, _| {
+        Ok::<_, burr_core::StateError>(s.increment("n", 1)?.update("scratch", "temp"))
+    })
+    .reads(["n"])
+    .writes(["n", "scratch"]);
+    let tidy = action_sync("tidy", |s: State, _: &Inputs, _| {
+        s.wipe(burr_core::Wipe::delete(["scratch"]))
+    })
+    .reads(["scratch"]);
+    let mut app = ApplicationBuilder::new()
+        .with_actions([add, tidy])
+        .with_actions([Arc::new(Say {
+            writes: vec!["said".to_owned()],
+        }) as Arc<dyn Action>])
+        .with_transitions([("add", "tidy"), ("tidy", "say")])
+        .with_state(State::new().update("n", 41))
+        .with_entrypoint("add")
+        .with_identifiers("solo", None)
+        .with_tracker(tracker.hook())
+        .build()
+        .await
+        .expect("builds");
+    app.step(Inputs::new()).await.expect("add");
+    app.step(Inputs::new()).await.expect("tidy");
+    {
+        let mut stream = app
+            .stream_result(&["say"], &[], Inputs::new())
+            .await
+            .expect("streams");
+        while let Some(item) = stream.next().await {
+            item.expect("an item");
+        }
+    }
+    tracker.flush().expect("flushes");
+
+    let db = Database::open(&path).expect("opens read-only");
+    let solo = db.find("solo", None).expect("recorded");
+    assert!(solo.tracked() && !solo.checkpointed);
+    let summary = db.summary(solo).expect("a summary");
+    assert_eq!((summary.status, summary.steps), (Status::Completed, 3));
+    let (_, after_add) = db.state(solo, Some(0)).expect("state 0");
+    assert_eq!(
+        Value::Object(after_add),
+        json!({"n": 42, "scratch": "temp"})
+    );
+    let (_, after_tidy) = db.state(solo, Some(1)).expect("state 1");
+    assert_eq!(Value::Object(after_tidy), json!({"n": 42}));
+    let (seq, last) = db.state(solo, None).expect("latest");
+    assert_eq!(
+        (seq, Value::Object(last)),
+        (2, json!({"n": 42, "said": "three"}))
+    );
+    let graph = db.graph(solo).expect("a graph");
+    assert_eq!(graph.transitions.len(), 2);
+    assert!(graph.actions.iter().any(|a| a.name == "say" && a.streaming));
+
+    let out = dir.path().join("ui");
+    export_burr_ui(&db, &out, "solo-project", &[]).expect("exports");
+    let log = std::fs::read_to_string(out.join("solo-project/solo/log.jsonl")).expect("a log");
+    let lines: Vec<Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .collect();
+    let streamed: Vec<&Value> = lines
+        .iter()
+        .filter(|l| {
+            l["action_sequence_id"] == 2
+                && l["type"].as_str().is_some_and(|t| t.ends_with("stream"))
+        })
+        .collect();
+    let types: Vec<&str> = streamed
+        .iter()
+        .map(|l| l["type"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(types, ["begin_stream", "first_item_stream", "end_stream"]);
+    assert_eq!(streamed[2]["items_streamed"], 3);
+    let end = lines
+        .iter()
+        .rfind(|l| l["type"] == "end_entry")
+        .expect("an end");
+    assert_eq!(end["state"]["said"], "three");
+    assert_eq!(end["state"]["__PRIOR_STEP"], "say");
+}
+
+#[test]
+fn a_foreign_file_is_refused() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let path = dir.path().join("other.db");
+    rusqlite::Connection::open(&path)
+        .and_then(|c| c.execute_batch("CREATE TABLE invoices (id INTEGER PRIMARY KEY)"))
+        .expect("a foreign database");
+    let error = Tracker::open(&path).expect_err("refused");
+    assert!(
+        error.to_string().contains("is not a burr database"),
+        "{error}"
+    );
+}
