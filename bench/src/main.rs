@@ -7,10 +7,11 @@ mod workloads;
 
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: burr-bench <workload> [--n N] [--durable] [--persist]
+const USAGE: &str = "usage: burr-bench <workload> [--n N] [--durable] [--persist] [--track]
 
 workloads:
   w1        step overhead: increment while count < N (default 10000), then done
+            (--track: w1 and w2 record every step with the tracker)
   w1-big    w1 with a 1,000,000-character value in state that no step touches
   update    one update on a state of N keys (default 10000), ns per update
   floor     raw rusqlite INSERT+COMMIT per row, WAL (--durable: synchronous=FULL)

@@ -20,6 +20,8 @@ pub struct Options {
     pub durable: bool,
     /// W3: with a SQLite persister.
     pub persist: bool,
+    /// W1/W2: record every step with the tracker.
+    pub track: bool,
 }
 
 impl Options {
@@ -27,7 +29,7 @@ impl Options {
     pub fn parse(args: &[String]) -> Result<Options, String> {
         let mut workload = None;
         let mut n = None;
-        let (mut durable, mut persist) = (false, false);
+        let (mut durable, mut persist, mut track) = (false, false, false);
         let mut it = args.iter();
         while let Some(arg) = it.next() {
             match arg.as_str() {
@@ -41,6 +43,7 @@ impl Options {
                 }
                 "--durable" => durable = true,
                 "--persist" => persist = true,
+                "--track" => track = true,
                 "-h" | "--help" => return Err("help".into()),
                 name if workload.is_none() && !name.starts_with('-') => {
                     workload = Some(name.to_owned())
@@ -53,6 +56,7 @@ impl Options {
             n,
             durable,
             persist,
+            track,
         })
     }
 }
@@ -63,27 +67,46 @@ pub fn run(options: &Options) -> Result<(), Box<dyn std::error::Error>> {
         .enable_all()
         .build()?;
     let all = options.workload == "all";
+    let dir = tempfile::tempdir()?;
+    let tracker = if options.track {
+        Some(burr_tracker::Tracker::open(
+            dir.path().join("w1-tracked.db"),
+        )?)
+    } else {
+        None
+    };
     let mut ran = false;
     if all || options.workload == "w1" {
-        report(runtime.block_on(w1::step_overhead(options.n.unwrap_or(10_000), false))?);
+        report(runtime.block_on(w1::step_overhead(
+            options.n.unwrap_or(10_000),
+            false,
+            tracker.as_ref(),
+        ))?);
         ran = true;
     }
     if all || options.workload == "w1-big" {
-        report(runtime.block_on(w1::step_overhead(options.n.unwrap_or(10_000), true))?);
+        report(runtime.block_on(w1::step_overhead(
+            options.n.unwrap_or(10_000),
+            true,
+            tracker.as_ref(),
+        ))?);
         ran = true;
     }
     if all || options.workload == "update" {
         report(w1::one_update(options.n.unwrap_or(10_000)));
         ran = true;
     }
-    let dir = tempfile::tempdir()?;
     let durability = if options.durable {
         Durability::Full
     } else {
         Durability::Normal
     };
     if all || options.workload == "floor" {
-        report(w2::floor(dir.path(), options.n.unwrap_or(2_000), durability)?);
+        report(w2::floor(
+            dir.path(),
+            options.n.unwrap_or(2_000),
+            durability,
+        )?);
         ran = true;
     }
     for (name, big) in [("w2", false), ("w2b", true)] {
@@ -91,7 +114,13 @@ pub fn run(options: &Options) -> Result<(), Box<dyn std::error::Error>> {
             // The floor first, in the same process, so the ratio is fair.
             let n = options.n.unwrap_or(2_000);
             let floor = w2::floor(dir.path(), n, durability)?;
-            let mut line = runtime.block_on(w2::checkpointed(dir.path(), n, big, durability))?;
+            let mut line = runtime.block_on(w2::checkpointed(
+                dir.path(),
+                n,
+                big,
+                durability,
+                options.track,
+            ))?;
             let floor_us = floor["us_per_commit"].as_f64().unwrap_or(f64::NAN);
             line["floor_us_per_commit"] = json!(floor_us);
             line["ratio_to_floor"] =

@@ -8,7 +8,11 @@ use serde_json::{json, Value};
 
 /// W1: `increment` while `count < N` (an `expr` condition), then `done`; N+1 steps. With
 /// `big`, a 1,000,000-character string sits in state untouched.
-pub async fn step_overhead(n: u64, big: bool) -> Result<Value, burr_core::Error> {
+pub async fn step_overhead(
+    n: u64,
+    big: bool,
+    tracker: Option<&burr_tracker::Tracker>,
+) -> Result<Value, Box<dyn std::error::Error>> {
     let build_start = Instant::now();
     let increment = action_sync("increment", |s: State, _, _| s.increment("count", 1))
         .reads(["count"])
@@ -18,24 +22,30 @@ pub async fn step_overhead(n: u64, big: bool) -> Result<Value, burr_core::Error>
     if big {
         state = state.update("big", "x".repeat(1_000_000));
     }
-    let mut app = ApplicationBuilder::new()
+    let mut builder = ApplicationBuilder::new()
         .with_actions([increment, done])
         .with_transitions([
             ("increment", "increment", expr(&format!("count < {n}"))),
             ("increment", "done", default()),
         ])
         .with_state(state)
-        .with_entrypoint("increment")
-        .build()
-        .await?;
+        .with_entrypoint("increment");
+    if let Some(tracker) = tracker {
+        builder = builder.with_tracker(tracker.hook());
+    }
+    let mut app = builder.build().await?;
     let build_us = build_start.elapsed().as_secs_f64() * 1e6;
     let start = Instant::now();
     let outcome = app.run(&[], &["done"], Inputs::new()).await?;
+    if let Some(tracker) = tracker {
+        tracker.flush()?;
+    }
     let elapsed = start.elapsed();
     let steps = app.sequence_id().map_or(0, |s| s + 1);
     assert_eq!(outcome.state.get::<u64>("count").ok(), Some(n));
     Ok(json!({
         "workload": if big { "w1-big" } else { "w1" },
+        "tracked": tracker.is_some(),
         "n": n,
         "steps": steps,
         "build_us": build_us,

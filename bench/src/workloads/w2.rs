@@ -49,10 +49,28 @@ fn counter(n: u64, big: bool, app_id: &str, persister: Arc<dyn Persister>) -> Ap
 }
 
 /// W2 / W2b on a fresh file in `dir`.
-pub async fn checkpointed(dir: &Path, n: u64, big: bool, durability: Durability) -> Result<Value, Box<dyn std::error::Error>> {
+pub async fn checkpointed(
+    dir: &Path,
+    n: u64,
+    big: bool,
+    durability: Durability,
+    track: bool,
+) -> Result<Value, Box<dyn std::error::Error>> {
     let path = dir.join(format!("w2-{big}-{durability:?}.db"));
-    let persister: Arc<dyn Persister> = Arc::new(SqlitePersister::open_with(&path, SqliteOptions::new().durability(durability))?);
-    let mut app = counter(n, big, "w2", persister).build().await?;
+    let persister: Arc<dyn Persister> = Arc::new(SqlitePersister::open_with(
+        &path,
+        SqliteOptions::new().durability(durability),
+    )?);
+    let tracker = if track {
+        Some(burr_tracker::Tracker::open(&path)?)
+    } else {
+        None
+    };
+    let mut builder = counter(n, big, "w2", persister);
+    if let Some(tracker) = &tracker {
+        builder = builder.with_tracker(tracker.hook());
+    }
+    let mut app = builder.build().await?;
     // The first checkpoint stores the whole initial state; measure the steps after it.
     app.step(Inputs::new()).await?;
     let bytes_after_first = settled_bytes(&path);
@@ -61,10 +79,14 @@ pub async fn checkpointed(dir: &Path, n: u64, big: bool, durability: Durability)
     while app.step(Inputs::new()).await?.is_some() {
         steps += 1;
     }
+    if let Some(tracker) = &tracker {
+        tracker.flush()?;
+    }
     let elapsed = start.elapsed();
     let bytes = settled_bytes(&path);
     Ok(json!({
         "workload": if big { "w2b" } else { "w2" },
+        "tracked": track,
         "durability": format!("{durability:?}").to_lowercase(),
         "n": n,
         "steps": steps + 1,
@@ -76,7 +98,11 @@ pub async fn checkpointed(dir: &Path, n: u64, big: bool, durability: Durability)
 
 /// The floor: a raw rusqlite `INSERT` + `COMMIT` per row, WAL, the same `synchronous`
 /// and page size as the persister, in this process.
-pub fn floor(dir: &Path, n: u64, durability: Durability) -> Result<Value, Box<dyn std::error::Error>> {
+pub fn floor(
+    dir: &Path,
+    n: u64,
+    durability: Durability,
+) -> Result<Value, Box<dyn std::error::Error>> {
     let path = dir.join(format!("floor-{durability:?}.db"));
     let conn = rusqlite::Connection::open(&path)?;
     let synchronous = match durability {
@@ -106,7 +132,11 @@ pub fn floor(dir: &Path, n: u64, durability: Durability) -> Result<Value, Box<dy
 
 /// `apps` applications of `n` steps each checkpointing to one persister: all at once, then
 /// one after another.
-pub async fn concurrent(dir: &Path, apps: usize, n: u64) -> Result<Value, Box<dyn std::error::Error>> {
+pub async fn concurrent(
+    dir: &Path,
+    apps: usize,
+    n: u64,
+) -> Result<Value, Box<dyn std::error::Error>> {
     let run = |path: PathBuf, parallel: bool| async move {
         let persister: Arc<dyn Persister> = Arc::new(SqlitePersister::open(&path)?);
         let start = Instant::now();
@@ -124,7 +154,9 @@ pub async fn concurrent(dir: &Path, apps: usize, n: u64) -> Result<Value, Box<dy
             }
         } else {
             for i in 0..apps {
-                let mut app = counter(n, false, &format!("app-{i}"), Arc::clone(&persister)).build().await?;
+                let mut app = counter(n, false, &format!("app-{i}"), Arc::clone(&persister))
+                    .build()
+                    .await?;
                 app.run(&[], &["done"], Inputs::new()).await?;
             }
         }

@@ -25,13 +25,22 @@ fn counter_binary() -> Result<std::path::PathBuf, String> {
 /// Run W4 `rounds` times on fresh files in `dir`.
 pub async fn resume(dir: &Path, rounds: u32) -> Result<Value, Box<dyn std::error::Error>> {
     let counter = counter_binary()?;
-    let seed = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH)?.subsec_nanos() as u64;
+    let seed = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)?
+        .subsec_nanos() as u64;
     let mut lost = 0usize;
     let mut load_ms = Vec::new();
     for round in 0..rounds {
         let db = dir.join(format!("w4-{round}.db"));
         let args = |cmd: &mut Command| {
-            cmd.args(["--db", db.to_str().unwrap_or_default(), "--app-id", "w4", "--steps", "1000"]);
+            cmd.args([
+                "--db",
+                db.to_str().unwrap_or_default(),
+                "--app-id",
+                "w4",
+                "--steps",
+                "1000",
+            ]);
         };
         // Kill the first run at a random moment while it counts.
         let mut first = Command::new(&counter);
@@ -51,7 +60,11 @@ pub async fn resume(dir: &Path, rounds: u32) -> Result<Value, Box<dyn std::error
         let mut second = Command::new(&counter);
         args(&mut second);
         let spawned = Instant::now();
-        let mut child = second.arg("--json").stdout(Stdio::null()).stderr(Stdio::piped()).spawn()?;
+        let mut child = second
+            .arg("--json")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()?;
         let mut stderr = BufReader::new(child.stderr.take().ok_or("no stderr")?);
         let mut line = String::new();
         while stderr.read_line(&mut line)? > 0 && !line.starts_with("loaded") {
@@ -62,9 +75,15 @@ pub async fn resume(dir: &Path, rounds: u32) -> Result<Value, Box<dyn std::error
 
         let persister = SqlitePersister::open(&db)?;
         let rows = persister.list_checkpoints(None, "w4").await?;
-        let completed: std::collections::HashSet<u64> =
-            rows.iter().filter(|r| r.status == StepStatus::Completed).map(|r| r.sequence_id).collect();
-        lost += reported.iter().filter(|seq| !completed.contains(seq)).count();
+        let completed: std::collections::HashSet<u64> = rows
+            .iter()
+            .filter(|r| r.status == StepStatus::Completed)
+            .map(|r| r.sequence_id)
+            .collect();
+        lost += reported
+            .iter()
+            .filter(|seq| !completed.contains(seq))
+            .count();
     }
     load_ms.sort_by(f64::total_cmp);
     Ok(json!({

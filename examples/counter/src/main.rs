@@ -4,6 +4,8 @@
 //! ```text
 //! cargo run -p example-counter -- --steps 5
 //! cargo run -p example-counter -- --db ./burr.db --app-id demo --steps 1000 --json
+//! cargo run -p example-counter -- --db ./burr.db --app-id traced --steps 5 --track
+//! cargo run -p burr-tracker -- --db ./burr.db show traced
 //! ```
 
 use std::path::PathBuf;
@@ -43,6 +45,9 @@ struct Args {
     /// Print one JSON line at the end instead of a line per step.
     #[arg(long)]
     json: bool,
+    /// Record every step with the tracker, into the --db file (inspect it with `burr-tracker`).
+    #[arg(long, requires = "db")]
+    track: bool,
 }
 
 #[tokio::main]
@@ -90,6 +95,13 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
                 "increment",
             );
     }
+    let tracker = match (&args.db, args.track) {
+        (Some(path), true) => Some(burr_tracker::Tracker::open(path)?),
+        _ => None,
+    };
+    if let Some(tracker) = &tracker {
+        builder = builder.with_tracker(tracker.hook());
+    }
     let mut app = builder.build().await?;
     eprintln!(
         "loaded app {} at sequence id {:?} in {:.2} ms",
@@ -107,6 +119,9 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
                 step.sequence_id, step.action, step.state
             );
         }
+    }
+    if let Some(tracker) = &tracker {
+        tracker.flush()?;
     }
     if args.json {
         let line = json!({

@@ -4,18 +4,40 @@
 //! The actions implement the [`Action`] trait by hand (two-step `run` + `update`), to show
 //! how that reads next to the `#[action]` attribute the other examples use.
 //!
+//! Every step is checkpointed and tracked in `--db` (default `./burr.db`): quit at the
+//! prompt (Ctrl-D) and run again with the same `--app-id` to pick up at the review.
+//!
 //! ```text
-//! cargo run -p example-human-in-the-loop
+//! cargo run -p example-human-in-the-loop -- --app-id reply-1 "my order arrived broken"
+//! cargo run -p burr-tracker -- show reply-1
 //! ```
 //! Type feedback at the prompt, or an empty line to approve.
 
 use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
 
+use burr_core::persistence::SqlitePersister;
 use burr_core::{
     async_trait, inputs, transitions, when, Action, ActionError, ActionResult, ApplicationBuilder,
     ApplicationContext, Inputs, State,
 };
+use clap::Parser;
 use serde_json::json;
+
+/// Draft a reply, halt for a human's review, revise until approved, publish.
+#[derive(Parser, Debug)]
+struct Args {
+    /// The customer's request.
+    #[arg(default_value = "my order #1234 arrived broken")]
+    request: String,
+    /// Where checkpoints and tracking go.
+    #[arg(long, default_value = "burr.db")]
+    db: PathBuf,
+    /// The application's id: give the id of an earlier run to resume it.
+    #[arg(long)]
+    app_id: Option<String>,
+}
 
 /// Writes a draft reply to the request, taking earlier feedback into account.
 struct Draft {
@@ -148,9 +170,12 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .init();
-    let request = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "my order #1234 arrived broken".to_owned());
+    let args = Args::parse();
+    let app_id = args
+        .app_id
+        .unwrap_or_else(|| format!("reply-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]));
+    let persister = Arc::new(SqlitePersister::open(&args.db)?);
+    let tracker = burr_tracker::Tracker::open(&args.db)?;
     let mut app = ApplicationBuilder::new()
         .with_actions([Draft {
             reads: names(&["request", "feedback"]),
@@ -169,30 +194,48 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             ("human_review", "publish", when([("approved", json!(true))])),
             ("human_review", "draft"),
         ])
-        .with_state(State::new().update("request", request))
-        .with_entrypoint("draft")
+        .with_identifiers(app_id.clone(), None)
+        .with_state_persister(persister.clone())
+        .initialize_from(
+            persister,
+            true,
+            State::new().update("request", args.request),
+            "draft",
+        )
+        .with_tracker(tracker.hook())
         .build()
         .await?;
+    println!("app {app_id} (in {})", args.db.display());
 
     let stdin = std::io::stdin();
     let mut lines = stdin.lock().lines();
-    let mut human_input = Inputs::new();
     loop {
-        let outcome = app
-            .run(&["human_review"], &["publish"], human_input)
-            .await?;
-        if outcome.action.as_deref() == Some("publish") {
-            println!("published: {}", outcome.state.get::<String>("published")?);
-            return Ok(());
+        let mut human_input = Inputs::new();
+        match app.next_action()? {
+            None => {
+                println!("published: {}", app.state().get::<String>("published")?);
+                tracker.flush()?;
+                return Ok(());
+            }
+            Some("human_review") => {
+                let state = app.state();
+                println!(
+                    "draft v{}: {}",
+                    state.get::<i64>("version")?,
+                    state.get::<String>("draft")?
+                );
+                print!("feedback (empty line approves): ");
+                std::io::stdout().flush()?;
+                let Some(feedback) = lines.next().transpose()? else {
+                    println!("\nwaiting for review: run again with --app-id {app_id} to continue");
+                    tracker.flush()?;
+                    return Ok(());
+                };
+                human_input = inputs(json!({ "feedback": feedback }));
+            }
+            Some(_) => {}
         }
-        println!(
-            "draft v{}: {}",
-            outcome.state.get::<i64>("version")?,
-            outcome.state.get::<String>("draft")?
-        );
-        print!("feedback (empty line approves): ");
-        std::io::stdout().flush()?;
-        let feedback = lines.next().transpose()?.unwrap_or_default();
-        human_input = inputs(json!({ "feedback": feedback }));
+        app.run(&["human_review"], &["publish"], human_input)
+            .await?;
     }
 }
