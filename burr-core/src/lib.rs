@@ -53,7 +53,7 @@
 //! - [`State`]: the immutable state and its operations.
 //! - [`Action`], [`action_fn`], [`action_sync`] and the [`#[action]`](macro@action)
 //!   attribute: steps.
-//! - [`when`], [`expr`], [`default()`], [`Condition`]: transitions' conditions.
+//! - [`when`], [`expr()`], [`default()`], [`Condition`]: transitions' conditions.
 //! - [`ApplicationBuilder`] and [`Application`]: building and running.
 //! - [`hooks`]: code around every step. [`persistence`]: checkpoints and resume.
 

@@ -4,7 +4,7 @@
 //! - [`when`]: every named key equals a value, or compares to it with one of Burr's
 //!   suffixes (`count__gt`, `__gte`, `__lt`, `__lte`, `__ne`, `__in`, `__notin`,
 //!   `__contains`);
-//! - [`expr`]: a small, safe expression language (`count < 10 and not done`), parsed once
+//! - [`expr()`]: a small, safe expression language (`count < 10 and not done`), parsed once
 //!   when the application is built;
 //! - [`Condition::custom`]: a closure over the state, with the keys it needs declared;
 //! - combined with `!`, `&` and `|` (or [`Condition::not`], [`Condition::and`],
@@ -106,7 +106,7 @@ where
 /// A condition written in the expression language, e.g. `count < 10 and not done`.
 ///
 /// It is parsed here, once; a syntax error is reported (with its position) when the
-/// application is built. See [`expr`](mod@expr) for the language.
+/// application is built. See [`expr()`](mod@expr) for the language.
 ///
 /// ```
 /// use burr_core::{expr, State};
@@ -167,7 +167,7 @@ impl Condition {
         matches!(self.kind, Kind::Default)
     }
 
-    /// The syntax error of an [`expr`] that did not parse, if any (also in a sub-condition).
+    /// The syntax error of an [`expr()`] that did not parse, if any (also in a sub-condition).
     pub fn syntax_error(&self) -> Option<&ExprSyntaxError> {
         match &self.kind {
             Kind::Invalid(e) => Some(e),
