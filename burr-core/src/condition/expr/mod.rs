@@ -81,11 +81,15 @@
 //!
 //! # Example
 //!
-//! ```ignore
+//! ```
+//! use burr_core::condition::expr::Expr;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let e = Expr::parse("count < 10 and not done")?;
 //! assert_eq!(e.keys(), ["count", "done"]);
 //! let state = serde_json::json!({"count": 3, "done": false});
 //! assert!(e.evaluate(&|k| state.get(k))?);
+//! # Ok(()) }
 //! ```
 
 use std::fmt;
