@@ -177,53 +177,90 @@ impl Application {
         let Ok(Some(index)) = self.next_index() else {
             return;
         };
-        let (sequence_id, attempt) = match (self.failed_attempt, self.sequence_id) {
+        (self.ctx.sequence_id, self.ctx.attempt) = self.numbering();
+        let error = Error::Cancelled {
+            action: self.names[index].to_string(),
+        };
+        let checkpoint = self.unfinished_checkpoint(index, StepStatus::Cancelled, &error);
+        if let Err(save_error) = self.save(checkpoint).await {
+            tracing::warn!(app_id = %self.ctx.ids.app_id, error = %save_error, "could not record a cancelled step");
+        }
+        let was_running = self.in_flight;
+        self.mark_unfinished(index);
+        if was_running {
+            let now = SystemTime::now();
+            self.step_ended(
+                index,
+                &Inputs::new(),
+                StepStatus::Cancelled,
+                None,
+                Some(&error),
+                &StateDelta::default(),
+                now,
+            );
+        }
+    }
+
+    /// The sequence id and attempt of the next step: a retry of a failed step keeps its
+    /// sequence id; otherwise the next one.
+    fn numbering(&self) -> (u64, u32) {
+        match (self.failed_attempt, self.sequence_id) {
             (Some(attempt), Some(seq)) => (seq, attempt + 1),
             (_, seq) => (seq.map_or(0, |s| s + 1), 1),
-        };
-        self.ctx.sequence_id = sequence_id;
-        self.ctx.attempt = attempt;
-        let name = Arc::clone(&self.names[index]);
-        let error = Error::Cancelled {
-            action: name.to_string(),
-        };
-        let prior = self.prior.map(|i| Arc::clone(&self.names[i]));
-        let state = self.state.clone();
-        if let Err(save_error) = self
-            .checkpoint(
-                &name,
-                StepStatus::Cancelled,
-                prior.as_deref(),
-                &state,
-                StateDelta::default(),
-                Some(error.to_string()),
-            )
-            .await
-        {
-            tracing::warn!(app_id = %self.ctx.ids.app_id, sequence_id, error = %save_error, "could not record a cancelled step");
         }
-        self.sequence_id = Some(sequence_id);
+    }
+
+    /// After a step that did not complete (failed, cancelled, dropped): the state stays, and
+    /// the next call retries the action under the same sequence id.
+    fn mark_unfinished(&mut self, index: usize) {
+        self.sequence_id = Some(self.ctx.sequence_id);
         self.forced = Some(index);
-        self.failed_attempt = Some(attempt);
+        self.failed_attempt = Some(self.ctx.attempt);
         self.next_cache = None;
-        if std::mem::take(&mut self.in_flight) {
-            let now = SystemTime::now();
-            for hook in self.hooks() {
-                hook.post_run_step(&StepEnd {
-                    ids: &self.ctx.ids,
-                    sequence_id,
-                    attempt,
-                    action: &name,
-                    inputs: &Inputs::new(),
-                    status: StepStatus::Cancelled,
-                    result: None,
-                    error: Some(&error),
-                    state: &self.state,
-                    delta: &StateDelta::default(),
-                    started_at: now,
-                    ended_at: now,
-                });
-            }
+        self.in_flight = false;
+    }
+
+    /// The checkpoint of the current step, which did not complete: the state before it.
+    fn unfinished_checkpoint(&self, index: usize, status: StepStatus, error: &Error) -> Checkpoint {
+        let prior = self.prior.map(|i| &*self.names[i]);
+        self.make_checkpoint(
+            &self.names[index],
+            status,
+            prior,
+            &self.state,
+            StateDelta::default(),
+            Some(error_chain(error)),
+        )
+    }
+
+    /// Fire `post_run_step` for the current step.
+    #[allow(clippy::too_many_arguments)]
+    fn step_ended(
+        &self,
+        index: usize,
+        inputs: &Inputs,
+        status: StepStatus,
+        result: Option<&ActionResult>,
+        error: Option<&Error>,
+        delta: &StateDelta,
+        started_at: SystemTime,
+    ) {
+        let ended_at = SystemTime::now();
+        for hook in self.hooks() {
+            hook.post_run_step(&StepEnd {
+                ids: &self.ctx.ids,
+                sequence_id: self.ctx.sequence_id,
+                attempt: self.ctx.attempt,
+                action: &self.names[index],
+                inputs,
+                status,
+                result,
+                error,
+                state: &self.state,
+                delta,
+                started_at,
+                ended_at,
+            });
         }
     }
 
@@ -324,118 +361,83 @@ impl Application {
         started_at: SystemTime,
         executed: Result<(ActionResult, State, StateDelta)>,
     ) -> Result<Option<Step>> {
-        let (sequence_id, attempt) = (self.ctx.sequence_id, self.ctx.attempt);
         let name = Arc::clone(&self.names[index]);
-        let outcome = match executed {
+        let saved = match executed {
             Ok((result, state, delta)) => {
-                match self
-                    .checkpoint(
-                        &name,
-                        StepStatus::Completed,
-                        Some(&name),
-                        &state,
-                        delta,
-                        None,
-                    )
+                let checkpoint = self.make_checkpoint(
+                    &name,
+                    StepStatus::Completed,
+                    Some(&name),
+                    &state,
+                    delta,
+                    None,
+                );
+                self.save(checkpoint)
                     .await
-                {
-                    Ok(delta) => Ok((result, state, delta)),
-                    Err(error) => Err(error),
-                }
+                    .map(|delta| (result, state, delta))
             }
             Err(error) => Err(error),
         };
-        self.sequence_id = Some(sequence_id);
-        let ended_at = SystemTime::now();
-        self.in_flight = false;
-        match outcome {
+        match saved {
             Ok((result, state, delta)) => {
                 self.state = state;
+                self.sequence_id = Some(self.ctx.sequence_id);
                 self.prior = Some(index);
                 self.forced = None;
                 self.failed_attempt = None;
                 self.next_cache = None;
-                for hook in self.hooks() {
-                    hook.post_run_step(&StepEnd {
-                        ids: &self.ctx.ids,
-                        sequence_id,
-                        attempt,
-                        action: &name,
-                        inputs,
-                        status: StepStatus::Completed,
-                        result: Some(&result),
-                        error: None,
-                        state: &self.state,
-                        delta: &delta,
-                        started_at,
-                        ended_at,
-                    });
-                }
+                self.in_flight = false;
+                self.step_ended(
+                    index,
+                    inputs,
+                    StepStatus::Completed,
+                    Some(&result),
+                    None,
+                    &delta,
+                    started_at,
+                );
                 Ok(Some(Step {
                     action: name.to_string(),
-                    sequence_id,
+                    sequence_id: self.ctx.sequence_id,
                     result,
                     state: self.state.clone(),
                 }))
             }
             Err(error) => {
-                self.forced = Some(index);
-                self.failed_attempt = Some(attempt);
-                self.next_cache = None;
-                let prior = self.prior.map(|i| Arc::clone(&self.names[i]));
-                let state = self.state.clone();
+                // A step whose own checkpoint failed is not saved again as failed.
                 if !matches!(error, Error::Persistence { .. }) {
-                    let message = error_chain(&error);
-                    if let Err(save_error) = self
-                        .checkpoint(
-                            &name,
-                            StepStatus::Failed,
-                            prior.as_deref(),
-                            &state,
-                            StateDelta::default(),
-                            Some(message),
-                        )
-                        .await
-                    {
-                        tracing::error!(app_id = %self.ctx.ids.app_id, sequence_id, error = %save_error, "could not checkpoint a failed step");
+                    let checkpoint = self.unfinished_checkpoint(index, StepStatus::Failed, &error);
+                    if let Err(save_error) = self.save(checkpoint).await {
+                        tracing::error!(app_id = %self.ctx.ids.app_id, sequence_id = self.ctx.sequence_id, error = %save_error, "could not checkpoint a failed step");
                     }
                 }
-                for hook in self.hooks() {
-                    hook.post_run_step(&StepEnd {
-                        ids: &self.ctx.ids,
-                        sequence_id,
-                        attempt,
-                        action: &name,
-                        inputs,
-                        status: StepStatus::Failed,
-                        result: None,
-                        error: Some(&error),
-                        state: &self.state,
-                        delta: &StateDelta::default(),
-                        started_at,
-                        ended_at,
-                    });
-                }
+                self.mark_unfinished(index);
+                self.step_ended(
+                    index,
+                    inputs,
+                    StepStatus::Failed,
+                    None,
+                    Some(&error),
+                    &StateDelta::default(),
+                    started_at,
+                );
                 Err(error)
             }
         }
     }
 
-    /// Save a checkpoint, if the application has a persister. Gives the delta back.
-    async fn checkpoint(
-        &mut self,
+    /// The checkpoint of the current step. The first checkpoint an application saves
+    /// carries its whole state (the persister holds nothing to build on).
+    fn make_checkpoint(
+        &self,
         position: &str,
         status: StepStatus,
         prior_step: Option<&str>,
         state: &State,
         delta: StateDelta,
         error: Option<String>,
-    ) -> Result<StateDelta> {
-        let Some(saver) = self.saver.clone() else {
-            return Ok(delta);
-        };
-        let snapshot = self.snapshot_next;
-        let checkpoint = Checkpoint {
+    ) -> Checkpoint {
+        Checkpoint {
             partition_key: self.ctx.ids.partition_key().map(str::to_owned),
             app_id: self.ctx.ids.app_id.to_string(),
             sequence_id: self.ctx.sequence_id,
@@ -444,13 +446,20 @@ impl Application {
             attempt: self.ctx.attempt,
             prior_step: prior_step.map(str::to_owned),
             created_at: SystemTime::now(),
-            delta: if snapshot {
+            delta: if self.snapshot_next {
                 StateDelta::snapshot(state)
             } else {
                 delta
             },
             state: state.clone(),
             error,
+        }
+    }
+
+    /// Save a checkpoint, if the application has a persister. Gives its delta back.
+    async fn save(&mut self, checkpoint: Checkpoint) -> Result<StateDelta> {
+        let Some(saver) = &self.saver else {
+            return Ok(checkpoint.delta);
         };
         saver
             .save(&checkpoint)

@@ -10,10 +10,10 @@ use futures::{Stream, StreamExt};
 
 use super::execute::{action_failed, check_writes, read_view, resolve_inputs};
 use super::halt::HaltSet;
-use super::{error_chain, Application};
+use super::Application;
 use crate::action::{ActionError, ActionResult, Inputs};
-use crate::hooks::{StepEnd, StepStart, StreamEnd, StreamItem, StreamStart};
-use crate::persistence::{Checkpoint, StepStatus};
+use crate::hooks::{StepStart, StreamEnd, StreamItem, StreamStart};
+use crate::persistence::StepStatus;
 use crate::{Error, Result, State, StateDelta};
 
 /// An item of an [`ActionStream`].
@@ -192,10 +192,7 @@ impl Application {
 
     /// Number a step and fire `pre_run_step`; returns its start time.
     pub(super) fn begin_step(&mut self, index: usize, inputs: &Inputs) -> SystemTime {
-        let (sequence_id, attempt) = match (self.failed_attempt, self.sequence_id) {
-            (Some(attempt), Some(seq)) => (seq, attempt + 1),
-            (_, seq) => (seq.map_or(0, |s| s + 1), 1),
-        };
+        let (sequence_id, attempt) = self.numbering();
         self.ctx.sequence_id = sequence_id;
         self.ctx.attempt = attempt;
         self.ctx.action = Arc::clone(&self.names[index]);
@@ -304,30 +301,12 @@ impl Drop for Streaming<'_> {
         }
         self.end_stream(true);
         let app = &mut *self.app;
-        let (sequence_id, attempt) = (app.ctx.sequence_id, app.ctx.attempt);
-        let name = Arc::clone(&app.names[self.index]);
         let error = Error::StreamDropped {
-            action: name.to_string(),
+            action: app.names[self.index].to_string(),
         };
-        app.sequence_id = Some(sequence_id);
-        app.in_flight = false;
-        app.forced = Some(self.index);
-        app.failed_attempt = Some(attempt);
-        app.next_cache = None;
+        // Drop cannot await: the checkpoint is saved by a task of its own.
         if let (Some(saver), Ok(runtime)) = (&app.saver, tokio::runtime::Handle::try_current()) {
-            let checkpoint = Checkpoint {
-                partition_key: app.ctx.ids.partition_key().map(str::to_owned),
-                app_id: app.ctx.ids.app_id.to_string(),
-                sequence_id,
-                position: name.to_string(),
-                status: StepStatus::Failed,
-                attempt,
-                prior_step: app.prior.map(|i| app.names[i].to_string()),
-                created_at: SystemTime::now(),
-                delta: StateDelta::default(),
-                state: app.state.clone(),
-                error: Some(error_chain(&error)),
-            };
+            let checkpoint = app.unfinished_checkpoint(self.index, StepStatus::Failed, &error);
             let saver = Arc::clone(saver);
             runtime.spawn(async move {
                 if let Err(error) = saver.save(&checkpoint).await {
@@ -335,22 +314,16 @@ impl Drop for Streaming<'_> {
                 }
             });
         }
-        for hook in app.hooks() {
-            hook.post_run_step(&StepEnd {
-                ids: &app.ctx.ids,
-                sequence_id,
-                attempt,
-                action: &name,
-                inputs: &self.inputs,
-                status: StepStatus::Failed,
-                result: None,
-                error: Some(&error),
-                state: &app.state,
-                delta: &StateDelta::default(),
-                started_at: self.started_at,
-                ended_at: SystemTime::now(),
-            });
-        }
+        app.mark_unfinished(self.index);
+        app.step_ended(
+            self.index,
+            &self.inputs,
+            StepStatus::Failed,
+            None,
+            Some(&error),
+            &StateDelta::default(),
+            self.started_at,
+        );
         app.call_end("stream_result", Some(&error));
     }
 }
