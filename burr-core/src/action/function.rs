@@ -6,6 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use futures::future::BoxFuture;
 
+use super::declaration::{declaration_builders, declared_interface, Declaration};
 use super::{Action, ActionError, ActionResult, Inputs, IntoActionOutput};
 use crate::{ApplicationContext, State};
 
@@ -25,12 +26,7 @@ enum Body {
 /// Declare what it reads, writes and takes with the builder methods.
 #[derive(Clone)]
 pub struct FnAction {
-    name: String,
-    reads: Vec<String>,
-    writes: Vec<String>,
-    inputs: Vec<String>,
-    optional_inputs: Vec<String>,
-    tags: Vec<String>,
+    declaration: Declaration,
     body: Body,
 }
 
@@ -93,63 +89,19 @@ where
     )
 }
 
-fn names<I, S>(items: I) -> Vec<String>
-where
-    I: IntoIterator<Item = S>,
-    S: Into<String>,
-{
-    items.into_iter().map(Into::into).collect()
-}
-
 impl FnAction {
     fn with_body(name: String, body: Body) -> Self {
         FnAction {
-            name,
-            reads: Vec::new(),
-            writes: Vec::new(),
-            inputs: Vec::new(),
-            optional_inputs: Vec::new(),
-            tags: Vec::new(),
+            declaration: Declaration::named(name),
             body,
         }
     }
 
-    /// The state keys it reads.
-    pub fn reads<I: IntoIterator<Item = S>, S: Into<String>>(mut self, keys: I) -> Self {
-        self.reads = names(keys);
-        self
-    }
-
-    /// The state keys it writes.
-    pub fn writes<I: IntoIterator<Item = S>, S: Into<String>>(mut self, keys: I) -> Self {
-        self.writes = names(keys);
-        self
-    }
-
-    /// The inputs it requires.
-    pub fn inputs<I: IntoIterator<Item = S>, S: Into<String>>(mut self, names_: I) -> Self {
-        self.inputs = names(names_);
-        self
-    }
-
-    /// The inputs it takes when given.
-    pub fn optional_inputs<I: IntoIterator<Item = S>, S: Into<String>>(
-        mut self,
-        names_: I,
-    ) -> Self {
-        self.optional_inputs = names(names_);
-        self
-    }
-
-    /// Its tags.
-    pub fn tags<I: IntoIterator<Item = S>, S: Into<String>>(mut self, tags: I) -> Self {
-        self.tags = names(tags);
-        self
-    }
+    declaration_builders!();
 
     /// A copy under another name.
     pub fn named(mut self, name: impl Into<String>) -> Self {
-        self.name = name.into();
+        self.declaration.name = name.into();
         self
     }
 
@@ -165,24 +117,7 @@ impl FnAction {
 
 #[async_trait]
 impl Action for FnAction {
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn reads(&self) -> &[String] {
-        &self.reads
-    }
-    fn writes(&self) -> &[String] {
-        &self.writes
-    }
-    fn inputs(&self) -> &[String] {
-        &self.inputs
-    }
-    fn optional_inputs(&self) -> &[String] {
-        &self.optional_inputs
-    }
-    fn tags(&self) -> &[String] {
-        &self.tags
-    }
+    declared_interface!();
     fn single_step(&self) -> bool {
         true
     }

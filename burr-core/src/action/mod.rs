@@ -15,6 +15,7 @@
 //! [`action_fn`]/[`action_sync`] adapters; implement the trait by hand for full control.
 
 mod bind;
+pub(crate) mod declaration;
 mod error;
 mod function;
 mod helpers;

@@ -11,6 +11,7 @@ use tokio::sync::watch;
 
 use super::child::{child_app_id, run_child, ChildSettings};
 use super::{Priority, SubGraph, Task};
+use crate::action::declaration::{declaration_builders, declared_interface, Declaration};
 use crate::action::{Action, ActionError, ActionResult, Inputs};
 use crate::hooks::LifecycleHook;
 use crate::persistence::Persister;
@@ -88,12 +89,7 @@ enum Reducer {
 /// checked against `writes`.
 #[derive(Clone)]
 pub struct MapAction {
-    name: String,
-    reads: Vec<String>,
-    writes: Vec<String>,
-    inputs: Vec<String>,
-    optional_inputs: Vec<String>,
-    tags: Vec<String>,
+    declaration: Declaration,
     tasks: Arc<TasksFn>,
     reducer: Reducer,
     policy: FailurePolicy,
@@ -101,10 +97,6 @@ pub struct MapAction {
     persister: ChildPersister,
     tracker: ChildTracker,
     timeout: Option<Duration>,
-}
-
-fn names<I: IntoIterator<Item = S>, S: Into<String>>(items: I) -> Vec<String> {
-    items.into_iter().map(Into::into).collect()
 }
 
 impl MapAction {
@@ -115,12 +107,7 @@ impl MapAction {
         F: Fn(&State, &Inputs) -> Result<Vec<Task>, ActionError> + Send + Sync + 'static,
     {
         MapAction {
-            name: name.into(),
-            reads: Vec::new(),
-            writes: Vec::new(),
-            inputs: Vec::new(),
-            optional_inputs: Vec::new(),
-            tags: Vec::new(),
+            declaration: Declaration::named(name.into()),
             tasks: Arc::new(tasks),
             reducer: Reducer::Unchanged,
             policy: FailurePolicy::default(),
@@ -131,38 +118,7 @@ impl MapAction {
         }
     }
 
-    /// The state keys it reads.
-    pub fn reads<I: IntoIterator<Item = S>, S: Into<String>>(mut self, keys: I) -> Self {
-        self.reads = names(keys);
-        self
-    }
-
-    /// The state keys its reducer writes.
-    pub fn writes<I: IntoIterator<Item = S>, S: Into<String>>(mut self, keys: I) -> Self {
-        self.writes = names(keys);
-        self
-    }
-
-    /// The inputs it requires.
-    pub fn inputs<I: IntoIterator<Item = S>, S: Into<String>>(mut self, inputs: I) -> Self {
-        self.inputs = names(inputs);
-        self
-    }
-
-    /// The inputs it takes when given.
-    pub fn optional_inputs<I: IntoIterator<Item = S>, S: Into<String>>(
-        mut self,
-        inputs: I,
-    ) -> Self {
-        self.optional_inputs = names(inputs);
-        self
-    }
-
-    /// Its tags.
-    pub fn tags<I: IntoIterator<Item = S>, S: Into<String>>(mut self, tags: I) -> Self {
-        self.tags = names(tags);
-        self
-    }
+    declaration_builders!();
 
     /// Reduce the parent state (the keys it reads) and the children's final states, in
     /// task order, into the new state.
@@ -318,24 +274,7 @@ impl MapAction {
 
 #[async_trait]
 impl Action for MapAction {
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn reads(&self) -> &[String] {
-        &self.reads
-    }
-    fn writes(&self) -> &[String] {
-        &self.writes
-    }
-    fn inputs(&self) -> &[String] {
-        &self.inputs
-    }
-    fn optional_inputs(&self) -> &[String] {
-        &self.optional_inputs
-    }
-    fn tags(&self) -> &[String] {
-        &self.tags
-    }
+    declared_interface!();
     fn single_step(&self) -> bool {
         true
     }
