@@ -326,6 +326,32 @@ async fn a_step_from_a_state_unrelated_to_the_stored_one_is_stored_exactly() {
 }
 
 #[tokio::test]
+async fn a_retry_by_another_persister_replaces_what_its_failed_attempt_stored() {
+    let (_dir, path) = temp();
+    let first = SqlitePersister::open(&path).unwrap();
+    let s0 = State::new().update("x", 1);
+    first
+        .save(&step("app", 0, &State::new(), &s0))
+        .await
+        .unwrap();
+    // A failed step whose starting state differs from the stored one (values overridden
+    // before it): the difference is stored with it.
+    let overridden = s0.update("x", 2);
+    first.save(&failed("app", 1, 1, &overridden)).await.unwrap();
+    assert_eq!(state_at(&first, "app", Some(1)).await, overridden);
+    drop(first);
+    // Another process retries it from yet another state.
+    let second = SqlitePersister::open(&path).unwrap();
+    let done = s0.update("y", 1);
+    let retry = Checkpoint {
+        attempt: 2,
+        ..step("app", 1, &s0, &done)
+    };
+    second.save(&retry).await.unwrap();
+    assert_eq!(state_at(&second, "app", Some(1)).await, done);
+}
+
+#[tokio::test]
 async fn app_ids_are_listed_newest_first_per_partition_key() {
     let (_dir, path) = temp();
     let persister = SqlitePersister::open(&path).unwrap();

@@ -85,6 +85,7 @@ impl SqlitePersister {
                 writer: None,
                 readers: Mutex::new(vec![conn]),
                 known: Arc::new(Mutex::new(KnownStates::default())),
+                waiting: Arc::default(),
                 me: Arc::new(ProcessIdentity::current()),
                 instance: String::new(),
                 leases_taken: AtomicU64::new(0),

@@ -35,7 +35,7 @@ CREATE TABLE IF NOT EXISTS burr_meta (
 ) WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS burr_apps (
-    id              INTEGER PRIMARY KEY,
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
     partition_key   TEXT NOT NULL,
     app_id          TEXT NOT NULL,
     created_at_us   INTEGER NOT NULL,

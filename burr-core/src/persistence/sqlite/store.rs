@@ -18,7 +18,7 @@ use super::known::{Known, KnownStates};
 use super::lease::{self, HeldLease, LeaseState, ProcessIdentity};
 use super::load;
 use crate::application::ParentPointer;
-use crate::persistence::{micros, AppRecord, Checkpoint, Lease, PersistenceError};
+use crate::persistence::{micros, AppRecord, Checkpoint, Lease, PersistenceError, StepStatus};
 use crate::{State, StateDelta};
 
 /// Changes to the writer's memory, kept when the transaction commits.
@@ -73,18 +73,41 @@ impl Txn<'_> {
         if let Some(id) = self.app(key) {
             return Ok(id);
         }
-        let id = match load::app_row(self.conn, Some(&key.0), &key.1)? {
-            Some(id) => id,
-            None => {
-                self.conn
-                    .prepare_cached(
-                        "INSERT INTO burr_apps (partition_key, app_id, created_at_us) VALUES (?1, ?2, ?3)",
-                    )?
-                    .execute((&key.0, &key.1, created_at_us))?;
-                self.conn.last_insert_rowid()
+        match load::app_row(self.conn, Some(&key.0), &key.1)? {
+            Some(id) => {
+                self.pending.apps.insert(key.clone(), Some(id));
+                Ok(id)
             }
-        };
+            None => self.insert_app(key, created_at_us, None, None),
+        }
+    }
+
+    /// Create an application's row. It has no checkpoint yet: its first one is diffed
+    /// against the empty state, without reading anything back.
+    fn insert_app(
+        &mut self,
+        key: &AppKey,
+        created_at_us: i64,
+        fork_parent: Option<String>,
+        spawning_parent: Option<String>,
+    ) -> rusqlite::Result<i64> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO burr_apps (partition_key, app_id, created_at_us, fork_parent, spawning_parent) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute((&key.0, &key.1, created_at_us, fork_parent, spawning_parent))?;
+        let id = self.conn.last_insert_rowid();
         self.pending.apps.insert(key.clone(), Some(id));
+        self.pending.known.insert(
+            key.clone(),
+            Some(Known {
+                sequence_id: -1,
+                attempt: 0,
+                status: StepStatus::Completed,
+                state: State::new(),
+            }),
+        );
         Ok(id)
     }
 
@@ -162,7 +185,8 @@ impl Txn<'_> {
     }
 
     /// What a checkpoint changed relative to the stored state, for a checkpoint that does
-    /// not follow one this persister knows: compare with the stored state before it.
+    /// not follow one this persister knows: compare with the state stored at its sequence
+    /// id (no completed step is there, so that is the state before it).
     fn stored_delta(
         &self,
         app: i64,
@@ -206,7 +230,9 @@ impl Txn<'_> {
                 return Err(conflict());
             }
         }
-        let stored = load::state_at(self.conn, self.path, &checkpoint.app_id, app, seq - 1)?;
+        // The stored state at `seq`: the state before the step, plus what earlier failed
+        // attempts at `seq` stored (or a prune moved there), which this one replaces.
+        let stored = load::state_at(self.conn, self.path, &checkpoint.app_id, app, seq)?;
         Ok(value_diff(&stored, &checkpoint.state))
     }
 
@@ -254,31 +280,28 @@ impl Txn<'_> {
     /// changes nothing else.
     pub(super) fn register(&mut self, record: &AppRecord) -> Result<(), Failure> {
         let key = app_key(record.partition_key.as_deref(), &record.app_id);
-        let has_parents = record.fork_parent.is_some() || record.spawning_parent.is_some();
-        if self.app(&key).is_some() && !has_parents {
+        let fork_parent = record.fork_parent.as_ref().map(parent_json);
+        let spawning_parent = record.spawning_parent.as_ref().map(parent_json);
+        let existing = match self.app(&key) {
+            Some(id) => Some(id),
+            None => load::app_row(self.conn, Some(&key.0), &key.1)?,
+        };
+        let Some(id) = existing else {
+            self.insert_app(&key, record.created_at_us, fork_parent, spawning_parent)?;
             return Ok(());
-        }
-        self.conn
-            .prepare_cached(
-                "INSERT INTO burr_apps (partition_key, app_id, created_at_us, fork_parent, spawning_parent) \
-                 VALUES (?1, ?2, ?3, ?4, ?5) \
-                 ON CONFLICT (partition_key, app_id) DO UPDATE SET \
-                     fork_parent = coalesce(burr_apps.fork_parent, excluded.fork_parent), \
-                     spawning_parent = coalesce(burr_apps.spawning_parent, excluded.spawning_parent) \
-                 WHERE (burr_apps.fork_parent IS NULL AND excluded.fork_parent IS NOT NULL) \
-                    OR (burr_apps.spawning_parent IS NULL AND excluded.spawning_parent IS NOT NULL)",
-            )?
-            .execute((
-                &key.0,
-                &key.1,
-                record.created_at_us,
-                record.fork_parent.as_ref().map(parent_json),
-                record.spawning_parent.as_ref().map(parent_json),
-            ))?;
-        if self.app(&key).is_none() {
-            if let Some(id) = load::app_row(self.conn, Some(&key.0), &key.1)? {
-                self.pending.apps.insert(key, Some(id));
-            }
+        };
+        self.pending.apps.insert(key, Some(id));
+        if fork_parent.is_some() || spawning_parent.is_some() {
+            self.conn
+                .prepare_cached(
+                    "UPDATE burr_apps SET \
+                         fork_parent = coalesce(fork_parent, ?2), \
+                         spawning_parent = coalesce(spawning_parent, ?3) \
+                     WHERE id = ?1 \
+                       AND ((fork_parent IS NULL AND ?2 IS NOT NULL) \
+                         OR (spawning_parent IS NULL AND ?3 IS NOT NULL))",
+                )?
+                .execute((id, fork_parent, spawning_parent))?;
         }
         Ok(())
     }

@@ -20,6 +20,7 @@ use super::codec::{now_micros, sqlite_error, AppKey, Failure};
 use super::known::KnownStates;
 use super::lease::{HeldLease, LeaseState, ProcessIdentity};
 use super::store::{Pending, Txn};
+use super::wait::Waiting;
 use crate::persistence::{AppRecord, Checkpoint, Lease, PersistenceError};
 
 /// Operations committed in one transaction at most.
@@ -149,6 +150,7 @@ enum BatchError {
 
 /// The writer thread's state.
 pub(super) struct Writer {
+    pub(super) waiting: Arc<Waiting>,
     pub(super) conn: Connection,
     pub(super) path: PathBuf,
     pub(super) me: Arc<ProcessIdentity>,
@@ -181,7 +183,7 @@ impl Writer {
             match ops.try_recv() {
                 Ok(op) => return Some(Some(op)),
                 Err(TryRecvError::Disconnected) => return None,
-                Err(TryRecvError::Empty) if Instant::now() < spin_until => std::hint::spin_loop(),
+                Err(TryRecvError::Empty) if Instant::now() < spin_until => std::thread::yield_now(),
                 Err(TryRecvError::Empty) => break,
             }
         }
@@ -213,7 +215,10 @@ impl Writer {
             return;
         }
         loop {
-            match self.transaction(&ops) {
+            let started = Instant::now();
+            let done = self.transaction(&ops);
+            self.waiting.record(started.elapsed());
+            match done {
                 Ok((outcomes, pending)) => {
                     self.keep(pending);
                     for (op, outcome) in ops.into_iter().zip(outcomes) {
