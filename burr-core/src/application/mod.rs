@@ -181,9 +181,11 @@ impl Application {
         let error = Error::Cancelled {
             action: self.names[index].to_string(),
         };
-        let checkpoint = self.unfinished_checkpoint(index, StepStatus::Cancelled, &error);
-        if let Err(save_error) = self.save(checkpoint).await {
-            tracing::warn!(app_id = %self.ctx.ids.app_id, error = %save_error, "could not record a cancelled step");
+        if self.saver.is_some() {
+            let checkpoint = self.unfinished_checkpoint(index, StepStatus::Cancelled, &error);
+            if let Err(save_error) = self.save(checkpoint).await {
+                tracing::warn!(app_id = %self.ctx.ids.app_id, error = %save_error, "could not record a cancelled step");
+            }
         }
         let was_running = self.in_flight;
         self.mark_unfinished(index);
@@ -363,6 +365,8 @@ impl Application {
     ) -> Result<Option<Step>> {
         let name = Arc::clone(&self.names[index]);
         let saved = match executed {
+            // Without a persister there is nothing to save (and no checkpoint to build).
+            Ok(done) if self.saver.is_none() => Ok(done),
             Ok((result, state, delta)) => {
                 let checkpoint = self.make_checkpoint(
                     &name,
@@ -405,7 +409,7 @@ impl Application {
             }
             Err(error) => {
                 // A step whose own checkpoint failed is not saved again as failed.
-                if !matches!(error, Error::Persistence { .. }) {
+                if self.saver.is_some() && !matches!(error, Error::Persistence { .. }) {
                     let checkpoint = self.unfinished_checkpoint(index, StepStatus::Failed, &error);
                     if let Err(save_error) = self.save(checkpoint).await {
                         tracing::error!(app_id = %self.ctx.ids.app_id, sequence_id = self.ctx.sequence_id, error = %save_error, "could not checkpoint a failed step");
@@ -456,7 +460,8 @@ impl Application {
         }
     }
 
-    /// Save a checkpoint, if the application has a persister. Gives its delta back.
+    /// Save a checkpoint (the application has a persister: callers check). Gives its
+    /// delta back.
     async fn save(&mut self, checkpoint: Checkpoint) -> Result<StateDelta> {
         let Some(saver) = &self.saver else {
             return Ok(checkpoint.delta);

@@ -619,3 +619,38 @@ async fn writes_to_dunder_keys_are_dropped() {
     assert!(!step.state.contains("__secret"));
     assert!(step.state.contains("x"));
 }
+
+#[tokio::test]
+async fn hooks_see_the_step_delta_deletions_included_without_a_persister() {
+    use crate::hooks::{LifecycleHook, StepEnd};
+    use std::sync::Mutex;
+    #[derive(Default)]
+    struct Deltas(Mutex<Vec<(Vec<String>, Vec<String>)>>);
+    impl LifecycleHook for Deltas {
+        fn post_run_step(&self, e: &StepEnd<'_>) {
+            let updated = e.delta.updated.iter().map(|(k, _)| k.to_string()).collect();
+            let deleted = e.delta.deleted.iter().map(|k| k.to_string()).collect();
+            self.0.lock().unwrap().push((updated, deleted));
+        }
+    }
+    let drop_scratch = action_sync("drop_scratch", |s: State, _, _| {
+        s.wipe(crate::Wipe::delete(["scratch"]))
+            .map(|s| s.update("n", 1))
+    })
+    .reads(["scratch"])
+    .writes(["n"]);
+    let deltas = Arc::new(Deltas::default());
+    let mut app = ApplicationBuilder::new()
+        .with_actions([drop_scratch])
+        .with_state(State::new().update("scratch", 1).update("keep", 2))
+        .with_entrypoint("drop_scratch")
+        .with_hook(deltas.clone())
+        .build()
+        .await
+        .unwrap();
+    app.step(Inputs::new()).await.unwrap();
+    assert_eq!(
+        *deltas.0.lock().unwrap(),
+        [(vec!["n".to_owned()], vec!["scratch".to_owned()])]
+    );
+}
