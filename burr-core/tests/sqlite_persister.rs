@@ -856,6 +856,44 @@ async fn a_live_holder_on_this_machine_keeps_its_lease_even_expired_in_between()
     other.acquire_lease(None, "app", ttl).await.unwrap();
 }
 
+/// The expiry time of the lease row of `app_id`.
+fn lease_expiry(path: &Path, app_id: &str) -> i64 {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.query_row(
+        "SELECT expires_at_us FROM burr_leases WHERE app_id = ?1",
+        [app_id],
+        |row| row.get(0),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_held_lease_is_renewed_in_the_background_while_nothing_is_saved() {
+    let (_dir, path) = temp();
+    let holder = SqlitePersister::open(&path).unwrap();
+    // Renewed in the background every third of its time to live.
+    holder
+        .acquire_lease(None, "app", Duration::from_millis(300))
+        .await
+        .unwrap();
+    let mut expiry = lease_expiry(&path, "app");
+    for renewal in 0..2 {
+        let waited = std::time::Instant::now();
+        loop {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let now = lease_expiry(&path, "app");
+            if now > expiry {
+                expiry = now;
+                break;
+            }
+            assert!(
+                waited.elapsed() < Duration::from_secs(30),
+                "renewal {renewal} never came"
+            );
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_saves_of_a_hundred_apps_all_land() {
     let (_dir, path) = temp();

@@ -81,11 +81,10 @@ impl SqlitePersister {
             inner: Arc::new(Inner {
                 path,
                 options,
-                ops: None,
-                writer: None,
+                group: None,
+                renewals: None,
                 readers: Mutex::new(vec![conn]),
                 known: Arc::new(Mutex::new(KnownStates::default())),
-                waiting: Arc::default(),
                 me: Arc::new(ProcessIdentity::current()),
                 instance: String::new(),
                 leases_taken: AtomicU64::new(0),

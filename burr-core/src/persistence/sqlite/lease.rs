@@ -224,7 +224,7 @@ impl HeldLease {
         (self.ttl_us / 10).min(1_000_000)
     }
 
-    /// The writer renews active leases in the background this often, so that a lease
+    /// Active leases are renewed in the background this often, so that a lease
     /// lives as long as its holder, even while it saves nothing (a map step waiting for
     /// its children, a human in the loop).
     pub(super) fn background_after_us(&self) -> i64 {

@@ -1,13 +1,16 @@
 //! [`SqlitePersister`]: checkpoints in a SQLite file, shared safely by several processes.
 //!
 //! The type's documentation describes its guarantees and the schema; the files here are
-//! its parts: [`schema`] (DDL, version, migrations), [`connection`] (pragmas), [`writer`]
-//! (the writer thread and group commit), [`store`] (what each write does), [`load`]
+//! its parts: [`schema`] (DDL, version, migrations), [`connection`] (pragmas), [`group`]
+//! (group commit in the callers' threads), [`writer`] (the write connection and its
+//! transactions), [`wait`] (how a caller waits for another's commit), [`store`] (what
+//! each write does), [`load`]
 //! (reads), [`known`] (what a save diffs against), [`lease`] (one runner per app id),
 //! [`codec`] (column conversions), [`options`].
 
 mod codec;
 mod connection;
+mod group;
 mod inspect;
 mod known;
 mod lease;
@@ -21,17 +24,16 @@ mod writer;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use rusqlite::Connection;
-use tokio::sync::oneshot;
 
 use self::codec::{app_key, sequence_column, Failure};
 use self::connection::open_error;
+use self::group::Group;
 use self::known::{Known, KnownStates};
 use self::lease::ProcessIdentity;
 use self::wait::Waiting;
@@ -46,7 +48,7 @@ pub use self::options::{Durability, SqliteOptions};
 const MAX_IDLE_READERS: usize = 8;
 
 /// A [`Persister`] that keeps checkpoints in a SQLite file, shared safely by several
-/// processes. Cloning shares the file, the writer thread and the readers.
+/// processes. Cloning shares the file, the write connection and the readers.
 ///
 /// # Guarantees
 ///
@@ -59,11 +61,18 @@ const MAX_IDLE_READERS: usize = 8;
 /// - **A checkpoint costs what changed.** A step writes one row for the checkpoint and
 ///   one row per key it set or deleted; a value no step touches is stored once, however
 ///   large. [`load`](Persister::load) rebuilds the exact state at any sequence id.
-/// - **One writer, group commit.** A dedicated thread owns the write connection; the
-///   saves of every application running in the process that arrive while it commits go
-///   into its next transaction, which commits once. A caller that is the only one
-///   waiting for a commit polls for it (up to about twice the recent commit time, at
-///   most 1 ms) rather than sleeping, as being woken up costs as much as the commit.
+/// - **One writer, group commit.** One write connection, taken in turns by the callers:
+///   a caller that finds it free (after letting the other tasks of its thread run
+///   once) commits its save in its own thread (an application
+///   checkpointing alone never waits for another thread), together with the saves of
+///   every other application of the process queued meanwhile; a caller that finds it
+///   taken has its save committed in the holder's next transaction, which commits once
+///   for all. A caller waiting for another's commit polls for it when it is the only
+///   one waiting (up to about twice the recent commit time, at most 1 ms) rather than
+///   sleeping, as being woken up costs as much as the commit. The commit runs on the
+///   calling thread (on a multi-thread tokio runtime with [`Durability::Full`], inside
+///   [`block_in_place`](tokio::task::block_in_place), so the runtime's other tasks move
+///   elsewhere while it flushes).
 /// - **Readers are never blocked by the writer**: the file is in WAL mode and reads use
 ///   their own connections. Several processes may use the same file at once; their
 ///   writers take turns (each waits up to the busy timeout, 5 s by default).
@@ -160,14 +169,13 @@ pub struct SqlitePersister {
 struct Inner {
     path: PathBuf,
     options: SqliteOptions,
-    /// The writer's queue (`None` for a read-only persister).
-    ops: Option<Sender<Op>>,
-    writer: Option<JoinHandle<()>>,
+    /// The write side (`None` for a read-only persister).
+    group: Option<Arc<Group>>,
+    /// The thread that renews leases in the background.
+    renewals: Option<JoinHandle<()>>,
     readers: Mutex<Vec<Connection>>,
     known: Arc<Mutex<KnownStates>>,
     me: Arc<ProcessIdentity>,
-    /// Commit times and waiting callers, shared with the writer.
-    waiting: Arc<Waiting>,
     /// Makes holder strings unique: this persister and a counter.
     instance: String,
     leases_taken: AtomicU64,
@@ -210,23 +218,28 @@ impl SqlitePersister {
             known: Arc::clone(&known),
             apps: HashMap::new(),
             leases: HashMap::new(),
+            new_lease_due: None,
         };
-        let (ops, queue) = std::sync::mpsc::channel();
-        let handle = std::thread::Builder::new()
-            .name("burr-sqlite-writer".to_owned())
-            .spawn(move || writer.run(queue))
+        let group = Arc::new(Group::new(
+            writer,
+            waiting,
+            options.durability == Durability::Full,
+        ));
+        let renewing = Arc::clone(&group);
+        let renewals = std::thread::Builder::new()
+            .name("burr-sqlite-leases".to_owned())
+            .spawn(move || renewing.renew_in_background())
             .map_err(|error| open_error(&path, error))?;
         let instance = uuid::Uuid::new_v4().simple().to_string();
         Ok(SqlitePersister {
             inner: Arc::new(Inner {
                 path,
                 options,
-                ops: Some(ops),
-                writer: Some(handle),
+                group: Some(group),
+                renewals: Some(renewals),
                 readers: Mutex::new(Vec::new()),
                 known,
                 me,
-                waiting,
                 instance: instance[..12].to_owned(),
                 leases_taken: AtomicU64::new(0),
             }),
@@ -247,18 +260,13 @@ impl SqlitePersister {
         }
     }
 
-    /// Send an operation to the writer and wait for its commit.
+    /// Commit an operation (see [`group`]) and return its result.
     async fn write<T>(&self, op: impl FnOnce(Reply<T>) -> Op) -> Result<T, PersistenceError> {
-        let (reply, answer) = oneshot::channel();
         self.inner
-            .ops
+            .group
             .as_ref()
             .ok_or_else(|| self.closed())?
-            .send(op(Reply::Async(reply)))
-            .map_err(|_| self.closed())?;
-        self.inner
-            .waiting
-            .wait(answer)
+            .write(op)
             .await
             .ok_or_else(|| self.closed())?
     }
@@ -290,11 +298,14 @@ impl SqlitePersister {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        // The writer finishes what is queued (lease releases included), then stops.
-        drop(self.ops.take());
-        if let Some(writer) = self.writer.take() {
-            if writer.join().is_err() {
-                tracing::error!(path = %self.path.display(), "the SQLite writer thread panicked");
+        // Nothing is left queued: every operation was committed before its call returned
+        // (lease releases included). The renewal thread stops.
+        if let Some(group) = self.group.take() {
+            group.stop();
+        }
+        if let Some(renewals) = self.renewals.take() {
+            if renewals.join().is_err() {
+                tracing::error!(path = %self.path.display(), "the SQLite lease renewal thread panicked");
             }
         }
     }
@@ -425,16 +436,14 @@ impl Persister for SqlitePersister {
         })
     }
 
-    /// Blocks until the writer has deleted the lease's row (typically microseconds; at
-    /// worst the busy timeout, when another process holds the write lock).
+    /// Blocks until the lease's row is deleted (typically microseconds; at worst the
+    /// busy timeout, when another process holds the write lock).
     fn release_lease(&self, lease: &Lease) -> Result<(), PersistenceError> {
-        let (reply, answer) = std::sync::mpsc::sync_channel(1);
         self.inner
-            .ops
+            .group
             .as_ref()
             .ok_or_else(|| self.closed())?
-            .send(Op::Release(lease.clone(), Reply::Blocking(reply)))
-            .map_err(|_| self.closed())?;
-        answer.recv().map_err(|_| self.closed())?
+            .write_blocking(|reply| Op::Release(lease.clone(), reply))
+            .ok_or_else(|| self.closed())?
     }
 }

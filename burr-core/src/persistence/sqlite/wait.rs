@@ -1,14 +1,13 @@
-//! How a caller waits for the writer's commit: briefly on the CPU when it is the only
-//! one waiting and commits are quick, asleep otherwise.
+//! How a caller waits for another caller's commit (see [`group`](super::group)): briefly
+//! on the CPU when it is the only one waiting and commits are quick, asleep otherwise.
 //!
 //! Waking a sleeping thread costs tens of microseconds, as much as a commit with
-//! `synchronous = NORMAL` (~20 µs): an application that checkpoints step after step
-//! would spend half its time being woken up. So a caller that is the only one waiting
-//! polls for its answer (yielding the CPU between polls) for up to about twice the
-//! recent commit time before it sleeps. When commits are slow (over 0.5 ms: flushes to a
-//! slow disk) waking up costs little in comparison, and nobody polls. When several
-//! callers wait (concurrent applications), none polls: their task threads stay free to
-//! run other tasks, and their saves share a commit.
+//! `synchronous = NORMAL` (~20 µs). So a caller that is the only one waiting polls for
+//! its answer (yielding the CPU between polls) for up to about twice the recent commit
+//! time before it sleeps. When commits are slow (over 0.5 ms: flushes to a slow disk)
+//! waking up costs little in comparison, and nobody polls. When several callers wait
+//! (concurrent applications), none polls: their task threads stay free to run other
+//! tasks, and their saves share a commit.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -21,7 +20,7 @@ const MAX_POLL: Duration = Duration::from_millis(1);
 /// Commits slower than this on average are waited for asleep.
 const SLOW_COMMIT: Duration = Duration::from_micros(500);
 
-/// Commit times and waiting callers, shared by the callers and the writer.
+/// Commit times and waiting callers.
 #[derive(Debug, Default)]
 pub(super) struct Waiting {
     /// Recent commit time in microseconds (an exponential moving average, 1/8 per commit).
@@ -31,7 +30,7 @@ pub(super) struct Waiting {
 }
 
 impl Waiting {
-    /// The writer took `took` for a transaction.
+    /// A transaction took `took`.
     pub(super) fn record(&self, took: Duration) {
         let took = u64::try_from(took.as_micros()).unwrap_or(u64::MAX).max(1);
         let average = self.commit_us.load(Ordering::Relaxed);
@@ -43,7 +42,7 @@ impl Waiting {
         self.commit_us.store(average, Ordering::Relaxed);
     }
 
-    /// Wait for `answer`; `None` when the writer dropped it.
+    /// Wait for `answer`; `None` when it was dropped unanswered.
     pub(super) async fn wait<T>(&self, mut answer: oneshot::Receiver<T>) -> Option<T> {
         let alone = self.waiting.fetch_add(1, Ordering::AcqRel) == 0;
         let _waiting = Counted(&self.waiting);

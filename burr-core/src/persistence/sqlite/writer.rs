@@ -1,15 +1,9 @@
-//! The writer: one thread that owns the write connection and commits the operations of
-//! every caller queued meanwhile in one transaction (group commit).
-//!
-//! A caller sends an [`Op`] and awaits its reply, which comes once the transaction that
-//! holds it has committed. While the writer commits, new operations queue up; the next
-//! transaction takes them all. So N applications checkpointing concurrently cost about
-//! one commit (one `fsync` with [`Durability::Full`](super::Durability::Full)) per round,
-//! not N.
+//! The writer: the write connection and what this persister remembers of what it
+//! wrote, and how it commits a batch of operations in one transaction. The callers take
+//! turns running it ([`group`](super::group)).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -22,14 +16,6 @@ use super::lease::{HeldLease, LeaseState, ProcessIdentity};
 use super::store::{Pending, Txn};
 use super::wait::Waiting;
 use crate::persistence::{AppRecord, Checkpoint, Lease, PersistenceError};
-
-/// Operations committed in one transaction at most.
-const MAX_BATCH: usize = 1024;
-
-/// How long the writer polls for the next operation before it sleeps: a caller that
-/// checkpoints step after step sends its next one within microseconds, and waking a
-/// sleeping thread costs more than that.
-const SPIN: Duration = Duration::from_micros(50);
 
 /// Application row ids remembered before the table is emptied.
 const MAX_APP_ROWS: usize = 100_000;
@@ -148,7 +134,7 @@ enum BatchError {
     Transaction(rusqlite::Error),
 }
 
-/// The writer thread's state.
+/// The write connection and what this persister remembers of what it wrote.
 pub(super) struct Writer {
     pub(super) waiting: Arc<Waiting>,
     pub(super) conn: Connection,
@@ -157,48 +143,15 @@ pub(super) struct Writer {
     pub(super) known: Arc<Mutex<KnownStates>>,
     pub(super) apps: HashMap<AppKey, i64>,
     pub(super) leases: HashMap<AppKey, HeldLease>,
+    /// The earliest background renewal due of the leases taken or renewed since
+    /// [`take_new_lease_due`](Self::take_new_lease_due), in microseconds since the Unix
+    /// epoch.
+    pub(super) new_lease_due: Option<i64>,
 }
 
 impl Writer {
-    /// Serve operations until every sender is gone.
-    pub(super) fn run(mut self, ops: Receiver<Op>) {
-        while let Some(first) = self.next(&ops) {
-            let mut batch = Vec::with_capacity(16);
-            batch.extend(first);
-            while batch.len() < MAX_BATCH {
-                match ops.try_recv() {
-                    Ok(op) => batch.push(op),
-                    Err(_) => break,
-                }
-            }
-            self.commit(batch);
-        }
-    }
-
-    /// The next operation (`Some(None)`: none, but leases are due for renewal), or `None`
-    /// when every sender is gone.
-    fn next(&self, ops: &Receiver<Op>) -> Option<Option<Op>> {
-        let spin_until = Instant::now() + SPIN;
-        loop {
-            match ops.try_recv() {
-                Ok(op) => return Some(Some(op)),
-                Err(TryRecvError::Disconnected) => return None,
-                Err(TryRecvError::Empty) if Instant::now() < spin_until => std::thread::yield_now(),
-                Err(TryRecvError::Empty) => break,
-            }
-        }
-        match self.next_renewal_in() {
-            None => ops.recv().ok().map(Some),
-            Some(wait) => match ops.recv_timeout(wait) {
-                Ok(op) => Some(Some(op)),
-                Err(RecvTimeoutError::Timeout) => Some(None),
-                Err(RecvTimeoutError::Disconnected) => None,
-            },
-        }
-    }
-
     /// How long until an active lease is due for renewal in the background.
-    fn next_renewal_in(&self) -> Option<Duration> {
+    pub(super) fn next_renewal_in(&self) -> Option<Duration> {
         let now = now_micros();
         self.leases
             .values()
@@ -210,7 +163,7 @@ impl Writer {
 
     /// Run `ops` in one transaction and answer each. A failing operation is answered
     /// with its error and the others run again without it.
-    fn commit(&mut self, mut ops: Vec<Op>) {
+    pub(super) fn commit(&mut self, mut ops: Vec<Op>) {
         if ops.is_empty() && self.next_renewal_in().is_none_or(|wait| !wait.is_zero()) {
             return;
         }
@@ -283,6 +236,12 @@ impl Writer {
         }
     }
 
+    /// The earliest background renewal due of the leases taken or renewed since the last
+    /// call.
+    pub(super) fn take_new_lease_due(&mut self) -> Option<i64> {
+        self.new_lease_due.take()
+    }
+
     /// Remember what a committed transaction changed.
     fn keep(&mut self, pending: Pending) {
         if self.apps.len() + pending.apps.len() > MAX_APP_ROWS {
@@ -296,7 +255,13 @@ impl Writer {
         }
         for (key, held) in pending.leases {
             match held {
-                Some(held) => self.leases.insert(key, held),
+                Some(held) => {
+                    if held.state == LeaseState::Active {
+                        let due = held.renewed_at_us + held.background_after_us();
+                        self.new_lease_due = Some(self.new_lease_due.map_or(due, |d| d.min(due)));
+                    }
+                    self.leases.insert(key, held)
+                }
                 None => self.leases.remove(&key),
             };
         }
