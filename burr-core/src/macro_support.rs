@@ -1,11 +1,15 @@
-//! What the `#[action]` macro's output refers to, re-exported as `burr_core::__private`.
-//! Not a public API: it changes with the macro.
+//! What the output of `#[action]` and the map attributes refers to, re-exported as
+//! `burr_core::__private`. Not a public API: it changes with the macros.
 
+use std::sync::OnceLock;
+
+use futures::stream::BoxStream;
 use serde::de::DeserializeOwned;
 
-use crate::action::{input_error, IntoActionOutput};
+use crate::action::{input_error, InputError, IntoActionOutput};
 
 pub use crate::action::{Action, ActionError, ActionResult, Inputs, StaticAction};
+pub use crate::parallel::{ChildOutcome, MapAction, MapActions, MapStates, SubGraph, Task};
 pub use crate::{ApplicationContext, State};
 pub use async_trait::async_trait;
 pub use serde;
@@ -85,4 +89,153 @@ where
                 "blocking action `{name}` panicked or was cancelled: {join}"
             )))
         })
+}
+
+/// What a map function (`#[map_states]`, `#[map_tasks]`, `#[map_actions]`) or a reducer
+/// may return: a `T`, or a `Result` of it whose error converts into `ActionError`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a return type this function supports: it must return `{T}`",
+    label = "this function cannot return this",
+    note = "return `{T}`, or a `Result<{T}, E>` whose error converts into `ActionError` (any `std::error::Error` does)"
+)]
+pub trait MapOutput<T> {
+    /// The value, or the error as an `ActionError`.
+    fn into_map_output(self) -> Result<T, ActionError>;
+}
+
+impl<T> MapOutput<T> for T {
+    fn into_map_output(self) -> Result<T, ActionError> {
+        Ok(self)
+    }
+}
+
+impl<T, E: Into<ActionError>> MapOutput<T> for Result<T, E> {
+    fn into_map_output(self) -> Result<T, ActionError> {
+        self.map_err(Into::into)
+    }
+}
+
+/// A map function's or a reducer's output as a `Result<T, ActionError>`.
+pub fn map_output<T, O: MapOutput<T>>(output: O) -> Result<T, ActionError> {
+    output.into_map_output()
+}
+
+/// The sub-graphs of `#[map_actions(subgraphs = ...)]`: an array, a `Vec`, any iterable.
+pub fn subgraphs(list: impl IntoIterator<Item = SubGraph>) -> Vec<SubGraph> {
+    list.into_iter().collect()
+}
+
+/// A required input of a map function. A map function builds its tasks without the step's
+/// context, so the error names the action by its declared name.
+pub fn map_required_input<T: InputType>(
+    action: &str,
+    inputs: &Inputs,
+    name: &str,
+    expected: &str,
+) -> Result<T, ActionError> {
+    map_optional_input(action, inputs, name, expected)?.ok_or_else(|| {
+        InputError::Missing {
+            action: action.to_owned(),
+            input: name.to_owned(),
+            expected: expected.to_owned(),
+        }
+        .into()
+    })
+}
+
+/// An optional input of a map function: `None` when not given.
+pub fn map_optional_input<T: InputType>(
+    action: &str,
+    inputs: &Inputs,
+    name: &str,
+    expected: &str,
+) -> Result<Option<T>, ActionError> {
+    let Some(value) = inputs.get(name) else {
+        return Ok(None);
+    };
+    T::deserialize(value).map(Some).map_err(|source| {
+        InputError::Invalid {
+            action: action.to_owned(),
+            input: name.to_owned(),
+            expected: expected.to_owned(),
+            source,
+        }
+        .into()
+    })
+}
+
+/// The action of a map attribute: a [`MapAction`] built on first use (it holds closures,
+/// so no constant can hold it), in a `static` that a `StaticAction` constant refers to.
+pub struct LazyMap {
+    map: OnceLock<MapAction>,
+    build: fn() -> MapAction,
+}
+
+impl LazyMap {
+    /// The map action `build` makes, built when first used.
+    pub const fn new(build: fn() -> MapAction) -> LazyMap {
+        LazyMap {
+            map: OnceLock::new(),
+            build,
+        }
+    }
+
+    fn map(&self) -> &MapAction {
+        self.map.get_or_init(self.build)
+    }
+}
+
+#[async_trait]
+impl Action for LazyMap {
+    fn name(&self) -> &str {
+        self.map().name()
+    }
+    fn reads(&self) -> &[String] {
+        self.map().reads()
+    }
+    fn writes(&self) -> &[String] {
+        self.map().writes()
+    }
+    fn inputs(&self) -> &[String] {
+        self.map().inputs()
+    }
+    fn optional_inputs(&self) -> &[String] {
+        self.map().optional_inputs()
+    }
+    fn tags(&self) -> &[String] {
+        self.map().tags()
+    }
+    fn single_step(&self) -> bool {
+        self.map().single_step()
+    }
+    fn streaming(&self) -> bool {
+        self.map().streaming()
+    }
+    async fn run(
+        &self,
+        state: State,
+        inputs: &Inputs,
+        ctx: &ApplicationContext,
+    ) -> Result<ActionResult, ActionError> {
+        self.map().run(state, inputs, ctx).await
+    }
+    fn update(&self, result: &ActionResult, state: State) -> Result<State, ActionError> {
+        self.map().update(result, state)
+    }
+    async fn run_and_update(
+        &self,
+        state: State,
+        inputs: &Inputs,
+        ctx: &ApplicationContext,
+    ) -> Result<(ActionResult, State), ActionError> {
+        self.map().run_and_update(state, inputs, ctx).await
+    }
+    fn stream_run(
+        &self,
+        state: State,
+        inputs: Inputs,
+        ctx: ApplicationContext,
+    ) -> BoxStream<'static, Result<ActionResult, ActionError>> {
+        self.map().stream_run(state, inputs, ctx)
+    }
 }

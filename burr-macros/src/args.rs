@@ -1,5 +1,7 @@
-//! The arguments of `#[action(...)]`: parsed leniently into raw `key = value` pairs first,
-//! then each checked on its own, so that every mistake is reported at once, at its token.
+//! Attribute arguments: parsed leniently into raw `key = value` pairs first, then each
+//! checked on its own, so that every mistake is reported at once, at its token. The pieces
+//! here (the raw pass, the arguments every attribute shares, value checkers) serve both
+//! `#[action]` and the map attributes.
 
 use std::collections::HashSet;
 
@@ -7,12 +9,28 @@ use proc_macro2::{Delimiter, Span, TokenStream, TokenTree};
 use quote::ToTokens;
 use syn::ext::IdentExt;
 use syn::parse::{ParseStream, Parser};
-use syn::punctuated::Punctuated;
-use syn::{Ident, LitStr, Path, Token};
+use syn::{Expr, Ident, LitStr, Path, Token};
 
 /// The arguments `#[action]` knows, as listed in error messages.
 pub(crate) const KNOWN_ARGUMENTS: &str =
     "`reads = [...]`, `writes = [...]`, `name = \"...\"`, `tags = [...]`, `blocking` and `crate = path`";
+
+/// `#[action]`: its name and arguments.
+const ACTION: Spec = Spec {
+    attr: "action",
+    known: &["reads", "writes", "name", "tags", "blocking", "crate"],
+    listing: KNOWN_ARGUMENTS,
+};
+
+/// An attribute, for parsing its arguments and naming it in errors.
+pub(crate) struct Spec {
+    /// Its name, without `#[]`: `action`.
+    pub(crate) attr: &'static str,
+    /// The keys of its arguments.
+    pub(crate) known: &'static [&'static str],
+    /// Its arguments as listed in error messages.
+    pub(crate) listing: &'static str,
+}
 
 /// A state key or a tag, and where the user wrote it.
 #[derive(Clone, Debug)]
@@ -21,9 +39,9 @@ pub(crate) struct Name {
     pub(crate) span: Span,
 }
 
-/// The checked arguments of `#[action(...)]`.
+/// The arguments every attribute takes: `reads`, `writes`, `tags`, `name` and `crate`.
 #[derive(Default)]
-pub(crate) struct ActionArgs {
+pub(crate) struct Common {
     /// `reads = [...]`.
     pub(crate) reads: Vec<Name>,
     /// `writes = [...]`.
@@ -32,24 +50,34 @@ pub(crate) struct ActionArgs {
     pub(crate) tags: Vec<Name>,
     /// `name = "..."`.
     pub(crate) name: Option<LitStr>,
-    /// `blocking`, with the flag's span.
-    pub(crate) blocking: Option<Span>,
     /// `crate = path`.
     pub(crate) krate: Option<Path>,
 }
 
+/// The checked arguments of `#[action(...)]`.
+#[derive(Default)]
+pub(crate) struct ActionArgs {
+    /// `reads`, `writes`, `tags`, `name`, `crate`.
+    pub(crate) common: Common,
+    /// `blocking`, with the flag's span.
+    pub(crate) blocking: Option<Span>,
+}
+
 /// One `key`, `key = value` as written, the value not yet checked.
-struct RawArg {
-    key: Ident,
+pub(crate) struct RawArg {
+    pub(crate) key: Ident,
     eq: Option<Token![=]>,
     value: TokenStream,
 }
 
-fn parse_raw(input: ParseStream<'_>) -> syn::Result<RawArg> {
+fn parse_raw(input: ParseStream<'_>, spec: &Spec) -> syn::Result<RawArg> {
     let key = input.call(Ident::parse_any).map_err(|e| {
         syn::Error::new(
             e.span(),
-            format!("expected an `#[action]` argument: one of {KNOWN_ARGUMENTS}"),
+            format!(
+                "expected an `#[{}]` argument: one of {}",
+                spec.attr, spec.listing
+            ),
         )
     })?;
     if input.is_empty() || input.peek(Token![,]) {
@@ -73,100 +101,158 @@ fn parse_raw(input: ParseStream<'_>) -> syn::Result<RawArg> {
     })
 }
 
-/// Parse and check the arguments of `#[action(...)]`.
-pub(crate) fn parse(attr: TokenStream) -> syn::Result<ActionArgs> {
+/// Parse the arguments of the attribute `spec`: an unknown or repeated argument is an
+/// error gathered in `errors`, and each known one is given to `apply` with its key
+/// (unraw). Fails only when the arguments are not a list of `key` or `key = value`.
+pub(crate) fn parse_each(
+    attr: TokenStream,
+    spec: &Spec,
+    errors: &mut Errors,
+    mut apply: impl FnMut(&str, RawArg) -> syn::Result<()>,
+) -> syn::Result<()> {
     let raw = (|input: ParseStream<'_>| {
-        Punctuated::<RawArg, Token![,]>::parse_terminated_with(input, parse_raw)
+        let mut raw = Vec::new();
+        while !input.is_empty() {
+            raw.push(parse_raw(input, spec)?);
+            if input.is_empty() {
+                break;
+            }
+            input.parse::<Token![,]>()?;
+        }
+        Ok(raw)
     })
     .parse2(attr)?;
-    let mut args = ActionArgs::default();
-    let mut errors = Errors::default();
     let mut seen = HashSet::new();
     for arg in raw {
         let key = arg.key.unraw().to_string();
-        if !seen.insert(key.clone()) && is_known(&key) {
+        if !spec.known.contains(&key.as_str()) {
             errors.push(syn::Error::new(
                 arg.key.span(),
-                format!("`{key}` is given twice: give each `#[action]` argument once"),
+                format!(
+                    "unknown `#[{}]` argument `{key}`: the known arguments are {}",
+                    spec.attr, spec.listing
+                ),
             ));
             continue;
         }
-        if let Err(e) = apply(&mut args, &key, arg) {
+        if !seen.insert(key.clone()) {
+            errors.push(syn::Error::new(
+                arg.key.span(),
+                format!(
+                    "`{key}` is given twice: give each `#[{}]` argument once",
+                    spec.attr
+                ),
+            ));
+            continue;
+        }
+        if let Err(e) = apply(&key, arg) {
             errors.push(e);
         }
     }
+    Ok(())
+}
+
+/// Parse and check the arguments of `#[action(...)]`.
+pub(crate) fn parse(attr: TokenStream) -> syn::Result<ActionArgs> {
+    let mut args = ActionArgs::default();
+    let mut errors = Errors::default();
+    parse_each(attr, &ACTION, &mut errors, |key, arg| {
+        if key == "blocking" {
+            args.blocking = Some(flag(&arg, key)?);
+            return Ok(());
+        }
+        args.common.apply(key, &arg).unwrap_or(Ok(()))
+    })?;
     errors.finish(args)
 }
 
-fn is_known(key: &str) -> bool {
-    matches!(
-        key,
-        "reads" | "writes" | "name" | "tags" | "blocking" | "crate"
-    )
+impl Common {
+    /// Apply the argument `key` when it is one of the common ones; `None` when it is not.
+    pub(crate) fn apply(&mut self, key: &str, arg: &RawArg) -> Option<syn::Result<()>> {
+        let example = match key {
+            "reads" => "reads = [count]",
+            "writes" => "writes = [count]",
+            "tags" => "tags = [\"llm\"]",
+            "name" => "name = \"answer_question\"",
+            "crate" => "crate = my_burr",
+            _ => return None,
+        };
+        Some(self.apply_known(key, arg, example))
+    }
+
+    fn apply_known(&mut self, key: &str, arg: &RawArg, example: &str) -> syn::Result<()> {
+        let value = value(arg, key, example)?;
+        match key {
+            "reads" => self.reads = names(value, "reads", "state keys", example)?,
+            "writes" => self.writes = names(value, "writes", "state keys", example)?,
+            "tags" => self.tags = names(value, "tags", "tags", example)?,
+            "name" => {
+                let name = syn::parse2::<LitStr>(value.clone()).map_err(|_| {
+                    syn::Error::new_spanned(
+                        value,
+                        format!("`name` takes a string literal: `{example}`"),
+                    )
+                })?;
+                if name.value().is_empty() {
+                    return Err(syn::Error::new(
+                        name.span(),
+                        "an action's name cannot be empty",
+                    ));
+                }
+                self.name = Some(name);
+            }
+            _ => {
+                let path = syn::parse2::<Path>(value.clone()).map_err(|_| {
+                    syn::Error::new_spanned(
+                        value,
+                        format!("`crate` takes the path of the burr-core crate as your Cargo.toml names it: `{example}`"),
+                    )
+                })?;
+                self.krate = Some(path);
+            }
+        }
+        Ok(())
+    }
 }
 
-fn apply(args: &mut ActionArgs, key: &str, arg: RawArg) -> syn::Result<()> {
-    if !is_known(key) {
-        return Err(syn::Error::new(
-            arg.key.span(),
-            format!(
-                "unknown `#[action]` argument `{key}`: the known arguments are {KNOWN_ARGUMENTS}"
-            ),
-        ));
-    }
-    if key == "blocking" {
-        if let Some(eq) = arg.eq {
-            return Err(syn::Error::new(
-                eq.span,
-                "`blocking` is a flag and takes no value: write `blocking`",
-            ));
-        }
-        args.blocking = Some(arg.key.span());
-        return Ok(());
-    }
-    let example = match key {
-        "reads" => "reads = [count]",
-        "writes" => "writes = [count]",
-        "tags" => "tags = [\"llm\"]",
-        "name" => "name = \"answer_question\"",
-        _ => "crate = my_burr",
-    };
+/// The value of `key = value`; an error when there is none.
+pub(crate) fn value<'a>(arg: &'a RawArg, key: &str, example: &str) -> syn::Result<&'a TokenStream> {
     if arg.eq.is_none() || arg.value.is_empty() {
         return Err(syn::Error::new(
             arg.key.span(),
             format!("`{key}` needs a value: `{example}`"),
         ));
     }
-    match key {
-        "reads" => args.reads = names(&arg.value, "reads", "state keys", example)?,
-        "writes" => args.writes = names(&arg.value, "writes", "state keys", example)?,
-        "tags" => args.tags = names(&arg.value, "tags", "tags", example)?,
-        "name" => {
-            let name = syn::parse2::<LitStr>(arg.value.clone()).map_err(|_| {
-                syn::Error::new_spanned(
-                    &arg.value,
-                    format!("`name` takes a string literal: `{example}`"),
-                )
-            })?;
-            if name.value().is_empty() {
-                return Err(syn::Error::new(
-                    name.span(),
-                    "an action's name cannot be empty",
-                ));
-            }
-            args.name = Some(name);
-        }
-        _ => {
-            let path = syn::parse2::<Path>(arg.value.clone()).map_err(|_| {
-                syn::Error::new_spanned(
-                    &arg.value,
-                    format!("`crate` takes the path of the burr-core crate as your Cargo.toml names it: `{example}`"),
-                )
-            })?;
-            args.krate = Some(path);
-        }
+    Ok(&arg.value)
+}
+
+/// The span of the flag `key`; an error when it is given a value.
+pub(crate) fn flag(arg: &RawArg, key: &str) -> syn::Result<Span> {
+    match arg.eq {
+        Some(eq) => Err(syn::Error::new(
+            eq.span,
+            format!("`{key}` is a flag and takes no value: write `{key}`"),
+        )),
+        None => Ok(arg.key.span()),
     }
-    Ok(())
+}
+
+/// The expression of `key = <expr>`.
+pub(crate) fn expr(arg: &RawArg, key: &str, what: &str, example: &str) -> syn::Result<Expr> {
+    let value = value(arg, key, example)?;
+    syn::parse2::<Expr>(value.clone())
+        .map_err(|_| syn::Error::new_spanned(value, format!("`{key}` takes {what}: `{example}`")))
+}
+
+/// The path of `key = <path>`.
+pub(crate) fn path(arg: &RawArg, key: &str, what: &str, example: &str) -> syn::Result<Path> {
+    let value = value(arg, key, example)?;
+    syn::parse2::<Path>(value.clone()).map_err(|_| {
+        syn::Error::new_spanned(
+            value,
+            format!("`{key}` takes the path of {what}: `{example}`"),
+        )
+    })
 }
 
 /// A bracketed list of names (identifiers or string literals): `[count, "other key"]`.
@@ -305,13 +391,13 @@ mod tests {
             crate = ::my_burr
         ))
         .unwrap();
-        assert_eq!(values(&args.reads), ["query", "documents", "type"]);
-        assert_eq!(values(&args.writes), ["answer"]);
-        assert_eq!(values(&args.tags), ["llm", "fast"]);
-        assert_eq!(args.name.unwrap().value(), "answer_question");
+        assert_eq!(values(&args.common.reads), ["query", "documents", "type"]);
+        assert_eq!(values(&args.common.writes), ["answer"]);
+        assert_eq!(values(&args.common.tags), ["llm", "fast"]);
+        assert_eq!(args.common.name.unwrap().value(), "answer_question");
         assert!(args.blocking.is_some());
         assert_eq!(
-            args.krate.unwrap().to_token_stream().to_string(),
+            args.common.krate.unwrap().to_token_stream().to_string(),
             ":: my_burr"
         );
     }
@@ -319,10 +405,12 @@ mod tests {
     #[test]
     fn empty_arguments_and_lists_are_fine() {
         let args = parse(quote!()).unwrap();
-        assert!(args.reads.is_empty() && args.name.is_none() && args.blocking.is_none());
+        assert!(
+            args.common.reads.is_empty() && args.common.name.is_none() && args.blocking.is_none()
+        );
         let args = parse(quote!(reads = [], writes = [count],)).unwrap();
-        assert!(args.reads.is_empty());
-        assert_eq!(values(&args.writes), ["count"]);
+        assert!(args.common.reads.is_empty());
+        assert_eq!(values(&args.common.writes), ["count"]);
     }
 
     #[test]

@@ -17,12 +17,17 @@ pub(crate) fn action(attr: TokenStream, item: TokenStream) -> TokenStream {
     let item_fn = match syn::parse2::<ItemFn>(item.clone()) {
         Ok(item_fn) => item_fn,
         Err(_) => {
-            let error = not_a_function(&item).to_compile_error();
+            let error = not_a_function(
+                &item,
+                "action",
+                "fn name(state: State, ...) -> State { ... }",
+            )
+            .to_compile_error();
             return quote!(#item #error);
         }
     };
     let args = args::parse(attr);
-    let (item_fn, analyzed) = signature::analyze(item_fn);
+    let (item_fn, analyzed) = signature::analyze(item_fn, &signature::ACTION);
     match check(args, analyzed, &item_fn) {
         Ok(checked) => generate(&checked, &item_fn),
         Err(error) => {
@@ -32,7 +37,9 @@ pub(crate) fn action(attr: TokenStream, item: TokenStream) -> TokenStream {
     }
 }
 
-fn not_a_function(item: &TokenStream) -> syn::Error {
+/// The error for `#[attr]` on an item that is not a function: `shape` shows the function
+/// it wants.
+pub(crate) fn not_a_function(item: &TokenStream, attr: &str, shape: &str) -> syn::Error {
     let span = match syn::parse2::<Item>(item.clone()) {
         Ok(Item::Struct(item)) => item.struct_token.span,
         Ok(Item::Enum(item)) => item.enum_token.span,
@@ -52,7 +59,7 @@ fn not_a_function(item: &TokenStream) -> syn::Error {
     };
     syn::Error::new(
         span,
-        "`#[action]` applies to a function with a body: `fn name(state: State, ...) -> State { ... }`",
+        format!("`#[{attr}]` applies to a function with a body: `{shape}`"),
     )
 }
 
@@ -71,7 +78,7 @@ fn check(
     let mut errors = Errors::default();
     let args = errors.ok(args);
     let action = errors.ok(analyzed);
-    let const_ident = errors.ok(const_name(&item_fn.sig.ident));
+    let const_ident = errors.ok(const_name(&item_fn.sig.ident, "action"));
     let blocking = args.as_ref().and_then(|args| args.blocking);
     if let (Some(blocking), Some(_)) = (blocking, item_fn.sig.asyncness) {
         errors.push(syn::Error::new(
@@ -95,18 +102,19 @@ fn check(
     }
 }
 
-/// The action constant's name: the UpperCamelCase of the function's.
-fn const_name(fn_ident: &Ident) -> syn::Result<Ident> {
+/// The action constant's name: the UpperCamelCase of the function's (`attr` names the
+/// attribute in errors).
+pub(crate) fn const_name(fn_ident: &Ident, attr: &str) -> syn::Result<Ident> {
     let fn_name = fn_ident.unraw().to_string();
     match upper_camel(&fn_name) {
         Some(camel) if camel != fn_name => Ok(Ident::new(&camel, fn_ident.span())),
         Some(camel) => Err(syn::Error::new(
             fn_ident.span(),
-            format!("`#[action]` makes a constant named `{camel}`, the UpperCamelCase of the function's name, for the action, which would clash with the function: name the function in snake_case"),
+            format!("`#[{attr}]` makes a constant named `{camel}`, the UpperCamelCase of the function's name, for the action, which would clash with the function: name the function in snake_case"),
         )),
         None => Err(syn::Error::new(
             fn_ident.span(),
-            "`#[action]` makes a constant named by the UpperCamelCase of the function's name, for the action, and this name has none: start it with a letter",
+            format!("`#[{attr}]` makes a constant named by the UpperCamelCase of the function's name, for the action, and this name has none: start it with a letter"),
         )),
     }
 }
@@ -117,22 +125,11 @@ fn generate(checked: &Checked, item_fn: &ItemFn) -> TokenStream {
         action,
         const_ident,
     } = checked;
-    let krate = args
-        .krate
-        .as_ref()
-        .map_or_else(|| quote!(::burr_core), ToTokens::to_token_stream);
-    let p = quote!(#krate::__private);
+    let p = private_path(&args.common);
     let fn_ident = &item_fn.sig.ident;
     let vis = &item_fn.vis;
-    let cfgs = item_fn
-        .attrs
-        .iter()
-        .filter(|attr| attr.path().is_ident("cfg"));
-    let cfgs = quote!(#(#cfgs)*);
-    let name = args
-        .name
-        .as_ref()
-        .map_or_else(|| fn_ident.unraw().to_string(), LitStr::value);
+    let cfgs = cfgs(item_fn);
+    let name = action_name(&args.common, fn_ident);
 
     // The generated function's own names, out of reach of the user's tokens.
     let state = Ident::new("state", Span::mixed_site());
@@ -214,7 +211,12 @@ fn generate(checked: &Checked, item_fn: &ItemFn) -> TokenStream {
     };
 
     let names = |v: &[args::Name]| v.iter().map(|n| n.value.clone()).collect::<Vec<_>>();
-    let (reads, writes, tags) = (names(&args.reads), names(&args.writes), names(&args.tags));
+    let common = &args.common;
+    let (reads, writes, tags) = (
+        names(&common.reads),
+        names(&common.writes),
+        names(&common.tags),
+    );
     let doc = action_doc(
         &name,
         &fn_ident.unraw().to_string(),
@@ -277,6 +279,32 @@ fn generate(checked: &Checked, item_fn: &ItemFn) -> TokenStream {
             #p::StaticAction::new(&#action_struct)
         };
     }
+}
+
+/// `<burr-core>::__private`, burr-core named as `crate = ...` says.
+pub(crate) fn private_path(common: &args::Common) -> TokenStream {
+    let krate = common
+        .krate
+        .as_ref()
+        .map_or_else(|| quote!(::burr_core), ToTokens::to_token_stream);
+    quote!(#krate::__private)
+}
+
+/// The function's `#[cfg]` attributes, for the items generated next to it.
+pub(crate) fn cfgs(item_fn: &ItemFn) -> TokenStream {
+    let cfgs = item_fn
+        .attrs
+        .iter()
+        .filter(|attr| attr.path().is_ident("cfg"));
+    quote!(#(#cfgs)*)
+}
+
+/// The action's name: `name = "..."`, or the function's.
+pub(crate) fn action_name(common: &args::Common, fn_ident: &Ident) -> String {
+    common
+        .name
+        .as_ref()
+        .map_or_else(|| fn_ident.unraw().to_string(), LitStr::value)
 }
 
 fn action_doc(

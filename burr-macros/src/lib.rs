@@ -1,20 +1,117 @@
 //! # burr-macros
 //!
-//! The `#[action]` attribute macro of [burr-core](https://docs.rs/burr-core): write an
-//! action as a function, get a checked `Action`. Use it through burr-core (feature `macros`,
-//! on by default), as `burr_core::action`; this crate is not meant to be a dependency of
-//! its own.
+//! The attribute macros of [burr-core](https://docs.rs/burr-core): write an action as a
+//! function, get a checked `Action`. Use them through burr-core (feature `macros`, on by
+//! default), as `burr_core::action`, `burr_core::map_states`, `burr_core::map_tasks` and
+//! `burr_core::map_actions`; this crate is not meant to be a dependency of its own.
 //!
-//! See [`macro@action`] for what it accepts and generates. Inside, the macro works in four
-//! stages: the attribute's arguments are parsed (`args`), the function's signature is
-//! checked and modelled (`signature`), and the action is generated (`expand`); every
-//! mistake is reported at the token that makes it, all at once, with the function still
-//! emitted so that IDEs keep working.
+//! See [`macro@action`] for what it accepts and generates, and [Map actions](#map-actions)
+//! for the other three. Inside, a macro works in four stages: the attribute's arguments
+//! are parsed (`args`, `map_args`), the function's signature is checked and modelled
+//! (`signature`, with a `Kind` per attribute), and the action is generated (`expand`,
+//! `map_expand`); every mistake is reported at the token that makes it, all at once, with
+//! the function still emitted so that IDEs keep working.
+//!
+//! # Map actions
+//!
+//! A map action runs child applications and reduces their final states into the parent's
+//! state (see `burr_core::parallel`). Write the function that says what the children start
+//! from, and name the reducer:
+//!
+//! ```
+//! use burr_core::parallel::SubGraph;
+//! use burr_core::{action, map_states, ActionError, ApplicationBuilder, Inputs, State};
+//! use serde_json::json;
+//!
+//! #[action(reads = [text], writes = [length])]
+//! fn measure(state: State) -> Result<State, ActionError> {
+//!     let text: String = state.get("text")?;
+//!     Ok(state.update("length", text.chars().count()))
+//! }
+//!
+//! /// One child per word; the reduce gets the children's final states in task order.
+//! #[map_states(subgraph = SubGraph::action(Measure), reduce = collect_lengths, reads = [words], writes = [lengths])]
+//! fn lengths(state: State) -> Result<Vec<State>, ActionError> {
+//!     let words: Vec<String> = state.get("words")?;
+//!     Ok(words.into_iter().map(|w| State::new().update("text", w)).collect())
+//! }
+//!
+//! fn collect_lengths(state: State, children: Vec<State>) -> Result<State, ActionError> {
+//!     let lengths: Vec<i64> = children.iter().map(|c| c.get("length")).collect::<Result<_, _>>()?;
+//!     Ok(state.update("lengths", lengths))
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> burr_core::Result<()> {
+//! let mut app = ApplicationBuilder::new()
+//!     .with_actions([Lengths])
+//!     .with_state(State::new().update("words", json!(["a", "bb", "ccc"])))
+//!     .with_entrypoint("lengths")
+//!     .build()
+//!     .await?;
+//! app.step(Inputs::new()).await?;
+//! assert_eq!(app.state().get::<Vec<i64>>("lengths")?, [1, 2, 3]);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! | attribute | the function returns | one child per |
+//! | --- | --- | --- |
+//! | `#[map_states(subgraph = <SubGraph>, ...)]` | `Vec<State>` | state, running `subgraph`, keyed by index |
+//! | `#[map_states(subgraph = <SubGraph>, keyed, ...)]` | `Vec<(String, State)>` | state, keyed by the string |
+//! | `#[map_tasks(...)]` | `Vec<Task>` | task (its own sub-graph, state, inputs and key) |
+//! | `#[map_actions(subgraphs = [<SubGraph>, ...], ...)]` | `State` | sub-graph, all starting from that state, keyed by entrypoint |
+//!
+//! Each may also be a `Result` of it whose error converts into `ActionError`. The function
+//! takes the state (the keys it `reads`) first, by value, then inputs exactly as an
+//! `#[action]` function does (`Option<T>`, `#[input(default = ...)]`); an input that does
+//! not deserialize fails the step with `burr_core::action::InputError`, naming the action
+//! by its declared name. It is a plain `fn` and takes no `ApplicationContext`: it builds
+//! what the children run, before they run (the children's actions may be `async`).
+//!
+//! Besides `reads`, `writes`, `name`, `tags` and `crate`, as for `#[action]`:
+//!
+//! | argument | meaning |
+//! | --- | --- |
+//! | `subgraph = <expr>` | `#[map_states]`, required: the `SubGraph` every child runs |
+//! | `subgraphs = [<expr>, ...]` | `#[map_actions]`, required: the `SubGraph`s (any iterable of them) |
+//! | `keyed` | `#[map_states]`: the function returns `(key, state)` pairs; a resumed parent finds each child by key |
+//! | `reduce = path` | the reducer, `fn(State, Vec<State>) -> Result<State, E>` (or `-> State`): the parent state (the keys it reads) and the children's final states, in task order |
+//! | `reduce_settled = path` | instead of `reduce`, `fn(State, Vec<ChildOutcome>) -> Result<State, E>`: every child's outcome, failures included; sets the policy to `Settled` |
+//! | `policy = <expr>` | the `FailurePolicy` (default `FailFast`; written after the reducer, so it wins over `reduce_settled`'s) |
+//!
+//! With no reducer the parent state is unchanged, so `writes` must be empty (a compile
+//! error says so). Each argument's value ends at the next top-level comma: wrap an
+//! expression with commas outside brackets in parentheses.
+//!
+//! What comes out is what `#[action]` makes: the function, unchanged and callable, and a
+//! constant named by its UpperCamelCase, a `burr_core::action::StaticAction`, so that
+//! `with_actions([Lengths, Measure])` mixes both. A map action holds closures, which no
+//! constant can hold, so the constant refers to a `static` whose `MapAction` is built when
+//! first used (the `subgraph` expressions are evaluated then, once per program).
+//!
+//! ```compile_fail
+//! use burr_core::parallel::SubGraph;
+//! use burr_core::{action, map_states, State};
+//!
+//! #[action(reads = [text], writes = [length])]
+//! fn measure(state: State) -> State {
+//!     state.update("length", 1)
+//! }
+//!
+//! #[map_states(subgraph = SubGraph::action(Measure), writes = [lengths])] // error: `writes` lists `lengths`, but with no `reduce` ...
+//! fn lengths(state: State) -> Vec<State> {
+//!     vec![state]
+//! }
+//! ```
 
 use proc_macro::TokenStream;
 
 mod args;
 mod expand;
+mod map_args;
+mod map_expand;
+mod map_signature;
 mod names;
 mod signature;
 
@@ -153,4 +250,31 @@ mod signature;
 #[proc_macro_attribute]
 pub fn action(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand::action(attr.into(), item.into()).into()
+}
+
+/// Make a map action of a function returning the children's starting states: one
+/// sub-graph over many states (Burr's `MapStates`).
+///
+/// See [the crate docs](crate#map-actions) for the map attributes.
+#[proc_macro_attribute]
+pub fn map_states(attr: TokenStream, item: TokenStream) -> TokenStream {
+    map_expand::map(map_args::MapKind::States, attr.into(), item.into()).into()
+}
+
+/// Make a map action of a function returning the children's tasks (`Vec<Task>`): the
+/// task-level map, where each task names its own sub-graph, state, inputs and key.
+///
+/// See [the crate docs](crate#map-actions) for the map attributes.
+#[proc_macro_attribute]
+pub fn map_tasks(attr: TokenStream, item: TokenStream) -> TokenStream {
+    map_expand::map(map_args::MapKind::Tasks, attr.into(), item.into()).into()
+}
+
+/// Make a map action of a function returning one state that many sub-graphs each start
+/// from (Burr's `MapActions`).
+///
+/// See [the crate docs](crate#map-actions) for the map attributes.
+#[proc_macro_attribute]
+pub fn map_actions(attr: TokenStream, item: TokenStream) -> TokenStream {
+    map_expand::map(map_args::MapKind::Actions, attr.into(), item.into()).into()
 }

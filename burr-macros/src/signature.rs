@@ -1,5 +1,6 @@
-//! The action function's signature, checked and modelled: the state parameter, the inputs
-//! (required, optional or defaulted), the context parameter and the return type.
+//! The signature of the function an attribute applies to, checked and modelled: the state
+//! parameter, the inputs (required, optional or defaulted), the context parameter and the
+//! return type. What differs between `#[action]` and the map attributes is a [`Kind`].
 
 use proc_macro2::Span;
 use syn::spanned::Spanned;
@@ -55,9 +56,47 @@ const SHAPE: &str = "fn name(state: State, <inputs>..., ctx: &ApplicationContext
 const RETURNS: &str =
     "an action returns its new state: `State`, `(result, State)`, or a `Result` of either";
 
-/// Check `item` as an action function. The function comes back with its `#[input]`
+/// The kind of function an attribute applies to: what its errors call it, and what it may
+/// take and return.
+pub(crate) struct Kind {
+    /// The attribute, without `#[]`: `action`.
+    pub(crate) attr: &'static str,
+    /// The function as errors name it: `an action function`.
+    pub(crate) function: &'static str,
+    /// The signature it takes, as errors show it.
+    pub(crate) shape: &'static str,
+    /// What it returns, as errors say it.
+    pub(crate) returns: &'static str,
+    /// The return type suggested when there is none.
+    pub(crate) default_return: &'static str,
+    /// Whether it runs within the step, so may be `async` and take the context. A map
+    /// function only builds what the children run, before they run.
+    pub(crate) in_step: bool,
+    /// Checks the return type's shape (the types are checked by the compiler).
+    pub(crate) check_output: fn(&Type) -> syn::Result<()>,
+}
+
+/// The function of `#[action]`.
+pub(crate) const ACTION: Kind = Kind {
+    attr: "action",
+    function: "an action function",
+    shape: SHAPE,
+    returns: RETURNS,
+    default_return: "State",
+    in_step: true,
+    check_output,
+};
+
+/// Check `item` as a function of `kind`. The function comes back with its `#[input]`
 /// attributes removed, to be emitted whatever the outcome.
-pub(crate) fn analyze(mut item: ItemFn) -> (ItemFn, syn::Result<ActionFn>) {
+pub(crate) fn analyze(mut item: ItemFn, kind: &Kind) -> (ItemFn, syn::Result<ActionFn>) {
+    let Kind {
+        function,
+        shape,
+        returns,
+        default_return,
+        ..
+    } = kind;
     let mut errors = Errors::default();
     let defaults = strip_input_attributes(&mut item, &mut errors);
     let sig = &item.sig;
@@ -65,14 +104,14 @@ pub(crate) fn analyze(mut item: ItemFn) -> (ItemFn, syn::Result<ActionFn>) {
     if let Some(unsafety) = sig.unsafety {
         errors.push(syn::Error::new(
             unsafety.span,
-            "an action function cannot be `unsafe`: the action calls it with no way to uphold its safety contract; make it a safe `fn`",
+            format!("{function} cannot be `unsafe`: the action calls it with no way to uphold its safety contract; make it a safe `fn`"),
         ));
     }
     for param in &sig.generics.params {
         if !matches!(param, GenericParam::Lifetime(_)) {
             errors.push(syn::Error::new_spanned(
                 param,
-                "an action function cannot be generic: the action deserializes its inputs into concrete types; name the types",
+                format!("{function} cannot be generic: the action deserializes its inputs into concrete types; name the types"),
             ));
         }
     }
@@ -83,10 +122,10 @@ pub(crate) fn analyze(mut item: ItemFn) -> (ItemFn, syn::Result<ActionFn>) {
     match inputs_iter.next() {
         None => errors.push(syn::Error::new(
             sig.paren_token.span.join(),
-            format!("an action function takes the state as its first parameter: `{SHAPE}`"),
+            format!("{function} takes the state as its first parameter: `{shape}`"),
         )),
         Some((first, default)) => {
-            if let Err(e) = check_state(first) {
+            if let Err(e) = check_state(first, kind) {
                 errors.push(e);
                 // `fn f(&self, state: State)`: that state is the state, not a second one.
                 let state_follows = inputs_iter.clone().next().is_some_and(
@@ -105,7 +144,11 @@ pub(crate) fn analyze(mut item: ItemFn) -> (ItemFn, syn::Result<ActionFn>) {
         }
     }
     for (arg, default) in inputs_iter {
-        match param(arg, default) {
+        match param(arg, default, kind) {
+            Ok(Param::Context { .. }) if !kind.in_step => errors.push(syn::Error::new(
+                arg.span(),
+                format!("{function} cannot take the `ApplicationContext`: it builds what the children run, from the state and the inputs, before they run; remove this parameter"),
+            )),
             Ok(param @ Param::Context { .. }) => {
                 if let Some(first) = seen_context {
                     let mut e = syn::Error::new(
@@ -126,12 +169,18 @@ pub(crate) fn analyze(mut item: ItemFn) -> (ItemFn, syn::Result<ActionFn>) {
     let output = match &sig.output {
         ReturnType::Default => Err(syn::Error::new(
             sig.paren_token.span.close(),
-            format!("missing return type: {RETURNS}; add `-> State`"),
+            format!("missing return type: {returns}; add `-> {default_return}`"),
         )),
-        ReturnType::Type(_, ty) => check_output(ty).map(|()| (**ty).clone()),
+        ReturnType::Type(_, ty) => (kind.check_output)(ty).map(|()| (**ty).clone()),
     };
 
     let is_async = sig.asyncness.is_some();
+    if let (Some(asyncness), false) = (sig.asyncness, kind.in_step) {
+        errors.push(syn::Error::new(
+            asyncness.span,
+            format!("{function} cannot be `async`: it builds what the children run, before they run; make it a plain `fn` (the children's actions may be async)"),
+        ));
+    }
     let result = match output {
         Ok(output) => errors.finish(ActionFn {
             is_async,
@@ -201,12 +250,18 @@ fn input_default(attr: &Attribute) -> syn::Result<Expr> {
     default.ok_or_else(|| syn::Error::new_spanned(attr, USAGE))
 }
 
-fn check_state(arg: &FnArg) -> syn::Result<()> {
+fn check_state(arg: &FnArg, kind: &Kind) -> syn::Result<()> {
+    let Kind {
+        attr,
+        function,
+        shape,
+        ..
+    } = kind;
     let ty = match arg {
         FnArg::Receiver(receiver) => {
             return Err(syn::Error::new(
                 receiver.self_token.span,
-                format!("`#[action]` cannot take `self`: write a free function whose first parameter is the state: `{SHAPE}`"),
+                format!("`#[{attr}]` cannot take `self`: write a free function whose first parameter is the state: `{shape}`"),
             ))
         }
         FnArg::Typed(pat_type) => ungroup(&pat_type.ty),
@@ -225,24 +280,22 @@ fn check_state(arg: &FnArg) -> syn::Result<()> {
     if is_context(ty).is_some() {
         return Err(syn::Error::new_spanned(
             ty,
-            format!("the state comes first, then the inputs and the context: `{SHAPE}`"),
+            format!("the state comes first, then the inputs and the context: `{shape}`"),
         ));
     }
     Err(syn::Error::new_spanned(
         ty,
-        format!(
-            "the first parameter of an action function is the state, of type `State`: `{SHAPE}`"
-        ),
+        format!("the first parameter of {function} is the state, of type `State`: `{shape}`"),
     ))
 }
 
-fn param(arg: &FnArg, default: Option<Expr>) -> syn::Result<Param> {
+fn param(arg: &FnArg, default: Option<Expr>, kind: &Kind) -> syn::Result<Param> {
     let pat_type = match arg {
         FnArg::Typed(pat_type) => pat_type,
         FnArg::Receiver(receiver) => {
             return Err(syn::Error::new(
                 receiver.self_token.span,
-                "`#[action]` cannot take `self`",
+                format!("`#[{}]` cannot take `self`", kind.attr),
             ))
         }
     };
@@ -267,7 +320,10 @@ fn param(arg: &FnArg, default: Option<Expr>) -> syn::Result<Param> {
     if is_named(ty, "State") || matches!(ty, Type::Reference(r) if is_named(&r.elem, "State")) {
         return Err(syn::Error::new_spanned(
             ty,
-            "an action function takes one state, as its first parameter; take what else it needs as inputs",
+            format!(
+                "{} takes one state, as its first parameter; take what else it needs as inputs",
+                kind.function
+            ),
         ));
     }
     let name = match &*pat_type.pat {
@@ -344,7 +400,7 @@ fn check_output(ty: &Type) -> syn::Result<()> {
 }
 
 /// The type inside invisible groups and parentheses.
-fn ungroup(ty: &Type) -> &Type {
+pub(crate) fn ungroup(ty: &Type) -> &Type {
     match ty {
         Type::Group(group) => ungroup(&group.elem),
         Type::Paren(paren) => ungroup(&paren.elem),
@@ -353,7 +409,7 @@ fn ungroup(ty: &Type) -> &Type {
 }
 
 /// Whether `ty` is a path whose last segment is `name`, with no generic arguments.
-fn is_named(ty: &Type, name: &str) -> bool {
+pub(crate) fn is_named(ty: &Type, name: &str) -> bool {
     match ungroup(ty) {
         Type::Path(TypePath { qself: None, path }) => path
             .segments
@@ -376,18 +432,28 @@ fn is_context(ty: &Type) -> Option<bool> {
 
 /// `T` when `ty` is `Option<T>` (by its last path segment).
 fn option_inner(ty: &Type) -> Option<&Type> {
+    first_argument(ty, "Option", 1..=1)
+}
+
+/// The first generic argument of `ty` when it is a path whose last segment is `name` with
+/// a number of type arguments in `count`: `T` of `Result<T, E>`.
+pub(crate) fn first_argument<'a>(
+    ty: &'a Type,
+    name: &str,
+    count: std::ops::RangeInclusive<usize>,
+) -> Option<&'a Type> {
     let Type::Path(TypePath { qself: None, path }) = ungroup(ty) else {
         return None;
     };
     let last = path.segments.last()?;
-    if last.ident != "Option" {
+    if last.ident != name {
         return None;
     }
     let PathArguments::AngleBracketed(args) = &last.arguments else {
         return None;
     };
     match args.args.first() {
-        Some(GenericArgument::Type(inner)) if args.args.len() == 1 => Some(inner),
+        Some(GenericArgument::Type(inner)) if count.contains(&args.args.len()) => Some(inner),
         _ => None,
     }
 }
@@ -399,14 +465,14 @@ mod tests {
     use super::*;
 
     fn analyze_ok(item: proc_macro2::TokenStream) -> ActionFn {
-        match analyze(syn::parse2(item).unwrap()).1 {
+        match analyze(syn::parse2(item).unwrap(), &ACTION).1 {
             Ok(action) => action,
             Err(e) => panic!("unexpected error: {e}"),
         }
     }
 
     fn analyze_err(item: proc_macro2::TokenStream) -> String {
-        match analyze(syn::parse2(item).unwrap()).1 {
+        match analyze(syn::parse2(item).unwrap(), &ACTION).1 {
             Ok(_) => panic!("expected an error"),
             Err(e) => e
                 .into_iter()
@@ -454,9 +520,12 @@ mod tests {
 
     #[test]
     fn input_attributes_are_removed_from_the_emitted_function() {
-        let (item, result) = analyze(syn::parse_quote! {
-            fn f(state: State, #[input(default = 5)] #[allow(unused)] n: i64) -> State { state }
-        });
+        let (item, result) = analyze(
+            syn::parse_quote! {
+                fn f(state: State, #[input(default = 5)] #[allow(unused)] n: i64) -> State { state }
+            },
+            &ACTION,
+        );
         assert!(result.is_ok());
         let emitted = item.to_token_stream().to_string();
         assert!(!emitted.contains("input"), "{emitted}");

@@ -56,6 +56,47 @@
 //! assert_eq!(step.state.get_value("lengths"), Some(&json!([1, 2, 3])));
 //! # Ok(()) }
 //! ```
+//!
+//! The attributes [`map_states`](macro@crate::map_states),
+//! [`map_tasks`](macro@crate::map_tasks) and [`map_actions`](macro@crate::map_actions)
+//! (feature `macros`, on by default) make the same map action of plain functions, the way
+//! [`action`](macro@crate::action) does for actions:
+//!
+//! ```
+//! use burr_core::parallel::SubGraph;
+//! use burr_core::{action, map_states, ActionError, ApplicationBuilder, Inputs, State};
+//! use serde_json::json;
+//!
+//! #[action(reads = [text], writes = [length])]
+//! fn measure(state: State) -> Result<State, ActionError> {
+//!     let text: String = state.get("text")?;
+//!     Ok(state.update("length", text.chars().count()))
+//! }
+//!
+//! /// One child per word; the reduce gets the children's final states in task order.
+//! #[map_states(subgraph = SubGraph::action(Measure), reduce = collect_lengths, reads = [words], writes = [lengths])]
+//! fn lengths(state: State) -> Result<Vec<State>, ActionError> {
+//!     let words: Vec<String> = state.get("words")?;
+//!     Ok(words.into_iter().map(|w| State::new().update("text", w)).collect())
+//! }
+//!
+//! fn collect_lengths(state: State, children: Vec<State>) -> Result<State, ActionError> {
+//!     let lengths: Vec<i64> = children.iter().map(|c| c.get("length")).collect::<Result<_, _>>()?;
+//!     Ok(state.update("lengths", lengths))
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> burr_core::Result<()> {
+//! let mut app = ApplicationBuilder::new()
+//!     .with_actions([Lengths])
+//!     .with_state(State::new().update("words", json!(["a", "bb", "ccc"])))
+//!     .with_entrypoint("lengths")
+//!     .build()
+//!     .await?;
+//! let step = app.step(Inputs::new()).await?.unwrap();
+//! assert_eq!(step.state.get_value("lengths"), Some(&json!([1, 2, 3])));
+//! # Ok(()) }
+//! ```
 
 mod child;
 mod executor;

@@ -1,0 +1,349 @@
+//! The expansion of the map attributes: the user's function, unchanged but for its
+//! `#[input]` attributes, and a constant `StaticAction` referring to a `static` whose
+//! `MapAction` (which holds closures, so no constant can) is built on first use.
+
+use proc_macro2::{Ident, Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned};
+use syn::ext::IdentExt;
+use syn::spanned::Spanned;
+use syn::ItemFn;
+
+use crate::args::{Errors, Name};
+use crate::expand::{action_name, cfgs, const_name, not_a_function, private_path};
+use crate::map_args::{self, MapArgs, MapKind, Reducer};
+use crate::map_signature;
+use crate::names::type_display;
+use crate::signature::{self, ActionFn, InputKind, Param};
+
+/// Expand `#[<kind>(attr)] item`. On error, the function is still emitted next to the
+/// errors.
+pub(crate) fn map(kind: MapKind, attr: TokenStream, item: TokenStream) -> TokenStream {
+    let item_fn = match syn::parse2::<ItemFn>(item.clone()) {
+        Ok(item_fn) => item_fn,
+        Err(_) => {
+            let shape = map_signature::kind(kind, false).shape;
+            let error = not_a_function(&item, kind.attr(), &format!("{shape} {{ ... }}"))
+                .to_compile_error();
+            return quote!(#item #error);
+        }
+    };
+    let mut errors = Errors::default();
+    let args = errors.ok(map_args::parse(attr, kind));
+    let keyed = args.as_ref().is_some_and(|args| args.keyed);
+    let (item_fn, analyzed) = signature::analyze(item_fn, map_signature::kind(kind, keyed));
+    let function = errors.ok(analyzed);
+    let const_ident = errors.ok(const_name(&item_fn.sig.ident, kind.attr()));
+    match (args, function, const_ident) {
+        (Some(args), Some(function), Some(const_ident)) => {
+            generate(kind, &args, &function, &const_ident, &item_fn)
+        }
+        _ => {
+            // At least one error was gathered.
+            let error = match errors.finish(()) {
+                Err(error) => error,
+                Ok(()) => syn::Error::new(
+                    item_fn.sig.ident.span(),
+                    format!("`#[{}]` cannot expand this function", kind.attr()),
+                ),
+            }
+            .to_compile_error();
+            quote!(#item_fn #error)
+        }
+    }
+}
+
+fn generate(
+    kind: MapKind,
+    args: &MapArgs,
+    function: &ActionFn,
+    const_ident: &Ident,
+    item_fn: &ItemFn,
+) -> TokenStream {
+    let p = private_path(&args.common);
+    let fn_ident = &item_fn.sig.ident;
+    let vis = &item_fn.vis;
+    let cfgs = cfgs(item_fn);
+    let name = action_name(&args.common, fn_ident);
+
+    // The generated code's own names, out of reach of the user's tokens.
+    let state = Ident::new("state", Span::mixed_site());
+    let inputs = Ident::new("inputs", Span::mixed_site());
+    let children = Ident::new("children", Span::mixed_site());
+    let value = Ident::new("value", Span::mixed_site());
+
+    let mut lets = Vec::new();
+    let mut call_args = Vec::new();
+    let (mut required, mut optional) = (Vec::new(), Vec::new());
+    for (index, param) in function.params.iter().enumerate() {
+        // `analyze` rejects the context for a map function.
+        let Param::Input(input) = param else {
+            continue;
+        };
+        let var = format_ident!("input_{}", index, span = Span::mixed_site());
+        let ty = &input.ty;
+        let input_name = &input.name;
+        let expected = type_display(ty);
+        let lookup = |function: &str| {
+            let function = Ident::new(function, Span::call_site());
+            quote_spanned!(ty.span()=> #p::#function::<#ty>(#name, #inputs, #input_name, #expected)?)
+        };
+        lets.push(match &input.kind {
+            InputKind::Required => {
+                required.push(input_name.clone());
+                let lookup = lookup("map_required_input");
+                quote!(let #var: #ty = #lookup;)
+            }
+            InputKind::Option => {
+                optional.push(input_name.clone());
+                let lookup = lookup("map_optional_input");
+                quote!(let #var: #ty = ::core::option::Option::flatten(#lookup);)
+            }
+            InputKind::Default(default) => {
+                optional.push(input_name.clone());
+                let lookup = lookup("map_optional_input");
+                quote! {
+                    let #var: #ty = match #lookup {
+                        ::core::option::Option::Some(#value) => #value,
+                        ::core::option::Option::None => {
+                            let #value: #ty = #default;
+                            #value
+                        }
+                    };
+                }
+            }
+        });
+        call_args.push(quote!(#var));
+    }
+
+    let target = match (kind, args.keyed) {
+        (MapKind::States, false) => quote!(::std::vec::Vec<#p::State>),
+        (MapKind::States, true) => {
+            quote!(::std::vec::Vec<(::std::string::String, #p::State)>)
+        }
+        (MapKind::Tasks, _) => quote!(::std::vec::Vec<#p::Task>),
+        (MapKind::Actions, _) => quote!(#p::State),
+    };
+    let output = &function.output;
+    let call = quote!(#fn_ident(::core::clone::Clone::clone(#state) #(, #call_args)*));
+    let body = quote_spanned!(output.span()=> #p::map_output::<#target, #output>(#call));
+    let build_children = quote! {
+        |#state: &#p::State, #inputs: &#p::Inputs| -> ::core::result::Result<#target, #p::ActionError> {
+            let _ = #inputs;
+            #(#lets)*
+            #body
+        }
+    };
+    let map = match kind {
+        MapKind::States => {
+            let subgraph = args
+                .subgraph
+                .as_ref()
+                .map(|expr| quote_spanned!(expr.span()=> { let subgraph: #p::SubGraph = #expr; subgraph }));
+            let constructor = if args.keyed {
+                quote!(keyed)
+            } else {
+                quote!(new)
+            };
+            quote!(#p::MapStates::#constructor(#name, #subgraph, #build_children))
+        }
+        MapKind::Tasks => quote!(#p::MapAction::tasks(#name, #build_children)),
+        MapKind::Actions => {
+            let subgraphs = args
+                .subgraphs
+                .as_ref()
+                .map(|expr| quote_spanned!(expr.span()=> #p::subgraphs(#expr)));
+            quote!(#p::MapActions::new(#name, #subgraphs, #build_children))
+        }
+    };
+    let reduce = args.reducer.as_ref().map(|reducer| {
+        let (method, path) = match reducer {
+            Reducer::States(path) => (quote!(reduce), path),
+            Reducer::Outcomes(path) => (quote!(reduce_settled), path),
+        };
+        let call =
+            quote_spanned!(path.span()=> #p::map_output::<#p::State, _>(#path(#state, #children)));
+        quote!(.#method(|#state, #children| #call))
+    });
+    // After the reducer: `reduce_settled` sets the policy, and the one written wins.
+    let policy = args.policy.as_ref().map(|policy| quote!(.policy(#policy)));
+    let names = |v: &[Name]| v.iter().map(|n| n.value.clone()).collect::<Vec<_>>();
+    let common = &args.common;
+    let (reads, writes, tags) = (
+        names(&common.reads),
+        names(&common.writes),
+        names(&common.tags),
+    );
+    let doc = map_doc(kind, &name, &fn_ident.unraw().to_string(), &reads, &writes);
+
+    let build = Ident::new("build", Span::mixed_site());
+    let lazy = Ident::new("MAP", Span::mixed_site());
+    quote! {
+        #item_fn
+
+        #cfgs
+        #[doc = #doc]
+        #[allow(non_upper_case_globals)]
+        #vis const #const_ident: #p::StaticAction = {
+            fn #build() -> #p::MapAction {
+                #map
+                    #reduce
+                    #policy
+                    .reads(#p::names(&[#(#reads),*]))
+                    .writes(#p::names(&[#(#writes),*]))
+                    .inputs(#p::names(&[#(#required),*]))
+                    .optional_inputs(#p::names(&[#(#optional),*]))
+                    .tags(#p::names(&[#(#tags),*]))
+            }
+            static #lazy: #p::LazyMap = #p::LazyMap::new(#build);
+            #p::StaticAction::new(&#lazy)
+        };
+    }
+}
+
+fn map_doc(
+    kind: MapKind,
+    name: &str,
+    function: &str,
+    reads: &[String],
+    writes: &[String],
+) -> String {
+    let list = |items: &[String]| {
+        if items.is_empty() {
+            "nothing".to_owned()
+        } else {
+            items
+                .iter()
+                .map(|item| format!("`{item}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    };
+    format!(
+        "The map action `{name}`, made by `#[{}]` from the function `{function}`: reads {}; writes {}.",
+        kind.attr(),
+        list(reads),
+        list(writes)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expand(kind: MapKind, attr: TokenStream, item: TokenStream) -> String {
+        map(kind, attr, item).to_string()
+    }
+
+    #[test]
+    fn generates_the_function_and_a_lazy_map_constant() {
+        let out = expand(
+            MapKind::States,
+            quote!(
+                subgraph = SubGraph::action(Measure),
+                reduce = collect,
+                reads = [words],
+                writes = [lengths],
+                policy = FailurePolicy::WaitAll
+            ),
+            quote!(
+                pub fn word_lengths(
+                    state: State,
+                    #[input(default = 1)] min: usize,
+                ) -> Result<Vec<State>, ActionError> {
+                    todo!()
+                }
+            ),
+        );
+        assert!(
+            out.contains("pub fn word_lengths (state : State , min : usize"),
+            "{out}"
+        );
+        assert!(
+            out.contains("pub const WordLengths : :: burr_core :: __private :: StaticAction"),
+            "{out}"
+        );
+        assert!(
+            out.contains(":: burr_core :: __private :: MapStates :: new (\"word_lengths\""),
+            "{out}"
+        );
+        assert!(out.contains(". reduce (|"), "{out}");
+        assert!(out.contains(". policy (FailurePolicy :: WaitAll)"), "{out}");
+        assert!(
+            out.contains("static MAP : :: burr_core :: __private :: LazyMap"),
+            "{out}"
+        );
+        assert!(out.contains("map_optional_input"), "{out}");
+        assert!(!out.contains("compile_error"), "{out}");
+    }
+
+    #[test]
+    fn each_attribute_builds_its_map_action() {
+        let out = expand(
+            MapKind::States,
+            quote!(subgraph = g(), keyed, crate = my_burr),
+            quote!(
+                fn by_key(state: State) -> Vec<(String, State)> {
+                    todo!()
+                }
+            ),
+        );
+        assert!(
+            out.contains("my_burr :: __private :: MapStates :: keyed"),
+            "{out}"
+        );
+        assert!(!out.contains(":: burr_core"), "{out}");
+        assert!(!out.contains(". reduce"), "{out}");
+        let out = expand(
+            MapKind::Tasks,
+            quote!(reduce_settled = settle, name = "fan"),
+            quote!(
+                fn fan_out(state: State) -> Vec<Task> {
+                    todo!()
+                }
+            ),
+        );
+        assert!(out.contains("MapAction :: tasks (\"fan\""), "{out}");
+        assert!(out.contains(". reduce_settled (|"), "{out}");
+        let out = expand(
+            MapKind::Actions,
+            quote!(subgraphs = [a(), b()]),
+            quote!(
+                fn both(state: State) -> State {
+                    state
+                }
+            ),
+        );
+        assert!(out.contains("MapActions :: new (\"both\" , :: burr_core :: __private :: subgraphs ([a () , b ()])"), "{out}");
+    }
+
+    #[test]
+    fn on_error_the_function_is_still_emitted() {
+        let out = expand(
+            MapKind::States,
+            quote!(reduce = collect),
+            quote!(
+                fn lengths(state: State) -> Vec<State> {
+                    todo!()
+                }
+            ),
+        );
+        assert!(
+            out.contains("fn lengths (state : State) -> Vec < State >"),
+            "{out}"
+        );
+        assert!(out.contains("needs `subgraph = <SubGraph>`"), "{out}");
+        assert!(!out.contains("const"), "{out}");
+        let out = expand(
+            MapKind::Tasks,
+            quote!(),
+            quote!(
+                struct Fan;
+            ),
+        );
+        assert!(out.starts_with("struct Fan ;"), "{out}");
+        assert!(
+            out.contains("`#[map_tasks]` applies to a function with a body"),
+            "{out}"
+        );
+    }
+}
