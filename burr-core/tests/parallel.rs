@@ -773,3 +773,180 @@ async fn a_rate_limit_spaces_child_steps() {
         started.elapsed()
     );
 }
+
+/// An in-memory persister that counts the loads of child applications, and lists app ids
+/// by prefix only when `lists` is set (otherwise the trait's default: "cannot tell").
+struct CountingLoads {
+    inner: InMemoryPersister,
+    lists: bool,
+    child_loads: AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl Persister for CountingLoads {
+    async fn register_app(
+        &self,
+        app: &burr_core::persistence::AppRecord,
+    ) -> Result<(), burr_core::persistence::PersistenceError> {
+        self.inner.register_app(app).await
+    }
+    async fn save(
+        &self,
+        checkpoint: &burr_core::persistence::Checkpoint,
+    ) -> Result<(), burr_core::persistence::PersistenceError> {
+        self.inner.save(checkpoint).await
+    }
+    async fn load(
+        &self,
+        partition_key: Option<&str>,
+        app_id: &str,
+        sequence_id: Option<u64>,
+    ) -> Result<
+        Option<burr_core::persistence::LoadedCheckpoint>,
+        burr_core::persistence::PersistenceError,
+    > {
+        if app_id.contains('/') {
+            self.child_loads.fetch_add(1, Ordering::SeqCst);
+        }
+        self.inner.load(partition_key, app_id, sequence_id).await
+    }
+    async fn list_app_ids(
+        &self,
+        partition_key: Option<&str>,
+    ) -> Result<Vec<String>, burr_core::persistence::PersistenceError> {
+        self.inner.list_app_ids(partition_key).await
+    }
+    async fn list_app_ids_with_prefix(
+        &self,
+        partition_key: Option<&str>,
+        prefix: &str,
+    ) -> Result<Option<Vec<String>>, burr_core::persistence::PersistenceError> {
+        if self.lists {
+            self.inner
+                .list_app_ids_with_prefix(partition_key, prefix)
+                .await
+        } else {
+            Ok(None)
+        }
+    }
+    async fn list_checkpoints(
+        &self,
+        partition_key: Option<&str>,
+        app_id: &str,
+    ) -> Result<Vec<burr_core::persistence::CheckpointInfo>, burr_core::persistence::PersistenceError>
+    {
+        self.inner.list_checkpoints(partition_key, app_id).await
+    }
+    async fn app(
+        &self,
+        partition_key: Option<&str>,
+        app_id: &str,
+    ) -> Result<Option<burr_core::persistence::AppRecord>, burr_core::persistence::PersistenceError>
+    {
+        self.inner.app(partition_key, app_id).await
+    }
+    async fn delete_app(
+        &self,
+        partition_key: Option<&str>,
+        app_id: &str,
+    ) -> Result<bool, burr_core::persistence::PersistenceError> {
+        self.inner.delete_app(partition_key, app_id).await
+    }
+    async fn prune(
+        &self,
+        partition_key: Option<&str>,
+        app_id: &str,
+        keep_last: usize,
+    ) -> Result<usize, burr_core::persistence::PersistenceError> {
+        self.inner.prune(partition_key, app_id, keep_last).await
+    }
+    async fn acquire_lease(
+        &self,
+        partition_key: Option<&str>,
+        app_id: &str,
+        ttl: std::time::Duration,
+    ) -> Result<burr_core::persistence::Lease, burr_core::persistence::PersistenceError> {
+        self.inner.acquire_lease(partition_key, app_id, ttl).await
+    }
+    fn release_lease(
+        &self,
+        lease: &burr_core::persistence::Lease,
+    ) -> Result<(), burr_core::persistence::PersistenceError> {
+        self.inner.release_lease(lease)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn children_load_only_when_their_persister_may_hold_them() {
+    for lists in [true, false] {
+        let runs: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+        let fail_once = Arc::new(AtomicUsize::new(0));
+        let work = {
+            let runs = runs.clone();
+            let fail_once = fail_once.clone();
+            action_sync(
+                "work",
+                move |s: State, _, ctx: &burr_core::ApplicationContext| {
+                    let i: i64 = s.get("i")?;
+                    if i == 3 && fail_once.fetch_add(1, Ordering::SeqCst) == 0 {
+                        return Err(ActionError::msg("child 3 fails the first time"));
+                    }
+                    *runs
+                        .lock()
+                        .unwrap()
+                        .entry(ctx.app_id().to_owned())
+                        .or_default() += 1;
+                    Ok(s.update("out", i * 10))
+                },
+            )
+            .reads(["i"])
+            .writes(["out"])
+        };
+        let map = MapStates::new("fan", SubGraph::action(work), |_: &State, _: &Inputs| {
+            Ok::<_, ActionError>((0..5).map(|i| State::new().update("i", i)).collect())
+        })
+        .policy(FailurePolicy::WaitAll)
+        .reduce(|state: State, children: Vec<State>| {
+            let outs: Vec<i64> = children
+                .iter()
+                .map(|c| c.get("out"))
+                .collect::<Result<_, _>>()?;
+            Ok::<_, ActionError>(state.update("outs", outs))
+        })
+        .writes(["outs"]);
+        let store = Arc::new(CountingLoads {
+            inner: InMemoryPersister::new(),
+            lists,
+            child_loads: AtomicUsize::new(0),
+        });
+        let build = || {
+            ApplicationBuilder::new()
+                .with_actions([map.clone()])
+                .with_identifiers("counted", None)
+                .with_state_persister(store.clone())
+                .initialize_from(store.clone(), true, State::new(), "fan")
+                .build()
+        };
+        let mut app = build().await.unwrap();
+        assert!(app.step(Inputs::new()).await.is_err(), "child 3 failed");
+        // Listed: nothing is stored yet, so no child loads. Not listed: every child loads.
+        let first = store.child_loads.swap(0, Ordering::SeqCst);
+        assert_eq!(first, if lists { 0 } else { 5 }, "lists: {lists}");
+        drop(app);
+        let mut app = build().await.unwrap();
+        let step = app.step(Inputs::new()).await.unwrap().unwrap();
+        assert_eq!(
+            step.state.get::<Vec<i64>>("outs").unwrap(),
+            [0, 10, 20, 30, 40]
+        );
+        // The retried step's children are all stored now: each resumes from its checkpoints.
+        assert_eq!(
+            store.child_loads.load(Ordering::SeqCst),
+            5,
+            "lists: {lists}"
+        );
+        let runs = runs.lock().unwrap();
+        assert_eq!(runs.len(), 5);
+        assert!(runs.values().all(|&n| n == 1), "lists: {lists}, {runs:?}");
+    }
+}

@@ -417,6 +417,55 @@ async fn app_ids_are_listed_newest_first_per_partition_key() {
 }
 
 #[tokio::test]
+async fn app_ids_are_listed_by_prefix_per_partition_key() {
+    let (_dir, path) = temp();
+    let persister = SqlitePersister::open(&path).unwrap();
+    let record = |pk: Option<&str>, id: &str| AppRecord {
+        partition_key: pk.map(str::to_owned),
+        app_id: id.to_owned(),
+        created_at_us: 1,
+        fork_parent: None,
+        spawning_parent: None,
+    };
+    for id in [
+        "p/1/a",
+        "p/1/b%2Fc",
+        "p/1",
+        "p/10/x",
+        "p/1/é",
+        "p/10",
+        "q/1/a",
+        "é1",
+        "ê",
+        "\u{10FFFF}x",
+    ] {
+        persister.register_app(&record(None, id)).await.unwrap();
+    }
+    persister
+        .register_app(&record(Some("alice"), "p/1/z"))
+        .await
+        .unwrap();
+    let listed = |pk: Option<&'static str>, prefix: &'static str| {
+        let persister = persister.clone();
+        async move {
+            let mut ids = persister
+                .list_app_ids_with_prefix(pk, prefix)
+                .await
+                .unwrap()
+                .expect("SQLite lists by prefix");
+            ids.sort();
+            ids
+        }
+    };
+    assert_eq!(listed(None, "p/1/").await, ["p/1/a", "p/1/b%2Fc", "p/1/é"]);
+    assert_eq!(listed(Some("alice"), "p/1/").await, ["p/1/z"]);
+    assert_eq!(listed(None, "é").await, ["é1"]);
+    assert_eq!(listed(None, "\u{10FFFF}").await, ["\u{10FFFF}x"]);
+    assert!(listed(Some("bob"), "p/").await.is_empty());
+    assert_eq!(listed(Some("alice"), "").await, ["p/1/z"]);
+}
+
+#[tokio::test]
 async fn app_records_keep_their_parent_pointers() {
     let (_dir, path) = temp();
     let persister = SqlitePersister::open(&path).unwrap();

@@ -11,6 +11,12 @@ use crate::hooks::LifecycleHook;
 use crate::persistence::Persister;
 use crate::{ApplicationBuilder, ApplicationContext, Error, Result, State};
 
+/// The prefix every id [`child_app_id`] makes for the step gives: `<parent app id>/<parent
+/// sequence id>/`.
+pub(crate) fn child_id_prefix(parent_app_id: &str, parent_sequence_id: u64) -> String {
+    child_app_id(parent_app_id, parent_sequence_id, "")
+}
+
 /// The id of the child application a step spawns for a task:
 /// `<parent app id>/<parent sequence id>/<task key>`, with `%` and `/` in the key escaped,
 /// so different (parent, step, key) never share an id. A later step of the parent gets
@@ -127,10 +133,22 @@ impl ApplicationContext {
             key.to_owned(),
             task,
             settings,
+            Stored::Maybe,
             cancelled,
         ))
         .await
     }
+}
+
+/// Whether the persister may hold a child application already.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Stored {
+    /// It may (or the persister cannot tell): the child is built with `initialize_from`,
+    /// and resumes from its checkpoints if it has any.
+    Maybe,
+    /// It does not (the persister listed the step's children, and this one is not among
+    /// them): the child starts from its task without a load.
+    No,
 }
 
 /// Run `task` as child `index` of the step `parent` runs; its final state, or why not.
@@ -140,6 +158,7 @@ pub(crate) async fn run_child(
     key: String,
     task: Task,
     settings: Arc<ChildSettings>,
+    stored: Stored,
     mut cancel: watch::Receiver<bool>,
 ) -> Result<State> {
     let tracker = match &settings.tracker {
@@ -152,6 +171,11 @@ pub(crate) async fn run_child(
         builder = builder.with_priority(priority.0);
     }
     builder = match &settings.persister {
+        // Nothing to load: the child checkpoints (and resumes next time) all the same.
+        Some(persister) if stored == Stored::No => builder
+            .with_state_persister(Arc::clone(persister))
+            .with_state(task.state)
+            .with_entrypoint(task.subgraph.entrypoint.clone()),
         Some(persister) => builder
             .with_state_persister(Arc::clone(persister))
             .initialize_from(

@@ -1,6 +1,7 @@
 //! Map actions: [`MapAction`] and the Burr-named constructors [`MapStates`],
 //! [`MapActions`] and [`MapActionsAndStates`].
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,7 +10,7 @@ use futures::stream::FuturesUnordered;
 use futures::StreamExt;
 use tokio::sync::watch;
 
-use super::child::{child_app_id, run_child, ChildSettings};
+use super::child::{child_app_id, child_id_prefix, run_child, ChildSettings, Stored};
 use super::{Priority, SubGraph, Task};
 use crate::action::declaration::{declaration_builders, declared_interface, Declaration};
 use crate::action::{Action, ActionError, ActionResult, Inputs};
@@ -199,12 +200,17 @@ impl MapAction {
             .enumerate()
             .map(|(index, task)| task.key.clone().unwrap_or_else(|| index.to_string()))
             .collect();
-        // Children start a window at a time (a few per executor slot), so that a fan-out of
-        // 100,000 tasks holds a few dozen child applications in memory, not 100,000.
+        let stored = match &settings.persister {
+            Some(persister) => stored_children(ctx, &**persister, &keys).await?,
+            None => vec![Stored::Maybe; total],
+        };
+        // Children start a window at a time (a few per executor slot, at least 64: their
+        // checkpoints share a commit), so that a fan-out of 100,000 tasks holds a few
+        // dozen child applications in memory, not 100,000.
         let window = ctx
             .executor
             .as_ref()
-            .map_or(64, |e| e.concurrency().saturating_mul(4).clamp(16, 1024));
+            .map_or(64, |e| e.concurrency().saturating_mul(4).clamp(64, 1024));
         let mut queued = tasks.into_iter().enumerate();
         let mut running = FuturesUnordered::new();
         let mut results: Vec<Option<Result<State, Error>>> = (0..total).map(|_| None).collect();
@@ -221,6 +227,7 @@ impl MapAction {
                     keys[index].clone(),
                     task,
                     Arc::clone(&settings),
+                    stored[index],
                     cancelled.clone(),
                 ));
                 running.push(async move { (index, child.await) });
@@ -270,6 +277,46 @@ impl MapAction {
         }
         ActionError::from(Error::Children { total, errors })
     }
+}
+
+/// For each task (by key), whether `persister` may hold its child already. One listing
+/// of the step's children replaces a load per child; a persister that cannot list
+/// them leaves every child to load. A key given to several tasks names one child (the
+/// later tasks find what the first stored), so those children load.
+async fn stored_children(
+    ctx: &ApplicationContext,
+    persister: &dyn Persister,
+    keys: &[String],
+) -> Result<Vec<Stored>, Error> {
+    let listed = persister
+        .list_app_ids_with_prefix(
+            ctx.partition_key(),
+            &child_id_prefix(ctx.app_id(), ctx.sequence_id()),
+        )
+        .await
+        .map_err(|source| Error::Persistence {
+            app_id: ctx.app_id().to_owned(),
+            source,
+        })?;
+    let Some(listed) = listed else {
+        return Ok(vec![Stored::Maybe; keys.len()]);
+    };
+    let listed: HashSet<String> = listed.into_iter().collect();
+    let mut uses: HashMap<&str, usize> = HashMap::with_capacity(keys.len());
+    for key in keys {
+        *uses.entry(key.as_str()).or_default() += 1;
+    }
+    Ok(keys
+        .iter()
+        .map(|key| {
+            let repeated = uses.get(key.as_str()).is_some_and(|&n| n > 1);
+            if repeated || listed.contains(&child_app_id(ctx.app_id(), ctx.sequence_id(), key)) {
+                Stored::Maybe
+            } else {
+                Stored::No
+            }
+        })
+        .collect())
 }
 
 #[async_trait]

@@ -139,6 +139,21 @@ impl Persister for InMemoryPersister {
             .collect())
     }
 
+    async fn list_app_ids_with_prefix(
+        &self,
+        partition_key: Option<&str>,
+        prefix: &str,
+    ) -> Result<Option<Vec<String>>, PersistenceError> {
+        let apps = self.lock();
+        Ok(Some(
+            apps.records
+                .keys()
+                .filter(|(pk, id)| pk.as_deref() == partition_key && id.starts_with(prefix))
+                .map(|(_, id)| id.clone())
+                .collect(),
+        ))
+    }
+
     async fn list_checkpoints(
         &self,
         partition_key: Option<&str>,

@@ -66,6 +66,22 @@ pub trait Persister: Send + Sync + 'static {
         partition_key: Option<&str>,
     ) -> Result<Vec<String>, PersistenceError>;
 
+    /// The app ids stored under `partition_key` that start with `prefix`, in any order, or
+    /// `None` when this persister cannot tell (the default): then the caller asks about
+    /// each application it needs with [`load`](Persister::load).
+    ///
+    /// A map step asks once for its children (their ids share the prefix
+    /// `<parent app id>/<parent sequence id>/`): the children not listed are built
+    /// without a load, those listed resume from their checkpoints.
+    async fn list_app_ids_with_prefix(
+        &self,
+        partition_key: Option<&str>,
+        prefix: &str,
+    ) -> Result<Option<Vec<String>>, PersistenceError> {
+        let _ = (partition_key, prefix);
+        Ok(None)
+    }
+
     /// An application's checkpoints in save order, without their state.
     async fn list_checkpoints(
         &self,

@@ -1,8 +1,10 @@
 //! Group commit in the callers' threads: a queue of operations and a leader.
 //!
-//! A caller puts its [`Op`] on the queue, lets the other tasks of its thread run once
-//! (so that futures polled together, such as the children of a map step, queue their
-//! operations too), then tries to take the write connection. If it
+//! A caller puts its [`Op`] on the queue, lets the other tasks of its thread run (so that
+//! futures polled together, such as the children of a map step, queue their operations
+//! too; again while they keep queueing, at most [`MAX_YIELDS`] times, as a combinator
+//! such as `FuturesUnordered` hands control back after polling a few), then tries to
+//! take the write connection. If it
 //! gets it, it is the leader: it takes everything queued (its own operation included),
 //! runs it in one transaction, commits in its own thread, answers every operation, and
 //! goes on while operations are queued. If another caller holds the connection, that
@@ -21,6 +23,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, TryLockError};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -35,10 +38,16 @@ use crate::persistence::PersistenceError;
 /// Operations committed in one transaction at most.
 const MAX_BATCH: usize = 1024;
 
+/// How many times a caller yields, at most, while other callers keep queueing
+/// operations, before it tries to lead.
+const MAX_YIELDS: usize = 32;
+
 /// The write side of a persister: the queue, the write connection, and the background
 /// renewals' timer.
 pub(super) struct Group {
     queue: Mutex<Vec<Op>>,
+    /// Operations queued since the start (how a caller sees others queue theirs).
+    pushed: AtomicU64,
     writer: Mutex<Writer>,
     waiting: Arc<Waiting>,
     /// Whether commits flush to the disk (then a leader on a multi-thread runtime lets
@@ -64,6 +73,7 @@ impl Group {
     pub(super) fn new(writer: Writer, waiting: Arc<Waiting>, slow_commits: bool) -> Self {
         Group {
             queue: Mutex::new(Vec::new()),
+            pushed: AtomicU64::new(0),
             writer: Mutex::new(writer),
             waiting,
             slow_commits,
@@ -79,11 +89,25 @@ impl Group {
         op: impl FnOnce(Reply<T>) -> Op,
     ) -> Option<Result<T, PersistenceError>> {
         let (reply, mut answer) = oneshot::channel();
-        self.push(op(Reply::Async(reply)));
+        let mut pushed = self.push(op(Reply::Async(reply)));
         // Let the other futures of this thread run first: those that save (the
         // children of a map step, polled one after the other in the same task) queue
-        // their operations, which go into the same transaction.
-        YieldOnce(false).await;
+        // their operations, which go into the same transaction. A combinator may hand
+        // control back to the runtime after polling a few of them (`FuturesUnordered`
+        // does after two that yield), so while operations keep arriving, yield again.
+        for _ in 0..MAX_YIELDS {
+            YieldOnce(false).await;
+            match answer.try_recv() {
+                Ok(result) => return Some(result),
+                Err(TryRecvError::Closed) => return None,
+                Err(TryRecvError::Empty) => {}
+            }
+            let now = self.pushed.load(Ordering::Acquire);
+            if now == pushed {
+                break;
+            }
+            pushed = now;
+        }
         if let Some(writer) = self.try_writer() {
             if self.slow_commits && on_multi_thread_runtime() {
                 tokio::task::block_in_place(|| self.lead(writer));
@@ -111,11 +135,13 @@ impl Group {
         answer.try_recv().ok()
     }
 
-    fn push(&self, op: Op) {
+    /// Queue `op`; the number of operations queued so far, this one included.
+    fn push(&self, op: Op) -> u64 {
         self.queue
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(op);
+        self.pushed.fetch_add(1, Ordering::AcqRel) + 1
     }
 
     /// The next batch of queued operations (empty when none are).

@@ -183,6 +183,50 @@ pub(super) fn app_ids(
         .collect()
 }
 
+/// The app ids under `partition_key` that start with `prefix`: a range of the
+/// (`partition_key`, `app_id`) index, from `prefix` to the first string after every
+/// string starting with it.
+pub(super) fn app_ids_with_prefix(
+    conn: &Connection,
+    partition_key: Option<&str>,
+    prefix: &str,
+) -> rusqlite::Result<Vec<String>> {
+    let partition = partition_column(partition_key);
+    match prefix_end(prefix) {
+        Some(end) => conn
+            .prepare_cached(
+                "SELECT app_id FROM burr_apps \
+                 WHERE partition_key = ?1 AND app_id >= ?2 AND app_id < ?3",
+            )?
+            .query_map((partition, prefix, end), |row| row.get(0))?
+            .collect(),
+        None => conn
+            .prepare_cached(
+                "SELECT app_id FROM burr_apps WHERE partition_key = ?1 AND app_id >= ?2",
+            )?
+            .query_map((partition, prefix), |row| row.get(0))?
+            .collect(),
+    }
+}
+
+/// The least string greater than every string starting with `prefix` (SQLite compares
+/// text byte by byte, which for UTF-8 is code point order), or `None` when there is no
+/// such string (an empty prefix, or one of only `char::MAX`).
+fn prefix_end(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let next = match u32::from(last) + 1 {
+            0xD800 => Some('\u{E000}'),
+            code => char::from_u32(code),
+        };
+        if let Some(next) = next {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
 /// An application's checkpoints in (sequence id, attempt) order.
 pub(super) fn checkpoints(
     conn: &Connection,
@@ -277,4 +321,19 @@ pub(super) fn app_record(
         fork_parent: parent(fork_parent, "fork parent")?,
         spawning_parent: parent(spawning_parent, "spawning parent")?,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefix_end;
+
+    #[test]
+    fn the_end_of_a_prefix_is_its_last_character_plus_one() {
+        assert_eq!(prefix_end("app/3/").as_deref(), Some("app/30"));
+        assert_eq!(prefix_end("é").as_deref(), Some("ê"));
+        assert_eq!(prefix_end("a\u{D7FF}").as_deref(), Some("a\u{E000}"));
+        assert_eq!(prefix_end("a\u{10FFFF}").as_deref(), Some("b"));
+        assert_eq!(prefix_end("\u{10FFFF}"), None);
+        assert_eq!(prefix_end(""), None);
+    }
 }

@@ -62,8 +62,8 @@ const MAX_IDLE_READERS: usize = 8;
 ///   one row per key it set or deleted; a value no step touches is stored once, however
 ///   large. [`load`](Persister::load) rebuilds the exact state at any sequence id.
 /// - **One writer, group commit.** One write connection, taken in turns by the callers:
-///   a caller that finds it free (after letting the other tasks of its thread run
-///   once) commits its save in its own thread (an application
+///   a caller that finds it free (after letting the other tasks of its thread run,
+///   until they stop queueing saves) commits its save in its own thread (an application
 ///   checkpointing alone never waits for another thread), together with the saves of
 ///   every other application of the process queued meanwhile; a caller that finds it
 ///   taken has its save committed in the holder's next transaction, which commits once
@@ -366,6 +366,15 @@ impl Persister for SqlitePersister {
         partition_key: Option<&str>,
     ) -> Result<Vec<String>, PersistenceError> {
         self.read(|conn| Ok(load::app_ids(conn, partition_key)?))
+    }
+
+    async fn list_app_ids_with_prefix(
+        &self,
+        partition_key: Option<&str>,
+        prefix: &str,
+    ) -> Result<Option<Vec<String>>, PersistenceError> {
+        self.read(|conn| Ok(load::app_ids_with_prefix(conn, partition_key, prefix)?))
+            .map(Some)
     }
 
     async fn list_checkpoints(
