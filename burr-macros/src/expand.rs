@@ -9,7 +9,7 @@ use syn::{Item, ItemFn, LitStr};
 
 use crate::args::{self, ActionArgs, Errors};
 use crate::names::{type_display, upper_camel};
-use crate::signature::{self, ActionFn, InputKind, Param};
+use crate::signature::{self, ActionFn, Input, InputKind, Param};
 
 /// Expand `#[action(attr)] item`. On error, the function is still emitted (so that IDEs and
 /// its other uses keep working) next to the errors.
@@ -136,7 +136,6 @@ fn generate(checked: &Checked, item_fn: &ItemFn) -> TokenStream {
     let inputs = Ident::new("inputs", Span::mixed_site());
     let ctx = Ident::new("ctx", Span::mixed_site());
     let owned_ctx = Ident::new("owned_ctx", Span::mixed_site());
-    let value = Ident::new("value", Span::mixed_site());
 
     let mut lets = Vec::new();
     let mut call_args = Vec::new();
@@ -154,39 +153,19 @@ fn generate(checked: &Checked, item_fn: &ItemFn) -> TokenStream {
             }
             Param::Input(input) => input,
         };
-        let var = format_ident!("input_{}", index, span = Span::mixed_site());
-        let ty = &input.ty;
-        let input_name = &input.name;
-        let expected = type_display(ty);
-        let lookup = |function: &str| {
-            let function = Ident::new(function, Span::call_site());
-            quote_spanned!(ty.span()=> #p::#function::<#ty>(#ctx, #inputs, #input_name, #expected)?)
-        };
-        lets.push(match &input.kind {
-            InputKind::Required => {
-                required.push(input_name.clone());
-                let lookup = lookup("required_input");
-                quote!(let #var: #ty = #lookup;)
-            }
-            InputKind::Option => {
-                optional.push(input_name.clone());
-                let lookup = lookup("optional_input");
-                quote!(let #var: #ty = ::core::option::Option::flatten(#lookup);)
-            }
-            InputKind::Default(default) => {
-                optional.push(input_name.clone());
-                let lookup = lookup("optional_input");
-                quote! {
-                    let #var: #ty = match #lookup {
-                        ::core::option::Option::Some(#value) => #value,
-                        ::core::option::Option::None => {
-                            let #value: #ty = #default;
-                            #value
-                        }
-                    };
-                }
-            }
-        });
+        let (var, binding) = bind_input(
+            &p,
+            &quote!(#ctx),
+            &inputs,
+            ("required_input", "optional_input"),
+            index,
+            input,
+        );
+        lets.push(binding);
+        match input.kind {
+            InputKind::Required => required.push(input.name.clone()),
+            InputKind::Option | InputKind::Default(_) => optional.push(input.name.clone()),
+        }
         call_args.push(quote!(#var));
     }
 
@@ -282,6 +261,52 @@ fn generate(checked: &Checked, item_fn: &ItemFn) -> TokenStream {
 }
 
 /// `<burr-core>::__private`, burr-core named as `crate = ...` says.
+/// The variable holding input `index` and the `let` that binds it, read from `inputs`
+/// with `#p::<required>`/`#p::<optional>` (`(required, optional)` names them), whose first
+/// argument is `first` (what names the action in errors). A `#[input(default = ..)]`
+/// applies when the input is absent.
+pub(crate) fn bind_input(
+    p: &TokenStream,
+    first: &TokenStream,
+    inputs: &Ident,
+    (required, optional): (&str, &str),
+    index: usize,
+    input: &Input,
+) -> (Ident, TokenStream) {
+    let var = format_ident!("input_{}", index, span = Span::mixed_site());
+    let value = Ident::new("value", Span::mixed_site());
+    let ty = &input.ty;
+    let input_name = &input.name;
+    let expected = type_display(ty);
+    let lookup = |function: &str| {
+        let function = Ident::new(function, Span::call_site());
+        quote_spanned!(ty.span()=> #p::#function::<#ty>(#first, #inputs, #input_name, #expected)?)
+    };
+    let binding = match &input.kind {
+        InputKind::Required => {
+            let lookup = lookup(required);
+            quote!(let #var: #ty = #lookup;)
+        }
+        InputKind::Option => {
+            let lookup = lookup(optional);
+            quote!(let #var: #ty = ::core::option::Option::flatten(#lookup);)
+        }
+        InputKind::Default(default) => {
+            let lookup = lookup(optional);
+            quote! {
+                let #var: #ty = match #lookup {
+                    ::core::option::Option::Some(#value) => #value,
+                    ::core::option::Option::None => {
+                        let #value: #ty = #default;
+                        #value
+                    }
+                };
+            }
+        }
+    };
+    (var, binding)
+}
+
 pub(crate) fn private_path(common: &args::Common) -> TokenStream {
     let krate = common
         .krate

@@ -3,16 +3,15 @@
 //! `MapAction` (which holds closures, so no constant can) is built on first use.
 
 use proc_macro2::{Ident, Span, TokenStream};
-use quote::{format_ident, quote, quote_spanned};
+use quote::{quote, quote_spanned};
 use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::ItemFn;
 
 use crate::args::{Errors, Name};
-use crate::expand::{action_name, cfgs, const_name, not_a_function, private_path};
+use crate::expand::{action_name, bind_input, cfgs, const_name, not_a_function, private_path};
 use crate::map_args::{self, MapArgs, MapKind, Reducer};
 use crate::map_signature;
-use crate::names::type_display;
 use crate::signature::{self, ActionFn, InputKind, Param};
 
 /// Expand `#[<kind>(attr)] item`. On error, the function is still emitted next to the
@@ -69,7 +68,6 @@ fn generate(
     let state = Ident::new("state", Span::mixed_site());
     let inputs = Ident::new("inputs", Span::mixed_site());
     let children = Ident::new("children", Span::mixed_site());
-    let value = Ident::new("value", Span::mixed_site());
 
     let mut lets = Vec::new();
     let mut call_args = Vec::new();
@@ -79,39 +77,19 @@ fn generate(
         let Param::Input(input) = param else {
             continue;
         };
-        let var = format_ident!("input_{}", index, span = Span::mixed_site());
-        let ty = &input.ty;
-        let input_name = &input.name;
-        let expected = type_display(ty);
-        let lookup = |function: &str| {
-            let function = Ident::new(function, Span::call_site());
-            quote_spanned!(ty.span()=> #p::#function::<#ty>(#name, #inputs, #input_name, #expected)?)
-        };
-        lets.push(match &input.kind {
-            InputKind::Required => {
-                required.push(input_name.clone());
-                let lookup = lookup("map_required_input");
-                quote!(let #var: #ty = #lookup;)
-            }
-            InputKind::Option => {
-                optional.push(input_name.clone());
-                let lookup = lookup("map_optional_input");
-                quote!(let #var: #ty = ::core::option::Option::flatten(#lookup);)
-            }
-            InputKind::Default(default) => {
-                optional.push(input_name.clone());
-                let lookup = lookup("map_optional_input");
-                quote! {
-                    let #var: #ty = match #lookup {
-                        ::core::option::Option::Some(#value) => #value,
-                        ::core::option::Option::None => {
-                            let #value: #ty = #default;
-                            #value
-                        }
-                    };
-                }
-            }
-        });
+        let (var, binding) = bind_input(
+            &p,
+            &quote!(#name),
+            &inputs,
+            ("map_required_input", "map_optional_input"),
+            index,
+            input,
+        );
+        lets.push(binding);
+        match input.kind {
+            InputKind::Required => required.push(input.name.clone()),
+            InputKind::Option | InputKind::Default(_) => optional.push(input.name.clone()),
+        }
         call_args.push(quote!(#var));
     }
 
