@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 use futures::stream::BoxStream;
 use serde::de::DeserializeOwned;
 
-use crate::action::{input_error, InputError, IntoActionOutput};
+use crate::action::{input_error, IntoActionOutput};
 
 pub use crate::action::{Action, ActionError, ActionResult, Inputs, StaticAction};
 pub use crate::parallel::{ChildOutcome, MapAction, MapActions, MapStates, SubGraph, Task};
@@ -54,7 +54,7 @@ pub fn required_input<T: InputType>(
     name: &str,
     expected: &str,
 ) -> Result<T, ActionError> {
-    input_error::required_input(ctx, inputs, name, expected)
+    input_error::required_input(ctx.action_name(), inputs, name, expected)
 }
 
 /// An optional input: `None` when not given.
@@ -64,7 +64,7 @@ pub fn optional_input<T: InputType>(
     name: &str,
     expected: &str,
 ) -> Result<Option<T>, ActionError> {
-    input_error::optional_input(ctx, inputs, name, expected)
+    input_error::optional_input(ctx.action_name(), inputs, name, expected)
 }
 
 /// State keys, input names or tags as owned strings.
@@ -133,14 +133,7 @@ pub fn map_required_input<T: InputType>(
     name: &str,
     expected: &str,
 ) -> Result<T, ActionError> {
-    map_optional_input(action, inputs, name, expected)?.ok_or_else(|| {
-        InputError::Missing {
-            action: action.to_owned(),
-            input: name.to_owned(),
-            expected: expected.to_owned(),
-        }
-        .into()
-    })
+    input_error::required_input(action, inputs, name, expected)
 }
 
 /// An optional input of a map function: `None` when not given.
@@ -150,18 +143,7 @@ pub fn map_optional_input<T: InputType>(
     name: &str,
     expected: &str,
 ) -> Result<Option<T>, ActionError> {
-    let Some(value) = inputs.get(name) else {
-        return Ok(None);
-    };
-    T::deserialize(value).map(Some).map_err(|source| {
-        InputError::Invalid {
-            action: action.to_owned(),
-            input: name.to_owned(),
-            expected: expected.to_owned(),
-            source,
-        }
-        .into()
-    })
+    input_error::optional_input(action, inputs, name, expected)
 }
 
 /// The action of a map attribute: a [`MapAction`] built on first use (it holds closures,

@@ -3,7 +3,6 @@
 use serde::de::DeserializeOwned;
 
 use super::{ActionError, Inputs};
-use crate::ApplicationContext;
 
 /// An input of an action written with [`#[action]`](macro@crate::action) could not be turned into
 /// its parameter's type.
@@ -65,9 +64,9 @@ impl InputError {
     }
 }
 
-/// The input `name` as a `T`, or `None` when it was not given.
+/// The input `name` of `action` as a `T`, or `None` when it was not given.
 pub(crate) fn optional_input<T: DeserializeOwned>(
-    ctx: &ApplicationContext,
+    action: &str,
     inputs: &Inputs,
     name: &str,
     expected: &str,
@@ -77,7 +76,7 @@ pub(crate) fn optional_input<T: DeserializeOwned>(
     };
     T::deserialize(value).map(Some).map_err(|source| {
         InputError::Invalid {
-            action: ctx.action_name().to_owned(),
+            action: action.to_owned(),
             input: name.to_owned(),
             expected: expected.to_owned(),
             source,
@@ -86,16 +85,16 @@ pub(crate) fn optional_input<T: DeserializeOwned>(
     })
 }
 
-/// The input `name` as a `T`; an error when it was not given.
+/// The input `name` of `action` as a `T`; an error when it was not given.
 pub(crate) fn required_input<T: DeserializeOwned>(
-    ctx: &ApplicationContext,
+    action: &str,
     inputs: &Inputs,
     name: &str,
     expected: &str,
 ) -> Result<T, ActionError> {
-    optional_input(ctx, inputs, name, expected)?.ok_or_else(|| {
+    optional_input(action, inputs, name, expected)?.ok_or_else(|| {
         InputError::Missing {
-            action: ctx.action_name().to_owned(),
+            action: action.to_owned(),
             input: name.to_owned(),
             expected: expected.to_owned(),
         }
