@@ -457,22 +457,8 @@ impl Database {
                 }
             },
         };
-        if app.checkpointed {
-            let loaded = block_on(self.persister.load(
-                app.partition_key.as_deref(),
-                &app.app_id,
-                Some(seq),
-            ));
-            match loaded {
-                Ok(Some(checkpoint)) => {
-                    if let Value::Object(map) = checkpoint.state.to_json() {
-                        return Ok((seq, map));
-                    }
-                }
-                Ok(None)
-                | Err(burr_core::persistence::PersistenceError::UnknownSequenceId { .. }) => {}
-                Err(error) => return Err(error.into()),
-            }
+        if let Some(map) = self.checkpointed_state(app, seq)? {
+            return Ok((seq, map));
         }
         match (&self.tracker, &app.tracked) {
             (Some(conn), Some(row)) => {
@@ -493,6 +479,33 @@ impl Database {
         }
     }
 
+    /// The state of `app` after step `seq` from its checkpoints, when it has any and one
+    /// is stored at `seq`.
+    fn checkpointed_state(
+        &self,
+        app: &App,
+        seq: u64,
+    ) -> Result<Option<Map<String, Value>>, TrackerError> {
+        if !app.checkpointed {
+            return Ok(None);
+        }
+        let loaded = block_on(self.persister.load(
+            app.partition_key.as_deref(),
+            &app.app_id,
+            Some(seq),
+        ));
+        match loaded {
+            Ok(Some(checkpoint)) => match checkpoint.state.to_json() {
+                Value::Object(map) => Ok(Some(map)),
+                _ => Ok(None),
+            },
+            Ok(None) | Err(burr_core::persistence::PersistenceError::UnknownSequenceId { .. }) => {
+                Ok(None)
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
     /// The full states of `app` after each of `sequence_ids` (ascending, each a step of
     /// the application), in one pass: for exports.
     pub(crate) fn states(
@@ -501,24 +514,8 @@ impl Database {
         sequence_ids: &[u64],
     ) -> Result<Vec<Map<String, Value>>, TrackerError> {
         let mut out: Vec<Option<Map<String, Value>>> = vec![None; sequence_ids.len()];
-        if app.checkpointed {
-            for (slot, &seq) in out.iter_mut().zip(sequence_ids) {
-                let loaded = block_on(self.persister.load(
-                    app.partition_key.as_deref(),
-                    &app.app_id,
-                    Some(seq),
-                ));
-                match loaded {
-                    Ok(Some(checkpoint)) => {
-                        if let Value::Object(map) = checkpoint.state.to_json() {
-                            *slot = Some(map);
-                        }
-                    }
-                    Ok(None)
-                    | Err(burr_core::persistence::PersistenceError::UnknownSequenceId { .. }) => {}
-                    Err(error) => return Err(error.into()),
-                }
-            }
+        for (slot, &seq) in out.iter_mut().zip(sequence_ids) {
+            *slot = self.checkpointed_state(app, seq)?;
         }
         if out.iter().any(Option::is_none) {
             if let (Some(conn), Some(row)) = (&self.tracker, &app.tracked) {
