@@ -13,7 +13,7 @@ use crate::persistence::PersistenceError;
 /// (SQLite's default is 1,000). A checkpoint costs two flushes, so the WAL may grow to
 /// ~2 MiB (with 1 KiB pages) between them; that much at most is what the first process
 /// to open the file after a crash reads to recover it (~2 ms).
-const WAL_AUTOCHECKPOINT: i64 = 2_000;
+pub(super) const WAL_AUTOCHECKPOINT: i64 = 2_000;
 
 /// Prepared statements kept per connection.
 const STATEMENT_CACHE: usize = 64;

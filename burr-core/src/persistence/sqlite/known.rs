@@ -30,6 +30,9 @@ pub(super) struct Known {
     pub(super) status: StepStatus,
     /// The state stored at it (for a failed step, the state before the step).
     pub(super) state: State,
+    /// How many checkpoints of the application, up to this one, have
+    /// [inline](super::inline) values since its latest base.
+    pub(super) inline: u32,
 }
 
 impl Known {

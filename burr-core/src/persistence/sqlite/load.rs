@@ -10,6 +10,7 @@ use rusqlite::{Connection, OptionalExtension};
 use serde_json::{Map, Value};
 
 use super::codec::{partition_column, partition_from_column, time_from_micros, Failure};
+use super::inline;
 use crate::application::ParentPointer;
 use crate::persistence::{
     AppRecord, CheckpointInfo, LoadedCheckpoint, PersistenceError, StepStatus,
@@ -77,7 +78,7 @@ pub(super) fn checkpoint(
 
 /// For each key of the application, its latest value row at or before `upto`: a skip
 /// scan over the keys (one index seek per key), whatever the length of the history.
-const STATE_AT: &str = "
+const VALUES_AT: &str = "
 WITH RECURSIVE keys(key) AS (
     SELECT (SELECT key FROM burr_values WHERE app = ?1 ORDER BY key LIMIT 1)
     UNION ALL
@@ -91,17 +92,39 @@ FROM keys JOIN burr_values AS v ON v.app = ?1 AND v.key = keys.key AND v.sequenc
 )
 WHERE keys.key IS NOT NULL";
 
-/// The state of application `app` (`app_id`, for errors) after step `upto`: every key's
-/// latest value at or before it, deleted keys left out.
+/// The state of application `app` (`app_id`, for errors) after step `upto`: the state of
+/// its latest [base](super::inline) at or before it, with the inline values of the
+/// checkpoints after the base applied. With the number of those checkpoints.
 pub(super) fn state_at(
     conn: &Connection,
     path: &Path,
     app_id: &str,
     app: i64,
     upto: i64,
-) -> Result<State, Failure> {
-    let mut statement = conn.prepare_cached(STATE_AT)?;
-    let mut rows = statement.query([app, upto])?;
+) -> Result<(State, u32), Failure> {
+    let since = inline::since_base(conn, path, app_id, app, upto)?;
+    let mut map = match since.base {
+        Some(base) => values_at(conn, path, app_id, app, base)?,
+        None => Map::new(),
+    };
+    let inline = u32::try_from(since.rows.len()).unwrap_or(u32::MAX);
+    for row in since.rows {
+        row.apply(&mut map);
+    }
+    Ok((State::from_map(map), inline))
+}
+
+/// The values of application `app` at base `base`: every key's latest `burr_values` row
+/// at or before it, deleted keys left out.
+fn values_at(
+    conn: &Connection,
+    path: &Path,
+    app_id: &str,
+    app: i64,
+    base: i64,
+) -> Result<Map<String, Value>, Failure> {
+    let mut statement = conn.prepare_cached(VALUES_AT)?;
+    let mut rows = statement.query([app, base])?;
     let mut map = Map::new();
     while let Some(row) = rows.next()? {
         let key: String = row.get(0)?;
@@ -130,17 +153,18 @@ pub(super) fn state_at(
         };
         map.insert(key, value);
     }
-    Ok(State::from_map(map))
+    Ok(map)
 }
 
-/// The full state at `sequence_id` (the latest when `None`) of an application.
+/// The full state at `sequence_id` (the latest when `None`) of an application, with the
+/// number of checkpoints with [inline](super::inline) values since its latest base.
 pub(super) fn load(
     conn: &Connection,
     path: &Path,
     partition_key: Option<&str>,
     app_id: &str,
     sequence_id: Option<i64>,
-) -> Result<Option<LoadedCheckpoint>, Failure> {
+) -> Result<Option<(LoadedCheckpoint, u32)>, Failure> {
     let Some(app) = app_row(conn, partition_key, app_id)? else {
         return Ok(None);
     };
@@ -159,8 +183,8 @@ pub(super) fn load(
         .map_err(|_| corrupt(format!("attempt {} is out of range", row.attempt)))?;
     let seq = u64::try_from(row.sequence_id)
         .map_err(|_| corrupt(format!("sequence id {} is negative", row.sequence_id)))?;
-    let state = state_at(conn, path, app_id, app, row.sequence_id)?;
-    Ok(Some(LoadedCheckpoint {
+    let (state, inline) = state_at(conn, path, app_id, app, row.sequence_id)?;
+    let loaded = LoadedCheckpoint {
         partition_key: partition_key.filter(|pk| !pk.is_empty()).map(str::to_owned),
         app_id: app_id.to_owned(),
         sequence_id: seq,
@@ -170,7 +194,8 @@ pub(super) fn load(
         prior_step: row.prior_step,
         created_at: time_from_micros(row.created_at_us),
         state,
-    }))
+    };
+    Ok(Some((loaded, inline)))
 }
 
 /// The app ids under `partition_key`, newest first.

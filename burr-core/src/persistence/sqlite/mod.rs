@@ -11,6 +11,7 @@
 mod codec;
 mod connection;
 mod group;
+mod inline;
 mod inspect;
 mod known;
 mod lease;
@@ -58,9 +59,10 @@ const MAX_IDLE_READERS: usize = 8;
 ///   default, `synchronous = NORMAL`), also an operating system crash or a power loss
 ///   with [`Durability::Full`] (`synchronous = FULL`, an `fsync` per commit). Either way
 ///   a checkpoint is stored whole or not at all.
-/// - **A checkpoint costs what changed.** A step writes one row for the checkpoint and
-///   one row per key it set or deleted; a value no step touches is stored once, however
-///   large. [`load`](Persister::load) rebuilds the exact state at any sequence id.
+/// - **A checkpoint costs what changed.** A step writes one row: the checkpoint, with
+///   the values it set or deleted in it when they are small (up to
+///   [`INLINE_MAX_BYTES`](Self::INLINE_MAX_BYTES) of JSON), else one more row per key; a value no step touches is stored once, however large.
+///   [`load`](Persister::load) rebuilds the exact state at any sequence id.
 /// - **One writer, group commit.** One write connection, taken in turns by the callers:
 ///   a caller that finds it free (after letting the other tasks of its thread run,
 ///   until they stop queueing saves) commits its save in its own thread (an application
@@ -85,34 +87,56 @@ const MAX_IDLE_READERS: usize = 8;
 /// - **Errors name the file** (and the app id and sequence id where they apply); a
 ///   failed load changes nothing.
 ///
-/// # Schema (version 1)
+/// # Schema (version 2)
 ///
 /// A burr database has SQLite `application_id` `0x42555252` (`BURR`) and its schema
 /// version in `user_version` (also in `burr_meta`). Opening a database migrates it to the
 /// current version; a database written by a newer burr-rs is refused
 /// ([`PersistenceError::SchemaTooNew`]), and so is a file that is not a burr database
 /// ([`PersistenceError::NotABurrDatabase`]: not SQLite, or holding tables other than
-/// `burr_*` ones). New files use 1 KiB pages: every commit appends each page it dirtied
-/// (about two per checkpoint) to the WAL, so small pages make commits cheap.
+/// `burr_*` ones). New files use 1 KiB pages ([`PAGE_SIZE`](Self::PAGE_SIZE)): every
+/// commit appends each page it dirtied to the WAL, and a checkpoint of small values
+/// dirties one.
 ///
 /// | table | one row per | columns |
 /// |---|---|---|
 /// | `burr_meta` | setting | `key`, `value`: `schema_version`, `created_by` |
 /// | `burr_apps` | application | `id` (row id, never reused), `partition_key` (`''` for none), `app_id`, `created_at_us`, `fork_parent` and `spawning_parent` (JSON parent pointers) |
-/// | `burr_checkpoints` | saved step (every attempt) | `app` (`burr_apps.id`), `sequence_id`, `attempt`, `position` (the action), `status` (`completed`, `failed`, `cancelled`), `prior_step`, `created_at_us`, `changed_keys` (JSON list), `error`; key (`app`, `sequence_id`, `attempt`) |
-/// | `burr_values` | key set or deleted by a step | `app`, `key`, `sequence_id`, `value` (JSON text; NULL: deleted); key (`app`, `key`, `sequence_id`) |
+/// | `burr_checkpoints` | saved step (every attempt) | `app` (`burr_apps.id`), `sequence_id`, `attempt`, `position` (the action), `status` (`completed`, `failed`, `cancelled`), `prior_step`, `created_at_us`, `changed_keys` (JSON list), `error`, `inline_values` (see below); key (`app`, `sequence_id`, `attempt`) |
+/// | `burr_values` | key set or deleted at a base | `app`, `key`, `sequence_id`, `value` (JSON text; NULL: deleted); key (`app`, `key`, `sequence_id`) |
 /// | `burr_leases` | running application | `partition_key`, `app_id`, `holder`, `host`, `machine`, `pid`, `pid_started`, `acquired_at_us`, `expires_at_us` |
 ///
-/// Times are microseconds since the Unix epoch. The state at sequence id `s` is, for each
-/// key, its `burr_values` row with the greatest `sequence_id <= s`, unless that row is a
-/// deletion. A step writes, at its sequence id, the values of its state that differ
-/// from the state stored before it: what the step changed, plus whatever the application
-/// changed outside a step (its initial state, a fork's state, `override_state_values`).
-/// So a failed step, whose state is the state before it, usually writes no values. A
-/// retry of a failed step keeps its sequence id, with the next attempt.
+/// Times are microseconds since the Unix epoch. A step stores, at its sequence id, the
+/// values of its state that differ from the state stored before it: what the step
+/// changed, plus whatever the application changed outside a step (its initial state, a
+/// fork's state, `override_state_values`). So a failed step, whose state is the state
+/// before it, usually stores none. A retry of a failed step keeps its sequence id, with
+/// the next attempt.
 ///
-/// [`prune`](Persister::prune) moves the values the oldest kept checkpoint needs to its
-/// sequence id and deletes older rows, so every kept checkpoint still loads.
+/// Where those values go:
+///
+/// - When their JSON is small ([`INLINE_MAX_BYTES`](Self::INLINE_MAX_BYTES) at most,
+///   together), in the checkpoint's own row:
+///   `inline_values` is a JSON array with `["key", value]` for a key set and `["key"]`
+///   for a key deleted.
+/// - Otherwise in `burr_values`, one row per key, and `inline_values` is NULL. Such a
+///   checkpoint is a *base*: for each key, its `burr_values` row with the greatest
+///   `sequence_id` at or before the base's is its value there, unless that row is a
+///   deletion.
+/// - Once [`COMPACT_AFTER`](Self::COMPACT_AFTER) checkpoints with inline values follow the
+///   latest base (and before a
+///   checkpoint writes to `burr_values`, and before a prune), they are *compacted*: each
+///   key they changed gets one `burr_values` row, its last value, at the sequence id of
+///   the latest of them, whose `inline_values` becomes NULL: a base.
+///
+/// The state at sequence id `s` is the state of the latest base at or before `s`, with
+/// the inline values of the checkpoints after it up to `s` applied in (sequence id,
+/// attempt) order: one indexed query per key and at most
+/// [`COMPACT_AFTER`](Self::COMPACT_AFTER) rows read.
+///
+/// [`prune`](Persister::prune) makes the oldest kept checkpoint a base, moves the values
+/// it needs to its sequence id and deletes older rows, so every kept checkpoint still
+/// loads.
 ///
 /// # Limits
 ///
@@ -254,6 +278,23 @@ impl SqlitePersister {
     /// The schema version this build reads and writes.
     pub const SCHEMA_VERSION: i64 = schema::SCHEMA_VERSION;
 
+    /// The page size of the databases this build creates, in bytes (SQLite's default is
+    /// 4,096). A commit appends every page it dirtied to the WAL; a checkpoint of small
+    /// values dirties one.
+    pub const PAGE_SIZE: i64 = schema::PAGE_SIZE;
+
+    /// The number of WAL frames (pages) after which a commit folds the WAL back into the
+    /// database (`PRAGMA wal_autocheckpoint`; SQLite's default is 1,000).
+    pub const WAL_AUTOCHECKPOINT: i64 = connection::WAL_AUTOCHECKPOINT;
+
+    /// The most bytes of JSON a checkpoint keeps in its own row (`inline_values`); a
+    /// checkpoint whose changes are larger writes them to `burr_values` (see the schema).
+    pub const INLINE_MAX_BYTES: usize = inline::INLINE_MAX;
+
+    /// How many checkpoints with inline values may follow an application's latest base
+    /// before they are compacted (see the schema): the most rows a load reads back.
+    pub const COMPACT_AFTER: u32 = inline::COMPACT_AFTER;
+
     fn closed(&self) -> PersistenceError {
         PersistenceError::Closed {
             path: self.inner.path.clone(),
@@ -339,7 +380,7 @@ impl Persister for SqlitePersister {
             let _ = conn.execute_batch("COMMIT");
             loaded
         })?;
-        if let Some(row) = &loaded {
+        let loaded = loaded.map(|(row, inline)| {
             // The application resuming from this state shares it: its next checkpoint
             // is diffed against it (overridden values included).
             if let Ok(sequence_id) = i64::try_from(row.sequence_id) {
@@ -354,10 +395,12 @@ impl Persister for SqlitePersister {
                             attempt: row.attempt,
                             status: row.status,
                             state: row.state.clone(),
+                            inline,
                         },
                     );
             }
-        }
+            row
+        });
         Ok(loaded)
     }
 

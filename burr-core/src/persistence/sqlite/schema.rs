@@ -17,15 +17,15 @@ use crate::persistence::PersistenceError;
 pub(super) const APPLICATION_ID: i64 = 0x4255_5252;
 
 /// The schema version this build writes (`PRAGMA user_version`).
-pub(super) const SCHEMA_VERSION: i64 = 1;
+pub(super) const SCHEMA_VERSION: i64 = 2;
 
 /// The page size of a new database. Small pages keep the bytes SQLite writes per commit
-/// low (each commit appends every page it dirtied to the WAL): a checkpoint dirties
-/// about two pages.
+/// low (each commit appends every page it dirtied to the WAL): a checkpoint of small
+/// values dirties one page.
 pub(super) const PAGE_SIZE: i64 = 1024;
 
 /// `MIGRATIONS[v]` turns a database of version `v` into version `v + 1`.
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// Version 1: applications, checkpoints, the values they set, leases.
 const V1: &str = "
@@ -78,6 +78,11 @@ CREATE TABLE IF NOT EXISTS burr_leases (
     PRIMARY KEY (partition_key, app_id)
 ) WITHOUT ROWID;
 ";
+
+/// Version 2: a checkpoint's small values are kept in its own row
+/// ([`inline`](super::inline)). Every checkpoint of version 1 has its values in
+/// `burr_values` (NULL: a base).
+const V2: &str = "ALTER TABLE burr_checkpoints ADD COLUMN inline_values TEXT;";
 
 /// Check that the database at `path` is a burr database this build can use, create or
 /// migrate its schema, and switch it to WAL mode.

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use rusqlite::Connection;
 
 use super::codec::{app_key, is_constraint_violation, sequence_column, AppKey, Failure};
+use super::inline;
 use super::known::{Known, KnownStates};
 use super::lease::{self, HeldLease, LeaseState, ProcessIdentity};
 use super::load;
@@ -51,9 +52,13 @@ impl Txn<'_> {
     }
 
     fn lease(&self, key: &AppKey) -> Option<HeldLease> {
+        self.lease_ref(key).cloned()
+    }
+
+    fn lease_ref(&self, key: &AppKey) -> Option<&HeldLease> {
         match self.pending.leases.get(key) {
-            Some(lease) => lease.clone(),
-            None => self.leases.get(key).cloned(),
+            Some(lease) => lease.as_ref(),
+            None => self.leases.get(key),
         }
     }
 
@@ -106,30 +111,38 @@ impl Txn<'_> {
                 attempt: 0,
                 status: StepStatus::Completed,
                 state: State::new(),
+                inline: 0,
             }),
         );
         Ok(id)
     }
 
-    /// Save one checkpoint: its row, and one value row per key it set or deleted.
+    /// Save one checkpoint: its row, with the values it set or deleted
+    /// [inline](super::inline) if they are small, else one value row per key.
     pub(super) fn save(&mut self, checkpoint: &Checkpoint) -> Result<(), Failure> {
         let key = app_key(checkpoint.partition_key.as_deref(), &checkpoint.app_id);
         let seq = sequence_column(&checkpoint.app_id, checkpoint.sequence_id)?;
         let retaken = self.lease_for_save(&key, &checkpoint.app_id)?;
         let app = self.app_row(&key, micros(checkpoint.created_at))?;
         let known = if retaken { None } else { self.known(&key) };
-        let delta = match known.filter(|k| k.followed_by(seq, checkpoint.attempt)) {
-            Some(known) => StateDelta::between(&known.state, &checkpoint.state),
+        let (delta, since_base) = match known.filter(|k| k.followed_by(seq, checkpoint.attempt)) {
+            Some(known) => (
+                StateDelta::between(&known.state, &checkpoint.state),
+                known.inline,
+            ),
             None => self.stored_delta(app, checkpoint, seq)?,
         };
-        let changed_keys =
-            serde_json::Value::from(checkpoint.delta.keys().collect::<Vec<_>>()).to_string();
+        let values = inline::encode(&delta);
+        let compact = values.is_none() || since_base >= inline::COMPACT_AFTER;
+        if compact {
+            inline::compact(self.conn, self.path, &checkpoint.app_id, app, seq)?;
+        }
         let inserted = self
             .conn
             .prepare_cached(
                 "INSERT INTO burr_checkpoints \
-                 (app, sequence_id, attempt, position, status, prior_step, created_at_us, changed_keys, error) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                 (app, sequence_id, attempt, position, status, prior_step, created_at_us, changed_keys, error, inline_values) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )?
             .execute((
                 app,
@@ -139,8 +152,9 @@ impl Txn<'_> {
                 checkpoint.status.as_str(),
                 &checkpoint.prior_step,
                 micros(checkpoint.created_at),
-                changed_keys,
+                changed_keys(&checkpoint.delta),
                 &checkpoint.error,
+                &values,
             ));
         match inserted {
             Err(error) if is_constraint_violation(&error) => {
@@ -152,7 +166,14 @@ impl Txn<'_> {
             }
             other => other?,
         };
-        self.write_values(app, seq, &delta)?;
+        let inline = match values {
+            Some(_) if compact => 1,
+            Some(_) => since_base + 1,
+            None => {
+                self.write_values(app, seq, &delta)?;
+                0
+            }
+        };
         self.pending.known.insert(
             key,
             Some(Known {
@@ -160,6 +181,7 @@ impl Txn<'_> {
                 attempt: checkpoint.attempt,
                 status: checkpoint.status,
                 state: checkpoint.state.clone(),
+                inline,
             }),
         );
         Ok(())
@@ -186,13 +208,14 @@ impl Txn<'_> {
 
     /// What a checkpoint changed relative to the stored state, for a checkpoint that does
     /// not follow one this persister knows: compare with the state stored at its sequence
-    /// id (no completed step is there, so that is the state before it).
+    /// id (no completed step is there, so that is the state before it). With the number
+    /// of stored checkpoints with inline values since the latest base.
     fn stored_delta(
         &self,
         app: i64,
         checkpoint: &Checkpoint,
         seq: i64,
-    ) -> Result<StateDelta, Failure> {
+    ) -> Result<(StateDelta, u32), Failure> {
         let conflict = || {
             Failure::Refused(PersistenceError::Conflict {
                 app_id: checkpoint.app_id.clone(),
@@ -232,31 +255,33 @@ impl Txn<'_> {
         }
         // The stored state at `seq`: the state before the step, plus what earlier failed
         // attempts at `seq` stored (or a prune moved there), which this one replaces.
-        let stored = load::state_at(self.conn, self.path, &checkpoint.app_id, app, seq)?;
-        Ok(value_diff(&stored, &checkpoint.state))
+        let (stored, since_base) =
+            load::state_at(self.conn, self.path, &checkpoint.app_id, app, seq)?;
+        Ok((value_diff(&stored, &checkpoint.state), since_base))
     }
 
     /// Renew (or take back) the lease this persister holds on the app, if any. Returns
     /// whether it was taken back, in which case the stored history is checked.
     fn lease_for_save(&mut self, key: &AppKey, app_id: &str) -> Result<bool, Failure> {
-        let Some(mut held) = self.lease(key) else {
+        let now = self.now_us;
+        let fresh = |held: &HeldLease| {
+            held.state == LeaseState::Active && now - held.renewed_at_us < held.renew_after_us()
+        };
+        let Some(mut held) = self.lease_ref(key).filter(|h| !fresh(h)).cloned() else {
+            // No lease, or one renewed recently.
             return Ok(false);
         };
-        let now = self.now_us;
-        if held.state == LeaseState::Active {
-            if now - held.renewed_at_us < held.renew_after_us() {
-                return Ok(false);
-            }
-            if lease::renew(
+        if held.state == LeaseState::Active
+            && lease::renew(
                 self.conn,
                 key,
                 &held.holder,
                 now.saturating_add(held.ttl_us),
-            )? {
-                held.renewed_at_us = now;
-                self.pending.leases.insert(key.clone(), Some(held));
-                return Ok(false);
-            }
+            )?
+        {
+            held.renewed_at_us = now;
+            self.pending.leases.insert(key.clone(), Some(held));
+            return Ok(false);
         }
         match lease::take(self.conn, self.me, key, &held.holder, now, held.ttl_us)? {
             Ok(()) => {
@@ -446,6 +471,9 @@ impl Txn<'_> {
             .query_row((app, i64::try_from(remove).unwrap_or(i64::MAX)), |row| {
                 Ok((row.get(0)?, row.get(1)?))
             })?;
+        // The state at the oldest kept sequence id goes to `burr_values`, whence it is
+        // moved to that sequence id below.
+        inline::compact(self.conn, self.path, &key.1, app, oldest_seq)?;
         self.conn
             .prepare_cached(
                 "DELETE FROM burr_checkpoints WHERE app = ?1 \
@@ -482,6 +510,14 @@ fn value_diff(stored: &State, state: &State) -> StateDelta {
         .map(Arc::from)
         .collect();
     delta
+}
+
+/// The keys a step set or deleted, as stored: a JSON list.
+fn changed_keys(delta: &StateDelta) -> String {
+    let mut keys = Vec::with_capacity(delta.updated.len() + delta.deleted.len());
+    keys.extend(delta.keys());
+    // Serialising a list of strings does not fail.
+    serde_json::to_string(&keys).unwrap_or_else(|_| "[]".to_owned())
 }
 
 /// A parent pointer as stored (JSON).

@@ -1,0 +1,288 @@
+//! Inline values: the small values a checkpoint keeps in its own row, so that saving it
+//! writes one row (with 1 KiB pages, usually one page) rather than a checkpoint row plus
+//! a row per key in another B-tree. The layout (bases, compaction, how the state at a
+//! sequence id is read) is described with the schema, on
+//! [`SqlitePersister`](super::SqlitePersister).
+//!
+//! Why it is exact: a `burr_values` row is only written at a base's sequence id, with the
+//! key's value at that base, and every key changed since the base before it gets one
+//! (a compaction covers every checkpoint since the latest base); so the rows at or before
+//! a base are its state. And the checkpoints after the latest base are read backwards
+//! until a base, so none is missed.
+
+use std::io;
+use std::path::Path;
+
+use rusqlite::types::ValueRef;
+use rusqlite::Connection;
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+use super::codec::Failure;
+use crate::persistence::PersistenceError;
+use crate::StateDelta;
+
+/// The largest `inline_values` a checkpoint keeps in its row, in bytes. With the 1 KiB
+/// pages of a new database, a row of up to about 230 bytes fits in its B-tree page.
+pub(super) const INLINE_MAX: usize = 128;
+
+/// How many checkpoints with inline values an application has at most since its latest
+/// base: the save that finds this many compacts them.
+pub(super) const COMPACT_AFTER: u32 = 128;
+
+/// `delta` as an `inline_values` column, or `None` if it is larger than [`INLINE_MAX`]
+/// (serialising stops as soon as it is: a large value is not serialised twice in full).
+pub(super) fn encode(delta: &StateDelta) -> Option<String> {
+    let mut out = Bounded(Vec::with_capacity(64));
+    let mut write = || -> serde_json::Result<()> {
+        out.push(b"[")?;
+        let mut first = true;
+        let mut separator = |out: &mut Bounded| {
+            let result = if first { Ok(()) } else { out.push(b",") };
+            first = false;
+            result
+        };
+        for (key, value) in &delta.updated {
+            separator(&mut out)?;
+            out.push(b"[")?;
+            serde_json::to_writer(&mut out, &**key)?;
+            out.push(b",")?;
+            serde_json::to_writer(&mut out, &**value)?;
+            out.push(b"]")?;
+        }
+        for key in &delta.deleted {
+            separator(&mut out)?;
+            out.push(b"[")?;
+            serde_json::to_writer(&mut out, &**key)?;
+            out.push(b"]")?;
+        }
+        out.push(b"]")
+    };
+    write().ok()?;
+    // serde_json writes UTF-8.
+    String::from_utf8(out.0).ok()
+}
+
+/// A buffer that refuses to grow past [`INLINE_MAX`] bytes.
+struct Bounded(Vec<u8>);
+
+impl Bounded {
+    fn push(&mut self, bytes: &[u8]) -> serde_json::Result<()> {
+        io::Write::write_all(self, bytes).map_err(serde_json::Error::io)
+    }
+}
+
+impl io::Write for Bounded {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        if self.0.len() + bytes.len() > INLINE_MAX {
+            return Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                "too large to inline",
+            ));
+        }
+        self.0.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A checkpoint with inline values, decoded.
+pub(super) struct InlineRow {
+    pub(super) sequence_id: i64,
+    pub(super) attempt: i64,
+    /// The keys it set (with their values) or deleted (`None`), in stored order.
+    pub(super) entries: Vec<(String, Option<Value>)>,
+}
+
+impl InlineRow {
+    /// Apply its entries to `map`.
+    pub(super) fn apply(self, map: &mut Map<String, Value>) {
+        for (key, value) in self.entries {
+            match value {
+                Some(value) => map.insert(key, value),
+                None => map.remove(&key),
+            };
+        }
+    }
+}
+
+/// The checkpoints of an application up to a sequence id, back to its latest base.
+pub(super) struct SinceBase {
+    /// The sequence id of the latest base, if there is one.
+    pub(super) base: Option<i64>,
+    /// The checkpoints after it, oldest first.
+    pub(super) rows: Vec<InlineRow>,
+}
+
+/// The latest base of application `app` (`app_id`, for errors) at or before sequence id
+/// `upto`, and the checkpoints after it up to `upto`.
+pub(super) fn since_base(
+    conn: &Connection,
+    path: &Path,
+    app_id: &str,
+    app: i64,
+    upto: i64,
+) -> Result<SinceBase, Failure> {
+    let mut statement = conn.prepare_cached(
+        "SELECT sequence_id, attempt, inline_values FROM burr_checkpoints \
+         WHERE app = ?1 AND sequence_id <= ?2 ORDER BY sequence_id DESC, attempt DESC",
+    )?;
+    let mut found = statement.query((app, upto))?;
+    let mut since = SinceBase {
+        base: None,
+        rows: Vec::new(),
+    };
+    while let Some(row) = found.next()? {
+        let sequence_id: i64 = row.get(0)?;
+        let corrupt = |reason: String| {
+            Failure::Refused(PersistenceError::Corrupt {
+                path: path.to_owned(),
+                app_id: app_id.to_owned(),
+                sequence_id: u64::try_from(sequence_id).unwrap_or_default(),
+                reason,
+            })
+        };
+        let text = match row.get_ref(2)? {
+            ValueRef::Null => {
+                since.base = Some(sequence_id);
+                break;
+            }
+            ValueRef::Text(text) => text,
+            other => {
+                return Err(corrupt(format!(
+                    "its inline values are not JSON text (found a {})",
+                    other.data_type()
+                )))
+            }
+        };
+        since.rows.push(InlineRow {
+            sequence_id,
+            attempt: row.get(1)?,
+            entries: decode(text).map_err(corrupt)?,
+        });
+    }
+    since.rows.reverse();
+    Ok(since)
+}
+
+/// An `inline_values` column read back.
+fn decode(text: &[u8]) -> Result<Vec<(String, Option<Value>)>, String> {
+    let invalid = |why: &str| {
+        format!("its inline values are not a list of [key, value] or [key] entries: {why}")
+    };
+    let entries: Vec<Vec<Value>> =
+        serde_json::from_slice(text).map_err(|error| invalid(&error.to_string()))?;
+    entries
+        .into_iter()
+        .map(|entry| {
+            let mut entry = entry.into_iter();
+            let key = match entry.next() {
+                Some(Value::String(key)) => key,
+                _ => return Err(invalid("an entry does not start with a key")),
+            };
+            let value = entry.next();
+            if entry.next().is_some() {
+                return Err(invalid(&format!(
+                    "the entry of key `{key}` has more than two items"
+                )));
+            }
+            Ok((key, value))
+        })
+        .collect()
+}
+
+/// Compact application `app`'s checkpoints with inline values up to sequence id `upto`:
+/// write each changed key's last value at the latest one's sequence id, and make that
+/// checkpoint a base.
+pub(super) fn compact(
+    conn: &Connection,
+    path: &Path,
+    app_id: &str,
+    app: i64,
+    upto: i64,
+) -> Result<(), Failure> {
+    let since = since_base(conn, path, app_id, app, upto)?;
+    let Some((sequence_id, attempt)) = since.rows.last().map(|r| (r.sequence_id, r.attempt)) else {
+        return Ok(());
+    };
+    let mut last: BTreeMap<String, Option<Value>> = BTreeMap::new();
+    for row in since.rows {
+        last.extend(row.entries);
+    }
+    let mut upsert = conn.prepare_cached(
+        "INSERT INTO burr_values (app, key, sequence_id, value) VALUES (?1, ?2, ?3, ?4) \
+         ON CONFLICT (app, key, sequence_id) DO UPDATE SET value = excluded.value",
+    )?;
+    for (key, value) in &last {
+        upsert.execute((app, key, sequence_id, value.as_ref().map(Value::to_string)))?;
+    }
+    conn.prepare_cached(
+        "UPDATE burr_checkpoints SET inline_values = NULL \
+         WHERE app = ?1 AND sequence_id = ?2 AND attempt = ?3",
+    )?
+    .execute((app, sequence_id, attempt))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use serde_json::json;
+
+    use super::*;
+
+    fn delta(updated: &[(&str, Value)], deleted: &[&str]) -> StateDelta {
+        StateDelta {
+            updated: updated
+                .iter()
+                .map(|(k, v)| (Arc::from(*k), Arc::new(v.clone())))
+                .collect(),
+            deleted: deleted.iter().map(|k| Arc::from(*k)).collect(),
+        }
+    }
+
+    #[test]
+    fn small_deltas_round_trip_and_null_values_differ_from_deletions() {
+        let text = encode(&delta(
+            &[("count", json!(3)), ("none", Value::Null)],
+            &["gone"],
+        ))
+        .unwrap();
+        assert_eq!(text, r#"[["count",3],["none",null],["gone"]]"#);
+        let entries = decode(text.as_bytes()).unwrap();
+        assert_eq!(
+            entries,
+            vec![
+                ("count".to_owned(), Some(json!(3))),
+                ("none".to_owned(), Some(Value::Null)),
+                ("gone".to_owned(), None),
+            ]
+        );
+        assert_eq!(encode(&StateDelta::default()).as_deref(), Some("[]"));
+    }
+
+    #[test]
+    fn a_delta_larger_than_the_limit_is_not_inlined() {
+        let fits = "x".repeat(INLINE_MAX - r#"[["k",""]]"#.len());
+        assert!(encode(&delta(&[("k", json!(fits))], &[])).is_some());
+        let over = format!("{fits}x");
+        assert!(encode(&delta(&[("k", json!(over))], &[])).is_none());
+    }
+
+    #[test]
+    fn malformed_inline_values_are_reported() {
+        for bad in [
+            &b"{}"[..],
+            b"[[1, 2]]",
+            b"[[\"k\", 1, 2]]",
+            b"[[]]",
+            b"not json",
+        ] {
+            assert!(decode(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+        }
+    }
+}
