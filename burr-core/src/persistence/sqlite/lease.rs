@@ -77,12 +77,16 @@ fn read_trimmed(path: &str) -> Option<String> {
 }
 
 /// The start time of process `pid` (field 22 of `/proc/<pid>/stat`), `None` when there
-/// is no such process.
+/// is no such process, or only its remains: a process that has exited but that its
+/// parent has not reaped yet (a zombie, state `Z`, or `X`) runs nothing any more.
 fn start_time(pid: u32) -> Option<i64> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) is in parentheses and may hold spaces or parentheses.
-    let fields = &stat[stat.rfind(')')? + 1..];
-    fields.split_whitespace().nth(19)?.parse().ok()
+    let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
+    if matches!(fields.next(), Some("Z" | "X" | "x")) {
+        return None;
+    }
+    fields.nth(18)?.parse().ok()
 }
 
 /// A lease as stored.
@@ -229,5 +233,43 @@ impl HeldLease {
     /// its children, a human in the loop).
     pub(super) fn background_after_us(&self) -> i64 {
         (self.ttl_us / 3).max(1_000)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::process::Command;
+    use std::time::{Duration, Instant};
+
+    use super::start_time;
+
+    /// The state field of `/proc/<pid>/stat`.
+    fn state(pid: u32) -> Option<String> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let fields = &stat[stat.rfind(')')? + 1..];
+        fields.split_whitespace().next().map(str::to_owned)
+    }
+
+    #[test]
+    fn a_killed_process_not_yet_reaped_has_no_start_time() {
+        if std::fs::metadata("/proc/self/stat").is_err() {
+            return; // No /proc: liveness is never judged by it.
+        }
+        let mut child = Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("spawn sleep");
+        let pid = child.id();
+        assert!(start_time(pid).is_some(), "a running process has one");
+        child.kill().expect("kill");
+        // Not waited for: it stays a zombie until reaped.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while state(pid).as_deref() != Some("Z") && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(state(pid).as_deref(), Some("Z"));
+        assert_eq!(start_time(pid), None);
+        child.wait().expect("reap");
+        assert_eq!(start_time(pid), None);
     }
 }
