@@ -7,7 +7,8 @@ mod workloads;
 
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: burr-bench <workload> [--n N] [--durable] [--persist] [--track]
+const USAGE: &str =
+    "usage: burr-bench <workload> [--n N] [--rounds R] [--durable] [--persist] [--track]
 
 workloads:
   w1        step overhead: increment while count < N (default 10000), then done
@@ -15,7 +16,8 @@ workloads:
   w1-big    w1 with a 1,000,000-character value in state that no step touches
   update    one update on a state of N keys (default 10000), ns per update
   floor     raw rusqlite INSERT+COMMIT per row, WAL (--durable: synchronous=FULL)
-  w2        checkpointed counter, N = 2000, SQLite (--durable: fsync each commit)
+  w2        checkpointed counter, N = 2000, SQLite (--durable: fsync each commit);
+            R rounds (default 5) of the floor then w2, medians reported
   w2b       w2 with a 1,000,000-character value no step touches
   concurrent  100 apps of N steps (default 200) checkpointing at once, vs one after another
   w3        fan-out: N children (default 1000) each returning a string's length

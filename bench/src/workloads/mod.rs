@@ -22,6 +22,8 @@ pub struct Options {
     pub persist: bool,
     /// W1/W2: record every step with the tracker.
     pub track: bool,
+    /// W2/W2b: rounds of (floor, workload), interleaved; the medians are reported.
+    pub rounds: Option<usize>,
 }
 
 impl Options {
@@ -29,6 +31,7 @@ impl Options {
     pub fn parse(args: &[String]) -> Result<Options, String> {
         let mut workload = None;
         let mut n = None;
+        let mut rounds = None;
         let (mut durable, mut persist, mut track) = (false, false, false);
         let mut it = args.iter();
         while let Some(arg) = it.next() {
@@ -39,6 +42,18 @@ impl Options {
                         value
                             .parse()
                             .map_err(|_| format!("--n: `{value}` is not a number"))?,
+                    );
+                }
+                "--rounds" => {
+                    let value = it.next().ok_or("--rounds needs a number")?;
+                    rounds = Some(
+                        value
+                            .parse()
+                            .ok()
+                            .filter(|&r: &usize| r > 0)
+                            .ok_or_else(|| {
+                                format!("--rounds: `{value}` is not a positive number")
+                            })?,
                     );
                 }
                 "--durable" => durable = true,
@@ -57,6 +72,7 @@ impl Options {
             durable,
             persist,
             track,
+            rounds,
         })
     }
 }
@@ -111,20 +127,33 @@ pub fn run(options: &Options) -> Result<(), Box<dyn std::error::Error>> {
     }
     for (name, big) in [("w2", false), ("w2b", true)] {
         if all || options.workload == name {
-            // The floor first, in the same process, so the ratio is fair.
+            // Rounds of the floor then the workload, in this process, so that the ratio
+            // is fair on a machine whose speed drifts; the medians are reported.
             let n = options.n.unwrap_or(2_000);
-            let floor = w2::floor(dir.path(), n, durability)?;
-            let mut line = runtime.block_on(w2::checkpointed(
-                dir.path(),
-                n,
-                big,
-                durability,
-                options.track,
-            ))?;
-            let floor_us = floor["us_per_commit"].as_f64().unwrap_or(f64::NAN);
-            line["floor_us_per_commit"] = json!(floor_us);
-            line["ratio_to_floor"] =
-                json!(line["us_per_step"].as_f64().unwrap_or(f64::NAN) / floor_us);
+            let mut floors = Vec::new();
+            let mut lines = Vec::new();
+            for _ in 0..options.rounds.unwrap_or(5) {
+                let floor = w2::floor(dir.path(), n, durability)?;
+                floors.push(floor["us_per_commit"].as_f64().unwrap_or(f64::NAN));
+                lines.push(runtime.block_on(w2::checkpointed(
+                    dir.path(),
+                    n,
+                    big,
+                    durability,
+                    options.track,
+                ))?);
+            }
+            let per_step: Vec<f64> = lines
+                .iter()
+                .map(|l| l["us_per_step"].as_f64().unwrap_or(f64::NAN))
+                .collect();
+            let ratios: Vec<f64> = per_step.iter().zip(&floors).map(|(w, f)| w / f).collect();
+            let mut line = lines.swap_remove(0);
+            line["rounds"] = json!(floors.len());
+            line["us_per_step"] = json!(median(&per_step));
+            line["floor_us_per_commit"] = json!(median(&floors));
+            line["ratio_to_floor"] = json!(median(&per_step) / median(&floors));
+            line["round_ratios"] = json!(ratios);
             report(line);
             ran = true;
         }
@@ -162,6 +191,17 @@ pub fn run(options: &Options) -> Result<(), Box<dyn std::error::Error>> {
         return Err(format!("unknown workload `{}`", options.workload).into());
     }
     Ok(())
+}
+
+/// The median of `values` (the mean of the middle two for an even count).
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    match sorted.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    }
 }
 
 fn report(mut line: Value) {

@@ -27,6 +27,18 @@ pub fn disk_bytes(path: &Path) -> u64 {
         .sum()
 }
 
+/// `path`, with any database (and its WAL and shared-memory files) left there by an
+/// earlier round removed.
+fn fresh(path: PathBuf) -> std::io::Result<PathBuf> {
+    for suffix in ["", "-wal", "-shm"] {
+        match std::fs::remove_file(format!("{}{suffix}", path.display())) {
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(error),
+            _ => {}
+        }
+    }
+    Ok(path)
+}
+
 fn counter(n: u64, big: bool, app_id: &str, persister: Arc<dyn Persister>) -> ApplicationBuilder {
     let increment = action_sync("increment", |s: State, _, _| s.increment("count", 1))
         .reads(["count"])
@@ -56,7 +68,7 @@ pub async fn checkpointed(
     durability: Durability,
     track: bool,
 ) -> Result<Value, Box<dyn std::error::Error>> {
-    let path = dir.join(format!("w2-{big}-{durability:?}.db"));
+    let path = fresh(dir.join(format!("w2-{big}-{durability:?}.db")))?;
     let persister: Arc<dyn Persister> = Arc::new(SqlitePersister::open_with(
         &path,
         SqliteOptions::new().durability(durability),
@@ -96,21 +108,26 @@ pub async fn checkpointed(
     }))
 }
 
-/// The floor: a raw rusqlite `INSERT` + `COMMIT` per row, WAL, the same `synchronous`
-/// and page size as the persister, in this process.
+/// The floor: a raw rusqlite `INSERT` + `COMMIT` per row, WAL, the same `synchronous`,
+/// page size and WAL checkpoint interval as the persister, in this process.
 pub fn floor(
     dir: &Path,
     n: u64,
     durability: Durability,
 ) -> Result<Value, Box<dyn std::error::Error>> {
-    let path = dir.join(format!("floor-{durability:?}.db"));
+    let path = fresh(dir.join(format!("floor-{durability:?}.db")))?;
     let conn = rusqlite::Connection::open(&path)?;
     let synchronous = match durability {
         Durability::Full => "FULL",
         _ => "NORMAL",
     };
+    let (page_size, autocheckpoint) = (
+        SqlitePersister::PAGE_SIZE,
+        SqlitePersister::WAL_AUTOCHECKPOINT,
+    );
     conn.execute_batch(&format!(
-        "PRAGMA page_size = 1024; PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous};
+        "PRAGMA page_size = {page_size}; PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = {synchronous}; PRAGMA wal_autocheckpoint = {autocheckpoint};
          CREATE TABLE steps (app INTEGER, sequence_id INTEGER, position TEXT, state TEXT,
                              PRIMARY KEY (app, sequence_id)) WITHOUT ROWID;"
     ))?;
