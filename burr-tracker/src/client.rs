@@ -208,7 +208,7 @@ impl LifecycleHook for Tracker {
             e.ids,
             SystemTime::now(),
             EventKind::Created(Box::new(event::Created {
-                graph: GraphRecord::of(e.graph),
+                graph: GraphRecord::of(e.graph).with_entrypoint(e.entrypoint),
                 state: e.state.clone(),
                 sequence_id: e.sequence_id,
                 fork_parent: e.fork_parent.cloned(),

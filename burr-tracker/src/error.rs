@@ -117,6 +117,36 @@ pub enum TrackerError {
         /// The application.
         app_id: String,
     },
+    /// `delete` refused: a live runner runs the application (or the root it runs
+    /// under). Nothing was deleted.
+    #[error(
+        "cannot delete application `{app_id}`: {}; nothing was deleted",
+        running_note(app_id, running, holder)
+    )]
+    Running {
+        /// The application asked for.
+        app_id: String,
+        /// The application whose lease is held: `app_id` itself, or the root of its
+        /// spawning parents, whose lease it runs under.
+        running: String,
+        /// Who holds the lease.
+        holder: String,
+    },
+    /// `delete` stopped part-way: the database failed after some applications were
+    /// deleted. What remains is still a tree under the application (none is left
+    /// without its spawning parent): running the command again finishes it.
+    #[error("deleting application `{app_id}` stopped part-way ({deleted} of {total} applications deleted), run it again to finish: {source}")]
+    DeleteIncomplete {
+        /// The application asked for.
+        app_id: String,
+        /// The applications (it and its descendants) fully deleted.
+        deleted: usize,
+        /// The applications to delete.
+        total: usize,
+        /// What failed.
+        #[source]
+        source: Box<TrackerError>,
+    },
     /// A Burr UI project name Burr would refuse.
     #[error("invalid project name `{project}`: use letters, digits, `_`, `-` and `:`")]
     InvalidProject {
@@ -138,6 +168,14 @@ fn partition_note(partition_key: &Option<String>) -> String {
     match partition_key {
         Some(key) => format!(" (partition key `{key}`)"),
         None => String::new(),
+    }
+}
+
+fn running_note(app_id: &str, running: &str, holder: &str) -> String {
+    if app_id == running {
+        format!("it is running (lease held by {holder})")
+    } else {
+        format!("its root application `{running}` is running (lease held by {holder})")
     }
 }
 

@@ -43,6 +43,10 @@ pub struct TransitionRecord {
 /// An application's graph, as recorded.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GraphRecord {
+    /// The action the application starts at (`None` when not recorded: a graph recorded
+    /// by an older burr-tracker, or an application whose creation was not seen).
+    #[serde(default)]
+    pub entrypoint: Option<String>,
     /// The actions, in the order they were added.
     pub actions: Vec<ActionRecord>,
     /// The transitions, in declaration order.
@@ -50,7 +54,7 @@ pub struct GraphRecord {
 }
 
 impl GraphRecord {
-    /// The record of `graph`.
+    /// The record of `graph`, without an entrypoint (see [`GraphRecord::with_entrypoint`]).
     pub fn of(graph: &Graph) -> GraphRecord {
         let names = |keys: &[String]| keys.to_vec();
         let actions = graph
@@ -76,9 +80,16 @@ impl GraphRecord {
             })
             .collect();
         GraphRecord {
+            entrypoint: None,
             actions,
             transitions,
         }
+    }
+
+    /// The record with `entrypoint` as the action the application starts at.
+    pub fn with_entrypoint(mut self, entrypoint: impl Into<String>) -> GraphRecord {
+        self.entrypoint = Some(entrypoint.into());
+        self
     }
 
     /// The graph as a Mermaid flowchart (the same shape as burr-core's
@@ -156,7 +167,8 @@ mod tests {
 
     #[test]
     fn the_record_keeps_reads_writes_and_conditions() {
-        let record = GraphRecord::of(&graph());
+        let record = GraphRecord::of(&graph()).with_entrypoint("count");
+        assert_eq!(record.entrypoint.as_deref(), Some("count"));
         assert_eq!(record.actions[0].reads, ["n"]);
         assert_eq!(record.actions[0].writes, ["n"]);
         assert_eq!(record.transitions[0].condition, "n < 3");
@@ -166,5 +178,12 @@ mod tests {
             serde_json::from_str::<GraphRecord>(&json).expect("parses"),
             record
         );
+    }
+
+    #[test]
+    fn a_graph_recorded_without_an_entrypoint_still_reads() {
+        let old = r#"{"actions": [], "transitions": []}"#;
+        let record: GraphRecord = serde_json::from_str(old).expect("parses");
+        assert_eq!(record.entrypoint, None);
     }
 }

@@ -285,6 +285,101 @@ fn delete_removes_one_application() {
     assert!(stdout_of(&db, &["show", "order-1"]).contains("total"));
 }
 
+/// The app ids in the database, sorted.
+fn app_ids(db: &Path) -> Vec<String> {
+    let apps: Value =
+        serde_json::from_str(&stdout_of(db, &["apps", "--json", "--limit", "100"])).expect("JSON");
+    let mut ids: Vec<String> = apps["apps"]
+        .as_array()
+        .expect("apps")
+        .iter()
+        .map(|a| a["app_id"].as_str().expect("an id").to_owned())
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[test]
+fn delete_removes_the_descendants_too() {
+    let (_dir, db) = copy_of_database();
+    let out = stdout_of(&db, &["delete", "order-1"]);
+    assert_eq!(out, "deleted app order-1 and its 12 descendants\n");
+    // The fork is an application of its own.
+    assert_eq!(app_ids(&db), ["order-1-fork"]);
+    let (_dir, db) = copy_of_database();
+    let report: Value =
+        serde_json::from_str(&stdout_of(&db, &["delete", "order-1", "--json"])).expect("JSON");
+    assert_eq!(report["descendants"], 12);
+    assert_eq!(report["checkpoints"], true);
+    assert_eq!(report["tracked"], true);
+}
+
+/// Make SQLite refuse to delete the rows of `table` that `condition` selects.
+fn refuse_deleting(db: &Path, table: &str, condition: &str) {
+    rusqlite::Connection::open(db)
+        .and_then(|c| {
+            c.execute_batch(&format!(
+                "CREATE TRIGGER burr_test_refuse BEFORE DELETE ON {table} WHEN {condition} \
+                 BEGIN SELECT RAISE(ABORT, 'refused by a test trigger'); END;"
+            ))
+        })
+        .expect("a trigger");
+}
+
+fn allow_deleting(db: &Path) {
+    rusqlite::Connection::open(db)
+        .and_then(|c| c.execute_batch("DROP TRIGGER burr_test_refuse"))
+        .expect("drops the trigger");
+}
+
+#[test]
+fn a_failed_delete_leaves_a_tree_that_a_second_delete_finishes() {
+    let (_dir, db) = copy_of_database();
+    let before = app_ids(&db);
+    let tracked_before = stdout_of(&db, &["apps", "--json", "--limit", "100"]);
+    // The tracking data of all goes in one transaction: a failure deletes none of it.
+    refuse_deleting(&db, "burr_tracker_apps", "old.app_id = 'order-1/2/5'");
+    let error = error_of(&db, &["delete", "order-1"]);
+    assert!(error.contains("refused by a test trigger"), "{error}");
+    assert_eq!(
+        stdout_of(&db, &["apps", "--json", "--limit", "100"]),
+        tracked_before
+    );
+    allow_deleting(&db);
+
+    // The checkpoints go children first: a failure part-way leaves the application and
+    // the children not deleted yet, under it.
+    refuse_deleting(
+        &db,
+        "burr_checkpoints",
+        "old.app = (SELECT id FROM burr_apps WHERE app_id = 'order-1/2/5')",
+    );
+    let error = error_of(&db, &["delete", "order-1"]);
+    assert!(
+        error.starts_with("error: deleting application `order-1` stopped part-way (")
+            && error.contains(" of 13 applications deleted), run it again to finish: ")
+            && error.contains("refused by a test trigger"),
+        "{error}"
+    );
+    let left = app_ids(&db);
+    assert!(
+        left.contains(&"order-1".to_owned()) && left.contains(&"order-1/2/5".to_owned()),
+        "{left:?}"
+    );
+    assert!(left.len() < before.len(), "{left:?}");
+    let tree = stdout_of(&db, &["tree", "order-1", "--json"]);
+    let tree: Value = serde_json::from_str(&tree).expect("JSON");
+    assert_eq!(
+        tree["children"].as_array().expect("children").len(),
+        left.len() - 2,
+        "every child left is still under order-1 (the fork aside)"
+    );
+    allow_deleting(&db);
+    let out = stdout_of(&db, &["delete", "order-1"]);
+    assert!(out.starts_with("deleted app order-1 and its "), "{out}");
+    assert_eq!(app_ids(&db), ["order-1-fork"]);
+}
+
 #[test]
 fn export_writes_burrs_layout() {
     let dir = tempfile::tempdir().expect("a temp dir");
@@ -367,6 +462,34 @@ fn export_writes_burrs_layout() {
     let child_meta: Value = serde_json::from_str(&child_meta).expect("JSON");
     assert_eq!(child_meta["spawning_parent_pointer"]["app_id"], "order-1");
     assert_eq!(child_meta["spawning_parent_pointer"]["sequence_id"], 2);
+}
+
+#[test]
+fn the_export_names_the_recorded_entrypoint() {
+    // The fork starts at `load` (its default entrypoint) but resumes at `check`: its first
+    // step is not its entrypoint.
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let out = dir.path().join("ui");
+    stdout_of(
+        database(),
+        &[
+            "export",
+            "--burr-ui",
+            out.to_str().expect("UTF-8"),
+            "order-1-fork",
+        ],
+    );
+    let graph =
+        std::fs::read_to_string(out.join("burr-rs/order-1-fork/graph.json")).expect("reads");
+    let graph: Value = serde_json::from_str(&graph).expect("JSON");
+    assert_eq!(graph["entrypoint"], "load");
+    let log = std::fs::read_to_string(out.join("burr-rs/order-1-fork/log.jsonl")).expect("reads");
+    let first: Value = serde_json::from_str(log.lines().next().expect("a line")).expect("JSON");
+    assert_eq!(first["action"], "check");
+    let graph: Value =
+        serde_json::from_str(&stdout_of(database(), &["graph", "order-1-fork", "--json"]))
+            .expect("JSON");
+    assert_eq!(graph["entrypoint"], "load");
 }
 
 #[test]

@@ -444,6 +444,7 @@ impl ApplicationBuilder {
             hook.post_application_create(&AppCreated {
                 ids: &app.ctx.ids,
                 graph: &app.graph,
+                entrypoint: &app.names[app.entrypoint],
                 state: &app.state,
                 sequence_id: app.sequence_id,
                 fork_parent: app.fork_parent.as_ref(),

@@ -17,6 +17,9 @@ pub struct AppCreated<'a> {
     pub ids: &'a Identifiers,
     /// Its graph.
     pub graph: &'a Graph,
+    /// Its entrypoint: the action it starts at (the builder's `with_entrypoint`, or
+    /// `initialize_from`'s default entrypoint).
+    pub entrypoint: &'a str,
     /// Its state after loading.
     pub state: &'a State,
     /// The sequence id of the last step taken, if any (a resumed application has one).

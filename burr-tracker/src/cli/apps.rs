@@ -18,7 +18,7 @@ pub struct Args {
     #[arg(long)]
     parent: Option<String>,
     /// Only applications with this status.
-    #[arg(long, value_parser = ["running", "completed", "failed", "cancelled"])]
+    #[arg(long, value_parser = ["running", "interrupted", "completed", "failed", "cancelled"])]
     status: Option<String>,
     /// List at most this many.
     #[arg(long, default_value_t = 50)]

@@ -1,4 +1,4 @@
-//! `delete`: delete an application.
+//! `delete`: delete an application and its descendants.
 
 use std::path::Path;
 
@@ -19,5 +19,9 @@ pub fn run(db: &Path, args: Args, json: bool) -> Result<String, TrackerError> {
     if json {
         return Ok(to_json(&serde_json::to_value(&report).unwrap_or_default()));
     }
-    Ok(format!("deleted app {}\n", report.app_id))
+    Ok(match report.descendants {
+        0 => format!("deleted app {}\n", report.app_id),
+        1 => format!("deleted app {} and its 1 descendant\n", report.app_id),
+        n => format!("deleted app {} and its {n} descendants\n", report.app_id),
+    })
 }

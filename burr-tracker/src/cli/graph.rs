@@ -33,6 +33,7 @@ pub fn run(db: &Database, args: Args, json: bool) -> Result<String, TrackerError
         return Ok(to_json(&json!({
             "app_id": app.app_id,
             "partition_key": app.partition_key,
+            "entrypoint": graph.entrypoint,
             "actions": graph.actions,
             "transitions": graph.transitions,
             "mermaid": graph.to_mermaid(),

@@ -13,17 +13,22 @@
 //!   "checkpointed"}]}` (`total` counts the matches before `--limit`/`--offset`).
 //! - `show`: `{"app_id", "partition_key", "status", "steps": [{"sequence_id", "action",
 //!   "status", "attempt", "started_at", "ended_at", "duration_us", "error" (list: the
-//!   error then its causes), "inputs", "result"}]}`.
+//!   error then its causes), "inputs", "result", "attributes", "spans"}]}`; an attribute
+//!   is `{"key", "value", "logged_at"}` (those logged outside any span are the step's),
+//!   a span `{"name", "started_at", "ended_at", "duration_us", "attributes", "spans"}`
+//!   (the spans opened within it).
 //! - `state`: `{"app_id", "partition_key", "sequence_id", "action", "status", "state"}`.
 //! - `diff`: `{"app_id", "partition_key", "from", "to", "added": {key: value},
 //!   "removed": {key: value}, "changed": {key: {"from", "to"}}}`.
 //! - `tree`: `{"app_id", "partition_key", "status", "steps", "spawned_at" (the parent's
 //!   sequence id), "children": [...]}`, recursively; every child is listed.
-//! - `graph`: `{"app_id", "partition_key", "actions": [{"name", "reads", "writes",
-//!   "inputs", "optional_inputs", "tags", "streaming"}], "transitions": [{"from", "to",
-//!   "condition"}], "mermaid", "dot"}`.
+//! - `graph`: `{"app_id", "partition_key", "entrypoint", "actions": [{"name", "reads",
+//!   "writes", "inputs", "optional_inputs", "tags", "streaming"}], "transitions":
+//!   [{"from", "to", "condition"}], "mermaid", "dot"}` (`entrypoint` is `null` when it
+//!   was not recorded).
 //! - `prune`: `{"app_id", "partition_key", "checkpoints_removed", "tracked_steps_removed"}`.
-//! - `delete`: `{"app_id", "partition_key", "checkpoints", "tracked"}`.
+//! - `delete`: `{"app_id", "partition_key", "checkpoints", "tracked", "descendants"}`
+//!   (how many applications it spawned, recursively, were deleted with it).
 //! - `export`: `{"directory", "project", "apps": [{"app_id", "partition_key",
 //!   "directory", "steps"}]}`.
 
@@ -34,6 +39,7 @@ mod export;
 mod graph;
 mod prune;
 mod show;
+mod spans;
 mod state;
 pub mod table;
 mod tree;
@@ -54,17 +60,21 @@ and parents null when absent. A parent pointer is {app_id, partition_key, sequen
   apps    {total, apps: [{app_id, partition_key, status, steps, created_at, last_update,
           spawning_parent, fork_parent, tracked, checkpointed}]}
   show    {app_id, partition_key, status, steps: [{sequence_id, action, status, attempt,
-          started_at, ended_at, duration_us, error: [error, cause, ...], inputs, result}]}
+          started_at, ended_at, duration_us, error: [error, cause, ...], inputs, result,
+          attributes: [{key, value, logged_at}], spans: [{name, started_at, ended_at,
+          duration_us, attributes, spans}]}]}
   state   {app_id, partition_key, sequence_id, action, status, state}
   diff    {app_id, partition_key, from, to, added: {key: value}, removed: {key: value},
           changed: {key: {from, to}}}
   tree    {app_id, partition_key, status, steps, spawned_at, children: [...]} (every child)
-  graph   {app_id, partition_key, actions: [{name, reads, writes, inputs, optional_inputs,
-          tags, streaming}], transitions: [{from, to, condition}], mermaid, dot}
+  graph   {app_id, partition_key, entrypoint, actions: [{name, reads, writes, inputs,
+          optional_inputs, tags, streaming}], transitions: [{from, to, condition}], mermaid,
+          dot}
   prune   {app_id, partition_key, checkpoints_removed, tracked_steps_removed}
-  delete  {app_id, partition_key, checkpoints, tracked}
+  delete  {app_id, partition_key, checkpoints, tracked, descendants}
   export  {directory, project, apps: [{app_id, partition_key, directory, steps}]}
-Statuses: running (a step in flight, or none taken yet), completed, failed, cancelled.
+Statuses: running (a step in flight, or none taken yet), interrupted (the same, but its
+runner is gone: crashed or killed), completed, failed, cancelled.
 Errors: one line on stderr, exit code 1 (2 for bad arguments).";
 
 /// Inspect burr-core applications: steps, state, children and graphs, from their database.
@@ -95,7 +105,7 @@ pub struct AppArg {
 enum Command {
     /// List applications, newest first.
     Apps(apps::Args),
-    /// Show an application's steps.
+    /// Show an application's steps, with their spans and attributes.
     Show(show::Args),
     /// Show the state (or some keys) at a sequence id, the latest by default.
     State(state::Args),
@@ -107,7 +117,8 @@ enum Command {
     Graph(graph::Args),
     /// Keep only an application's last N steps (writes to the database).
     Prune(prune::Args),
-    /// Delete an application's checkpoints and tracking (writes to the database).
+    /// Delete an application and its descendants: checkpoints and tracking (writes to
+    /// the database).
     Delete(delete::Args),
     /// Write Burr's local tracking layout, for Burr's UI (`BURR_PATH=DIR burr`).
     Export(export::Args),

@@ -1,10 +1,13 @@
-//! `show`: an application's steps.
+//! `show`: an application's steps, with the spans and attributes recorded within them.
+
+use std::collections::HashMap;
 
 use burr_tracker::inspect::Database;
 use burr_tracker::time::{duration, human, rfc3339};
 use burr_tracker::TrackerError;
 use serde_json::json;
 
+use super::spans::{attributes_json, spans_json, trace_text};
 use super::table::{Column, Cut, Table};
 use super::{pointer_text, steps_text, to_json, AppArg};
 
@@ -19,10 +22,12 @@ pub fn run(db: &Database, args: Args, json: bool) -> Result<String, TrackerError
     let app = db.find(&args.app.app, args.app.partition_key.as_deref())?;
     let summary = db.summary(app)?;
     let steps = db.steps(app)?;
+    let traces = db.traces(app)?;
     if json {
         let steps: Vec<_> = steps
             .iter()
             .map(|s| {
+                let trace = traces.get(&(s.sequence_id, s.attempt));
                 json!({
                     "sequence_id": s.sequence_id,
                     "action": s.action,
@@ -34,6 +39,8 @@ pub fn run(db: &Database, args: Args, json: bool) -> Result<String, TrackerError
                     "error": s.error,
                     "inputs": s.inputs,
                     "result": s.result,
+                    "attributes": attributes_json(trace.map_or(&[], |t| &t.attributes)),
+                    "spans": spans_json(trace.map_or(&[], |t| &t.spans)),
                 })
             })
             .collect();
@@ -90,5 +97,23 @@ pub fn run(db: &Database, args: Args, json: bool) -> Result<String, TrackerError
         ]);
     }
     out.push_str(&table.render());
+    if !traces.is_empty() {
+        out.push_str("\nSPANS AND ATTRIBUTES\n");
+        let mut attempts: HashMap<u64, usize> = HashMap::new();
+        for s in &steps {
+            *attempts.entry(s.sequence_id).or_default() += 1;
+        }
+        for s in &steps {
+            let Some(trace) = traces.get(&(s.sequence_id, s.attempt)) else {
+                continue;
+            };
+            let heading = if attempts[&s.sequence_id] > 1 {
+                format!("seq {}  {}, attempt {}", s.sequence_id, s.action, s.attempt)
+            } else {
+                format!("seq {}  {}", s.sequence_id, s.action)
+            };
+            trace_text(&heading, trace, &mut out);
+        }
+    }
     Ok(out)
 }

@@ -218,11 +218,12 @@ fn graph_from_steps(steps: &[StepInfo]) -> GraphRecord {
 }
 
 fn graph_json(graph: &GraphRecord, steps: &[StepInfo]) -> Value {
-    // The graph does not record its entrypoint: the first step's action, or the first
-    // action.
-    let entrypoint = steps
-        .first()
-        .map(|s| s.action.clone())
+    // The recorded entrypoint; without one (an older recording, an application only the
+    // checkpoints know), the first step's action, or the first action.
+    let entrypoint = graph
+        .entrypoint
+        .clone()
+        .or_else(|| steps.first().map(|s| s.action.clone()))
         .or_else(|| graph.actions.first().map(|a| a.name.clone()))
         .unwrap_or_default();
     json!({

@@ -1,14 +1,16 @@
 //! The two operations that write to a burr database: pruning an application's old steps
-//! and deleting an application, from both the checkpoints and the tracker's tables.
+//! and deleting an application with its descendants, from both the checkpoints and the
+//! tracker's tables.
 
 use std::path::Path;
+use std::time::Duration;
 
-use burr_core::persistence::{Persister, SqlitePersister};
+use burr_core::persistence::{PersistenceError, Persister, SqlitePersister};
 use futures::executor::block_on;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use serde::Serialize;
 
-use super::{state, Database};
+use super::{state, App, Database};
 use crate::store::read;
 use crate::TrackerError;
 
@@ -36,6 +38,8 @@ pub struct DeleteReport {
     pub checkpoints: bool,
     /// Whether it had tracking data.
     pub tracked: bool,
+    /// How many applications it spawned, recursively, were deleted with it.
+    pub descendants: usize,
 }
 
 fn open_tracker(path: &Path) -> Result<Connection, TrackerError> {
@@ -132,33 +136,100 @@ pub fn prune(
     Ok(report)
 }
 
-/// Delete an application: its checkpoints (refused by the persister while a live runner
-/// holds its lease) and its tracking data. Its children are kept.
+/// How long `delete` holds the lease of the application it deletes under (renewed in the
+/// background while it works; given back when it is done).
+const DELETE_LEASE_TTL: Duration = Duration::from_secs(60);
+
+/// Delete an application and every application it spawned, recursively: their
+/// checkpoints and their tracking data. Forks of it are kept (they are applications of
+/// their own).
+///
+/// Refused with [`TrackerError::Running`], deleting nothing, while a live runner runs it:
+/// `delete` first takes the lease of the application it runs under (itself, or the
+/// root of its spawning parents, whose lease its children run under), so that no runner
+/// starts while it deletes. Then it deletes the tracking data of them all in one
+/// transaction, then their checkpoints, children before parents. Should the database
+/// fail part-way ([`TrackerError::DeleteIncomplete`]), what remains is still a tree under
+/// the application, and deleting it again finishes the work.
+///
+/// An application run without a persister has no lease: nothing tells whether it runs.
 pub fn delete(
     path: &Path,
     app_id: &str,
     partition_key: Option<&str>,
 ) -> Result<DeleteReport, TrackerError> {
     let db = Database::open(path)?;
-    let app = db.find(app_id, partition_key)?.clone();
-    let pk = app.partition_key.as_deref();
-    let mut report = DeleteReport {
+    let app = db.find(app_id, partition_key)?;
+    let apps = db.with_descendants(app);
+    let (owner_key, owner_id, persisted) = db.lease_owner(app);
+    let persister = if persisted || apps.iter().any(|a| a.checkpointed) {
+        Some(SqlitePersister::open(path)?)
+    } else {
+        None
+    };
+    let lease = match &persister {
+        None => None,
+        Some(persister) => {
+            let taken = block_on(persister.acquire_lease(
+                owner_key.as_deref(),
+                &owner_id,
+                DELETE_LEASE_TTL,
+            ));
+            match taken {
+                Ok(lease) => Some(lease),
+                Err(PersistenceError::AppLocked { holder, .. }) => {
+                    return Err(TrackerError::Running {
+                        app_id: app.app_id.clone(),
+                        running: owner_id,
+                        holder,
+                    })
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+    };
+    let outcome = delete_all(path, &db, &apps, persister.as_ref());
+    if let (Some(persister), Some(lease)) = (&persister, lease) {
+        if let Err(error) = persister.release_lease(&lease) {
+            tracing::warn!(app_id = %lease.app_id, %error, "could not give back the lease taken to delete");
+        }
+    }
+    let (checkpoints, tracked) = outcome?;
+    Ok(DeleteReport {
         app_id: app.app_id.clone(),
         partition_key: app.partition_key.clone(),
-        checkpoints: false,
-        tracked: false,
+        checkpoints,
+        tracked,
+        descendants: apps.len().saturating_sub(1),
+    })
+}
+
+/// Delete `apps` (children before parents, the application asked for last): the
+/// tracking data of them all in one transaction, then the checkpoints of each. Whether
+/// the last one had checkpoints, and tracking data.
+fn delete_all(
+    path: &Path,
+    db: &Database,
+    apps: &[&App],
+    persister: Option<&SqlitePersister>,
+) -> Result<(bool, bool), TrackerError> {
+    let Some(target) = apps.last() else {
+        return Ok((false, false));
     };
-    if app.checkpointed {
-        let persister = SqlitePersister::open(path)?;
-        report.checkpoints = block_on(persister.delete_app(pk, &app.app_id))?;
-    }
-    if db.tracker.is_some() && app.tracked() {
+    let mut tracked = false;
+    // Whether anything was deleted yet (a failure after that is reported as such).
+    let mut changed = false;
+    if db.tracker.is_some() && apps.iter().any(|a| a.tracked()) {
         let conn = open_tracker(path)?;
         let sqlite = |e| TrackerError::sqlite(path, e);
         let tx =
             rusqlite::Transaction::new_unchecked(&conn, rusqlite::TransactionBehavior::Immediate)
                 .map_err(sqlite)?;
-        if let Some(id) = tracker_row(&tx, path, pk, &app.app_id)? {
+        for app in apps.iter().filter(|a| a.tracked()) {
+            let pk = app.partition_key.as_deref();
+            let Some(id) = tracker_row(&tx, path, pk, &app.app_id)? else {
+                continue;
+            };
             for table in [
                 "burr_tracker_events",
                 "burr_tracker_steps",
@@ -169,9 +240,42 @@ pub fn delete(
             }
             tx.execute("DELETE FROM burr_tracker_apps WHERE id = ?1", [id])
                 .map_err(sqlite)?;
-            report.tracked = true;
+            tracked |= std::ptr::eq(*app, *target);
+            changed = true;
         }
         tx.commit().map_err(sqlite)?;
     }
-    Ok(report)
+    let mut checkpoints = false;
+    if let Some(persister) = persister {
+        for (i, app) in apps.iter().enumerate() {
+            if !app.checkpointed {
+                continue;
+            }
+            let deleted = block_on(persister.delete_app(app.partition_key.as_deref(), &app.app_id));
+            match deleted {
+                Ok(existed) => {
+                    changed = true;
+                    if std::ptr::eq(*app, *target) {
+                        checkpoints = existed;
+                    }
+                }
+                Err(error) if !changed => return Err(error.into()),
+                Err(error) => {
+                    // Those before it, and those only the tracker knew.
+                    let gone = apps
+                        .iter()
+                        .enumerate()
+                        .filter(|(j, a)| *j < i || !a.checkpointed)
+                        .count();
+                    return Err(TrackerError::DeleteIncomplete {
+                        app_id: target.app_id.clone(),
+                        deleted: gone,
+                        total: apps.len(),
+                        source: Box::new(error.into()),
+                    });
+                }
+            }
+        }
+    }
+    Ok((checkpoints, tracked))
 }

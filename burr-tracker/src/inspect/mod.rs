@@ -7,8 +7,10 @@
 
 pub mod maintain;
 mod state;
+mod trace;
 
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use burr_core::persistence::{Persister, SqlitePersister, StepStatus};
@@ -23,13 +25,20 @@ use crate::store::schema;
 use crate::{GraphRecord, TrackerError};
 
 pub use state::{diff, StateDiff};
+pub use trace::{AttributeInfo, SpanInfo, StepTrace};
 
 /// Where an application or a step stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
-    /// A step is in flight (or, for an application, it has taken no step yet).
+    /// A step is in flight (or, for an application, it has taken no step yet), and its
+    /// runner is alive — or, for an application run without a persister, nothing tells
+    /// (see [`Runner::Unknown`]).
     Running,
+    /// The step never ended (or, for an application, it took none) and nothing runs it
+    /// any more: its process crashed or was killed, or dropped it mid-step
+    /// ([`Runner::Gone`]). Resuming it retries the step.
+    Interrupted,
     /// The (last) step completed.
     Completed,
     /// The (last) step failed.
@@ -39,10 +48,11 @@ pub enum Status {
 }
 
 impl Status {
-    /// `running`, `completed`, `failed` or `cancelled`.
+    /// `running`, `interrupted`, `completed`, `failed` or `cancelled`.
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Running => "running",
+            Status::Interrupted => "interrupted",
             Status::Completed => "completed",
             Status::Failed => "failed",
             Status::Cancelled => "cancelled",
@@ -53,6 +63,7 @@ impl Status {
     pub fn parse(text: &str) -> Option<Status> {
         match text {
             "running" => Some(Status::Running),
+            "interrupted" => Some(Status::Interrupted),
             other => StepStatus::parse(other).map(Status::from),
         }
     }
@@ -134,13 +145,29 @@ impl StepInfo {
     }
 }
 
+/// Whether something runs an application now, judged from the lease of the application
+/// it runs under: its own, or for a child, its root's (the application at the top of its
+/// spawning parents; children take no lease of their own).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Runner {
+    /// A live runner holds the lease: its holder (`pid 4242 on host (lease …)`).
+    Live(String),
+    /// Nothing does: the application was run with a persister, and no live runner holds
+    /// the lease (none is stored, it expired, or its holder's process on this machine is
+    /// gone).
+    Gone,
+    /// Nothing tells: the application was run without a persister (only a tracker), so
+    /// it has no lease.
+    Unknown,
+}
+
 /// An application with what its steps say about it.
 #[derive(Clone, Debug)]
 pub struct AppSummary {
     /// The application.
     pub app: App,
     /// The status of its last step (`running` while a step is in flight or before the
-    /// first).
+    /// first, `interrupted` when nothing runs it any more).
     pub status: Status,
     /// How many steps (sequence ids) it took; retries count once.
     pub steps: u64,
@@ -154,7 +181,18 @@ pub struct Database {
     persister: SqlitePersister,
     tracker: Option<Connection>,
     apps: Vec<App>,
+    /// The position of each application in `apps`.
+    index: HashMap<Key, usize>,
+    /// The runners judged so far, by the key of the application whose lease they hold.
+    runners: RefCell<HashMap<Key, Runner>>,
 }
+
+/// An application's (partition key, app id).
+type Key = (Option<String>, String);
+
+/// How many spawning parents up the root of an application is looked for (a cycle
+/// cannot happen, but a corrupt file could hold one).
+const MAX_DEPTH: usize = 64;
 
 impl std::fmt::Debug for Database {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -193,8 +231,16 @@ impl Database {
             persister,
             tracker,
             apps: Vec::new(),
+            index: HashMap::new(),
+            runners: RefCell::new(HashMap::new()),
         };
         db.apps = db.load_apps()?;
+        db.index = db
+            .apps
+            .iter()
+            .enumerate()
+            .map(|(i, app)| ((app.partition_key.clone(), app.app_id.clone()), i))
+            .collect();
         Ok(db)
     }
 
@@ -306,6 +352,90 @@ impl Database {
         children
     }
 
+    /// `app` and every application it spawned, recursively, each after its children
+    /// (the order in which deleting them never leaves one without its spawning parent).
+    pub fn with_descendants(&self, app: &App) -> Vec<&App> {
+        let mut children: HashMap<Key, Vec<&App>> = HashMap::new();
+        for child in &self.apps {
+            if let Some(p) = &child.spawning_parent {
+                children
+                    .entry((p.partition_key.clone(), p.app_id.clone()))
+                    .or_default()
+                    .push(child);
+            }
+        }
+        // Depth first, iteratively: (application, whether its children are listed).
+        let mut out: Vec<&App> = Vec::new();
+        let mut seen: std::collections::HashSet<Key> = std::collections::HashSet::new();
+        let mut pending: Vec<(&App, bool)> = Vec::new();
+        if let Some(found) = self.get(&app.partition_key, &app.app_id) {
+            pending.push((found, false));
+        }
+        while let Some((next, expanded)) = pending.pop() {
+            if expanded {
+                out.push(next);
+                continue;
+            }
+            if !seen.insert((next.partition_key.clone(), next.app_id.clone())) {
+                continue;
+            }
+            pending.push((next, true));
+            let key = (next.partition_key.clone(), next.app_id.clone());
+            for child in children.get(&key).into_iter().flatten() {
+                pending.push((child, false));
+            }
+        }
+        out
+    }
+
+    fn get(&self, partition_key: &Option<String>, app_id: &str) -> Option<&App> {
+        let i = self
+            .index
+            .get(&(partition_key.clone(), app_id.to_owned()))?;
+        self.apps.get(*i)
+    }
+
+    /// The (partition key, app id) of the application whose lease `app` runs under:
+    /// itself, or the top of its spawning parents; and whether that application was run
+    /// with a persister (children share their parent's, so any checkpointed application
+    /// on the way tells).
+    pub fn lease_owner(&self, app: &App) -> (Option<String>, String, bool) {
+        let mut key = (app.partition_key.clone(), app.app_id.clone());
+        let mut persisted = app.checkpointed;
+        let mut parent = app.spawning_parent.as_ref();
+        for _ in 0..MAX_DEPTH {
+            let Some(pointer) = parent else { break };
+            key = (pointer.partition_key.clone(), pointer.app_id.clone());
+            match self.get(&key.0, &key.1) {
+                Some(up) => {
+                    persisted |= up.checkpointed;
+                    parent = up.spawning_parent.as_ref();
+                }
+                None => break,
+            }
+        }
+        (key.0, key.1, persisted)
+    }
+
+    /// Whether something runs `app` now (judged once per application it runs under, the
+    /// first time it is asked).
+    pub fn runner(&self, app: &App) -> Result<Runner, TrackerError> {
+        let (partition_key, app_id, persisted) = self.lease_owner(app);
+        if !persisted {
+            return Ok(Runner::Unknown);
+        }
+        let key = (partition_key, app_id);
+        if let Some(runner) = self.runners.borrow().get(&key) {
+            return Ok(runner.clone());
+        }
+        let runner = match self.persister.live_lease_holder(key.0.as_deref(), &key.1)? {
+            Some(holder) => Runner::Live(holder),
+            None => Runner::Gone,
+        };
+        self.runners.borrow_mut().insert(key, runner.clone());
+        Ok(runner)
+    }
+
     /// The applications forked from `parent`, in creation order.
     pub fn forks(&self, parent: &App) -> Vec<&App> {
         let mut forks: Vec<&App> = self
@@ -318,7 +448,8 @@ impl Database {
     }
 
     /// Every attempt at every step of `app`, in (sequence id, attempt) order: what the
-    /// tracker recorded, completed by the checkpoints.
+    /// tracker recorded, completed by the checkpoints. A step that never ended is
+    /// `running` while its runner lives, `interrupted` when none does ([`Runner::Gone`]).
     pub fn steps(&self, app: &App) -> Result<Vec<StepInfo>, TrackerError> {
         let mut steps: BTreeMap<(u64, u32), StepInfo> = BTreeMap::new();
         if let (Some(conn), Some(row)) = (&self.tracker, &app.tracked) {
@@ -382,13 +513,23 @@ impl Database {
                 }
             }
         }
-        Ok(steps.into_values().collect())
+        let mut steps: Vec<StepInfo> = steps.into_values().collect();
+        if steps.iter().any(|s| s.status == Status::Running) && self.runner(app)? == Runner::Gone {
+            for step in steps.iter_mut().filter(|s| s.status == Status::Running) {
+                step.status = Status::Interrupted;
+            }
+        }
+        Ok(steps)
     }
 
     /// `app` with its status, step count and last update.
     pub fn summary(&self, app: &App) -> Result<AppSummary, TrackerError> {
         let steps = self.steps(app)?;
-        let status = steps.last().map_or(Status::Running, |s| s.status);
+        let status = match steps.last() {
+            Some(step) => step.status,
+            None if self.runner(app)? == Runner::Gone => Status::Interrupted,
+            None => Status::Running,
+        };
         let mut sequence_ids: Vec<u64> = steps.iter().map(|s| s.sequence_id).collect();
         sequence_ids.dedup();
         let updated_at_us = steps
@@ -419,6 +560,12 @@ impl Database {
             app_id: app.app_id.clone(),
             reason: format!("its graph is not valid: {e}"),
         })
+    }
+
+    /// The spans and attributes recorded within `app`'s steps, by (sequence id, attempt);
+    /// the step attempts without any are left out.
+    pub fn traces(&self, app: &App) -> Result<BTreeMap<(u64, u32), StepTrace>, TrackerError> {
+        Ok(trace::traces(&self.events(app)?))
     }
 
     /// The spans, attributes and stream events recorded within `app`'s steps.

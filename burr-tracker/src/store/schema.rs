@@ -3,7 +3,7 @@
 //! | table | one row per | columns |
 //! |---|---|---|
 //! | `burr_tracker_meta` | setting | `key`, `value`: `schema_version` |
-//! | `burr_tracker_apps` | application | `id`, `partition_key` (`''` for none), `app_id`, `created_at_us`, `updated_at_us`, `graph` (JSON [`GraphRecord`](crate::GraphRecord)), `fork_parent`, `spawning_parent` (JSON parent pointers) |
+//! | `burr_tracker_apps` | application | `id`, `partition_key` (`''` for none), `app_id`, `created_at_us`, `updated_at_us`, `graph` (JSON [`GraphRecord`](crate::GraphRecord), with the entrypoint), `fork_parent`, `spawning_parent` (JSON parent pointers) |
 //! | `burr_tracker_snapshots` | application build | `app`, `sequence_id` (the step the state follows; `-1` before the first), `at_us`, `state` (JSON object) |
 //! | `burr_tracker_steps` | step attempt | `app`, `sequence_id`, `attempt`, `action`, `started_at_us`, `ended_at_us`, `status` (NULL while running), `inputs`, `result`, `error` (JSON list: the error and its causes), `delta` (JSON `{"updated": {..}, "deleted": [..]}`) |
 //! | `burr_tracker_events` | span start or end, attribute, stream event | `id`, `app`, `sequence_id`, `attempt`, `kind`, `at_us`, `span_id`, `parent_span_id`, `name`, `value` (JSON) |

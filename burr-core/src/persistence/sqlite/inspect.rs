@@ -1,5 +1,6 @@
 //! Read-only access for inspection tools (the `burr-tracker` CLI): open an existing
-//! database without ever writing to it, and list every application it holds.
+//! database without ever writing to it, list every application it holds, and tell
+//! whether a live runner holds an application's lease.
 
 use std::io;
 use std::path::Path;
@@ -8,10 +9,10 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OpenFlags};
 
-use super::codec::{partition_from_column, Failure};
+use super::codec::{app_key, now_micros, partition_from_column, Failure};
 use super::connection::open_error;
 use super::known::KnownStates;
-use super::lease::ProcessIdentity;
+use super::lease::{self, ProcessIdentity};
 use super::schema::{self, APPLICATION_ID, SCHEMA_VERSION};
 use super::{Inner, SqliteOptions, SqlitePersister};
 use crate::application::ParentPointer;
@@ -132,5 +133,25 @@ impl SqlitePersister {
             }
             Ok(apps)
         })
+    }
+
+    /// Who runs the application now: the holder of its lease (`pid 4242 on host (lease
+    /// …)`) while a live runner holds it; `None` when none does: no lease is stored (its
+    /// runner finished, dropped it or gave it back), or the lease has expired, or its
+    /// holder ran on this machine and its process is gone. Judged as
+    /// [`acquire_lease`](crate::persistence::Persister::acquire_lease) judges it, so a
+    /// runner that crashed mid-step is seen as gone at once on its own machine, and
+    /// after the lease's time to live elsewhere.
+    ///
+    /// Child applications run under their root's lease (they take none): ask about the
+    /// root.
+    pub fn live_lease_holder(
+        &self,
+        partition_key: Option<&str>,
+        app_id: &str,
+    ) -> Result<Option<String>, PersistenceError> {
+        let key = app_key(partition_key, app_id);
+        let me = &self.inner.me;
+        self.read(|conn| Ok(lease::live_holder(conn, me, &key, None, now_micros())?))
     }
 }

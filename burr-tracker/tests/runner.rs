@@ -1,0 +1,200 @@
+//! A runner in another process, killed mid-step: while it runs, its application and the
+//! children running under it are `running` and `delete` refuses them; once it is gone,
+//! they are `interrupted`, and `delete` removes the application with its descendants.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use burr_core::parallel::{MapStates, SubGraph};
+use burr_core::persistence::SqlitePersister;
+use burr_core::{action_sync, ActionError, ApplicationBuilder, Inputs, State};
+use burr_tracker::Tracker;
+use serde_json::Value;
+
+/// The database the runner process writes (set only in that process).
+const RUNNER_DB: &str = "BURR_TRACKER_TEST_RUNNER_DB";
+
+/// The runner: `hanging` fans out to two children that finish (step 0), then to one
+/// child whose action prints `READY` once the tracker has written everything so far, and
+/// never returns (step 1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "the runner process of a_runner_killed_mid_step_leaves_its_apps_interrupted"]
+async fn runner_process() {
+    let Some(path) = std::env::var_os(RUNNER_DB) else {
+        return;
+    };
+    let tracker = Tracker::open(&path).expect("tracker opens");
+    let persister = Arc::new(SqlitePersister::open(&path).expect("persister opens"));
+    let quick =
+        action_sync("quick", |s: State, _: &Inputs, _| s.update("done", true)).writes(["done"]);
+    let fan = MapStates::new("fan", SubGraph::action(quick), |_: &State, _: &Inputs| {
+        Ok::<_, ActionError>(vec![State::new(), State::new()])
+    })
+    .reduce(|state, _| Ok::<_, ActionError>(state.update("fanned", true)))
+    .writes(["fanned"]);
+    let flushed = tracker.clone();
+    let hang = action_sync("hang", move |s: State, _: &Inputs, _| {
+        flushed.flush().expect("the tracker writes");
+        println!("READY");
+        std::thread::sleep(Duration::from_secs(3_600));
+        s
+    });
+    let wait = MapStates::new("wait", SubGraph::action(hang), |_: &State, _: &Inputs| {
+        Ok::<_, ActionError>(vec![State::new()])
+    })
+    .reduce(|state, _| Ok::<_, ActionError>(state.update("waited", true)))
+    .writes(["waited"]);
+    let mut app = ApplicationBuilder::new()
+        .with_actions([fan])
+        .with_actions([wait])
+        .with_transitions([("fan", "wait")])
+        .with_entrypoint("fan")
+        .with_identifiers("hanging", None)
+        .with_state_persister(persister)
+        .with_tracker(tracker.hook())
+        .build()
+        .await
+        .expect("builds");
+    app.run(&[], &[], Inputs::new()).await.expect("runs");
+}
+
+/// The runner process, killed when dropped.
+struct Runner(Child);
+
+impl Drop for Runner {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn burr_tracker(db: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_burr-tracker"))
+        .arg("--db")
+        .arg(db)
+        .args(args)
+        .env_remove("BURR_DB")
+        .output()
+        .expect("burr-tracker runs")
+}
+
+fn json_of(db: &Path, args: &[&str]) -> Value {
+    let output = burr_tracker(db, args);
+    assert!(
+        output.status.success(),
+        "burr-tracker {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("JSON")
+}
+
+fn error_of(db: &Path, args: &[&str]) -> String {
+    let output = burr_tracker(db, args);
+    assert_eq!(output.status.code(), Some(1), "burr-tracker {args:?} fails");
+    String::from_utf8(output.stderr).expect("UTF-8")
+}
+
+/// Each application's status, by app id.
+fn statuses(db: &Path) -> Vec<(String, String)> {
+    let apps = json_of(db, &["apps", "--json"]);
+    let mut out: Vec<(String, String)> = apps["apps"]
+        .as_array()
+        .expect("apps")
+        .iter()
+        .map(|a| {
+            (
+                a["app_id"].as_str().expect("an id").to_owned(),
+                a["status"].as_str().expect("a status").to_owned(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn expected(root: &str, waiting_child: &str) -> Vec<(String, String)> {
+    [
+        ("hanging", root),
+        ("hanging/0/0", "completed"),
+        ("hanging/0/1", "completed"),
+        ("hanging/1/0", waiting_child),
+    ]
+    .iter()
+    .map(|(a, s)| (a.to_string(), s.to_string()))
+    .collect()
+}
+
+#[test]
+fn a_runner_killed_mid_step_leaves_its_apps_interrupted() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let db = dir.path().join("burr.db");
+    let mut runner = Runner(
+        Command::new(std::env::current_exe().expect("the test binary"))
+            .args(["--exact", "runner_process", "--ignored", "--nocapture"])
+            .env(RUNNER_DB, &db)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the runner starts"),
+    );
+    let stdout = runner.0.stdout.take().expect("its stdout");
+    let ready = BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .any(|line| line == "READY");
+    assert!(ready, "the runner reached its hanging step");
+
+    // Running: the root holds its lease, the children run under it.
+    assert_eq!(statuses(&db), expected("running", "running"));
+    let refused = error_of(&db, &["delete", "hanging"]);
+    let pid = format!("lease held by pid {} on ", runner.0.id());
+    assert!(
+        refused.starts_with("error: cannot delete application `hanging`: it is running (")
+            && refused.contains(&pid)
+            && refused.ends_with("; nothing was deleted\n"),
+        "{refused}"
+    );
+    let refused = error_of(&db, &["delete", "hanging/0/1"]);
+    assert!(
+        refused.contains("its root application `hanging` is running (") && refused.contains(&pid),
+        "{refused}"
+    );
+    assert_eq!(statuses(&db).len(), 4, "nothing was deleted");
+
+    // Killed mid-step: nothing runs them any more.
+    drop(runner);
+    assert_eq!(statuses(&db), expected("interrupted", "interrupted"));
+    let show = json_of(&db, &["show", "hanging", "--json"]);
+    assert_eq!(show["status"], "interrupted");
+    let last = show["steps"]
+        .as_array()
+        .and_then(|s| s.last())
+        .expect("steps");
+    assert_eq!(
+        (&last["action"], &last["status"]),
+        (&"wait".into(), &"interrupted".into())
+    );
+    let interrupted = json_of(&db, &["apps", "--status", "interrupted", "--json"]);
+    assert_eq!(interrupted["total"], 2);
+    assert_eq!(
+        json_of(&db, &["apps", "--status", "running", "--json"])["total"],
+        0
+    );
+
+    // Deleted with its descendants.
+    let report = json_of(&db, &["delete", "hanging", "--json"]);
+    assert_eq!(report["descendants"], 3);
+    assert_eq!(
+        (&report["checkpoints"], &report["tracked"]),
+        (&true.into(), &true.into())
+    );
+    assert_eq!(statuses(&db), []);
+    // The lease `delete` held while it worked is given back.
+    let leases: i64 = rusqlite::Connection::open(&db)
+        .and_then(|c| c.query_row("SELECT count(*) FROM burr_leases", [], |r| r.get(0)))
+        .expect("reads");
+    assert_eq!(leases, 0);
+}
