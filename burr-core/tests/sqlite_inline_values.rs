@@ -33,6 +33,15 @@ fn checkpoint(app_id: &str, seq: u64, attempt: u32, before: &State, after: &Stat
     }
 }
 
+async fn state_at(persister: &SqlitePersister, app_id: &str, seq: Option<u64>) -> State {
+    persister
+        .load(None, app_id, seq)
+        .await
+        .expect("load")
+        .expect("a stored checkpoint")
+        .state
+}
+
 fn failed(app_id: &str, seq: u64, attempt: u32, before: &State) -> Checkpoint {
     Checkpoint {
         status: StepStatus::Failed,
@@ -239,23 +248,10 @@ async fn small_steps_write_no_value_rows_until_compacted() {
         .unwrap();
     assert_eq!(&bases(&path, "app")[RUN - 1..], [true, true, true]);
     assert_eq!(value_rows(&path), 6);
-    assert_eq!(
-        persister
-            .load(None, "app", None)
-            .await
-            .unwrap()
-            .unwrap()
-            .state,
-        large
-    );
+    assert_eq!(state_at(&persister, "app", None).await, large);
     for seq in [10, last - 1, last] {
         assert_eq!(
-            persister
-                .load(None, "app", Some(seq))
-                .await
-                .unwrap()
-                .unwrap()
-                .state,
+            state_at(&persister, "app", Some(seq)).await,
             expected_at(seq),
             "at {seq}"
         );
@@ -278,12 +274,7 @@ async fn a_prune_in_the_middle_of_a_batch_keeps_every_kept_state() {
     let first = kept[0].sequence_id as usize;
     for (seq, expected) in states.iter().enumerate().skip(first) {
         assert_eq!(
-            &persister
-                .load(None, "app", Some(seq as u64))
-                .await
-                .unwrap()
-                .unwrap()
-                .state,
+            &state_at(&persister, "app", Some(seq as u64)).await,
             expected,
             "at {seq}"
         );
@@ -295,15 +286,7 @@ async fn a_prune_in_the_middle_of_a_batch_keeps_every_kept_state() {
         .save(&checkpoint("app", states.len() as u64, 1, last, &next))
         .await
         .unwrap();
-    assert_eq!(
-        persister
-            .load(None, "app", None)
-            .await
-            .unwrap()
-            .unwrap()
-            .state,
-        next
-    );
+    assert_eq!(state_at(&persister, "app", None).await, next);
 }
 
 #[tokio::test]
@@ -345,12 +328,7 @@ async fn corrupt_inline_values_name_the_app_and_sequence_id() {
     }
     // The checkpoint before it still loads.
     assert_eq!(
-        fresh
-            .load(None, "app", Some(0))
-            .await
-            .unwrap()
-            .unwrap()
-            .state,
+        state_at(&fresh, "app", Some(0)).await,
         State::new().update("a", 0)
     );
 }
@@ -408,12 +386,7 @@ async fn a_version_1_database_is_migrated_and_its_history_kept() {
     let loaded = persister.load(None, "old", None).await.unwrap().unwrap();
     assert_eq!((loaded.sequence_id, &loaded.state), (1, &old));
     assert_eq!(
-        persister
-            .load(None, "old", Some(0))
-            .await
-            .unwrap()
-            .unwrap()
-            .state,
+        state_at(&persister, "old", Some(0)).await,
         State::new().update("count", 0).update("name", "old")
     );
     // Its history goes on, the new steps in the new form.
@@ -424,17 +397,6 @@ async fn a_version_1_database_is_migrated_and_its_history_kept() {
         .unwrap();
     assert_eq!(bases(&path, "old"), [true, true, false]);
     let reader = SqlitePersister::open_read_only(&path).unwrap();
-    assert_eq!(
-        reader.load(None, "old", None).await.unwrap().unwrap().state,
-        next
-    );
-    assert_eq!(
-        reader
-            .load(None, "old", Some(1))
-            .await
-            .unwrap()
-            .unwrap()
-            .state,
-        old
-    );
+    assert_eq!(state_at(&reader, "old", None).await, next);
+    assert_eq!(state_at(&reader, "old", Some(1)).await, old);
 }

@@ -4,7 +4,8 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+
+use common::burr_tracker;
 use std::sync::OnceLock;
 
 use serde_json::Value;
@@ -29,16 +30,6 @@ fn copy_of_database() -> (TempDir, PathBuf) {
     // The fixture's writers are closed: its WAL has been checkpointed into the file.
     std::fs::copy(database(), &path).expect("copies");
     (dir, path)
-}
-
-fn burr_tracker(db: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_burr-tracker"))
-        .arg("--db")
-        .arg(db)
-        .args(args)
-        .env_remove("BURR_DB")
-        .output()
-        .expect("burr-tracker runs")
 }
 
 fn stdout_of(db: &Path, args: &[&str]) -> String {

@@ -2,9 +2,11 @@
 //! children running under it are `running` and `delete` refuses them; once it is gone,
 //! they are `interrupted`, and `delete` removes the application with its descendants.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,6 +15,8 @@ use burr_core::persistence::SqlitePersister;
 use burr_core::{action_sync, ActionError, ApplicationBuilder, Inputs, State};
 use burr_tracker::Tracker;
 use serde_json::Value;
+
+use common::burr_tracker;
 
 /// The database the runner process writes (set only in that process).
 const RUNNER_DB: &str = "BURR_TRACKER_TEST_RUNNER_DB";
@@ -69,16 +73,6 @@ impl Drop for Runner {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn burr_tracker(db: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_burr-tracker"))
-        .arg("--db")
-        .arg(db)
-        .args(args)
-        .env_remove("BURR_DB")
-        .output()
-        .expect("burr-tracker runs")
 }
 
 fn json_of(db: &Path, args: &[&str]) -> Value {

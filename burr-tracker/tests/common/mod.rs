@@ -7,6 +7,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -220,4 +221,15 @@ pub fn fix_times(path: &Path) {
         "
     );
     conn.execute_batch(&sql).expect("times are fixed");
+}
+
+/// Run the `burr-tracker` CLI on `db` with `args` (`BURR_DB` unset).
+pub fn burr_tracker(db: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_burr-tracker"))
+        .arg("--db")
+        .arg(db)
+        .args(args)
+        .env_remove("BURR_DB")
+        .output()
+        .expect("burr-tracker runs")
 }

@@ -3,6 +3,7 @@
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
+use crate::application::ParentPointer;
 use crate::persistence::PersistenceError;
 
 /// An application as keyed in memory: (partition key as stored, app id).
@@ -56,6 +57,44 @@ pub(super) fn sqlite_error(path: &Path, error: rusqlite::Error) -> PersistenceEr
         path: path.to_owned(),
         source: Box::new(error),
     }
+}
+
+/// A row of application `app_id` in `path` that cannot be read: at sequence id
+/// `sequence_id` as stored (0 for the application's own row).
+pub(super) fn corrupt(
+    path: &Path,
+    app_id: &str,
+    sequence_id: i64,
+    reason: String,
+) -> PersistenceError {
+    PersistenceError::Corrupt {
+        path: path.to_owned(),
+        app_id: app_id.to_owned(),
+        sequence_id: u64::try_from(sequence_id).unwrap_or_default(),
+        reason,
+    }
+}
+
+/// A parent pointer column (JSON) of application `app_id` read back; `which` names it
+/// in errors.
+pub(super) fn parent_from_column(
+    path: &Path,
+    app_id: &str,
+    column: Option<String>,
+    which: &str,
+) -> Result<Option<ParentPointer>, PersistenceError> {
+    column
+        .map(|json| {
+            serde_json::from_str(&json).map_err(|error| {
+                corrupt(
+                    path,
+                    app_id,
+                    0,
+                    format!("the application's {which} is not a valid parent pointer: {error}"),
+                )
+            })
+        })
+        .transpose()
 }
 
 /// Whether `error` is a primary key (or unique) constraint violation.

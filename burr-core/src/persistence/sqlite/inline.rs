@@ -18,8 +18,7 @@ use rusqlite::Connection;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
-use super::codec::Failure;
-use crate::persistence::PersistenceError;
+use super::codec::{corrupt, Failure};
 use crate::StateDelta;
 
 /// The largest `inline_values` a checkpoint keeps in its row, in bytes. With the 1 KiB
@@ -137,14 +136,7 @@ pub(super) fn since_base(
     };
     while let Some(row) = found.next()? {
         let sequence_id: i64 = row.get(0)?;
-        let corrupt = |reason: String| {
-            Failure::Refused(PersistenceError::Corrupt {
-                path: path.to_owned(),
-                app_id: app_id.to_owned(),
-                sequence_id: u64::try_from(sequence_id).unwrap_or_default(),
-                reason,
-            })
-        };
+        let corrupt = |reason| Failure::from(corrupt(path, app_id, sequence_id, reason));
         let text = match row.get_ref(2)? {
             ValueRef::Null => {
                 since.base = Some(sequence_id);

@@ -9,13 +9,12 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OpenFlags};
 
-use super::codec::{app_key, now_micros, partition_from_column, Failure};
+use super::codec::{app_key, now_micros, parent_from_column, partition_from_column};
 use super::connection::open_error;
 use super::known::KnownStates;
 use super::lease::{self, ProcessIdentity};
 use super::schema::{self, APPLICATION_ID, SCHEMA_VERSION};
 use super::{Inner, SqliteOptions, SqlitePersister};
-use crate::application::ParentPointer;
 use crate::persistence::{AppRecord, PersistenceError};
 
 impl SqlitePersister {
@@ -107,20 +106,7 @@ impl SqlitePersister {
             while let Some(row) = rows.next()? {
                 let partition_key: String = row.get(0)?;
                 let app_id: String = row.get(1)?;
-                let parent = |column: Option<String>, which: &str| -> Result<Option<ParentPointer>, Failure> {
-                    column
-                        .map(|json| {
-                            serde_json::from_str(&json).map_err(|error| {
-                                Failure::Refused(PersistenceError::Corrupt {
-                                    path: path.clone(),
-                                    app_id: app_id.clone(),
-                                    sequence_id: 0,
-                                    reason: format!("the application's {which} is not a valid parent pointer: {error}"),
-                                })
-                            })
-                        })
-                        .transpose()
-                };
+                let parent = |column, which| parent_from_column(&path, &app_id, column, which);
                 let fork_parent = parent(row.get(3)?, "fork parent")?;
                 let spawning_parent = parent(row.get(4)?, "spawning parent")?;
                 apps.push(AppRecord {

@@ -9,12 +9,11 @@ use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OptionalExtension};
 use serde_json::{Map, Value};
 
-use super::codec::{partition_column, partition_from_column, time_from_micros, Failure};
-use super::inline;
-use crate::application::ParentPointer;
-use crate::persistence::{
-    AppRecord, CheckpointInfo, LoadedCheckpoint, PersistenceError, StepStatus,
+use super::codec::{
+    corrupt, parent_from_column, partition_column, partition_from_column, time_from_micros, Failure,
 };
+use super::inline;
+use crate::persistence::{AppRecord, CheckpointInfo, LoadedCheckpoint, StepStatus};
 use crate::State;
 
 /// The row id of an application in `burr_apps`.
@@ -129,14 +128,7 @@ fn values_at(
     while let Some(row) = rows.next()? {
         let key: String = row.get(0)?;
         let sequence_id: i64 = row.get(1)?;
-        let corrupt = |reason: String| {
-            Failure::Refused(PersistenceError::Corrupt {
-                path: path.to_owned(),
-                app_id: app_id.to_owned(),
-                sequence_id: u64::try_from(sequence_id).unwrap_or_default(),
-                reason,
-            })
-        };
+        let corrupt = |reason| Failure::from(corrupt(path, app_id, sequence_id, reason));
         let value = match row.get_ref(2)? {
             ValueRef::Null => continue,
             ValueRef::Text(text) => serde_json::from_slice::<Value>(text).map_err(|error| {
@@ -171,12 +163,7 @@ pub(super) fn load(
     let Some(row) = checkpoint(conn, app, sequence_id)? else {
         return Ok(None);
     };
-    let corrupt = |reason: String| PersistenceError::Corrupt {
-        path: path.to_owned(),
-        app_id: app_id.to_owned(),
-        sequence_id: u64::try_from(row.sequence_id).unwrap_or_default(),
-        reason,
-    };
+    let corrupt = |reason| corrupt(path, app_id, row.sequence_id, reason);
     let status = StepStatus::parse(&row.status)
         .ok_or_else(|| corrupt(format!("unknown status `{}`", row.status)))?;
     let attempt = u32::try_from(row.attempt)
@@ -272,12 +259,7 @@ pub(super) fn checkpoints(
         let stored = checkpoint_row(row)?;
         let changed_keys: String = row.get(6)?;
         let error: Option<String> = row.get(7)?;
-        let corrupt = |reason: String| PersistenceError::Corrupt {
-            path: path.to_owned(),
-            app_id: app_id.to_owned(),
-            sequence_id: u64::try_from(stored.sequence_id).unwrap_or_default(),
-            reason,
-        };
+        let corrupt = |reason| corrupt(path, app_id, stored.sequence_id, reason);
         infos.push(CheckpointInfo {
             sequence_id: u64::try_from(stored.sequence_id)
                 .map_err(|_| corrupt(format!("sequence id {} is negative", stored.sequence_id)))?,
@@ -323,22 +305,7 @@ pub(super) fn app_record(
     let Some((stored_key, created_at_us, fork_parent, spawning_parent)) = row else {
         return Ok(None);
     };
-    let parent = |column: Option<String>, which: &str| -> Result<Option<ParentPointer>, Failure> {
-        column
-            .map(|json| {
-                serde_json::from_str(&json).map_err(|error| {
-                    Failure::Refused(PersistenceError::Corrupt {
-                        path: path.to_owned(),
-                        app_id: app_id.to_owned(),
-                        sequence_id: 0,
-                        reason: format!(
-                            "the application's {which} is not a valid parent pointer: {error}"
-                        ),
-                    })
-                })
-            })
-            .transpose()
-    };
+    let parent = |column, which| parent_from_column(path, app_id, column, which);
     Ok(Some(AppRecord {
         partition_key: partition_from_column(&stored_key),
         app_id: app_id.to_owned(),
