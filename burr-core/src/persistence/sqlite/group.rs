@@ -160,13 +160,15 @@ impl Group {
         self.pushed.fetch_add(1, Ordering::AcqRel) + 1
     }
 
-    /// The next batch of queued operations (empty when none are).
-    fn take_batch(&self) -> Vec<Op> {
+    /// Move the next batch of queued operations to `batch` (empty before; left empty
+    /// when none are queued). The queue takes `batch`'s buffer in exchange, so that
+    /// neither allocates again.
+    fn take_batch(&self, batch: &mut Vec<Op>) {
         let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
         if queue.len() <= MAX_BATCH {
-            std::mem::take(&mut *queue)
+            std::mem::swap(&mut *queue, batch);
         } else {
-            queue.drain(..MAX_BATCH).collect()
+            batch.extend(queue.drain(..MAX_BATCH));
         }
     }
 
@@ -206,14 +208,16 @@ impl Group {
     /// and lead again if something was queued meanwhile and no one else leads.
     fn lead<'a>(&'a self, mut writer: MutexGuard<'a, Writer>) {
         loop {
+            let mut batch = std::mem::take(&mut writer.spare.batch);
             loop {
-                let batch = self.take_batch();
+                self.take_batch(&mut batch);
                 if batch.is_empty() {
                     break;
                 }
                 self.company.store(batch.len() > 1, Ordering::Relaxed);
-                writer.commit(batch);
+                writer.commit(&mut batch);
             }
+            writer.spare.batch = batch;
             let due = writer.take_new_lease_due();
             drop(writer);
             if let Some(due) = due {
@@ -256,7 +260,7 @@ impl Group {
             let (wait, next_us) = {
                 let mut writer = self.lock_writer();
                 // An empty transaction renews what is due (and does nothing otherwise).
-                writer.commit(Vec::new());
+                writer.commit(&mut Vec::new());
                 let wait = writer.next_renewal_in();
                 self.lead(writer);
                 let now = super::codec::now_micros();

@@ -38,7 +38,7 @@ use self::group::Group;
 use self::known::{Known, KnownStates};
 use self::lease::ProcessIdentity;
 use self::wait::Waiting;
-use self::writer::{Op, Reply, Writer};
+use self::writer::{Op, Reply, Spare, Writer};
 use super::{
     AppRecord, Checkpoint, CheckpointInfo, Lease, LoadedCheckpoint, PersistenceError, Persister,
 };
@@ -243,6 +243,7 @@ impl SqlitePersister {
             apps: HashMap::new(),
             leases: HashMap::new(),
             new_lease_due: None,
+            spare: Spare::default(),
         };
         let group = Arc::new(Group::new(
             writer,

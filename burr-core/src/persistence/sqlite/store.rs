@@ -30,6 +30,15 @@ pub(super) struct Pending {
     pub(super) leases: HashMap<AppKey, Option<HeldLease>>,
 }
 
+impl Pending {
+    /// Forget every change (the transaction rolled back), keeping the maps' capacity.
+    pub(super) fn clear(&mut self) {
+        self.apps.clear();
+        self.known.clear();
+        self.leases.clear();
+    }
+}
+
 /// One write transaction of the writer.
 pub(super) struct Txn<'a> {
     pub(super) conn: &'a Connection,
@@ -40,7 +49,7 @@ pub(super) struct Txn<'a> {
     pub(super) leases: &'a HashMap<AppKey, HeldLease>,
     /// The transaction's clock, in microseconds since the Unix epoch.
     pub(super) now_us: i64,
-    pub(super) pending: Pending,
+    pub(super) pending: &'a mut Pending,
 }
 
 impl Txn<'_> {

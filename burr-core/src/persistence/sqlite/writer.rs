@@ -147,6 +147,18 @@ pub(super) struct Writer {
     /// [`take_new_lease_due`](Self::take_new_lease_due), in microseconds since the Unix
     /// epoch.
     pub(super) new_lease_due: Option<i64>,
+    /// Buffers kept from one transaction to the next.
+    pub(super) spare: Spare,
+}
+
+/// The buffers a transaction fills, kept empty between transactions so that a commit
+/// allocates none.
+#[derive(Default)]
+pub(super) struct Spare {
+    /// A batch of operations (taken by the leader).
+    pub(super) batch: Vec<Op>,
+    pending: Pending,
+    outcomes: Vec<Outcome>,
 }
 
 impl Writer {
@@ -161,46 +173,63 @@ impl Writer {
             .map(|us| Duration::from_micros(u64::try_from(us).unwrap_or_default()))
     }
 
-    /// Run `ops` in one transaction and answer each. A failing operation is answered
-    /// with its error and the others run again without it.
-    pub(super) fn commit(&mut self, mut ops: Vec<Op>) {
+    /// Run `ops` in one transaction and answer each, leaving `ops` empty (its capacity
+    /// is kept for the next batch). A failing operation is answered with its error and
+    /// the others run again without it.
+    pub(super) fn commit(&mut self, ops: &mut Vec<Op>) {
         if ops.is_empty() && self.next_renewal_in().is_none_or(|wait| !wait.is_zero()) {
             return;
         }
+        // The buffers of the previous transaction, emptied, are filled again.
+        let mut pending = std::mem::take(&mut self.spare.pending);
+        let mut outcomes = std::mem::take(&mut self.spare.outcomes);
         loop {
             let started = Instant::now();
-            let done = self.transaction(&ops);
+            let done = self.transaction(ops, &mut pending, &mut outcomes);
             self.waiting.record(started.elapsed());
             match done {
-                Ok((outcomes, pending)) => {
-                    self.keep(pending);
-                    for (op, outcome) in ops.into_iter().zip(outcomes) {
+                Ok(()) => {
+                    self.keep(&mut pending);
+                    for (op, outcome) in ops.drain(..).zip(outcomes.drain(..)) {
                         op.reply(outcome);
                     }
-                    return;
+                    break;
                 }
                 Err(BatchError::Op(index, error)) => {
                     ops.remove(index).fail(sqlite_error(&self.path, error));
+                    pending.clear();
+                    outcomes.clear();
                     if ops.is_empty() {
-                        return;
+                        break;
                     }
                 }
                 Err(BatchError::Transaction(error)) => {
                     tracing::warn!(path = %self.path.display(), %error, "a checkpoint transaction failed");
                     let error = Arc::new(error);
-                    for op in ops {
+                    for op in ops.drain(..) {
                         op.fail(PersistenceError::Sqlite {
                             path: self.path.clone(),
                             source: Box::new(SharedError(Arc::clone(&error))),
                         });
                     }
-                    return;
+                    pending.clear();
+                    outcomes.clear();
+                    break;
                 }
             }
         }
+        self.spare.pending = pending;
+        self.spare.outcomes = outcomes;
     }
 
-    fn transaction(&self, ops: &[Op]) -> Result<(Vec<Outcome>, Pending), BatchError> {
+    /// Run `ops` in one transaction: their outcomes go to `outcomes`, what the
+    /// transaction changed in this persister's memory to `pending` (both empty before).
+    fn transaction(
+        &self,
+        ops: &[Op],
+        pending: &mut Pending,
+        outcomes: &mut Vec<Outcome>,
+    ) -> Result<(), BatchError> {
         let execute = |sql: &str| {
             self.conn
                 .prepare_cached(sql)
@@ -215,25 +244,20 @@ impl Writer {
             apps: &self.apps,
             leases: &self.leases,
             now_us: now_micros(),
-            pending: Pending::default(),
+            pending,
         };
-        let outcomes = (|| {
+        let done = (|| {
             txn.renew_due().map_err(BatchError::Transaction)?;
-            let mut outcomes = Vec::with_capacity(ops.len());
             for (index, op) in ops.iter().enumerate() {
                 outcomes.push(op.run(&mut txn).map_err(|e| BatchError::Op(index, e))?);
             }
-            execute("COMMIT").map_err(BatchError::Transaction)?;
-            Ok(outcomes)
+            execute("COMMIT").map(drop).map_err(BatchError::Transaction)
         })();
-        match outcomes {
-            Ok(outcomes) => Ok((outcomes, txn.pending)),
-            Err(error) => {
-                // SQLite may have rolled back already (then this fails harmlessly).
-                let _ = self.conn.execute_batch("ROLLBACK");
-                Err(error)
-            }
+        if done.is_err() {
+            // SQLite may have rolled back already (then this fails harmlessly).
+            let _ = self.conn.execute_batch("ROLLBACK");
         }
+        done
     }
 
     /// The earliest background renewal due of the leases taken or renewed since the last
@@ -242,18 +266,18 @@ impl Writer {
         self.new_lease_due.take()
     }
 
-    /// Remember what a committed transaction changed.
-    fn keep(&mut self, pending: Pending) {
+    /// Remember what a committed transaction changed (leaving `pending` empty).
+    fn keep(&mut self, pending: &mut Pending) {
         if self.apps.len() + pending.apps.len() > MAX_APP_ROWS {
             self.apps.clear();
         }
-        for (key, id) in pending.apps {
+        for (key, id) in pending.apps.drain() {
             match id {
                 Some(id) => self.apps.insert(key, id),
                 None => self.apps.remove(&key),
             };
         }
-        for (key, held) in pending.leases {
+        for (key, held) in pending.leases.drain() {
             match held {
                 Some(held) => {
                     if held.state == LeaseState::Active {
@@ -267,7 +291,7 @@ impl Writer {
         }
         if !pending.known.is_empty() {
             let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
-            for (key, entry) in pending.known {
+            for (key, entry) in pending.known.drain() {
                 match entry {
                     Some(entry) => known.insert(key, entry),
                     None => known.remove(&key),
