@@ -730,6 +730,26 @@ fn a_missing_directory_is_an_open_error_naming_the_file() {
     assert!(cause.contains("does not exist"), "{cause}");
 }
 
+/// A directory where no file can be created, even by root (tests may run as root, to
+/// whom a read-only directory is writable): sysfs refuses new files to everyone.
+#[test]
+fn a_directory_where_the_file_cannot_be_created_is_an_open_error_naming_the_file() {
+    let path = Path::new("/sys/burr.db");
+    if !Path::new("/sys").is_dir() || std::fs::File::create(path).is_ok() {
+        return; // Not Linux, or a sysfs that takes files: nothing to test here.
+    }
+    let error = SqlitePersister::open(path).unwrap_err();
+    assert!(matches!(error, PersistenceError::Open { .. }), "{error}");
+    assert!(error.to_string().contains("/sys/burr.db"), "{error}");
+    // The operating system's reason, not SQLite's "unable to open database file".
+    let cause = std::error::Error::source(&error).expect("a cause");
+    let io = cause
+        .downcast_ref::<std::io::Error>()
+        .expect("an I/O error");
+    assert_eq!(io.kind(), std::io::ErrorKind::PermissionDenied, "{io}");
+    assert!(!path.exists());
+}
+
 #[tokio::test]
 async fn a_corrupt_value_names_the_app_and_sequence_id_and_spoils_nothing_else() {
     let (_dir, path) = temp();

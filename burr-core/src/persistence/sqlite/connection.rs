@@ -1,9 +1,11 @@
 //! Opening the writer's and the readers' connections, with their pragmas.
 
+use std::fs::OpenOptions;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use rusqlite::config::DbConfig;
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, OpenFlags, MAIN_DB};
 
 use super::options::SqliteOptions;
 use super::schema;
@@ -44,6 +46,9 @@ pub(super) enum OpenProblem {
     /// SQLite refused WAL mode.
     #[error("cannot switch the database to WAL mode (it stays in `{0}` mode)")]
     NoWal(String),
+    /// The file may be read but not written.
+    #[error("the file is read-only")]
+    ReadOnly,
 }
 
 /// [`PersistenceError::Open`] for `path`.
@@ -71,10 +76,25 @@ pub(super) fn open_writer(
             ));
         }
     }
+    // Create the file here rather than let SQLite do it: SQLite reports any failure as
+    // "unable to open database file", the operating system says why (permission
+    // denied, read-only file system...). An empty file is a new database to SQLite.
+    // (`:memory:` is SQLite's name for no file: it is refused below, as it has no WAL.)
+    if path != Path::new(":memory:") {
+        match OpenOptions::new().write(true).create_new(true).open(path) {
+            Ok(_) => {}
+            Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(error) => return Err(open_error(path, error)),
+        }
+    }
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags).map_err(|e| schema::classify(path, e))?;
+    // SQLite opens a file it may not write read-only, and fails only at the first write.
+    if conn.is_readonly(MAIN_DB).unwrap_or(false) {
+        return Err(open_error(path, OpenProblem::ReadOnly));
+    }
     configure(&conn, path, options)?;
     schema::prepare(&conn, path)?;
     conn.pragma_update(None, "synchronous", options.durability.pragma())
