@@ -352,6 +352,41 @@ async fn a_retry_by_another_persister_replaces_what_its_failed_attempt_stored() 
 }
 
 #[tokio::test]
+async fn prior_steps_round_trip_whether_or_not_they_are_the_position() {
+    let (_dir, path) = temp();
+    let persister = SqlitePersister::open(&path).unwrap();
+    let state = State::new().update("a", 1);
+    let cases: [(&str, StepStatus, Option<&str>); 4] = [
+        ("load", StepStatus::Failed, None),
+        ("load", StepStatus::Completed, Some("load")),
+        ("load", StepStatus::Failed, Some("load")),
+        ("check", StepStatus::Failed, Some("load")),
+    ];
+    for (seq, (position, status, prior)) in cases.iter().enumerate() {
+        persister
+            .save(&Checkpoint {
+                position: (*position).to_owned(),
+                status: *status,
+                prior_step: prior.map(str::to_owned),
+                ..step("app", seq as u64, &state, &state)
+            })
+            .await
+            .unwrap();
+    }
+    let listed = persister.list_checkpoints(None, "app").await.unwrap();
+    for (seq, (position, _, prior)) in cases.iter().enumerate() {
+        assert_eq!(listed[seq].position, *position);
+        assert_eq!(listed[seq].prior_step.as_deref(), *prior, "at {seq}");
+        let loaded = persister
+            .load(None, "app", Some(seq as u64))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(loaded.prior_step.as_deref(), *prior, "loaded at {seq}");
+    }
+}
+
+#[tokio::test]
 async fn app_ids_are_listed_newest_first_per_partition_key() {
     let (_dir, path) = temp();
     let persister = SqlitePersister::open(&path).unwrap();

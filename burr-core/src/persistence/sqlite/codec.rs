@@ -27,6 +27,26 @@ pub(super) fn partition_from_column(column: &str) -> Option<String> {
     (!column.is_empty()).then(|| column.to_owned())
 }
 
+/// A checkpoint's prior step as stored: `''` when it is the checkpoint's own position
+/// (as for every completed step), which saves the row a copy of the action's name.
+pub(super) fn prior_step_column<'a>(
+    prior_step: Option<&'a str>,
+    position: &str,
+) -> Option<&'a str> {
+    prior_step.map(|prior| if prior == position { "" } else { prior })
+}
+
+/// A stored prior step read back (see [`prior_step_column`]).
+pub(super) fn prior_step_from_column(column: Option<String>, position: &str) -> Option<String> {
+    column.map(|prior| {
+        if prior.is_empty() {
+            position.to_owned()
+        } else {
+            prior
+        }
+    })
+}
+
 /// A sequence id as stored (SQLite integers are signed 64-bit).
 pub(super) fn sequence_column(app_id: &str, sequence_id: u64) -> Result<i64, PersistenceError> {
     i64::try_from(sequence_id).map_err(|_| PersistenceError::SequenceIdTooLarge {

@@ -10,7 +10,8 @@ use rusqlite::{Connection, OptionalExtension};
 use serde_json::{Map, Value};
 
 use super::codec::{
-    corrupt, parent_from_column, partition_column, partition_from_column, time_from_micros, Failure,
+    corrupt, parent_from_column, partition_column, partition_from_column, prior_step_from_column,
+    time_from_micros, Failure,
 };
 use super::inline;
 use crate::persistence::{AppRecord, CheckpointInfo, LoadedCheckpoint, StepStatus};
@@ -41,12 +42,14 @@ const CHECKPOINT_COLUMNS: &str =
     "sequence_id, attempt, position, status, prior_step, created_at_us";
 
 fn checkpoint_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<CheckpointRow> {
+    let position: String = row.get(2)?;
+    let prior_step = prior_step_from_column(row.get(4)?, &position);
     Ok(CheckpointRow {
         sequence_id: row.get(0)?,
         attempt: row.get(1)?,
-        position: row.get(2)?,
+        position,
         status: row.get(3)?,
-        prior_step: row.get(4)?,
+        prior_step,
         created_at_us: row.get(5)?,
     })
 }

@@ -13,7 +13,9 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::Connection;
 
-use super::codec::{app_key, is_constraint_violation, sequence_column, AppKey, Failure};
+use super::codec::{
+    app_key, is_constraint_violation, prior_step_column, sequence_column, AppKey, Failure,
+};
 use super::inline;
 use super::known::{Known, KnownStates};
 use super::lease::{self, HeldLease, LeaseState, ProcessIdentity};
@@ -159,7 +161,7 @@ impl Txn<'_> {
                 checkpoint.attempt,
                 &checkpoint.position,
                 checkpoint.status.as_str(),
-                &checkpoint.prior_step,
+                prior_step_column(checkpoint.prior_step.as_deref(), &checkpoint.position),
                 micros(checkpoint.created_at),
                 changed_keys(&checkpoint.delta),
                 &checkpoint.error,
