@@ -1,5 +1,6 @@
 //! The crate's [`Error`] and [`Result`].
 
+use crate::application::BuilderError;
 use crate::condition::ConditionError;
 use crate::graph::GraphError;
 use crate::persistence::PersistenceError;
@@ -96,9 +97,9 @@ pub enum Error {
         /// The checkpoint's sequence id.
         sequence_id: u64,
     },
-    /// `initialize_from` was called more than once, or with a sequence id and a fork.
+    /// The builder's settings contradict each other.
     #[error("invalid application builder settings: {0}")]
-    Builder(String),
+    Builder(#[from] BuilderError),
     /// Saving or loading a checkpoint failed.
     #[error("persistence failed for app `{app_id}`")]
     Persistence {

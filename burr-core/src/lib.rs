@@ -72,8 +72,8 @@ pub use action::{
     IntoActionOutput,
 };
 pub use application::{
-    ActionStream, Application, ApplicationBuilder, ApplicationContext, Identifiers, ParentPointer,
-    RunOutcome, SpanGuard, Step, StreamEvent,
+    ActionStream, Application, ApplicationBuilder, ApplicationContext, BuilderError, Identifiers,
+    ParentPointer, RunOutcome, SpanGuard, Step, StreamEvent,
 };
 pub use async_trait::async_trait;
 pub use condition::{default, expr, when, Condition};

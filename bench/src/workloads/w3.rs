@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 pub async fn fan_out(
     n: usize,
     persister: Option<Arc<dyn Persister>>,
-) -> Result<Value, burr_core::Error> {
+) -> Result<Value, Box<dyn std::error::Error>> {
     let length = action_sync("length", |s: State, _, _| {
         let text: String = s.get("text")?;
         Ok::<_, ActionError>(s.update("length", text.len()))
@@ -71,9 +71,7 @@ pub async fn fan_out(
                 .all(|(len, item)| len.as_u64() == Some(item.len() as u64))
     });
     if !ok {
-        return Err(burr_core::Error::Builder(
-            "W3 reduced the wrong lengths".into(),
-        ));
+        return Err("W3 reduced the wrong lengths".into());
     }
     Ok(json!({
         "workload": if persister.is_some() { "w3-persist" } else { "w3" },

@@ -73,7 +73,18 @@ pub struct ApplicationBuilder {
     /// Set for child applications: the parent's place in the admission order plus the
     /// task's index.
     work: Option<WorkKey>,
-    problems: Vec<String>,
+    problems: Vec<BuilderError>,
+}
+
+/// Builder settings that contradict each other, reported by
+/// [`build`](ApplicationBuilder::build) (as [`Error::Builder`]).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuilderError {
+    /// [`initialize_from`](ApplicationBuilder::initialize_from) was called more than
+    /// once: which persister to load from is unclear.
+    #[error("initialize_from was called more than once")]
+    InitializeFromTwice,
 }
 
 impl ApplicationBuilder {
@@ -190,8 +201,7 @@ impl ApplicationBuilder {
         default_entrypoint: impl Into<String>,
     ) -> Self {
         if self.initialize.is_some() {
-            self.problems
-                .push("initialize_from was called more than once".to_owned());
+            self.problems.push(BuilderError::InitializeFromTwice);
         }
         self.initialize = Some(InitializeFrom {
             loader,

@@ -18,7 +18,7 @@ use crate::hooks::{ExecuteCall, ExecuteCallEnd, LifecycleHook, StepEnd};
 use crate::persistence::{Checkpoint, Lease, Persister, StepStatus};
 use crate::{Error, Graph, Result, State, StateDelta};
 
-pub use builder::ApplicationBuilder;
+pub use builder::{ApplicationBuilder, BuilderError};
 pub use context::{ApplicationContext, Identifiers, ParentPointer, SpanGuard};
 use halt::HaltSet;
 pub use stream::{ActionStream, StreamEvent};

@@ -324,7 +324,7 @@ async fn hooks_fire_in_order_once_per_step() {
         .events()
         .iter()
         .map(|e| match e {
-            HookEvent::AppCreated { .. } => "create".to_owned(),
+            HookEvent::AppCreated { entrypoint, .. } => format!("create:{entrypoint}"),
             HookEvent::PreExecuteCall { method } => format!("pre_call:{method}"),
             HookEvent::PostExecuteCall { method, .. } => format!("post_call:{method}"),
             HookEvent::PreRunStep {
@@ -339,7 +339,7 @@ async fn hooks_fire_in_order_once_per_step() {
     assert_eq!(
         kinds,
         [
-            "create",
+            "create:increment",
             "pre_call:run",
             "pre:increment:0",
             "post:increment:completed",
@@ -604,6 +604,27 @@ async fn fork_into_the_same_app_id_is_an_error() {
         .await
         .unwrap_err();
     assert!(matches!(err, Error::ForkSameAppId { .. }));
+}
+
+#[tokio::test]
+async fn initialize_from_twice_is_an_error() {
+    let persister = Arc::new(InMemoryPersister::new());
+    let err = counter(5)
+        .initialize_from(persister.clone(), true, State::new(), "increment")
+        .initialize_from(persister, false, State::new(), "increment")
+        .build()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Builder(crate::BuilderError::InitializeFromTwice)
+        ),
+        "{err}"
+    );
+    assert!(err
+        .to_string()
+        .contains("initialize_from was called more than once"));
 }
 
 #[tokio::test]

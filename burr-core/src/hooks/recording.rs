@@ -15,6 +15,8 @@ pub enum HookEvent {
     AppCreated {
         /// The application.
         app_id: String,
+        /// Its entrypoint.
+        entrypoint: String,
         /// Its last sequence id.
         sequence_id: Option<u64>,
     },
@@ -150,6 +152,7 @@ impl LifecycleHook for RecordingHook {
     fn post_application_create(&self, e: &AppCreated<'_>) {
         self.push(HookEvent::AppCreated {
             app_id: e.ids.app_id.to_string(),
+            entrypoint: e.entrypoint.to_owned(),
             sequence_id: e.sequence_id,
         });
     }
