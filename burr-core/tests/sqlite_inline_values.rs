@@ -105,12 +105,18 @@ fn value_rows(path: &Path) -> i64 {
 /// Save a history of `steps` steps mixing small values, values too large to keep in the
 /// row, deletions, failed attempts and retries, and steps that change nothing; reopen the
 /// persister (a restarted process) every `reopen_every` steps. Returns the state stored
-/// at each sequence id.
-async fn mixed_history(path: &Path, app_id: &str, steps: u64, reopen_every: u64) -> Vec<State> {
+/// at each sequence id, and the keys each checkpoint saved changed, in order.
+async fn mixed_history(
+    path: &Path,
+    app_id: &str,
+    steps: u64,
+    reopen_every: u64,
+) -> (Vec<State>, Vec<Vec<String>>) {
     let mut numbers = Numbers(steps ^ reopen_every);
     let mut persister = SqlitePersister::open(path).unwrap();
     let mut state = State::new().update("untouched", "x".repeat(500));
     let mut states = Vec::new();
+    let mut changed = Vec::new();
     for seq in 0..steps {
         if seq > 0 && seq % reopen_every == 0 {
             persister = SqlitePersister::open(path).unwrap();
@@ -142,25 +148,32 @@ async fn mixed_history(path: &Path, app_id: &str, steps: u64, reopen_every: u64)
                         .save(&failed(app_id, seq, attempt, &state))
                         .await
                         .unwrap();
+                    changed.push(Vec::new());
                 }
                 let next = state.update(&key, format!("retried {seq}"));
-                persister
-                    .save(&checkpoint(app_id, seq, attempts + 1, &state, &next))
-                    .await
-                    .unwrap();
+                let retry = checkpoint(app_id, seq, attempts + 1, &state, &next);
+                persister.save(&retry).await.unwrap();
+                changed.push(retry.delta.keys().map(str::to_owned).collect());
                 states.push(next.clone());
                 state = next;
                 continue;
             }
         };
-        persister
-            .save(&checkpoint(app_id, seq, 1, &state, &next))
-            .await
-            .unwrap();
+        let saved = checkpoint(app_id, seq, 1, &state, &next);
+        persister.save(&saved).await.unwrap();
+        changed.push(saved.delta.keys().map(str::to_owned).collect());
         states.push(next.clone());
         state = next;
     }
-    states
+    (states, changed)
+}
+
+/// Every checkpoint of `app_id` lists the keys its step changed (none for a failed
+/// attempt), whether its values are inline, compacted or in `burr_values`.
+async fn assert_changed_keys(persister: &SqlitePersister, app_id: &str, changed: &[Vec<String>]) {
+    let rows = persister.list_checkpoints(None, app_id).await.unwrap();
+    let listed: Vec<Vec<String>> = rows.into_iter().map(|row| row.changed_keys).collect();
+    assert_eq!(listed, changed);
 }
 
 async fn assert_every_state_loads(persister: &SqlitePersister, app_id: &str, states: &[State]) {
@@ -180,7 +193,7 @@ async fn assert_every_state_loads(persister: &SqlitePersister, app_id: &str, sta
 #[tokio::test]
 async fn a_long_mixed_history_loads_exactly_at_every_sequence_id() {
     let (_dir, path) = temp();
-    let states = mixed_history(&path, "app", 3 * RUN as u64, 1000).await;
+    let (states, changed) = mixed_history(&path, "app", 3 * RUN as u64, 1000).await;
     // The compaction turns the last of a run into a base: RUN - 1 remain inline.
     let run = longest_inline_run(&path, "app");
     assert!(
@@ -190,16 +203,18 @@ async fn a_long_mixed_history_loads_exactly_at_every_sequence_id() {
     assert!(value_rows(&path) > 0);
     let reopened = SqlitePersister::open(&path).unwrap();
     assert_every_state_loads(&reopened, "app", &states).await;
+    assert_changed_keys(&reopened, "app", &changed).await;
 }
 
 #[tokio::test]
 async fn restarts_in_the_middle_of_a_batch_continue_it() {
     let (_dir, path) = temp();
     // A new persister every 37 steps: it knows nothing of the batch under way.
-    let states = mixed_history(&path, "app", 2 * RUN as u64 + 50, 37).await;
+    let (states, changed) = mixed_history(&path, "app", 2 * RUN as u64 + 50, 37).await;
     assert!(longest_inline_run(&path, "app") <= RUN);
     let reopened = SqlitePersister::open(&path).unwrap();
     assert_every_state_loads(&reopened, "app", &states).await;
+    assert_changed_keys(&reopened, "app", &changed).await;
 }
 
 #[tokio::test]
@@ -261,7 +276,7 @@ async fn small_steps_write_no_value_rows_until_compacted() {
 #[tokio::test]
 async fn a_prune_in_the_middle_of_a_batch_keeps_every_kept_state() {
     let (_dir, path) = temp();
-    let states = mixed_history(&path, "app", RUN as u64 + 90, 1000).await;
+    let (states, _) = mixed_history(&path, "app", RUN as u64 + 90, 1000).await;
     let persister = SqlitePersister::open(&path).unwrap();
     let before = persister.list_checkpoints(None, "app").await.unwrap().len();
     let removed = persister.prune(None, "app", 40).await.unwrap();

@@ -160,6 +160,11 @@ pub(super) fn since_base(
     Ok(since)
 }
 
+/// The keys of an `inline_values` column, in stored order.
+pub(super) fn keys(text: &[u8]) -> Result<Vec<String>, String> {
+    Ok(decode(text)?.into_iter().map(|(key, _)| key).collect())
+}
+
 /// An `inline_values` column read back.
 fn decode(text: &[u8]) -> Result<Vec<(String, Option<Value>)>, String> {
     let invalid = |why: &str| {
@@ -197,9 +202,13 @@ pub(super) fn compact(
     upto: i64,
 ) -> Result<(), Failure> {
     let since = since_base(conn, path, app_id, app, upto)?;
-    let Some((sequence_id, attempt)) = since.rows.last().map(|r| (r.sequence_id, r.attempt)) else {
+    let Some(latest) = since.rows.last() else {
         return Ok(());
     };
+    let (sequence_id, attempt) = (latest.sequence_id, latest.attempt);
+    // Its changed keys, if stored as "the keys of its inline values".
+    let latest_keys: Vec<&str> = latest.entries.iter().map(|(key, _)| key.as_str()).collect();
+    let latest_keys = serde_json::to_string(&latest_keys).unwrap_or_else(|_| "[]".to_owned());
     let mut last: BTreeMap<String, Option<Value>> = BTreeMap::new();
     for row in since.rows {
         last.extend(row.entries);
@@ -212,10 +221,11 @@ pub(super) fn compact(
         upsert.execute((app, key, sequence_id, value.as_ref().map(Value::to_string)))?;
     }
     conn.prepare_cached(
-        "UPDATE burr_checkpoints SET inline_values = NULL \
+        "UPDATE burr_checkpoints SET inline_values = NULL, \
+         changed_keys = CASE changed_keys WHEN '' THEN ?4 ELSE changed_keys END \
          WHERE app = ?1 AND sequence_id = ?2 AND attempt = ?3",
     )?
-    .execute((app, sequence_id, attempt))?;
+    .execute((app, sequence_id, attempt, latest_keys))?;
     Ok(())
 }
 

@@ -253,7 +253,7 @@ pub(super) fn checkpoints(
         return Ok(Vec::new());
     };
     let mut statement = conn.prepare_cached(&format!(
-        "SELECT {CHECKPOINT_COLUMNS}, changed_keys, error FROM burr_checkpoints WHERE app = ?1 \
+        "SELECT {CHECKPOINT_COLUMNS}, changed_keys, error, inline_values FROM burr_checkpoints WHERE app = ?1 \
          ORDER BY sequence_id, attempt"
     ))?;
     let mut rows = statement.query([app])?;
@@ -273,11 +273,17 @@ pub(super) fn checkpoints(
             position: stored.position,
             prior_step: stored.prior_step,
             created_at_us: stored.created_at_us,
-            changed_keys: serde_json::from_str(&changed_keys).map_err(|e| {
-                corrupt(format!(
-                    "its changed keys are not a JSON list of strings: {e}"
-                ))
-            })?,
+            changed_keys: if changed_keys.is_empty() {
+                // The keys of its inline values.
+                let inline: Option<String> = row.get(8)?;
+                inline::keys(inline.unwrap_or_default().as_bytes()).map_err(corrupt)?
+            } else {
+                serde_json::from_str(&changed_keys).map_err(|e| {
+                    corrupt(format!(
+                        "its changed keys are not a JSON list of strings: {e}"
+                    ))
+                })?
+            },
             error,
         });
     }

@@ -163,7 +163,7 @@ impl Txn<'_> {
                 checkpoint.status.as_str(),
                 prior_step_column(checkpoint.prior_step.as_deref(), &checkpoint.position),
                 micros(checkpoint.created_at),
-                changed_keys(&checkpoint.delta),
+                changed_keys(&checkpoint.delta, values.is_some().then_some(&delta)),
                 &checkpoint.error,
                 &values,
             ));
@@ -523,8 +523,12 @@ fn value_diff(stored: &State, state: &State) -> StateDelta {
     delta
 }
 
-/// The keys a step set or deleted, as stored: a JSON list.
-fn changed_keys(delta: &StateDelta) -> String {
+/// The keys a step set or deleted (`delta`), as stored: a JSON list, or `''` when they
+/// are the keys of the values the checkpoint keeps inline (`inline`), as for most steps.
+fn changed_keys(delta: &StateDelta, inline: Option<&StateDelta>) -> String {
+    if inline.is_some_and(|inline| inline.keys().eq(delta.keys())) {
+        return String::new();
+    }
     let mut keys = Vec::with_capacity(delta.updated.len() + delta.deleted.len());
     keys.extend(delta.keys());
     // Serialising a list of strings does not fail.
