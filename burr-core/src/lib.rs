@@ -82,7 +82,7 @@ pub use graph::{Graph, GraphBuilder, GraphError};
 pub use state::{State, StateDelta, StateError, Wipe};
 
 #[cfg(feature = "macros")]
-pub use burr_macros::{action, map_actions, map_states, map_tasks};
+pub use burr_macros::{action, map_actions, map_actions_and_states, map_states, map_tasks};
 
 /// Inputs from a JSON object literal: `inputs(json!({"model": "small"}))`. Anything but an
 /// object gives no inputs.

@@ -9,7 +9,10 @@ use serde::de::DeserializeOwned;
 use crate::action::{input_error, IntoActionOutput};
 
 pub use crate::action::{Action, ActionError, ActionResult, Inputs, StaticAction};
-pub use crate::parallel::{ChildOutcome, MapAction, MapActions, MapStates, SubGraph, Task};
+pub use crate::parallel::{
+    ChildOutcome, ChildPersister, ChildTracker, FailurePolicy, MapAction, MapActions,
+    MapActionsAndStates, MapStates, SubGraph, Task,
+};
 pub use crate::{ApplicationContext, State};
 pub use async_trait::async_trait;
 pub use serde;
@@ -91,7 +94,8 @@ where
         })
 }
 
-/// What a map function (`#[map_states]`, `#[map_tasks]`, `#[map_actions]`) or a reducer
+/// What a map function (`#[map_states]`, `#[map_tasks]`, `#[map_actions]`,
+/// `#[map_actions_and_states]`) or a reducer
 /// may return: a `T`, or a `Result` of it whose error converts into `ActionError`.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a return type this function supports: it must return `{T}`",
@@ -120,7 +124,8 @@ pub fn map_output<T, O: MapOutput<T>>(output: O) -> Result<T, ActionError> {
     output.into_map_output()
 }
 
-/// The sub-graphs of `#[map_actions(subgraphs = ...)]`: an array, a `Vec`, any iterable.
+/// The sub-graphs of `#[map_actions(subgraphs = ...)]` and
+/// `#[map_actions_and_states(subgraphs = ...)]`: an array, a `Vec`, any iterable.
 pub fn subgraphs(list: impl IntoIterator<Item = SubGraph>) -> Vec<SubGraph> {
     list.into_iter().collect()
 }

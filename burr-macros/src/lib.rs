@@ -2,11 +2,12 @@
 //!
 //! The attribute macros of [burr-core](https://docs.rs/burr-core): write an action as a
 //! function, get a checked `Action`. Use them through burr-core (feature `macros`, on by
-//! default), as `burr_core::action`, `burr_core::map_states`, `burr_core::map_tasks` and
-//! `burr_core::map_actions`; this crate is not meant to be a dependency of its own.
+//! default), as `burr_core::action`, `burr_core::map_states`, `burr_core::map_tasks`,
+//! `burr_core::map_actions` and `burr_core::map_actions_and_states`; this crate is not meant
+//! to be a dependency of its own.
 //!
 //! See [`macro@action`] for what it accepts and generates, and [Map actions](#map-actions)
-//! for the other three. Inside, a macro works in four stages: the attribute's arguments
+//! for the other four. Inside, a macro works in four stages: the attribute's arguments
 //! are parsed (`args`, `map_args`), the function's signature is checked and modelled
 //! (`signature`, with a `Kind` per attribute), and the action is generated (`expand`,
 //! `map_expand`); every mistake is reported at the token that makes it, all at once, with
@@ -61,6 +62,7 @@
 //! | `#[map_states(subgraph = <SubGraph>, keyed, ...)]` | `Vec<(String, State)>` | state, keyed by the string |
 //! | `#[map_tasks(...)]` | `Vec<Task>` | task (its own sub-graph, state, inputs and key) |
 //! | `#[map_actions(subgraphs = [<SubGraph>, ...], ...)]` | `State` | sub-graph, all starting from that state, keyed by entrypoint |
+//! | `#[map_actions_and_states(subgraphs = [<SubGraph>, ...], ...)]` | `Vec<State>` | (sub-graph, state) pair, sub-graph-major, keyed `<entrypoint>.<state index>` |
 //!
 //! Each may also be a `Result` of it whose error converts into `ActionError`. The function
 //! takes the state (the keys it `reads`) first, by value, then inputs exactly as an
@@ -74,11 +76,74 @@
 //! | argument | meaning |
 //! | --- | --- |
 //! | `subgraph = <expr>` | `#[map_states]`, required: the `SubGraph` every child runs |
-//! | `subgraphs = [<expr>, ...]` | `#[map_actions]`, required: the `SubGraph`s (any iterable of them) |
+//! | `subgraphs = [<expr>, ...]` | `#[map_actions]` and `#[map_actions_and_states]`, required: the `SubGraph`s (any iterable of them) |
 //! | `keyed` | `#[map_states]`: the function returns `(key, state)` pairs; a resumed parent finds each child by key |
 //! | `reduce = path` | the reducer, `fn(State, Vec<State>) -> Result<State, E>` (or `-> State`): the parent state (the keys it reads) and the children's final states, in task order |
 //! | `reduce_settled = path` | instead of `reduce`, `fn(State, Vec<ChildOutcome>) -> Result<State, E>`: every child's outcome, failures included; sets the policy to `Settled` |
 //! | `policy = <expr>` | the `FailurePolicy` (default `FailFast`; written after the reducer, so it wins over `reduce_settled`'s) |
+//! | `priority = <expr>` | the children's priority, an `i32`: the executor admits higher first (default: the parent application's) |
+//! | `timeout = "30s"` | a child that runs longer fails with `burr_core::Error::Timeout` and is recorded cancelled; a whole number and a unit, `ms`, `s`, `m` or `h`, or any `Duration` expression: `timeout = Duration::from_millis(limit())` |
+//! | `persister = <expr>` | where the children checkpoint, a `ChildPersister` (default `Cascade`: the parent's persister) |
+//! | `tracker = <expr>` | which tracker the children report to, a `ChildTracker` (default `Cascade`: the parent's) |
+//!
+//! Each is forwarded to the `MapAction` builder method of the same name. A value of the
+//! wrong type is a compile error at the value; so are a `priority` literal that is not an
+//! `i32` and a `timeout` string that is not a whole number and a unit, or is zero. The
+//! expressions are evaluated once, when the map action is first used, outside any function
+//! of yours: they may call functions and name constants and statics, not local variables.
+//!
+//! ```
+//! use burr_core::parallel::{ChildPersister, FailurePolicy, SubGraph};
+//! use burr_core::{action, map_actions_and_states, ActionError, State};
+//!
+//! #[action(reads = [n], writes = [out])]
+//! fn double(state: State) -> Result<State, ActionError> {
+//!     let n: i64 = state.get("n")?;
+//!     Ok(state.update("out", n * 2))
+//! }
+//!
+//! #[action(reads = [n], writes = [out])]
+//! async fn square(state: State) -> Result<State, ActionError> {
+//!     let n: i64 = state.get("n")?;
+//!     Ok(state.update("out", n * n))
+//! }
+//!
+//! /// Both sub-graphs over every number: four children for two numbers, urgent ones, none
+//! /// allowed more than ten seconds, none checkpointed.
+//! #[map_actions_and_states(
+//!     subgraphs = [SubGraph::action(Double), SubGraph::action(Square)],
+//!     reduce = collect,
+//!     priority = 10,
+//!     timeout = "10s",
+//!     persister = ChildPersister::None,
+//!     policy = FailurePolicy::WaitAll,
+//!     reads = [ns],
+//!     writes = [outs],
+//! )]
+//! fn each_way(state: State) -> Result<Vec<State>, ActionError> {
+//!     let ns: Vec<i64> = state.get("ns")?;
+//!     Ok(ns.into_iter().map(|n| State::new().update("n", n)).collect())
+//! }
+//!
+//! fn collect(state: State, children: Vec<State>) -> Result<State, ActionError> {
+//!     let outs: Vec<i64> = children.iter().map(|c| c.get("out")).collect::<Result<_, _>>()?;
+//!     Ok(state.update("outs", outs))
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> burr_core::Result<()> {
+//! let mut app = burr_core::ApplicationBuilder::new()
+//!     .with_actions([EachWay])
+//!     .with_state(State::new().update("ns", vec![3, 4]))
+//!     .with_entrypoint("each_way")
+//!     .build()
+//!     .await?;
+//! app.step(burr_core::Inputs::new()).await?;
+//! // Sub-graph-major: double 3, double 4, square 3, square 4.
+//! assert_eq!(app.state().get::<Vec<i64>>("outs")?, [6, 8, 9, 16]);
+//! # Ok(())
+//! # }
+//! ```
 //!
 //! With no reducer the parent state is unchanged, so `writes` must be empty (a compile
 //! error says so). Each argument's value ends at the next top-level comma: wrap an
@@ -108,6 +173,7 @@
 use proc_macro::TokenStream;
 
 mod args;
+mod duration;
 mod expand;
 mod map_args;
 mod map_expand;
@@ -277,4 +343,19 @@ pub fn map_tasks(attr: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn map_actions(attr: TokenStream, item: TokenStream) -> TokenStream {
     map_expand::map(map_args::MapKind::Actions, attr.into(), item.into()).into()
+}
+
+/// Make a map action of a function returning many states, each of which every sub-graph
+/// runs on: a child per (sub-graph, state), keyed `<entrypoint>.<state index>`, in
+/// sub-graph-major order (Burr's `MapActionsAndStates`).
+///
+/// See [the crate docs](crate#map-actions) for the map attributes.
+#[proc_macro_attribute]
+pub fn map_actions_and_states(attr: TokenStream, item: TokenStream) -> TokenStream {
+    map_expand::map(
+        map_args::MapKind::ActionsAndStates,
+        attr.into(),
+        item.into(),
+    )
+    .into()
 }

@@ -2,7 +2,7 @@
 //! `#[input]` attributes, and a constant `StaticAction` referring to a `static` whose
 //! `MapAction` (which holds closures, so no constant can) is built on first use.
 
-use proc_macro2::{Ident, Span, TokenStream};
+use proc_macro2::{Group, Ident, Span, TokenStream, TokenTree};
 use quote::{quote, quote_spanned};
 use syn::ext::IdentExt;
 use syn::spanned::Spanned;
@@ -10,7 +10,7 @@ use syn::ItemFn;
 
 use crate::args::{Errors, Name};
 use crate::expand::{action_name, bind_input, cfgs, const_name, not_a_function, private_path};
-use crate::map_args::{self, MapArgs, MapKind, Reducer};
+use crate::map_args::{self, MapArgs, MapKind, Reducer, Setting, Timeout};
 use crate::map_signature;
 use crate::signature::{self, ActionFn, InputKind, Param};
 
@@ -94,7 +94,9 @@ fn generate(
     }
 
     let target = match (kind, args.keyed) {
-        (MapKind::States, false) => quote!(::std::vec::Vec<#p::State>),
+        (MapKind::States, false) | (MapKind::ActionsAndStates, _) => {
+            quote!(::std::vec::Vec<#p::State>)
+        }
         (MapKind::States, true) => {
             quote!(::std::vec::Vec<(::std::string::String, #p::State)>)
         }
@@ -111,6 +113,10 @@ fn generate(
             #body
         }
     };
+    let subgraphs = args
+        .subgraphs
+        .as_ref()
+        .map(|expr| quote_spanned!(expr.span()=> #p::subgraphs(#expr)));
     let map = match kind {
         MapKind::States => {
             let subgraph = args
@@ -125,12 +131,9 @@ fn generate(
             quote!(#p::MapStates::#constructor(#name, #subgraph, #build_children))
         }
         MapKind::Tasks => quote!(#p::MapAction::tasks(#name, #build_children)),
-        MapKind::Actions => {
-            let subgraphs = args
-                .subgraphs
-                .as_ref()
-                .map(|expr| quote_spanned!(expr.span()=> #p::subgraphs(#expr)));
-            quote!(#p::MapActions::new(#name, #subgraphs, #build_children))
+        MapKind::Actions => quote!(#p::MapActions::new(#name, #subgraphs, #build_children)),
+        MapKind::ActionsAndStates => {
+            quote!(#p::MapActionsAndStates::new(#name, #subgraphs, #build_children))
         }
     };
     let reduce = args.reducer.as_ref().map(|reducer| {
@@ -142,8 +145,7 @@ fn generate(
             quote_spanned!(path.span()=> #p::map_output::<#p::State, _>(#path(#state, #children)));
         quote!(.#method(|#state, #children| #call))
     });
-    // After the reducer: `reduce_settled` sets the policy, and the one written wins.
-    let policy = args.policy.as_ref().map(|policy| quote!(.policy(#policy)));
+    let settings = settings(args, &p);
     let names = |v: &[Name]| v.iter().map(|n| n.value.clone()).collect::<Vec<_>>();
     let common = &args.common;
     let (reads, writes, tags) = (
@@ -165,7 +167,7 @@ fn generate(
             fn #build() -> #p::MapAction {
                 #map
                     #reduce
-                    #policy
+                    #(#settings)*
                     .reads(#p::names(&[#(#reads),*]))
                     .writes(#p::names(&[#(#writes),*]))
                     .inputs(#p::names(&[#(#required),*]))
@@ -176,6 +178,64 @@ fn generate(
             #p::StaticAction::new(&#lazy)
         };
     }
+}
+
+/// The builder calls for `policy`, `priority`, `timeout`, `persister` and `tracker`, after
+/// the reducer's (`reduce_settled` sets the policy, and the one written wins). Each value
+/// is bound to a variable of the type the builder takes, the value at the user's tokens and
+/// the type at the argument's key, so that a value of another type is an error there,
+/// naming the argument, rather than at the generated call.
+fn settings(args: &MapArgs, p: &TokenStream) -> Vec<TokenStream> {
+    let typed = |method: &str, ty: TokenStream, setting: &Setting| {
+        let method = Ident::new(method, Span::call_site());
+        let value = Ident::new("value", Span::mixed_site());
+        let ty = respan(ty, setting.key);
+        let expr = &setting.value;
+        let value = quote_spanned!(expr.span()=> { let #value: #ty = #expr; #value });
+        quote!(.#method(#value))
+    };
+    let mut calls = Vec::new();
+    if let Some(policy) = &args.policy {
+        calls.push(typed("policy", quote!(#p::FailurePolicy), policy));
+    }
+    if let Some(priority) = &args.priority {
+        calls.push(typed("priority", quote!(i32), priority));
+    }
+    match &args.timeout {
+        Some(Timeout::Millis(millis, span)) => {
+            let duration = quote_spanned!(*span=> ::core::time::Duration::from_millis(#millis));
+            calls.push(quote!(.timeout(#duration)));
+        }
+        Some(Timeout::Expr(timeout)) => {
+            calls.push(typed("timeout", quote!(::core::time::Duration), timeout));
+        }
+        None => {}
+    }
+    if let Some(persister) = &args.persister {
+        calls.push(typed("persister", quote!(#p::ChildPersister), persister));
+    }
+    if let Some(tracker) = &args.tracker {
+        calls.push(typed("tracker", quote!(#p::ChildTracker), tracker));
+    }
+    calls
+}
+
+/// `tokens`, every one of them spanned at `span`.
+fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|token| match token {
+            TokenTree::Group(group) => {
+                let mut respanned = Group::new(group.delimiter(), respan(group.stream(), span));
+                respanned.set_span(span);
+                TokenTree::Group(respanned)
+            }
+            mut token => {
+                token.set_span(span);
+                token
+            }
+        })
+        .collect()
 }
 
 fn map_doc(
@@ -245,7 +305,10 @@ mod tests {
             "{out}"
         );
         assert!(out.contains(". reduce (|"), "{out}");
-        assert!(out.contains(". policy (FailurePolicy :: WaitAll)"), "{out}");
+        assert!(
+            out.contains(". policy ({ let value : :: burr_core :: __private :: FailurePolicy = FailurePolicy :: WaitAll ; value })"),
+            "{out}"
+        );
         assert!(
             out.contains("static MAP : :: burr_core :: __private :: LazyMap"),
             "{out}"
@@ -292,6 +355,65 @@ mod tests {
             ),
         );
         assert!(out.contains("MapActions :: new (\"both\" , :: burr_core :: __private :: subgraphs ([a () , b ()])"), "{out}");
+        let out = expand(
+            MapKind::ActionsAndStates,
+            quote!(subgraphs = [a(), b()]),
+            quote!(
+                fn product(state: State) -> Vec<State> {
+                    vec![state]
+                }
+            ),
+        );
+        assert!(out.contains("MapActionsAndStates :: new (\"product\" , :: burr_core :: __private :: subgraphs ([a () , b ()])"), "{out}");
+        assert!(
+            out.contains("-> :: core :: result :: Result < :: std :: vec :: Vec < :: burr_core :: __private :: State >"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn how_the_children_run_is_set_on_the_builder() {
+        let function = quote!(
+            fn fan_out(state: State) -> Vec<Task> {
+                todo!()
+            }
+        );
+        let out = expand(
+            MapKind::Tasks,
+            quote!(
+                priority = 7,
+                timeout = "2m",
+                persister = ChildPersister::None,
+                tracker = ChildTracker::None,
+                policy = FailurePolicy::WaitAll
+            ),
+            function.clone(),
+        );
+        assert!(
+            out.contains(". priority ({ let value : i32 = 7 ; value })"),
+            "{out}"
+        );
+        assert!(
+            out.contains(". timeout (:: core :: time :: Duration :: from_millis (120000u64))"),
+            "{out}"
+        );
+        assert!(out.contains(". persister ({ let value : :: burr_core :: __private :: ChildPersister = ChildPersister :: None ; value })"), "{out}");
+        assert!(out.contains(". tracker ({ let value : :: burr_core :: __private :: ChildTracker = ChildTracker :: None ; value })"), "{out}");
+        let out = expand(
+            MapKind::States,
+            quote!(subgraph = g(), timeout = Duration::from_secs(limit())),
+            quote!(
+                fn lengths(state: State) -> Vec<State> {
+                    todo!()
+                }
+            ),
+        );
+        assert!(out.contains(". timeout ({ let value : :: core :: time :: Duration = Duration :: from_secs (limit ()) ; value })"), "{out}");
+        assert!(!out.contains(". priority"), "{out}");
+        let out = expand(MapKind::Tasks, quote!(), function);
+        for method in [". priority", ". timeout", ". persister", ". tracker"] {
+            assert!(!out.contains(method), "{out}");
+        }
     }
 
     #[test]

@@ -40,6 +40,16 @@ const TASKS: Kind = Kind {
     check_output: check_tasks,
 };
 
+const ACTIONS_AND_STATES: Kind = Kind {
+    attr: "map_actions_and_states",
+    function: FUNCTION,
+    shape: "fn name(state: State, <inputs>...) -> Result<Vec<State>, E>",
+    returns: "a `#[map_actions_and_states]` function returns the states every sub-graph runs on: `Vec<State>`, or a `Result` of it",
+    default_return: "Result<Vec<State>, ActionError>",
+    in_step: false,
+    check_output: check_actions_and_states,
+};
+
 const ACTIONS: Kind = Kind {
     attr: "map_actions",
     function: FUNCTION,
@@ -57,6 +67,7 @@ pub(crate) fn kind(kind: MapKind, keyed: bool) -> &'static Kind {
         (MapKind::States, true) => &KEYED_STATES,
         (MapKind::Tasks, _) => &TASKS,
         (MapKind::Actions, _) => &ACTIONS,
+        (MapKind::ActionsAndStates, _) => &ACTIONS_AND_STATES,
     }
 }
 
@@ -132,7 +143,24 @@ fn check_actions(ty: &Type) -> syn::Result<()> {
     if vec_element(value).is_some() {
         return Err(syn::Error::new_spanned(
             value,
-            "a `#[map_actions]` function returns the one state every sub-graph starts with: `State` (for one child per state, use `#[map_states]`)",
+            "a `#[map_actions]` function returns the one state every sub-graph starts with: `State` (for every sub-graph over each of many states, use `#[map_actions_and_states]`)",
+        ));
+    }
+    Ok(())
+}
+
+fn check_actions_and_states(ty: &Type) -> syn::Result<()> {
+    let value = value_type(ty, &ACTIONS_AND_STATES)?;
+    if is_named(value, "State") {
+        return Err(syn::Error::new_spanned(
+            value,
+            "a `#[map_actions_and_states]` function returns the states every sub-graph runs on: `Vec<State>`, not one `State` (for many sub-graphs over one state, use `#[map_actions]`)",
+        ));
+    }
+    if vec_element(value).is_some_and(is_pair) {
+        return Err(syn::Error::new_spanned(
+            value,
+            "a `#[map_actions_and_states]` function returns `Vec<State>`: its children are keyed `<entrypoint>.<state index>`, so it takes no keys",
         ));
     }
     Ok(())
@@ -212,6 +240,14 @@ mod tests {
                 }
             ),
         );
+        analyze_ok(
+            &ACTIONS_AND_STATES,
+            quote!(
+                fn f(state: State, n: usize) -> Result<Vec<State>, ActionError> {
+                    todo!()
+                }
+            ),
+        );
     }
 
     #[test]
@@ -273,6 +309,27 @@ mod tests {
             e.starts_with("a `#[map_actions]` function returns the one state"),
             "{e}"
         );
+        let e = analyze_err(
+            &ACTIONS_AND_STATES,
+            quote!(
+                fn f(state: State) -> State {
+                    todo!()
+                }
+            ),
+        );
+        assert!(
+            e.starts_with("a `#[map_actions_and_states]` function returns the states every sub-graph runs on: `Vec<State>`, not one `State`"),
+            "{e}"
+        );
+        let e = analyze_err(
+            &ACTIONS_AND_STATES,
+            quote!(
+                fn f(state: State) -> Vec<(String, State)> {
+                    todo!()
+                }
+            ),
+        );
+        assert!(e.contains("so it takes no keys"), "{e}");
         let e = analyze_err(
             &STATES,
             quote!(

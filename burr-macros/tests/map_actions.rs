@@ -1,10 +1,10 @@
 //! End to end: applications whose map actions are written with `#[map_states]`,
-//! `#[map_tasks]` and `#[map_actions]`, run by burr-core.
+//! `#[map_tasks]`, `#[map_actions]` and `#[map_actions_and_states]`, run by burr-core.
 
 use burr_core::parallel::{ChildOutcome, FailurePolicy, SubGraph, Task};
 use burr_core::{
-    action, inputs, map_actions, map_states, map_tasks, Action, ActionError, ApplicationBuilder,
-    Error, State,
+    action, inputs, map_actions, map_actions_and_states, map_states, map_tasks, Action,
+    ActionError, ApplicationBuilder, Error, State,
 };
 use serde_json::{json, Value};
 
@@ -87,6 +87,27 @@ fn collect_outs(state: State, children: Vec<State>) -> Result<State, ActionError
         .map(|c| c.get("out"))
         .collect::<Result<_, _>>()?;
     Ok(state.update("outs", outs))
+}
+
+/// Both sub-graphs over each number (and `extra`, when given): the product.
+#[map_actions_and_states(subgraphs = [SubGraph::action(Double), SubGraph::action(Square)], reduce_settled = outs_by_key, reads = [ns], writes = [keys, outs])]
+fn each_way(state: State, extra: Option<i64>) -> Result<Vec<State>, ActionError> {
+    let ns: Vec<i64> = state.get("ns")?;
+    Ok(ns
+        .into_iter()
+        .chain(extra)
+        .map(|n| State::new().update("n", n))
+        .collect())
+}
+
+fn outs_by_key(state: State, outcomes: Vec<ChildOutcome>) -> Result<State, ActionError> {
+    let mut keys = Vec::new();
+    let mut outs = Vec::new();
+    for outcome in outcomes {
+        keys.push(outcome.key);
+        outs.push(outcome.result?.get::<i64>("out")?);
+    }
+    Ok(state.update("keys", keys).update("outs", outs))
 }
 
 /// Tasks built by hand: a different sub-graph per number, keyed.
@@ -205,8 +226,12 @@ async fn the_constants_declare_the_action() {
     assert_eq!(HandTasks.name(), "by_hand");
     // Map constants and `#[action]` constants go in one list.
     let mut app = ApplicationBuilder::new()
-        .with_actions([Lengths, Both, Measure, HandTasks])
-        .with_transitions([("lengths", "both"), ("both", "by_hand")])
+        .with_actions([Lengths, Both, Measure, HandTasks, EachWay])
+        .with_transitions([
+            ("lengths", "both"),
+            ("both", "by_hand"),
+            ("by_hand", "each_way"),
+        ])
         .with_state(words(&[]))
         .with_entrypoint("lengths")
         .build()
@@ -233,6 +258,25 @@ async fn map_actions_runs_every_subgraph_on_one_state() {
         .unwrap();
     assert_eq!(state.get::<Vec<i64>>("outs").unwrap(), [10, 25]);
     assert_eq!(result["children"], json!(2));
+}
+
+#[tokio::test]
+async fn map_actions_and_states_runs_every_subgraph_on_every_state() {
+    let (result, state) = step(
+        EachWay,
+        State::new().update("ns", json!([2, 3])),
+        json!({ "extra": 5 }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(result["children"], json!(6));
+    // Sub-graph-major, keyed `<entrypoint>.<state index>`, as `MapActionsAndStates`.
+    assert_eq!(
+        state.get::<Vec<String>>("keys").unwrap(),
+        ["double.0", "double.1", "double.2", "square.0", "square.1", "square.2"]
+    );
+    assert_eq!(state.get::<Vec<i64>>("outs").unwrap(), [4, 6, 10, 4, 9, 25]);
+    assert_eq!(EachWay.optional_inputs(), ["extra"]);
 }
 
 #[tokio::test]

@@ -1,4 +1,5 @@
-//! Compile-time behaviour of `#[action]`: what compiles, and the errors for each mistake.
+//! Compile-time behaviour of `#[action]` and the map attributes: what compiles, and the
+//! errors for each mistake.
 //!
 //! Regenerate the expected errors with `TRYBUILD=overwrite cargo test -p burr-macros --test ui`
 //! and review every `.stderr` by eye.

@@ -58,8 +58,9 @@
 //! ```
 //!
 //! The attributes [`map_states`](macro@crate::map_states),
-//! [`map_tasks`](macro@crate::map_tasks) and [`map_actions`](macro@crate::map_actions)
-//! (feature `macros`, on by default) make the same map action of plain functions, the way
+//! [`map_tasks`](macro@crate::map_tasks), [`map_actions`](macro@crate::map_actions) and
+//! [`map_actions_and_states`](macro@crate::map_actions_and_states) (feature `macros`, on by
+//! default) make the same map action of plain functions, the way
 //! [`action`](macro@crate::action) does for actions:
 //!
 //! ```
