@@ -422,6 +422,19 @@ async fn failure_policies() {
     assert_eq!(children_errors(&err).len(), 4);
 }
 
+/// Wait until `count` steps wait for one of `executor`'s slots (at most 30 s).
+async fn until_waiting(executor: &Executor, count: usize) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while executor.waiting() < count {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} steps wait, not {count}",
+            executor.waiting()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn priority_order_with_one_slot() {
     let order = Arc::new(Mutex::new(Vec::new()));
@@ -473,11 +486,11 @@ async fn priority_order_with_one_slot() {
         })
         .await;
     let backlog = tokio::spawn(flow("backlog", 0));
-    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    until_waiting(&executor, 3).await;
     let later = tokio::spawn(flow("later", 0));
-    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    until_waiting(&executor, 6).await;
     let urgent = tokio::spawn(flow("urgent", 10));
-    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    until_waiting(&executor, 9).await;
     drop(blocker);
     for flow in [backlog, later, urgent] {
         flow.await.unwrap();

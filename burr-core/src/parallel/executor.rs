@@ -174,6 +174,11 @@ impl Executor {
         self.inner.lock().running
     }
 
+    /// Steps waiting for a slot now.
+    pub fn waiting(&self) -> usize {
+        self.inner.lock().waiting.len()
+    }
+
     /// Wait for a slot; waiting steps are admitted smallest key first.
     pub async fn acquire(&self, key: WorkKey) -> Permit {
         let receiver = {
