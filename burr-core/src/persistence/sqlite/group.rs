@@ -5,8 +5,7 @@
 //! too; again while they keep queueing, at most [`MAX_YIELDS`] times, as a combinator
 //! such as `FuturesUnordered` hands control back after polling a few; while callers come
 //! alone, only one in [`PROBE_EVERY`] does), then tries to take the write connection. If
-//! it
-//! gets it, it is the leader: it takes everything queued (its own operation included),
+//! it gets it, it is the leader: it takes everything queued (its own operation included),
 //! runs it in one transaction, commits in its own thread, answers every operation, and
 //! goes on while operations are queued. If another caller holds the connection, that
 //! one is the leader and answers this operation in its next transaction: the caller
@@ -14,6 +13,11 @@
 //! in its own thread, without handing its checkpoint to another thread, and the saves of
 //! applications running concurrently share a commit (one `fsync` with
 //! [`Durability::Full`](super::Durability::Full)) per round, not one each.
+//!
+//! A save whose caller has been coming alone (no company in the latest transaction, not
+//! a probing turn) and that finds the connection free and nothing queued skips the
+//! queue: it commits at once in a transaction of its own, from the borrowed checkpoint,
+//! and then leads whatever was queued meanwhile.
 //!
 //! No operation is left queued without a leader: a leader takes the queue once more
 //! after it lets the connection go if something was queued meanwhile (the callers that
@@ -34,6 +38,7 @@ use tokio::sync::oneshot::{self, error::TryRecvError};
 
 use super::wait::Waiting;
 use super::writer::{Op, Reply, Writer};
+use crate::persistence::Checkpoint;
 use crate::persistence::PersistenceError;
 
 /// Operations committed in one transaction at most.
@@ -53,6 +58,8 @@ pub(super) struct Group {
     queue: Mutex<Vec<Op>>,
     /// Operations queued since the start (how a caller sees others queue theirs).
     pushed: AtomicU64,
+    /// Writes asked for since the start, queued or not (which of them probe).
+    calls: AtomicU64,
     /// Whether the latest transaction held the operations of more than one caller.
     company: AtomicBool,
     writer: Mutex<Writer>,
@@ -81,6 +88,7 @@ impl Group {
         Group {
             queue: Mutex::new(Vec::new()),
             pushed: AtomicU64::new(0),
+            calls: AtomicU64::new(0),
             company: AtomicBool::new(false),
             writer: Mutex::new(writer),
             waiting,
@@ -90,11 +98,59 @@ impl Group {
         }
     }
 
+    /// Save a checkpoint: as [`write`](Self::write) does, or, for a caller that has been
+    /// coming alone and finds the connection free and nothing queued, at once in a
+    /// transaction of its own, without copying the checkpoint into the queue or waiting
+    /// for an answer.
+    pub(super) async fn save(
+        &self,
+        checkpoint: &Checkpoint,
+    ) -> Option<Result<(), PersistenceError>> {
+        let yields = self.would_yield();
+        if !yields {
+            if let Some(mut writer) = self.try_writer() {
+                if self.queue_is_empty() {
+                    let saved = if self.slow_commits && on_multi_thread_runtime() {
+                        tokio::task::block_in_place(|| writer.commit_save(checkpoint))
+                    } else {
+                        writer.commit_save(checkpoint)
+                    };
+                    // Whatever was queued meanwhile.
+                    self.lead(writer);
+                    return Some(saved);
+                }
+            }
+        }
+        let checkpoint = Box::new(checkpoint.clone());
+        self.queued(|reply| Op::Save(checkpoint, reply), yields)
+            .await
+    }
+
+    /// Whether a write lets the other tasks of its thread queue theirs first: while the
+    /// latest transaction held several callers' operations, and one time in
+    /// [`PROBE_EVERY`] otherwise (a yield costs a trip through the runtime, a few percent
+    /// of a commit).
+    fn would_yield(&self) -> bool {
+        let call = self.calls.fetch_add(1, Ordering::Relaxed) + 1;
+        self.company.load(Ordering::Relaxed) || call % PROBE_EVERY == 0
+    }
+
     /// Queue an operation, commit it (as the leader, or in the leader's next
     /// transaction), and return its result; `None` if it was dropped unanswered.
     pub(super) async fn write<T>(
         &self,
         op: impl FnOnce(Reply<T>) -> Op,
+    ) -> Option<Result<T, PersistenceError>> {
+        let yields = self.would_yield();
+        self.queued(op, yields).await
+    }
+
+    /// Queue `op` and see it committed; first let the other tasks of this thread queue
+    /// theirs if `yields`.
+    async fn queued<T>(
+        &self,
+        op: impl FnOnce(Reply<T>) -> Op,
+        yields: bool,
     ) -> Option<Result<T, PersistenceError>> {
         let (reply, mut answer) = oneshot::channel();
         let mut pushed = self.push(op(Reply::Async(reply)));
@@ -104,13 +160,8 @@ impl Group {
         // control back to the runtime after polling a few of them (`FuturesUnordered`
         // does after two that yield), so while operations keep arriving, yield again.
         // A caller that has been coming alone (an application checkpointing by itself)
-        // skips this, but for one time in `PROBE_EVERY`: a yield costs a trip through
-        // the runtime, a few percent of a commit.
-        let yields = if self.company.load(Ordering::Relaxed) || pushed % PROBE_EVERY == 0 {
-            MAX_YIELDS
-        } else {
-            0
-        };
+        // skips this (see `would_yield`).
+        let yields = if yields { MAX_YIELDS } else { 0 };
         for _ in 0..yields {
             YieldOnce(false).await;
             match answer.try_recv() {

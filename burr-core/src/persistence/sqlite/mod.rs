@@ -361,8 +361,13 @@ impl Persister for SqlitePersister {
     }
 
     async fn save(&self, checkpoint: &Checkpoint) -> Result<(), PersistenceError> {
-        let checkpoint = Box::new(checkpoint.clone());
-        self.write(|reply| Op::Save(checkpoint, reply)).await
+        self.inner
+            .group
+            .as_ref()
+            .ok_or_else(|| self.closed())?
+            .save(checkpoint)
+            .await
+            .ok_or_else(|| self.closed())?
     }
 
     async fn load(

@@ -230,6 +230,50 @@ impl Writer {
         pending: &mut Pending,
         outcomes: &mut Vec<Outcome>,
     ) -> Result<(), BatchError> {
+        self.in_transaction(pending, |txn| {
+            for (index, op) in ops.iter().enumerate() {
+                outcomes.push(op.run(txn).map_err(|e| BatchError::Op(index, e))?);
+            }
+            Ok(())
+        })
+    }
+
+    /// Save one checkpoint in a transaction of its own, without queueing it (see
+    /// [`Group::save`](super::group::Group::save)).
+    pub(super) fn commit_save(&mut self, checkpoint: &Checkpoint) -> Result<(), PersistenceError> {
+        let mut pending = std::mem::take(&mut self.spare.pending);
+        let started = Instant::now();
+        let mut saved = Ok(());
+        let done = self.in_transaction(&mut pending, |txn| {
+            match txn.save(checkpoint) {
+                Ok(()) => {}
+                Err(Failure::Refused(error)) => saved = Err(error),
+                Err(Failure::Sqlite(error)) => return Err(BatchError::Op(0, error)),
+            }
+            Ok(())
+        });
+        self.waiting.record(started.elapsed());
+        let result = match done {
+            Ok(()) => {
+                self.keep(&mut pending);
+                saved
+            }
+            Err(BatchError::Op(_, error) | BatchError::Transaction(error)) => {
+                pending.clear();
+                Err(sqlite_error(&self.path, error))
+            }
+        };
+        self.spare.pending = pending;
+        result
+    }
+
+    /// Run `body` in a write transaction (with the background lease renewals due), and
+    /// commit; roll back if anything failed.
+    fn in_transaction(
+        &self,
+        pending: &mut Pending,
+        body: impl FnOnce(&mut Txn<'_>) -> Result<(), BatchError>,
+    ) -> Result<(), BatchError> {
         let execute = |sql: &str| {
             self.conn
                 .prepare_cached(sql)
@@ -248,9 +292,7 @@ impl Writer {
         };
         let done = (|| {
             txn.renew_due().map_err(BatchError::Transaction)?;
-            for (index, op) in ops.iter().enumerate() {
-                outcomes.push(op.run(&mut txn).map_err(|e| BatchError::Op(index, e))?);
-            }
+            body(&mut txn)?;
             execute("COMMIT").map(drop).map_err(BatchError::Transaction)
         })();
         if done.is_err() {
