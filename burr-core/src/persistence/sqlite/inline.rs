@@ -10,13 +10,13 @@
 //! a base are its state. And the checkpoints after the latest base are read backwards
 //! until a base, so none is missed.
 
+use std::collections::BTreeMap;
 use std::io;
 use std::path::Path;
 
 use rusqlite::types::ValueRef;
 use rusqlite::Connection;
 use serde_json::{Map, Value};
-use std::collections::BTreeMap;
 
 use super::codec::{corrupt, Failure};
 use crate::StateDelta;
