@@ -2,8 +2,7 @@
 //! `burr_values` now and then: long histories that mix both, restarts between two
 //! compactions, prunes, corrupt rows, and databases of schema version 1.
 
-use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::path::Path;
 
 use burr_core::persistence::{
     Checkpoint, PersistenceError, Persister, SqlitePersister, StepStatus,
@@ -11,43 +10,14 @@ use burr_core::persistence::{
 use burr_core::State;
 use serde_json::json;
 
-fn temp() -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("burr.db");
-    (dir, path)
-}
+mod common;
+use common::{assert_corrupt, failed, state_at, step, temp};
 
+/// The checkpoint of attempt `attempt` at a step that turned `before` into `after`.
 fn checkpoint(app_id: &str, seq: u64, attempt: u32, before: &State, after: &State) -> Checkpoint {
     Checkpoint {
-        partition_key: None,
-        app_id: app_id.to_owned(),
-        sequence_id: seq,
-        position: format!("action{seq}"),
-        status: StepStatus::Completed,
         attempt,
-        prior_step: Some(format!("action{seq}")),
-        created_at: SystemTime::now(),
-        delta: after.delta_from(before),
-        state: after.clone(),
-        error: None,
-    }
-}
-
-async fn state_at(persister: &SqlitePersister, app_id: &str, seq: Option<u64>) -> State {
-    persister
-        .load(None, app_id, seq)
-        .await
-        .expect("load")
-        .expect("a stored checkpoint")
-        .state
-}
-
-fn failed(app_id: &str, seq: u64, attempt: u32, before: &State) -> Checkpoint {
-    Checkpoint {
-        status: StepStatus::Failed,
-        prior_step: None,
-        error: Some("boom".to_owned()),
-        ..checkpoint(app_id, seq, attempt, before, before)
+        ..step(app_id, seq, before, after)
     }
 }
 
@@ -327,19 +297,7 @@ async fn corrupt_inline_values_name_the_app_and_sequence_id() {
     let fresh = SqlitePersister::open(&path).unwrap();
     for seq in [Some(1), Some(2), None] {
         let error = fresh.load(None, "app", seq).await.unwrap_err();
-        match &error {
-            PersistenceError::Corrupt {
-                app_id,
-                sequence_id,
-                path: file,
-                reason,
-            } => {
-                assert_eq!((app_id.as_str(), *sequence_id), ("app", 1));
-                assert_eq!(file, &path);
-                assert!(reason.contains("`a`"), "{reason}");
-            }
-            other => panic!("expected a corrupt row, got {other}"),
-        }
+        assert_corrupt(&error, "app", 1, &path, "a");
     }
     // The checkpoint before it still loads.
     assert_eq!(

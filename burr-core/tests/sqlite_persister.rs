@@ -1,7 +1,7 @@
 //! `SqlitePersister` on real files: round trips, failures and retries, listings, pruning,
 //! bad files and rows, leases across persisters, concurrency, and resuming applications.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -12,39 +12,8 @@ use burr_core::persistence::{
 use burr_core::{action_sync, ApplicationBuilder, Error, Inputs, ParentPointer, State};
 use serde_json::json;
 
-fn temp() -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("burr.db");
-    (dir, path)
-}
-
-/// The checkpoint of a step of `app_id` that turned `before` into `after`.
-fn step(app_id: &str, sequence_id: u64, before: &State, after: &State) -> Checkpoint {
-    Checkpoint {
-        partition_key: None,
-        app_id: app_id.to_owned(),
-        sequence_id,
-        position: format!("action{sequence_id}"),
-        status: StepStatus::Completed,
-        attempt: 1,
-        prior_step: Some(format!("action{sequence_id}")),
-        created_at: SystemTime::now(),
-        delta: after.delta_from(before),
-        state: after.clone(),
-        error: None,
-    }
-}
-
-/// A failed attempt of a step: the state before it, no changes.
-fn failed(app_id: &str, sequence_id: u64, attempt: u32, before: &State) -> Checkpoint {
-    Checkpoint {
-        status: StepStatus::Failed,
-        attempt,
-        prior_step: None,
-        error: Some("boom".to_owned()),
-        ..step(app_id, sequence_id, before, before)
-    }
-}
+mod common;
+use common::{assert_corrupt, failed, state_at, step, temp};
 
 /// Save steps applying `changes` in turn, from `start`; returns every state after a step.
 async fn save_steps(
@@ -65,15 +34,6 @@ async fn save_steps(
         state = next;
     }
     states
-}
-
-async fn state_at(persister: &SqlitePersister, app_id: &str, seq: Option<u64>) -> State {
-    persister
-        .load(None, app_id, seq)
-        .await
-        .expect("load")
-        .expect("a stored checkpoint")
-        .state
 }
 
 #[tokio::test]
@@ -813,19 +773,7 @@ async fn a_corrupt_value_names_the_app_and_sequence_id_and_spoils_nothing_else()
 
     for _ in 0..2 {
         let error = persister.load(None, "broken", None).await.unwrap_err();
-        match &error {
-            PersistenceError::Corrupt {
-                app_id,
-                sequence_id,
-                path: file,
-                reason,
-            } => {
-                assert_eq!((app_id.as_str(), *sequence_id), ("broken", 1));
-                assert_eq!(file, &path);
-                assert!(reason.contains("`b`"), "{reason}");
-            }
-            other => panic!("expected a corrupt row, got {other}"),
-        }
+        assert_corrupt(&error, "broken", 1, &path, "b");
     }
     // The step before the bad value, and other apps, still load.
     assert_eq!(

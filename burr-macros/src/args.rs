@@ -370,14 +370,7 @@ mod tests {
     }
 
     fn error(attr: TokenStream) -> String {
-        match parse(attr) {
-            Ok(_) => panic!("expected an error"),
-            Err(e) => e
-                .into_iter()
-                .map(|e| e.to_string())
-                .collect::<Vec<_>>()
-                .join("\n"),
-        }
+        crate::test_support::error_messages(parse(attr))
     }
 
     #[test]

@@ -359,3 +359,18 @@ pub fn map_actions_and_states(attr: TokenStream, item: TokenStream) -> TokenStre
     )
     .into()
 }
+
+#[cfg(test)]
+mod test_support {
+    /// The messages of the error `result` holds, one a line; panics on `Ok`.
+    pub(crate) fn error_messages<T>(result: syn::Result<T>) -> String {
+        match result {
+            Ok(_) => panic!("expected an error"),
+            Err(error) => error
+                .into_iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("\n"),
+        }
+    }
+}

@@ -349,14 +349,7 @@ mod tests {
     use super::*;
 
     fn error(attr: TokenStream, kind: MapKind) -> String {
-        match parse(attr, kind) {
-            Ok(_) => panic!("expected an error"),
-            Err(e) => e
-                .into_iter()
-                .map(|e| e.to_string())
-                .collect::<Vec<_>>()
-                .join("\n"),
-        }
+        crate::test_support::error_messages(parse(attr, kind))
     }
 
     #[test]

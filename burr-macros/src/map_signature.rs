@@ -174,14 +174,7 @@ mod tests {
     use crate::signature::analyze;
 
     fn analyze_err(kind: &Kind, item: proc_macro2::TokenStream) -> String {
-        match analyze(syn::parse2(item).unwrap(), kind).1 {
-            Ok(_) => panic!("expected an error"),
-            Err(e) => e
-                .into_iter()
-                .map(|e| e.to_string())
-                .collect::<Vec<_>>()
-                .join("\n"),
-        }
+        crate::test_support::error_messages(analyze(syn::parse2(item).unwrap(), kind).1)
     }
 
     fn analyze_ok(kind: &Kind, item: proc_macro2::TokenStream) {

@@ -472,14 +472,7 @@ mod tests {
     }
 
     fn analyze_err(item: proc_macro2::TokenStream) -> String {
-        match analyze(syn::parse2(item).unwrap(), &ACTION).1 {
-            Ok(_) => panic!("expected an error"),
-            Err(e) => e
-                .into_iter()
-                .map(|e| e.to_string())
-                .collect::<Vec<_>>()
-                .join("\n"),
-        }
+        crate::test_support::error_messages(analyze(syn::parse2(item).unwrap(), &ACTION).1)
     }
 
     fn input(param: &Param) -> &Input {

@@ -302,15 +302,14 @@ impl SqlitePersister {
         }
     }
 
+    /// The write side; [`PersistenceError::Closed`] for a read-only persister.
+    fn group(&self) -> Result<&Group, PersistenceError> {
+        self.inner.group.as_deref().ok_or_else(|| self.closed())
+    }
+
     /// Commit an operation (see [`group`]) and return its result.
     async fn write<T>(&self, op: impl FnOnce(Reply<T>) -> Op) -> Result<T, PersistenceError> {
-        self.inner
-            .group
-            .as_ref()
-            .ok_or_else(|| self.closed())?
-            .write(op)
-            .await
-            .ok_or_else(|| self.closed())?
+        self.group()?.write(op).await.ok_or_else(|| self.closed())?
     }
 
     /// Run `read` on a reader connection (one kept from an earlier read, or a new one).
@@ -361,10 +360,7 @@ impl Persister for SqlitePersister {
     }
 
     async fn save(&self, checkpoint: &Checkpoint) -> Result<(), PersistenceError> {
-        self.inner
-            .group
-            .as_ref()
-            .ok_or_else(|| self.closed())?
+        self.group()?
             .save(checkpoint)
             .await
             .ok_or_else(|| self.closed())?
@@ -497,10 +493,7 @@ impl Persister for SqlitePersister {
     /// Blocks until the lease's row is deleted (typically microseconds; at worst the
     /// busy timeout, when another process holds the write lock).
     fn release_lease(&self, lease: &Lease) -> Result<(), PersistenceError> {
-        self.inner
-            .group
-            .as_ref()
-            .ok_or_else(|| self.closed())?
+        self.group()?
             .write_blocking(|reply| Op::Release(lease.clone(), reply))
             .ok_or_else(|| self.closed())?
     }
