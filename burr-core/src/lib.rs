@@ -2,14 +2,16 @@
 //!
 //! Applications built as state machines over immutable state, in the style of
 //! [Apache Burr](https://burr.apache.org): **actions** read and write an immutable
-//! [`State`], **transitions** with **conditions** join them into a [`Graph`], and an
-//! [`Application`] made by an [`ApplicationBuilder`] runs them step by step. With a
-//! [`Persister`](persistence::Persister), every state update is checkpointed (to SQLite
-//! with [`SqlitePersister`](persistence::SqlitePersister)), so an application resumes after
-//! a crash without redoing finished work.
+//! [`State`], **transitions** with **conditions** join them into a
+//! [`Graph`](graph::Graph), and an [`Application`] made by an [`ApplicationBuilder`] runs
+//! them step by step. With a [`Persister`](persistence::Persister), every state update is
+//! checkpointed (to SQLite with [`SqlitePersister`](persistence::SqlitePersister)), so an
+//! application resumes after a crash without redoing finished work.
+//!
+//! Start with the [`prelude`]: it holds what a typical application uses.
 //!
 //! ```
-//! use burr_core::{action, expr, ActionError, ApplicationBuilder, Inputs, State};
+//! use burr_core::prelude::*;
 //!
 //! #[action(reads = [count], writes = [count])]
 //! fn increment(state: State) -> Result<State, ActionError> {
@@ -28,69 +30,77 @@
 //! let mut app = ApplicationBuilder::new()
 //!     .with_actions([Increment, Done])
 //!     .with_transitions([
-//!         ("increment", "increment", expr("count < 10")),
-//!         ("increment", "done", burr_core::default()),
+//!         (Increment, Increment, expr("count < 10")),
+//!         (Increment, Done, default()),
 //!     ])
 //!     .with_state(State::new().update("count", 0))
-//!     .with_entrypoint("increment")
+//!     .with_entrypoint(Increment)
 //!     .build()
 //!     .await?;
-//! let outcome = app.run(&[], &["done"], Inputs::new()).await?;
+//! let outcome = app.run(Run::new().halt_after([Done])).await?;
 //! assert_eq!(outcome.state.get::<i64>("count")?, 10);
 //! # Ok(())
 //! # }
 //! ```
 //!
+//! ## The modules, from the bottom up
+//! Each module imports only the ones listed before it (a test checks this):
+//! - [`ids`]: identities ([`Identifiers`](ids::Identifiers),
+//!   [`ParentPointer`](ids::ParentPointer)) and what an action sees of its application
+//!   ([`ApplicationContext`], [`Res`], the [`Executor`](ids::Executor));
+//! - [`state`]: the immutable [`State`] and its deltas;
+//! - [`action`]: [`Action`](action::Action), its [`Declaration`](action::Declaration), and
+//!   the adapters ([`action_fn`](action::action_fn), [`action_sync`](action::action_sync));
+//! - [`condition`]: [`when`], [`expr()`], [`default()`] and the expression language;
+//! - [`graph`]: actions joined by transitions, validated;
+//! - [`persistence`]: checkpoints, the [`Persister`](persistence::Persister) trait and its
+//!   stores;
+//! - [`hooks`]: code around every step ([`LifecycleHook`](hooks::LifecycleHook));
+//! - [`application`]: [`ApplicationBuilder`] and [`Application`];
+//! - [`parallel`]: map actions and child applications;
+//! - [`error`]: the crate's [`Error`].
+//!
 //! ## Actions from functions
 //! `#[action(reads = [...], writes = [...])]` on `fn increment` keeps the function as
 //! written, to call in unit tests, and defines `Increment`, a constant
-//! [`StaticAction`](action::StaticAction): the action, to pass to `with_actions` or to
-//! [`bind`](ActionExt::bind) and [`named`](ActionExt::named). The
-//! [`#[action]`](macro@action) reference covers inputs, the context and return types. The
-//! trait by hand ([`Action`]) or closures ([`action_fn`]) work as well.
-//!
-//! ## Where to start
-//! - [`State`]: the immutable state and its operations.
-//! - [`Action`], [`action_fn`], [`action_sync`] and the [`#[action]`](macro@action)
-//!   attribute: steps.
-//! - [`when`], [`expr()`], [`default()`], [`Condition`]: transitions' conditions.
-//! - [`ApplicationBuilder`] and [`Application`]: building and running.
-//! - [`hooks`]: code around every step. [`persistence`]: checkpoints and resume.
+//! [`StaticAction`](action::StaticAction): the action, to pass to `with_actions`, to name
+//! in transitions, or to [`bind`](action::ActionExt::bind) and
+//! [`named`](action::ActionExt::named). The [`#[action]`](macro@action) reference covers
+//! inputs, resources, the context and return types. The trait by hand
+//! ([`Action`](action::Action)) or closures ([`action_fn`](action::action_fn)) work as well.
+//! The map-action attributes ([`map_states`](macro@map_states) and friends) are described in
+//! [`parallel`].
 
 pub mod action;
-mod application;
+pub mod application;
 pub mod condition;
-mod error;
+pub mod error;
 pub mod graph;
 pub mod hooks;
+pub mod ids;
 pub mod parallel;
 pub mod persistence;
+pub mod prelude;
 pub mod state;
 
-pub use action::{
-    action_fn, action_sync, Action, ActionError, ActionExt, ActionResult, FnAction, Inputs,
-    IntoActionOutput,
-};
-pub use application::{
-    ActionStream, Application, ApplicationBuilder, ApplicationContext, BuilderError, Identifiers,
-    ParentPointer, RunOutcome, SpanGuard, Step, StreamEvent,
-};
-pub use async_trait::async_trait;
-pub use condition::{default, expr, when, Condition};
-pub use error::{report, Error, Result};
-pub use graph::{Graph, GraphBuilder, GraphError};
-pub use state::{State, StateDelta, StateError, Wipe};
+pub use prelude::*;
 
 #[cfg(feature = "macros")]
-pub use burr_macros::{action, map_actions, map_actions_and_states, map_states, map_tasks};
+pub use burr_macros::{map_actions, map_actions_and_states, map_states, map_tasks};
 
-/// Inputs from a JSON object literal: `inputs(json!({"model": "small"}))`. Anything but an
-/// object gives no inputs.
-pub fn inputs(value: serde_json::Value) -> Inputs {
-    match value {
-        serde_json::Value::Object(map) => map,
-        _ => Inputs::new(),
-    }
+/// [`Inputs`] from JSON object syntax, as `serde_json::json!` takes it:
+/// `inputs!{"model": "small", "top_k": 3}`.
+///
+/// ```
+/// use burr_core::inputs;
+/// let given = inputs! {"model": "small", "top_k": 3};
+/// assert_eq!(given["top_k"], 3);
+/// ```
+#[macro_export]
+macro_rules! inputs {
+    ($($json:tt)*) => {
+        $crate::__private::inputs_from_json($crate::__private::serde_json::json!({ $($json)* }))
+    };
 }
 
 #[doc(hidden)]

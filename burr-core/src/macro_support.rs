@@ -9,11 +9,12 @@ use serde::de::DeserializeOwned;
 use crate::action::{input_error, IntoActionOutput};
 
 pub use crate::action::{Action, ActionError, ActionResult, Inputs, StaticAction};
+pub use crate::ids::ApplicationContext;
 pub use crate::parallel::{
     ChildOutcome, ChildPersister, ChildTracker, FailurePolicy, MapAction, MapActions,
     MapActionsAndStates, MapStates, SubGraph, Task,
 };
-pub use crate::{ApplicationContext, State};
+pub use crate::state::State;
 pub use async_trait::async_trait;
 pub use serde;
 pub use serde_json;

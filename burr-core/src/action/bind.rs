@@ -7,7 +7,8 @@ use futures::stream::BoxStream;
 use serde_json::Value;
 
 use super::{Action, ActionError, ActionResult, Inputs};
-use crate::{ApplicationContext, State};
+use crate::ids::ApplicationContext;
+use crate::state::State;
 
 /// An action with inputs bound to fixed values and possibly another name, so one function
 /// serves as several actions. Made by [`ActionExt::bind`] and [`ActionExt::named`].

@@ -70,7 +70,7 @@ macro_rules! declaration_builders {
     };
 }
 
-/// The [`Action`](crate::Action) methods that read a `declaration: Declaration` field.
+/// The [`Action`](crate::action::Action) methods that read a `declaration: Declaration` field.
 macro_rules! declared_interface {
     () => {
         fn name(&self) -> &str {

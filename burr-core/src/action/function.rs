@@ -8,7 +8,8 @@ use futures::future::BoxFuture;
 
 use super::declaration::{declaration_builders, declared_interface, Declaration};
 use super::{Action, ActionError, ActionResult, Inputs, IntoActionOutput};
-use crate::{ApplicationContext, State};
+use crate::ids::ApplicationContext;
+use crate::state::State;
 
 type Output = Result<(ActionResult, State), ActionError>;
 type AsyncBody =

@@ -1,9 +1,10 @@
-//! Burr's helper actions: [`Input`] copies inputs into state, [`Result`] returns state keys.
+//! Burr's helper actions: [`Input`] copies inputs into state, [`ReturnKeys`] returns state keys.
 
 use async_trait::async_trait;
 
 use super::{Action, ActionError, ActionResult, Inputs};
-use crate::{ApplicationContext, State};
+use crate::ids::ApplicationContext;
+use crate::state::State;
 
 /// An action that writes its inputs into state under the same names (Burr's `Input`).
 #[derive(Clone, Debug)]
@@ -57,18 +58,18 @@ impl Action for Input {
 /// An action that returns the named state keys as its result and changes nothing (Burr's
 /// `Result`).
 #[derive(Clone, Debug)]
-pub struct Result {
+pub struct ReturnKeys {
     name: String,
     keys: Vec<String>,
 }
 
-impl Result {
+impl ReturnKeys {
     /// An action named `name` returning the state keys `keys`.
     pub fn new<I: IntoIterator<Item = S>, S: Into<String>>(
         name: impl Into<String>,
         keys: I,
     ) -> Self {
-        Result {
+        ReturnKeys {
             name: name.into(),
             keys: keys.into_iter().map(Into::into).collect(),
         }
@@ -76,7 +77,7 @@ impl Result {
 }
 
 #[async_trait]
-impl Action for Result {
+impl Action for ReturnKeys {
     fn name(&self) -> &str {
         &self.name
     }

@@ -20,6 +20,7 @@ mod error;
 mod function;
 mod helpers;
 pub(crate) mod input_error;
+mod name;
 mod output;
 mod static_action;
 
@@ -27,13 +28,15 @@ use async_trait::async_trait;
 use futures::stream::BoxStream;
 use serde_json::{Map, Value};
 
-use crate::{ApplicationContext, State};
+use crate::ids::ApplicationContext;
+use crate::state::State;
 
 pub use bind::{ActionExt, Bound};
 pub use error::ActionError;
 pub use function::{action_fn, action_sync, FnAction};
-pub use helpers::{Input, Result};
+pub use helpers::{Input, ReturnKeys};
 pub use input_error::InputError;
+pub use name::ActionName;
 pub use output::{result_object, IntoActionOutput};
 pub use static_action::StaticAction;
 

@@ -4,7 +4,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::{ActionError, ActionResult};
-use crate::State;
+use crate::state::State;
 
 /// What an action function may return: a [`State`], a `(result, State)` pair whose result
 /// serializes to a JSON object, or a `Result` of either.

@@ -7,7 +7,8 @@ use async_trait::async_trait;
 use futures::stream::BoxStream;
 
 use super::{Action, ActionError, ActionResult, Inputs};
-use crate::{ApplicationContext, State};
+use crate::ids::ApplicationContext;
+use crate::state::State;
 
 /// A `'static` action, copied freely. Every action [`#[action]`](macro@crate::action) makes is a
 /// constant of this type, so that actions made from different functions go in one list:

@@ -3,22 +3,23 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use super::context::Spans;
-use super::{Application, ApplicationContext, Identifiers, ParentPointer};
-use crate::graph::{GraphBuilder, GraphProblem, IntoAction, TransitionSpec};
+use super::Application;
+use crate::action::ActionName;
+use crate::error::{Error, Result};
+use crate::graph::{Graph, GraphBuilder, GraphError, GraphProblem, IntoAction, TransitionSpec};
 use crate::hooks::{AppCreated, LifecycleHook};
-use crate::parallel::{next_flow, Executor, Priority, WorkKey};
+use crate::ids::{
+    next_flow, ApplicationContext, Executor, Identifiers, ParentPointer, Priority, Resources,
+    WorkKey,
+};
 use crate::persistence::{micros, AppRecord, LoadedCheckpoint, Persister, StepStatus};
-use crate::{Error, Graph, GraphError, Result, State};
+use crate::state::State;
 
 /// How long a lease lives without a checkpoint renewing it.
 const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(60);
 
 struct InitializeFrom {
     loader: Arc<dyn Persister>,
-    resume_at_next_action: bool,
-    default_state: State,
-    default_entrypoint: String,
 }
 
 #[derive(Default)]
@@ -64,6 +65,9 @@ pub struct ApplicationBuilder {
     tracker: Option<Arc<dyn LifecycleHook>>,
     saver: Option<Arc<dyn Persister>>,
     initialize: Option<InitializeFrom>,
+    /// `false`: a loaded application starts at the entrypoint (Burr's
+    /// `resume_at_next_action=False`).
+    restart_at_entrypoint: bool,
     fork: Fork,
     override_state: Option<State>,
     spawning_parent: Option<ParentPointer>,
@@ -73,6 +77,7 @@ pub struct ApplicationBuilder {
     /// Set for child applications: the parent's place in the admission order plus the
     /// task's index.
     work: Option<WorkKey>,
+    resources: Resources,
     problems: Vec<BuilderError>,
 }
 
@@ -113,34 +118,53 @@ impl ApplicationBuilder {
         self
     }
 
+    /// Give the application's actions a shared resource of type `T` (a model, a client, an
+    /// index): actions reach it as [`ctx.resource::<T>()`](ApplicationContext::resource) or
+    /// as an `#[action]` parameter of type [`Res<T>`](crate::ids::Res). One value per type;
+    /// a later one replaces an earlier one. Child applications inherit the resources of the
+    /// application that spawned them.
+    pub fn with_resource<T: Send + Sync + 'static>(mut self, value: impl Into<Arc<T>>) -> Self {
+        self.resources.insert(value.into());
+        self
+    }
+
+    /// Give the application every resource of `resources` whose type it was not given yet
+    /// (child applications inherit their parent's this way).
+    pub fn with_resources(mut self, resources: &Resources) -> Self {
+        self.resources.inherit(resources);
+        self
+    }
+
     /// Use an already built graph (instead of actions and transitions).
     pub fn with_graph(mut self, graph: impl Into<Arc<Graph>>) -> Self {
         self.prebuilt = Some(graph.into());
         self
     }
 
-    /// The initial state (ignored when [`initialize_from`](Self::initialize_from) is used:
-    /// its default state applies).
+    /// The initial state. With [`initialize_from`](Self::initialize_from), the state when
+    /// nothing is stored (Burr's `default_state`).
     pub fn with_state(mut self, state: State) -> Self {
         self.state = state;
         self
     }
 
-    /// The first action (ignored with [`initialize_from`](Self::initialize_from): its
-    /// default entrypoint applies).
-    pub fn with_entrypoint(mut self, action: impl Into<String>) -> Self {
-        self.entrypoint = Some(action.into());
+    /// The first action: a name, or the action constant `#[action]` made. With
+    /// [`initialize_from`](Self::initialize_from), where a new application starts (Burr's
+    /// `default_entrypoint`).
+    pub fn with_entrypoint(mut self, action: impl ActionName) -> Self {
+        self.entrypoint = Some(action.into_name());
         self
     }
 
-    /// The app id (default: a new UUID) and partition key.
-    pub fn with_identifiers(
-        mut self,
-        app_id: impl Into<String>,
-        partition_key: Option<&str>,
-    ) -> Self {
+    /// The app id (default: a new UUID).
+    pub fn with_app_id(mut self, app_id: impl Into<String>) -> Self {
         self.app_id = Some(app_id.into());
-        self.partition_key = partition_key.map(str::to_owned);
+        self
+    }
+
+    /// The partition key (a user id, a tenant...; default: none).
+    pub fn with_partition_key(mut self, partition_key: impl Into<String>) -> Self {
+        self.partition_key = Some(partition_key.into());
         self
     }
 
@@ -189,26 +213,23 @@ impl ApplicationBuilder {
     ///
     /// The checkpoint loaded is the latest of (partition key, app id), or the one at
     /// [`with_sequence_id`](Self::with_sequence_id), or the fork source's. Nothing stored:
-    /// the application starts from `default_state` at `default_entrypoint`. Found: its
-    /// state and sequence id are restored, and with `resume_at_next_action` the
-    /// application continues after a completed step or re-runs a failed one; without it,
-    /// it starts at `default_entrypoint` with the loaded state.
-    pub fn initialize_from(
-        mut self,
-        loader: Arc<dyn Persister>,
-        resume_at_next_action: bool,
-        default_state: State,
-        default_entrypoint: impl Into<String>,
-    ) -> Self {
+    /// the application starts from [`with_state`](Self::with_state) at
+    /// [`with_entrypoint`](Self::with_entrypoint). Found: its state and sequence id are
+    /// restored, and the application continues after a completed step or re-runs a failed
+    /// one (see [`resume_at_next_action`](Self::resume_at_next_action)).
+    pub fn initialize_from(mut self, loader: Arc<dyn Persister>) -> Self {
         if self.initialize.is_some() {
             self.problems.push(BuilderError::InitializeFromTwice);
         }
-        self.initialize = Some(InitializeFrom {
-            loader,
-            resume_at_next_action,
-            default_state,
-            default_entrypoint: default_entrypoint.into(),
-        });
+        self.initialize = Some(InitializeFrom { loader });
+        self
+    }
+
+    /// With [`initialize_from`](Self::initialize_from): whether a loaded application
+    /// continues where it stopped (`true`, the default) or starts at
+    /// [`with_entrypoint`](Self::with_entrypoint) with the loaded state (`false`).
+    pub fn resume_at_next_action(mut self, resume: bool) -> Self {
+        self.restart_at_entrypoint = !resume;
         self
     }
 
@@ -220,8 +241,8 @@ impl ApplicationBuilder {
     }
 
     /// The partition key of the application forked from (default: none).
-    pub fn fork_from_partition_key(mut self, partition_key: Option<&str>) -> Self {
-        self.fork.partition_key = partition_key.map(str::to_owned);
+    pub fn fork_from_partition_key(mut self, partition_key: impl Into<String>) -> Self {
+        self.fork.partition_key = Some(partition_key.into());
         self
     }
 
@@ -276,13 +297,7 @@ impl ApplicationBuilder {
         if let Some(problem) = self.problems.first() {
             return Err(Error::Builder(problem.clone()));
         }
-        let (entrypoint_name, initial_state) = match &self.initialize {
-            Some(init) => (
-                Some(init.default_entrypoint.clone()),
-                init.default_state.clone(),
-            ),
-            None => (self.entrypoint.clone(), self.state.clone()),
-        };
+        let (entrypoint_name, initial_state) = (self.entrypoint.clone(), self.state.clone());
         let graph = match self.prebuilt {
             Some(graph) => Ok(graph),
             None => self.graph.build().map(Arc::new),
@@ -350,32 +365,27 @@ impl ApplicationBuilder {
         let names = graph.names();
         let hooks: Arc<[Arc<dyn LifecycleHook>]> =
             self.hooks.into_iter().chain(self.tracker.clone()).collect();
+        let work = match (self.work, self.priority) {
+            (Some(work), None) => work,
+            (Some(work), Some(priority)) => WorkKey { priority, ..work },
+            (None, priority) => WorkKey {
+                priority: priority.unwrap_or_default(),
+                flow: next_flow(),
+                path: Arc::from(Vec::new()),
+            },
+        };
+        let mut ctx = ApplicationContext::new(ids, work);
+        ctx.spawning_parent = self.spawning_parent;
+        ctx.executor = Some(self.executor.unwrap_or_else(Executor::global));
+        ctx.resources = self.resources;
+        ctx.set_hooks(hooks.clone(), self.tracker);
+        ctx.set_persister(self.saver.clone());
         let mut app = Application {
             names,
             entrypoint,
             state: initial_state,
-            ctx: ApplicationContext {
-                ids,
-                sequence_id: 0,
-                attempt: 0,
-                action: Arc::from(""),
-                hooks,
-                persister: self.saver.clone(),
-                tracker: self.tracker,
-                spawning_parent: self.spawning_parent,
-                spans: Arc::new(Spans::default()),
-                executor: Some(self.executor.unwrap_or_else(Executor::global)),
-                work: match (self.work, self.priority) {
-                    (Some(work), None) => work,
-                    (Some(work), Some(priority)) => WorkKey { priority, ..work },
-                    (None, priority) => WorkKey {
-                        priority: priority.unwrap_or_default(),
-                        flow: next_flow(),
-                        path: Arc::from(Vec::new()),
-                    },
-                },
-                slot: Arc::default(),
-            },
+            ctx,
+            hooks,
             sequence_id: None,
             prior: None,
             forced: None,
@@ -422,7 +432,7 @@ impl ApplicationBuilder {
                 }
                 let overridden = self.override_state.is_some();
                 if let Some(row) = loaded {
-                    app.restore(row, init.resume_at_next_action, self.override_state)?;
+                    app.restore(row, !self.restart_at_entrypoint, self.override_state)?;
                     // The saver already holds this application's history to build on,
                     // unless it was loaded from elsewhere (a fork, or another persister).
                     let same_store = app
@@ -450,7 +460,7 @@ impl ApplicationBuilder {
                     source,
                 })?;
         }
-        for hook in app.ctx.hooks.iter() {
+        for hook in app.hooks.iter() {
             hook.post_application_create(&AppCreated {
                 ids: &app.ctx.ids,
                 graph: &app.graph,

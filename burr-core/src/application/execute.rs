@@ -3,7 +3,9 @@
 use futures::StreamExt;
 
 use crate::action::{Action, ActionResult, Inputs};
-use crate::{ApplicationContext, Error, Result, State, StateDelta};
+use crate::error::{Error, Result};
+use crate::ids::ApplicationContext;
+use crate::state::{State, StateDelta};
 
 /// The inputs `action` takes out of those given: inputs starting with `__` are refused,
 /// undeclared ones dropped, and a missing required one is an error naming it.
@@ -42,7 +44,7 @@ pub(crate) fn read_view(action: &dyn Action, state: &State) -> State {
     }
 }
 
-pub(crate) fn action_failed(action: &dyn Action, error: crate::ActionError) -> Error {
+pub(crate) fn action_failed(action: &dyn Action, error: crate::action::ActionError) -> Error {
     Error::Action {
         action: action.name().to_owned(),
         source: error.into_inner(),

@@ -1,6 +1,7 @@
 //! Halt lists: `halt_before` and `halt_after`, with `@tag:<tag>` naming tagged actions.
 
-use crate::{Error, Graph, Result};
+use crate::error::{Error, Result};
+use crate::graph::Graph;
 
 /// Per action, whether to halt before it and after it.
 pub(crate) struct HaltSet {
@@ -10,7 +11,7 @@ pub(crate) struct HaltSet {
 
 impl HaltSet {
     /// Resolve the names; a name that is not an action (or a tag no action has) is an error.
-    pub(crate) fn new(graph: &Graph, before: &[&str], after: &[&str]) -> Result<HaltSet> {
+    pub(crate) fn new(graph: &Graph, before: &[String], after: &[String]) -> Result<HaltSet> {
         let mut unknown = Vec::new();
         let before = mark(graph, before, &mut unknown);
         let after = mark(graph, after, &mut unknown);
@@ -29,7 +30,7 @@ impl HaltSet {
     }
 }
 
-fn mark(graph: &Graph, names: &[&str], unknown: &mut Vec<String>) -> Vec<bool> {
+fn mark(graph: &Graph, names: &[String], unknown: &mut Vec<String>) -> Vec<bool> {
     let mut marks = vec![false; graph.actions().len()];
     for name in names {
         if let Some(tag) = name.strip_prefix("@tag:") {
@@ -41,12 +42,12 @@ fn mark(graph: &Graph, names: &[&str], unknown: &mut Vec<String>) -> Vec<bool> {
                 }
             }
             if !found {
-                unknown.push((*name).to_owned());
+                unknown.push(name.clone());
             }
         } else if let Some(i) = graph.index_of(name) {
             marks[i] = true;
         } else {
-            unknown.push((*name).to_owned());
+            unknown.push(name.clone());
         }
     }
     marks

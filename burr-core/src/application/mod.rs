@@ -2,9 +2,9 @@
 //! [`ApplicationBuilder`] that makes one.
 
 mod builder;
-mod context;
 mod execute;
 mod halt;
+mod options;
 mod stream;
 
 use std::sync::Arc;
@@ -14,13 +14,16 @@ use futures::Stream;
 use tracing::Instrument;
 
 use crate::action::{ActionResult, Inputs};
+use crate::error::{Error, Result};
+use crate::graph::Graph;
 use crate::hooks::{ExecuteCall, ExecuteCallEnd, LifecycleHook, StepEnd};
+use crate::ids::{ApplicationContext, Identifiers, ParentPointer};
 use crate::persistence::{Checkpoint, Lease, Persister, StepStatus};
-use crate::{Error, Graph, Result, State, StateDelta};
+use crate::state::{State, StateDelta};
 
 pub use builder::{ApplicationBuilder, BuilderError};
-pub use context::{ApplicationContext, Identifiers, ParentPointer, SpanGuard};
 use halt::HaltSet;
+pub use options::RunOptions;
 pub use stream::{ActionStream, StreamEvent};
 
 /// One executed step: the action, its result, and the state after it.
@@ -59,6 +62,8 @@ pub struct Application {
     entrypoint: usize,
     state: State,
     ctx: ApplicationContext,
+    /// The hooks, the tracker last (also in `ctx`, for actions).
+    hooks: Arc<[Arc<dyn LifecycleHook>]>,
     /// The sequence id of the last step taken (`None` before the first).
     sequence_id: Option<u64>,
     /// The last action that completed.
@@ -161,14 +166,15 @@ impl Application {
 
     /// Whether the last step completed one of `halt_after` (or the graph is finished after
     /// at least one step): a child loaded in that position has nothing left to run.
-    pub(crate) fn halted_after(&mut self, halt_after: &[&str]) -> bool {
+    pub(crate) fn halted_after(&mut self, halt_after: &[String]) -> bool {
         if self.forced.is_some() || self.sequence_id.is_none() {
             return false;
         }
         let Some(prior) = self.prior else {
             return false;
         };
-        halt_after.contains(&&*self.names[prior]) || matches!(self.next_index(), Ok(None))
+        halt_after.iter().any(|name| **name == *self.names[prior])
+            || matches!(self.next_index(), Ok(None))
     }
 
     /// Record that the step in flight (or the next one) was cancelled: a `cancelled`
@@ -286,7 +292,7 @@ impl Application {
     }
 
     fn hooks(&self) -> &[Arc<dyn LifecycleHook>] {
-        &self.ctx.hooks
+        &self.hooks
     }
 
     fn call_start(&self, method: &'static str, inputs: &Inputs) {
@@ -479,26 +485,23 @@ impl Application {
 
     /// Run steps until a halt condition or the end of the graph, Burr's `run`.
     ///
-    /// `halt_before` stops before running one of the named actions, `halt_after` after
-    /// running one; `@tag:<tag>` names every action with that tag. At least one step runs
-    /// before any halt check. Returns the last action and result, or — when halted before
-    /// an action — that action's name and no result.
-    pub async fn run(
-        &mut self,
-        halt_before: &[&str],
-        halt_after: &[&str],
-        inputs: Inputs,
-    ) -> Result<RunOutcome> {
-        self.call_start("run", &inputs);
-        let outcome = self.run_inner(halt_before, halt_after, &inputs).await;
+    /// [`RunOptions`] name the actions to halt before or after (`@tag:<tag>` names every
+    /// action with that tag) and the inputs. At least one step runs before any halt check.
+    /// Returns the last action and result, or — when halted before an action — that
+    /// action's name and no result.
+    pub async fn run(&mut self, options: RunOptions) -> Result<RunOutcome> {
+        self.call_start("run", &options.inputs);
+        let outcome = self
+            .run_inner(&options.halt_before, &options.halt_after, &options.inputs)
+            .await;
         self.call_end("run", outcome.as_ref().err());
         outcome
     }
 
     async fn run_inner(
         &mut self,
-        halt_before: &[&str],
-        halt_after: &[&str],
+        halt_before: &[String],
+        halt_after: &[String],
         inputs: &Inputs,
     ) -> Result<RunOutcome> {
         let halts = HaltSet::new(&self.graph, halt_before, halt_after)?;
@@ -535,14 +538,14 @@ impl Application {
 
     /// Steps as a stream, until a halt condition or the end of the graph (Burr's
     /// `iterate`). Each item is a step; an error ends the stream.
-    pub fn iterate<'a>(
-        &'a mut self,
-        halt_before: &'a [&'a str],
-        halt_after: &'a [&'a str],
-        inputs: Inputs,
-    ) -> impl Stream<Item = Result<Step>> + 'a {
+    pub fn iterate(&mut self, options: RunOptions) -> impl Stream<Item = Result<Step>> + '_ {
+        let RunOptions {
+            halt_before,
+            halt_after,
+            inputs,
+        } = options;
         self.call_start("iterate", &inputs);
-        let halts = HaltSet::new(&self.graph, halt_before, halt_after);
+        let halts = HaltSet::new(&self.graph, &halt_before, &halt_after);
         futures::stream::unfold(Some((self, halts, inputs)), |running| async move {
             let (app, halts, inputs) = running?;
             let halts = match halts {

@@ -10,11 +10,12 @@ use futures::{Stream, StreamExt};
 
 use super::execute::{action_failed, check_writes, read_view, resolve_inputs};
 use super::halt::HaltSet;
-use super::Application;
+use super::{Application, RunOptions};
 use crate::action::{ActionError, ActionResult, Inputs};
+use crate::error::{Error, Result};
 use crate::hooks::{StepStart, StreamEnd, StreamItem, StreamStart};
 use crate::persistence::StepStatus;
-use crate::{Error, Result, State, StateDelta};
+use crate::state::{State, StateDelta};
 
 /// An item of an [`ActionStream`].
 #[derive(Clone, Debug)]
@@ -74,14 +75,14 @@ impl Application {
     /// halt action yields just its final item. Halting before one of `halt_before` (after
     /// at least one step) or reaching the end of the graph yields a final item with no
     /// result.
-    pub async fn stream_result(
-        &mut self,
-        halt_after: &[&str],
-        halt_before: &[&str],
-        inputs: Inputs,
-    ) -> Result<ActionStream<'_>> {
+    pub async fn stream_result(&mut self, options: RunOptions) -> Result<ActionStream<'_>> {
+        let RunOptions {
+            halt_before,
+            halt_after,
+            inputs,
+        } = options;
         self.call_start("stream_result", &inputs);
-        let plan = match self.run_to_stream(halt_after, halt_before, inputs).await {
+        let plan = match self.run_to_stream(&halt_after, &halt_before, inputs).await {
             Ok(plan) => plan,
             Err(error) => {
                 self.call_end("stream_result", Some(&error));
@@ -134,8 +135,8 @@ impl Application {
     /// Run the steps before the streamed action; say what to stream.
     async fn run_to_stream(
         &mut self,
-        halt_after: &[&str],
-        halt_before: &[&str],
+        halt_after: &[String],
+        halt_before: &[String],
         inputs: Inputs,
     ) -> Result<Plan> {
         let halts = HaltSet::new(&self.graph, halt_before, halt_after)?;

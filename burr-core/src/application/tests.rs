@@ -6,13 +6,16 @@ use futures::stream::BoxStream;
 use futures::StreamExt;
 use serde_json::{json, Value};
 
+use crate::action::{action_fn, action_sync, Action};
 use crate::action::{ActionError, ActionResult, Inputs};
+use crate::application::ApplicationBuilder;
+use crate::condition::{default, expr};
+use crate::error::Error;
 use crate::hooks::{HookEvent, RecordingHook};
+use crate::ids::ApplicationContext;
+use crate::inputs;
 use crate::persistence::{InMemoryPersister, Persister, StepStatus};
-use crate::{
-    action_fn, action_sync, default, expr, inputs, Action, ApplicationBuilder, ApplicationContext,
-    Error, State,
-};
+use crate::state::State;
 
 fn counter(limit: i64) -> ApplicationBuilder {
     let increment = action_sync("increment", |s: State, _, _| s.increment("count", 1))
@@ -224,7 +227,7 @@ impl Action for TwoStep {
 async fn run_two_step(
     writes: &[&str],
     write: Vec<(&'static str, i64)>,
-) -> (crate::Result<()>, crate::Application) {
+) -> (crate::error::Result<()>, crate::application::Application) {
     let mut app = ApplicationBuilder::new()
         .with_actions([TwoStep {
             writes: writes.iter().map(|s| s.to_string()).collect(),

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::expr::{ExprEvalError, ExprSyntaxError};
+use super::expression::{ExprEvalError, ExprSyntaxError};
 
 /// An error evaluating a condition. Each names the condition.
 #[derive(Debug, thiserror::Error)]

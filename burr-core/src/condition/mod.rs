@@ -16,7 +16,7 @@
 //! the tracker.
 
 mod error;
-pub mod expr;
+pub mod expression;
 mod when;
 
 use std::fmt;
@@ -25,13 +25,13 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::State;
+use crate::state::State;
 
 pub use error::ConditionError;
-use expr::{Expr, ExprSyntaxError};
+use expression::{Expr, ExprSyntaxError};
 pub use when::Comparison;
 
-type CustomFn = dyn Fn(&State) -> Result<bool, crate::ActionError> + Send + Sync;
+type CustomFn = dyn Fn(&State) -> Result<bool, crate::action::ActionError> + Send + Sync;
 
 #[derive(Clone)]
 enum Kind {
@@ -143,7 +143,7 @@ impl Condition {
     where
         I: IntoIterator<Item = K>,
         K: Into<String>,
-        F: Fn(&State) -> Result<bool, crate::ActionError> + Send + Sync + 'static,
+        F: Fn(&State) -> Result<bool, crate::action::ActionError> + Send + Sync + 'static,
     {
         Condition {
             name: Arc::from(name.into()),

@@ -6,7 +6,7 @@ use std::fmt;
 use serde_json::Value;
 
 use crate::state::type_name;
-use crate::State;
+use crate::state::State;
 
 /// How a `when` clause compares the state's value with the given one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::condition::expr::ExprSyntaxError;
+use crate::condition::expression::ExprSyntaxError;
 
 /// One problem with a graph or its entrypoint.
 #[derive(Clone, Debug, PartialEq)]

@@ -11,8 +11,9 @@ mod transition;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::action::Action;
 use crate::condition::ConditionError;
-use crate::{Action, State};
+use crate::state::State;
 
 pub use error::{GraphError, GraphProblem};
 pub use transition::{Sources, Transition, TransitionSpec};

@@ -1,9 +1,11 @@
 use serde_json::json;
 
 use super::*;
-use crate::{action_sync, default, expr, State};
+use crate::action::action_sync;
+use crate::condition::{default, expr};
+use crate::state::State;
 
-fn noop(name: &str) -> crate::FnAction {
+fn noop(name: &str) -> crate::action::FnAction {
     action_sync(name, |s: State, _, _| s)
 }
 

@@ -1,5 +1,6 @@
 //! Transitions: `(from, to, condition)`.
 
+use crate::action::ActionName;
 use crate::condition::{default, Condition};
 
 /// A validated transition between two actions (by index in the graph).
@@ -24,33 +25,21 @@ impl Sources {
     }
 }
 
-impl From<&str> for Sources {
-    fn from(name: &str) -> Self {
-        Sources(vec![name.to_owned()])
+impl<A: ActionName> From<A> for Sources {
+    fn from(name: A) -> Self {
+        Sources(vec![name.into_name()])
     }
 }
 
-impl From<String> for Sources {
-    fn from(name: String) -> Self {
-        Sources(vec![name])
+impl<A: ActionName, const N: usize> From<[A; N]> for Sources {
+    fn from(names: [A; N]) -> Self {
+        Sources(names.into_iter().map(ActionName::into_name).collect())
     }
 }
 
-impl<const N: usize> From<[&str; N]> for Sources {
-    fn from(names: [&str; N]) -> Self {
-        Sources(names.iter().map(|s| (*s).to_owned()).collect())
-    }
-}
-
-impl From<Vec<&str>> for Sources {
-    fn from(names: Vec<&str>) -> Self {
-        Sources(names.into_iter().map(str::to_owned).collect())
-    }
-}
-
-impl From<Vec<String>> for Sources {
-    fn from(names: Vec<String>) -> Self {
-        Sources(names)
+impl<A: ActionName> From<Vec<A>> for Sources {
+    fn from(names: Vec<A>) -> Self {
+        Sources(names.into_iter().map(ActionName::into_name).collect())
     }
 }
 
@@ -65,21 +54,21 @@ pub struct TransitionSpec {
     pub condition: Condition,
 }
 
-impl<F: Into<Sources>, T: Into<String>> From<(F, T)> for TransitionSpec {
+impl<F: Into<Sources>, T: ActionName> From<(F, T)> for TransitionSpec {
     fn from((from, to): (F, T)) -> Self {
         TransitionSpec {
             from: from.into(),
-            to: to.into(),
+            to: to.into_name(),
             condition: default(),
         }
     }
 }
 
-impl<F: Into<Sources>, T: Into<String>> From<(F, T, Condition)> for TransitionSpec {
+impl<F: Into<Sources>, T: ActionName> From<(F, T, Condition)> for TransitionSpec {
     fn from((from, to, condition): (F, T, Condition)) -> Self {
         TransitionSpec {
             from: from.into(),
-            to: to.into(),
+            to: to.into_name(),
             condition,
         }
     }

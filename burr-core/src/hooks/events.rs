@@ -5,8 +5,10 @@ use std::time::SystemTime;
 use serde_json::Value;
 
 use crate::action::{ActionResult, Inputs};
-use crate::application::{Identifiers, ParentPointer};
-use crate::{Error, Graph, State, StateDelta};
+use crate::error::Error;
+use crate::graph::Graph;
+use crate::ids::{Identifiers, ParentPointer};
+use crate::state::{State, StateDelta};
 
 pub use crate::persistence::StepStatus;
 

@@ -5,8 +5,11 @@
 //! called synchronously on the step's task: keep them quick, or hand work to a channel as
 //! the tracker does. [`RecordingHook`] records every event, for tests.
 
+mod context;
 mod events;
 mod recording;
+
+pub use context::SpanGuard;
 
 pub use events::{
     AppCreated, AttributeLogged, ExecuteCall, ExecuteCallEnd, SpanEnd, SpanStart, StepEnd,

@@ -31,7 +31,7 @@ pub enum HookEvent {
         /// The attempt.
         attempt: u32,
         /// The inputs.
-        inputs: crate::Inputs,
+        inputs: crate::action::Inputs,
     },
     /// `post_run_step`.
     PostRunStep {

@@ -6,10 +6,13 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::{Task, WorkKey};
+use super::Task;
+use crate::application::{ApplicationBuilder, RunOptions};
+use crate::error::{Error, Result};
 use crate::hooks::LifecycleHook;
+use crate::ids::{ApplicationContext, Priority, WorkKey};
 use crate::persistence::Persister;
-use crate::{ApplicationBuilder, ApplicationContext, Error, Result, State};
+use crate::state::State;
 
 /// The prefix every id [`child_app_id`] makes for the step gives: `<parent app id>/<parent
 /// sequence id>/`.
@@ -44,7 +47,7 @@ pub(crate) struct ChildSettings {
     pub(crate) persister: Option<Arc<dyn Persister>>,
     /// `None`: the parent's tracker; `Some(None)`: no tracker; `Some(Some(t))`: `t`.
     pub(crate) tracker: Option<Option<Arc<dyn LifecycleHook>>>,
-    pub(crate) priority: Option<super::Priority>,
+    pub(crate) priority: Option<Priority>,
     pub(crate) timeout: Option<Duration>,
 }
 
@@ -60,24 +63,21 @@ pub(crate) fn child_builder(
     let mut path = parent.work.path.to_vec();
     path.push(u32::try_from(index).unwrap_or(u32::MAX));
     let mut builder = ApplicationBuilder::new()
-        .with_identifiers(
-            child_app_id(parent.app_id(), parent.sequence_id(), key),
-            parent.partition_key(),
-        )
+        .with_app_id(child_app_id(parent.app_id(), parent.sequence_id(), key))
+        .with_resources(parent.resources())
         .with_spawning_parent(parent.as_parent())
         .with_work_key(WorkKey {
             path: Arc::from(path),
             ..parent.work.clone()
         });
+    if let Some(partition_key) = parent.partition_key() {
+        builder = builder.with_partition_key(partition_key);
+    }
     if let Some(executor) = &parent.executor {
         builder = builder.with_executor(executor.clone());
     }
-    for hook in parent.hooks.iter() {
-        if !parent
-            .tracker
-            .as_ref()
-            .is_some_and(|t| Arc::ptr_eq(t, hook))
-        {
+    for hook in parent.hooks() {
+        if !parent.tracker().is_some_and(|t| Arc::ptr_eq(t, hook)) {
             builder = builder.with_hook(Arc::clone(hook));
         }
     }
@@ -94,7 +94,7 @@ impl ApplicationContext {
     /// executor. Add the graph, the persister (`with_state_persister` +
     /// `initialize_from`, for resume) and run it inside [`ApplicationContext::without_slot`].
     pub fn child_builder(&self, key: &str) -> ApplicationBuilder {
-        child_builder(self, key, 0, self.tracker.clone())
+        child_builder(self, key, 0, self.tracker().cloned())
     }
 
     /// Run `task` as a child application of the current step, keyed `key`, and return
@@ -121,7 +121,7 @@ impl ApplicationContext {
     /// ```
     pub async fn run_child(&self, key: &str, task: Task) -> Result<State> {
         let settings = Arc::new(ChildSettings {
-            persister: self.persister.clone(),
+            persister: self.persister().cloned(),
             tracker: None,
             priority: None,
             timeout: None,
@@ -162,7 +162,7 @@ pub(crate) async fn run_child(
     mut cancel: watch::Receiver<bool>,
 ) -> Result<State> {
     let tracker = match &settings.tracker {
-        None => parent.tracker.clone(),
+        None => parent.tracker().cloned(),
         Some(chosen) => chosen.clone(),
     };
     let mut builder =
@@ -178,24 +178,15 @@ pub(crate) async fn run_child(
             .with_entrypoint(task.subgraph.entrypoint.clone()),
         Some(persister) => builder
             .with_state_persister(Arc::clone(persister))
-            .initialize_from(
-                Arc::clone(persister),
-                true,
-                task.state,
-                task.subgraph.entrypoint.clone(),
-            ),
+            .with_state(task.state)
+            .with_entrypoint(task.subgraph.entrypoint.clone())
+            .initialize_from(Arc::clone(persister)),
         None => builder
             .with_state(task.state)
             .with_entrypoint(task.subgraph.entrypoint.clone()),
     };
     let mut app = builder.build().await?;
-    let halt_after: Vec<&str> = task
-        .subgraph
-        .halt_after
-        .iter()
-        .map(String::as_str)
-        .collect();
-    if app.halted_after(&halt_after) {
+    if app.halted_after(&task.subgraph.halt_after) {
         return Ok(app.state().clone());
     }
     let cancelled = async {
@@ -205,7 +196,11 @@ pub(crate) async fn run_child(
             }
         }
     };
-    let run = app.run(&[], &halt_after, task.inputs);
+    let run = app.run(
+        RunOptions::new()
+            .halt_after(&task.subgraph.halt_after)
+            .inputs(task.inputs),
+    );
     let outcome = match settings.timeout {
         None => tokio::select! {
             biased;

@@ -11,12 +11,14 @@ use futures::StreamExt;
 use tokio::sync::watch;
 
 use super::child::{child_app_id, child_id_prefix, run_child, ChildSettings, Stored};
-use super::{Priority, SubGraph, Task};
+use super::{SubGraph, Task};
 use crate::action::declaration::{declaration_builders, declared_interface, Declaration};
 use crate::action::{Action, ActionError, ActionResult, Inputs};
+use crate::error::Error;
 use crate::hooks::LifecycleHook;
+use crate::ids::{ApplicationContext, Priority};
 use crate::persistence::Persister;
-use crate::{ApplicationContext, Error, State};
+use crate::state::State;
 
 /// What a map action does when children fail.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -8,7 +8,7 @@
 //! - [`MapActionsAndStates`]: every sub-graph over every state;
 //! - [`MapAction::tasks`]: any tasks you build yourself.
 //!
-//! Each child is a real [`Application`](crate::Application): its steps are checkpointed on
+//! Each child is a real [`Application`](crate::application::Application): its steps are checkpointed on
 //! their own (with the parent's persister, by default), its hooks fire, and the tracker
 //! records it under its spawning parent. Child ids are stable — derived from the parent's
 //! app id, the parent step's sequence id and the task's key (or index) — so a parent that
@@ -100,13 +100,11 @@
 //! ```
 
 mod child;
-mod executor;
 mod map;
 mod task;
 
+pub use crate::ids::{Executor, Permit, Priority, WorkKey};
 pub use child::child_app_id;
-pub(crate) use executor::next_flow;
-pub use executor::{Executor, Permit, Priority, WorkKey};
 pub use map::{
     ChildOutcome, ChildPersister, ChildTracker, FailurePolicy, MapAction, MapActions,
     MapActionsAndStates, MapStates,

@@ -2,8 +2,10 @@
 
 use std::sync::Arc;
 
+use crate::action::Inputs;
+use crate::graph::{Graph, GraphError};
 use crate::graph::{GraphBuilder, IntoAction};
-use crate::{Graph, GraphError, Inputs, State};
+use crate::state::State;
 
 /// What a child application runs: one action, or a graph from an entrypoint until one of
 /// its `halt_after` actions has run.

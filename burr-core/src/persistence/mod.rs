@@ -2,7 +2,7 @@
 //!
 //! A [`Persister`] saves one [`Checkpoint`] per executed step (completed or failed) before
 //! the next step starts, and loads the state at any sequence id. A checkpoint stores what
-//! the step changed ([`StateDelta`](crate::StateDelta)), not the whole state.
+//! the step changed ([`StateDelta`](crate::state::StateDelta)), not the whole state.
 //!
 //! - [`InMemoryPersister`]: for tests and short-lived processes;
 //! - [`SqlitePersister`] (feature `sqlite`, on by default): a SQLite file, shared safely by
@@ -12,6 +12,7 @@
 //! to save, and to [`ApplicationBuilder::initialize_from`](crate::ApplicationBuilder::initialize_from)
 //! to resume.
 
+mod context;
 mod error;
 mod memory;
 mod record;

@@ -4,8 +4,8 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use crate::application::ParentPointer;
-use crate::{State, StateDelta};
+use crate::ids::ParentPointer;
+use crate::state::{State, StateDelta};
 
 /// How a step ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use crate::application::ParentPointer;
+use crate::ids::ParentPointer;
 use crate::persistence::PersistenceError;
 
 /// An application as keyed in memory: (partition key as stored, app id).

@@ -19,7 +19,7 @@ use rusqlite::Connection;
 use serde_json::{Map, Value};
 
 use super::codec::{corrupt, Failure};
-use crate::StateDelta;
+use crate::state::StateDelta;
 
 /// The largest `inline_values` a checkpoint keeps in its row, in bytes. With the 1 KiB
 /// pages of a new database, a row of up to about 230 bytes fits in its B-tree page.

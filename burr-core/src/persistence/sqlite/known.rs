@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use super::codec::AppKey;
 use crate::persistence::StepStatus;
-use crate::State;
+use crate::state::State;
 
 /// Applications remembered; beyond, the least recently used half is forgotten. Their
 /// states are shared with the running applications, but a finished application's state

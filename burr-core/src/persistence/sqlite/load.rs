@@ -15,7 +15,7 @@ use super::codec::{
 };
 use super::inline;
 use crate::persistence::{AppRecord, CheckpointInfo, LoadedCheckpoint, StepStatus};
-use crate::State;
+use crate::state::State;
 
 /// The row id of an application in `burr_apps`.
 pub(super) fn app_row(

@@ -20,9 +20,9 @@ use super::inline;
 use super::known::{Known, KnownStates};
 use super::lease::{self, HeldLease, LeaseState, ProcessIdentity};
 use super::load;
-use crate::application::ParentPointer;
+use crate::ids::ParentPointer;
 use crate::persistence::{micros, AppRecord, Checkpoint, Lease, PersistenceError, StepStatus};
-use crate::{State, StateDelta};
+use crate::state::{State, StateDelta};
 
 /// Changes to the writer's memory, kept when the transaction commits.
 #[derive(Default)]

@@ -82,7 +82,7 @@
 //! # Example
 //!
 //! ```
-//! use burr_core::condition::expr::Expr;
+//! use burr_core::condition::expression::Expr;
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let e = Expr::parse("count < 10 and not done")?;

@@ -1,0 +1,221 @@
+//! [`ApplicationContext`]: what an action may know about the step it runs in.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use super::executor::{Executor, Permit, Priority, WorkKey};
+use super::resources::{MissingResource, Res, Resources};
+use super::{Identifiers, ParentPointer};
+
+/// What an action can know about the step it runs in, and the handles it may use:
+/// [resources](ApplicationContext::resource), spans and attributes
+/// ([`span`](ApplicationContext::span), [`log_attribute`](ApplicationContext::log_attribute)),
+/// the tracker, the persister, and child applications
+/// ([`run_child`](ApplicationContext::run_child)).
+///
+/// Every action receives it; most ignore it.
+#[derive(Clone)]
+pub struct ApplicationContext {
+    pub(crate) ids: Identifiers,
+    pub(crate) sequence_id: u64,
+    pub(crate) attempt: u32,
+    pub(crate) action: Arc<str>,
+    pub(crate) spawning_parent: Option<ParentPointer>,
+    pub(crate) spans: Arc<Spans>,
+    pub(crate) executor: Option<Executor>,
+    pub(crate) work: WorkKey,
+    /// The executor slot the current step holds (child applications only).
+    pub(crate) slot: Arc<Mutex<Option<Permit>>>,
+    /// The user's resources ([`ApplicationContext::resource`]).
+    pub(crate) resources: Resources,
+    /// The framework's own handles (hooks, tracker, persister), each under a private type
+    /// of the module that owns it.
+    pub(crate) handles: Resources,
+}
+
+/// The spans open in the current step.
+#[derive(Default)]
+pub(crate) struct Spans {
+    next_id: AtomicU64,
+    open: Mutex<Vec<u64>>,
+}
+
+impl Spans {
+    /// Forget the spans of the previous step.
+    pub(crate) fn reset(&self) {
+        if self.next_id.swap(0, Ordering::Relaxed) != 0 {
+            self.open.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        }
+    }
+
+    /// Open a span: its id and its parent's.
+    pub(crate) fn open(&self) -> (u64, Option<u64>) {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let parent = open.last().copied();
+        open.push(id);
+        (id, parent)
+    }
+
+    /// Close span `id`.
+    pub(crate) fn close(&self, id: u64) {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(pos) = open.iter().rposition(|&i| i == id) {
+            open.remove(pos);
+        }
+    }
+
+    /// The innermost open span.
+    pub(crate) fn innermost(&self) -> Option<u64> {
+        self.open
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .last()
+            .copied()
+    }
+}
+
+impl ApplicationContext {
+    /// A context for an application with identity `ids`, before its first step.
+    pub(crate) fn new(ids: Identifiers, work: WorkKey) -> Self {
+        ApplicationContext {
+            ids,
+            sequence_id: 0,
+            attempt: 0,
+            action: Arc::from(""),
+            spawning_parent: None,
+            spans: Arc::new(Spans::default()),
+            executor: None,
+            work,
+            slot: Arc::new(Mutex::new(None)),
+            resources: Resources::new(),
+            handles: Resources::new(),
+        }
+    }
+
+    /// The application's id.
+    pub fn app_id(&self) -> &str {
+        &self.ids.app_id
+    }
+
+    /// The application's partition key.
+    pub fn partition_key(&self) -> Option<&str> {
+        self.ids.partition_key()
+    }
+
+    /// The application's identifiers.
+    pub fn identifiers(&self) -> &Identifiers {
+        &self.ids
+    }
+
+    /// The sequence id of the step being run.
+    pub fn sequence_id(&self) -> u64 {
+        self.sequence_id
+    }
+
+    /// 1 for the first attempt at this step, 2 for the first retry, ...
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// The name of the action being run.
+    pub fn action_name(&self) -> &str {
+        &self.action
+    }
+
+    /// The resource of type `T` given to the application (or to an application that
+    /// spawned it) with
+    /// [`ApplicationBuilder::with_resource`](crate::ApplicationBuilder::with_resource).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use burr_core::prelude::*;
+    ///
+    /// struct Greeting(String);
+    ///
+    /// #[action(writes = [text])]
+    /// fn greet(state: State, greeting: Res<Greeting>) -> State {
+    ///     state.update("text", greeting.0.clone())
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> burr_core::Result<()> {
+    /// let mut app = ApplicationBuilder::new()
+    ///     .with_actions([Greet])
+    ///     .with_entrypoint(Greet)
+    ///     .with_resource(Arc::new(Greeting("hello".into())))
+    ///     .build()
+    ///     .await?;
+    /// let step = app.step(Inputs::new()).await?.unwrap();
+    /// assert_eq!(step.state.get::<String>("text")?, "hello");
+    /// # Ok(()) }
+    /// ```
+    pub fn resource<T: Send + Sync + 'static>(&self) -> Result<Res<T>, MissingResource> {
+        self.resources
+            .get::<T>()
+            .ok_or_else(|| MissingResource::of::<T>(&self.action))
+    }
+
+    /// Every resource the application was given.
+    pub fn resources(&self) -> &Resources {
+        &self.resources
+    }
+
+    /// The executor child applications of this application run on, if one was set.
+    pub fn executor(&self) -> Option<&Executor> {
+        self.executor.as_ref()
+    }
+
+    /// The application's priority.
+    pub fn priority(&self) -> Priority {
+        self.work.priority
+    }
+
+    /// Where this application's work stands in the executor's admission order.
+    pub fn work_key(&self) -> &WorkKey {
+        &self.work
+    }
+
+    /// Await `work` without holding this step's executor slot, so the children it waits
+    /// for can use it. Map actions do this; an action that runs child applications itself
+    /// should too. (Only steps of child applications hold slots.)
+    pub async fn without_slot<F: std::future::Future>(&self, work: F) -> F::Output {
+        let held = self.slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let had_slot = held.is_some();
+        drop(held);
+        let output = work.await;
+        if let (true, Some(executor)) = (had_slot, &self.executor) {
+            let permit = executor.acquire(self.work.clone()).await;
+            *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(permit);
+        }
+        output
+    }
+
+    /// The application that spawned this one, if it is a child.
+    pub fn spawning_parent(&self) -> Option<&ParentPointer> {
+        self.spawning_parent.as_ref()
+    }
+
+    /// This step as a spawning parent for child applications an action builds.
+    pub fn as_parent(&self) -> ParentPointer {
+        ParentPointer {
+            app_id: self.ids.app_id.to_string(),
+            partition_key: self.ids.partition_key.as_deref().map(str::to_owned),
+            sequence_id: Some(self.sequence_id),
+        }
+    }
+}
+
+impl fmt::Debug for ApplicationContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApplicationContext")
+            .field("app_id", &self.ids.app_id)
+            .field("partition_key", &self.ids.partition_key)
+            .field("sequence_id", &self.sequence_id)
+            .field("attempt", &self.attempt)
+            .field("action", &self.action)
+            .field("spawning_parent", &self.spawning_parent)
+            .finish_non_exhaustive()
+    }
+}
