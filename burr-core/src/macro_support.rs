@@ -3,16 +3,16 @@
 
 use std::sync::OnceLock;
 
-use futures::stream::BoxStream;
 use serde::de::DeserializeOwned;
 
 use crate::action::{input_error, IntoActionOutput};
 
-pub use crate::action::{Action, ActionError, ActionResult, Inputs, StaticAction};
+pub use crate::action::{
+    Action, ActionError, ActionResult, Declaration, Delegate, Inputs, StaticAction,
+};
 pub use crate::ids::ApplicationContext;
 pub use crate::parallel::{
-    ChildOutcome, ChildPersister, ChildTracker, FailurePolicy, MapAction, MapActions,
-    MapActionsAndStates, MapStates, SubGraph, Task,
+    ChildOutcome, ChildPersister, ChildTracker, FailurePolicy, MapAction, SubGraph, Task,
 };
 pub use crate::state::State;
 pub use async_trait::async_trait;
@@ -173,57 +173,8 @@ impl LazyMap {
     }
 }
 
-#[async_trait]
-impl Action for LazyMap {
-    fn name(&self) -> &str {
-        self.map().name()
-    }
-    fn reads(&self) -> &[String] {
-        self.map().reads()
-    }
-    fn writes(&self) -> &[String] {
-        self.map().writes()
-    }
-    fn inputs(&self) -> &[String] {
-        self.map().inputs()
-    }
-    fn optional_inputs(&self) -> &[String] {
-        self.map().optional_inputs()
-    }
-    fn tags(&self) -> &[String] {
-        self.map().tags()
-    }
-    fn single_step(&self) -> bool {
-        self.map().single_step()
-    }
-    fn streaming(&self) -> bool {
-        self.map().streaming()
-    }
-    async fn run(
-        &self,
-        state: State,
-        inputs: &Inputs,
-        ctx: &ApplicationContext,
-    ) -> Result<ActionResult, ActionError> {
-        self.map().run(state, inputs, ctx).await
-    }
-    fn update(&self, result: &ActionResult, state: State) -> Result<State, ActionError> {
-        self.map().update(result, state)
-    }
-    async fn run_and_update(
-        &self,
-        state: State,
-        inputs: &Inputs,
-        ctx: &ApplicationContext,
-    ) -> Result<(ActionResult, State), ActionError> {
-        self.map().run_and_update(state, inputs, ctx).await
-    }
-    fn stream_run(
-        &self,
-        state: State,
-        inputs: Inputs,
-        ctx: ApplicationContext,
-    ) -> BoxStream<'static, Result<ActionResult, ActionError>> {
-        self.map().stream_run(state, inputs, ctx)
+impl Delegate for LazyMap {
+    fn target(&self) -> &dyn Action {
+        self.map()
     }
 }

@@ -1,32 +1,25 @@
 //! [`Bound`]: an action with some inputs pre-filled and an optional new name (Burr's `bind`).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
-use async_trait::async_trait;
-use futures::stream::BoxStream;
 use serde_json::Value;
 
-use super::{Action, ActionError, ActionResult, Inputs};
-use crate::ids::ApplicationContext;
-use crate::state::State;
+use super::{Action, Declaration, Delegate, Inputs};
 
 /// An action with inputs bound to fixed values and possibly another name, so one function
 /// serves as several actions. Made by [`ActionExt::bind`] and [`ActionExt::named`].
 #[derive(Clone)]
 pub struct Bound {
     inner: Arc<dyn Action>,
-    name: String,
+    declaration: Declaration,
     bound: Inputs,
-    inputs: Vec<String>,
-    optional_inputs: Vec<String>,
 }
 
 impl Bound {
     fn new(inner: Arc<dyn Action>) -> Self {
         Bound {
-            name: inner.name().to_owned(),
-            inputs: inner.inputs().to_vec(),
-            optional_inputs: inner.optional_inputs().to_vec(),
+            declaration: inner.declaration().clone(),
             bound: Inputs::new(),
             inner,
         }
@@ -35,24 +28,16 @@ impl Bound {
     /// Bind the input `name` to `value`: the action no longer takes it from the caller.
     pub fn bind(mut self, name: impl Into<String>, value: impl Into<Value>) -> Self {
         let name = name.into();
-        self.inputs.retain(|i| *i != name);
-        self.optional_inputs.retain(|i| *i != name);
+        self.declaration.inputs.retain(|i| *i != name);
+        self.declaration.optional_inputs.retain(|i| *i != name);
         self.bound.insert(name, value.into());
         self
     }
 
     /// Rename the action.
     pub fn named(mut self, name: impl Into<String>) -> Self {
-        self.name = name.into();
+        self.declaration.name = name.into();
         self
-    }
-
-    fn merged(&self, inputs: &Inputs) -> Inputs {
-        let mut all = inputs.clone();
-        for (k, v) in &self.bound {
-            all.insert(k.clone(), v.clone());
-        }
-        all
     }
 }
 
@@ -71,60 +56,23 @@ pub trait ActionExt: Action + Sized {
 
 impl<A: Action + Sized> ActionExt for A {}
 
-#[async_trait]
-impl Action for Bound {
-    fn name(&self) -> &str {
-        &self.name
+impl Delegate for Bound {
+    fn target(&self) -> &dyn Action {
+        &*self.inner
     }
-    fn reads(&self) -> &[String] {
-        self.inner.reads()
+
+    fn declaration(&self) -> &Declaration {
+        &self.declaration
     }
-    fn writes(&self) -> &[String] {
-        self.inner.writes()
-    }
-    fn inputs(&self) -> &[String] {
-        &self.inputs
-    }
-    fn optional_inputs(&self) -> &[String] {
-        &self.optional_inputs
-    }
-    fn tags(&self) -> &[String] {
-        self.inner.tags()
-    }
-    fn single_step(&self) -> bool {
-        self.inner.single_step()
-    }
-    fn streaming(&self) -> bool {
-        self.inner.streaming()
-    }
-    async fn run(
-        &self,
-        state: State,
-        inputs: &Inputs,
-        ctx: &ApplicationContext,
-    ) -> Result<ActionResult, ActionError> {
-        self.inner.run(state, &self.merged(inputs), ctx).await
-    }
-    fn update(&self, result: &ActionResult, state: State) -> Result<State, ActionError> {
-        self.inner.update(result, state)
-    }
-    async fn run_and_update(
-        &self,
-        state: State,
-        inputs: &Inputs,
-        ctx: &ApplicationContext,
-    ) -> Result<(ActionResult, State), ActionError> {
-        self.inner
-            .run_and_update(state, &self.merged(inputs), ctx)
-            .await
-    }
-    fn stream_run(
-        &self,
-        state: State,
-        inputs: Inputs,
-        ctx: ApplicationContext,
-    ) -> BoxStream<'static, Result<ActionResult, ActionError>> {
-        let merged = self.merged(&inputs);
-        self.inner.stream_run(state, merged, ctx)
+
+    fn inputs<'a>(&self, given: &'a Inputs) -> Cow<'a, Inputs> {
+        if self.bound.is_empty() {
+            return Cow::Borrowed(given);
+        }
+        let mut all = given.clone();
+        for (k, v) in &self.bound {
+            all.insert(k.clone(), v.clone());
+        }
+        Cow::Owned(all)
     }
 }

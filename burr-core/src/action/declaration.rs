@@ -1,29 +1,114 @@
 //! [`Declaration`]: what an action declares — its name, the state keys it reads and
-//! writes, its inputs and tags — shared by the action types burr-core builds from closures.
+//! writes, its inputs and tags, and its form — as one value every kind of action holds.
 
-/// An action's declared interface.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct Declaration {
-    pub(crate) name: String,
-    pub(crate) reads: Vec<String>,
-    pub(crate) writes: Vec<String>,
-    pub(crate) inputs: Vec<String>,
-    pub(crate) optional_inputs: Vec<String>,
-    pub(crate) tags: Vec<String>,
+/// An action's declared interface: the one thing the framework reads about an action
+/// before it runs it.
+///
+/// ```
+/// use burr_core::action::Declaration;
+///
+/// let declared = Declaration::new("summarize")
+///     .reads(["notes"])
+///     .writes(["summary"])
+///     .inputs(["model"])
+///     .optional_inputs(["max_words"]);
+/// assert_eq!(declared.name, "summarize");
+/// assert!(declared.takes_input("max_words"));
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Declaration {
+    /// The action's name, unique within an application.
+    pub name: String,
+    /// The state keys it reads: the only keys it sees.
+    pub reads: Vec<String>,
+    /// The state keys it writes: exactly these must be set after it runs.
+    pub writes: Vec<String>,
+    /// The inputs it requires.
+    pub inputs: Vec<String>,
+    /// The inputs it takes when given.
+    pub optional_inputs: Vec<String>,
+    /// Tags, for `@tag:<tag>` halt lists and the tracker.
+    pub tags: Vec<String>,
+    /// Single-step form ([`Action::run_and_update`](super::Action::run_and_update)) rather
+    /// than two-step ([`Action::run`](super::Action::run) then
+    /// [`Action::update`](super::Action::update)).
+    pub single_step: bool,
+    /// Streaming form ([`Action::stream_run`](super::Action::stream_run)).
+    pub streaming: bool,
 }
 
 impl Declaration {
-    /// A declaration of `name` with nothing else declared yet.
-    pub(crate) fn named(name: String) -> Self {
+    /// An action named `name` that reads, writes and takes nothing yet, in two-step form.
+    pub fn new(name: impl Into<String>) -> Self {
         Declaration {
-            name,
+            name: name.into(),
             ..Declaration::default()
         }
+    }
+
+    /// The state keys it reads.
+    pub fn reads<I: IntoIterator<Item = S>, S: Into<String>>(mut self, keys: I) -> Self {
+        self.reads = names(keys);
+        self
+    }
+
+    /// The state keys it writes.
+    pub fn writes<I: IntoIterator<Item = S>, S: Into<String>>(mut self, keys: I) -> Self {
+        self.writes = names(keys);
+        self
+    }
+
+    /// The inputs it requires.
+    pub fn inputs<I: IntoIterator<Item = S>, S: Into<String>>(mut self, inputs: I) -> Self {
+        self.inputs = names(inputs);
+        self
+    }
+
+    /// The inputs it takes when given.
+    pub fn optional_inputs<I: IntoIterator<Item = S>, S: Into<String>>(
+        mut self,
+        inputs: I,
+    ) -> Self {
+        self.optional_inputs = names(inputs);
+        self
+    }
+
+    /// Its tags.
+    pub fn tags<I: IntoIterator<Item = S>, S: Into<String>>(mut self, tags: I) -> Self {
+        self.tags = names(tags);
+        self
+    }
+
+    /// Single-step form.
+    pub fn single_step(mut self) -> Self {
+        self.single_step = true;
+        self
+    }
+
+    /// Streaming form.
+    pub fn streaming(mut self) -> Self {
+        self.streaming = true;
+        self
+    }
+
+    /// Under another name.
+    pub fn named(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Whether it takes the input `name`, required or optional.
+    pub fn takes_input(&self, name: &str) -> bool {
+        self.inputs
+            .iter()
+            .chain(&self.optional_inputs)
+            .any(|i| i == name)
     }
 }
 
 /// Names from anything iterable over strings.
-pub(crate) fn names<I, S>(items: I) -> Vec<String>
+fn names<I, S>(items: I) -> Vec<String>
 where
     I: IntoIterator<Item = S>,
     S: Into<String>,
@@ -37,19 +122,19 @@ macro_rules! declaration_builders {
     () => {
         /// The state keys it reads: the only keys it sees.
         pub fn reads<I: IntoIterator<Item = S>, S: Into<String>>(mut self, keys: I) -> Self {
-            self.declaration.reads = $crate::action::declaration::names(keys);
+            self.declaration = std::mem::take(&mut self.declaration).reads(keys);
             self
         }
 
         /// The state keys it writes: exactly these must be set after it runs.
         pub fn writes<I: IntoIterator<Item = S>, S: Into<String>>(mut self, keys: I) -> Self {
-            self.declaration.writes = $crate::action::declaration::names(keys);
+            self.declaration = std::mem::take(&mut self.declaration).writes(keys);
             self
         }
 
         /// The inputs it requires.
         pub fn inputs<I: IntoIterator<Item = S>, S: Into<String>>(mut self, inputs: I) -> Self {
-            self.declaration.inputs = $crate::action::declaration::names(inputs);
+            self.declaration = std::mem::take(&mut self.declaration).inputs(inputs);
             self
         }
 
@@ -58,40 +143,16 @@ macro_rules! declaration_builders {
             mut self,
             inputs: I,
         ) -> Self {
-            self.declaration.optional_inputs = $crate::action::declaration::names(inputs);
+            self.declaration = std::mem::take(&mut self.declaration).optional_inputs(inputs);
             self
         }
 
         /// Its tags (for `@tag:<tag>` halts and the tracker).
         pub fn tags<I: IntoIterator<Item = S>, S: Into<String>>(mut self, tags: I) -> Self {
-            self.declaration.tags = $crate::action::declaration::names(tags);
+            self.declaration = std::mem::take(&mut self.declaration).tags(tags);
             self
         }
     };
 }
 
-/// The [`Action`](crate::action::Action) methods that read a `declaration: Declaration` field.
-macro_rules! declared_interface {
-    () => {
-        fn name(&self) -> &str {
-            &self.declaration.name
-        }
-        fn reads(&self) -> &[String] {
-            &self.declaration.reads
-        }
-        fn writes(&self) -> &[String] {
-            &self.declaration.writes
-        }
-        fn inputs(&self) -> &[String] {
-            &self.declaration.inputs
-        }
-        fn optional_inputs(&self) -> &[String] {
-            &self.declaration.optional_inputs
-        }
-        fn tags(&self) -> &[String] {
-            &self.declaration.tags
-        }
-    };
-}
-
-pub(crate) use {declaration_builders, declared_interface};
+pub(crate) use declaration_builders;

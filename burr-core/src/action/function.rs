@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use futures::future::BoxFuture;
 
-use super::declaration::{declaration_builders, declared_interface, Declaration};
+use super::declaration::{declaration_builders, Declaration};
 use super::{Action, ActionError, ActionResult, Inputs, IntoActionOutput};
 use crate::ids::ApplicationContext;
 use crate::state::State;
@@ -93,7 +93,7 @@ where
 impl FnAction {
     fn with_body(name: String, body: Body) -> Self {
         FnAction {
-            declaration: Declaration::named(name),
+            declaration: Declaration::new(name).single_step(),
             body,
         }
     }
@@ -118,9 +118,8 @@ impl FnAction {
 
 #[async_trait]
 impl Action for FnAction {
-    declared_interface!();
-    fn single_step(&self) -> bool {
-        true
+    fn declaration(&self) -> &Declaration {
+        &self.declaration
     }
 
     async fn run_and_update(

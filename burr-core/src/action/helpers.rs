@@ -2,15 +2,14 @@
 
 use async_trait::async_trait;
 
-use super::{Action, ActionError, ActionResult, Inputs};
+use super::{Action, ActionError, ActionResult, Declaration, Inputs};
 use crate::ids::ApplicationContext;
 use crate::state::State;
 
 /// An action that writes its inputs into state under the same names (Burr's `Input`).
 #[derive(Clone, Debug)]
 pub struct Input {
-    name: String,
-    keys: Vec<String>,
+    declaration: Declaration,
 }
 
 impl Input {
@@ -20,23 +19,17 @@ impl Input {
         name: impl Into<String>,
         keys: I,
     ) -> Self {
+        let keys: Vec<String> = keys.into_iter().map(Into::into).collect();
         Input {
-            name: name.into(),
-            keys: keys.into_iter().map(Into::into).collect(),
+            declaration: Declaration::new(name).writes(&keys).inputs(keys),
         }
     }
 }
 
 #[async_trait]
 impl Action for Input {
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn writes(&self) -> &[String] {
-        &self.keys
-    }
-    fn inputs(&self) -> &[String] {
-        &self.keys
+    fn declaration(&self) -> &Declaration {
+        &self.declaration
     }
     async fn run(
         &self,
@@ -59,8 +52,7 @@ impl Action for Input {
 /// `Result`).
 #[derive(Clone, Debug)]
 pub struct ReturnKeys {
-    name: String,
-    keys: Vec<String>,
+    declaration: Declaration,
 }
 
 impl ReturnKeys {
@@ -70,19 +62,15 @@ impl ReturnKeys {
         keys: I,
     ) -> Self {
         ReturnKeys {
-            name: name.into(),
-            keys: keys.into_iter().map(Into::into).collect(),
+            declaration: Declaration::new(name).reads(keys),
         }
     }
 }
 
 #[async_trait]
 impl Action for ReturnKeys {
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn reads(&self) -> &[String] {
-        &self.keys
+    fn declaration(&self) -> &Declaration {
+        &self.declaration
     }
     async fn run(
         &self,
@@ -91,11 +79,11 @@ impl Action for ReturnKeys {
         _ctx: &ApplicationContext,
     ) -> std::result::Result<ActionResult, ActionError> {
         let mut result = ActionResult::new();
-        for key in &self.keys {
+        for key in &self.declaration.reads {
             let value = state.get_value(key).cloned().ok_or_else(|| {
                 ActionError::msg(format!(
                     "result action `{}`: state key `{key}` is missing",
-                    self.name
+                    self.declaration.name
                 ))
             })?;
             result.insert(key.clone(), value);

@@ -5,7 +5,7 @@
 //! - **two-step**: [`Action::run`] computes a result from the keys it reads, then
 //!   [`Action::update`] turns the result into the new state;
 //! - **single-step**: [`Action::run_and_update`] returns the result and the new state at once
-//!   (set [`Action::single_step`] to `true`).
+//!   (declare it with [`Declaration::single_step`]).
 //!
 //! Whatever the form, the framework hands the action only the keys it reads, and checks
 //! after the step that it wrote exactly its declared `writes`: an undeclared write or a
@@ -16,6 +16,7 @@
 
 mod bind;
 pub(crate) mod declaration;
+mod delegate;
 mod error;
 mod function;
 mod helpers;
@@ -32,6 +33,8 @@ use crate::ids::ApplicationContext;
 use crate::state::State;
 
 pub use bind::{ActionExt, Bound};
+pub use declaration::Declaration;
+pub use delegate::Delegate;
 pub use error::ActionError;
 pub use function::{action_fn, action_sync, FnAction};
 pub use helpers::{Input, ReturnKeys};
@@ -46,67 +49,39 @@ pub type ActionResult = Map<String, Value>;
 /// The inputs given to a step: input name -> JSON value.
 pub type Inputs = Map<String, Value>;
 
-/// A step of an application. Object safe: applications hold `Arc<dyn Action>`.
+/// A step of an application: a [`Declaration`] (what it reads, writes and takes) and the
+/// code that runs it. Object safe: applications hold `Arc<dyn Action>`.
 ///
 /// ```
-/// use burr_core::{async_trait, Action, ActionError, ActionResult, ApplicationContext, Inputs, State};
+/// use burr_core::action::{Action, ActionResult, Declaration};
+/// use burr_core::prelude::*;
 ///
-/// struct Increment { reads: Vec<String> }
+/// struct Increment {
+///     declared: Declaration,
+/// }
 ///
-/// #[async_trait]
+/// #[async_trait::async_trait]
 /// impl Action for Increment {
-///     fn name(&self) -> &str { "increment" }
-///     fn reads(&self) -> &[String] { &self.reads }
-///     fn writes(&self) -> &[String] { &self.reads }
+///     fn declaration(&self) -> &Declaration {
+///         &self.declared
+///     }
 ///     async fn run(&self, state: State, _: &Inputs, _: &ApplicationContext)
-///         -> std::result::Result<ActionResult, ActionError> {
+///         -> Result<ActionResult, ActionError> {
 ///         let count: i64 = state.get("count")?;
 ///         Ok(serde_json::json!({"count": count + 1}).as_object().cloned().unwrap())
 ///     }
-///     fn update(&self, result: &ActionResult, state: State) -> std::result::Result<State, ActionError> {
+///     fn update(&self, result: &ActionResult, state: State) -> Result<State, ActionError> {
 ///         Ok(state.update("count", result["count"].clone()))
 ///     }
 /// }
+///
+/// let increment = Increment { declared: Declaration::new("increment").reads(["count"]).writes(["count"]) };
+/// # let _ = increment;
 /// ```
 #[async_trait]
 pub trait Action: Send + Sync + 'static {
-    /// The action's name, unique within an application.
-    fn name(&self) -> &str;
-
-    /// The state keys the action reads: the only keys it sees.
-    fn reads(&self) -> &[String] {
-        &[]
-    }
-
-    /// The state keys the action writes: exactly these must be set after it runs.
-    fn writes(&self) -> &[String] {
-        &[]
-    }
-
-    /// The inputs the action requires.
-    fn inputs(&self) -> &[String] {
-        &[]
-    }
-
-    /// The inputs the action takes when given.
-    fn optional_inputs(&self) -> &[String] {
-        &[]
-    }
-
-    /// Tags, for `@tag:<tag>` halt lists and the tracker.
-    fn tags(&self) -> &[String] {
-        &[]
-    }
-
-    /// Whether the action is single-step ([`Action::run_and_update`]) rather than two-step.
-    fn single_step(&self) -> bool {
-        false
-    }
-
-    /// Whether the action streams ([`Action::stream_run`]).
-    fn streaming(&self) -> bool {
-        false
-    }
+    /// What the action declares: its name, reads, writes, inputs, tags and form.
+    fn declaration(&self) -> &Declaration;
 
     /// Two-step form, first half: compute the result from `state` (only the keys the action
     /// reads) and the inputs it declared.
@@ -119,7 +94,7 @@ pub trait Action: Send + Sync + 'static {
         let _ = (state, inputs, ctx);
         Err(ActionError::msg(format!(
             "action `{}` implements neither `run` nor `run_and_update`",
-            self.name()
+            self.declaration().name
         )))
     }
 
@@ -144,13 +119,13 @@ pub trait Action: Send + Sync + 'static {
         let _ = (state, inputs, ctx);
         Err(ActionError::msg(format!(
             "action `{}` is single-step but does not implement `run_and_update`",
-            self.name()
+            self.declaration().name
         )))
     }
 
     /// Streaming form: intermediate results, the last item being the final result, which
-    /// [`Action::update`] then turns into the new state. Called only when
-    /// [`Action::streaming`] is `true`.
+    /// [`Action::update`] then turns into the new state. Called only when the declaration
+    /// says [`streaming`](Declaration::streaming).
     fn stream_run(
         &self,
         state: State,
@@ -158,11 +133,53 @@ pub trait Action: Send + Sync + 'static {
         ctx: ApplicationContext,
     ) -> BoxStream<'static, std::result::Result<ActionResult, ActionError>> {
         let _ = (state, inputs, ctx);
-        let name = self.name().to_owned();
+        let name = self.declaration().name.clone();
         Box::pin(futures::stream::once(async move {
             Err(ActionError::msg(format!(
                 "action `{name}` is streaming but does not implement `stream_run`"
             )))
         }))
+    }
+}
+
+impl dyn Action {
+    /// The action's name ([`Declaration::name`]).
+    pub fn name(&self) -> &str {
+        &self.declaration().name
+    }
+
+    /// The state keys it reads.
+    pub fn reads(&self) -> &[String] {
+        &self.declaration().reads
+    }
+
+    /// The state keys it writes.
+    pub fn writes(&self) -> &[String] {
+        &self.declaration().writes
+    }
+
+    /// The inputs it requires.
+    pub fn inputs(&self) -> &[String] {
+        &self.declaration().inputs
+    }
+
+    /// The inputs it takes when given.
+    pub fn optional_inputs(&self) -> &[String] {
+        &self.declaration().optional_inputs
+    }
+
+    /// Its tags.
+    pub fn tags(&self) -> &[String] {
+        &self.declaration().tags
+    }
+
+    /// Whether it is single-step.
+    pub fn single_step(&self) -> bool {
+        self.declaration().single_step
+    }
+
+    /// Whether it streams.
+    pub fn streaming(&self) -> bool {
+        self.declaration().streaming
     }
 }

@@ -32,12 +32,12 @@ impl ActionName for &String {
 
 impl ActionName for StaticAction {
     fn into_name(self) -> String {
-        super::Action::name(&self).to_owned()
+        self.name().to_owned()
     }
 }
 
 impl ActionName for &StaticAction {
     fn into_name(self) -> String {
-        super::Action::name(self).to_owned()
+        self.name().to_owned()
     }
 }

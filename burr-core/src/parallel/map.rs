@@ -12,8 +12,8 @@ use tokio::sync::watch;
 
 use super::child::{child_app_id, child_id_prefix, run_child, ChildSettings, Stored};
 use super::{SubGraph, Task};
-use crate::action::declaration::{declaration_builders, declared_interface, Declaration};
-use crate::action::{Action, ActionError, ActionResult, Inputs};
+use crate::action::declaration::declaration_builders;
+use crate::action::{Action, ActionError, ActionResult, Declaration, Inputs};
 use crate::error::Error;
 use crate::hooks::LifecycleHook;
 use crate::ids::{ApplicationContext, Priority};
@@ -86,8 +86,8 @@ enum Reducer {
 
 /// An action whose step runs child applications and reduces their final states.
 ///
-/// Made by [`MapAction::tasks`], [`MapStates::new`], [`MapActions::new`] or
-/// [`MapActionsAndStates::new`]; configured with builder methods. Like every action it sees
+/// Made by [`MapAction::states`], [`MapAction::keyed_states`], [`MapAction::actions`],
+/// [`MapAction::actions_and_states`] or [`MapAction::tasks`]; configured with builder methods. Like every action it sees
 /// only the keys it reads (its tasks are built from those), and its reducer's writes are
 /// checked against `writes`.
 #[derive(Clone)]
@@ -110,7 +110,7 @@ impl MapAction {
         F: Fn(&State, &Inputs) -> Result<Vec<Task>, ActionError> + Send + Sync + 'static,
     {
         MapAction {
-            declaration: Declaration::named(name.into()),
+            declaration: Declaration::new(name).single_step(),
             tasks: Arc::new(tasks),
             reducer: Reducer::Unchanged,
             policy: FailurePolicy::default(),
@@ -323,9 +323,8 @@ async fn stored_children(
 
 #[async_trait]
 impl Action for MapAction {
-    declared_interface!();
-    fn single_step(&self) -> bool {
-        true
+    fn declaration(&self) -> &Declaration {
+        &self.declaration
     }
 
     async fn run_and_update(
@@ -369,14 +368,12 @@ impl Action for MapAction {
     }
 }
 
-/// One sub-graph over many states: a child per state (Burr's `MapStates`).
-pub struct MapStates;
-
-impl MapStates {
-    /// Run `subgraph` on each state `states` builds from the parent state (the keys the
-    /// action reads); children are keyed by index.
-    #[allow(clippy::new_ret_no_self)]
-    pub fn new<F>(name: impl Into<String>, subgraph: SubGraph, states: F) -> MapAction
+/// The three shapes of Burr's map actions, as constructors of [`MapAction`].
+impl MapAction {
+    /// One sub-graph over many states (Burr's `MapStates`): run `subgraph` on each state
+    /// `states` builds from the parent state (the keys the action reads); children are
+    /// keyed by index.
+    pub fn states<F>(name: impl Into<String>, subgraph: SubGraph, states: F) -> MapAction
     where
         F: Fn(&State, &Inputs) -> Result<Vec<State>, ActionError> + Send + Sync + 'static,
     {
@@ -390,9 +387,9 @@ impl MapStates {
         })
     }
 
-    /// Like [`MapStates::new`], with each child keyed by the key `states` gives it (a
+    /// Like [`MapAction::states`], with each child keyed by the key `states` gives it (a
     /// discussion id...), so a resumed parent finds each child by key, not position.
-    pub fn keyed<F>(name: impl Into<String>, subgraph: SubGraph, states: F) -> MapAction
+    pub fn keyed_states<F>(name: impl Into<String>, subgraph: SubGraph, states: F) -> MapAction
     where
         F: Fn(&State, &Inputs) -> Result<Vec<(String, State)>, ActionError> + Send + Sync + 'static,
     {
@@ -405,16 +402,11 @@ impl MapStates {
             )
         })
     }
-}
 
-/// Many sub-graphs over one state: a child per sub-graph, keyed by its entrypoint's name
-/// (Burr's `MapActions`).
-pub struct MapActions;
-
-impl MapActions {
-    /// Run each of `subgraphs` on the state `state` builds from the parent state.
-    #[allow(clippy::new_ret_no_self)]
-    pub fn new<F>(name: impl Into<String>, subgraphs: Vec<SubGraph>, state: F) -> MapAction
+    /// Many sub-graphs over one state (Burr's `MapActions`): run each of `subgraphs` on the
+    /// state `state` builds from the parent state; a child per sub-graph, keyed by its
+    /// entrypoint's name.
+    pub fn actions<F>(name: impl Into<String>, subgraphs: Vec<SubGraph>, state: F) -> MapAction
     where
         F: Fn(&State, &Inputs) -> Result<State, ActionError> + Send + Sync + 'static,
     {
@@ -430,16 +422,14 @@ impl MapActions {
             )
         })
     }
-}
 
-/// Every sub-graph over every state: a child per (sub-graph, state), keyed
-/// `<entrypoint>.<state index>`, in sub-graph-major order (Burr's `MapActionsAndStates`).
-pub struct MapActionsAndStates;
-
-impl MapActionsAndStates {
-    /// Run each of `subgraphs` on each state `states` builds.
-    #[allow(clippy::new_ret_no_self)]
-    pub fn new<F>(name: impl Into<String>, subgraphs: Vec<SubGraph>, states: F) -> MapAction
+    /// Every sub-graph over every state (Burr's `MapActionsAndStates`): a child per
+    /// (sub-graph, state), keyed `<entrypoint>.<state index>`, in sub-graph-major order.
+    pub fn actions_and_states<F>(
+        name: impl Into<String>,
+        subgraphs: Vec<SubGraph>,
+        states: F,
+    ) -> MapAction
     where
         F: Fn(&State, &Inputs) -> Result<Vec<State>, ActionError> + Send + Sync + 'static,
     {

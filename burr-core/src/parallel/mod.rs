@@ -105,8 +105,5 @@ mod task;
 
 pub use crate::ids::{Executor, Permit, Priority, WorkKey};
 pub use child::child_app_id;
-pub use map::{
-    ChildOutcome, ChildPersister, ChildTracker, FailurePolicy, MapAction, MapActions,
-    MapActionsAndStates, MapStates,
-};
+pub use map::{ChildOutcome, ChildPersister, ChildTracker, FailurePolicy, MapAction};
 pub use task::{SubGraph, Task};
