@@ -1,6 +1,5 @@
 //! The crate's [`Error`] and [`Result`].
 
-use crate::application::BuilderError;
 use crate::condition::ConditionError;
 use crate::graph::GraphError;
 use crate::persistence::PersistenceError;
@@ -154,7 +153,7 @@ impl Error {
 ///
 /// ```
 /// let error = burr_core::Error::MissingInput { action: "greet".into(), inputs: vec!["name".into()] };
-/// assert_eq!(burr_core::report(&error), "action `greet` is missing required inputs: [\"name\"]");
+/// assert_eq!(burr_core::error::report(&error), "action `greet` is missing required inputs: [\"name\"]");
 /// ```
 pub fn report(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
@@ -165,4 +164,15 @@ pub fn report(error: &(dyn std::error::Error + 'static)) -> String {
         source = cause.source();
     }
     text
+}
+
+/// Builder settings that contradict each other, reported by
+/// [`build`](crate::ApplicationBuilder::build) (as [`Error::Builder`]).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuilderError {
+    /// [`initialize_from`](crate::ApplicationBuilder::initialize_from) was called more than
+    /// once: which persister to load from is unclear.
+    #[error("initialize_from was called more than once")]
+    InitializeFromTwice,
 }

@@ -37,7 +37,8 @@ impl<T: DeserializeOwned> InputType for T {}
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a return type an action supports",
     label = "an action cannot return this",
-    note = "return the new state: `State`, `(result, State)` whose result is `Serialize` (a struct, a map or a `serde_json::Value` object), or a `Result` of either whose error converts into `ActionError`"
+    note = "return the new state: `State`, `(result, State)` whose result is `Serialize` (a struct, a map or a `serde_json::Value` object), or a `Result` of either whose error converts into `ActionError`",
+    note = "a `String` is not an error type: for `Result<State, String>`, return `Result<State, ActionError>` and fail with `Err(ActionError::msg(..))`"
 )]
 pub trait ActionOutput: IntoActionOutput {}
 
@@ -176,5 +177,13 @@ impl LazyMap {
 impl Delegate for LazyMap {
     fn target(&self) -> &dyn Action {
         self.map()
+    }
+}
+
+/// What `inputs!` expands to: the object's entries as [`Inputs`].
+pub fn inputs_from_json(value: serde_json::Value) -> Inputs {
+    match value {
+        serde_json::Value::Object(map) => map,
+        _ => Inputs::new(),
     }
 }

@@ -2,8 +2,10 @@
 
 use std::time::{Duration, Instant};
 
-use burr_core::action::{Input, Result as ResultAction};
-use burr_core::{action_sync, inputs, ActionExt, ApplicationBuilder, Error, Inputs, State};
+use burr_core::action::{action_sync, Action, ActionExt};
+use burr_core::action::{Input, ReturnKeys as ResultAction};
+use burr_core::RunOptions;
+use burr_core::{inputs, ApplicationBuilder, Error, Inputs, State};
 use serde_json::json;
 
 #[tokio::test]
@@ -17,7 +19,11 @@ async fn input_and_result_helpers() {
         .await
         .unwrap();
     let out = app
-        .run(&[], &["answer"], inputs(json!({"query": "why?"})))
+        .run(
+            RunOptions::new()
+                .halt_after(["answer"])
+                .inputs(inputs! {"query": "why?"}),
+        )
         .await
         .unwrap();
     assert_eq!(out.result.unwrap()["query"], json!("why?"));
@@ -34,7 +40,7 @@ async fn bind_fills_inputs_and_named_renames() {
     let small = answer.clone().bind("model", "small").named("answer_small");
     let large = answer.named("answer_large").bind("model", "large");
     assert!(
-        burr_core::Action::inputs(&small).is_empty(),
+        small.declaration().inputs.is_empty(),
         "a bound input is no longer required"
     );
     let mut app = ApplicationBuilder::new()

@@ -5,15 +5,15 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use burr_core::action::{action_fn, action_sync};
 use burr_core::hooks::{HookEvent, RecordingHook};
 use burr_core::parallel::{
-    child_app_id, ChildPersister, Executor, FailurePolicy, MapAction, MapActions,
-    MapActionsAndStates, MapStates, Priority, SubGraph, Task, WorkKey,
+    child_app_id, ChildPersister, Executor, FailurePolicy, MapAction, Priority, SubGraph, Task,
+    WorkKey,
 };
 use burr_core::persistence::{InMemoryPersister, Persister, StepStatus};
-use burr_core::{
-    action_fn, action_sync, default, expr, ActionError, ApplicationBuilder, Error, Inputs, State,
-};
+use burr_core::RunOptions;
+use burr_core::{default, expr, ActionError, ApplicationBuilder, Error, Inputs, State};
 use serde_json::json;
 
 type StateResult = Result<State, ActionError>;
@@ -46,7 +46,7 @@ fn collect_lengths(state: State, children: Vec<State>) -> StateResult {
 }
 
 fn lengths_map() -> MapAction {
-    MapStates::new("lengths", length_of_text(), words_to_states)
+    MapAction::states("lengths", length_of_text(), words_to_states)
         .reduce(collect_lengths)
         .reads(["words"])
         .writes(["lengths"])
@@ -93,7 +93,7 @@ async fn map_actions_and_the_product() {
             .collect::<Result<_, _>>()?;
         Ok(state.update("outs", outs))
     };
-    let actions = MapActions::new(
+    let actions = MapAction::actions(
         "both",
         vec![
             SubGraph::action(double.clone()),
@@ -104,7 +104,7 @@ async fn map_actions_and_the_product() {
     .reduce(gather)
     .reads(["n"])
     .writes(["outs"]);
-    let product = MapActionsAndStates::new(
+    let product = MapAction::actions_and_states(
         "product",
         vec![SubGraph::action(double), SubGraph::action(square)],
         |s: &State, _: &Inputs| {
@@ -151,7 +151,8 @@ async fn children_cascade_persister_and_tracker_with_parent_links() {
         .with_actions([lengths_map()])
         .with_state(State::new().update("words", words(3)))
         .with_entrypoint("lengths")
-        .with_identifiers("parent", Some("pk"))
+        .with_app_id("parent")
+        .with_partition_key("pk")
         .with_state_persister(persister.clone())
         .with_tracker(Arc::new(hook.clone()))
         .build()
@@ -210,7 +211,7 @@ async fn child_persister_none_and_given() {
             .with_actions([lengths_map().persister(choice)])
             .with_state(State::new().update("words", words(2)))
             .with_entrypoint("lengths")
-            .with_identifiers(id.clone(), None)
+            .with_app_id(id.clone())
             .with_state_persister(parent_store.clone())
             .build()
             .await
@@ -245,7 +246,7 @@ fn nested(depth: usize, fanout: usize) -> SubGraph {
     }
     let inner = nested(depth - 1, fanout);
     SubGraph::action(
-        MapStates::new(
+        MapAction::states(
             format!("level{depth}"),
             inner,
             move |_: &State, _: &Inputs| {
@@ -325,7 +326,7 @@ async fn run_one(
     let mut app = ApplicationBuilder::new()
         .with_actions([action])
         .with_entrypoint("fan")
-        .with_identifiers(id, None)
+        .with_app_id(id)
         .with_state_persister(persister)
         .with_executor(Executor::new(4))
         .build()
@@ -455,7 +456,7 @@ async fn priority_order_with_one_slot() {
         let record = record.clone();
         let executor = executor.clone();
         async move {
-            let map = MapStates::new(
+            let map = MapAction::states(
                 "fan",
                 SubGraph::action(record),
                 move |_: &State, _: &Inputs| {
@@ -540,14 +541,14 @@ async fn unreliable_children_each_first_action_runs_exactly_once() {
         })
         .writes(["b"])
     };
-    let graph = burr_core::GraphBuilder::new()
+    let graph = burr_core::graph::GraphBuilder::new()
         .with_actions([first, second])
         .with_transitions([("first", "second")])
         .build()
         .unwrap();
     let sub = SubGraph::graph(graph, "first", ["second"]).unwrap();
     let map = || {
-        MapStates::new("fan", sub.clone(), |_: &State, _: &Inputs| {
+        MapAction::states("fan", sub.clone(), |_: &State, _: &Inputs| {
             Ok::<_, ActionError>((0..40).map(|i| State::new().update("i", i)).collect())
         })
         .policy(FailurePolicy::WaitAll)
@@ -561,9 +562,11 @@ async fn unreliable_children_each_first_action_runs_exactly_once() {
     let state = loop {
         let mut app = ApplicationBuilder::new()
             .with_actions([map()])
-            .with_identifiers("unreliable", None)
+            .with_app_id("unreliable")
             .with_state_persister(store.clone())
-            .initialize_from(store.clone(), true, State::new(), "fan")
+            .with_state(State::new())
+            .with_entrypoint("fan")
+            .initialize_from(store.clone())
             .with_executor(Executor::new(3))
             .build()
             .await
@@ -593,7 +596,7 @@ async fn a_map_action_in_a_loop_gives_fresh_results_each_time() {
     })
     .reads(["n"])
     .writes(["out"]);
-    let map = MapStates::new("map", SubGraph::action(double), |s: &State, _: &Inputs| {
+    let map = MapAction::states("map", SubGraph::action(double), |s: &State, _: &Inputs| {
         let round: i64 = s.get("round")?;
         Ok::<_, ActionError>(vec![State::new().update("n", round)])
     })
@@ -616,12 +619,12 @@ async fn a_map_action_in_a_loop_gives_fresh_results_each_time() {
         ])
         .with_state(State::new().update("round", 1).update("outs", json!([])))
         .with_entrypoint("map")
-        .with_identifiers("looping", None)
+        .with_app_id("looping")
         .with_state_persister(store)
         .build()
         .await
         .unwrap();
-    let out = app.run(&[], &[], Inputs::new()).await.unwrap();
+    let out = app.run(RunOptions::new()).await.unwrap();
     assert_eq!(out.state.get_value("outs"), Some(&json!([2, 4, 6])));
 }
 
@@ -668,7 +671,7 @@ async fn recursion_by_hand_resumes_finished_children() {
     let mut app = ApplicationBuilder::new()
         .with_actions([parent])
         .with_entrypoint("parent")
-        .with_identifiers("by-hand", None)
+        .with_app_id("by-hand")
         .with_state_persister(store.clone())
         .build()
         .await
@@ -729,7 +732,7 @@ async fn a_child_over_its_timeout_fails_and_is_recorded_cancelled() {
     })
     .reads(["ms"])
     .writes(["done"]);
-    let map = MapStates::new("fan", SubGraph::action(slow), |_: &State, _: &Inputs| {
+    let map = MapAction::states("fan", SubGraph::action(slow), |_: &State, _: &Inputs| {
         Ok(vec![
             State::new().update("ms", 1),
             State::new().update("ms", 5_000),
@@ -741,7 +744,7 @@ async fn a_child_over_its_timeout_fails_and_is_recorded_cancelled() {
     let mut app = ApplicationBuilder::new()
         .with_actions([map])
         .with_entrypoint("fan")
-        .with_identifiers("timeouts", None)
+        .with_app_id("timeouts")
         .with_state_persister(store.clone())
         .build()
         .await
@@ -765,7 +768,7 @@ async fn a_child_over_its_timeout_fails_and_is_recorded_cancelled() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rate_limit_spaces_child_steps() {
-    let map = MapStates::new("lengths", length_of_text(), words_to_states)
+    let map = MapAction::states("lengths", length_of_text(), words_to_states)
         .reduce(collect_lengths)
         .reads(["words"])
         .writes(["lengths"]);
@@ -915,7 +918,7 @@ async fn children_load_only_when_their_persister_may_hold_them() {
             .reads(["i"])
             .writes(["out"])
         };
-        let map = MapStates::new("fan", SubGraph::action(work), |_: &State, _: &Inputs| {
+        let map = MapAction::states("fan", SubGraph::action(work), |_: &State, _: &Inputs| {
             Ok::<_, ActionError>((0..5).map(|i| State::new().update("i", i)).collect())
         })
         .policy(FailurePolicy::WaitAll)
@@ -935,9 +938,11 @@ async fn children_load_only_when_their_persister_may_hold_them() {
         let build = || {
             ApplicationBuilder::new()
                 .with_actions([map.clone()])
-                .with_identifiers("counted", None)
+                .with_app_id("counted")
                 .with_state_persister(store.clone())
-                .initialize_from(store.clone(), true, State::new(), "fan")
+                .with_state(State::new())
+                .with_entrypoint("fan")
+                .initialize_from(store.clone())
                 .build()
         };
         let mut app = build().await.unwrap();

@@ -215,13 +215,7 @@ fn generate(checked: &Checked, item_fn: &ItemFn) -> TokenStream {
     .filter(|(_, items)| !items.is_empty())
     .map(|(method, items)| {
         let method = Ident::new(method, Span::call_site());
-        quote! {
-            fn #method(&self) -> &[::std::string::String] {
-                static NAMES: #p::LazyLock<::std::vec::Vec<::std::string::String>> =
-                    #p::LazyLock::new(|| #p::names(&[#(#items),*]));
-                &NAMES
-            }
-        }
+        quote!(.#method([#(#items),*]))
     });
 
     let action_struct = Ident::new("__BurrAction", Span::mixed_site());
@@ -236,12 +230,11 @@ fn generate(checked: &Checked, item_fn: &ItemFn) -> TokenStream {
 
             #[#p::async_trait]
             impl #p::Action for #action_struct {
-                fn name(&self) -> &str {
-                    #name
-                }
-                #(#lists)*
-                fn single_step(&self) -> bool {
-                    true
+                fn declaration(&self) -> &#p::Declaration {
+                    static DECLARATION: #p::LazyLock<#p::Declaration> = #p::LazyLock::new(|| {
+                        #p::Declaration::new(#name)#(#lists)*.single_step()
+                    });
+                    &DECLARATION
                 }
                 async fn run_and_update(
                     &self,

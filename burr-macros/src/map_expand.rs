@@ -124,16 +124,16 @@ fn generate(
                 .as_ref()
                 .map(|expr| quote_spanned!(expr.span()=> { let subgraph: #p::SubGraph = #expr; subgraph }));
             let constructor = if args.keyed {
-                quote!(keyed)
+                quote!(keyed_states)
             } else {
-                quote!(new)
+                quote!(states)
             };
-            quote!(#p::MapStates::#constructor(#name, #subgraph, #build_children))
+            quote!(#p::MapAction::#constructor(#name, #subgraph, #build_children))
         }
         MapKind::Tasks => quote!(#p::MapAction::tasks(#name, #build_children)),
-        MapKind::Actions => quote!(#p::MapActions::new(#name, #subgraphs, #build_children)),
+        MapKind::Actions => quote!(#p::MapAction::actions(#name, #subgraphs, #build_children)),
         MapKind::ActionsAndStates => {
-            quote!(#p::MapActionsAndStates::new(#name, #subgraphs, #build_children))
+            quote!(#p::MapAction::actions_and_states(#name, #subgraphs, #build_children))
         }
     };
     let reduce = args.reducer.as_ref().map(|reducer| {
@@ -301,7 +301,7 @@ mod tests {
             "{out}"
         );
         assert!(
-            out.contains(":: burr_core :: __private :: MapStates :: new (\"word_lengths\""),
+            out.contains(":: burr_core :: __private :: MapAction :: states (\"word_lengths\""),
             "{out}"
         );
         assert!(out.contains(". reduce (|"), "{out}");
@@ -329,7 +329,7 @@ mod tests {
             ),
         );
         assert!(
-            out.contains("my_burr :: __private :: MapStates :: keyed"),
+            out.contains("my_burr :: __private :: MapAction :: keyed_states"),
             "{out}"
         );
         assert!(!out.contains(":: burr_core"), "{out}");
@@ -354,7 +354,7 @@ mod tests {
                 }
             ),
         );
-        assert!(out.contains("MapActions :: new (\"both\" , :: burr_core :: __private :: subgraphs ([a () , b ()])"), "{out}");
+        assert!(out.contains("MapAction :: actions (\"both\" , :: burr_core :: __private :: subgraphs ([a () , b ()])"), "{out}");
         let out = expand(
             MapKind::ActionsAndStates,
             quote!(subgraphs = [a(), b()]),
@@ -364,7 +364,7 @@ mod tests {
                 }
             ),
         );
-        assert!(out.contains("MapActionsAndStates :: new (\"product\" , :: burr_core :: __private :: subgraphs ([a () , b ()])"), "{out}");
+        assert!(out.contains("MapAction :: actions_and_states (\"product\" , :: burr_core :: __private :: subgraphs ([a () , b ()])"), "{out}");
         assert!(
             out.contains("-> :: core :: result :: Result < :: std :: vec :: Vec < :: burr_core :: __private :: State >"),
             "{out}"

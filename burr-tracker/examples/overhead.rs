@@ -5,8 +5,10 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use burr_core::action::action_sync;
 use burr_core::persistence::SqlitePersister;
-use burr_core::{action_sync, default, expr, ApplicationBuilder, Inputs, State};
+use burr_core::RunOptions;
+use burr_core::{default, expr, ApplicationBuilder, State};
 use burr_tracker::Tracker;
 
 const N: u64 = 10_000;
@@ -36,7 +38,9 @@ async fn w1(dir: &std::path::Path, run: usize, track: bool, persist: bool) -> (f
     }
     let mut app = builder.build().await.expect("builds");
     let start = Instant::now();
-    app.run(&[], &["done"], Inputs::new()).await.expect("runs");
+    app.run(RunOptions::new().halt_after(["done"]))
+        .await
+        .expect("runs");
     let ran = start.elapsed();
     if let Some(tracker) = &tracker {
         tracker.flush().expect("flushes");

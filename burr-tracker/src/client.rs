@@ -11,8 +11,8 @@ use burr_core::hooks::{
     AppCreated, AttributeLogged, LifecycleHook, SpanEnd, SpanStart, StepEnd, StepStart, StreamEnd,
     StreamItem, StreamStart,
 };
+use burr_core::ids::Identifiers;
 use burr_core::persistence::SqlitePersister;
-use burr_core::Identifiers;
 use rusqlite::{Connection, OpenFlags};
 
 use crate::store::event::{self, Event, EventKind, Message, Within};

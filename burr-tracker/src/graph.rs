@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use burr_core::Graph;
+use burr_core::graph::Graph;
 use serde::{Deserialize, Serialize};
 
 /// An action of a recorded graph.
@@ -140,7 +140,9 @@ impl GraphRecord {
 
 #[cfg(test)]
 mod tests {
-    use burr_core::{action_sync, expr, GraphBuilder, State};
+    use burr_core::action::action_sync;
+    use burr_core::graph::GraphBuilder;
+    use burr_core::{expr, State};
 
     use super::*;
 

@@ -19,7 +19,8 @@
 //! ```no_run
 //! use std::sync::Arc;
 //! use burr_core::persistence::SqlitePersister;
-//! use burr_core::{action_sync, ApplicationBuilder, Inputs, State};
+//! use burr_core::{ApplicationBuilder, Inputs, State};
+//! use burr_core::action::action_sync;
 //! use burr_tracker::Tracker;
 //!
 //! # #[tokio::main(flavor = "current_thread")]

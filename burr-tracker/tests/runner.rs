@@ -10,9 +10,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use burr_core::parallel::{MapStates, SubGraph};
+use burr_core::action::action_sync;
+use burr_core::parallel::{MapAction, SubGraph};
 use burr_core::persistence::SqlitePersister;
-use burr_core::{action_sync, ActionError, ApplicationBuilder, Inputs, State};
+use burr_core::RunOptions;
+use burr_core::{ActionError, ApplicationBuilder, Inputs, State};
 use burr_tracker::Tracker;
 use serde_json::Value;
 
@@ -34,7 +36,7 @@ async fn runner_process() {
     let persister = Arc::new(SqlitePersister::open(&path).expect("persister opens"));
     let quick =
         action_sync("quick", |s: State, _: &Inputs, _| s.update("done", true)).writes(["done"]);
-    let fan = MapStates::new("fan", SubGraph::action(quick), |_: &State, _: &Inputs| {
+    let fan = MapAction::states("fan", SubGraph::action(quick), |_: &State, _: &Inputs| {
         Ok::<_, ActionError>(vec![State::new(), State::new()])
     })
     .reduce(|state, _| Ok::<_, ActionError>(state.update("fanned", true)))
@@ -46,7 +48,7 @@ async fn runner_process() {
         std::thread::sleep(Duration::from_secs(3_600));
         s
     });
-    let wait = MapStates::new("wait", SubGraph::action(hang), |_: &State, _: &Inputs| {
+    let wait = MapAction::states("wait", SubGraph::action(hang), |_: &State, _: &Inputs| {
         Ok::<_, ActionError>(vec![State::new()])
     })
     .reduce(|state, _| Ok::<_, ActionError>(state.update("waited", true)))
@@ -56,13 +58,13 @@ async fn runner_process() {
         .with_actions([wait])
         .with_transitions([("fan", "wait")])
         .with_entrypoint("fan")
-        .with_identifiers("hanging", None)
+        .with_app_id("hanging")
         .with_state_persister(persister)
         .with_tracker(tracker.hook())
         .build()
         .await
         .expect("builds");
-    app.run(&[], &[], Inputs::new()).await.expect("runs");
+    app.run(RunOptions::new()).await.expect("runs");
 }
 
 /// The runner process, killed when dropped.

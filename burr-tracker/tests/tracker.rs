@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
+use burr_core::action::{action_sync, async_trait, Action, ActionResult, Declaration};
 use burr_core::{
-    action_sync, async_trait, Action, ActionError, ActionResult, ApplicationBuilder,
-    ApplicationContext, Inputs, State,
+    inputs, ActionError, ApplicationBuilder, ApplicationContext, Inputs, RunOptions, State,
 };
 use burr_tracker::export::export_burr_ui;
 use burr_tracker::inspect::{Database, Status};
@@ -15,19 +15,13 @@ use serde_json::{json, Value};
 
 /// Streams three words, then sets `said` to the last.
 struct Say {
-    writes: Vec<String>,
+    declaration: Declaration,
 }
 
 #[async_trait]
 impl Action for Say {
-    fn name(&self) -> &str {
-        "say"
-    }
-    fn writes(&self) -> &[String] {
-        &self.writes
-    }
-    fn streaming(&self) -> bool {
-        true
+    fn declaration(&self) -> &Declaration {
+        &self.declaration
     }
     fn stream_run(
         &self,
@@ -36,7 +30,7 @@ impl Action for Say {
         _: ApplicationContext,
     ) -> BoxStream<'static, Result<ActionResult, ActionError>> {
         futures::stream::iter(["one", "two", "three"])
-            .map(|w| Ok(burr_core::inputs(json!({ "text": w }))))
+            .map(|w| Ok(inputs! { "text": w }))
             .boxed()
     }
     fn update(&self, result: &ActionResult, state: State) -> Result<State, ActionError> {
@@ -50,23 +44,23 @@ async fn a_tracker_alone_records_enough_to_rebuild_every_state() {
     let path = dir.path().join("tracked.db");
     let tracker = Tracker::open(&path).expect("opens");
     let add = action_sync("add", |s: State, _: &Inputs, _| {
-        Ok::<_, burr_core::StateError>(s.increment("n", 1)?.update("scratch", "temp"))
+        Ok::<_, burr_core::state::StateError>(s.increment("n", 1)?.update("scratch", "temp"))
     })
     .reads(["n"])
     .writes(["n", "scratch"]);
     let tidy = action_sync("tidy", |s: State, _: &Inputs, _| {
-        s.wipe(burr_core::Wipe::delete(["scratch"]))
+        s.wipe(burr_core::state::Wipe::delete(["scratch"]))
     })
     .reads(["scratch"]);
     let mut app = ApplicationBuilder::new()
         .with_actions([add, tidy])
         .with_actions([Arc::new(Say {
-            writes: vec!["said".to_owned()],
+            declaration: Declaration::new("say").writes(["said"]).streaming(),
         }) as Arc<dyn Action>])
         .with_transitions([("add", "tidy"), ("tidy", "say")])
         .with_state(State::new().update("n", 41))
         .with_entrypoint("add")
-        .with_identifiers("solo", None)
+        .with_app_id("solo")
         .with_tracker(tracker.hook())
         .build()
         .await
@@ -75,7 +69,7 @@ async fn a_tracker_alone_records_enough_to_rebuild_every_state() {
     app.step(Inputs::new()).await.expect("tidy");
     {
         let mut stream = app
-            .stream_result(&["say"], &[], Inputs::new())
+            .stream_result(RunOptions::new().halt_after(["say"]))
             .await
             .expect("streams");
         while let Some(item) = stream.next().await {

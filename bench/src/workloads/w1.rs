@@ -3,7 +3,10 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use burr_core::{action_sync, default, expr, ApplicationBuilder, Inputs, State};
+use burr_core::RunOptions;
+use burr_core::{default, expr, ApplicationBuilder, State};
+
+use burr_core::action::action_sync;
 use serde_json::{json, Value};
 
 /// W1: `increment` while `count < N` (an `expr` condition), then `done`; N+1 steps. With
@@ -36,7 +39,7 @@ pub async fn step_overhead(
     let mut app = builder.build().await?;
     let build_us = build_start.elapsed().as_secs_f64() * 1e6;
     let start = Instant::now();
-    let outcome = app.run(&[], &["done"], Inputs::new()).await?;
+    let outcome = app.run(RunOptions::new().halt_after(["done"])).await?;
     if let Some(tracker) = tracker {
         tracker.flush()?;
     }

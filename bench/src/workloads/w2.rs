@@ -5,8 +5,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
+use burr_core::action::action_sync;
 use burr_core::persistence::{Durability, Persister, SqliteOptions, SqlitePersister};
-use burr_core::{action_sync, default, expr, ApplicationBuilder, Inputs, State};
+use burr_core::RunOptions;
+use burr_core::{default, expr, ApplicationBuilder, Inputs, State};
 use serde_json::{json, Value};
 
 /// The size of a database once its WAL is folded into it (SQLite's own `wal_checkpoint`).
@@ -56,7 +58,7 @@ fn counter(n: u64, big: bool, app_id: &str, persister: Arc<dyn Persister>) -> Ap
         ])
         .with_state(state)
         .with_entrypoint("increment")
-        .with_identifiers(app_id, None)
+        .with_app_id(app_id)
         .with_state_persister(persister)
 }
 
@@ -163,7 +165,9 @@ pub async fn concurrent(
                 let builder = counter(n, false, &format!("app-{i}"), Arc::clone(&persister));
                 tasks.push(tokio::spawn(async move {
                     let mut app = builder.build().await?;
-                    app.run(&[], &["done"], Inputs::new()).await.map(|_| ())
+                    app.run(RunOptions::new().halt_after(["done"]))
+                        .await
+                        .map(|_| ())
                 }));
             }
             for task in tasks {
@@ -174,7 +178,7 @@ pub async fn concurrent(
                 let mut app = counter(n, false, &format!("app-{i}"), Arc::clone(&persister))
                     .build()
                     .await?;
-                app.run(&[], &["done"], Inputs::new()).await?;
+                app.run(RunOptions::new().halt_after(["done"])).await?;
             }
         }
         Ok::<_, Box<dyn std::error::Error>>(start.elapsed().as_secs_f64())

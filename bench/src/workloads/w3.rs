@@ -4,9 +4,10 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use burr_core::parallel::{ChildPersister, Executor, MapStates, SubGraph};
+use burr_core::action::action_sync;
+use burr_core::parallel::{ChildPersister, Executor, MapAction, SubGraph};
 use burr_core::persistence::Persister;
-use burr_core::{action_sync, ActionError, ApplicationBuilder, Inputs, State};
+use burr_core::{ActionError, ApplicationBuilder, Inputs, State};
 use serde_json::{json, Value};
 
 /// Run W3 with `n` children; with a persister, the parent and every child checkpoint to it
@@ -21,7 +22,7 @@ pub async fn fan_out(
     })
     .reads(["text"])
     .writes(["length"]);
-    let map = MapStates::new(
+    let map = MapAction::states(
         "lengths",
         SubGraph::action(length),
         |s: &State, _: &Inputs| {

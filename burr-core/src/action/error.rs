@@ -61,3 +61,15 @@ impl fmt::Display for ActionError {
         fmt::Display::fmt(&self.0, f)
     }
 }
+
+/// An action read a state key it did not declare in its `reads`: the key is missing from
+/// the state it was given (an action sees only the keys it reads). The step fails with
+/// [`Error::Action`](crate::Error::Action), whose source is this error.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("key `{key}` is not in this action's reads (it reads: {})", if reads.is_empty() { "nothing".to_owned() } else { reads.join(", ") })]
+pub struct UndeclaredRead {
+    /// The key read.
+    pub key: String,
+    /// The keys the action declared it reads.
+    pub reads: Vec<String>,
+}

@@ -37,7 +37,8 @@ pub struct FnAction {
 /// [`IntoActionOutput`] accepts.
 ///
 /// ```
-/// use burr_core::{action_fn, State};
+/// use burr_core::State;
+/// use burr_core::action::action_fn;
 ///
 /// let increment = action_fn("increment", |state: State, _, _| async move {
 ///     state.increment("count", 1)
@@ -65,11 +66,12 @@ where
 /// worker thread.
 ///
 /// ```
-/// use burr_core::{action_sync, State};
+/// use burr_core::State;
+/// use burr_core::action::action_sync;
 ///
 /// let double = action_sync("double", |state: State, _, _| {
 ///     let n: i64 = state.get("n")?;
-///     Ok::<_, burr_core::StateError>(state.update("n", n * 2))
+///     Ok::<_, burr_core::state::StateError>(state.update("n", n * 2))
 /// })
 /// .reads(["n"])
 /// .writes(["n"]);

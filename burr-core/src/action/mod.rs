@@ -25,17 +25,17 @@ mod name;
 mod output;
 mod static_action;
 
-use async_trait::async_trait;
 use futures::stream::BoxStream;
 use serde_json::{Map, Value};
 
 use crate::ids::ApplicationContext;
 use crate::state::State;
 
+pub use ::async_trait::async_trait;
 pub use bind::{ActionExt, Bound};
 pub use declaration::Declaration;
 pub use delegate::Delegate;
-pub use error::ActionError;
+pub use error::{ActionError, UndeclaredRead};
 pub use function::{action_fn, action_sync, FnAction};
 pub use helpers::{Input, ReturnKeys};
 pub use input_error::InputError;

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use super::Application;
 use crate::action::ActionName;
-use crate::error::{Error, Result};
+use crate::error::{BuilderError, Error, Result};
 use crate::graph::{Graph, GraphBuilder, GraphError, GraphProblem, IntoAction, TransitionSpec};
 use crate::hooks::{AppCreated, LifecycleHook};
 use crate::ids::{
@@ -32,7 +32,8 @@ struct Fork {
 /// Builds an [`Application`]. Every problem is reported by [`build`](Self::build) at once.
 ///
 /// ```
-/// use burr_core::{action_sync, expr, ApplicationBuilder, Inputs, State};
+/// use burr_core::{expr, ApplicationBuilder, Inputs, State};
+/// use burr_core::action::action_sync;
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> burr_core::Result<()> {
@@ -48,7 +49,7 @@ struct Fork {
 ///     .with_entrypoint("increment")
 ///     .build()
 ///     .await?;
-/// let outcome = app.run(&[], &["done"], Inputs::new()).await?;
+/// let outcome = app.run(RunOptions::new().halt_after(["done"])).await?;
 /// assert_eq!(outcome.state.get::<i64>("count")?, 3);
 /// # Ok(()) }
 /// ```
@@ -79,17 +80,6 @@ pub struct ApplicationBuilder {
     work: Option<WorkKey>,
     resources: Resources,
     problems: Vec<BuilderError>,
-}
-
-/// Builder settings that contradict each other, reported by
-/// [`build`](ApplicationBuilder::build) (as [`Error::Builder`]).
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum BuilderError {
-    /// [`initialize_from`](ApplicationBuilder::initialize_from) was called more than
-    /// once: which persister to load from is unclear.
-    #[error("initialize_from was called more than once")]
-    InitializeFromTwice,
 }
 
 impl ApplicationBuilder {
@@ -314,7 +304,10 @@ impl ApplicationBuilder {
             (Some(name), Some(graph)) => {
                 let index = graph.index_of(name);
                 if index.is_none() {
-                    problems.push(GraphProblem::UnknownEntrypoint { name: name.clone() });
+                    problems.push(GraphProblem::UnknownEntrypoint {
+                        name: name.clone(),
+                        did_you_mean: graph.nearest_name(name),
+                    });
                 }
                 index
             }

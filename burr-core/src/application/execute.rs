@@ -2,10 +2,10 @@
 
 use futures::StreamExt;
 
-use crate::action::{Action, ActionResult, Inputs};
+use crate::action::{Action, ActionResult, Inputs, UndeclaredRead};
 use crate::error::{Error, Result};
 use crate::ids::ApplicationContext;
-use crate::state::{State, StateDelta};
+use crate::state::{State, StateDelta, StateError};
 
 /// The inputs `action` takes out of those given: inputs starting with `__` are refused,
 /// undeclared ones dropped, and a missing required one is an error naming it.
@@ -45,9 +45,18 @@ pub(crate) fn read_view(action: &dyn Action, state: &State) -> State {
 }
 
 pub(crate) fn action_failed(action: &dyn Action, error: crate::action::ActionError) -> Error {
+    let source = match error.downcast_ref::<StateError>() {
+        Some(StateError::MissingKey { key, .. }) if !action.reads().contains(key) => {
+            Box::new(UndeclaredRead {
+                key: key.clone(),
+                reads: action.reads().to_vec(),
+            })
+        }
+        _ => error.into_inner(),
+    };
     Error::Action {
         action: action.name().to_owned(),
-        source: error.into_inner(),
+        source,
     }
 }
 

@@ -21,7 +21,7 @@ use crate::ids::{ApplicationContext, Identifiers, ParentPointer};
 use crate::persistence::{Checkpoint, Lease, Persister, StepStatus};
 use crate::state::{State, StateDelta};
 
-pub use builder::{ApplicationBuilder, BuilderError};
+pub use builder::ApplicationBuilder;
 use halt::HaltSet;
 pub use options::RunOptions;
 pub use stream::{ActionStream, StreamEvent};

@@ -6,9 +6,9 @@ use futures::stream::BoxStream;
 use futures::StreamExt;
 use serde_json::{json, Value};
 
-use crate::action::{action_fn, action_sync, Action};
+use crate::action::{action_fn, action_sync, Action, Declaration};
 use crate::action::{ActionError, ActionResult, Inputs};
-use crate::application::ApplicationBuilder;
+use crate::application::{ApplicationBuilder, RunOptions};
 use crate::condition::{default, expr};
 use crate::error::Error;
 use crate::hooks::{HookEvent, RecordingHook};
@@ -61,26 +61,34 @@ async fn steps_until_done_then_none() {
 #[tokio::test]
 async fn run_halts_after_and_before() {
     let mut app = counter(5).build().await.unwrap();
-    let out = app.run(&[], &["done"], Inputs::new()).await.unwrap();
+    let out = app
+        .run(RunOptions::new().halt_after(["done"]))
+        .await
+        .unwrap();
     assert_eq!(out.action.as_deref(), Some("done"));
     assert_eq!(out.state.get::<i64>("count").unwrap(), 5);
 
     let mut app = counter(5).build().await.unwrap();
-    let out = app.run(&["done"], &[], Inputs::new()).await.unwrap();
+    let out = app
+        .run(RunOptions::new().halt_before(["done"]))
+        .await
+        .unwrap();
     assert_eq!(out.action.as_deref(), Some("done"), "halted before done");
     assert!(out.result.is_none());
     assert_eq!(app.next_action().unwrap(), Some("done"));
 
     // halt_before the entrypoint still runs one step
     let mut app = counter(5).build().await.unwrap();
-    app.run(&["increment"], &[], Inputs::new()).await.unwrap();
+    app.run(RunOptions::new().halt_before(["increment"]))
+        .await
+        .unwrap();
     assert_eq!(app.sequence_id(), Some(0));
 
     let err = counter(5)
         .build()
         .await
         .unwrap()
-        .run(&["nope"], &[], Inputs::new())
+        .run(RunOptions::new().halt_before(["nope"]))
         .await
         .unwrap_err();
     assert!(matches!(err, Error::UnknownHaltAction { ref names } if names == &["nope"]));
@@ -97,10 +105,13 @@ async fn halt_by_tag() {
         .build()
         .await
         .unwrap();
-    let out = app.run(&[], &["@tag:review"], Inputs::new()).await.unwrap();
+    let out = app
+        .run(RunOptions::new().halt_after(["@tag:review"]))
+        .await
+        .unwrap();
     assert_eq!(out.action.as_deref(), Some("a"));
     assert!(app
-        .run(&["@tag:nothing"], &[], Inputs::new())
+        .run(RunOptions::new().halt_before(["@tag:nothing"]))
         .await
         .is_err());
 }
@@ -108,7 +119,10 @@ async fn halt_by_tag() {
 #[tokio::test]
 async fn iterate_yields_each_step() {
     let mut app = counter(2).build().await.unwrap();
-    let steps: Vec<_> = app.iterate(&[], &["done"], Inputs::new()).collect().await;
+    let steps: Vec<_> = app
+        .iterate(RunOptions::new().halt_after(["done"]))
+        .collect()
+        .await;
     let names: Vec<_> = steps.into_iter().map(|s| s.unwrap().action).collect();
     assert_eq!(names, ["increment", "increment", "done"]);
 }
@@ -136,9 +150,9 @@ async fn inputs_reach_each_action_that_declares_them() {
         .unwrap();
     let out = app
         .run(
-            &[],
-            &["shout"],
-            inputs(json!({"name": "ada", "loud": true, "extra": 1})),
+            RunOptions::new()
+                .halt_after(["shout"])
+                .inputs(inputs! {"name": "ada", "loud": true, "extra": 1}),
         )
         .await
         .unwrap();
@@ -159,14 +173,11 @@ async fn missing_and_reserved_inputs_are_refused_without_using_a_sequence_id() {
     assert!(
         matches!(err, Error::MissingInput { ref action, ref inputs } if action == "greet" && inputs == &["name"])
     );
-    let err = app
-        .step(inputs(json!({"name": 1, "__ctx": 2})))
-        .await
-        .unwrap_err();
+    let err = app.step(inputs! {"name": 1, "__ctx": 2}).await.unwrap_err();
     assert!(matches!(err, Error::ReservedInput { ref input } if input == "__ctx"));
     assert_eq!(app.sequence_id(), None);
     assert_eq!(
-        app.step(inputs(json!({"name": 1})))
+        app.step(inputs! {"name": 1})
             .await
             .unwrap()
             .unwrap()
@@ -199,17 +210,14 @@ async fn actions_see_only_what_they_read() {
 }
 
 struct TwoStep {
-    writes: Vec<String>,
+    declaration: Declaration,
     write: Vec<(&'static str, i64)>,
 }
 
 #[async_trait]
 impl Action for TwoStep {
-    fn name(&self) -> &str {
-        "two_step"
-    }
-    fn writes(&self) -> &[String] {
-        &self.writes
+    fn declaration(&self) -> &Declaration {
+        &self.declaration
     }
     async fn run(
         &self,
@@ -230,7 +238,7 @@ async fn run_two_step(
 ) -> (crate::error::Result<()>, crate::application::Application) {
     let mut app = ApplicationBuilder::new()
         .with_actions([TwoStep {
-            writes: writes.iter().map(|s| s.to_string()).collect(),
+            declaration: Declaration::new("two_step").writes(writes.iter().copied()),
             write,
         }])
         .with_state(State::new().update("existing", 0))
@@ -291,7 +299,7 @@ async fn a_failed_step_is_retried_under_the_same_sequence_id() {
     let mut app = ApplicationBuilder::new()
         .with_actions([flaky])
         .with_entrypoint("flaky")
-        .with_identifiers("flaky-app", None)
+        .with_app_id("flaky-app")
         .with_state_persister(persister.clone())
         .with_hooks([hook.clone()])
         .build()
@@ -322,7 +330,9 @@ async fn a_failed_step_is_retried_under_the_same_sequence_id() {
 async fn hooks_fire_in_order_once_per_step() {
     let hook = RecordingHook::new();
     let mut app = counter(1).with_hooks([hook.clone()]).build().await.unwrap();
-    app.run(&[], &["done"], Inputs::new()).await.unwrap();
+    app.run(RunOptions::new().halt_after(["done"]))
+        .await
+        .unwrap();
     let kinds: Vec<String> = hook
         .events()
         .iter()
@@ -374,7 +384,8 @@ async fn context_carries_identifiers_spans_and_attributes() {
     let mut app = ApplicationBuilder::new()
         .with_actions([probe])
         .with_entrypoint("probe")
-        .with_identifiers("ctx-app", Some("user-1"))
+        .with_app_id("ctx-app")
+        .with_partition_key("user-1")
         .with_sequence_id(41)
         .with_hooks([hook.clone()])
         .build()
@@ -429,15 +440,10 @@ struct Chatter;
 
 #[async_trait]
 impl Action for Chatter {
-    fn name(&self) -> &str {
-        "chatter"
-    }
-    fn writes(&self) -> &[String] {
-        static W: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
-        W.get_or_init(|| vec!["said".to_owned()])
-    }
-    fn streaming(&self) -> bool {
-        true
+    fn declaration(&self) -> &Declaration {
+        static DECLARED: std::sync::LazyLock<Declaration> =
+            std::sync::LazyLock::new(|| Declaration::new("chatter").writes(["said"]).streaming());
+        &DECLARED
     }
     fn stream_run(
         &self,
@@ -445,7 +451,7 @@ impl Action for Chatter {
         _: Inputs,
         _: ApplicationContext,
     ) -> BoxStream<'static, Result<ActionResult, ActionError>> {
-        let items = ["a", "b", "c"].map(|w| Ok(crate::inputs(json!({"word": w}))));
+        let items = ["a", "b", "c"].map(|w| Ok(crate::inputs! {"word": w}));
         Box::pin(futures::stream::iter(items))
     }
     fn update(&self, result: &ActionResult, state: State) -> Result<State, ActionError> {
@@ -455,7 +461,7 @@ impl Action for Chatter {
 
 #[tokio::test]
 async fn stream_result_commits_only_on_the_final_item() {
-    use crate::StreamEvent;
+    use crate::application::StreamEvent;
     let hook = RecordingHook::new();
     let mut app = ApplicationBuilder::new()
         .with_actions([Chatter])
@@ -465,7 +471,7 @@ async fn stream_result_commits_only_on_the_final_item() {
         .await
         .unwrap();
     let stream = app
-        .stream_result(&["chatter"], &[], Inputs::new())
+        .stream_result(RunOptions::new().halt_after(["chatter"]))
         .await
         .unwrap();
     let events: Vec<_> = stream.map(|e| e.unwrap()).collect().await;
@@ -498,11 +504,11 @@ async fn dropping_a_stream_early_fires_hooks_once_and_commits_nothing() {
         .unwrap();
     {
         let mut stream = app
-            .stream_result(&["chatter"], &[], Inputs::new())
+            .stream_result(RunOptions::new().halt_after(["chatter"]))
             .await
             .unwrap();
         let first = stream.next().await.unwrap().unwrap();
-        assert!(matches!(first, crate::StreamEvent::Item(_)));
+        assert!(matches!(first, crate::application::StreamEvent::Item(_)));
     }
     assert!(!app.state().contains("said"));
     let events = hook.events();
@@ -552,7 +558,7 @@ async fn resume_from_memory_persister_continues_after_the_last_step() {
     let persister = Arc::new(InMemoryPersister::new());
     {
         let mut app = counter(5)
-            .with_identifiers("resumable", None)
+            .with_app_id("resumable")
             .with_state_persister(persister.clone())
             .build()
             .await
@@ -561,15 +567,20 @@ async fn resume_from_memory_persister_continues_after_the_last_step() {
         app.step(Inputs::new()).await.unwrap();
     }
     let mut app = counter(5)
-        .with_identifiers("resumable", None)
+        .with_app_id("resumable")
         .with_state_persister(persister.clone())
-        .initialize_from(persister.clone(), true, State::new(), "increment")
+        .with_state(State::new())
+        .with_entrypoint("increment")
+        .initialize_from(persister.clone())
         .build()
         .await
         .unwrap();
     assert_eq!(app.sequence_id(), Some(1));
     assert_eq!(app.state().get::<i64>("count").unwrap(), 2);
-    let out = app.run(&[], &["done"], Inputs::new()).await.unwrap();
+    let out = app
+        .run(RunOptions::new().halt_after(["done"]))
+        .await
+        .unwrap();
     assert_eq!(out.state.get::<i64>("count").unwrap(), 5);
     assert_eq!(app.sequence_id(), Some(5));
 }
@@ -578,13 +589,13 @@ async fn resume_from_memory_persister_continues_after_the_last_step() {
 async fn a_second_runner_on_the_same_app_id_is_refused() {
     let persister = Arc::new(InMemoryPersister::new());
     let _first = counter(5)
-        .with_identifiers("busy", None)
+        .with_app_id("busy")
         .with_state_persister(persister.clone())
         .build()
         .await
         .unwrap();
     let err = counter(5)
-        .with_identifiers("busy", None)
+        .with_app_id("busy")
         .with_state_persister(persister.clone())
         .build()
         .await
@@ -600,8 +611,10 @@ async fn a_second_runner_on_the_same_app_id_is_refused() {
 async fn fork_into_the_same_app_id_is_an_error() {
     let persister = Arc::new(InMemoryPersister::new());
     let err = counter(5)
-        .with_identifiers("same", None)
-        .initialize_from(persister, true, State::new(), "increment")
+        .with_app_id("same")
+        .with_state(State::new())
+        .with_entrypoint("increment")
+        .initialize_from(persister)
         .fork_from_app_id("same")
         .build()
         .await
@@ -613,15 +626,20 @@ async fn fork_into_the_same_app_id_is_an_error() {
 async fn initialize_from_twice_is_an_error() {
     let persister = Arc::new(InMemoryPersister::new());
     let err = counter(5)
-        .initialize_from(persister.clone(), true, State::new(), "increment")
-        .initialize_from(persister, false, State::new(), "increment")
+        .with_state(State::new())
+        .with_entrypoint("increment")
+        .initialize_from(persister.clone())
+        .with_state(State::new())
+        .with_entrypoint("increment")
+        .initialize_from(persister)
+        .resume_at_next_action(false)
         .build()
         .await
         .unwrap_err();
     assert!(
         matches!(
             err,
-            Error::Builder(crate::BuilderError::InitializeFromTwice)
+            Error::Builder(crate::error::BuilderError::InitializeFromTwice)
         ),
         "{err}"
     );
@@ -658,7 +676,7 @@ async fn hooks_see_the_step_delta_deletions_included_without_a_persister() {
         }
     }
     let drop_scratch = action_sync("drop_scratch", |s: State, _, _| {
-        s.wipe(crate::Wipe::delete(["scratch"]))
+        s.wipe(crate::state::Wipe::delete(["scratch"]))
             .map(|s| s.update("n", 1))
     })
     .reads(["scratch"])
@@ -676,5 +694,47 @@ async fn hooks_see_the_step_delta_deletions_included_without_a_persister() {
     assert_eq!(
         *deltas.0.lock().unwrap(),
         [(vec!["n".to_owned()], vec!["scratch".to_owned()])]
+    );
+}
+
+#[tokio::test]
+async fn reading_an_undeclared_key_names_the_reads_and_a_typo_names_the_action() {
+    let peek = action_sync("peek", |s: State, _, _| {
+        let hidden: i64 = s.get("hidden")?;
+        Ok::<_, ActionError>(s.update("seen", hidden))
+    })
+    .reads(["visible"])
+    .writes(["seen"]);
+    let mut app = ApplicationBuilder::new()
+        .with_actions([peek])
+        .with_state(State::new().update("visible", 1).update("hidden", 2))
+        .with_entrypoint("peek")
+        .build()
+        .await
+        .unwrap();
+    let err = app.step(Inputs::new()).await.unwrap_err();
+    assert_eq!(
+        crate::error::report(&err),
+        "action `peek` failed: key `hidden` is not in this action's reads (it reads: visible)"
+    );
+
+    let err = counter(1)
+        .with_transitions([("done", "incremnt")])
+        .with_entrypoint("increment")
+        .build()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        crate::error::report(&err),
+        "invalid application graph: transition target `incremnt` is not an action (did you mean `increment`?)"
+    );
+    let err = counter(1)
+        .with_entrypoint("Done")
+        .build()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        crate::error::report(&err),
+        "invalid application graph: entrypoint `Done` is not an action (did you mean `done`?)"
     );
 }

@@ -133,7 +133,8 @@ impl Condition {
     /// must be present when it is evaluated.
     ///
     /// ```
-    /// use burr_core::{Condition, State};
+    /// use burr_core::State;
+    /// use burr_core::condition::Condition;
     /// let long = Condition::custom("long_text", ["text"], |s: &State| {
     ///     Ok(s.get::<String>("text")?.len() > 10)
     /// });

@@ -24,11 +24,15 @@ pub enum GraphProblem {
     UnknownSource {
         /// The name.
         name: String,
+        /// The action whose name is closest, when the name looks like a typo of it.
+        did_you_mean: Option<String>,
     },
     /// A transition leads to an action that does not exist.
     UnknownTarget {
         /// The name.
         name: String,
+        /// The action whose name is closest, when the name looks like a typo of it.
+        did_you_mean: Option<String>,
     },
     /// A second `default` transition out of the same action: it can never be taken.
     RedundantDefault {
@@ -52,6 +56,8 @@ pub enum GraphProblem {
     UnknownEntrypoint {
         /// The name.
         name: String,
+        /// The action whose name is closest, when the name looks like a typo of it.
+        did_you_mean: Option<String>,
     },
 }
 
@@ -65,11 +71,13 @@ impl fmt::Display for GraphProblem {
             GraphProblem::DuplicateAction { name } => {
                 write!(f, "action `{name}` is declared more than once")
             }
-            GraphProblem::UnknownSource { name } => {
-                write!(f, "transition source `{name}` is not an action")
+            GraphProblem::UnknownSource { name, did_you_mean } => {
+                write!(f, "transition source `{name}` is not an action")?;
+                suggestion(f, did_you_mean)
             }
-            GraphProblem::UnknownTarget { name } => {
-                write!(f, "transition target `{name}` is not an action")
+            GraphProblem::UnknownTarget { name, did_you_mean } => {
+                write!(f, "transition target `{name}` is not an action")?;
+                suggestion(f, did_you_mean)
             }
             GraphProblem::RedundantDefault { from, to } => write!(
                 f,
@@ -79,10 +87,18 @@ impl fmt::Display for GraphProblem {
                 write!(f, "transition `{from}` -> `{to}`: {error}")
             }
             GraphProblem::MissingEntrypoint => write!(f, "no entrypoint: call with_entrypoint"),
-            GraphProblem::UnknownEntrypoint { name } => {
-                write!(f, "entrypoint `{name}` is not an action")
+            GraphProblem::UnknownEntrypoint { name, did_you_mean } => {
+                write!(f, "entrypoint `{name}` is not an action")?;
+                suggestion(f, did_you_mean)
             }
         }
+    }
+}
+
+fn suggestion(f: &mut fmt::Formatter<'_>, did_you_mean: &Option<String>) -> fmt::Result {
+    match did_you_mean {
+        Some(name) => write!(f, " (did you mean `{name}`?)"),
+        None => Ok(()),
     }
 }
 

@@ -6,6 +6,7 @@
 
 mod error;
 mod export;
+mod suggest;
 mod transition;
 
 use std::collections::HashMap;
@@ -100,11 +101,19 @@ impl GraphBuilder {
                 if from.is_none() {
                     problems.push(GraphProblem::UnknownSource {
                         name: from_name.clone(),
+                        did_you_mean: suggest::nearest(
+                            from_name,
+                            by_name.keys().map(|k| k.as_str()),
+                        ),
                     });
                 }
                 if to.is_none() && n == 0 {
                     problems.push(GraphProblem::UnknownTarget {
                         name: spec.to.clone(),
+                        did_you_mean: suggest::nearest(
+                            &spec.to,
+                            by_name.keys().map(|k| k.as_str()),
+                        ),
                     });
                 }
                 let (Some(from), Some(to)) = (from, to) else {
@@ -252,3 +261,10 @@ impl std::fmt::Debug for Graph {
 
 #[cfg(test)]
 mod tests;
+
+impl Graph {
+    /// The action whose name is closest to `name`, when `name` looks like a typo of it.
+    pub(crate) fn nearest_name(&self, name: &str) -> Option<String> {
+        suggest::nearest(name, self.actions().iter().map(|a| a.name()))
+    }
+}

@@ -23,10 +23,12 @@ fn reports_every_problem_at_once() {
         [
             GraphProblem::DuplicateAction { name: "a".into() },
             GraphProblem::UnknownTarget {
-                name: "nowhere".into()
+                name: "nowhere".into(),
+                did_you_mean: None,
             },
             GraphProblem::UnknownSource {
-                name: "ghost".into()
+                name: "ghost".into(),
+                did_you_mean: None,
             },
             GraphProblem::RedundantDefault {
                 from: "b".into(),

@@ -105,7 +105,8 @@ impl ApplicationContext {
     ///
     /// ```
     /// use burr_core::parallel::{SubGraph, Task};
-    /// use burr_core::{action_fn, action_sync, ApplicationContext, State};
+    /// use burr_core::{ApplicationContext, State};
+    /// use burr_core::action::{action_fn, action_sync};
     ///
     /// let summarize = action_sync("summarize", |s: State, _, _| s.update("summary", "short"))
     ///     .writes(["summary"]);

@@ -20,12 +20,13 @@
 //! priority, then by the start of its top-level flow, then by task index. They run
 //! concurrently within the map step's task (no thread hop per child, a window of a few
 //! children per executor slot in memory at once): CPU-bound child actions belong on the
-//! blocking pool ([`FnAction::blocking`](crate::FnAction::blocking)), where they run in
+//! blocking pool ([`FnAction::blocking`](crate::action::FnAction::blocking)), where they run in
 //! parallel, up to the executor's bound.
 //!
 //! ```
 //! use burr_core::parallel::{MapStates, SubGraph};
-//! use burr_core::{action_sync, ApplicationBuilder, Inputs, State};
+//! use burr_core::{ApplicationBuilder, Inputs, State};
+//! use burr_core::action::action_sync;
 //! use serde_json::json;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -36,7 +37,7 @@
 //! })
 //! .reads(["text"])
 //! .writes(["length"]);
-//! let lengths = MapStates::new("lengths", SubGraph::action(measure), |s: &State, _: &Inputs| {
+//! let lengths = MapAction::states("lengths", SubGraph::action(measure), |s: &State, _: &Inputs| {
 //!     let words: Vec<String> = s.get("words")?;
 //!     Ok(words.into_iter().map(|w| State::new().update("text", w)).collect())
 //! })

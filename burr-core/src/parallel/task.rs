@@ -45,11 +45,15 @@ impl SubGraph {
         if graph.index_of(entrypoint).is_none() {
             problems.push(crate::graph::GraphProblem::UnknownEntrypoint {
                 name: entrypoint.to_owned(),
+                did_you_mean: graph.nearest_name(entrypoint),
             });
         }
         for name in &halt_after {
             if graph.index_of(name).is_none() {
-                problems.push(crate::graph::GraphProblem::UnknownTarget { name: name.clone() });
+                problems.push(crate::graph::GraphProblem::UnknownTarget {
+                    name: name.clone(),
+                    did_you_mean: graph.nearest_name(name),
+                });
             }
         }
         if !problems.is_empty() {

@@ -306,7 +306,8 @@ impl State {
     /// A new state without the keys `wipe` names (see [`Wipe`]).
     ///
     /// ```
-    /// use burr_core::{State, Wipe};
+    /// use burr_core::State;
+    /// use burr_core::state::Wipe;
     /// let s = State::new().update("a", 1).update("b", 2).update("c", 3);
     /// assert_eq!(s.wipe(Wipe::delete(["a"])).unwrap().len(), 2);
     /// assert_eq!(s.wipe(Wipe::keep(["a"])).unwrap().len(), 1);

@@ -46,7 +46,7 @@ mod tree;
 
 use std::path::PathBuf;
 
-use burr_core::ParentPointer;
+use burr_core::ids::ParentPointer;
 use burr_tracker::inspect::Database;
 use burr_tracker::TrackerError;
 use clap::{Parser, Subcommand};

@@ -96,7 +96,7 @@ pub fn export_burr_ui(
             Err(error) => return Err(error),
         };
         write_json(&app_dir.join("graph.json"), &graph_json(&graph, &steps))?;
-        let pointer = |p: &burr_core::ParentPointer| {
+        let pointer = |p: &burr_core::ids::ParentPointer| {
             let id = names
                 .get(&(p.partition_key.clone(), p.app_id.clone()))
                 .cloned()

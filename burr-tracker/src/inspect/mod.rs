@@ -13,8 +13,8 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
+use burr_core::ids::ParentPointer;
 use burr_core::persistence::{Persister, SqlitePersister, StepStatus};
-use burr_core::ParentPointer;
 use futures::executor::block_on;
 use rusqlite::{Connection, OpenFlags};
 use serde::Serialize;

@@ -4,9 +4,12 @@
 use std::sync::mpsc::SyncSender;
 use std::time::SystemTime;
 
+use burr_core::action::ActionResult;
 use burr_core::hooks::StepStatus;
-use burr_core::ParentPointer;
-use burr_core::{ActionResult, Identifiers, Inputs, State, StateDelta};
+use burr_core::ids::Identifiers;
+use burr_core::ids::ParentPointer;
+use burr_core::state::StateDelta;
+use burr_core::{Inputs, State};
 use serde_json::Value;
 
 use crate::GraphRecord;

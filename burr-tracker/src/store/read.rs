@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use burr_core::ParentPointer;
+use burr_core::ids::ParentPointer;
 use rusqlite::{params, Connection};
 use serde_json::{Map, Value};
 

@@ -12,7 +12,9 @@ use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use burr_core::{Identifiers, StateDelta};
+use burr_core::ids::Identifiers;
+
+use burr_core::state::StateDelta;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{Map, Value};
 

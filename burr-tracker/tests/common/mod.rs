@@ -11,9 +11,11 @@ use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use burr_core::parallel::{MapStates, SubGraph};
+use burr_core::action::action_sync;
+use burr_core::parallel::{MapAction, SubGraph};
 use burr_core::persistence::SqlitePersister;
-use burr_core::{action_sync, ActionError, ApplicationBuilder, Inputs, State};
+use burr_core::RunOptions;
+use burr_core::{inputs, ActionError, ApplicationBuilder, Inputs, State};
 use burr_tracker::Tracker;
 use rusqlite::Connection;
 use serde_json::json;
@@ -90,11 +92,11 @@ fn graph_builder(failed_once: Arc<AtomicBool>) -> ApplicationBuilder {
     .writes(["checked"]);
     let measure = action_sync("measure", |s: State, _: &Inputs, _| {
         let text: String = s.get("text")?;
-        Ok::<_, burr_core::StateError>(s.update("length", text.chars().count()))
+        Ok::<_, burr_core::state::StateError>(s.update("length", text.chars().count()))
     })
     .reads(["text"])
     .writes(["length"]);
-    let lengths = MapStates::new(
+    let lengths = MapAction::states(
         "lengths",
         SubGraph::action(measure),
         |s: &State, _: &Inputs| {
@@ -118,9 +120,9 @@ fn graph_builder(failed_once: Arc<AtomicBool>) -> ApplicationBuilder {
     .writes(["lengths"]);
     let total = action_sync("total", |s: State, _: &Inputs, _| {
         let lengths: Vec<i64> = s.get("lengths")?;
-        Ok::<_, burr_core::StateError>(
+        Ok::<_, burr_core::state::StateError>(
             s.update("total", lengths.iter().sum::<i64>())
-                .wipe(burr_core::Wipe::delete(["items"])),
+                .wipe(burr_core::state::Wipe::delete(["items"])),
         )
     })
     .reads(["lengths", "items"])
@@ -146,31 +148,37 @@ pub async fn build_database(dir: &Path) -> PathBuf {
         let mut app = graph_builder(Arc::clone(&failed_once))
             .with_state(State::new().update("customer", json!(null)))
             .with_entrypoint("load")
-            .with_identifiers(APP, Some(PARTITION))
+            .with_app_id(APP)
+            .with_partition_key(PARTITION)
             .with_state_persister(persister.clone())
             .with_tracker(tracker.hook())
             .build()
             .await
             .expect("app builds");
-        let inputs = burr_core::inputs(json!({"customer": "alice@example.com"}));
+        let inputs = inputs! {"customer": "alice@example.com"};
         app.step(inputs.clone()).await.expect("load runs");
         let failed = app.step(Inputs::new()).await;
         assert!(failed.is_err(), "check fails the first time");
-        app.run(&[], &[], inputs).await.expect("the rest runs");
+        app.run(RunOptions::new().inputs(inputs))
+            .await
+            .expect("the rest runs");
     }
     {
         let mut fork = graph_builder(failed_once)
-            .initialize_from(persister.clone(), true, State::new(), "load")
+            .with_state(State::new())
+            .with_entrypoint("load")
+            .initialize_from(persister.clone())
             .fork_from_app_id(APP)
-            .fork_from_partition_key(Some(PARTITION))
+            .fork_from_partition_key(PARTITION)
             .fork_from_sequence_id(0)
-            .with_identifiers(FORK, Some(PARTITION))
+            .with_app_id(FORK)
+            .with_partition_key(PARTITION)
             .with_state_persister(persister.clone())
             .with_tracker(tracker.hook())
             .build()
             .await
             .expect("fork builds");
-        fork.run(&[], &["check"], Inputs::new())
+        fork.run(RunOptions::new().halt_after(["check"]))
             .await
             .expect("the fork runs");
     }

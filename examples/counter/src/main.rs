@@ -13,7 +13,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use burr_core::persistence::{Persister, SqlitePersister};
-use burr_core::{action, default, expr, ApplicationBuilder, Inputs, State, StateError};
+use burr_core::state::StateError;
+use burr_core::{action, default, expr, ApplicationBuilder, Inputs, State};
 use clap::Parser;
 use serde_json::json;
 
@@ -55,7 +56,7 @@ async fn main() -> std::process::ExitCode {
     match run().await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("counter: {}", burr_core::report(&*error));
+            eprintln!("counter: {}", burr_core::error::report(&*error));
             std::process::ExitCode::FAILURE
         }
     }
@@ -82,18 +83,15 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         .with_state(State::new().update("count", 0))
         .with_entrypoint("increment");
     if let Some(app_id) = &args.app_id {
-        builder = builder.with_identifiers(app_id.clone(), None);
+        builder = builder.with_app_id(app_id.clone());
     }
     if let Some(path) = &args.db {
         let persister: Arc<dyn Persister> = Arc::new(SqlitePersister::open(path)?);
         builder = builder
             .with_state_persister(Arc::clone(&persister))
-            .initialize_from(
-                persister,
-                true,
-                State::new().update("count", 0),
-                "increment",
-            );
+            .with_state(State::new().update("count", 0))
+            .with_entrypoint("increment")
+            .initialize_from(persister);
     }
     let tracker = match (&args.db, args.track) {
         (Some(path), true) => Some(burr_tracker::Tracker::open(path)?),

@@ -1,9 +1,6 @@
 //! Human in the loop: draft a reply, halt before the human's review, resume with the
 //! human's input; revise until approved, then publish.
 //!
-//! The actions implement the [`Action`] trait by hand (two-step `run` + `update`), to show
-//! how that reads next to the `#[action]` attribute the other examples use.
-//!
 //! Every step is checkpointed and tracked in `--db` (default `./burr.db`): quit at the
 //! prompt (Ctrl-D) and run again with the same `--app-id` to pick up at the review.
 //!
@@ -18,10 +15,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use burr_core::persistence::SqlitePersister;
-use burr_core::{
-    async_trait, inputs, transitions, when, Action, ActionError, ActionResult, ApplicationBuilder,
-    ApplicationContext, Inputs, State,
-};
+use burr_core::prelude::*;
+use burr_core::transitions;
 use clap::Parser;
 use serde_json::json;
 
@@ -40,119 +35,39 @@ struct Args {
 }
 
 /// Writes a draft reply to the request, taking earlier feedback into account.
-struct Draft {
-    reads: Vec<String>,
-    writes: Vec<String>,
+#[action(reads = [request, feedback, version], writes = [draft, version])]
+fn draft(state: State) -> Result<State, ActionError> {
+    let request: String = state.get("request")?;
+    let feedback: Vec<String> = state.get_or("feedback", Vec::new())?;
+    let version: i64 = state.get_or("version", 0)?;
+    let mut draft = format!("Dear customer, about \"{request}\": we are on it.");
+    for note in &feedback {
+        draft.push_str(&format!(" ({note})"));
+    }
+    Ok(state.update("draft", draft).update("version", version + 1))
 }
 
-#[async_trait]
-impl Action for Draft {
-    fn name(&self) -> &str {
-        "draft"
+/// Records the human's verdict (input `feedback`): approval when empty, otherwise feedback
+/// for another draft.
+#[action(reads = [feedback], writes = [approved, feedback])]
+fn human_review(state: State, feedback: String) -> Result<State, ActionError> {
+    let feedback = feedback.trim();
+    if feedback.is_empty() {
+        // Nothing to add, but the key exists afterwards either way.
+        return Ok(state
+            .update("approved", true)
+            .extend("feedback", Vec::<serde_json::Value>::new())?);
     }
-    fn reads(&self) -> &[String] {
-        &self.reads
-    }
-    fn writes(&self) -> &[String] {
-        &self.writes
-    }
-    async fn run(
-        &self,
-        state: State,
-        _inputs: &Inputs,
-        _ctx: &ApplicationContext,
-    ) -> Result<ActionResult, ActionError> {
-        let request: String = state.get("request")?;
-        let feedback: Vec<String> = state.get_or("feedback", Vec::new())?;
-        let mut draft = format!("Dear customer, about \"{request}\": we are on it.");
-        for note in &feedback {
-            draft.push_str(&format!(" ({note})"));
-        }
-        Ok(inputs(json!({ "draft": draft })))
-    }
-    fn update(&self, result: &ActionResult, state: State) -> Result<State, ActionError> {
-        let version: i64 = state.get_or("version", 0)?;
-        Ok(state
-            .update("draft", result["draft"].clone())
-            .update("version", version + 1))
-    }
-}
-
-/// Records the human's verdict: approval, or feedback for another draft.
-struct Review {
-    writes: Vec<String>,
-    inputs: Vec<String>,
-}
-
-#[async_trait]
-impl Action for Review {
-    fn name(&self) -> &str {
-        "human_review"
-    }
-    fn writes(&self) -> &[String] {
-        &self.writes
-    }
-    fn inputs(&self) -> &[String] {
-        &self.inputs
-    }
-    async fn run(
-        &self,
-        _state: State,
-        inputs: &Inputs,
-        _ctx: &ApplicationContext,
-    ) -> Result<ActionResult, ActionError> {
-        let feedback = inputs["feedback"]
-            .as_str()
-            .unwrap_or_default()
-            .trim()
-            .to_owned();
-        Ok(burr_core::inputs(
-            json!({ "approved": feedback.is_empty(), "feedback": feedback }),
-        ))
-    }
-    fn update(&self, result: &ActionResult, state: State) -> Result<State, ActionError> {
-        let state = state.update("approved", result["approved"].clone());
-        if result["approved"] == json!(true) {
-            // Nothing to add, but the key exists afterwards either way.
-            return Ok(state.extend("feedback", Vec::<serde_json::Value>::new())?);
-        }
-        Ok(state.append("feedback", result["feedback"].clone())?)
-    }
+    Ok(state
+        .update("approved", false)
+        .append("feedback", feedback)?)
 }
 
 /// Publishes the approved draft.
-struct Publish {
-    reads: Vec<String>,
-    writes: Vec<String>,
-}
-
-#[async_trait]
-impl Action for Publish {
-    fn name(&self) -> &str {
-        "publish"
-    }
-    fn reads(&self) -> &[String] {
-        &self.reads
-    }
-    fn writes(&self) -> &[String] {
-        &self.writes
-    }
-    async fn run(
-        &self,
-        state: State,
-        _inputs: &Inputs,
-        _ctx: &ApplicationContext,
-    ) -> Result<ActionResult, ActionError> {
-        let draft: String = state.get("draft")?;
-        Ok(inputs(json!({ "published": draft })))
-    }
-    fn update(&self, result: &ActionResult, state: State) -> Result<State, ActionError> {
-        Ok(state.update("published", result["published"].clone()))
-    }
-}
-
-fn names(list: &[&str]) -> Vec<String> {
-    list.iter().map(|s| (*s).to_owned()).collect()
+#[action(reads = [draft], writes = [published])]
+fn publish(state: State) -> Result<State, ActionError> {
+    let draft: String = state.get("draft")?;
+    Ok(state.update("published", draft))
 }
 
 #[tokio::main]
@@ -160,7 +75,7 @@ async fn main() -> std::process::ExitCode {
     match run().await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("human-in-the-loop: {}", burr_core::report(&*error));
+            eprintln!("human-in-the-loop: {}", burr_core::error::report(&*error));
             std::process::ExitCode::FAILURE
         }
     }
@@ -177,31 +92,17 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let persister = Arc::new(SqlitePersister::open(&args.db)?);
     let tracker = burr_tracker::Tracker::open(&args.db)?;
     let mut app = ApplicationBuilder::new()
-        .with_actions([Draft {
-            reads: names(&["request", "feedback"]),
-            writes: names(&["draft", "version"]),
-        }])
-        .with_actions([Review {
-            writes: names(&["approved", "feedback"]),
-            inputs: names(&["feedback"]),
-        }])
-        .with_actions([Publish {
-            reads: names(&["draft"]),
-            writes: names(&["published"]),
-        }])
+        .with_actions([Draft, HumanReview, Publish])
         .with_transitions(transitions![
-            ("draft", "human_review"),
-            ("human_review", "publish", when([("approved", json!(true))])),
-            ("human_review", "draft"),
+            (Draft, HumanReview),
+            (HumanReview, Publish, when([("approved", json!(true))])),
+            (HumanReview, Draft),
         ])
-        .with_identifiers(app_id.clone(), None)
+        .with_app_id(app_id.clone())
         .with_state_persister(persister.clone())
-        .initialize_from(
-            persister,
-            true,
-            State::new().update("request", args.request),
-            "draft",
-        )
+        .with_state(State::new().update("request", args.request))
+        .with_entrypoint(Draft)
+        .initialize_from(persister)
         .with_tracker(tracker.hook())
         .build()
         .await?;
@@ -231,11 +132,14 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
                     tracker.flush()?;
                     return Ok(());
                 };
-                human_input = inputs(json!({ "feedback": feedback }));
+                human_input = inputs! { "feedback": feedback };
             }
             Some(_) => {}
         }
-        app.run(&["human_review"], &["publish"], human_input)
-            .await?;
+        let options = RunOptions::new()
+            .halt_before([HumanReview])
+            .halt_after([Publish])
+            .inputs(human_input);
+        app.run(options).await?;
     }
 }

@@ -10,9 +10,10 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use burr_core::action::action_sync;
 use burr_core::persistence::{Persister, SqlitePersister};
 use burr_core::{
-    action_sync, default, expr, ActionError, ApplicationBuilder, ApplicationContext, Inputs, State,
+    default, expr, ActionError, ApplicationBuilder, ApplicationContext, Inputs, State,
 };
 
 fn arg(args: &[String], name: &str) -> Result<String, String> {
@@ -27,7 +28,7 @@ async fn main() -> std::process::ExitCode {
     match run().await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("crash-app: {}", burr_core::report(&*error));
+            eprintln!("crash-app: {}", burr_core::error::report(&*error));
             std::process::ExitCode::FAILURE
         }
     }
@@ -88,9 +89,11 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             ("increment", "increment", default()),
         ])
         .with_transitions([("flaky", "increment")])
-        .with_identifiers(app_id, None)
+        .with_app_id(app_id)
         .with_state_persister(Arc::clone(&persister))
-        .initialize_from(persister, true, initial, "increment")
+        .with_state(initial)
+        .with_entrypoint("increment")
+        .initialize_from(persister)
         .build()
         .await?;
     let stdout = std::io::stdout();

@@ -10,9 +10,11 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use burr_core::parallel::{Executor, MapStates, SubGraph};
+use burr_core::action::action_fn;
+use burr_core::parallel::{Executor, MapAction, SubGraph};
 use burr_core::persistence::{Persister, SqlitePersister};
-use burr_core::{action_fn, ActionError, ApplicationBuilder, ApplicationContext, Inputs, State};
+use burr_core::RunOptions;
+use burr_core::{ActionError, ApplicationBuilder, ApplicationContext, Inputs, State};
 
 fn arg(args: &[String], name: &str) -> Result<String, String> {
     args.windows(2)
@@ -46,7 +48,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     })
     .reads(["text"])
     .writes(["length"]);
-    let fan_out = MapStates::keyed(
+    let fan_out = MapAction::keyed_states(
         "measure_all",
         SubGraph::action(measure),
         |s: &State, _: &Inputs| {
@@ -78,13 +80,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let mut app = ApplicationBuilder::new()
         .with_actions([fan_out])
-        .with_identifiers(app_id, None)
+        .with_app_id(app_id)
         .with_state_persister(Arc::clone(&persister))
-        .initialize_from(persister, true, initial, "measure_all")
+        .with_state(initial)
+        .with_entrypoint("measure_all")
+        .initialize_from(persister)
         .with_executor(Executor::new(4))
         .build()
         .await?;
-    let outcome = app.run(&[], &["measure_all"], Inputs::new()).await?;
+    let outcome = app
+        .run(RunOptions::new().halt_after(["measure_all"]))
+        .await?;
     println!(
         "{}",
         outcome

@@ -8,9 +8,9 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use burr_core::{
-    async_trait, Action, ActionError, ActionResult, ApplicationContext, Inputs, State,
-};
+use burr_core::{ActionError, ApplicationContext, Inputs, State};
+
+use burr_core::action::{async_trait, Action, ActionResult, Declaration};
 use serde_json::{Map, Value};
 
 use crate::ops::{self, ActionOp, StateOp};
@@ -22,11 +22,7 @@ pub struct ScenarioActionError(pub String);
 
 /// An action built from a scenario's action spec.
 pub struct ScenarioAction {
-    name: String,
-    reads: Vec<String>,
-    writes: Vec<String>,
-    inputs: Vec<String>,
-    optional_inputs: Vec<String>,
+    declaration: Declaration,
     ops: Vec<ActionOp>,
     /// The `fail_first_n` counter (§4.3): it lives in the test process, so it survives
     /// rebuilds, which reuse this same action object.
@@ -66,11 +62,11 @@ impl ScenarioAction {
             return Err(format!("action `{name}`: unknown field `{unknown}`"));
         }
         Ok(Arc::new(ScenarioAction {
-            name: name.to_owned(),
-            reads: names(spec, "reads", name)?,
-            writes: names(spec, "writes", name)?,
-            inputs: names(spec, "inputs", name)?,
-            optional_inputs: names(spec, "optional_inputs", name)?,
+            declaration: Declaration::new(name)
+                .reads(names(spec, "reads", name)?)
+                .writes(names(spec, "writes", name)?)
+                .inputs(names(spec, "inputs", name)?)
+                .optional_inputs(names(spec, "optional_inputs", name)?),
             ops: ops::parse_action_ops(spec.get("op"))
                 .map_err(|e| format!("action `{name}`: {e}"))?,
             attempts: AtomicU64::new(0),
@@ -85,24 +81,8 @@ impl ScenarioAction {
 
 #[async_trait]
 impl Action for ScenarioAction {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn reads(&self) -> &[String] {
-        &self.reads
-    }
-
-    fn writes(&self) -> &[String] {
-        &self.writes
-    }
-
-    fn inputs(&self) -> &[String] {
-        &self.inputs
-    }
-
-    fn optional_inputs(&self) -> &[String] {
-        &self.optional_inputs
+    fn declaration(&self) -> &Declaration {
+        &self.declaration
     }
 
     /// The run phase: build the result, resolve the update-phase ops against `view` and
@@ -178,7 +158,7 @@ impl Action for ScenarioAction {
             .ok_or_else(|| {
                 ActionError::msg(format!(
                     "interpreter: `update` of `{}` was called without a `run` before it",
-                    self.name
+                    self.declaration.name
                 ))
             })?;
         let mut state = state;

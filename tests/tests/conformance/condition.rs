@@ -1,8 +1,9 @@
 //! Transitions and the condition DSL (SCENARIOS.md §5), built with burr-rs's `default`,
 //! `when`, `expr`, `!`, `&` and `|`.
 
+use burr_core::condition::Condition;
 use burr_core::graph::TransitionSpec;
-use burr_core::{default, expr, when, Condition};
+use burr_core::{default, expr, when};
 use serde_json::Value;
 
 /// A condition from its JSON form.

@@ -1,9 +1,11 @@
 //! burr-rs errors mapped to the corpus's language-neutral error kinds (SCENARIOS.md §11).
 
+use burr_core::action::UndeclaredRead;
 use burr_core::condition::ConditionError;
 use burr_core::graph::GraphProblem;
 use burr_core::persistence::PersistenceError;
-use burr_core::{Error, StateError};
+use burr_core::state::StateError;
+use burr_core::Error;
 use serde_json::{json, Value};
 
 use crate::action::ScenarioActionError;
@@ -39,6 +41,9 @@ pub fn kind(error: &Error) -> &'static str {
         Error::Action { source, .. } => {
             if let Some(state) = source.downcast_ref::<StateError>() {
                 state_kind(state)
+            } else if source.downcast_ref::<UndeclaredRead>().is_some() {
+                // Burr's KeyError, said more precisely.
+                "missing_key"
             } else if source.downcast_ref::<ScenarioActionError>().is_some() {
                 "action_failed"
             } else {

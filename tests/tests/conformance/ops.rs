@@ -2,7 +2,9 @@
 //! public `State` API only. The ops are applied blindly: checking reads, writes and
 //! types is the framework's job.
 
-use burr_core::{State, StateError, Wipe};
+use burr_core::State;
+
+use burr_core::state::{StateError, Wipe};
 use serde_json::{Map, Value};
 
 /// A state operation: the update phase of an action, or one op of a `state_ops` call.

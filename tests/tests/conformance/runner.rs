@@ -6,10 +6,11 @@
 
 use std::sync::{Arc, Mutex};
 
+use burr_core::action::Action;
 use burr_core::graph::TransitionSpec;
 use burr_core::hooks::{LifecycleHook, StepEnd};
 use burr_core::persistence::Persister;
-use burr_core::{Action, Application, ApplicationBuilder, Inputs, State};
+use burr_core::{Application, ApplicationBuilder, Inputs, RunOptions, State};
 use serde_json::{json, Map, Value};
 
 use crate::action::ScenarioAction;
@@ -214,9 +215,10 @@ impl<'a> AppRunner<'a> {
         let scenario = self.scenario;
         let ids = &scenario.identifiers;
         let app_id = ids.app_id.clone().unwrap_or_else(|| scenario.name.clone());
-        let mut builder = self
-            .builder()
-            .with_identifiers(app_id, ids.partition_key.as_deref());
+        let mut builder = self.builder().with_app_id(app_id);
+        if let Some(partition_key) = &ids.partition_key {
+            builder = builder.with_partition_key(partition_key);
+        }
         if let Some(sequence_id) = ids.sequence_id {
             builder = builder.with_sequence_id(sequence_id);
         }
@@ -234,16 +236,16 @@ impl<'a> AppRunner<'a> {
         builder = match (initialize, &persister) {
             (Some(init), Some(loader)) => {
                 let entrypoint = scenario.entrypoint.clone().unwrap_or_default();
-                let mut builder = builder.initialize_from(
-                    Arc::clone(loader),
-                    init.resume_at_next_action.unwrap_or(true),
-                    state,
-                    entrypoint,
-                );
+                let mut builder = builder
+                    .with_state(state)
+                    .with_entrypoint(entrypoint)
+                    .initialize_from(Arc::clone(loader))
+                    .resume_at_next_action(init.resume_at_next_action.unwrap_or(true));
                 if let Some(fork) = &init.fork_from_app_id {
-                    builder = builder
-                        .fork_from_app_id(fork.clone())
-                        .fork_from_partition_key(init.fork_from_partition_key.as_deref());
+                    builder = builder.fork_from_app_id(fork.clone());
+                    if let Some(partition_key) = &init.fork_from_partition_key {
+                        builder = builder.fork_from_partition_key(partition_key);
+                    }
                     if let Some(sequence_id) = init.fork_from_sequence_id {
                         builder = builder.fork_from_sequence_id(sequence_id);
                     }
@@ -328,7 +330,15 @@ impl<'a> AppRunner<'a> {
         let before: Vec<&str> = halt_before.iter().map(String::as_str).collect();
         let after: Vec<&str> = halt_after.iter().map(String::as_str).collect();
         self.trace.take();
-        let outcome = self.app().run(&before, &after, inputs).await;
+        let outcome = self
+            .app()
+            .run(
+                RunOptions::new()
+                    .halt_before(before)
+                    .halt_after(after)
+                    .inputs(inputs),
+            )
+            .await;
         let mut record = Map::new();
         record.insert("call".into(), json!("run"));
         match outcome {
@@ -398,16 +408,16 @@ impl<'a> AppRunner<'a> {
         };
 
         let persister = self.open_store()?;
-        let mut builder = self
-            .builder()
-            .with_identifiers(app_id, partition_key.as_deref())
+        let mut builder = self.builder().with_app_id(app_id);
+        if let Some(partition_key) = &partition_key {
+            builder = builder.with_partition_key(partition_key);
+        }
+        builder = builder
             .with_state_persister(Arc::clone(&persister))
-            .initialize_from(
-                Arc::clone(&persister),
-                resume,
-                State::from_map(default_state),
-                default_entrypoint,
-            );
+            .with_state(State::from_map(default_state))
+            .with_entrypoint(default_entrypoint)
+            .initialize_from(Arc::clone(&persister))
+            .resume_at_next_action(resume);
         if let Some(sequence_id) = arg.get("sequence_id") {
             builder = builder.with_sequence_id(integer(sequence_id, "rebuild.sequence_id")?);
         }
@@ -417,7 +427,9 @@ impl<'a> AppRunner<'a> {
                 None | Some(Value::Null) => None,
                 Some(v) => Some(string(v, "rebuild.fork_from_partition_key")?),
             };
-            builder = builder.fork_from_partition_key(fork_pk.as_deref());
+            if let Some(partition_key) = fork_pk {
+                builder = builder.fork_from_partition_key(partition_key);
+            }
             if let Some(sequence_id) = arg.get("fork_from_sequence_id") {
                 builder = builder
                     .fork_from_sequence_id(integer(sequence_id, "rebuild.fork_from_sequence_id")?);

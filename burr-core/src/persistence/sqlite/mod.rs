@@ -155,7 +155,8 @@ const MAX_IDLE_READERS: usize = 8;
 /// ```
 /// use std::sync::Arc;
 /// use burr_core::persistence::SqlitePersister;
-/// use burr_core::{action_sync, expr, ApplicationBuilder, Inputs, State};
+/// use burr_core::{expr, ApplicationBuilder, Inputs, State};
+/// use burr_core::action::action_sync;
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -168,9 +169,9 @@ const MAX_IDLE_READERS: usize = 8;
 ///     ApplicationBuilder::new()
 ///         .with_actions([increment])
 ///         .with_transitions([("increment", "increment", expr("count < 10"))])
-///         .with_identifiers("my-counter", None)
+///         .with_app_id("my-counter")
 ///         .with_state_persister(persister.clone())
-///         .initialize_from(persister, true, State::new().update("count", 0), "increment")
+///         .with_state(State::new().update("count", 0)).with_entrypoint("increment").initialize_from(persister)
 /// };
 ///
 /// let persister = Arc::new(SqlitePersister::open(&path)?);
