@@ -37,7 +37,7 @@
 //!     .with_entrypoint(Increment)
 //!     .build()
 //!     .await?;
-//! let outcome = app.run(Run::new().halt_after([Done])).await?;
+//! let outcome = app.run(RunOptions::new().halt_after([Done])).await?;
 //! assert_eq!(outcome.state.get::<i64>("count")?, 10);
 //! # Ok(())
 //! # }
@@ -49,7 +49,7 @@
 //!   [`ParentPointer`](ids::ParentPointer)) and what an action sees of its application
 //!   ([`ApplicationContext`], [`Res`], the [`Executor`](ids::Executor));
 //! - [`state`]: the immutable [`State`] and its deltas;
-//! - [`action`]: [`Action`](action::Action), its [`Declaration`](action::Declaration), and
+//! - [`action`](mod@action): [`Action`](action::Action), its [`Declaration`](action::Declaration), and
 //!   the adapters ([`action_fn`](action::action_fn), [`action_sync`](action::action_sync));
 //! - [`condition`]: [`when`], [`expr()`], [`default()`] and the expression language;
 //! - [`graph`]: actions joined by transitions, validated;

@@ -12,7 +12,7 @@
 //! | [`ActionError`] | what an action's code returns when it fails |
 //! | [`Error`], [`Result`] | what building or running an application returns |
 //!
-//! Everything else lives in its module: [`crate::action`], [`crate::persistence`],
+//! Everything else lives in its module: [`crate::action`](mod@crate::action), [`crate::persistence`],
 //! [`crate::parallel`], [`crate::hooks`], ...
 
 pub use crate::action::{ActionError, Inputs};

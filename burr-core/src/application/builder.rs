@@ -32,7 +32,7 @@ struct Fork {
 /// Builds an [`Application`]. Every problem is reported by [`build`](Self::build) at once.
 ///
 /// ```
-/// use burr_core::{expr, ApplicationBuilder, Inputs, State};
+/// use burr_core::{expr, ApplicationBuilder, RunOptions, State};
 /// use burr_core::action::action_sync;
 ///
 /// # #[tokio::main(flavor = "current_thread")]

@@ -106,7 +106,7 @@ where
 /// A condition written in the expression language, e.g. `count < 10 and not done`.
 ///
 /// It is parsed here, once; a syntax error is reported (with its position) when the
-/// application is built. See [`expr()`](mod@expr) for the language.
+/// application is built. See [the expression module](mod@expression) for the language.
 ///
 /// ```
 /// use burr_core::{expr, State};

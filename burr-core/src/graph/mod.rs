@@ -43,7 +43,7 @@ impl GraphBuilder {
         Self::default()
     }
 
-    /// Add actions; each is known by its [`Action::name`].
+    /// Add actions; each is known by its [`Declaration::name`](crate::action::Declaration::name).
     pub fn with_actions<I, A>(mut self, actions: I) -> Self
     where
         I: IntoIterator<Item = A>,

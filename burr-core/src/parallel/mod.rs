@@ -3,9 +3,11 @@
 //! A map action is an action whose step runs many **child applications** — one per
 //! [`Task`] — and then **reduces** their final states into the parent's state:
 //!
-//! - [`MapStates`]: one sub-graph over many states (one child per item);
-//! - [`MapActions`]: many sub-graphs over one state;
-//! - [`MapActionsAndStates`]: every sub-graph over every state;
+//! - [`MapAction::states`] (Burr's `MapStates`): one sub-graph over many states (one child
+//!   per item), or [`MapAction::keyed_states`] to key each child yourself;
+//! - [`MapAction::actions`] (Burr's `MapActions`): many sub-graphs over one state;
+//! - [`MapAction::actions_and_states`] (Burr's `MapActionsAndStates`): every sub-graph over
+//!   every state;
 //! - [`MapAction::tasks`]: any tasks you build yourself.
 //!
 //! Each child is a real [`Application`](crate::application::Application): its steps are checkpointed on
@@ -24,7 +26,7 @@
 //! parallel, up to the executor's bound.
 //!
 //! ```
-//! use burr_core::parallel::{MapStates, SubGraph};
+//! use burr_core::parallel::{MapAction, SubGraph};
 //! use burr_core::{ApplicationBuilder, Inputs, State};
 //! use burr_core::action::action_sync;
 //! use serde_json::json;
