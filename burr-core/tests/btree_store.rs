@@ -104,7 +104,7 @@ impl Persister for BTreeStore {
             .filter(|((pk, _), _)| pk == partition_key.unwrap_or(""))
             .map(|((_, id), (n, _))| (*n, id.clone()))
             .collect();
-        ids.sort_by(|a, b| b.0.cmp(&a.0));
+        ids.sort_by_key(|(n, _)| std::cmp::Reverse(*n));
         Ok(ids.into_iter().map(|(_, id)| id).collect())
     }
 }
