@@ -9,8 +9,8 @@
 //! }
 //! ```
 //!
-//! [`Conformance::run`] gives each check a fresh store and panics with the check's name
-//! on the first failure. A check of an optional capability (`Leases`, `Prune`...) is
+//! [`Conformance::run`] gives each check a fresh store, prints the check's name to stderr
+//! before it runs (a failing test's output shows it) and panics on the first failure. A check of an optional capability (`Leases`, `Prune`...) is
 //! skipped when the store lacks it, and so is the corrupt-row check without a
 //! [`corrupt_with`](Conformance::corrupt_with) hook; the [`Report`] lists what ran.
 //!
@@ -69,11 +69,12 @@ impl<P: Persister> Conformance<P> {
     }
 
     /// Run every check (on a tokio runtime: the concurrency check spawns tasks). Panics
-    /// on the first failure, naming the check.
+    /// on the first failure; the name of the check running is printed to stderr first.
     pub async fn run(&self) -> Report {
         let mut report = Report::default();
         macro_rules! check {
             ($name:literal, $check:expr) => {{
+                eprintln!("conformance: {}", $name);
                 let store = Arc::new((self.fresh)());
                 if $check(Arc::clone(&store)).await {
                     report.ran.push($name);
@@ -98,6 +99,7 @@ impl<P: Persister> Conformance<P> {
         let store = Arc::new((self.fresh)());
         match &self.corrupt {
             Some(corrupt) => {
+                eprintln!("conformance: corrupt_rows_give_typed_errors");
                 corrupt_rows(&store, corrupt).await;
                 report.ran.push("corrupt_rows_give_typed_errors");
             }
