@@ -58,7 +58,8 @@
 //! - [`hooks`]: code around every step ([`LifecycleHook`](hooks::LifecycleHook));
 //! - [`application`]: [`ApplicationBuilder`] and [`Application`];
 //! - [`parallel`]: map actions and child applications;
-//! - [`error`]: the crate's [`Error`].
+//! - [`error`]: the crate's [`Error`];
+//! - `testing` (feature `testing`): the conformance suite every persister passes.
 //!
 //! ## Actions from functions
 //! `#[action(reads = [...], writes = [...])]` on `fn increment` keeps the function as
@@ -82,6 +83,8 @@ pub mod parallel;
 pub mod persistence;
 pub mod prelude;
 pub mod state;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use prelude::*;
 

@@ -11,7 +11,7 @@ use burr_core::parallel::{
     child_app_id, ChildPersister, Executor, FailurePolicy, MapAction, Priority, SubGraph, Task,
     WorkKey,
 };
-use burr_core::persistence::{InMemoryPersister, Persister, StepStatus};
+use burr_core::persistence::{AppRecords, History, InMemoryPersister, Persister, StepStatus};
 use burr_core::RunOptions;
 use burr_core::{default, expr, ActionError, ApplicationBuilder, Error, Inputs, State};
 use serde_json::json;
@@ -791,7 +791,7 @@ async fn a_rate_limit_spaces_child_steps() {
 }
 
 /// An in-memory persister that counts the loads of child applications, and lists app ids
-/// by prefix only when `lists` is set (otherwise the trait's default: "cannot tell").
+/// by prefix only when `lists` is set (otherwise it has no `ChildListing`: "cannot tell").
 struct CountingLoads {
     inner: InMemoryPersister,
     lists: bool,
@@ -800,12 +800,6 @@ struct CountingLoads {
 
 #[async_trait::async_trait]
 impl Persister for CountingLoads {
-    async fn register_app(
-        &self,
-        app: &burr_core::persistence::AppRecord,
-    ) -> Result<(), burr_core::persistence::PersistenceError> {
-        self.inner.register_app(app).await
-    }
     async fn save(
         &self,
         checkpoint: &burr_core::persistence::Checkpoint,
@@ -832,63 +826,15 @@ impl Persister for CountingLoads {
     ) -> Result<Vec<String>, burr_core::persistence::PersistenceError> {
         self.inner.list_app_ids(partition_key).await
     }
-    async fn list_app_ids_with_prefix(
-        &self,
-        partition_key: Option<&str>,
-        prefix: &str,
-    ) -> Result<Option<Vec<String>>, burr_core::persistence::PersistenceError> {
-        if self.lists {
-            self.inner
-                .list_app_ids_with_prefix(partition_key, prefix)
-                .await
-        } else {
-            Ok(None)
-        }
+    fn as_child_listing(&self) -> Option<&dyn burr_core::persistence::ChildListing> {
+        // Without it the framework cannot tell which children are stored.
+        self.lists.then(|| self.inner.as_child_listing()).flatten()
     }
-    async fn list_checkpoints(
-        &self,
-        partition_key: Option<&str>,
-        app_id: &str,
-    ) -> Result<Vec<burr_core::persistence::CheckpointInfo>, burr_core::persistence::PersistenceError>
-    {
-        self.inner.list_checkpoints(partition_key, app_id).await
+    fn as_app_records(&self) -> Option<&dyn burr_core::persistence::AppRecords> {
+        self.inner.as_app_records()
     }
-    async fn app(
-        &self,
-        partition_key: Option<&str>,
-        app_id: &str,
-    ) -> Result<Option<burr_core::persistence::AppRecord>, burr_core::persistence::PersistenceError>
-    {
-        self.inner.app(partition_key, app_id).await
-    }
-    async fn delete_app(
-        &self,
-        partition_key: Option<&str>,
-        app_id: &str,
-    ) -> Result<bool, burr_core::persistence::PersistenceError> {
-        self.inner.delete_app(partition_key, app_id).await
-    }
-    async fn prune(
-        &self,
-        partition_key: Option<&str>,
-        app_id: &str,
-        keep_last: usize,
-    ) -> Result<usize, burr_core::persistence::PersistenceError> {
-        self.inner.prune(partition_key, app_id, keep_last).await
-    }
-    async fn acquire_lease(
-        &self,
-        partition_key: Option<&str>,
-        app_id: &str,
-        ttl: std::time::Duration,
-    ) -> Result<burr_core::persistence::Lease, burr_core::persistence::PersistenceError> {
-        self.inner.acquire_lease(partition_key, app_id, ttl).await
-    }
-    fn release_lease(
-        &self,
-        lease: &burr_core::persistence::Lease,
-    ) -> Result<(), burr_core::persistence::PersistenceError> {
-        self.inner.release_lease(lease)
+    fn as_leases(&self) -> Option<&dyn burr_core::persistence::Leases> {
+        self.inner.as_leases()
     }
 }
 

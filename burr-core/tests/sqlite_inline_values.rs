@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use burr_core::persistence::{
-    Checkpoint, PersistenceError, Persister, SqlitePersister, StepStatus,
+    Checkpoint, History, PersistenceError, Persister, Prune, SqlitePersister, StepStatus,
 };
 use burr_core::State;
 use serde_json::json;

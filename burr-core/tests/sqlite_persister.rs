@@ -5,11 +5,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use burr_core::action::action_sync;
+use burr_core::ids::ParentPointer;
 use burr_core::persistence::{
-    AppRecord, Checkpoint, Durability, PersistenceError, Persister, SqliteOptions, SqlitePersister,
-    StepStatus,
+    AppRecord, AppRecords, Checkpoint, ChildListing, Delete, Durability, History, Leases,
+    ManualClock, PersistenceError, Persister, Prune, SqliteOptions, SqlitePersister, StepStatus,
 };
-use burr_core::{action_sync, ApplicationBuilder, Error, Inputs, ParentPointer, State};
+use burr_core::{ApplicationBuilder, Error, Inputs, State};
 use serde_json::json;
 
 mod common;
@@ -277,7 +279,7 @@ async fn a_step_from_a_state_unrelated_to_the_stored_one_is_stored_exactly() {
     // whose delta (a snapshot of that state) names no deletion.
     let fresh = State::new().update("c", 3);
     let cp = Checkpoint {
-        delta: burr_core::StateDelta::snapshot(&fresh),
+        delta: burr_core::state::StateDelta::snapshot(&fresh),
         ..step("app", 1, &fresh, &fresh)
     };
     persister.save(&cp).await.unwrap();
@@ -446,8 +448,7 @@ async fn app_ids_are_listed_by_prefix_per_partition_key() {
             let mut ids = persister
                 .list_app_ids_with_prefix(pk, prefix)
                 .await
-                .unwrap()
-                .expect("SQLite lists by prefix");
+                .unwrap();
             ids.sort();
             ids
         }
@@ -864,7 +865,9 @@ async fn a_lease_whose_holder_process_is_gone_is_taken_over() {
 async fn an_expired_lease_is_taken_over_and_its_old_holder_cannot_save() {
     let (_dir, path) = temp();
     let ttl = Duration::from_secs(600);
-    let old = SqlitePersister::open(&path).unwrap();
+    // The old runner's clock: moved forward below rather than waited for.
+    let clock = Arc::new(ManualClock::new());
+    let old = SqlitePersister::open_with(&path, SqliteOptions::new().clock(clock.clone())).unwrap();
     old.acquire_lease(None, "app", ttl).await.unwrap();
     let s0 = State::new().update("n", 0);
     old.save(&step("app", 0, &State::new(), &s0)).await.unwrap();
@@ -873,11 +876,14 @@ async fn an_expired_lease_is_taken_over_and_its_old_holder_cannot_save() {
 
     let new = SqlitePersister::open(&path).unwrap();
     let lease = new.acquire_lease(None, "app", ttl).await.unwrap();
-    // The old runner's lease now belongs to the new one: it must not save. (A save checks
-    // the lease when it was renewed more than a second ago.)
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // The old runner's lease now belongs to the new one. A save checks the lease when it
+    // was renewed more than a second ago: until then, the old runner saves on trust.
+    let s1 = s0.update("n", 1);
+    old.save(&step("app", 1, &s0, &s1)).await.unwrap();
+    clock.advance(Duration::from_millis(1100));
+    // Then it must not save.
     let error = old
-        .save(&step("app", 1, &s0, &s0.update("n", 1)))
+        .save(&step("app", 2, &s1, &s1.update("n", 2)))
         .await
         .unwrap_err();
     match &error {
@@ -888,7 +894,7 @@ async fn an_expired_lease_is_taken_over_and_its_old_holder_cannot_save() {
         other => panic!("expected LeaseLost, got {other}"),
     }
     assert!(
-        new.load(None, "app", Some(1)).await.unwrap().is_none(),
+        new.load(None, "app", Some(2)).await.unwrap().is_none(),
         "nothing was saved"
     );
 }
@@ -1065,16 +1071,15 @@ fn counter(persister: Arc<SqlitePersister>, app_id: &str) -> ApplicationBuilder 
     ApplicationBuilder::new()
         .with_actions([increment, fail_once])
         .with_transitions([("increment", "maybe_fail"), ("maybe_fail", "increment")])
-        .with_identifiers(app_id, None)
-        .with_state_persister(persister.clone())
-        .initialize_from(
-            persister,
-            true,
+        .with_app_id(app_id)
+        .with_state(
             State::new()
                 .update("count", 0)
                 .update("blob", "x".repeat(10_000)),
-            "increment",
         )
+        .with_entrypoint("increment")
+        .with_state_persister(persister.clone())
+        .initialize_from(persister)
 }
 
 #[tokio::test]
@@ -1133,7 +1138,7 @@ async fn a_failed_step_is_retried_after_a_restart_under_its_sequence_id() {
     let persister = Arc::new(SqlitePersister::open(&path).unwrap());
     let mut app = counter(persister.clone(), "retry").build().await.unwrap();
     app.step(Inputs::new()).await.unwrap();
-    let fail = burr_core::inputs(json!({"fail": true}));
+    let fail = Inputs::from_iter([("fail".to_owned(), json!(true))]);
     assert!(app.step(fail).await.is_err());
     drop(app);
     drop(persister);

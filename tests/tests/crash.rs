@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use burr_core::persistence::{Persister, SqlitePersister, StepStatus};
+use burr_core::persistence::{History, Persister, SqlitePersister, StepStatus};
 
 const CRASH_APP: &str = env!("CARGO_BIN_EXE_crash-app");
 const FANOUT_APP: &str = env!("CARGO_BIN_EXE_fanout-app");

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
-use burr_core::persistence::{Persister, SqlitePersister, StepStatus};
+use burr_core::persistence::{History, SqlitePersister, StepStatus};
 use serde_json::{json, Value};
 
 fn counter_binary() -> Result<std::path::PathBuf, String> {

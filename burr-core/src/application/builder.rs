@@ -276,13 +276,17 @@ impl ApplicationBuilder {
     }
 
     /// How long the app-id lease lives without a checkpoint renewing it (default 60 s).
+    ///
+    /// A persister without [`Leases`](crate::persistence::Leases) takes no lease: the
+    /// application runs without one, and a second runner of the same app id is not
+    /// detected.
     pub fn with_lease_ttl(mut self, ttl: Duration) -> Self {
         self.lease_ttl = Some(ttl);
         self
     }
 
-    /// Validate, load (with `initialize_from`), take the lease (with a persister), and
-    /// return the application.
+    /// Validate, load (with `initialize_from`), take the lease (with a persister that has
+    /// [`Leases`](crate::persistence::Leases)), and return the application.
     pub async fn build(self) -> Result<Application> {
         if let Some(problem) = self.problems.first() {
             return Err(Error::Builder(problem.clone()));
@@ -342,9 +346,11 @@ impl ApplicationBuilder {
             source,
         };
 
-        let lease = match (&self.saver, &self.spawning_parent) {
-            (Some(saver), None) => Some(
-                saver
+        // A store without leases runs the application without one.
+        let leases = self.saver.as_deref().and_then(|saver| saver.as_leases());
+        let lease = match (leases, &self.spawning_parent) {
+            (Some(leases), None) => Some(
+                leases
                     .acquire_lease(
                         ids.partition_key(),
                         &ids.app_id,
@@ -437,7 +443,11 @@ impl ApplicationBuilder {
             }
         }
 
-        if let Some(saver) = &app.saver {
+        if let Some(records) = app
+            .saver
+            .as_deref()
+            .and_then(|saver| saver.as_app_records())
+        {
             let record = AppRecord {
                 partition_key: app.ctx.ids.partition_key().map(str::to_owned),
                 app_id: app.ctx.ids.app_id.to_string(),
@@ -445,7 +455,7 @@ impl ApplicationBuilder {
                 fork_parent: app.fork_parent.clone(),
                 spawning_parent: app.ctx.spawning_parent.clone(),
             };
-            saver
+            records
                 .register_app(&record)
                 .await
                 .map_err(|source| Error::Persistence {

@@ -157,8 +157,9 @@ impl Application {
     /// Give up this application's lease now rather than when it is dropped, e.g. to hand
     /// the app id to another runner. A later checkpoint takes the lease again if it is free.
     pub fn release_lease(&mut self) {
-        if let (Some(lease), Some(saver)) = (self.lease.take(), &self.saver) {
-            if let Err(error) = saver.release_lease(&lease) {
+        let leases = self.saver.as_deref().and_then(|saver| saver.as_leases());
+        if let (Some(lease), Some(leases)) = (self.lease.take(), leases) {
+            if let Err(error) = leases.release_lease(&lease) {
                 tracing::warn!(app_id = %lease.app_id, %error, "could not release the lease");
             }
         }

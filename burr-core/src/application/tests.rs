@@ -14,7 +14,7 @@ use crate::error::Error;
 use crate::hooks::{HookEvent, RecordingHook};
 use crate::ids::ApplicationContext;
 use crate::inputs;
-use crate::persistence::{InMemoryPersister, Persister, StepStatus};
+use crate::persistence::{History, InMemoryPersister, StepStatus};
 use crate::state::State;
 
 fn counter(limit: i64) -> ApplicationBuilder {

@@ -290,7 +290,10 @@ async fn stored_children(
     persister: &dyn Persister,
     keys: &[String],
 ) -> Result<Vec<Stored>, Error> {
-    let listed = persister
+    let Some(listing) = persister.as_child_listing() else {
+        return Ok(vec![Stored::Maybe; keys.len()]);
+    };
+    let listed = listing
         .list_app_ids_with_prefix(
             ctx.partition_key(),
             &child_id_prefix(ctx.app_id(), ctx.sequence_id()),
@@ -300,9 +303,6 @@ async fn stored_children(
             app_id: ctx.app_id().to_owned(),
             source,
         })?;
-    let Some(listed) = listed else {
-        return Ok(vec![Stored::Maybe; keys.len()]);
-    };
     let listed: HashSet<String> = listed.into_iter().collect();
     let mut uses: HashMap<&str, usize> = HashMap::with_capacity(keys.len());
     for key in keys {

@@ -119,6 +119,13 @@ pub enum PersistenceError {
         /// The sequence id.
         sequence_id: u64,
     },
+    /// The persister does not have a capability a caller needs (see
+    /// [`Persister`](super::Persister)'s `as_*` methods).
+    #[error("this persister does not support {capability}")]
+    Unsupported {
+        /// The optional trait it lacks: `Leases`, `Prune`, `Delete`...
+        capability: &'static str,
+    },
     /// The persister's writer has stopped (the process is shutting down).
     #[error("the persister for `{path}` has shut down")]
     Closed {

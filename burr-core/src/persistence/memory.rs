@@ -8,7 +8,8 @@ use async_trait::async_trait;
 
 use super::record::micros;
 use super::{
-    AppRecord, Checkpoint, CheckpointInfo, Lease, LoadedCheckpoint, PersistenceError, Persister,
+    AppRecord, AppRecords, Checkpoint, CheckpointInfo, ChildListing, Delete, History, Lease,
+    Leases, LoadedCheckpoint, PersistenceError, Persister, Prune,
 };
 
 type Key = (Option<String>, String);
@@ -27,6 +28,10 @@ struct Apps {
 
 /// A persister that keeps every checkpoint (with its full state, shared with the
 /// application, so saving is O(changes)) in memory. Cloning shares the store.
+///
+/// It has every capability: [`Leases`] (held until released: they never expire, as the
+/// store dies with its process), [`AppRecords`], [`ChildListing`], [`History`],
+/// [`Prune`] and [`Delete`].
 #[derive(Clone, Default)]
 pub struct InMemoryPersister {
     apps: Arc<Mutex<Apps>>,
@@ -53,16 +58,6 @@ fn key(partition_key: Option<&str>, app_id: &str) -> Key {
 
 #[async_trait]
 impl Persister for InMemoryPersister {
-    async fn register_app(&self, app: &AppRecord) -> Result<(), PersistenceError> {
-        let mut apps = self.lock();
-        let k = key(app.partition_key.as_deref(), &app.app_id);
-        if !apps.records.contains_key(&k) {
-            apps.order.push(k.clone());
-            apps.records.insert(k, app.clone());
-        }
-        Ok(())
-    }
-
     async fn save(&self, c: &Checkpoint) -> Result<(), PersistenceError> {
         let mut apps = self.lock();
         let k = key(c.partition_key.as_deref(), &c.app_id);
@@ -139,21 +134,50 @@ impl Persister for InMemoryPersister {
             .collect())
     }
 
+    fn as_leases(&self) -> Option<&dyn Leases> {
+        Some(self)
+    }
+
+    fn as_app_records(&self) -> Option<&dyn AppRecords> {
+        Some(self)
+    }
+
+    fn as_child_listing(&self) -> Option<&dyn ChildListing> {
+        Some(self)
+    }
+
+    fn as_history(&self) -> Option<&dyn History> {
+        Some(self)
+    }
+
+    fn as_prune(&self) -> Option<&dyn Prune> {
+        Some(self)
+    }
+
+    fn as_delete(&self) -> Option<&dyn Delete> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl ChildListing for InMemoryPersister {
     async fn list_app_ids_with_prefix(
         &self,
         partition_key: Option<&str>,
         prefix: &str,
-    ) -> Result<Option<Vec<String>>, PersistenceError> {
+    ) -> Result<Vec<String>, PersistenceError> {
         let apps = self.lock();
-        Ok(Some(
-            apps.records
-                .keys()
-                .filter(|(pk, id)| pk.as_deref() == partition_key && id.starts_with(prefix))
-                .map(|(_, id)| id.clone())
-                .collect(),
-        ))
+        Ok(apps
+            .records
+            .keys()
+            .filter(|(pk, id)| pk.as_deref() == partition_key && id.starts_with(prefix))
+            .map(|(_, id)| id.clone())
+            .collect())
     }
+}
 
+#[async_trait]
+impl History for InMemoryPersister {
     async fn list_checkpoints(
         &self,
         partition_key: Option<&str>,
@@ -179,6 +203,29 @@ impl Persister for InMemoryPersister {
             })
             .unwrap_or_default())
     }
+}
+
+#[async_trait]
+impl AppRecords for InMemoryPersister {
+    async fn register_app(&self, app: &AppRecord) -> Result<(), PersistenceError> {
+        let mut apps = self.lock();
+        let k = key(app.partition_key.as_deref(), &app.app_id);
+        match apps.records.get_mut(&k) {
+            None => {
+                apps.order.push(k.clone());
+                apps.records.insert(k, app.clone());
+            }
+            Some(record) => {
+                if record.fork_parent.is_none() {
+                    record.fork_parent.clone_from(&app.fork_parent);
+                }
+                if record.spawning_parent.is_none() {
+                    record.spawning_parent.clone_from(&app.spawning_parent);
+                }
+            }
+        }
+        Ok(())
+    }
 
     async fn app(
         &self,
@@ -191,7 +238,10 @@ impl Persister for InMemoryPersister {
             .get(&key(partition_key, app_id))
             .cloned())
     }
+}
 
+#[async_trait]
+impl Delete for InMemoryPersister {
     async fn delete_app(
         &self,
         partition_key: Option<&str>,
@@ -203,7 +253,10 @@ impl Persister for InMemoryPersister {
         let had_rows = apps.checkpoints.remove(&k).is_some();
         Ok(apps.records.remove(&k).is_some() || had_rows)
     }
+}
 
+#[async_trait]
+impl Prune for InMemoryPersister {
     async fn prune(
         &self,
         partition_key: Option<&str>,
@@ -221,7 +274,10 @@ impl Persister for InMemoryPersister {
         rows.drain(..remove);
         Ok(remove)
     }
+}
 
+#[async_trait]
+impl Leases for InMemoryPersister {
     async fn acquire_lease(
         &self,
         partition_key: Option<&str>,

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use burr_core::persistence::{PersistenceError, Persister, SqlitePersister};
+use burr_core::persistence::{Delete, Leases, PersistenceError, Prune, SqlitePersister};
 use futures::executor::block_on;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use serde::Serialize;

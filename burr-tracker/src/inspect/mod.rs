@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use burr_core::ids::ParentPointer;
-use burr_core::persistence::{Persister, SqlitePersister, StepStatus};
+use burr_core::persistence::{History, Persister, SqlitePersister, StepStatus};
 use futures::executor::block_on;
 use rusqlite::{Connection, OpenFlags};
 use serde::Serialize;

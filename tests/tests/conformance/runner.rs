@@ -484,7 +484,10 @@ impl<'a> AppRunner<'a> {
             Some(v) => Some(string(v, "persisted_rows.partition_key")?),
         };
         let pk = partition_key.as_deref();
-        let mut infos = persister
+        let history = persister
+            .as_history()
+            .ok_or_else(|| "the store cannot list checkpoints".to_owned())?;
+        let mut infos = history
             .list_checkpoints(pk, &app_id)
             .await
             .map_err(|e| format!("list_checkpoints({pk:?}, {app_id}) failed: {e}"))?;

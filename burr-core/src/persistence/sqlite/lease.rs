@@ -11,7 +11,9 @@ use std::fs;
 
 use rusqlite::{Connection, OptionalExtension};
 
-use super::codec::AppKey;
+use super::layout::{app_key, AppKey};
+use super::SqlitePersister;
+use crate::persistence::PersistenceError;
 
 /// Who this process is, as far as leases are concerned.
 #[derive(Clone, Debug)]
@@ -236,8 +238,38 @@ impl HeldLease {
     }
 }
 
+impl SqlitePersister {
+    /// Who runs the application now: the holder of its lease (`pid 4242 on host (lease
+    /// …)`) while a live runner holds it; `None` when none does: no lease is stored (its
+    /// runner finished, dropped it or gave it back), or the lease has expired, or its
+    /// holder ran on this machine and its process is gone. Judged as
+    /// [`acquire_lease`](crate::persistence::Persister::acquire_lease) judges it, so a
+    /// runner that crashed mid-step is seen as gone at once on its own machine, and
+    /// after the lease's time to live elsewhere.
+    ///
+    /// Child applications run under their root's lease (they take none): ask about the
+    /// root.
+    pub fn live_lease_holder(
+        &self,
+        partition_key: Option<&str>,
+        app_id: &str,
+    ) -> Result<Option<String>, PersistenceError> {
+        let key = app_key(partition_key, app_id);
+        let me = &self.inner.me;
+        self.read(|conn| {
+            Ok(live_holder(
+                conn,
+                me,
+                &key,
+                None,
+                self.inner.clock.now_micros(),
+            )?)
+        })
+    }
+}
+
 #[cfg(test)]
-mod tests {
+mod tests_lease {
     use std::process::Command;
     use std::time::{Duration, Instant};
 

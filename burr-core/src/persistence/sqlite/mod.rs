@@ -1,26 +1,18 @@
 //! [`SqlitePersister`]: checkpoints in a SQLite file, shared safely by several processes.
 //!
 //! The type's documentation describes its guarantees and the schema; the files here are
-//! its parts: [`schema`] (DDL, version, migrations), [`connection`] (pragmas), [`group`]
-//! (group commit in the callers' threads), [`writer`] (the write connection and its
-//! transactions), [`wait`] (how a caller waits for another's commit), [`store`] (what
-//! each write does), [`load`]
-//! (reads), [`known`] (what a save diffs against), [`lease`] (one runner per app id),
-//! [`codec`] (column conversions), [`options`].
+//! its parts, one concept each: [`open`] (options, connections, schema and migrations,
+//! read-only opening), [`commit`] (group commit: the queue, its leader, the writer and
+//! its transactions), [`write`] (what each write does in a transaction), [`read`] (the
+//! state at a sequence id, listings), [`lease`] (one runner per app id), [`layout`]
+//! (columns, inline values and their compaction).
 
-mod codec;
-mod connection;
-mod group;
-mod inline;
-mod inspect;
-mod known;
+mod commit;
+mod layout;
 mod lease;
-mod load;
-mod options;
-mod schema;
-mod store;
-mod wait;
-mod writer;
+mod open;
+mod read;
+mod write;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -32,18 +24,17 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rusqlite::Connection;
 
-use self::codec::{app_key, sequence_column, Failure};
-use self::connection::open_error;
-use self::group::Group;
-use self::known::{Known, KnownStates};
+use self::commit::{Group, Op, Reply, Spare, Waiting, Writer};
+use self::layout::{app_key, sequence_column, Failure};
 use self::lease::ProcessIdentity;
-use self::wait::Waiting;
-use self::writer::{Op, Reply, Spare, Writer};
-use super::{
-    AppRecord, Checkpoint, CheckpointInfo, Lease, LoadedCheckpoint, PersistenceError, Persister,
+use self::open::open_error;
+use self::write::{Known, KnownStates};
+use crate::persistence::{
+    AppRecord, AppRecords, Checkpoint, CheckpointInfo, ChildListing, Clock, Delete, History, Lease,
+    Leases, LoadedCheckpoint, PersistenceError, Persister, Prune,
 };
 
-pub use self::options::{Durability, SqliteOptions};
+pub use self::open::{Durability, SqliteOptions};
 
 /// Reader connections kept open for reuse.
 const MAX_IDLE_READERS: usize = 8;
@@ -78,7 +69,7 @@ const MAX_IDLE_READERS: usize = 8;
 /// - **Readers are never blocked by the writer**: the file is in WAL mode and reads use
 ///   their own connections. Several processes may use the same file at once; their
 ///   writers take turns (each waits up to the busy timeout, 5 s by default).
-/// - **One runner per app id**, across processes: [`acquire_lease`](Persister::acquire_lease)
+/// - **One runner per app id**, across processes: [`acquire_lease`](Leases::acquire_lease)
 ///   fails with [`PersistenceError::AppLocked`] while a live runner holds the app's
 ///   lease. The lease is renewed by saves and, while its holder lives, in the background;
 ///   it is free once it expires (its holder stopped renewing it: crashed, hung, or on a
@@ -134,7 +125,7 @@ const MAX_IDLE_READERS: usize = 8;
 /// attempt) order: one indexed query per key and at most
 /// [`COMPACT_AFTER`](Self::COMPACT_AFTER) rows read.
 ///
-/// [`prune`](Persister::prune) makes the oldest kept checkpoint a base, moves the values
+/// [`prune`](Prune::prune) makes the oldest kept checkpoint a base, moves the values
 /// it needs to its sequence id and deletes older rows, so every kept checkpoint still
 /// loads.
 ///
@@ -144,7 +135,7 @@ const MAX_IDLE_READERS: usize = 8;
 /// - An application cannot be rewound in place: a checkpoint before the latest stored
 ///   one is refused ([`PersistenceError::OutOfOrder`]); fork it into a new app id.
 /// - Deleting a running application from another process (not this persister) is not
-///   detected by the runner; [`delete_app`](Persister::delete_app) refuses it while the
+///   detected by the runner; [`delete_app`](Delete::delete_app) refuses it while the
 ///   application's lease is held by a live runner.
 /// - Reads (`load`, the listings) run on the calling thread: they are short (an indexed
 ///   query per key of the state), but a state of many megabytes takes milliseconds to
@@ -154,9 +145,9 @@ const MAX_IDLE_READERS: usize = 8;
 ///
 /// ```
 /// use std::sync::Arc;
+/// use burr_core::action::action_sync;
 /// use burr_core::persistence::SqlitePersister;
 /// use burr_core::{expr, ApplicationBuilder, Inputs, State};
-/// use burr_core::action::action_sync;
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -170,8 +161,10 @@ const MAX_IDLE_READERS: usize = 8;
 ///         .with_actions([increment])
 ///         .with_transitions([("increment", "increment", expr("count < 10"))])
 ///         .with_app_id("my-counter")
+///         .with_state(State::new().update("count", 0))
+///         .with_entrypoint("increment")
 ///         .with_state_persister(persister.clone())
-///         .with_state(State::new().update("count", 0)).with_entrypoint("increment").initialize_from(persister)
+///         .initialize_from(persister)
 /// };
 ///
 /// let persister = Arc::new(SqlitePersister::open(&path)?);
@@ -200,6 +193,8 @@ struct Inner {
     renewals: Option<JoinHandle<()>>,
     readers: Mutex<Vec<Connection>>,
     known: Arc<Mutex<KnownStates>>,
+    /// What leases are judged by.
+    clock: Arc<dyn Clock>,
     me: Arc<ProcessIdentity>,
     /// Makes holder strings unique: this persister and a counter.
     instance: String,
@@ -231,7 +226,7 @@ impl SqlitePersister {
         options: SqliteOptions,
     ) -> Result<Self, PersistenceError> {
         let path = path.as_ref().to_owned();
-        let conn = connection::open_writer(&path, &options)?;
+        let conn = open::open_writer(&path, &options)?;
         let known = Arc::new(Mutex::new(KnownStates::default()));
         let me = Arc::new(ProcessIdentity::current());
         let waiting = Arc::new(Waiting::default());
@@ -241,6 +236,7 @@ impl SqlitePersister {
             path: path.clone(),
             me: Arc::clone(&me),
             known: Arc::clone(&known),
+            clock: Arc::clone(&options.clock),
             apps: HashMap::new(),
             leases: HashMap::new(),
             new_lease_due: None,
@@ -260,6 +256,7 @@ impl SqlitePersister {
         Ok(SqlitePersister {
             inner: Arc::new(Inner {
                 path,
+                clock: Arc::clone(&options.clock),
                 options,
                 group: Some(group),
                 renewals: Some(renewals),
@@ -278,24 +275,24 @@ impl SqlitePersister {
     }
 
     /// The schema version this build reads and writes.
-    pub const SCHEMA_VERSION: i64 = schema::SCHEMA_VERSION;
+    pub const SCHEMA_VERSION: i64 = open::SCHEMA_VERSION;
 
     /// The page size of the databases this build creates, in bytes (SQLite's default is
     /// 4,096). A commit appends every page it dirtied to the WAL; a checkpoint of small
     /// values dirties one.
-    pub const PAGE_SIZE: i64 = schema::PAGE_SIZE;
+    pub const PAGE_SIZE: i64 = open::PAGE_SIZE;
 
     /// The number of WAL frames (pages) after which a commit folds the WAL back into the
     /// database (`PRAGMA wal_autocheckpoint`; SQLite's default is 1,000).
-    pub const WAL_AUTOCHECKPOINT: i64 = connection::WAL_AUTOCHECKPOINT;
+    pub const WAL_AUTOCHECKPOINT: i64 = open::WAL_AUTOCHECKPOINT;
 
     /// The most bytes of JSON a checkpoint keeps in its own row (`inline_values`); a
     /// checkpoint whose changes are larger writes them to `burr_values` (see the schema).
-    pub const INLINE_MAX_BYTES: usize = inline::INLINE_MAX;
+    pub const INLINE_MAX_BYTES: usize = layout::INLINE_MAX;
 
     /// How many checkpoints with inline values may follow an application's latest base
     /// before they are compacted (see the schema): the most rows a load reads back.
-    pub const COMPACT_AFTER: u32 = inline::COMPACT_AFTER;
+    pub const COMPACT_AFTER: u32 = layout::COMPACT_AFTER;
 
     fn closed(&self) -> PersistenceError {
         PersistenceError::Closed {
@@ -308,7 +305,7 @@ impl SqlitePersister {
         self.inner.group.as_deref().ok_or_else(|| self.closed())
     }
 
-    /// Commit an operation (see [`group`]) and return its result.
+    /// Commit an operation (see [`commit`]) and return its result.
     async fn write<T>(&self, op: impl FnOnce(Reply<T>) -> Op) -> Result<T, PersistenceError> {
         self.group()?.write(op).await.ok_or_else(|| self.closed())?
     }
@@ -321,7 +318,7 @@ impl SqlitePersister {
         let idle = self.lock_readers().pop();
         let conn = match idle {
             Some(conn) => conn,
-            None => connection::open_reader(&self.inner.path, &self.inner.options)?,
+            None => open::open_reader(&self.inner.path, &self.inner.options)?,
         };
         let result = read(&conn).map_err(|failure| failure.into_error(&self.inner.path));
         if conn.is_autocommit() {
@@ -355,11 +352,6 @@ impl Drop for Inner {
 
 #[async_trait]
 impl Persister for SqlitePersister {
-    async fn register_app(&self, app: &AppRecord) -> Result<(), PersistenceError> {
-        let record = Box::new(app.clone());
-        self.write(|reply| Op::Register(record, reply)).await
-    }
-
     async fn save(&self, checkpoint: &Checkpoint) -> Result<(), PersistenceError> {
         self.group()?
             .save(checkpoint)
@@ -379,7 +371,7 @@ impl Persister for SqlitePersister {
         let path = self.inner.path.clone();
         let loaded = self.read(|conn| {
             conn.execute_batch("BEGIN")?;
-            let loaded = load::load(conn, &path, partition_key, app_id, seq);
+            let loaded = read::load(conn, &path, partition_key, app_id, seq);
             let _ = conn.execute_batch("COMMIT");
             loaded
         })?;
@@ -411,25 +403,39 @@ impl Persister for SqlitePersister {
         &self,
         partition_key: Option<&str>,
     ) -> Result<Vec<String>, PersistenceError> {
-        self.read(|conn| Ok(load::app_ids(conn, partition_key)?))
+        self.read(|conn| Ok(read::app_ids(conn, partition_key)?))
     }
 
-    async fn list_app_ids_with_prefix(
-        &self,
-        partition_key: Option<&str>,
-        prefix: &str,
-    ) -> Result<Option<Vec<String>>, PersistenceError> {
-        self.read(|conn| Ok(load::app_ids_with_prefix(conn, partition_key, prefix)?))
-            .map(Some)
+    fn as_leases(&self) -> Option<&dyn Leases> {
+        Some(self)
     }
 
-    async fn list_checkpoints(
-        &self,
-        partition_key: Option<&str>,
-        app_id: &str,
-    ) -> Result<Vec<CheckpointInfo>, PersistenceError> {
-        let path = self.inner.path.clone();
-        self.read(|conn| load::checkpoints(conn, &path, partition_key, app_id))
+    fn as_app_records(&self) -> Option<&dyn AppRecords> {
+        Some(self)
+    }
+
+    fn as_child_listing(&self) -> Option<&dyn ChildListing> {
+        Some(self)
+    }
+
+    fn as_history(&self) -> Option<&dyn History> {
+        Some(self)
+    }
+
+    fn as_prune(&self) -> Option<&dyn Prune> {
+        Some(self)
+    }
+
+    fn as_delete(&self) -> Option<&dyn Delete> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl AppRecords for SqlitePersister {
+    async fn register_app(&self, app: &AppRecord) -> Result<(), PersistenceError> {
+        let record = Box::new(app.clone());
+        self.write(|reply| Op::Register(record, reply)).await
     }
 
     async fn app(
@@ -438,9 +444,35 @@ impl Persister for SqlitePersister {
         app_id: &str,
     ) -> Result<Option<AppRecord>, PersistenceError> {
         let path = self.inner.path.clone();
-        self.read(|conn| load::app_record(conn, &path, partition_key, app_id))
+        self.read(|conn| read::app_record(conn, &path, partition_key, app_id))
     }
+}
 
+#[async_trait]
+impl ChildListing for SqlitePersister {
+    async fn list_app_ids_with_prefix(
+        &self,
+        partition_key: Option<&str>,
+        prefix: &str,
+    ) -> Result<Vec<String>, PersistenceError> {
+        self.read(|conn| Ok(read::app_ids_with_prefix(conn, partition_key, prefix)?))
+    }
+}
+
+#[async_trait]
+impl History for SqlitePersister {
+    async fn list_checkpoints(
+        &self,
+        partition_key: Option<&str>,
+        app_id: &str,
+    ) -> Result<Vec<CheckpointInfo>, PersistenceError> {
+        let path = self.inner.path.clone();
+        self.read(|conn| read::checkpoints(conn, &path, partition_key, app_id))
+    }
+}
+
+#[async_trait]
+impl Delete for SqlitePersister {
     async fn delete_app(
         &self,
         partition_key: Option<&str>,
@@ -449,7 +481,10 @@ impl Persister for SqlitePersister {
         let key = app_key(partition_key, app_id);
         self.write(|reply| Op::Delete(key, reply)).await
     }
+}
 
+#[async_trait]
+impl Prune for SqlitePersister {
     async fn prune(
         &self,
         partition_key: Option<&str>,
@@ -459,7 +494,10 @@ impl Persister for SqlitePersister {
         let key = app_key(partition_key, app_id);
         self.write(|reply| Op::Prune(key, keep_last, reply)).await
     }
+}
 
+#[async_trait]
+impl Leases for SqlitePersister {
     async fn acquire_lease(
         &self,
         partition_key: Option<&str>,

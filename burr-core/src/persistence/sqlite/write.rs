@@ -1,11 +1,7 @@
-//! What each write operation does inside the writer's transaction: save a checkpoint,
-//! record an application, take or give back a lease, delete, prune.
-//!
-//! Every operation either does all its writes or, when it is refused
-//! ([`Failure::Refused`]), none that matter, so that the other operations of the same
-//! transaction can still commit. What the writer remembers (application row ids, known
-//! checkpoints, leases) is changed in [`Pending`] and kept only once the transaction
-//! commits.
+//! The write path inside a transaction: what saving a checkpoint, recording an
+//! application, taking or giving back a lease, deleting and pruning write, and what the
+//! writer remembers of what it wrote ([`KnownStates`]) so that a save diffs against the
+//! state it knows. How the transaction is committed is in [`commit`](super::commit).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -13,16 +9,102 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::Connection;
 
-use super::codec::{
+use super::layout::{
     app_key, is_constraint_violation, prior_step_column, sequence_column, AppKey, Failure,
 };
-use super::inline;
-use super::known::{Known, KnownStates};
 use super::lease::{self, HeldLease, LeaseState, ProcessIdentity};
-use super::load;
+use super::{layout, read};
 use crate::ids::ParentPointer;
 use crate::persistence::{micros, AppRecord, Checkpoint, Lease, PersistenceError, StepStatus};
 use crate::state::{State, StateDelta};
+
+// --------------------------------------------------------------------------------------
+// The latest stored state of each application this persister saved or loaded, so that
+// a save writes only what changed without reading the stored state back.
+//
+// The state kept is the one the application holds (cloning a [`State`] is O(1) and
+// shares every value), so diffing the next checkpoint's state against it visits only
+// what changed, and finds everything that did: a value is unchanged only if it is the
+// very same shared value. A checkpoint that does not follow the one known (or whose
+// application is not known: a new one, or one evicted) is compared with the stored
+// state instead.
+// --------------------------------------------------------------------------------------
+
+/// Applications remembered; beyond, the least recently used half is forgotten. Their
+/// states are shared with the running applications, but a finished application's state
+/// stays alive while it is remembered (and until its lease is released).
+const MAX_ENTRIES: usize = 1024;
+
+/// The latest stored checkpoint of an application, as this persister saved or loaded it.
+#[derive(Clone, Debug)]
+pub(super) struct Known {
+    /// Its sequence id.
+    pub(super) sequence_id: i64,
+    /// Its attempt.
+    pub(super) attempt: u32,
+    /// Its status.
+    pub(super) status: StepStatus,
+    /// The state stored at it (for a failed step, the state before the step).
+    pub(super) state: State,
+    /// How many checkpoints of the application, up to this one, have
+    /// [inline](super::layout) values since its latest base.
+    pub(super) inline: u32,
+}
+
+impl Known {
+    /// Whether a checkpoint at (`sequence_id`, `attempt`) comes right after this one: the
+    /// next step, or a retry of this failed one.
+    pub(super) fn followed_by(&self, sequence_id: i64, attempt: u32) -> bool {
+        sequence_id == self.sequence_id.saturating_add(1)
+            || (sequence_id == self.sequence_id
+                && self.status != StepStatus::Completed
+                && attempt > self.attempt)
+    }
+}
+
+/// [`Known`] checkpoints by application, least recently used forgotten first.
+#[derive(Default)]
+pub(super) struct KnownStates {
+    map: HashMap<AppKey, (Known, u64)>,
+    clock: u64,
+}
+
+impl KnownStates {
+    pub(super) fn get(&mut self, key: &AppKey) -> Option<Known> {
+        self.clock += 1;
+        let clock = self.clock;
+        self.map.get_mut(key).map(|(known, used)| {
+            *used = clock;
+            known.clone()
+        })
+    }
+
+    pub(super) fn insert(&mut self, key: AppKey, known: Known) {
+        self.clock += 1;
+        self.map.insert(key, (known, self.clock));
+        if self.map.len() > MAX_ENTRIES {
+            let mut uses: Vec<u64> = self.map.values().map(|(_, used)| *used).collect();
+            let (_, median, _) = uses.select_nth_unstable(MAX_ENTRIES / 2);
+            let cut = *median;
+            self.map.retain(|_, (_, used)| *used > cut);
+        }
+    }
+
+    pub(super) fn remove(&mut self, key: &AppKey) {
+        self.map.remove(key);
+    }
+}
+
+// --------------------------------------------------------------------------------------
+// What each write operation does inside the writer's transaction: save a checkpoint,
+// record an application, take or give back a lease, delete, prune.
+//
+// Every operation either does all its writes or, when it is refused
+// ([`Failure::Refused`]), none that matter, so that the other operations of the same
+// transaction can still commit. What the writer remembers (application row ids, known
+// checkpoints, leases) is changed in [`Pending`] and kept only once the transaction
+// commits.
+// --------------------------------------------------------------------------------------
 
 /// Changes to the writer's memory, kept when the transaction commits.
 #[derive(Default)]
@@ -89,7 +171,7 @@ impl Txn<'_> {
         if let Some(id) = self.app(key) {
             return Ok(id);
         }
-        match load::app_row(self.conn, Some(&key.0), &key.1)? {
+        match read::app_row(self.conn, Some(&key.0), &key.1)? {
             Some(id) => {
                 self.pending.apps.insert(key.clone(), Some(id));
                 Ok(id)
@@ -129,7 +211,7 @@ impl Txn<'_> {
     }
 
     /// Save one checkpoint: its row, with the values it set or deleted
-    /// [inline](super::inline) if they are small, else one value row per key.
+    /// [inline](super::layout) if they are small, else one value row per key.
     pub(super) fn save(&mut self, checkpoint: &Checkpoint) -> Result<(), Failure> {
         let key = app_key(checkpoint.partition_key.as_deref(), &checkpoint.app_id);
         let seq = sequence_column(&checkpoint.app_id, checkpoint.sequence_id)?;
@@ -143,10 +225,10 @@ impl Txn<'_> {
             ),
             None => self.stored_delta(app, checkpoint, seq)?,
         };
-        let values = inline::encode(&delta);
-        let compact = values.is_none() || since_base >= inline::COMPACT_AFTER;
+        let values = layout::encode(&delta);
+        let compact = values.is_none() || since_base >= layout::COMPACT_AFTER;
         if compact {
-            inline::compact(self.conn, self.path, &checkpoint.app_id, app, seq)?;
+            layout::compact(self.conn, self.path, &checkpoint.app_id, app, seq)?;
         }
         let inserted = self
             .conn
@@ -244,7 +326,7 @@ impl Txn<'_> {
         if exists {
             return Err(conflict());
         }
-        if let Some(latest) = load::checkpoint(self.conn, app, None)? {
+        if let Some(latest) = read::checkpoint(self.conn, app, None)? {
             if latest.sequence_id > seq {
                 return Err(Failure::Refused(PersistenceError::OutOfOrder {
                     path: self.path.to_owned(),
@@ -267,7 +349,7 @@ impl Txn<'_> {
         // The stored state at `seq`: the state before the step, plus what earlier failed
         // attempts at `seq` stored (or a prune moved there), which this one replaces.
         let (stored, since_base) =
-            load::state_at(self.conn, self.path, &checkpoint.app_id, app, seq)?;
+            read::state_at(self.conn, self.path, &checkpoint.app_id, app, seq)?;
         Ok((value_diff(&stored, &checkpoint.state), since_base))
     }
 
@@ -320,7 +402,7 @@ impl Txn<'_> {
         let spawning_parent = record.spawning_parent.as_ref().map(parent_json);
         let existing = match self.app(&key) {
             Some(id) => Some(id),
-            None => load::app_row(self.conn, Some(&key.0), &key.1)?,
+            None => read::app_row(self.conn, Some(&key.0), &key.1)?,
         };
         let Some(id) = existing else {
             self.insert_app(&key, record.created_at_us, fork_parent, spawning_parent)?;
@@ -425,7 +507,7 @@ impl Txn<'_> {
                 holder,
             }));
         }
-        let app = load::app_row(self.conn, Some(&key.0), &key.1)?;
+        let app = read::app_row(self.conn, Some(&key.0), &key.1)?;
         if let Some(app) = app {
             for sql in [
                 "DELETE FROM burr_values WHERE app = ?1",
@@ -448,7 +530,7 @@ impl Txn<'_> {
     /// the oldest kept checkpoint needs are moved to its sequence id, so that the state
     /// at every kept checkpoint loads as before.
     pub(super) fn prune(&mut self, key: &AppKey, keep_last: usize) -> Result<usize, Failure> {
-        let Some(app) = load::app_row(self.conn, Some(&key.0), &key.1)? else {
+        let Some(app) = read::app_row(self.conn, Some(&key.0), &key.1)? else {
             return Err(Failure::Refused(PersistenceError::UnknownApp {
                 partition_key: (!key.0.is_empty()).then(|| key.0.clone()),
                 app_id: key.1.clone(),
@@ -484,7 +566,7 @@ impl Txn<'_> {
             })?;
         // The state at the oldest kept sequence id goes to `burr_values`, whence it is
         // moved to that sequence id below.
-        inline::compact(self.conn, self.path, &key.1, app, oldest_seq)?;
+        layout::compact(self.conn, self.path, &key.1, app, oldest_seq)?;
         self.conn
             .prepare_cached(
                 "DELETE FROM burr_checkpoints WHERE app = ?1 \

@@ -1,7 +1,6 @@
-//! Reading checkpoints back: the state at a sequence id, checkpoint lists, app records.
-//!
-//! Used by the readers, and by the writer when it needs the stored state to compute what
-//! a checkpoint changed.
+//! The read path: the state at a sequence id, checkpoint lists, app records, and the
+//! listing of every application. Used by the readers, and by the writer when it needs
+//! the stored state to compute what a checkpoint changed.
 
 use std::path::Path;
 
@@ -9,12 +8,14 @@ use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OptionalExtension};
 use serde_json::{Map, Value};
 
-use super::codec::{
-    corrupt, parent_from_column, partition_column, partition_from_column, prior_step_from_column,
-    time_from_micros, Failure,
+use super::layout::{
+    self, corrupt, parent_from_column, partition_column, partition_from_column,
+    prior_step_from_column, time_from_micros, Failure,
 };
-use super::inline;
-use crate::persistence::{AppRecord, CheckpointInfo, LoadedCheckpoint, StepStatus};
+use super::SqlitePersister;
+use crate::persistence::{
+    AppRecord, CheckpointInfo, LoadedCheckpoint, PersistenceError, StepStatus,
+};
 use crate::state::State;
 
 /// The row id of an application in `burr_apps`.
@@ -95,7 +96,7 @@ FROM keys JOIN burr_values AS v ON v.app = ?1 AND v.key = keys.key AND v.sequenc
 WHERE keys.key IS NOT NULL";
 
 /// The state of application `app` (`app_id`, for errors) after step `upto`: the state of
-/// its latest [base](super::inline) at or before it, with the inline values of the
+/// its latest [base](super::layout) at or before it, with the inline values of the
 /// checkpoints after the base applied. With the number of those checkpoints.
 pub(super) fn state_at(
     conn: &Connection,
@@ -104,7 +105,7 @@ pub(super) fn state_at(
     app: i64,
     upto: i64,
 ) -> Result<(State, u32), Failure> {
-    let since = inline::since_base(conn, path, app_id, app, upto)?;
+    let since = layout::since_base(conn, path, app_id, app, upto)?;
     let mut map = match since.base {
         Some(base) => values_at(conn, path, app_id, app, base)?,
         None => Map::new(),
@@ -152,7 +153,7 @@ fn values_at(
 }
 
 /// The full state at `sequence_id` (the latest when `None`) of an application, with the
-/// number of checkpoints with [inline](super::inline) values since its latest base.
+/// number of checkpoints with [inline](super::layout) values since its latest base.
 pub(super) fn load(
     conn: &Connection,
     path: &Path,
@@ -276,7 +277,7 @@ pub(super) fn checkpoints(
             changed_keys: if changed_keys.is_empty() {
                 // The keys of its inline values.
                 let inline: Option<String> = row.get(8)?;
-                inline::keys(inline.unwrap_or_default().as_bytes()).map_err(corrupt)?
+                layout::keys(inline.unwrap_or_default().as_bytes()).map_err(corrupt)?
             } else {
                 serde_json::from_str(&changed_keys).map_err(|e| {
                     corrupt(format!(
@@ -324,8 +325,39 @@ pub(super) fn app_record(
     }))
 }
 
+impl SqlitePersister {
+    /// Every application stored, of every partition key, newest first (the order they
+    /// were first recorded in).
+    pub fn list_apps(&self) -> Result<Vec<AppRecord>, PersistenceError> {
+        let path = self.inner.path.clone();
+        self.read(|conn| {
+            let mut statement = conn.prepare_cached(
+                "SELECT partition_key, app_id, created_at_us, fork_parent, spawning_parent \
+                 FROM burr_apps ORDER BY id DESC",
+            )?;
+            let mut rows = statement.query([])?;
+            let mut apps = Vec::new();
+            while let Some(row) = rows.next()? {
+                let partition_key: String = row.get(0)?;
+                let app_id: String = row.get(1)?;
+                let parent = |column, which| parent_from_column(&path, &app_id, column, which);
+                let fork_parent = parent(row.get(3)?, "fork parent")?;
+                let spawning_parent = parent(row.get(4)?, "spawning parent")?;
+                apps.push(AppRecord {
+                    partition_key: partition_from_column(&partition_key),
+                    app_id,
+                    created_at_us: row.get(2)?,
+                    fork_parent,
+                    spawning_parent,
+                });
+            }
+            Ok(apps)
+        })
+    }
+}
+
 #[cfg(test)]
-mod tests {
+mod tests_load {
     use super::prefix_end;
 
     #[test]
