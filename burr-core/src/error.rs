@@ -175,4 +175,35 @@ pub enum BuilderError {
     /// once: which persister to load from is unclear.
     #[error("initialize_from was called more than once")]
     InitializeFromTwice,
+    /// An app id or partition key that cannot be stored and addressed again: empty, or
+    /// holding a control character (NUL, a newline...).
+    #[error("{what} {value:?} is not valid: {why}")]
+    InvalidIdentifier {
+        /// `app id`, `partition key`, `fork app id` or `fork partition key`.
+        what: &'static str,
+        /// The value given.
+        value: String,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+}
+
+impl BuilderError {
+    /// `Err` naming `value` when it cannot be an identifier.
+    pub(crate) fn check_identifier(what: &'static str, value: &str) -> Result<(), BuilderError> {
+        let why = if value.is_empty() {
+            "it is empty"
+        } else if value.chars().any(char::is_control) {
+            "it holds a control character"
+        } else if value.trim() != value {
+            "it starts or ends with white space"
+        } else {
+            return Ok(());
+        };
+        Err(BuilderError::InvalidIdentifier {
+            what,
+            value: value.to_owned(),
+            why,
+        })
+    }
 }

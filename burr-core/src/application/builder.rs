@@ -291,6 +291,16 @@ impl ApplicationBuilder {
         if let Some(problem) = self.problems.first() {
             return Err(Error::Builder(problem.clone()));
         }
+        for (what, value) in [
+            ("app id", &self.app_id),
+            ("partition key", &self.partition_key),
+            ("fork app id", &self.fork.app_id),
+            ("fork partition key", &self.fork.partition_key),
+        ] {
+            if let Some(value) = value {
+                BuilderError::check_identifier(what, value)?;
+            }
+        }
         let (entrypoint_name, initial_state) = (self.entrypoint.clone(), self.state.clone());
         let graph = match self.prebuilt {
             Some(graph) => Ok(graph),

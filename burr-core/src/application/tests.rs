@@ -738,3 +738,53 @@ async fn reading_an_undeclared_key_names_the_reads_and_a_typo_names_the_action()
         "invalid application graph: entrypoint `Done` is not an action (did you mean `done`?)"
     );
 }
+
+#[tokio::test]
+async fn identifiers_that_cannot_be_addressed_again_are_refused() {
+    for (app_id, why) in [
+        ("", "app id \"\" is not valid: it is empty"),
+        (
+            "a\0b",
+            "app id \"a\\0b\" is not valid: it holds a control character",
+        ),
+        (
+            "line\nbreak",
+            "app id \"line\\nbreak\" is not valid: it holds a control character",
+        ),
+        (
+            " padded",
+            "app id \" padded\" is not valid: it starts or ends with white space",
+        ),
+    ] {
+        let err = counter(1)
+            .with_entrypoint("increment")
+            .with_app_id(app_id)
+            .build()
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("invalid application builder settings: {why}")
+        );
+    }
+    let err = counter(1)
+        .with_entrypoint("increment")
+        .with_partition_key("")
+        .build()
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        Error::Builder(crate::error::BuilderError::InvalidIdentifier {
+            what: "partition key",
+            ..
+        })
+    ));
+    // Ids with slashes, dots, unicode and spaces inside are fine.
+    counter(1)
+        .with_entrypoint("increment")
+        .with_app_id("meeting-7/3/discussion%2F12 é")
+        .build()
+        .await
+        .unwrap();
+}
