@@ -120,15 +120,9 @@ pub enum Error {
         /// The action.
         action: String,
     },
-    /// Child applications failed (map actions with `WaitAll`, or every child of
-    /// `FirstSuccess`).
-    #[error("{} of {total} child applications failed", .errors.len())]
-    Children {
-        /// How many children there were.
-        total: usize,
-        /// Each failed child's index, app id and error.
-        errors: Vec<(usize, String, Box<Error>)>,
-    },
+    /// Child applications of a map step failed: which, and why.
+    #[error(transparent)]
+    Children(#[from] ChildrenFailed),
     /// A child application exceeded the map action's per-task timeout.
     #[error("child application `{app_id}` timed out after {after_ms} ms")]
     Timeout {
@@ -205,5 +199,59 @@ impl BuilderError {
             value: value.to_owned(),
             why,
         })
+    }
+}
+
+/// Child applications of a map step failed (the first, under fail-fast; every one, under
+/// wait-all or first-success). `Display` names each failed child's app id and error; the
+/// chain ([`source`](std::error::Error::source), [`report`]) continues with the first.
+#[derive(Debug)]
+pub struct ChildrenFailed {
+    /// How many children the step had.
+    pub total: usize,
+    /// Each failed child, in task order.
+    pub failures: Vec<ChildFailure>,
+}
+
+/// One failed child application.
+#[derive(Debug, thiserror::Error)]
+#[error("child application `{app_id}` (task {index}) failed")]
+pub struct ChildFailure {
+    /// The task's index.
+    pub index: usize,
+    /// The child's app id.
+    pub app_id: String,
+    /// Why it failed.
+    #[source]
+    pub error: Box<Error>,
+}
+
+/// How many failed children `ChildrenFailed`'s message names before "and N more".
+const CHILDREN_NAMED: usize = 10;
+
+impl std::fmt::Display for ChildrenFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} of {} child applications failed",
+            self.failures.len(),
+            self.total
+        )?;
+        for (n, failure) in self.failures.iter().take(CHILDREN_NAMED).enumerate() {
+            let sep = if n == 0 { ": " } else { "; " };
+            write!(f, "{sep}`{}`: {}", failure.app_id, report(&*failure.error))?;
+        }
+        if self.failures.len() > CHILDREN_NAMED {
+            write!(f, "; and {} more", self.failures.len() - CHILDREN_NAMED)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ChildrenFailed {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.failures
+            .first()
+            .map(|f| f as &(dyn std::error::Error + 'static))
     }
 }

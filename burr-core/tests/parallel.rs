@@ -335,10 +335,14 @@ async fn run_one(
 }
 
 fn children_errors(err: &Error) -> Vec<(usize, String)> {
-    let Some(Error::Children { errors, .. }) = err.action_error::<Error>() else {
+    let Some(Error::Children(failed)) = err.action_error::<Error>() else {
         panic!("not a children error: {err:?}");
     };
-    errors.iter().map(|(i, _, e)| (*i, e.to_string())).collect()
+    failed
+        .failures
+        .iter()
+        .map(|f| (f.index, f.error.to_string()))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -380,6 +384,15 @@ async fn failure_policies() {
             .collect::<Vec<_>>(),
         [1, 2]
     );
+    // The report names each failed child by app id, with its error.
+    let report = burr_core::error::report(&err);
+    for child in ["wa/0/1", "wa/0/2"] {
+        assert!(
+            report.contains(&format!("`{child}`: action `")),
+            "{child} missing from: {report}"
+        );
+    }
+    assert!(report.contains("2 of "), "{report}");
     let done = store
         .list_checkpoints(None, &child_app_id("wa", 0, "3"))
         .await

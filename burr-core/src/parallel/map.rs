@@ -14,7 +14,7 @@ use super::child::{child_app_id, child_id_prefix, run_child, ChildSettings, Stor
 use super::{SubGraph, Task};
 use crate::action::declaration::declaration_builders;
 use crate::action::{Action, ActionError, ActionResult, Declaration, Inputs};
-use crate::error::Error;
+use crate::error::{ChildFailure, ChildrenFailed, Error};
 use crate::hooks::LifecycleHook;
 use crate::ids::{ApplicationContext, Priority};
 use crate::persistence::Persister;
@@ -266,18 +266,22 @@ impl MapAction {
     }
 
     fn failed(&self, total: usize, outcomes: Vec<ChildOutcome>, first_only: bool) -> ActionError {
-        let mut errors: Vec<(usize, String, Box<Error>)> = outcomes
+        let mut failures: Vec<ChildFailure> = outcomes
             .into_iter()
             .filter_map(|o| match o.result {
                 Err(Error::Cancelled { .. }) if first_only => None,
-                Err(e) => Some((o.index, o.app_id, Box::new(e))),
+                Err(e) => Some(ChildFailure {
+                    index: o.index,
+                    app_id: o.app_id,
+                    error: Box::new(e),
+                }),
                 Ok(_) => None,
             })
             .collect();
         if first_only {
-            errors.truncate(1);
+            failures.truncate(1);
         }
-        ActionError::from(Error::Children { total, errors })
+        ActionError::from(Error::Children(ChildrenFailed { total, failures }))
     }
 }
 
