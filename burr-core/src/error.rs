@@ -1,5 +1,7 @@
 //! The crate's [`Error`] and [`Result`].
 
+use crate::action::{ErrorKind, RetryPolicyError, Verdict};
+
 use crate::condition::ConditionError;
 use crate::graph::GraphError;
 use crate::persistence::PersistenceError;
@@ -131,9 +133,61 @@ pub enum Error {
         /// The timeout.
         after_ms: u64,
     },
+    /// One run of an action exceeded its timeout
+    /// ([`Declaration::timeout`](crate::action::Declaration::timeout),
+    /// [`with_timeout`](crate::ApplicationBuilder::with_timeout)).
+    #[error("action `{action}` timed out after {after_ms} ms")]
+    StepTimeout {
+        /// The action.
+        action: String,
+        /// The timeout.
+        after_ms: u64,
+    },
+    /// The application was cancelled; building it again resumes it only with
+    /// [`resume_cancelled`](crate::ApplicationBuilder::resume_cancelled).
+    #[error("app `{app_id}` was cancelled (at sequence id {sequence_id}); resume it with ApplicationBuilder::resume_cancelled(true)")]
+    AppCancelled {
+        /// The application.
+        app_id: String,
+        /// The cancelled step's sequence id.
+        sequence_id: u64,
+    },
 }
 
 impl Error {
+    /// What kind of failure this is, for retry policies and error transitions.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Action { source, .. } => {
+                if let Some(Error::Children(_)) = source.downcast_ref::<Error>() {
+                    ErrorKind::Children
+                } else if let Some(Error::Timeout { .. } | Error::StepTimeout { .. }) =
+                    source.downcast_ref::<Error>()
+                {
+                    ErrorKind::Timeout
+                } else {
+                    ErrorKind::Action
+                }
+            }
+            Error::StepTimeout { .. } | Error::Timeout { .. } => ErrorKind::Timeout,
+            Error::Children(_) => ErrorKind::Children,
+            Error::UndeclaredWrite { .. } | Error::MissingWrite { .. } => ErrorKind::Writes,
+            _ => ErrorKind::Other,
+        }
+    }
+
+    /// The action's own say on retrying this error
+    /// ([`ActionError::permanent`](crate::action::ActionError::permanent) or
+    /// [`transient`](crate::action::ActionError::transient)), if it gave one.
+    pub fn verdict(&self) -> Option<bool> {
+        match self {
+            Error::Action { source, .. } => {
+                source.downcast_ref::<Verdict>().map(Verdict::retryable)
+            }
+            _ => None,
+        }
+    }
+
     /// The error an action's own code returned, if this is one, downcast to `E`.
     pub fn action_error<E: std::error::Error + 'static>(&self) -> Option<&E> {
         match self {
@@ -162,13 +216,37 @@ pub fn report(error: &(dyn std::error::Error + 'static)) -> String {
 
 /// Builder settings that contradict each other, reported by
 /// [`build`](crate::ApplicationBuilder::build) (as [`Error::Builder`]).
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum BuilderError {
     /// [`initialize_from`](crate::ApplicationBuilder::initialize_from) was called more than
     /// once: which persister to load from is unclear.
     #[error("initialize_from was called more than once")]
     InitializeFromTwice,
+    /// `with_retry` or `with_timeout` names an action the graph does not have.
+    #[error("{setting} names action `{action}`, which the graph does not have{}", did_you_mean.as_ref().map(|n| format!(" (did you mean `{n}`?)")).unwrap_or_default())]
+    UnknownAction {
+        /// `with_retry` or `with_timeout`.
+        setting: &'static str,
+        /// The name given.
+        action: String,
+        /// The closest action's name, when the name looks like a typo of it.
+        did_you_mean: Option<String>,
+    },
+    /// A retry policy makes no sense.
+    #[error("the retry policy of action `{action}`: {problem}")]
+    InvalidRetry {
+        /// The action (`*` for the default policy).
+        action: String,
+        /// What is wrong.
+        problem: RetryPolicyError,
+    },
+    /// A timeout of zero.
+    #[error("the timeout of action `{action}` is zero")]
+    ZeroTimeout {
+        /// The action.
+        action: String,
+    },
     /// An app id or partition key that cannot be stored and addressed again: empty, or
     /// holding a control character (NUL, a newline...).
     #[error("{what} {value:?} is not valid: {why}")]

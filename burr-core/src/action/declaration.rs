@@ -1,5 +1,10 @@
 //! [`Declaration`]: what an action declares — its name, the state keys it reads and
-//! writes, its inputs and tags, and its form — as one value every kind of action holds.
+//! writes, its inputs and tags, its form, and how it is retried and timed — as one value
+//! every kind of action holds.
+
+use std::time::Duration;
+
+use super::RetryPolicy;
 
 /// An action's declared interface: the one thing the framework reads about an action
 /// before it runs it.
@@ -36,6 +41,13 @@ pub struct Declaration {
     pub single_step: bool,
     /// Streaming form ([`Action::stream_run`](super::Action::stream_run)).
     pub streaming: bool,
+    /// How a failed run is retried (default: it is not; the application fails, or takes
+    /// an error transition).
+    pub retry: Option<RetryPolicy>,
+    /// How long one run may take (default: no limit). Past it the run is dropped (a
+    /// blocking action sees [`is_cancelled`](crate::ApplicationContext::is_cancelled)) and
+    /// the attempt fails with [`ErrorKind::Timeout`](super::ErrorKind::Timeout).
+    pub timeout: Option<Duration>,
 }
 
 impl Declaration {
@@ -89,6 +101,18 @@ impl Declaration {
     /// Streaming form.
     pub fn streaming(mut self) -> Self {
         self.streaming = true;
+        self
+    }
+
+    /// Retry failed runs by `policy`.
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = Some(policy);
+        self
+    }
+
+    /// Fail a run that takes longer than `timeout`.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
         self
     }
 
@@ -150,6 +174,13 @@ macro_rules! declaration_builders {
         /// Its tags (for `@tag:<tag>` halts and the tracker).
         pub fn tags<I: IntoIterator<Item = S>, S: Into<String>>(mut self, tags: I) -> Self {
             self.declaration = std::mem::take(&mut self.declaration).tags(tags);
+            self
+        }
+
+        /// Retry a failed run of the step by `policy` (the builder's
+        /// [`with_retry`](crate::ApplicationBuilder::with_retry) overrides it).
+        pub fn retry(mut self, policy: $crate::action::RetryPolicy) -> Self {
+            self.declaration = std::mem::take(&mut self.declaration).retry(policy);
             self
         }
     };

@@ -3,6 +3,8 @@
 use std::error::Error as StdError;
 use std::fmt;
 
+use super::retry::Verdict;
+
 /// The error an action returns: any error type, or a message.
 ///
 /// Like `anyhow::Error`, it converts from every `std::error::Error` with `?`, so action
@@ -41,6 +43,24 @@ impl ActionError {
     /// The boxed original error.
     pub fn into_inner(self) -> Box<dyn StdError + Send + Sync + 'static> {
         self.0
+    }
+
+    /// `error`, marked as not worth retrying: a [`RetryPolicy`](super::RetryPolicy) never
+    /// retries it, whatever its kinds say.
+    pub fn permanent(error: impl Into<ActionError>) -> Self {
+        ActionError(Box::new(Verdict {
+            retryable: false,
+            error: error.into().0,
+        }))
+    }
+
+    /// `error`, marked as worth retrying: a [`RetryPolicy`](super::RetryPolicy) retries it
+    /// while attempts remain, whatever its kinds say.
+    pub fn transient(error: impl Into<ActionError>) -> Self {
+        ActionError(Box::new(Verdict {
+            retryable: true,
+            error: error.into().0,
+        }))
     }
 }
 

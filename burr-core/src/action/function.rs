@@ -102,6 +102,13 @@ impl FnAction {
 
     declaration_builders!();
 
+    /// Fail a run that takes longer than `timeout` (the builder's
+    /// [`with_timeout`](crate::ApplicationBuilder::with_timeout) overrides it).
+    pub fn timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.declaration.timeout = Some(timeout);
+        self
+    }
+
     /// A copy under another name.
     pub fn named(mut self, name: impl Into<String>) -> Self {
         self.declaration.name = name.into();

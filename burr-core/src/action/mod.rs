@@ -18,11 +18,13 @@ mod bind;
 pub(crate) mod declaration;
 mod delegate;
 mod error;
+mod failure;
 mod function;
 mod helpers;
 pub(crate) mod input_error;
 mod name;
 mod output;
+mod retry;
 mod static_action;
 
 use futures::stream::BoxStream;
@@ -36,11 +38,13 @@ pub use bind::{ActionExt, Bound};
 pub use declaration::Declaration;
 pub use delegate::Delegate;
 pub use error::{ActionError, UndeclaredRead};
+pub use failure::StepFailure;
 pub use function::{action_fn, action_sync, FnAction};
 pub use helpers::{Input, ReturnKeys};
 pub use input_error::InputError;
 pub use name::ActionName;
 pub use output::{result_object, IntoActionOutput};
+pub use retry::{ErrorKind, RetryPolicy, RetryPolicyError, Verdict};
 pub use static_action::StaticAction;
 
 /// The result of an action: a JSON object.

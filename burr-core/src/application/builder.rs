@@ -3,14 +3,15 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use super::Application;
+use super::{Application, StepSettings};
 use crate::action::ActionName;
+use crate::action::{ErrorKind, RetryPolicy, StepFailure};
 use crate::error::{BuilderError, Error, Result};
 use crate::graph::{Graph, GraphBuilder, GraphError, GraphProblem, IntoAction, TransitionSpec};
 use crate::hooks::{AppCreated, LifecycleHook};
 use crate::ids::{
-    next_flow, ApplicationContext, Executor, Identifiers, ParentPointer, Priority, Resources,
-    WorkKey,
+    next_flow, ApplicationContext, CancelToken, Executor, Identifiers, ParentPointer, Priority,
+    Resources, WorkKey,
 };
 use crate::persistence::{micros, AppRecord, LoadedCheckpoint, Persister, StepStatus};
 use crate::state::State;
@@ -79,6 +80,11 @@ pub struct ApplicationBuilder {
     /// task's index.
     work: Option<WorkKey>,
     resources: Resources,
+    retries: Vec<(String, RetryPolicy)>,
+    default_retry: Option<RetryPolicy>,
+    timeouts: Vec<(String, Duration)>,
+    cancel: Option<CancelToken>,
+    resume_cancelled: bool,
     problems: Vec<BuilderError>,
 }
 
@@ -122,6 +128,45 @@ impl ApplicationBuilder {
     /// (child applications inherit their parent's this way).
     pub fn with_resources(mut self, resources: &Resources) -> Self {
         self.resources.inherit(resources);
+        self
+    }
+
+    /// Retry failed runs of `action` by `policy` (over the action's own
+    /// [`Declaration::retry`](crate::action::Declaration::retry)).
+    pub fn with_retry(mut self, action: impl ActionName, policy: RetryPolicy) -> Self {
+        self.retries.push((action.into_name(), policy));
+        self
+    }
+
+    /// Retry failed runs of every action that has no policy of its own by `policy`.
+    pub fn with_default_retry(mut self, policy: RetryPolicy) -> Self {
+        self.default_retry = Some(policy);
+        self
+    }
+
+    /// Fail a run of `action` that takes longer than `timeout` (over the action's own
+    /// [`Declaration::timeout`](crate::action::Declaration::timeout)). The run is dropped at
+    /// the deadline; a blocking action sees
+    /// [`ApplicationContext::is_cancelled`]. The error's kind is
+    /// [`ErrorKind::Timeout`](crate::action::ErrorKind::Timeout), retried as its policy says.
+    pub fn with_timeout(mut self, action: impl ActionName, timeout: Duration) -> Self {
+        self.timeouts.push((action.into_name(), timeout));
+        self
+    }
+
+    /// The token that cancels the application (default: a new one, which
+    /// [`Application::cancel_handle`] gives out). Child applications get child tokens of
+    /// their parent's.
+    pub fn with_cancel_token(mut self, token: CancelToken) -> Self {
+        self.cancel = Some(token);
+        self
+    }
+
+    /// With [`initialize_from`](Self::initialize_from): resume an application that was
+    /// cancelled (default: building it fails with [`Error::AppCancelled`]). Its finished
+    /// steps and children are not run again.
+    pub fn resume_cancelled(mut self, resume: bool) -> Self {
+        self.resume_cancelled = resume;
         self
     }
 
@@ -330,6 +375,12 @@ impl ApplicationBuilder {
         let (Some(graph), Some(entrypoint), true) = (graph, entrypoint, problems.is_empty()) else {
             return Err(Error::Graph(GraphError { problems }));
         };
+        let settings = step_settings(
+            &graph,
+            &self.retries,
+            self.default_retry.as_ref(),
+            &self.timeouts,
+        )?;
         let unreachable = graph.unreachable_from(entrypoint);
         if !unreachable.is_empty() {
             tracing::warn!(
@@ -389,12 +440,19 @@ impl ApplicationBuilder {
         ctx.resources = self.resources;
         ctx.set_hooks(hooks.clone(), self.tracker);
         ctx.set_persister(self.saver.clone());
+        ctx.cancel = self.cancel.unwrap_or_default();
         let mut app = Application {
             names,
             entrypoint,
             state: initial_state,
             ctx,
             hooks,
+            settings,
+            failure: None,
+            failed_at: None,
+            after_failure: super::AfterFailure::Fail,
+            retry_in: None,
+            routed: false,
             sequence_id: None,
             prior: None,
             forced: None,
@@ -441,7 +499,12 @@ impl ApplicationBuilder {
                 }
                 let overridden = self.override_state.is_some();
                 if let Some(row) = loaded {
-                    app.restore(row, !self.restart_at_entrypoint, self.override_state)?;
+                    app.restore(
+                        row,
+                        !self.restart_at_entrypoint,
+                        self.override_state,
+                        self.resume_cancelled,
+                    )?;
                     // The saver already holds this application's history to build on,
                     // unless it was loaded from elsewhere (a fork, or another persister).
                     let same_store = app
@@ -495,7 +558,17 @@ impl Application {
         row: LoadedCheckpoint,
         resume_at_next_action: bool,
         overrides: Option<State>,
+        resume_cancelled: bool,
     ) -> Result<()> {
+        if row.status == StepStatus::Cancelled
+            && self.ctx.spawning_parent.is_none()
+            && !resume_cancelled
+        {
+            return Err(Error::AppCancelled {
+                app_id: self.ctx.ids.app_id.to_string(),
+                sequence_id: row.sequence_id,
+            });
+        }
         let index_of = |name: &str| {
             self.graph
                 .index_of(name)
@@ -522,8 +595,107 @@ impl Application {
                 self.prior = prior;
                 self.forced = Some(position);
                 self.failed_attempt = Some(row.attempt);
+                self.failed_at = Some(row.created_at);
+                if row.status == StepStatus::Failed {
+                    // Attempts spent and an error transition out: the handler runs next.
+                    // The stored row keeps the error's text, not its kind, so only a
+                    // transition that takes any kind (`on_error()`) routes here.
+                    let spent = self.settings[position]
+                        .retry
+                        .as_ref()
+                        .is_none_or(|p| row.attempt >= p.max_attempts());
+                    if let (true, Some(handler)) =
+                        (spent, self.graph.error_target(position, ErrorKind::Other))
+                    {
+                        self.route_to_handler(
+                            position,
+                            handler,
+                            StepFailure {
+                                action: self.names[position].to_string(),
+                                sequence_id: row.sequence_id,
+                                attempt: row.attempt,
+                                kind: ErrorKind::Other,
+                                chain: vec![format!(
+                                    "action `{}` failed before the process restarted",
+                                    self.names[position]
+                                )],
+                            },
+                        );
+                    }
+                }
             }
         }
         Ok(())
     }
+}
+
+/// Each action's retry policy and timeout: the builder's, else the declaration's, else (for
+/// retries) the builder's default.
+fn step_settings(
+    graph: &Graph,
+    retries: &[(String, RetryPolicy)],
+    default_retry: Option<&RetryPolicy>,
+    timeouts: &[(String, Duration)],
+) -> Result<Arc<[StepSettings]>> {
+    let unknown = |setting: &'static str, name: &str| {
+        Error::Builder(BuilderError::UnknownAction {
+            setting,
+            action: name.to_owned(),
+            did_you_mean: graph.nearest_name(name),
+        })
+    };
+    for (name, _) in retries {
+        graph
+            .index_of(name)
+            .ok_or_else(|| unknown("with_retry", name))?;
+    }
+    for (name, _) in timeouts {
+        graph
+            .index_of(name)
+            .ok_or_else(|| unknown("with_timeout", name))?;
+    }
+    if let Some(policy) = default_retry {
+        policy.validate().map_err(|problem| {
+            Error::Builder(BuilderError::InvalidRetry {
+                action: "*".to_owned(),
+                problem,
+            })
+        })?;
+    }
+    graph
+        .actions()
+        .iter()
+        .map(|action| {
+            let declared = action.declaration();
+            let name = declared.name.as_str();
+            let retry = retries
+                .iter()
+                .rev()
+                .find(|(n, _)| n == name)
+                .map(|(_, p)| p)
+                .or(declared.retry.as_ref())
+                .or(default_retry)
+                .cloned();
+            if let Some(policy) = &retry {
+                policy.validate().map_err(|problem| {
+                    Error::Builder(BuilderError::InvalidRetry {
+                        action: name.to_owned(),
+                        problem,
+                    })
+                })?;
+            }
+            let timeout = timeouts
+                .iter()
+                .rev()
+                .find(|(n, _)| n == name)
+                .map(|(_, t)| *t)
+                .or(declared.timeout);
+            if timeout == Some(Duration::ZERO) {
+                return Err(Error::Builder(BuilderError::ZeroTimeout {
+                    action: name.to_owned(),
+                }));
+            }
+            Ok(StepSettings { retry, timeout })
+        })
+        .collect()
 }

@@ -8,16 +8,16 @@ mod options;
 mod stream;
 
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use futures::Stream;
 use tracing::Instrument;
 
-use crate::action::{ActionResult, Inputs};
+use crate::action::{ActionResult, Inputs, RetryPolicy, StepFailure};
 use crate::error::{Error, Result};
 use crate::graph::Graph;
 use crate::hooks::{ExecuteCall, ExecuteCallEnd, LifecycleHook, StepEnd};
-use crate::ids::{ApplicationContext, Identifiers, ParentPointer};
+use crate::ids::{ApplicationContext, CancelToken, Identifiers, ParentPointer};
 use crate::persistence::{Checkpoint, Lease, Persister, StepStatus};
 use crate::state::{State, StateDelta};
 
@@ -83,6 +83,36 @@ pub struct Application {
     /// Whether a step's `pre_run_step` fired and its end has not been recorded yet.
     in_flight: bool,
     lease: Option<Lease>,
+    /// Each action's retry policy and timeout, by index.
+    settings: Arc<[StepSettings]>,
+    /// The failure an error transition routed to the next action (its handler), until the
+    /// handler completes.
+    failure: Option<StepFailure>,
+    /// When the last failed attempt ended, for the backoff before its retry.
+    failed_at: Option<SystemTime>,
+    /// What the step loop does after the failed attempt that just ended.
+    after_failure: AfterFailure,
+    /// The backoff chosen after the attempt that just failed (for `post_run_step`).
+    retry_in: Option<Duration>,
+    /// Whether the last step's failure was routed to an error transition's handler.
+    routed: bool,
+}
+
+/// An action's retry policy and timeout in this application.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct StepSettings {
+    pub(crate) retry: Option<RetryPolicy>,
+    pub(crate) timeout: Option<Duration>,
+}
+
+/// What the step loop does after a failed attempt.
+enum AfterFailure {
+    /// Return the error.
+    Fail,
+    /// Run the action again after this wait.
+    Retry(Duration),
+    /// The error transition's handler runs next; the error is still returned by `step`.
+    Routed,
 }
 
 impl Application {
@@ -99,6 +129,16 @@ impl Application {
     /// The sequence id of the last step taken, `None` before the first.
     pub fn sequence_id(&self) -> Option<u64> {
         self.sequence_id
+    }
+
+    /// A token that cancels this application from another task or thread: it stops at the
+    /// next step boundary, or inside a running action that checks
+    /// [`ApplicationContext::is_cancelled`]; the step is checkpointed as `cancelled`, and so
+    /// is each unfinished child application. Finished steps and children stay finished;
+    /// building the application again resumes it only with
+    /// [`resume_cancelled`](ApplicationBuilder::resume_cancelled).
+    pub fn cancel_handle(&self) -> CancelToken {
+        self.ctx.cancel.clone()
     }
 
     /// The application's id.
@@ -269,6 +309,7 @@ impl Application {
                 delta,
                 started_at,
                 ended_at,
+                retry_in: self.retry_in,
             });
         }
     }
@@ -321,7 +362,11 @@ impl Application {
     /// `inputs` go to the action, which takes the ones it declares. A missing required
     /// input or an input starting with `__` is an error, and then nothing runs and no
     /// sequence id is used. When the action fails, the step is recorded as failed and the
-    /// state is unchanged; the next call retries it under the same sequence id.
+    /// state is unchanged: with a [`RetryPolicy`] the action runs again (after its
+    /// backoff, under the same sequence id, with the attempt counted) until it succeeds or
+    /// its attempts are spent. Then the error is returned; the next call retries the
+    /// action again, or — with an error transition ([`on_error`](crate::condition::on_error))
+    /// out of it — runs the handler.
     pub async fn step(&mut self, inputs: Inputs) -> Result<Option<Step>> {
         self.call_start("step", &inputs);
         let outcome = self.step_inner(&inputs).await;
@@ -330,12 +375,83 @@ impl Application {
     }
 
     async fn step_inner(&mut self, inputs: &Inputs) -> Result<Option<Step>> {
+        self.routed = false;
+        loop {
+            match self.attempt(inputs).await {
+                Ok(step) => return Ok(step),
+                Err(error) => {
+                    match std::mem::replace(&mut self.after_failure, AfterFailure::Fail) {
+                        AfterFailure::Fail => return Err(error),
+                        AfterFailure::Routed => {
+                            self.routed = true;
+                            return Err(error);
+                        }
+                        AfterFailure::Retry(wait) => self.back_off(wait).await?,
+                    }
+                }
+            }
+        }
+    }
+
+    /// Wait `wait` before a retry; a cancel during the wait ends it.
+    async fn back_off(&mut self, wait: Duration) -> Result<()> {
+        if wait.is_zero() {
+            return Ok(());
+        }
+        let cancel = self.ctx.cancel.clone();
+        tokio::select! {
+            () = tokio::time::sleep(wait) => Ok(()),
+            () = cancel.cancelled() => self.cancelled_at_boundary().await,
+        }
+    }
+
+    /// The application's token was cancelled between steps: record the step that would
+    /// have run as cancelled, and fail with [`Error::Cancelled`].
+    async fn cancelled_at_boundary(&mut self) -> Result<()> {
+        let action = match self.next_index() {
+            Ok(Some(index)) => self.names[index].to_string(),
+            _ => String::new(),
+        };
+        self.record_cancelled().await;
+        Err(Error::Cancelled { action })
+    }
+
+    /// One run of the next action (or, with nothing left to run, `Ok(None)`).
+    async fn attempt(&mut self, inputs: &Inputs) -> Result<Option<Step>> {
         let Some(index) = self.next_index()? else {
             return Ok(None);
         };
+        if self.ctx.cancel.is_cancelled() {
+            self.cancelled_at_boundary().await?;
+        }
+        // A retry that follows a failure of an earlier call (or process) waits out what is
+        // left of its backoff.
+        if let (Some(failed), Some(at), Some(policy)) = (
+            self.failed_attempt,
+            self.failed_at.take(),
+            self.settings[index].retry.as_ref(),
+        ) {
+            let wait = policy.delay_before(failed + 1, self.backoff_seed());
+            let elapsed = at.elapsed().unwrap_or_default();
+            self.back_off(wait.saturating_sub(elapsed)).await?;
+        }
         let action = Arc::clone(self.graph.action(index));
         let inputs = execute::resolve_inputs(&*action, inputs)?;
-        let started_at = self.begin_step(index, &inputs);
+        if self.failure.is_some() || self.ctx.failure().is_some() {
+            self.ctx.set_failure(self.failure.clone());
+        }
+        // Child applications take an executor slot for the step's work; the wait is not
+        // the step's running time.
+        let waited = match (&self.ctx.executor, &self.ctx.spawning_parent) {
+            (Some(executor), Some(_)) => {
+                let queued = std::time::Instant::now();
+                let permit = executor.acquire(self.ctx.work.clone()).await;
+                *self.ctx.slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(permit);
+                queued.elapsed()
+            }
+            _ => Duration::ZERO,
+        };
+        let started_at = self.begin_step(index, &inputs, waited);
         let sequence_id = self.ctx.sequence_id;
         let span = tracing::info_span!(
             "step",
@@ -344,14 +460,32 @@ impl Application {
             sequence_id,
             action = action.name(),
         );
-        // Child applications take an executor slot for the step's work.
-        if let (Some(executor), Some(_)) = (&self.ctx.executor, &self.ctx.spawning_parent) {
-            let permit = executor.acquire(self.ctx.work.clone()).await;
-            *self.ctx.slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(permit);
+        let timeout = self.settings[index].timeout;
+        // With a timeout, the step gets its own token: cancelled at the deadline, so that a
+        // blocking action (and the step's child applications) see it.
+        let app_token = match timeout {
+            Some(_) => {
+                let step_token = self.ctx.cancel.child();
+                Some(std::mem::replace(&mut self.ctx.cancel, step_token))
+            }
+            None => None,
+        };
+        // A cancel does not drop a running action: it signals it (`ctx.is_cancelled()`), and
+        // the application stops at the next step boundary. A timeout drops it.
+        let run = execute::execute(&*action, &self.state, &inputs, &self.ctx).instrument(span);
+        let executed = match timeout {
+            None => run.await,
+            Some(limit) => tokio::time::timeout(limit, run).await.unwrap_or_else(|_| {
+                self.ctx.cancel.cancel();
+                Err(Error::StepTimeout {
+                    action: action.name().to_owned(),
+                    after_ms: u64::try_from(limit.as_millis()).unwrap_or(u64::MAX),
+                })
+            }),
+        };
+        if let Some(app_token) = app_token {
+            self.ctx.cancel = app_token;
         }
-        let executed = execute::execute(&*action, &self.state, &inputs, &self.ctx)
-            .instrument(span)
-            .await;
         drop(
             self.ctx
                 .slot
@@ -359,7 +493,81 @@ impl Application {
                 .unwrap_or_else(|p| p.into_inner())
                 .take(),
         );
-        self.finish_step(index, &inputs, started_at, executed).await
+        // Cancelled while running: whatever the action returned, the step is cancelled.
+        let executed = match executed {
+            Err(error) if self.ctx.cancel.is_cancelled() => {
+                drop(error);
+                Err(Error::Cancelled {
+                    action: action.name().to_owned(),
+                })
+            }
+            other => other,
+        };
+        let finished = self.finish_step(index, &inputs, started_at, executed).await;
+        if finished.is_ok() {
+            self.failure = None;
+            self.ctx.set_failure(None);
+        }
+        finished
+    }
+
+    /// The seed of this step's backoff jitter: the same for the same step in any process.
+    fn backoff_seed(&self) -> u64 {
+        let mut seed: u64 = 0xcbf2_9ce4_8422_2325;
+        for byte in self.ctx.ids.app_id.bytes() {
+            seed = (seed ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+        seed ^ self.ctx.sequence_id.rotate_left(32) ^ self.sequence_id.unwrap_or(0)
+    }
+
+    /// After attempt `self.ctx.attempt` of action `index` failed with `error`: retry it,
+    /// route to an error transition's handler, or fail.
+    fn decide_after_failure(&mut self, index: usize, error: &Error) -> AfterFailure {
+        if matches!(error, Error::Persistence { .. } | Error::Cancelled { .. }) {
+            return AfterFailure::Fail;
+        }
+        let kind = error.kind();
+        if let Some(policy) = &self.settings[index].retry {
+            let own: &(dyn std::error::Error + 'static) = match error {
+                Error::Action { source, .. } => &**source,
+                other => other,
+            };
+            if policy.retries(self.ctx.attempt, kind, own, error.verdict()) {
+                return AfterFailure::Retry(
+                    policy.delay_before(self.ctx.attempt + 1, self.backoff_seed()),
+                );
+            }
+        }
+        match self.graph.error_target(index, kind) {
+            Some(handler) => {
+                let mut chain = vec![error.to_string()];
+                let mut source = std::error::Error::source(error);
+                while let Some(cause) = source {
+                    chain.push(cause.to_string());
+                    source = cause.source();
+                }
+                let failure = StepFailure {
+                    action: self.names[index].to_string(),
+                    sequence_id: self.ctx.sequence_id,
+                    attempt: self.ctx.attempt,
+                    kind,
+                    chain,
+                };
+                self.route_to_handler(index, handler, failure);
+                AfterFailure::Routed
+            }
+            None => AfterFailure::Fail,
+        }
+    }
+
+    /// Make `handler` the next action, with `failure` (of action `failed`) for it to read.
+    pub(crate) fn route_to_handler(&mut self, failed: usize, handler: usize, failure: StepFailure) {
+        self.prior = Some(failed);
+        self.forced = Some(handler);
+        self.failed_attempt = None;
+        self.failed_at = None;
+        self.failure = Some(failure);
+        self.next_cache = None;
     }
 
     /// Checkpoint and commit (or record the failure of) a step whose action has run.
@@ -415,23 +623,34 @@ impl Application {
                 }))
             }
             Err(error) => {
+                let status = match error {
+                    Error::Cancelled { .. } => StepStatus::Cancelled,
+                    _ => StepStatus::Failed,
+                };
                 // A step whose own checkpoint failed is not saved again as failed.
                 if self.saver.is_some() && !matches!(error, Error::Persistence { .. }) {
-                    let checkpoint = self.unfinished_checkpoint(index, StepStatus::Failed, &error);
+                    let checkpoint = self.unfinished_checkpoint(index, status, &error);
                     if let Err(save_error) = self.save(checkpoint).await {
                         tracing::error!(app_id = %self.ctx.ids.app_id, sequence_id = self.ctx.sequence_id, error = %save_error, "could not checkpoint a failed step");
                     }
                 }
                 self.mark_unfinished(index);
+                self.failed_at = Some(SystemTime::now());
+                self.after_failure = self.decide_after_failure(index, &error);
+                self.retry_in = match self.after_failure {
+                    AfterFailure::Retry(wait) => Some(wait),
+                    _ => None,
+                };
                 self.step_ended(
                     index,
                     inputs,
-                    StepStatus::Failed,
+                    status,
                     None,
                     Some(&error),
                     &StateDelta::default(),
                     started_at,
                 );
+                self.retry_in = None;
                 Err(error)
             }
         }
@@ -488,6 +707,8 @@ impl Application {
     ///
     /// [`RunOptions`] name the actions to halt before or after (`@tag:<tag>` names every
     /// action with that tag) and the inputs. At least one step runs before any halt check.
+    /// A failed step ends the run with its error, unless its retry policy runs it again or
+    /// an error transition takes it to a handler.
     /// Returns the last action and result, or — when halted before an action — that
     /// action's name and no result.
     pub async fn run(&mut self, options: RunOptions) -> Result<RunOutcome> {
@@ -507,7 +728,14 @@ impl Application {
     ) -> Result<RunOutcome> {
         let halts = HaltSet::new(&self.graph, halt_before, halt_after)?;
         let mut last: Option<Step> = None;
-        while let Some(step) = self.step_inner(inputs).await? {
+        loop {
+            let step = match self.step_inner(inputs).await {
+                Ok(Some(step)) => step,
+                Ok(None) => break,
+                // An error transition took the failure: its handler runs next.
+                Err(_) if self.routed => continue,
+                Err(error) => return Err(error),
+            };
             last = Some(step);
             if self.halt_reached(&halts)? {
                 break;
@@ -538,7 +766,8 @@ impl Application {
     }
 
     /// Steps as a stream, until a halt condition or the end of the graph (Burr's
-    /// `iterate`). Each item is a step; an error ends the stream.
+    /// `iterate`). Each item is a step; an error ends the stream, unless an error
+    /// transition takes it (then the stream goes on with the handler).
     pub fn iterate(&mut self, options: RunOptions) -> impl Stream<Item = Result<Step>> + '_ {
         let RunOptions {
             halt_before,
@@ -569,6 +798,8 @@ impl Application {
                     app.call_end("iterate", None);
                     None
                 }
+                // An error transition took the failure: yield it, then its handler runs.
+                Err(error) if app.routed => Some((Err(error), Some((app, Ok(halts), inputs)))),
                 Err(error) => {
                     app.call_end("iterate", Some(&error));
                     Some((Err(error), None))

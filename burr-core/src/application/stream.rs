@@ -97,7 +97,7 @@ impl Application {
             Plan::Stream { index, inputs } => (index, inputs),
         };
         let action = Arc::clone(self.graph.action(index));
-        let started_at = self.begin_step(index, &inputs);
+        let started_at = self.begin_step(index, &inputs, std::time::Duration::ZERO);
         for hook in self.hooks() {
             hook.stream_start(&StreamStart {
                 ids: &self.ctx.ids,
@@ -192,7 +192,12 @@ impl Application {
     }
 
     /// Number a step and fire `pre_run_step`; returns its start time.
-    pub(super) fn begin_step(&mut self, index: usize, inputs: &Inputs) -> SystemTime {
+    pub(super) fn begin_step(
+        &mut self,
+        index: usize,
+        inputs: &Inputs,
+        waited: std::time::Duration,
+    ) -> SystemTime {
         let (sequence_id, attempt) = self.numbering();
         self.ctx.sequence_id = sequence_id;
         self.ctx.attempt = attempt;
@@ -209,6 +214,7 @@ impl Application {
                 inputs,
                 state: &self.state,
                 started_at,
+                waited,
             });
         }
         started_at

@@ -25,6 +25,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use crate::action::ErrorKind;
 use crate::state::State;
 
 pub use error::ConditionError;
@@ -43,6 +44,8 @@ enum Kind {
     Not(Box<Condition>),
     And(Box<Condition>, Box<Condition>),
     Or(Box<Condition>, Box<Condition>),
+    /// Taken only after the source action failed for good (of this kind, if given).
+    OnError(Option<ErrorKind>),
 }
 
 /// A condition on the state, attached to a transition.
@@ -128,7 +131,46 @@ pub fn expr(source: &str) -> Condition {
     }
 }
 
+/// The condition of an **error transition**: taken only when the source action failed for
+/// good — after its retries, if it has a [`RetryPolicy`](crate::action::RetryPolicy) — never
+/// after it succeeded. The failed step's writes are not applied; the handler it leads to
+/// reads the failure with
+/// [`ApplicationContext::failure`](crate::ApplicationContext::failure). Without an error
+/// transition, a failure ends the run as an error.
+///
+/// ```
+/// use burr_core::condition::on_error;
+/// let transition = ("embed", "report_failure", on_error());
+/// # let _ = transition;
+/// ```
+pub fn on_error() -> Condition {
+    Condition {
+        name: Arc::from("on_error"),
+        keys: Arc::from(Vec::new()),
+        kind: Kind::OnError(None),
+    }
+}
+
+/// An error transition taken only when the source action failed for good with an error of
+/// `kind` (e.g. [`ErrorKind::Timeout`]); see [`on_error`].
+pub fn on_error_kind(kind: ErrorKind) -> Condition {
+    Condition {
+        name: Arc::from(format!("on_error({kind})")),
+        keys: Arc::from(Vec::new()),
+        kind: Kind::OnError(Some(kind)),
+    }
+}
+
 impl Condition {
+    /// Whether this is an error transition's condition, and for which kind (`Some(None)`:
+    /// any kind).
+    pub fn on_error_of(&self) -> Option<Option<ErrorKind>> {
+        match self.kind {
+            Kind::OnError(kind) => Some(kind),
+            _ => None,
+        }
+    }
+
     /// A condition from a closure over the state. `keys` are the state keys it needs: each
     /// must be present when it is evaluated.
     ///
@@ -237,6 +279,7 @@ impl Condition {
 
     fn eval(&self, state: &State) -> Result<bool, ConditionError> {
         match &self.kind {
+            Kind::OnError(_) => Ok(false),
             Kind::Default => Ok(true),
             Kind::When(clauses) => {
                 for clause in clauses.iter() {

@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::action::Action;
+use crate::action::ErrorKind;
 use crate::condition::ConditionError;
 use crate::state::State;
 
@@ -227,6 +228,18 @@ impl Graph {
             }
         }
         Ok(None)
+    }
+
+    /// The target of the first error transition out of `failed` that takes an error of
+    /// `kind` (see [`on_error`](crate::condition::on_error)).
+    pub fn error_target(&self, failed: usize, kind: ErrorKind) -> Option<usize> {
+        self.outgoing[failed].iter().find_map(|&t| {
+            let transition = &self.transitions[t];
+            match transition.condition.on_error_of()? {
+                Some(only) if only != kind => None,
+                _ => Some(transition.to),
+            }
+        })
     }
 
     /// Actions that cannot be reached from `entrypoint`.

@@ -1,6 +1,6 @@
 //! The events hooks receive. Each carries the identifiers of the application it concerns.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 
@@ -47,8 +47,11 @@ pub struct StepStart<'a> {
     pub inputs: &'a Inputs,
     /// The state before the step.
     pub state: &'a State,
-    /// When the step started.
+    /// When the step started (after any wait for an executor slot).
     pub started_at: SystemTime,
+    /// How long the step waited for an executor slot before it started (child
+    /// applications only; zero otherwise).
+    pub waited: Duration,
 }
 
 /// A step finished.
@@ -78,6 +81,9 @@ pub struct StepEnd<'a> {
     pub started_at: SystemTime,
     /// When it ended.
     pub ended_at: SystemTime,
+    /// When the attempt failed and its retry policy runs it again: the wait before the
+    /// next attempt.
+    pub retry_in: Option<Duration>,
 }
 
 /// A public call (`step`, `run`, `iterate`, `stream_result`) started.

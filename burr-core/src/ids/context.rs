@@ -4,6 +4,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use super::cancel::CancelToken;
 use super::executor::{Executor, Permit, Priority, WorkKey};
 use super::resources::{MissingResource, Res, Resources};
 use super::{Identifiers, ParentPointer};
@@ -32,6 +33,9 @@ pub struct ApplicationContext {
     /// The framework's own handles (hooks, tracker, persister), each under a private type
     /// of the module that owns it.
     pub(crate) handles: Resources,
+    /// Cancelled when the application is (or, during a step with a timeout, when the step
+    /// runs out of time).
+    pub(crate) cancel: CancelToken,
 }
 
 /// The spans open in the current step.
@@ -91,6 +95,7 @@ impl ApplicationContext {
             slot: Arc::new(Mutex::new(None)),
             resources: Resources::new(),
             handles: Resources::new(),
+            cancel: CancelToken::new(),
         }
     }
 
@@ -190,6 +195,65 @@ impl ApplicationContext {
             *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(permit);
         }
         output
+    }
+
+    /// Whether the application was cancelled, or the step ran out of time: a long or
+    /// blocking action checks it and returns early (its error is then ignored: the step is
+    /// recorded as cancelled or timed out).
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+
+    /// Completes when the application is cancelled or the step runs out of time.
+    pub async fn cancelled(&self) {
+        self.cancel.cancelled().await
+    }
+
+    /// A key for side effects of this step, stable across retries, restarts and resumes:
+    /// `<partition key>/<app id>/<sequence id>`, with `%` and `/` inside the partition key
+    /// and app id escaped as `%25` and `%2F` (no partition key: an empty first part). A
+    /// child application's app id holds its parent's app id, step and task key, so the key
+    /// is unique across a whole fan-out. Give it to an external service that deduplicates
+    /// (a payment API, an idempotent upsert) so that a step that runs twice (see
+    /// [`persistence`](crate::persistence) on at-least-once) has its effect once.
+    ///
+    /// ```
+    /// # use burr_core::prelude::*;
+    /// # use burr_core::action::action_sync;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> burr_core::Result<()> {
+    /// let charge = action_sync("charge", |s: State, _, ctx: &ApplicationContext| {
+    ///     s.update("key", ctx.idempotency_key())
+    /// })
+    /// .writes(["key"]);
+    /// let mut app = ApplicationBuilder::new()
+    ///     .with_actions([charge])
+    ///     .with_entrypoint("charge")
+    ///     .with_app_id("order/7")
+    ///     .with_partition_key("acme")
+    ///     .build()
+    ///     .await?;
+    /// let step = app.step(Inputs::new()).await?.unwrap();
+    /// assert_eq!(step.state.get::<String>("key")?, "acme/order%2F7/0");
+    /// # Ok(()) }
+    /// ```
+    pub fn idempotency_key(&self) -> String {
+        fn escaped(out: &mut String, part: &str) {
+            for c in part.chars() {
+                match c {
+                    '%' => out.push_str("%25"),
+                    '/' => out.push_str("%2F"),
+                    c => out.push(c),
+                }
+            }
+        }
+        let mut key = String::with_capacity(self.ids.app_id.len() + 24);
+        escaped(&mut key, self.ids.partition_key().unwrap_or_default());
+        key.push('/');
+        escaped(&mut key, &self.ids.app_id);
+        key.push('/');
+        key.push_str(&self.sequence_id.to_string());
+        key
     }
 
     /// The application that spawned this one, if it is a child.

@@ -13,6 +13,7 @@
 //! ([`ApplicationContext::persister`]), `parallel` child applications
 //! ([`ApplicationContext::run_child`]).
 
+mod cancel;
 mod context;
 mod executor;
 mod resources;
@@ -21,6 +22,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+pub use cancel::CancelToken;
 pub use context::ApplicationContext;
 pub(crate) use executor::next_flow;
 pub use executor::{Executor, Permit, Priority, WorkKey};

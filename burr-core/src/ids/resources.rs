@@ -37,6 +37,20 @@ impl Resources {
         self.entries = entries.into();
     }
 
+    /// Take the value of type `T` out, if there is one.
+    pub fn remove<T: Send + Sync + 'static>(&mut self) {
+        let id = TypeId::of::<T>();
+        if self.entries.iter().any(|(t, _)| *t == id) {
+            let entries: Vec<_> = self
+                .entries
+                .iter()
+                .filter(|(t, _)| *t != id)
+                .cloned()
+                .collect();
+            self.entries = entries.into();
+        }
+    }
+
     /// Add every value of `other` whose type this set does not hold yet.
     pub fn inherit(&mut self, other: &Resources) {
         if other.entries.is_empty() {

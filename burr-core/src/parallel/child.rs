@@ -1,12 +1,14 @@
 //! Running one child application: its stable id, its builder, resume and cancellation.
 
 use std::fmt::Write;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
 
 use super::Task;
+use crate::action::RetryPolicy;
 use crate::application::{ApplicationBuilder, RunOptions};
 use crate::error::{Error, Result};
 use crate::hooks::LifecycleHook;
@@ -49,6 +51,10 @@ pub(crate) struct ChildSettings {
     pub(crate) tracker: Option<Option<Arc<dyn LifecycleHook>>>,
     pub(crate) priority: Option<Priority>,
     pub(crate) timeout: Option<Duration>,
+    /// The children's retry policy, for every action that has none of its own.
+    pub(crate) retry: Option<RetryPolicy>,
+    /// How many children were found finished in the persister (not run again).
+    pub(crate) loaded: AtomicUsize,
 }
 
 /// A builder for a child application of the step `parent` is running: its id derived from
@@ -66,6 +72,7 @@ pub(crate) fn child_builder(
         .with_app_id(child_app_id(parent.app_id(), parent.sequence_id(), key))
         .with_resources(parent.resources())
         .with_spawning_parent(parent.as_parent())
+        .with_cancel_token(parent.cancel.child())
         .with_work_key(WorkKey {
             path: Arc::from(path),
             ..parent.work.clone()
@@ -126,6 +133,8 @@ impl ApplicationContext {
             tracker: None,
             priority: None,
             timeout: None,
+            retry: None,
+            loaded: AtomicUsize::new(0),
         });
         let (_never, cancelled) = watch::channel(false);
         self.without_slot(run_child(
@@ -171,6 +180,9 @@ pub(crate) async fn run_child(
     if let Some(priority) = settings.priority {
         builder = builder.with_priority(priority.0);
     }
+    if let Some(policy) = &settings.retry {
+        builder = builder.with_default_retry(policy.clone());
+    }
     builder = match &settings.persister {
         // Nothing to load: the child checkpoints (and resumes next time) all the same.
         Some(persister) if stored == Stored::No => builder
@@ -188,6 +200,7 @@ pub(crate) async fn run_child(
     };
     let mut app = builder.build().await?;
     if app.halted_after(&task.subgraph.halt_after) {
+        settings.loaded.fetch_add(1, Ordering::Relaxed);
         return Ok(app.state().clone());
     }
     let cancelled = async {

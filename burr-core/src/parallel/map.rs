@@ -2,6 +2,7 @@
 //! [`MapActions`] and [`MapActionsAndStates`].
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +14,7 @@ use tokio::sync::watch;
 use super::child::{child_app_id, child_id_prefix, run_child, ChildSettings, Stored};
 use super::{SubGraph, Task};
 use crate::action::declaration::declaration_builders;
-use crate::action::{Action, ActionError, ActionResult, Declaration, Inputs};
+use crate::action::{Action, ActionError, ActionResult, Declaration, Inputs, RetryPolicy};
 use crate::error::{ChildFailure, ChildrenFailed, Error};
 use crate::hooks::LifecycleHook;
 use crate::ids::{ApplicationContext, Priority};
@@ -100,6 +101,7 @@ pub struct MapAction {
     persister: ChildPersister,
     tracker: ChildTracker,
     timeout: Option<Duration>,
+    child_retry: Option<RetryPolicy>,
 }
 
 impl MapAction {
@@ -118,6 +120,7 @@ impl MapAction {
             persister: ChildPersister::default(),
             tracker: ChildTracker::default(),
             timeout: None,
+            child_retry: None,
         }
     }
 
@@ -176,11 +179,19 @@ impl MapAction {
         self
     }
 
+    /// Retry each child's failed steps by `policy` (for every child action that has no
+    /// policy of its own): a child that fails now and then finishes without failing the
+    /// map step.
+    pub fn child_retry(mut self, policy: RetryPolicy) -> Self {
+        self.child_retry = Some(policy);
+        self
+    }
+
     async fn run_children(
         &self,
         ctx: &ApplicationContext,
         tasks: Vec<Task>,
-    ) -> Result<Vec<ChildOutcome>, Error> {
+    ) -> Result<(Vec<ChildOutcome>, usize, usize), Error> {
         let settings = Arc::new(ChildSettings {
             persister: match &self.persister {
                 ChildPersister::Cascade => ctx.persister().cloned(),
@@ -194,6 +205,8 @@ impl MapAction {
             },
             priority: self.priority,
             timeout: self.timeout,
+            retry: self.child_retry.clone(),
+            loaded: AtomicUsize::new(0),
         });
         let (cancel, cancelled) = watch::channel(false);
         let total = tasks.len();
@@ -217,6 +230,7 @@ impl MapAction {
         let mut running = FuturesUnordered::new();
         let mut results: Vec<Option<Result<State, Error>>> = (0..total).map(|_| None).collect();
         let mut stopped = false;
+        let mut started = 0;
         loop {
             while !stopped && running.len() < window {
                 let Some((index, task)) = queued.next() else {
@@ -233,6 +247,7 @@ impl MapAction {
                     cancelled.clone(),
                 ));
                 running.push(async move { (index, child.await) });
+                started += 1;
             }
             let Some((index, result)) = running.next().await else {
                 break;
@@ -248,7 +263,8 @@ impl MapAction {
             }
             results[index] = Some(result);
         }
-        Ok(results
+        let loaded = settings.loaded.load(Ordering::Relaxed);
+        let outcomes = results
             .into_iter()
             .zip(keys)
             .enumerate()
@@ -262,7 +278,9 @@ impl MapAction {
                     })
                 }),
             })
-            .collect())
+            .collect();
+        // Children started and not found finished: those that ran (or tried to).
+        Ok((outcomes, loaded, started - loaded))
     }
 
     fn failed(&self, total: usize, outcomes: Vec<ChildOutcome>, first_only: bool) -> ActionError {
@@ -339,7 +357,7 @@ impl Action for MapAction {
     ) -> Result<(ActionResult, State), ActionError> {
         let tasks = (self.tasks)(&state, inputs)?;
         let total = tasks.len();
-        let outcomes = ctx.without_slot(self.run_children(ctx, tasks)).await?;
+        let (outcomes, loaded, ran) = ctx.without_slot(self.run_children(ctx, tasks)).await?;
         let failures = outcomes.iter().filter(|o| o.result.is_err()).count();
         let new_state = match self.policy {
             FailurePolicy::Settled => match &self.reducer {
@@ -365,9 +383,12 @@ impl Action for MapAction {
                 Reducer::Unchanged => state,
             },
         };
-        let result = crate::action::result_object(
-            &serde_json::json!({ "children": total, "failed": failures }),
-        )?;
+        let result = crate::action::result_object(&serde_json::json!({
+            "children": total,
+            "failed": failures,
+            "loaded": loaded,
+            "ran": ran,
+        }))?;
         Ok((result, new_state))
     }
 }
