@@ -14,6 +14,8 @@ workloads:
   w1        step overhead: increment while count < N (default 10000), then done
             (--track: w1 and w2 record every step with the tracker)
   w1-big    w1 with a 1,000,000-character value in state that no step touches
+  w1-retry  w1 with a retry policy and a timeout on every action; R rounds (default 7)
+            interleaved with plain w1, medians and their ratio reported
   update    one update on a state of N keys (default 10000), ns per update
   floor     raw rusqlite INSERT+COMMIT per row, WAL (--durable: synchronous=FULL)
   w2        checkpointed counter, N = 2000, SQLite (--durable: fsync each commit);

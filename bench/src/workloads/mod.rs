@@ -108,6 +108,27 @@ pub fn run(options: &Options) -> Result<(), Box<dyn std::error::Error>> {
         ))?);
         ran = true;
     }
+    if all || options.workload == "w1-retry" {
+        // Rounds of plain W1 then W1 with retries and timeouts, interleaved; medians.
+        let n = options.n.unwrap_or(10_000);
+        let (mut plain, mut guarded) = (Vec::new(), Vec::new());
+        for _ in 0..options.rounds.unwrap_or(7) {
+            let line = runtime.block_on(w1::step_overhead(n, false, None))?;
+            plain.push(line["us_per_step"].as_f64().unwrap_or(f64::NAN));
+            let line = runtime.block_on(w1::with_retry(n))?;
+            guarded.push(line["us_per_step"].as_f64().unwrap_or(f64::NAN));
+        }
+        let (plain, guarded) = (median(&plain), median(&guarded));
+        report(json!({
+            "workload": "w1-retry",
+            "n": n,
+            "rounds": options.rounds.unwrap_or(7),
+            "us_per_step": guarded,
+            "w1_us_per_step": plain,
+            "ratio_to_w1": guarded / plain,
+        }));
+        ran = true;
+    }
     if all || options.workload == "update" {
         report(w1::one_update(options.n.unwrap_or(10_000)));
         ran = true;

@@ -1,12 +1,12 @@
 //! W1: step overhead, and the cost of one update on a large state.
 
 use std::hint::black_box;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use burr_core::RunOptions;
 use burr_core::{default, expr, ApplicationBuilder, State};
 
-use burr_core::action::action_sync;
+use burr_core::action::{action_sync, RetryPolicy};
 use serde_json::{json, Value};
 
 /// W1: `increment` while `count < N` (an `expr` condition), then `done`; N+1 steps. With
@@ -15,6 +15,21 @@ pub async fn step_overhead(
     n: u64,
     big: bool,
     tracker: Option<&burr_tracker::Tracker>,
+) -> Result<Value, Box<dyn std::error::Error>> {
+    counter(n, big, tracker, false).await
+}
+
+/// W1 with a retry policy (3 attempts) and a 30 s timeout on every action: the cost of
+/// failure handling when nothing fails.
+pub async fn with_retry(n: u64) -> Result<Value, Box<dyn std::error::Error>> {
+    counter(n, false, None, true).await
+}
+
+async fn counter(
+    n: u64,
+    big: bool,
+    tracker: Option<&burr_tracker::Tracker>,
+    guarded: bool,
 ) -> Result<Value, Box<dyn std::error::Error>> {
     let build_start = Instant::now();
     let increment = action_sync("increment", |s: State, _, _| s.increment("count", 1))
@@ -36,6 +51,12 @@ pub async fn step_overhead(
     if let Some(tracker) = tracker {
         builder = builder.with_tracker(tracker.hook());
     }
+    if guarded {
+        builder = builder
+            .with_default_retry(RetryPolicy::new(3))
+            .with_timeout("increment", Duration::from_secs(30))
+            .with_timeout("done", Duration::from_secs(30));
+    }
     let mut app = builder.build().await?;
     let build_us = build_start.elapsed().as_secs_f64() * 1e6;
     let start = Instant::now();
@@ -47,7 +68,11 @@ pub async fn step_overhead(
     let steps = app.sequence_id().map_or(0, |s| s + 1);
     assert_eq!(outcome.state.get::<u64>("count").ok(), Some(n));
     Ok(json!({
-        "workload": if big { "w1-big" } else { "w1" },
+        "workload": match (big, guarded) {
+            (true, _) => "w1-big",
+            (false, true) => "w1-retry",
+            (false, false) => "w1",
+        },
         "tracked": tracker.is_some(),
         "n": n,
         "steps": steps,

@@ -7,6 +7,7 @@ mod halt;
 mod options;
 mod stream;
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -461,31 +462,21 @@ impl Application {
             action = action.name(),
         );
         let timeout = self.settings[index].timeout;
-        // With a timeout, the step gets its own token: cancelled at the deadline, so that a
-        // blocking action (and the step's child applications) see it.
-        let app_token = match timeout {
-            Some(_) => {
-                let step_token = self.ctx.cancel.child();
-                Some(std::mem::replace(&mut self.ctx.cancel, step_token))
-            }
-            None => None,
-        };
+        self.ctx.run = self.ctx.run.wrapping_add(1);
         // A cancel does not drop a running action: it signals it (`ctx.is_cancelled()`), and
         // the application stops at the next step boundary. A timeout drops it.
         let run = execute::execute(&*action, &self.state, &inputs, &self.ctx).instrument(span);
         let executed = match timeout {
             None => run.await,
             Some(limit) => tokio::time::timeout(limit, run).await.unwrap_or_else(|_| {
-                self.ctx.cancel.cancel();
+                // A blocking action (on its own thread) sees that its run is over.
+                self.ctx.timed_out.store(self.ctx.run, Ordering::Relaxed);
                 Err(Error::StepTimeout {
                     action: action.name().to_owned(),
                     after_ms: u64::try_from(limit.as_millis()).unwrap_or(u64::MAX),
                 })
             }),
         };
-        if let Some(app_token) = app_token {
-            self.ctx.cancel = app_token;
-        }
         drop(
             self.ctx
                 .slot

@@ -33,9 +33,13 @@ pub struct ApplicationContext {
     /// The framework's own handles (hooks, tracker, persister), each under a private type
     /// of the module that owns it.
     pub(crate) handles: Resources,
-    /// Cancelled when the application is (or, during a step with a timeout, when the step
-    /// runs out of time).
+    /// Cancelled when the application is.
     pub(crate) cancel: CancelToken,
+    /// The step's number among this application's runs of actions (a new one per attempt).
+    pub(crate) run: u64,
+    /// The number of the run that exceeded its timeout, if any: that run (and only that
+    /// one, even when its blocking thread outlives it) sees itself cancelled.
+    pub(crate) timed_out: Arc<AtomicU64>,
 }
 
 /// The spans open in the current step.
@@ -96,6 +100,8 @@ impl ApplicationContext {
             resources: Resources::new(),
             handles: Resources::new(),
             cancel: CancelToken::new(),
+            run: 0,
+            timed_out: Arc::new(AtomicU64::new(u64::MAX)),
         }
     }
 
@@ -201,10 +207,11 @@ impl ApplicationContext {
     /// blocking action checks it and returns early (its error is then ignored: the step is
     /// recorded as cancelled or timed out).
     pub fn is_cancelled(&self) -> bool {
-        self.cancel.is_cancelled()
+        self.cancel.is_cancelled() || self.timed_out.load(Ordering::Relaxed) == self.run
     }
 
-    /// Completes when the application is cancelled or the step runs out of time.
+    /// Completes when the application is cancelled. (A step that runs out of time is
+    /// dropped at its deadline; a blocking one sees [`is_cancelled`](Self::is_cancelled).)
     pub async fn cancelled(&self) {
         self.cancel.cancelled().await
     }
