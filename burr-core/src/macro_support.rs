@@ -37,8 +37,7 @@ impl<T: DeserializeOwned> InputType for T {}
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a return type an action supports",
     label = "an action cannot return this",
-    note = "return the new state: `State`, `(result, State)` whose result is `Serialize` (a struct, a map or a `serde_json::Value` object), or a `Result` of either whose error converts into `ActionError`",
-    note = "a `String` is not an error type: for `Result<State, String>`, return `Result<State, ActionError>` and fail with `Err(ActionError::msg(..))`"
+    note = "return the new state: `State`, `(result, State)` whose result is `Serialize` (a struct, a map or a `serde_json::Value` object), or a `Result` of either whose error converts into `ActionError`"
 )]
 pub trait ActionOutput: IntoActionOutput {}
 
@@ -60,6 +59,13 @@ pub fn required_input<T: InputType>(
     expected: &str,
 ) -> Result<T, ActionError> {
     input_error::required_input(ctx.action_name(), inputs, name, expected)
+}
+
+/// A resource the application was given: an action's `Res<T>` parameter.
+pub fn resource<T: Send + Sync + 'static>(
+    ctx: &ApplicationContext,
+) -> Result<crate::ids::Res<T>, ActionError> {
+    ctx.resource::<T>().map_err(ActionError::from)
 }
 
 /// An optional input: `None` when not given.
@@ -185,5 +191,17 @@ pub fn inputs_from_json(value: serde_json::Value) -> Inputs {
     match value {
         serde_json::Value::Object(map) => map,
         _ => Inputs::new(),
+    }
+}
+
+/// The action a macro's constant stands for when the function it was written on has an
+/// error: it never runs, since that error stops the build.
+pub struct InvalidAction;
+
+impl Action for InvalidAction {
+    fn declaration(&self) -> &Declaration {
+        static DECLARED: LazyLock<Declaration> =
+            LazyLock::new(|| Declaration::new("<an action with a compile error>"));
+        &DECLARED
     }
 }

@@ -27,13 +27,35 @@ pub(crate) fn action(attr: TokenStream, item: TokenStream) -> TokenStream {
         }
     };
     let args = args::parse(attr);
+    let crate_path = args.as_ref().ok().map(|args| private_path(&args.common));
     let (item_fn, analyzed) = signature::analyze(item_fn, &signature::ACTION);
     match check(args, analyzed, &item_fn) {
         Ok(checked) => generate(&checked, &item_fn),
         Err(error) => {
             let error = error.to_compile_error();
-            quote!(#item_fn #error)
+            let stand_in = stand_in_constant(&item_fn, "action", crate_path);
+            quote!(#item_fn #stand_in #error)
         }
+    }
+}
+
+/// After an error: the action's constant all the same (an action that only fails), so that
+/// the code naming it (`with_actions([Answer])`) does not add errors of its own.
+pub(crate) fn stand_in_constant(
+    item_fn: &ItemFn,
+    attr: &str,
+    crate_path: Option<TokenStream>,
+) -> TokenStream {
+    let Ok(const_ident) = const_name(&item_fn.sig.ident, attr) else {
+        return TokenStream::new();
+    };
+    let p = crate_path.unwrap_or_else(|| quote!(::burr_core::__private));
+    let vis = &item_fn.vis;
+    let cfgs = cfgs(item_fn);
+    quote! {
+        #cfgs
+        #[allow(non_upper_case_globals, dead_code)]
+        #vis const #const_ident: #p::StaticAction = #p::StaticAction::new(&#p::InvalidAction);
     }
 }
 
@@ -149,6 +171,12 @@ fn generate(checked: &Checked, item_fn: &ItemFn) -> TokenStream {
                     (true, true) => quote!(&#owned_ctx),
                     (true, false) => quote!(#owned_ctx),
                 });
+                continue;
+            }
+            Param::Resource { ty } => {
+                let var = format_ident!("resource_{}", index, span = Span::mixed_site());
+                lets.push(quote_spanned!(ty.span()=> let #var = #p::resource::<#ty>(#ctx)?;));
+                call_args.push(quote!(#var));
                 continue;
             }
             Param::Input(input) => input,

@@ -260,7 +260,8 @@ mod signature;
 /// # Inputs, context, bindings
 ///
 /// ```
-/// use burr_core::{action, ActionExt, ApplicationBuilder, ApplicationContext, State};
+/// use burr_core::{action, ApplicationBuilder, ApplicationContext, State};
+/// use burr_core::action::ActionExt;
 /// use serde_json::{json, Value};
 ///
 /// #[action(reads = [query], writes = [answer], name = "answer_question", tags = ["llm"])]
@@ -270,7 +271,7 @@ mod signature;
 ///     top_k: Option<usize>,
 ///     #[input(default = 0.5)] temperature: f64,
 ///     ctx: &ApplicationContext,
-/// ) -> Result<(Value, State), burr_core::StateError> {
+/// ) -> Result<(Value, State), burr_core::state::StateError> {
 ///     let query: String = state.get("query")?;
 ///     let answer = format!("{model} (top {}, t={temperature}) in {}: {query}", top_k.unwrap_or(3), ctx.app_id());
 ///     Ok((json!({ "answer": answer }), state.update("answer", answer.clone())))
@@ -279,7 +280,7 @@ mod signature;
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> burr_core::Result<()> {
 /// // `Answer` is named after the function; the action it makes is `answer_question`.
-/// assert_eq!(burr_core::Action::name(&Answer), "answer_question");
+/// assert_eq!(burr_core::action::Action::name(&Answer), "answer_question");
 /// // One function, two actions with their own names and settings (Burr's `bind`).
 /// let mut app = ApplicationBuilder::new()
 ///     .with_actions([
@@ -289,10 +290,10 @@ mod signature;
 ///     .with_transitions([("answer_small", "answer_large")])
 ///     .with_state(State::new().update("query", "why?"))
 ///     .with_entrypoint("answer_small")
-///     .with_identifiers("app-1", None)
+///     .with_app_id("app-1")
 ///     .build()
 ///     .await?;
-/// app.step(burr_core::inputs(json!({ "top_k": 5 }))).await?;
+/// app.step(inputs! { "top_k": 5 }).await?;
 /// assert_eq!(app.state().get::<String>("answer")?, "small (top 5, t=0.5) in app-1: why?");
 /// # Ok(())
 /// # }
@@ -321,7 +322,8 @@ pub fn action(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// Make a map action of a function returning the children's starting states: one
 /// sub-graph over many states (Burr's `MapStates`).
 ///
-/// See [the crate docs](crate#map-actions) for the map attributes.
+/// The map attributes' reference — arguments, return types, an example — is in
+/// [`burr_core::parallel`](../burr_core/parallel/index.html#the-map-attributes).
 #[proc_macro_attribute]
 pub fn map_states(attr: TokenStream, item: TokenStream) -> TokenStream {
     map_expand::map(map_args::MapKind::States, attr.into(), item.into()).into()
@@ -330,7 +332,8 @@ pub fn map_states(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// Make a map action of a function returning the children's tasks (`Vec<Task>`): the
 /// task-level map, where each task names its own sub-graph, state, inputs and key.
 ///
-/// See [the crate docs](crate#map-actions) for the map attributes.
+/// The map attributes' reference — arguments, return types, an example — is in
+/// [`burr_core::parallel`](../burr_core/parallel/index.html#the-map-attributes).
 #[proc_macro_attribute]
 pub fn map_tasks(attr: TokenStream, item: TokenStream) -> TokenStream {
     map_expand::map(map_args::MapKind::Tasks, attr.into(), item.into()).into()
@@ -339,7 +342,8 @@ pub fn map_tasks(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// Make a map action of a function returning one state that many sub-graphs each start
 /// from (Burr's `MapActions`).
 ///
-/// See [the crate docs](crate#map-actions) for the map attributes.
+/// The map attributes' reference — arguments, return types, an example — is in
+/// [`burr_core::parallel`](../burr_core/parallel/index.html#the-map-attributes).
 #[proc_macro_attribute]
 pub fn map_actions(attr: TokenStream, item: TokenStream) -> TokenStream {
     map_expand::map(map_args::MapKind::Actions, attr.into(), item.into()).into()
@@ -349,7 +353,8 @@ pub fn map_actions(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// runs on: a child per (sub-graph, state), keyed `<entrypoint>.<state index>`, in
 /// sub-graph-major order (Burr's `MapActionsAndStates`).
 ///
-/// See [the crate docs](crate#map-actions) for the map attributes.
+/// The map attributes' reference — arguments, return types, an example — is in
+/// [`burr_core::parallel`](../burr_core/parallel/index.html#the-map-attributes).
 #[proc_macro_attribute]
 pub fn map_actions_and_states(attr: TokenStream, item: TokenStream) -> TokenStream {
     map_expand::map(

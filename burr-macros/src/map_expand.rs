@@ -9,7 +9,9 @@ use syn::spanned::Spanned;
 use syn::ItemFn;
 
 use crate::args::{Errors, Name};
-use crate::expand::{action_name, bind_input, cfgs, const_name, not_a_function, private_path};
+use crate::expand::{
+    action_name, bind_input, cfgs, const_name, not_a_function, private_path, stand_in_constant,
+};
 use crate::map_args::{self, MapArgs, MapKind, Reducer, Setting, Timeout};
 use crate::map_signature;
 use crate::signature::{self, ActionFn, InputKind, Param};
@@ -28,6 +30,7 @@ pub(crate) fn map(kind: MapKind, attr: TokenStream, item: TokenStream) -> TokenS
     };
     let mut errors = Errors::default();
     let args = errors.ok(map_args::parse(attr, kind));
+    let crate_path = args.as_ref().map(|args| private_path(&args.common));
     let keyed = args.as_ref().is_some_and(|args| args.keyed);
     let (item_fn, analyzed) = signature::analyze(item_fn, map_signature::kind(kind, keyed));
     let function = errors.ok(analyzed);
@@ -46,7 +49,8 @@ pub(crate) fn map(kind: MapKind, attr: TokenStream, item: TokenStream) -> TokenS
                 ),
             }
             .to_compile_error();
-            quote!(#item_fn #error)
+            let stand_in = stand_in_constant(&item_fn, kind.attr(), crate_path);
+            quote!(#item_fn #stand_in #error)
         }
     }
 }

@@ -28,6 +28,11 @@ pub(crate) enum Param {
         /// `&ApplicationContext` rather than `ApplicationContext`.
         by_ref: bool,
     },
+    /// A resource, `Res<T>`: taken from the context, not an input.
+    Resource {
+        /// `T`.
+        ty: Box<Type>,
+    },
     /// An input.
     Input(Box<Input>),
 }
@@ -145,6 +150,10 @@ pub(crate) fn analyze(mut item: ItemFn, kind: &Kind) -> (ItemFn, syn::Result<Act
     }
     for (arg, default) in inputs_iter {
         match param(arg, default, kind) {
+            Ok(Param::Resource { .. }) if !kind.in_step => errors.push(syn::Error::new(
+                arg.span(),
+                format!("{function} cannot take a resource: it builds what the children run before they run; capture per-application values in a map action built with `MapAction::states` (or `tasks`) instead, or take the resource in the children's actions"),
+            )),
             Ok(Param::Context { .. }) if !kind.in_step => errors.push(syn::Error::new(
                 arg.span(),
                 format!("{function} cannot take the `ApplicationContext`: it builds what the children run, from the state and the inputs, before they run; remove this parameter"),
@@ -309,6 +318,17 @@ fn param(arg: &FnArg, default: Option<Expr>, kind: &Kind) -> syn::Result<Param> 
         }
         return Ok(Param::Context { by_ref });
     }
+    if let Some(inner) = first_argument(ty, "Res", 1..=1) {
+        if let Some(default) = default {
+            return Err(syn::Error::new_spanned(
+                default,
+                "only inputs take a default; a resource comes from ApplicationBuilder::with_resource",
+            ));
+        }
+        return Ok(Param::Resource {
+            ty: Box::new(inner.clone()),
+        });
+    }
     if let Type::Reference(reference) = ty {
         if reference.mutability.is_some() && is_named(&reference.elem, "ApplicationContext") {
             return Err(syn::Error::new_spanned(
@@ -394,8 +414,34 @@ fn check_output(ty: &Type) -> syn::Result<()> {
         Type::Reference(_) => unsupported("a reference"),
         Type::ImplTrait(_) => unsupported("`impl Trait`; for async work write an `async fn`"),
         Type::Never(_) => unsupported("`!`"),
-        Type::Path(_) => Ok(()),
+        Type::Path(_) => match result_error(ty) {
+            Some(error) if is_named(error, "String") || is_named(error, "str") => {
+                Err(syn::Error::new_spanned(
+                    error,
+                    "a `String` is not an error type: return `Result<State, ActionError>` and fail with `Err(ActionError::msg(\"...\"))`",
+                ))
+            }
+            _ => Ok(()),
+        },
         _ => unsupported("this type"),
+    }
+}
+
+/// `E` when `ty` is `Result<T, E>` (by its last path segment).
+fn result_error(ty: &Type) -> Option<&Type> {
+    let Type::Path(TypePath { qself: None, path }) = ungroup(ty) else {
+        return None;
+    };
+    let last = path.segments.last()?;
+    if last.ident != "Result" {
+        return None;
+    }
+    let PathArguments::AngleBracketed(args) = &last.arguments else {
+        return None;
+    };
+    match args.args.iter().nth(1) {
+        Some(GenericArgument::Type(error)) => Some(error),
+        _ => None,
     }
 }
 
@@ -478,7 +524,7 @@ mod tests {
     fn input(param: &Param) -> &Input {
         match param {
             Param::Input(input) => input,
-            Param::Context { .. } => panic!("expected an input"),
+            Param::Context { .. } | Param::Resource { .. } => panic!("expected an input"),
         }
     }
 

@@ -3,10 +3,13 @@
 use std::error::Error as _;
 
 use burr_core::action::InputError;
+use burr_core::action::{Action, ActionExt, ActionResult};
 use burr_core::graph::IntoAction;
+use burr_core::state::StateError;
+use burr_core::RunOptions;
 use burr_core::{
-    action, default, expr, inputs, Action, ActionError, ActionExt, ActionResult, Application,
-    ApplicationBuilder, ApplicationContext, Error, Inputs, State, StateError,
+    action, default, expr, inputs, ActionError, Application, ApplicationBuilder,
+    ApplicationContext, Error, State,
 };
 use serde::Serialize;
 use serde_json::{json, Map, Value};
@@ -21,7 +24,7 @@ async fn app<A: IntoAction>(
         .with_actions(actions)
         .with_state(state)
         .with_entrypoint(entry)
-        .with_identifiers("macro-app", None)
+        .with_app_id("macro-app")
         .build()
         .await
         .expect("the application builds")
@@ -39,7 +42,10 @@ async fn step_once<A: IntoAction>(
         (action, name)
     };
     let mut app = app([entry.0], &entry.1, state).await;
-    let step = app.step(inputs(given)).await?.expect("the entrypoint runs");
+    let step = app
+        .step(given.as_object().cloned().unwrap_or_default())
+        .await?
+        .expect("the entrypoint runs");
     Ok((step.result, step.state))
 }
 
@@ -67,12 +73,15 @@ async fn counter_of_macro_actions_runs_and_the_functions_stay_callable() {
 
     // The constant is the action, with what the attribute declared.
     assert_eq!(Increment.name(), "increment");
-    assert_eq!(Increment.reads(), strings(&["count"]));
-    assert_eq!(Increment.writes(), strings(&["count"]));
-    assert!(Increment.inputs().is_empty() && Increment.optional_inputs().is_empty());
-    assert!(Increment.single_step());
-    assert_eq!(Done.tags(), strings(&["end"]));
-    assert!(Done.writes().is_empty());
+    assert_eq!(Increment.declaration().reads, strings(&["count"]));
+    assert_eq!(Increment.declaration().writes, strings(&["count"]));
+    assert!(
+        Increment.declaration().inputs.is_empty()
+            && Increment.declaration().optional_inputs.is_empty()
+    );
+    assert!(Increment.declaration().single_step);
+    assert_eq!(Done.declaration().tags, strings(&["end"]));
+    assert!(Done.declaration().writes.is_empty());
 
     // Actions from different functions go in one list.
     let mut app = ApplicationBuilder::new()
@@ -86,7 +95,10 @@ async fn counter_of_macro_actions_runs_and_the_functions_stay_callable() {
         .build()
         .await
         .unwrap();
-    let outcome = app.run(&[], &["@tag:end"], Inputs::new()).await.unwrap();
+    let outcome = app
+        .run(RunOptions::new().halt_after(["@tag:end"]))
+        .await
+        .unwrap();
     assert_eq!(outcome.action.as_deref(), Some("done"));
     assert_eq!(outcome.state.get::<i64>("count").unwrap(), 3);
 }
@@ -224,9 +236,12 @@ fn query() -> State {
 #[tokio::test]
 async fn inputs_are_typed_and_required_optional_or_defaulted() {
     assert_eq!(Answer.name(), "answer_question");
-    assert_eq!(Answer.tags(), strings(&["llm"]));
-    assert_eq!(Answer.inputs(), strings(&["model"]));
-    assert_eq!(Answer.optional_inputs(), strings(&["top_k", "temperature"]));
+    assert_eq!(Answer.declaration().tags, strings(&["llm"]));
+    assert_eq!(Answer.declaration().inputs, strings(&["model"]));
+    assert_eq!(
+        Answer.declaration().optional_inputs,
+        strings(&["top_k", "temperature"])
+    );
 
     let (result, _) = step_once(Answer, query(), json!({"model": "m", "top_k": 5}))
         .await
@@ -308,31 +323,30 @@ async fn one_function_serves_as_several_bound_actions() {
         .bind("model", "large")
         .bind("temperature", 0.0)
         .named("answer_large");
-    assert!(small.inputs().is_empty());
-    assert_eq!(small.optional_inputs(), strings(&["top_k", "temperature"]));
-    assert_eq!(large.optional_inputs(), strings(&["top_k"]));
+    assert!(small.declaration().inputs.is_empty());
+    assert_eq!(
+        small.declaration().optional_inputs,
+        strings(&["top_k", "temperature"])
+    );
+    assert_eq!(large.declaration().optional_inputs, strings(&["top_k"]));
 
     let mut app = ApplicationBuilder::new()
         .with_actions([small, large])
         .with_transitions([("answer_small", "answer_large")])
         .with_state(query())
         .with_entrypoint("answer_small")
-        .with_identifiers("macro-app", None)
+        .with_app_id("macro-app")
         .build()
         .await
         .unwrap();
-    let first = app
-        .step(inputs(json!({"top_k": 2})))
-        .await
-        .unwrap()
-        .unwrap();
+    let first = app.step(inputs! {"top_k": 2}).await.unwrap().unwrap();
     assert_eq!(
         first.result["answer"],
         "why | small top_k=Some(2) t=0.5 as answer_small in macro-app"
     );
     // A bound input wins over one the caller gives.
     let second = app
-        .step(inputs(json!({"model": "ignored", "temperature": 9.0})))
+        .step(inputs! {"model": "ignored", "temperature": 9.0})
         .await
         .unwrap()
         .unwrap();
@@ -359,7 +373,7 @@ fn context_by_value(state: State, ctx: ApplicationContext, suffix: String) -> St
 
 #[tokio::test]
 async fn the_context_can_be_taken_by_value_anywhere_after_the_state() {
-    assert_eq!(ContextByValue.inputs(), strings(&["suffix"]));
+    assert_eq!(ContextByValue.declaration().inputs, strings(&["suffix"]));
     let (_, state) = step_once(ContextByValue, State::new(), json!({"suffix": "!"}))
         .await
         .unwrap();
@@ -492,4 +506,60 @@ async fn crate_argument_names_a_renamed_burr_core() {
         .await
         .unwrap();
     assert_eq!(state.get::<i64>("x").unwrap(), 9);
+}
+
+/// What an embedding model would be: shared by every step that needs it.
+struct Model {
+    dims: usize,
+}
+
+#[action(reads = [text], writes = [dims])]
+fn embed(state: State, model: burr_core::Res<Model>) -> Result<State, ActionError> {
+    let _text: String = state.get("text")?;
+    Ok(state.update("dims", model.dims))
+}
+
+#[burr_core::map_states(subgraph = burr_core::parallel::SubGraph::action(Embed), reduce = all_dims, reads = [texts], writes = [dims])]
+fn embed_all(state: State) -> Result<Vec<State>, ActionError> {
+    let texts: Vec<String> = state.get("texts")?;
+    Ok(texts
+        .into_iter()
+        .map(|t| State::new().update("text", t))
+        .collect())
+}
+
+fn all_dims(state: State, children: Vec<State>) -> Result<State, ActionError> {
+    let dims: Vec<usize> = children
+        .iter()
+        .map(|c| c.get("dims"))
+        .collect::<Result<_, _>>()?;
+    Ok(state.update("dims", dims))
+}
+
+#[tokio::test]
+async fn resources_reach_actions_and_child_applications() -> Result<(), Error> {
+    let mut app = ApplicationBuilder::new()
+        .with_actions([EmbedAll])
+        .with_entrypoint(EmbedAll)
+        .with_state(State::new().update("texts", json!(["a", "bb"])))
+        .with_resource(std::sync::Arc::new(Model { dims: 384 }))
+        .build()
+        .await?;
+    let step = app.step(burr_core::Inputs::new()).await?.expect("a step");
+    assert_eq!(step.state.get_value("dims"), Some(&json!([384, 384])));
+
+    // Without it, the action's error names the action and the type.
+    let mut app = ApplicationBuilder::new()
+        .with_actions([Embed])
+        .with_entrypoint(Embed)
+        .with_state(State::new().update("text", "a"))
+        .build()
+        .await?;
+    let err = app.step(burr_core::Inputs::new()).await.unwrap_err();
+    let report = burr_core::error::report(&err);
+    assert!(
+        report.contains("action `embed` needs a resource of type `actions::Model`"),
+        "{report}"
+    );
+    Ok(())
 }

@@ -1,10 +1,11 @@
 //! End to end: applications whose map actions are written with `#[map_states]`,
 //! `#[map_tasks]`, `#[map_actions]` and `#[map_actions_and_states]`, run by burr-core.
 
+use burr_core::error::ChildrenFailed;
 use burr_core::parallel::{ChildOutcome, FailurePolicy, SubGraph, Task};
 use burr_core::{
-    action, inputs, map_actions, map_actions_and_states, map_states, map_tasks, Action,
-    ActionError, ApplicationBuilder, Error, State,
+    action, map_actions, map_actions_and_states, map_states, map_tasks, ActionError,
+    ApplicationBuilder, Error, State,
 };
 use serde_json::{json, Value};
 
@@ -173,10 +174,13 @@ async fn step(
         .with_actions([action])
         .with_state(state)
         .with_entrypoint(&name)
-        .with_identifiers("map-macro-app", None)
+        .with_app_id("map-macro-app")
         .build()
         .await?;
-    let step = app.step(inputs(given)).await?.expect("the entrypoint runs");
+    let step = app
+        .step(given.as_object().cloned().unwrap_or_default())
+        .await?
+        .expect("the entrypoint runs");
     Ok((Value::Object(step.result), step.state))
 }
 
@@ -219,10 +223,10 @@ async fn map_states_reduces_in_task_order_and_takes_inputs() {
 #[tokio::test]
 async fn the_constants_declare_the_action() {
     assert_eq!(Lengths.name(), "lengths");
-    assert_eq!(Lengths.reads(), ["words"]);
-    assert_eq!(Lengths.writes(), ["lengths"]);
-    assert_eq!(Lengths.optional_inputs(), ["min"]);
-    assert_eq!(Lengths.tags(), ["fan-out"]);
+    assert_eq!(Lengths.declaration().reads, ["words"]);
+    assert_eq!(Lengths.declaration().writes, ["lengths"]);
+    assert_eq!(Lengths.declaration().optional_inputs, ["min"]);
+    assert_eq!(Lengths.declaration().tags, ["fan-out"]);
     assert_eq!(HandTasks.name(), "by_hand");
     // Map constants and `#[action]` constants go in one list.
     let mut app = ApplicationBuilder::new()
@@ -276,7 +280,7 @@ async fn map_actions_and_states_runs_every_subgraph_on_every_state() {
         ["double.0", "double.1", "double.2", "square.0", "square.1", "square.2"]
     );
     assert_eq!(state.get::<Vec<i64>>("outs").unwrap(), [4, 6, 10, 4, 9, 25]);
-    assert_eq!(EachWay.optional_inputs(), ["extra"]);
+    assert_eq!(EachWay.declaration().optional_inputs, ["extra"]);
 }
 
 #[tokio::test]
@@ -296,11 +300,15 @@ async fn a_failing_child_fails_the_step_under_wait_all() {
     let err = step(StrictLengths, words(&["a", "boom", "ccc"]), json!({}))
         .await
         .unwrap_err();
-    let Some(Error::Children { total, errors }) = err.action_error::<Error>() else {
+    let Some(Error::Children(ChildrenFailed {
+        total,
+        failures: errors,
+    })) = err.action_error::<Error>()
+    else {
         panic!("expected the children's errors, got {err}");
     };
     assert_eq!(*total, 3);
-    let failed: Vec<usize> = errors.iter().map(|(index, _, _)| *index).collect();
+    let failed: Vec<usize> = errors.iter().map(|f| f.index).collect();
     assert_eq!(failed, [1]);
 }
 

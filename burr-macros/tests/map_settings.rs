@@ -5,17 +5,18 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use burr_core::action::ActionExt;
+use burr_core::error::{ChildFailure, ChildrenFailed};
 use burr_core::hooks::{HookEvent, RecordingHook};
 use burr_core::parallel::{
-    child_app_id, ChildPersister, ChildTracker, Executor, FailurePolicy, MapAction, MapStates,
-    Priority, SubGraph, WorkKey,
+    child_app_id, ChildPersister, ChildTracker, Executor, FailurePolicy, MapAction, Priority,
+    SubGraph, WorkKey,
 };
-use burr_core::persistence::{InMemoryPersister, Persister, StepStatus};
+use burr_core::persistence::{History, InMemoryPersister, StepStatus};
 use burr_core::{
-    action, inputs, map_actions, map_states, map_tasks, ActionError, ActionExt, ApplicationBuilder,
+    action, inputs, map_actions, map_states, map_tasks, ActionError, ApplicationBuilder,
     ApplicationContext, Error, Inputs, State,
 };
-use serde_json::json;
 
 // --- priority ---
 
@@ -56,7 +57,7 @@ fn default_children(state: State) -> Vec<State> {
 }
 
 async fn priorities(action: burr_core::action::StaticAction, app_priority: i32) -> Vec<i32> {
-    let name = burr_core::Action::name(&action).to_owned();
+    let name = action.declaration().name.as_str().to_owned();
     let mut app = ApplicationBuilder::new()
         .with_actions([action])
         .with_entrypoint(&name)
@@ -124,7 +125,7 @@ async fn a_higher_priority_map_is_admitted_first() {
     let flow = |action: burr_core::action::StaticAction, name: &'static str| {
         let executor = executor.clone();
         async move {
-            let entrypoint = burr_core::Action::name(&action).to_owned();
+            let entrypoint = action.declaration().name.as_str().to_owned();
             let mut app = ApplicationBuilder::new()
                 .with_actions([action])
                 .with_entrypoint(&entrypoint)
@@ -132,7 +133,7 @@ async fn a_higher_priority_map_is_admitted_first() {
                 .build()
                 .await
                 .unwrap();
-            app.step(inputs(json!({ "flow": name }))).await.unwrap();
+            app.step(inputs! { "flow": name }).await.unwrap();
         }
     };
     // Hold the only slot so that every flow's children queue up, then release it.
@@ -182,7 +183,7 @@ fn limited(state: State) -> Vec<State> {
 
 /// The builder API's map action that `limited` should be.
 fn limited_by_hand() -> MapAction {
-    MapStates::new(
+    MapAction::states(
         "limited",
         SubGraph::action(Slow),
         |s: &State, _: &Inputs| Ok(fast_and_slow(s.clone())),
@@ -193,15 +194,15 @@ fn limited_by_hand() -> MapAction {
 
 /// The step's error, and the status of the slow child's last checkpoint.
 async fn timed_out(
-    action: impl burr_core::Action + 'static,
+    action: impl burr_core::action::Action + 'static,
     app_id: &str,
 ) -> (Error, Option<StepStatus>) {
     let store = Arc::new(InMemoryPersister::new());
-    let entrypoint = action.name().to_owned();
+    let entrypoint = action.declaration().name.clone();
     let mut app = ApplicationBuilder::new()
         .with_actions([action])
         .with_entrypoint(&entrypoint)
-        .with_identifiers(app_id, None)
+        .with_app_id(app_id)
         .with_state_persister(store.clone())
         .build()
         .await
@@ -217,12 +218,20 @@ async fn timed_out(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_child_over_the_timeout_fails_as_with_the_builder() {
     let (err, status) = timed_out(Limited, "timeouts").await;
-    let Some(Error::Children { total, errors }) = err.action_error::<Error>() else {
+    let Some(Error::Children(ChildrenFailed {
+        total,
+        failures: errors,
+    })) = err.action_error::<Error>()
+    else {
         panic!("expected the children's errors, got {err:?}");
     };
     assert_eq!(*total, 2);
     assert_eq!(errors.len(), 1, "only the slow child fails: {errors:?}");
-    let (index, app_id, error) = &errors[0];
+    let ChildFailure {
+        index,
+        app_id,
+        error,
+    } = &errors[0];
     assert_eq!((*index, app_id.as_str()), (1, "timeouts/0/1"));
     assert!(
         matches!(&**error, Error::Timeout { app_id, after_ms: 100 } if app_id == "timeouts/0/1"),
@@ -253,18 +262,22 @@ async fn a_duration_expression_is_a_timeout_too() {
     let mut app = ApplicationBuilder::new()
         .with_actions([BothSlow])
         .with_entrypoint("both_slow")
-        .with_identifiers("expr", None)
+        .with_app_id("expr")
         .build()
         .await
         .unwrap();
     let err = app.step(Inputs::new()).await.unwrap_err();
-    let Some(Error::Children { total, errors }) = err.action_error::<Error>() else {
+    let Some(Error::Children(ChildrenFailed {
+        total,
+        failures: errors,
+    })) = err.action_error::<Error>()
+    else {
         panic!("expected the children's errors, got {err:?}");
     };
     assert_eq!(*total, 2);
     let after: Vec<(usize, u64)> = errors
         .iter()
-        .map(|(index, _, error)| match &**error {
+        .map(|ChildFailure { index, error, .. }| match &**error {
             Error::Timeout { after_ms, .. } => (*index, *after_ms),
             other => panic!("expected a timeout, got {other:?}"),
         })
@@ -303,11 +316,11 @@ fn unrecorded(state: State) -> Vec<burr_core::parallel::Task> {
 async fn recorded(action: burr_core::action::StaticAction) -> (usize, usize) {
     let store = Arc::new(InMemoryPersister::new());
     let tracker = RecordingHook::new();
-    let name = burr_core::Action::name(&action).to_owned();
+    let name = action.declaration().name.as_str().to_owned();
     let mut app = ApplicationBuilder::new()
         .with_actions([action])
         .with_entrypoint(&name)
-        .with_identifiers("recorded", None)
+        .with_app_id("recorded")
         .with_state_persister(store.clone())
         .with_tracker(Arc::new(tracker.clone()))
         .build()

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use super::{Action, Delegate};
+use super::{Action, Declaration, Delegate};
 
 /// A `'static` action, copied freely. Every action [`#[action]`](macro@crate::action) makes is a
 /// constant of this type, so that actions made from different functions go in one list:
@@ -38,6 +38,11 @@ impl StaticAction {
     /// The action's name.
     pub fn name(&self) -> &'static str {
         &self.0.declaration().name
+    }
+
+    /// What the action declares.
+    pub fn declaration(&self) -> &'static Declaration {
+        self.0.declaration()
     }
 }
 

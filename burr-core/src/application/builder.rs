@@ -119,8 +119,8 @@ impl ApplicationBuilder {
     /// as an `#[action]` parameter of type [`Res<T>`](crate::ids::Res). One value per type;
     /// a later one replaces an earlier one. Child applications inherit the resources of the
     /// application that spawned them.
-    pub fn with_resource<T: Send + Sync + 'static>(mut self, value: impl Into<Arc<T>>) -> Self {
-        self.resources.insert(value.into());
+    pub fn with_resource<T: Send + Sync + 'static>(mut self, value: Arc<T>) -> Self {
+        self.resources.insert(value);
         self
     }
 

@@ -101,6 +101,83 @@
 //! assert_eq!(step.state.get_value("lengths"), Some(&json!([1, 2, 3])));
 //! # Ok(()) }
 //! ```
+//!
+//! ## The map attributes
+//!
+//! | attribute | the function returns | one child per |
+//! | --- | --- | --- |
+//! | `#[map_states(subgraph = <SubGraph>, ...)]` | `Vec<State>` | state, running `subgraph`, keyed by index |
+//! | `#[map_states(subgraph = <SubGraph>, keyed, ...)]` | `Vec<(String, State)>` | state, keyed by the string |
+//! | `#[map_tasks(...)]` | `Vec<Task>` | task (its own sub-graph, state, inputs and key) |
+//! | `#[map_actions(subgraphs = [<SubGraph>, ...], ...)]` | `State` | sub-graph, all starting from that state, keyed by entrypoint |
+//! | `#[map_actions_and_states(subgraphs = [<SubGraph>, ...], ...)]` | `Vec<State>` | (sub-graph, state) pair, sub-graph-major, keyed `<entrypoint>.<state index>` |
+//!
+//! Each may also be a `Result` of it whose error converts into `ActionError`. The function
+//! takes the state (the keys it `reads`) first, by value, then inputs exactly as an
+//! `#[action]` function does (`Option<T>`, `#[input(default = ...)]`); an input that does
+//! not deserialize fails the step with `burr_core::action::InputError`, naming the action
+//! by its declared name. It is a plain `fn` and takes no `ApplicationContext`: it builds
+//! what the children run, before they run (the children's actions may be `async`).
+//!
+//! Besides `reads`, `writes`, `name`, `tags` and `crate`, as for `#[action]`:
+//!
+//! | argument | meaning |
+//! | --- | --- |
+//! | `subgraph = <expr>` | `#[map_states]`, required: the `SubGraph` every child runs |
+//! | `subgraphs = [<expr>, ...]` | `#[map_actions]` and `#[map_actions_and_states]`, required: the `SubGraph`s (any iterable of them) |
+//! | `keyed` | `#[map_states]`: the function returns `(key, state)` pairs; a resumed parent finds each child by key |
+//! | `reduce = path` | the reducer, `fn(State, Vec<State>) -> Result<State, E>` (or `-> State`): the parent state (the keys it reads) and the children's final states, in task order |
+//! | `reduce_settled = path` | instead of `reduce`, `fn(State, Vec<ChildOutcome>) -> Result<State, E>`: every child's outcome, failures included; sets the policy to `Settled` |
+//! | `policy = <expr>` | the `FailurePolicy` (default `FailFast`; written after the reducer, so it wins over `reduce_settled`'s) |
+//! | `priority = <expr>` | the children's priority, an `i32`: the executor admits higher first (default: the parent application's) |
+//! | `timeout = "30s"` | a child that runs longer fails with `burr_core::Error::Timeout` and is recorded cancelled; a whole number and a unit, `ms`, `s`, `m` or `h`, or any `Duration` expression: `timeout = Duration::from_millis(limit())` |
+//! | `persister = <expr>` | where the children checkpoint, a `ChildPersister` (default `Cascade`: the parent's persister) |
+//! | `tracker = <expr>` | which tracker the children report to, a `ChildTracker` (default `Cascade`: the parent's) |
+//!
+//! Each is forwarded to the `MapAction` builder method of the same name. A value of the
+//! wrong type is a compile error at the value; so are a `priority` literal that is not an
+//! `i32` and a `timeout` string that is not a whole number and a unit, or is zero. The
+//! expressions are evaluated once, when the map action is first used, outside any function
+//! of yours: they may call functions and name constants and statics, not local variables.
+//!
+//! **Values that differ per application** (a team's settings, a `--top-k` flag): build the
+//! map action with [`MapAction::states`] (or [`MapAction::tasks`]) in a function that takes
+//! them, so its closures capture them, and give it to the builder; the children's actions
+//! reach shared things — a model, an index — as resources
+//! ([`ApplicationBuilder::with_resource`](crate::ApplicationBuilder::with_resource), a
+//! `Res<T>` parameter), which child applications inherit. A map function takes no
+//! resource: it runs before its children, from the state and the inputs.
+//!
+//! ```
+//! use burr_core::action::action_sync;
+//! use burr_core::parallel::{MapAction, SubGraph};
+//! use burr_core::prelude::*;
+//!
+//! /// The top `k` words, `k` chosen per application.
+//! fn top_words(k: usize) -> MapAction {
+//!     let echo = action_sync("echo", |s: State, _, _| s).reads(["word"]);
+//!     MapAction::states("top_words", SubGraph::action(echo), move |s: &State, _: &Inputs| {
+//!         let words: Vec<String> = s.get("words")?;
+//!         Ok(words.into_iter().take(k).map(|w| State::new().update("word", w)).collect())
+//!     })
+//!     .reduce(|s, children| Ok(s.update("kept", children.len())))
+//!     .reads(["words"])
+//!     .writes(["kept"])
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> burr_core::Result<()> {
+//! let mut app = ApplicationBuilder::new()
+//!     .with_actions([top_words(2)])
+//!     .with_entrypoint("top_words")
+//!     .with_state(State::new().update("words", serde_json::json!(["a", "b", "c"])))
+//!     .build()
+//!     .await?;
+//! let step = app.step(Inputs::new()).await?.unwrap();
+//! assert_eq!(step.state.get::<usize>("kept")?, 2);
+//! # Ok(()) }
+//! ```
+//!
 
 mod child;
 mod map;

@@ -12,10 +12,11 @@
 
 use std::sync::Arc;
 
+use burr_core::action::action_sync;
 use burr_core::hooks::LifecycleHook;
-use burr_core::parallel::{Executor, MapStates, SubGraph};
+use burr_core::parallel::{Executor, MapAction, SubGraph};
 use burr_core::persistence::Persister;
-use burr_core::{action_sync, ActionError, Application, ApplicationBuilder, Inputs, State};
+use burr_core::{ActionError, Application, ApplicationBuilder, Inputs, State};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -89,7 +90,7 @@ fn actions(subgraph: SubGraph) -> ApplicationBuilder {
     .inputs(["meeting"])
     .writes(["meeting", "discussions"]);
 
-    let relate = MapStates::keyed(RELATE, subgraph, |state: &State, _: &Inputs| {
+    let relate = MapAction::keyed_states(RELATE, subgraph, |state: &State, _: &Inputs| {
         let meeting: MeetingInfo = state.get("meeting")?;
         let discussions: Vec<DiscussionInfo> = state.get("discussions")?;
         let header = crate::data::meeting_header(&meeting.team, &meeting.title, &meeting.date);
@@ -200,14 +201,12 @@ pub async fn build(
     priority: i32,
 ) -> burr_core::Result<Application> {
     let mut builder = actions(subgraph)
-        .with_identifiers(app_id(&meeting.id), Some(&meeting.team))
+        .with_app_id(app_id(&meeting.id))
+        .with_partition_key(&meeting.team)
         .with_state_persister(Arc::clone(&runtime.persister))
-        .initialize_from(
-            Arc::clone(&runtime.persister),
-            true,
-            State::new(),
-            VOTING_ENDED,
-        )
+        .with_state(State::new())
+        .with_entrypoint(VOTING_ENDED)
+        .initialize_from(Arc::clone(&runtime.persister))
         .with_executor(runtime.executor.clone())
         .with_priority(priority);
     for hook in &runtime.hooks {
@@ -219,6 +218,9 @@ pub async fn build(
 /// Run a built meeting application to the end; its final state.
 pub async fn run(app: &mut Application, meeting: &Meeting) -> burr_core::Result<State> {
     let meeting = serde_json::to_value(meeting).unwrap_or_default();
-    let inputs = burr_core::inputs(serde_json::json!({ "meeting": meeting }));
-    Ok(app.run(&[], &[PUBLISH], inputs).await?.state)
+    let inputs = inputs! { "meeting": meeting };
+    Ok(app
+        .run(RunOptions::new().halt_after([PUBLISH]).inputs(inputs))
+        .await?
+        .state)
 }

@@ -17,8 +17,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use burr_core::action::action_sync;
+use burr_core::graph::GraphBuilder;
 use burr_core::parallel::SubGraph;
-use burr_core::{action_sync, ActionError, GraphBuilder, Inputs, State};
+use burr_core::{ActionError, Inputs, State};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{body_text, document_text};
@@ -91,7 +93,7 @@ pub fn subgraph(
     embedder: Embedder,
     past: Arc<PastIndex>,
     settings: Arc<Settings>,
-) -> Result<SubGraph, burr_core::GraphError> {
+) -> Result<SubGraph, burr_core::graph::GraphError> {
     let embed = {
         let (embedder, settings) = (embedder.clone(), Arc::clone(&settings));
         action_sync(EMBED, move |state: State, _: &Inputs, _| {
@@ -175,7 +177,7 @@ pub fn subgraph(
 }
 
 /// Who an embedding is counted for: `<meeting id>/<discussion id>`.
-fn owner(state: &State) -> Result<String, burr_core::StateError> {
+fn owner(state: &State) -> Result<String, burr_core::state::StateError> {
     let meeting: String = state.get("meeting_id")?;
     let discussion: String = state.get("discussion_id")?;
     Ok(format!("{meeting}/{discussion}"))

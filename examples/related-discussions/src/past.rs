@@ -7,8 +7,9 @@
 
 use std::sync::Arc;
 
+use burr_core::action::action_sync;
 use burr_core::persistence::Persister;
-use burr_core::{action_sync, ActionError, ApplicationBuilder, Inputs, State};
+use burr_core::{ActionError, ApplicationBuilder, Inputs, State};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{body_text, document_text, PastDiscussion};
@@ -78,12 +79,14 @@ impl PastIndex {
         let default_state = State::new().update_serialized("past", past)?;
         let mut app = ApplicationBuilder::new()
             .with_actions([embed])
-            .with_identifiers(app_id, None)
+            .with_app_id(app_id)
             .with_state_persister(Arc::clone(&persister))
-            .initialize_from(persister, true, default_state, EMBED_PAST)
+            .with_state(default_state)
+            .with_entrypoint(EMBED_PAST)
+            .initialize_from(persister)
             .build()
             .await?;
-        let outcome = app.run(&[], &[EMBED_PAST], Inputs::new()).await?;
+        let outcome = app.run(RunOptions::new().halt_after([EMBED_PAST])).await?;
         let entries = outcome.state.get("entries")?;
         Ok(PastIndex { entries })
     }

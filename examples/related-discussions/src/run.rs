@@ -95,7 +95,7 @@ pub enum RunError {
     Past(#[source] burr_core::Error),
     /// The discussion sub-graph is invalid (a bug).
     #[error("the discussion sub-graph is invalid")]
-    Graph(#[source] burr_core::GraphError),
+    Graph(#[source] burr_core::graph::GraphError),
     /// A meeting's application failed.
     #[error("meeting `{meeting}` (app `{app_id}`) failed")]
     Meeting {
@@ -301,7 +301,7 @@ fn meeting_report(
     finished: usize,
     after: Duration,
     embeddings: usize,
-) -> Result<MeetingReport, burr_core::StateError> {
+) -> Result<MeetingReport, burr_core::state::StateError> {
     let meeting: MeetingInfo = state.get("meeting")?;
     let discussions: Vec<DiscussionInfo> = state.get("discussions")?;
     let mut related: Map<String, Value> = state.get("related")?;

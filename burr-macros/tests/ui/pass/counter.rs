@@ -2,7 +2,7 @@
 //! and the functions still callable. Compiles without a single warning.
 #![deny(warnings)]
 
-use burr_core::{action, default, expr, ActionError, ApplicationBuilder, Inputs, State};
+use burr_core::{action, default, expr, ActionError, ApplicationBuilder, RunOptions, State};
 
 #[action(reads = [count], writes = [count])]
 fn increment(state: State) -> Result<State, ActionError> {
@@ -32,7 +32,7 @@ fn main() {
             .build()
             .await
             .unwrap();
-        app.run(&[], &["done"], Inputs::new()).await.unwrap().state
+        app.run(RunOptions::new().halt_after(["done"])).await.unwrap().state
     });
     assert_eq!(state.get::<i64>("done").unwrap(), 4);
 }

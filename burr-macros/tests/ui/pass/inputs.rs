@@ -3,7 +3,9 @@
 //! single warning.
 #![deny(warnings)]
 
-use burr_core::{action, Action, ActionExt, ApplicationContext, State};
+use burr_core::{action, ApplicationContext, State};
+
+use burr_core::action::{Action, ActionExt};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -46,12 +48,12 @@ pub mod actions {
 fn main() {
     use actions::{Answer, Heavy};
     assert_eq!(Answer.name(), "answer_question");
-    assert_eq!(Answer.reads(), ["query", "documents"]);
-    assert_eq!(Answer.writes(), ["answer", "type"]);
-    assert_eq!(Answer.inputs(), ["model"]);
-    assert_eq!(Answer.optional_inputs(), ["top_k", "filter"]);
+    assert_eq!(Answer.declaration().reads, ["query", "documents"]);
+    assert_eq!(Answer.declaration().writes, ["answer", "type"]);
+    assert_eq!(Answer.declaration().inputs, ["model"]);
+    assert_eq!(Answer.declaration().optional_inputs, ["top_k", "filter"]);
     let small = Answer.bind("model", "small").named("answer_small");
-    assert_eq!(small.name(), "answer_small");
-    assert!(small.inputs().is_empty());
-    assert_eq!(Heavy.inputs(), ["rounds"]);
+    assert_eq!(small.declaration().name, "answer_small");
+    assert!(small.declaration().inputs.is_empty());
+    assert_eq!(Heavy.declaration().inputs, ["rounds"]);
 }
