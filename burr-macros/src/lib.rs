@@ -241,6 +241,10 @@ mod signature;
 /// - The **first parameter is the state**, of type `State`, by value.
 /// - A parameter of type `&ApplicationContext` (or `ApplicationContext`) gets the step's
 ///   context. It may come anywhere after the state and is not an input.
+/// - A parameter of type `Res<T>` gets the application's resource of type `T`, given to
+///   the builder with `with_resource(Arc::new(value))` and inherited by child
+///   applications (a model, a client, an index). Not an input; a missing resource fails
+///   the step with an error naming the action and `T`.
 /// - **Every other parameter is an input**, named by the parameter, of any type that
 ///   implements `serde::Deserialize` (owned: `String`, not `&str`):
 ///   - required, unless it is an `Option<T>` (`None` when not given), or has a default
@@ -260,7 +264,7 @@ mod signature;
 /// # Inputs, context, bindings
 ///
 /// ```
-/// use burr_core::{action, ApplicationBuilder, ApplicationContext, State};
+/// use burr_core::{action, inputs, ApplicationBuilder, ApplicationContext, State};
 /// use burr_core::action::ActionExt;
 /// use serde_json::{json, Value};
 ///
@@ -280,7 +284,7 @@ mod signature;
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> burr_core::Result<()> {
 /// // `Answer` is named after the function; the action it makes is `answer_question`.
-/// assert_eq!(burr_core::action::Action::name(&Answer), "answer_question");
+/// assert_eq!(Answer.name(), "answer_question");
 /// // One function, two actions with their own names and settings (Burr's `bind`).
 /// let mut app = ApplicationBuilder::new()
 ///     .with_actions([
