@@ -2,9 +2,8 @@
 
 use std::sync::Arc;
 
-use crate::action::Inputs;
-use crate::graph::{Graph, GraphError};
-use crate::graph::{GraphBuilder, IntoAction};
+use crate::action::{ActionName, Inputs};
+use crate::graph::{Graph, GraphBuilder, GraphError, IntoAction};
 use crate::state::State;
 
 /// What a child application runs: one action, or a graph from an entrypoint until one of
@@ -32,15 +31,17 @@ impl SubGraph {
     /// when no transition applies).
     pub fn graph<I, S>(
         graph: impl Into<Arc<Graph>>,
-        entrypoint: &str,
+        entrypoint: impl ActionName,
         halt_after: I,
     ) -> Result<SubGraph, GraphError>
     where
         I: IntoIterator<Item = S>,
-        S: Into<String>,
+        S: ActionName,
     {
         let graph = graph.into();
-        let halt_after: Vec<String> = halt_after.into_iter().map(Into::into).collect();
+        let entrypoint = entrypoint.into_name();
+        let entrypoint = entrypoint.as_str();
+        let halt_after: Vec<String> = halt_after.into_iter().map(ActionName::into_name).collect();
         let mut problems = Vec::new();
         if graph.index_of(entrypoint).is_none() {
             problems.push(crate::graph::GraphProblem::UnknownEntrypoint {
@@ -69,12 +70,12 @@ impl SubGraph {
     /// Build the graph from a [`GraphBuilder`] and wrap it.
     pub fn from_builder<I, S>(
         builder: GraphBuilder,
-        entrypoint: &str,
+        entrypoint: impl ActionName,
         halt_after: I,
     ) -> Result<SubGraph, GraphError>
     where
         I: IntoIterator<Item = S>,
-        S: Into<String>,
+        S: ActionName,
     {
         SubGraph::graph(builder.build()?, entrypoint, halt_after)
     }

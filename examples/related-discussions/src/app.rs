@@ -2,9 +2,12 @@
 //!
 //! - `voting_ended` takes the meeting (input `meeting`) and keeps its header and its
 //!   discussions, most voted first.
-//! - `relate` is a map action ([`MapStates::keyed`]): one child application per
+//! - `relate` is a map action (`#[map_states(keyed)]`): one child application per
 //!   discussion, keyed by the discussion id, running the [`discussion`](crate::discussion)
 //!   sub-graph; its reducer gathers each discussion's related past discussions.
+//!
+//! Every action is an `#[action]` function; the model, the past discussions and the
+//! settings reach the children's actions as resources of the meeting application.
 //! - `publish` writes the summary the team gets.
 //!
 //! App id `meeting-<id>`, partition key the team. With a persister, every step of the
@@ -12,23 +15,18 @@
 
 use std::sync::Arc;
 
-use burr_core::action::action_sync;
 use burr_core::hooks::LifecycleHook;
-use burr_core::parallel::{Executor, MapAction, SubGraph};
+use burr_core::map_states;
+use burr_core::parallel::Executor;
 use burr_core::persistence::Persister;
-use burr_core::{ActionError, Application, ApplicationBuilder, Inputs, State};
+use burr_core::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::data::Meeting;
-use crate::discussion::Related;
-
-/// The entrypoint.
-pub const VOTING_ENDED: &str = "voting_ended";
-/// The map action.
-pub const RELATE: &str = "relate";
-/// The last action.
-pub const PUBLISH: &str = "publish";
+use crate::discussion::{Related, Settings};
+use crate::model::Embedder;
+use crate::past::PastIndex;
 
 /// The application id of a meeting.
 pub fn app_id(meeting_id: &str) -> String {
@@ -61,80 +59,73 @@ pub struct DiscussionInfo {
     pub votes: u32,
 }
 
-/// The meeting application's actions and transitions, to build with a discussion
-/// sub-graph.
-fn actions(subgraph: SubGraph) -> ApplicationBuilder {
-    let voting_ended = action_sync(VOTING_ENDED, |state: State, inputs: &Inputs, _| {
-        let value = inputs.get("meeting").cloned().unwrap_or(Value::Null);
-        let meeting: Meeting = serde_json::from_value(value)
-            .map_err(|e| ActionError::msg(format!("input `meeting` is not a meeting: {e}")))?;
-        let info = MeetingInfo::from(&meeting);
-        let mut discussions: Vec<DiscussionInfo> = meeting
-            .discussions
-            .into_iter()
-            .map(|d| DiscussionInfo {
-                id: d.id,
-                title: d.title,
-                notes: d.notes,
-                votes: d.votes,
-            })
-            .collect();
-        // Most voted first: they are related (and admitted by the executor) first.
-        discussions.sort_by_key(|d| std::cmp::Reverse(d.votes));
-        Ok::<_, ActionError>(
-            state
-                .update_serialized("meeting", &info)?
-                .update_serialized("discussions", &discussions)?,
-        )
-    })
-    .inputs(["meeting"])
-    .writes(["meeting", "discussions"]);
+/// The meeting's voting ended (input `meeting`): keep its header and its discussions,
+/// most voted first (they are related, and admitted by the executor, first).
+#[action(writes = [meeting, discussions])]
+pub fn voting_ended(state: State, meeting: Meeting) -> Result<State, ActionError> {
+    let info = MeetingInfo::from(&meeting);
+    let mut discussions: Vec<DiscussionInfo> = meeting
+        .discussions
+        .into_iter()
+        .map(|d| DiscussionInfo {
+            id: d.id,
+            title: d.title,
+            notes: d.notes,
+            votes: d.votes,
+        })
+        .collect();
+    discussions.sort_by_key(|d| std::cmp::Reverse(d.votes));
+    Ok(state
+        .update_serialized("meeting", &info)?
+        .update_serialized("discussions", &discussions)?)
+}
 
-    let relate = MapAction::keyed_states(RELATE, subgraph, |state: &State, _: &Inputs| {
-        let meeting: MeetingInfo = state.get("meeting")?;
-        let discussions: Vec<DiscussionInfo> = state.get("discussions")?;
-        let header = crate::data::meeting_header(&meeting.team, &meeting.title, &meeting.date);
-        Ok::<_, ActionError>(
-            discussions
-                .into_iter()
-                .map(|d| {
-                    let child = State::new()
-                        .update("meeting_id", meeting.id.as_str())
-                        .update("discussion_id", d.id.as_str())
-                        .update("header", header.as_str())
-                        .update("title", d.title)
-                        .update("notes", d.notes);
-                    (d.id, child)
-                })
-                .collect(),
-        )
-    })
-    .reduce(|state: State, children: Vec<State>| {
-        let mut related = Map::new();
-        for child in children {
-            let id: String = child.get("discussion_id")?;
-            let found: Vec<Related> = child.get("related")?;
-            related.insert(id, serde_json::to_value(found).unwrap_or_default());
-        }
-        Ok::<_, ActionError>(state.update("related", Value::Object(related)))
-    })
-    .reads(["meeting", "discussions"])
-    .writes(["related"]);
+/// One child application per discussion, keyed by the discussion's id, running the
+/// [`discussion`](crate::discussion) sub-graph.
+#[map_states(
+    subgraph = crate::discussion::subgraph().expect("the discussion sub-graph is valid"),
+    keyed,
+    reduce = gather_related,
+    reads = [meeting, discussions],
+    writes = [related]
+)]
+pub fn relate(state: State) -> Result<Vec<(String, State)>, ActionError> {
+    let meeting: MeetingInfo = state.get("meeting")?;
+    let discussions: Vec<DiscussionInfo> = state.get("discussions")?;
+    let header = crate::data::meeting_header(&meeting.team, &meeting.title, &meeting.date);
+    Ok(discussions
+        .into_iter()
+        .map(|d| {
+            let child = State::new()
+                .update("meeting_id", meeting.id.as_str())
+                .update("discussion_id", d.id.as_str())
+                .update("header", header.as_str())
+                .update("title", d.title)
+                .update("notes", d.notes);
+            (d.id, child)
+        })
+        .collect())
+}
 
-    let publish = action_sync(PUBLISH, |state: State, _: &Inputs, _| {
-        let meeting: MeetingInfo = state.get("meeting")?;
-        let discussions: Vec<DiscussionInfo> = state.get("discussions")?;
-        let related: Map<String, Value> = state.get("related")?;
-        let summary = summary(&meeting, &discussions, &related)?;
-        Ok::<_, ActionError>(state.update("summary", summary))
-    })
-    .reads(["meeting", "discussions", "related"])
-    .writes(["summary"]);
+/// Each discussion's related past discussions, by discussion id.
+fn gather_related(state: State, children: Vec<State>) -> Result<State, ActionError> {
+    let mut related = Map::new();
+    for child in children {
+        let id: String = child.get("discussion_id")?;
+        let found: Vec<Related> = child.get("related")?;
+        related.insert(id, serde_json::to_value(found)?);
+    }
+    Ok(state.update("related", Value::Object(related)))
+}
 
-    ApplicationBuilder::new()
-        .with_actions([voting_ended, publish])
-        .with_actions([relate])
-        .with_transitions([(VOTING_ENDED, RELATE), (RELATE, PUBLISH)])
+/// The summary the team gets.
+#[action(reads = [meeting, discussions, related], writes = [summary])]
+pub fn publish(state: State) -> Result<State, ActionError> {
+    let meeting: MeetingInfo = state.get("meeting")?;
+    let discussions: Vec<DiscussionInfo> = state.get("discussions")?;
+    let related: Map<String, Value> = state.get("related")?;
+    let summary = summary(&meeting, &discussions, &related)?;
+    Ok(state.update("summary", summary))
 }
 
 impl From<&Meeting> for MeetingInfo {
@@ -191,21 +182,31 @@ pub struct Runtime {
     pub executor: Executor,
     /// Hooks to add (children get them too).
     pub hooks: Vec<Arc<dyn LifecycleHook>>,
+    /// The model, a resource of every discussion's `embed` and `rerank`.
+    pub embedder: Arc<Embedder>,
+    /// The past discussions, a resource of `find_similar` and `rerank`.
+    pub past: Arc<PastIndex>,
+    /// How candidates are found and kept, a resource of the discussions' actions.
+    pub settings: Arc<Settings>,
 }
 
 /// The application of `meeting`, resumed from its last checkpoint if it has one.
 pub async fn build(
     meeting: &Meeting,
-    subgraph: SubGraph,
     runtime: &Runtime,
     priority: i32,
 ) -> burr_core::Result<Application> {
-    let mut builder = actions(subgraph)
+    let mut builder = ApplicationBuilder::new()
+        .with_actions([VotingEnded, Relate, Publish])
+        .with_transitions([(VotingEnded, Relate), (Relate, Publish)])
+        .with_resource(Arc::clone(&runtime.embedder))
+        .with_resource(Arc::clone(&runtime.past))
+        .with_resource(Arc::clone(&runtime.settings))
         .with_app_id(app_id(&meeting.id))
         .with_partition_key(&meeting.team)
         .with_state_persister(Arc::clone(&runtime.persister))
         .with_state(State::new())
-        .with_entrypoint(VOTING_ENDED)
+        .with_entrypoint(VotingEnded)
         .initialize_from(Arc::clone(&runtime.persister))
         .with_executor(runtime.executor.clone())
         .with_priority(priority);
@@ -220,7 +221,7 @@ pub async fn run(app: &mut Application, meeting: &Meeting) -> burr_core::Result<
     let meeting = serde_json::to_value(meeting).unwrap_or_default();
     let inputs = inputs! { "meeting": meeting };
     Ok(app
-        .run(RunOptions::new().halt_after([PUBLISH]).inputs(inputs))
+        .run(RunOptions::new().halt_after([Publish]).inputs(inputs))
         .await?
         .state)
 }

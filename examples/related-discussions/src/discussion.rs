@@ -2,7 +2,7 @@
 //! `rerank`, halting after `rerank`.
 //!
 //! - `embed` embeds the discussion's document (meeting header, title, notes). It is
-//!   CPU-bound, so it runs on the blocking thread pool (`action_sync(..).blocking()`).
+//!   CPU-bound, so it runs on the blocking thread pool (`#[action(blocking)]`).
 //! - `find_similar` ranks every past discussion by the cosine of the documents and keeps
 //!   the best `candidates`.
 //! - `rerank` re-embeds the discussion *without* the meeting header (the header pulls
@@ -14,25 +14,16 @@
 //! Every step is checkpointed: a child that crashed after `embed` resumes at
 //! `find_similar` with its embedding, and a finished child is never run again.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use burr_core::action::action_sync;
 use burr_core::graph::GraphBuilder;
 use burr_core::parallel::SubGraph;
-use burr_core::{ActionError, Inputs, State};
+use burr_core::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::data::{body_text, document_text};
 use crate::model::{cosine, Embedder};
 use crate::past::PastIndex;
-
-/// The first action.
-pub const EMBED: &str = "embed";
-/// The second.
-pub const FIND_SIMILAR: &str = "find_similar";
-/// The last.
-pub const RERANK: &str = "rerank";
 
 /// How candidates are found and kept.
 #[derive(Clone, Debug)]
@@ -87,93 +78,93 @@ pub struct Related {
     pub retrieval: f32,
 }
 
-/// The child's sub-graph. Its starting state: `meeting_id`, `discussion_id`, `header`,
-/// `title`, `notes`; its final state adds `embedding`, `candidates` and `related`.
-pub fn subgraph(
-    embedder: Embedder,
-    past: Arc<PastIndex>,
-    settings: Arc<Settings>,
-) -> Result<SubGraph, burr_core::graph::GraphError> {
-    let embed = {
-        let (embedder, settings) = (embedder.clone(), Arc::clone(&settings));
-        action_sync(EMBED, move |state: State, _: &Inputs, _| {
-            let header: String = state.get("header")?;
-            let title: String = state.get("title")?;
-            let notes: String = state.get("notes")?;
-            let text = document_text(&header, &title, &notes);
-            let vector = embed_one(&embedder, &owner(&state)?, text, settings.pause)?;
-            Ok::<_, ActionError>(state.update_serialized("embedding", &vector)?)
+/// Embed the discussion's document (meeting header, title, notes). CPU-bound: it runs
+/// on the blocking thread pool.
+#[action(reads = [meeting_id, discussion_id, header, title, notes], writes = [embedding], blocking)]
+pub fn embed(
+    state: State,
+    embedder: Res<Embedder>,
+    settings: Res<Settings>,
+) -> Result<State, ActionError> {
+    let header: String = state.get("header")?;
+    let title: String = state.get("title")?;
+    let notes: String = state.get("notes")?;
+    let text = document_text(&header, &title, &notes);
+    let vector = embed_one(&embedder, &owner(&state)?, text, settings.pause)?;
+    Ok(state.update_serialized("embedding", &vector)?)
+}
+
+/// Rank every past discussion by the cosine of the documents; keep the best `candidates`.
+#[action(reads = [embedding], writes = [candidates])]
+pub fn find_similar(
+    state: State,
+    past: Res<PastIndex>,
+    settings: Res<Settings>,
+) -> Result<State, ActionError> {
+    let embedding: Vec<f32> = state.get("embedding")?;
+    let mut candidates: Vec<Candidate> = past
+        .entries
+        .iter()
+        .map(|e| Candidate {
+            id: e.discussion.id.clone(),
+            retrieval: cosine(&embedding, &e.document),
         })
-        .blocking()
-        .reads(["meeting_id", "discussion_id", "header", "title", "notes"])
-        .writes(["embedding"])
-    };
-    let find_similar = {
-        let (past, settings) = (Arc::clone(&past), Arc::clone(&settings));
-        action_sync(FIND_SIMILAR, move |state: State, _: &Inputs, _| {
-            let embedding: Vec<f32> = state.get("embedding")?;
-            let mut candidates: Vec<Candidate> = past
-                .entries
-                .iter()
-                .map(|e| Candidate {
-                    id: e.discussion.id.clone(),
-                    retrieval: cosine(&embedding, &e.document),
-                })
-                .collect();
-            candidates.sort_by(|a, b| b.retrieval.total_cmp(&a.retrieval));
-            candidates.truncate(settings.candidates);
-            Ok::<_, ActionError>(state.update_serialized("candidates", &candidates)?)
+        .collect();
+    candidates.sort_by(|a, b| b.retrieval.total_cmp(&a.retrieval));
+    candidates.truncate(settings.candidates);
+    Ok(state.update_serialized("candidates", &candidates)?)
+}
+
+/// Re-embed the discussion without the meeting header and score each candidate by the
+/// cosine of the bodies; keep the `top_k` at or above `min_score`.
+#[action(reads = [meeting_id, discussion_id, title, notes, candidates], writes = [related], blocking)]
+pub fn rerank(
+    state: State,
+    embedder: Res<Embedder>,
+    past: Res<PastIndex>,
+    settings: Res<Settings>,
+) -> Result<State, ActionError> {
+    let title: String = state.get("title")?;
+    let notes: String = state.get("notes")?;
+    let candidates: Vec<Candidate> = state.get("candidates")?;
+    let body = embed_one(
+        &embedder,
+        &owner(&state)?,
+        body_text(&title, &notes),
+        settings.pause,
+    )?;
+    let mut related: Vec<Related> = candidates
+        .iter()
+        .filter_map(|c| {
+            let entry = past.get(&c.id)?;
+            let d = &entry.discussion;
+            Some(Related {
+                id: d.id.clone(),
+                title: d.title.clone(),
+                team: d.team.clone(),
+                meeting: d.meeting.clone(),
+                date: d.date.clone(),
+                score: cosine(&body, &entry.body),
+                retrieval: c.retrieval,
+            })
         })
-        .reads(["embedding"])
-        .writes(["candidates"])
-    };
-    let rerank = {
-        action_sync(RERANK, move |state: State, _: &Inputs, _| {
-            let title: String = state.get("title")?;
-            let notes: String = state.get("notes")?;
-            let candidates: Vec<Candidate> = state.get("candidates")?;
-            let body = embed_one(
-                &embedder,
-                &owner(&state)?,
-                body_text(&title, &notes),
-                settings.pause,
-            )?;
-            let mut related: Vec<Related> = candidates
-                .iter()
-                .filter_map(|c| {
-                    let entry = past.get(&c.id)?;
-                    let d = &entry.discussion;
-                    Some(Related {
-                        id: d.id.clone(),
-                        title: d.title.clone(),
-                        team: d.team.clone(),
-                        meeting: d.meeting.clone(),
-                        date: d.date.clone(),
-                        score: cosine(&body, &entry.body),
-                        retrieval: c.retrieval,
-                    })
-                })
-                .filter(|r| r.score >= settings.min_score)
-                .collect();
-            related.sort_by(|a, b| b.score.total_cmp(&a.score));
-            related.truncate(settings.top_k);
-            Ok::<_, ActionError>(state.update_serialized("related", &related)?)
-        })
-        .blocking()
-        .reads([
-            "meeting_id",
-            "discussion_id",
-            "title",
-            "notes",
-            "candidates",
-        ])
-        .writes(["related"])
-    };
+        .filter(|r| r.score >= settings.min_score)
+        .collect();
+    related.sort_by(|a, b| b.score.total_cmp(&a.score));
+    related.truncate(settings.top_k);
+    Ok(state.update_serialized("related", &related)?)
+}
+
+/// The child's sub-graph: `embed` → `find_similar` → `rerank`. Its starting state:
+/// `meeting_id`, `discussion_id`, `header`, `title`, `notes`; its final state adds
+/// `embedding`, `candidates` and `related`. Its actions take the [`Embedder`], the
+/// [`PastIndex`] and the [`Settings`] as resources of the meeting application.
+pub fn subgraph() -> Result<SubGraph, burr_core::graph::GraphError> {
     let graph = GraphBuilder::new()
-        .with_actions([embed, find_similar, rerank])
-        .with_transitions([(EMBED, FIND_SIMILAR), (FIND_SIMILAR, RERANK)])
+        .with_actions([Embed, FindSimilar, Rerank])
+        .with_transitions([(Embed, FindSimilar), (FindSimilar, Rerank)])
         .build()?;
-    SubGraph::graph(graph, EMBED, [RERANK])
+    SubGraph::graph(graph, Embed, [Rerank])
 }
 
 /// Who an embedding is counted for: `<meeting id>/<discussion id>`.
@@ -197,4 +188,13 @@ fn embed_one(
         std::thread::sleep(pause);
     }
     Ok(vector)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_sub_graph_is_valid() {
+        let subgraph = super::subgraph().expect("a valid graph");
+        assert_eq!(subgraph.entrypoint(), "embed");
+    }
 }

@@ -7,16 +7,13 @@
 
 use std::sync::Arc;
 
-use burr_core::action::action_sync;
 use burr_core::persistence::Persister;
-use burr_core::{ActionError, ApplicationBuilder, Inputs, State};
+use burr_core::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::data::{body_text, document_text, PastDiscussion};
 use crate::model::Embedder;
 
-/// The action that embeds the corpus.
-pub const EMBED_PAST: &str = "embed_past";
 /// The owner its embeddings are counted under.
 pub const PAST_OWNER: &str = "past";
 
@@ -52,44 +49,43 @@ impl PastIndex {
         persister: Arc<dyn Persister>,
     ) -> burr_core::Result<PastIndex> {
         let app_id = app_id(past);
-        let embed = {
-            let embedder = embedder.clone();
-            action_sync(EMBED_PAST, move |state: State, _: &Inputs, _| {
-                let past: Vec<PastDiscussion> = state.get("past")?;
-                let mut texts = Vec::with_capacity(past.len() * 2);
-                for p in &past {
-                    texts.push(document_text(&p.header(), &p.title, &p.notes));
-                    texts.push(body_text(&p.title, &p.notes));
-                }
-                let mut vectors = embedder.embed(PAST_OWNER, &texts)?.into_iter();
-                let entries: Vec<PastEntry> = past
-                    .into_iter()
-                    .map(|discussion| PastEntry {
-                        discussion,
-                        document: vectors.next().unwrap_or_default(),
-                        body: vectors.next().unwrap_or_default(),
-                    })
-                    .collect();
-                Ok::<_, ActionError>(state.update_serialized("entries", &entries)?)
-            })
-            .blocking()
-            .reads(["past"])
-            .writes(["entries"])
-        };
         let default_state = State::new().update_serialized("past", past)?;
         let mut app = ApplicationBuilder::new()
-            .with_actions([embed])
+            .with_actions([EmbedPast])
+            .with_resource(Arc::new(embedder.clone()))
             .with_app_id(app_id)
             .with_state_persister(Arc::clone(&persister))
             .with_state(default_state)
-            .with_entrypoint(EMBED_PAST)
+            .with_entrypoint(EmbedPast)
             .initialize_from(persister)
             .build()
             .await?;
-        let outcome = app.run(RunOptions::new().halt_after([EMBED_PAST])).await?;
+        let outcome = app.run(RunOptions::new().halt_after([EmbedPast])).await?;
         let entries = outcome.state.get("entries")?;
         Ok(PastIndex { entries })
     }
+}
+
+/// Embed every past discussion twice: its document and its body. CPU-bound: on the
+/// blocking thread pool.
+#[action(reads = [past], writes = [entries], blocking)]
+pub fn embed_past(state: State, embedder: Res<Embedder>) -> Result<State, ActionError> {
+    let past: Vec<PastDiscussion> = state.get("past")?;
+    let mut texts = Vec::with_capacity(past.len() * 2);
+    for p in &past {
+        texts.push(document_text(&p.header(), &p.title, &p.notes));
+        texts.push(body_text(&p.title, &p.notes));
+    }
+    let mut vectors = embedder.embed(PAST_OWNER, &texts)?.into_iter();
+    let entries: Vec<PastEntry> = past
+        .into_iter()
+        .map(|discussion| PastEntry {
+            discussion,
+            document: vectors.next().unwrap_or_default(),
+            body: vectors.next().unwrap_or_default(),
+        })
+        .collect();
+    Ok(state.update_serialized("entries", &entries)?)
 }
 
 /// `past-discussions-<hash of the corpus>`: another corpus gets another application, so

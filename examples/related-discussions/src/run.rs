@@ -205,13 +205,15 @@ pub async fn run(
         .map_err(RunError::Past)?;
     let past_ms = millis(start.elapsed());
 
-    let settings = Arc::new(options.settings.clone());
-    let subgraph = discussion::subgraph(embedder.clone(), Arc::new(past), settings)
-        .map_err(RunError::Graph)?;
+    // The map action builds it on first use; a bug in it is reported here, not there.
+    discussion::subgraph().map_err(RunError::Graph)?;
     let mut runtime = Runtime {
         persister,
         executor: Executor::new(options.executor_concurrency),
         hooks: Vec::new(),
+        embedder: Arc::new(embedder.clone()),
+        past: Arc::new(past),
+        settings: Arc::new(options.settings.clone()),
     };
     if let Some(sink) = &options.progress {
         runtime.hooks.push(Arc::new(ProgressHook {
@@ -235,7 +237,7 @@ pub async fn run(
         } else {
             0
         };
-        let mut application = app::build(meeting, subgraph.clone(), &runtime, priority)
+        let mut application = app::build(meeting, &runtime, priority)
             .await
             .map_err(failed)?;
         let (meeting, finished) = (meeting.clone(), Arc::clone(&finished));
@@ -346,7 +348,7 @@ struct ProgressHook {
 impl LifecycleHook for ProgressHook {
     fn post_run_step(&self, event: &StepEnd<'_>) {
         let progress = match (event.status, event.action) {
-            (StepStatus::Completed, discussion::RERANK) => {
+            (StepStatus::Completed, action) if action == discussion::Rerank.name() => {
                 let get = |key| event.state.get::<String>(key).unwrap_or_default();
                 let best = event
                     .state
@@ -360,9 +362,11 @@ impl LifecycleHook for ProgressHook {
                     best,
                 }
             }
-            (StepStatus::Completed, app::PUBLISH) => Progress::Published {
-                app_id: event.ids.app_id.to_string(),
-            },
+            (StepStatus::Completed, action) if action == app::Publish.name() => {
+                Progress::Published {
+                    app_id: event.ids.app_id.to_string(),
+                }
+            }
             (StepStatus::Failed, action) => Progress::Failed {
                 app_id: event.ids.app_id.to_string(),
                 action: action.to_owned(),

@@ -5,7 +5,7 @@ mod common;
 use std::sync::Arc;
 
 use burr_core::parallel::child_app_id;
-use burr_core::persistence::{Persister, SqlitePersister, StepStatus};
+use burr_core::persistence::{AppRecords, History, SqlitePersister, StepStatus};
 use example_related_discussions::run::{run, Options, Report};
 
 async fn run_on(db: &std::path::Path, ids: &[&str], options: &Options) -> Report {
