@@ -263,11 +263,16 @@ pub enum BuilderError {
 impl BuilderError {
     /// `Err` naming `value` when it cannot be an identifier.
     pub(crate) fn check_identifier(what: &'static str, value: &str) -> Result<(), BuilderError> {
+        let control = if value.is_ascii() {
+            value.bytes().any(|b| b.is_ascii_control())
+        } else {
+            value.chars().any(char::is_control)
+        };
         let why = if value.is_empty() {
             "it is empty"
-        } else if value.chars().any(char::is_control) {
+        } else if control {
             "it holds a control character"
-        } else if value.trim() != value {
+        } else if value.starts_with(char::is_whitespace) || value.ends_with(char::is_whitespace) {
             "it starts or ends with white space"
         } else {
             return Ok(());

@@ -200,7 +200,9 @@ pub fn run(options: &Options) -> Result<(), Box<dyn std::error::Error>> {
         if options.persist {
             line["db_bytes"] = json!(w2::settled_bytes(&dir.path().join("w3.db")));
         }
-        line["peak_rss_kb"] = json!(peak_rss_kb());
+        let peak = peak_rss_kb();
+        line["peak_rss_kb"] = json!(peak);
+        line["peak_rss_mb"] = json!(peak.map(|kb| kb as f64 / 1024.0));
         report(line);
         ran = true;
     }

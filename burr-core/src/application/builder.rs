@@ -155,8 +155,7 @@ impl ApplicationBuilder {
     }
 
     /// The token that cancels the application (default: a new one, which
-    /// [`Application::cancel_handle`] gives out). Child applications get child tokens of
-    /// their parent's.
+    /// [`Application::cancel_handle`] gives out). Child applications share their parent's.
     pub fn with_cancel_token(mut self, token: CancelToken) -> Self {
         self.cancel = Some(token);
         self
@@ -600,9 +599,8 @@ impl Application {
                     // Attempts spent and an error transition out: the handler runs next.
                     // The stored row keeps the error's text, not its kind, so only a
                     // transition that takes any kind (`on_error()`) routes here.
-                    let spent = self.settings[position]
-                        .retry
-                        .as_ref()
+                    let spent = self
+                        .retry_policy(position)
                         .is_none_or(|p| row.attempt >= p.max_attempts());
                     if let (true, Some(handler)) =
                         (spent, self.graph.error_target(position, ErrorKind::Other))
@@ -630,13 +628,23 @@ impl Application {
 }
 
 /// Each action's retry policy and timeout: the builder's, else the declaration's, else (for
-/// retries) the builder's default.
+/// retries) the builder's default. `None` (nothing to allocate) when no action has either.
 fn step_settings(
     graph: &Graph,
     retries: &[(String, RetryPolicy)],
     default_retry: Option<&RetryPolicy>,
     timeouts: &[(String, Duration)],
-) -> Result<Arc<[StepSettings]>> {
+) -> Result<Option<Arc<[StepSettings]>>> {
+    if retries.is_empty()
+        && default_retry.is_none()
+        && timeouts.is_empty()
+        && graph.actions().iter().all(|a| {
+            let declared = a.declaration();
+            declared.retry.is_none() && declared.timeout.is_none()
+        })
+    {
+        return Ok(None);
+    }
     let unknown = |setting: &'static str, name: &str| {
         Error::Builder(BuilderError::UnknownAction {
             setting,
@@ -697,5 +705,6 @@ fn step_settings(
             }
             Ok(StepSettings { retry, timeout })
         })
-        .collect()
+        .collect::<Result<Arc<[StepSettings]>>>()
+        .map(Some)
 }

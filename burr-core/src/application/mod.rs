@@ -84,8 +84,8 @@ pub struct Application {
     /// Whether a step's `pre_run_step` fired and its end has not been recorded yet.
     in_flight: bool,
     lease: Option<Lease>,
-    /// Each action's retry policy and timeout, by index.
-    settings: Arc<[StepSettings]>,
+    /// Each action's retry policy and timeout, by index (`None`: no action has either).
+    settings: Option<Arc<[StepSettings]>>,
     /// The failure an error transition routed to the next action (its handler), until the
     /// handler completes.
     failure: Option<StepFailure>,
@@ -430,7 +430,7 @@ impl Application {
         if let (Some(failed), Some(at), Some(policy)) = (
             self.failed_attempt,
             self.failed_at.take(),
-            self.settings[index].retry.as_ref(),
+            self.retry_policy(index),
         ) {
             let wait = policy.delay_before(failed + 1, self.backoff_seed());
             let elapsed = at.elapsed().unwrap_or_default();
@@ -461,7 +461,7 @@ impl Application {
             sequence_id,
             action = action.name(),
         );
-        let timeout = self.settings[index].timeout;
+        let timeout = self.settings.as_ref().and_then(|s| s[index].timeout);
         self.ctx.run = self.ctx.run.wrapping_add(1);
         // A cancel does not drop a running action: it signals it (`ctx.is_cancelled()`), and
         // the application stops at the next step boundary. A timeout drops it.
@@ -502,6 +502,11 @@ impl Application {
         finished
     }
 
+    /// The retry policy of action `index`, if it has one.
+    pub(crate) fn retry_policy(&self, index: usize) -> Option<&RetryPolicy> {
+        self.settings.as_ref().and_then(|s| s[index].retry.as_ref())
+    }
+
     /// The seed of this step's backoff jitter: the same for the same step in any process.
     fn backoff_seed(&self) -> u64 {
         let mut seed: u64 = 0xcbf2_9ce4_8422_2325;
@@ -518,7 +523,7 @@ impl Application {
             return AfterFailure::Fail;
         }
         let kind = error.kind();
-        if let Some(policy) = &self.settings[index].retry {
+        if let Some(policy) = self.retry_policy(index) {
             let own: &(dyn std::error::Error + 'static) = match error {
                 Error::Action { source, .. } => &**source,
                 other => other,
@@ -707,6 +712,19 @@ impl Application {
         let outcome = self
             .run_inner(&options.halt_before, &options.halt_after, &options.inputs)
             .await;
+        self.call_end("run", outcome.as_ref().err());
+        outcome
+    }
+
+    /// [`run`](Self::run) until one of `halt_after`, without building [`RunOptions`] (a
+    /// child application's run).
+    pub(crate) async fn run_until(
+        &mut self,
+        halt_after: &[String],
+        inputs: Inputs,
+    ) -> Result<RunOutcome> {
+        self.call_start("run", &inputs);
+        let outcome = self.run_inner(&[], halt_after, &inputs).await;
         self.call_end("run", outcome.as_ref().err());
         outcome
     }

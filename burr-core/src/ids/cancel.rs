@@ -23,7 +23,14 @@ pub struct CancelToken {
 struct Inner {
     cancelled: AtomicBool,
     notify: Notify,
-    children: Mutex<Vec<Weak<Inner>>>,
+    children: Mutex<Children>,
+}
+
+/// The child tokens, and the length past which dropped ones are swept out.
+#[derive(Default)]
+struct Children {
+    live: Vec<Weak<Inner>>,
+    sweep_at: usize,
 }
 
 impl CancelToken {
@@ -40,8 +47,13 @@ impl CancelToken {
             .children
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        children.retain(|c| c.strong_count() > 0);
-        children.push(Arc::downgrade(&child.inner));
+        // Dropped children are swept when the list has doubled since the last sweep, so
+        // a fan-out of many short-lived children costs O(1) per child.
+        if children.live.len() >= children.sweep_at {
+            children.live.retain(|c| c.strong_count() > 0);
+            children.sweep_at = (children.live.len() * 2).max(16);
+        }
+        children.live.push(Arc::downgrade(&child.inner));
         drop(children);
         if self.is_cancelled() {
             child.cancel();
@@ -81,6 +93,7 @@ impl Inner {
             .children
             .lock()
             .unwrap_or_else(|p| p.into_inner())
+            .live
             .drain(..)
             .filter_map(|c| c.upgrade())
             .collect();

@@ -9,7 +9,7 @@ use tokio::sync::watch;
 
 use super::Task;
 use crate::action::RetryPolicy;
-use crate::application::{ApplicationBuilder, RunOptions};
+use crate::application::ApplicationBuilder;
 use crate::error::{Error, Result};
 use crate::hooks::LifecycleHook;
 use crate::ids::{ApplicationContext, Priority, WorkKey};
@@ -72,7 +72,7 @@ pub(crate) fn child_builder(
         .with_app_id(child_app_id(parent.app_id(), parent.sequence_id(), key))
         .with_resources(parent.resources())
         .with_spawning_parent(parent.as_parent())
-        .with_cancel_token(parent.cancel.child())
+        .with_cancel_token(parent.cancel.clone())
         .with_work_key(WorkKey {
             path: Arc::from(path),
             ..parent.work.clone()
@@ -188,15 +188,15 @@ pub(crate) async fn run_child(
         Some(persister) if stored == Stored::No => builder
             .with_state_persister(Arc::clone(persister))
             .with_state(task.state)
-            .with_entrypoint(task.subgraph.entrypoint.clone()),
+            .with_entrypoint(&*task.subgraph.entrypoint),
         Some(persister) => builder
             .with_state_persister(Arc::clone(persister))
             .with_state(task.state)
-            .with_entrypoint(task.subgraph.entrypoint.clone())
+            .with_entrypoint(&*task.subgraph.entrypoint)
             .initialize_from(Arc::clone(persister)),
         None => builder
             .with_state(task.state)
-            .with_entrypoint(task.subgraph.entrypoint.clone()),
+            .with_entrypoint(&*task.subgraph.entrypoint),
     };
     let mut app = builder.build().await?;
     if app.halted_after(&task.subgraph.halt_after) {
@@ -210,11 +210,7 @@ pub(crate) async fn run_child(
             }
         }
     };
-    let run = app.run(
-        RunOptions::new()
-            .halt_after(&task.subgraph.halt_after)
-            .inputs(task.inputs),
-    );
+    let run = app.run_until(&task.subgraph.halt_after, task.inputs);
     let outcome = match settings.timeout {
         None => tokio::select! {
             biased;

@@ -191,7 +191,7 @@ impl MapAction {
         &self,
         ctx: &ApplicationContext,
         tasks: Vec<Task>,
-    ) -> Result<(Vec<ChildOutcome>, usize, usize), Error> {
+    ) -> Result<Children, Error> {
         let settings = Arc::new(ChildSettings {
             persister: match &self.persister {
                 ChildPersister::Cascade => ctx.persister().cloned(),
@@ -228,7 +228,8 @@ impl MapAction {
             .map_or(64, |e| e.concurrency().saturating_mul(4).clamp(64, 1024));
         let mut queued = tasks.into_iter().enumerate();
         let mut running = FuturesUnordered::new();
-        let mut results: Vec<Option<Result<State, Error>>> = (0..total).map(|_| None).collect();
+        let mut results: Vec<Option<Result<State, Box<Error>>>> =
+            (0..total).map(|_| None).collect();
         let mut stopped = false;
         let mut started = 0;
         loop {
@@ -261,31 +262,27 @@ impl MapAction {
                 stopped = true;
                 cancel.send_replace(true);
             }
-            results[index] = Some(result);
+            results[index] = Some(result.map_err(Box::new));
         }
         let loaded = settings.loaded.load(Ordering::Relaxed);
-        let outcomes = results
-            .into_iter()
-            .zip(keys)
-            .enumerate()
-            .map(|(index, (result, key))| ChildOutcome {
-                index,
-                app_id: child_app_id(ctx.app_id(), ctx.sequence_id(), &key),
-                key,
-                result: result.unwrap_or_else(|| {
-                    Err(Error::Cancelled {
-                        action: String::new(),
-                    })
-                }),
-            })
-            .collect();
-        // Children started and not found finished: those that ran (or tried to).
-        Ok((outcomes, loaded, started - loaded))
+        Ok(Children {
+            results,
+            keys,
+            loaded,
+            // Children started and not found finished: those that ran (or tried to).
+            ran: started - loaded,
+        })
     }
 
-    fn failed(&self, total: usize, outcomes: Vec<ChildOutcome>, first_only: bool) -> ActionError {
-        let mut failures: Vec<ChildFailure> = outcomes
-            .into_iter()
+    fn failed(
+        &self,
+        ctx: &ApplicationContext,
+        children: Children,
+        first_only: bool,
+    ) -> ActionError {
+        let total = children.results.len();
+        let mut failures: Vec<ChildFailure> = children
+            .into_outcomes(ctx)
             .filter_map(|o| match o.result {
                 Err(Error::Cancelled { .. }) if first_only => None,
                 Err(e) => Some(ChildFailure {
@@ -300,6 +297,57 @@ impl MapAction {
             failures.truncate(1);
         }
         ActionError::from(Error::Children(ChildrenFailed { total, failures }))
+    }
+}
+
+/// How a map step's children ended, in task order.
+struct Children {
+    /// Each child's final state or error; `None` for a child never started (its siblings
+    /// failed first, or one of them won).
+    results: Vec<Option<Result<State, Box<Error>>>>,
+    /// Each child's key.
+    keys: Vec<String>,
+    /// Children found finished in the persister.
+    loaded: usize,
+    /// Children that ran (or tried to).
+    ran: usize,
+}
+
+impl Children {
+    /// How many did not finish.
+    fn failures(&self) -> usize {
+        self.results
+            .iter()
+            .filter(|r| !matches!(r, Some(Ok(_))))
+            .count()
+    }
+
+    /// The final states of those that finished.
+    fn into_states(self) -> Vec<State> {
+        self.results
+            .into_iter()
+            .filter_map(|r| r.and_then(Result::ok))
+            .collect()
+    }
+
+    /// Every child's outcome, with its app id.
+    fn into_outcomes(self, ctx: &ApplicationContext) -> impl Iterator<Item = ChildOutcome> + '_ {
+        self.results
+            .into_iter()
+            .zip(self.keys)
+            .enumerate()
+            .map(move |(index, (result, key))| ChildOutcome {
+                index,
+                app_id: child_app_id(ctx.app_id(), ctx.sequence_id(), &key),
+                key,
+                result: match result {
+                    Some(Ok(state)) => Ok(state),
+                    Some(Err(error)) => Err(*error),
+                    None => Err(Error::Cancelled {
+                        action: String::new(),
+                    }),
+                },
+            })
     }
 }
 
@@ -357,29 +405,25 @@ impl Action for MapAction {
     ) -> Result<(ActionResult, State), ActionError> {
         let tasks = (self.tasks)(&state, inputs)?;
         let total = tasks.len();
-        let (outcomes, loaded, ran) = ctx.without_slot(self.run_children(ctx, tasks)).await?;
-        let failures = outcomes.iter().filter(|o| o.result.is_err()).count();
+        let children = ctx.without_slot(self.run_children(ctx, tasks)).await?;
+        let (loaded, ran) = (children.loaded, children.ran);
+        let failures = children.failures();
         let new_state = match self.policy {
             FailurePolicy::Settled => match &self.reducer {
-                Reducer::Outcomes(reduce) => reduce(state, outcomes)?,
-                Reducer::States(reduce) => {
-                    let states = outcomes.into_iter().filter_map(|o| o.result.ok()).collect();
-                    reduce(state, states)?
-                }
+                Reducer::Outcomes(reduce) => reduce(state, children.into_outcomes(ctx).collect())?,
+                Reducer::States(reduce) => reduce(state, children.into_states())?,
                 Reducer::Unchanged => state,
             },
             FailurePolicy::FailFast | FailurePolicy::WaitAll if failures > 0 => {
-                return Err(self.failed(total, outcomes, self.policy == FailurePolicy::FailFast));
+                let first_only = self.policy == FailurePolicy::FailFast;
+                return Err(self.failed(ctx, children, first_only));
             }
             FailurePolicy::FirstSuccess if failures == total && total > 0 => {
-                return Err(self.failed(total, outcomes, false));
+                return Err(self.failed(ctx, children, false));
             }
             _ => match &self.reducer {
-                Reducer::Outcomes(reduce) => reduce(state, outcomes)?,
-                Reducer::States(reduce) => {
-                    let states = outcomes.into_iter().filter_map(|o| o.result.ok()).collect();
-                    reduce(state, states)?
-                }
+                Reducer::Outcomes(reduce) => reduce(state, children.into_outcomes(ctx).collect())?,
+                Reducer::States(reduce) => reduce(state, children.into_states())?,
                 Reducer::Unchanged => state,
             },
         };
@@ -441,7 +485,7 @@ impl MapAction {
                 subgraphs
                     .iter()
                     .map(|g| {
-                        Task::new(g.clone(), child_state.clone()).with_key(g.entrypoint.clone())
+                        Task::new(g.clone(), child_state.clone()).with_key(g.entrypoint.to_string())
                     })
                     .collect(),
             )

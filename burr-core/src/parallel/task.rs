@@ -11,8 +11,8 @@ use crate::state::State;
 #[derive(Clone, Debug)]
 pub struct SubGraph {
     pub(crate) graph: Arc<Graph>,
-    pub(crate) entrypoint: String,
-    pub(crate) halt_after: Vec<String>,
+    pub(crate) entrypoint: Arc<str>,
+    pub(crate) halt_after: Arc<[String]>,
 }
 
 impl SubGraph {
@@ -22,8 +22,8 @@ impl SubGraph {
         let name = action.name().to_owned();
         SubGraph {
             graph: Arc::new(Graph::single(action)),
-            halt_after: vec![name.clone()],
-            entrypoint: name,
+            halt_after: Arc::from([name.clone()]),
+            entrypoint: Arc::from(name),
         }
     }
 
@@ -62,8 +62,8 @@ impl SubGraph {
         }
         Ok(SubGraph {
             graph,
-            entrypoint: entrypoint.to_owned(),
-            halt_after,
+            entrypoint: Arc::from(entrypoint),
+            halt_after: Arc::from(halt_after),
         })
     }
 

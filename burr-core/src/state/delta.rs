@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
-use imbl::ordmap::DiffItem;
 use serde_json::Value;
 
+use super::entries::{Change, Entries};
 use super::State;
 
 /// The keys a step set (added or rewritten) and the keys it deleted.
@@ -24,14 +24,10 @@ impl StateDelta {
     /// visited.
     pub fn between(before: &State, after: &State) -> StateDelta {
         let mut delta = StateDelta::default();
-        for item in before.map.diff(&after.map) {
-            match item {
-                DiffItem::Add(k, v) | DiffItem::Update { new: (k, v), .. } => {
-                    delta.updated.push((Arc::clone(k), Arc::clone(&v.0)))
-                }
-                DiffItem::Remove(k, _) => delta.deleted.push(Arc::clone(k)),
-            }
-        }
+        Entries::diff(&before.map, &after.map, |change| match change {
+            Change::Set(k, v) => delta.updated.push((Arc::clone(k), Arc::clone(&v.0))),
+            Change::Removed(k) => delta.deleted.push(Arc::clone(k)),
+        });
         delta
     }
 

@@ -6,15 +6,17 @@
 //! any `Serialize`/`DeserializeOwned` type.
 
 mod delta;
+mod entries;
 mod error;
 
 use std::fmt;
 use std::sync::Arc;
 
-use imbl::OrdMap;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+
+use entries::Entries;
 
 pub use delta::StateDelta;
 pub use error::StateError;
@@ -42,7 +44,7 @@ impl PartialEq for Slot {
 /// ```
 #[derive(Clone, Default)]
 pub struct State {
-    map: OrdMap<Arc<str>, Slot>,
+    map: Entries,
 }
 
 /// Which keys [`State::wipe`] removes: Burr's `wipe(delete=..., keep=...)`.
@@ -117,10 +119,10 @@ impl State {
 
     /// A state holding the entries of a JSON map.
     pub fn from_map(map: Map<String, Value>) -> Self {
-        let map = map
-            .into_iter()
-            .map(|(k, v)| (Arc::from(k), Slot(Arc::new(v))))
-            .collect();
+        let map = Entries::from_pairs(
+            map.into_iter()
+                .map(|(k, v)| (Arc::from(k), Slot(Arc::new(v)))),
+        );
         Self { map }
     }
 
@@ -179,7 +181,7 @@ impl State {
 
     /// The keys, in sorted order.
     pub fn keys(&self) -> impl Iterator<Item = &str> + '_ {
-        self.map.keys().map(|k| &**k)
+        self.map.iter().map(|(k, _)| &**k)
     }
 
     /// The entries, in key order.
@@ -346,12 +348,11 @@ impl State {
 
     /// A new state holding only the given keys; absent keys are ignored.
     pub fn subset<'k>(&self, keys: impl IntoIterator<Item = &'k str>) -> State {
-        let mut map = OrdMap::new();
-        for key in keys {
-            if let Some((k, v)) = self.map.get_key_value(key) {
-                map.insert(Arc::clone(k), v.clone());
-            }
-        }
+        let map = Entries::from_pairs(keys.into_iter().filter_map(|key| {
+            self.map
+                .get_key_value(key)
+                .map(|(k, v)| (Arc::clone(k), v.clone()))
+        }));
         State { map }
     }
 
@@ -360,12 +361,10 @@ impl State {
         &self,
         keys: impl IntoIterator<Item = &'k str>,
     ) -> Result<State, StateError> {
-        let mut map = OrdMap::new();
+        let mut entries = Vec::new();
         for key in keys {
             match self.map.get_key_value(key) {
-                Some((k, v)) => {
-                    map.insert(Arc::clone(k), v.clone());
-                }
+                Some((k, v)) => entries.push((Arc::clone(k), v.clone())),
                 None => {
                     return Err(StateError::MissingKey {
                         key: key.to_owned(),
@@ -374,7 +373,9 @@ impl State {
                 }
             }
         }
-        Ok(State { map })
+        Ok(State {
+            map: Entries::from_pairs(entries),
+        })
     }
 
     /// What changed from `before` to `self`: the keys set (new or rewritten) and deleted.
