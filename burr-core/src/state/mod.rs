@@ -390,7 +390,7 @@ impl State {
     pub fn apply(&self, delta: &StateDelta) -> State {
         let mut map = self.map.clone();
         for key in &delta.deleted {
-            map.remove(&**key);
+            map.remove(key);
         }
         for (key, value) in &delta.updated {
             map.insert(Arc::clone(key), Slot(Arc::clone(value)));
