@@ -489,7 +489,8 @@ impl ApplicationBuilder {
                     app_id: app.ctx.ids.app_id.to_string(),
                     source,
                 })?;
-                if forking {
+                // As Burr: a fork of an application with nothing stored records no parent.
+                if forking && loaded.is_some() {
                     app.fork_parent = Some(ParentPointer {
                         app_id: self.fork.app_id.clone().unwrap_or_default(),
                         partition_key: self.fork.partition_key.clone(),
