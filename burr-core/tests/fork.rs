@@ -34,7 +34,11 @@ async fn a_fork_records_its_parent_only_when_there_was_something_to_fork() -> Re
         .await?;
     assert_eq!(fresh.fork_parent(), None);
     assert_eq!(fresh.sequence_id(), None);
-    let record = db.app(None, "from-nothing").await.expect("reads").expect("registered");
+    let record = db
+        .app(None, "from-nothing")
+        .await
+        .expect("reads")
+        .expect("registered");
     assert_eq!(record.fork_parent, None);
     fresh.step(Inputs::new()).await?;
     assert_eq!(fresh.state().get::<i64>("count")?, 1);
@@ -59,7 +63,14 @@ async fn a_fork_records_its_parent_only_when_there_was_something_to_fork() -> Re
     let parent = forked.fork_parent().expect("a fork parent");
     assert_eq!((parent.app_id.as_str(), parent.sequence_id), ("orig", None));
     assert_eq!(forked.state().get::<i64>("count")?, 2);
-    let record = db.app(None, "forked").await.expect("reads").expect("registered");
-    assert_eq!(record.fork_parent.map(|p| p.app_id), Some("orig".to_owned()));
+    let record = db
+        .app(None, "forked")
+        .await
+        .expect("reads")
+        .expect("registered");
+    assert_eq!(
+        record.fork_parent.map(|p| p.app_id),
+        Some("orig".to_owned())
+    );
     Ok(())
 }

@@ -7,49 +7,24 @@ pub fn micros(at: SystemTime) -> i64 {
     burr_core::persistence::micros(at)
 }
 
-/// The civil date (year, month, day) of a day count since 1970-01-01 (Howard Hinnant's
-/// algorithm).
-fn civil(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
-fn parts(us: i64) -> (i64, u32, u32, i64, i64, i64, i64) {
-    let secs = us.div_euclid(1_000_000);
-    let micros = us.rem_euclid(1_000_000);
-    let days = secs.div_euclid(86_400);
-    let of_day = secs.rem_euclid(86_400);
-    let (year, month, day) = civil(days);
-    (
-        year,
-        month,
-        day,
-        of_day / 3_600,
-        of_day % 3_600 / 60,
-        of_day % 60,
-        micros,
-    )
+/// The instant `us` microseconds after the Unix epoch, clamped to what a calendar holds.
+fn timestamp(us: i64) -> jiff::Timestamp {
+    jiff::Timestamp::from_microsecond(us).unwrap_or(if us < 0 {
+        jiff::Timestamp::MIN
+    } else {
+        jiff::Timestamp::MAX
+    })
 }
 
 /// RFC 3339 in UTC with microseconds: `2025-01-31T09:05:00.123456Z` (what Burr's
 /// tracking server parses, and the CLI's JSON output).
 pub fn rfc3339(us: i64) -> String {
-    let (y, mo, d, h, mi, s, micros) = parts(us);
-    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{micros:06}Z")
+    timestamp(us).strftime("%Y-%m-%dT%H:%M:%S.%6fZ").to_string()
 }
 
 /// For people: `2025-01-31 09:05:00` (UTC, to the second).
 pub fn human(us: i64) -> String {
-    let (y, mo, d, h, mi, s, _) = parts(us);
-    format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}")
+    timestamp(us).strftime("%Y-%m-%d %H:%M:%S").to_string()
 }
 
 /// A duration for people: `850us`, `12.3ms`, `4.21s`, `3m05s`.
