@@ -182,7 +182,7 @@ async fn bad_settings_are_builder_errors_naming_the_action() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_timeout_drops_the_run_at_its_deadline_and_signals_a_blocking_action() {
-    let limit = Duration::from_millis(400);
+    let limit = Duration::from_millis(1000);
     // An async action: its future is dropped at the deadline.
     let sleepy = action_fn("sleepy", |s: State, _, _| async move {
         tokio::time::sleep(Duration::from_secs(30)).await;

@@ -289,13 +289,17 @@ async fn recursion_three_levels_deep_with_tight_bounds_does_not_deadlock() {
     }
 }
 
-fn flaky_map(policy: FailurePolicy, fail: &'static [usize]) -> MapAction {
+/// Four children: those in `fail` fail at once, those in `hold` never finish (until their
+/// siblings' outcome cancels them), the others succeed at once. No timing is involved.
+fn flaky_map(policy: FailurePolicy, fail: &'static [usize], hold: &'static [usize]) -> MapAction {
     let work = action_fn("work", move |s: State, _, _| async move {
         let i: usize = s.get("i")?;
         if fail.contains(&i) {
             return Err(ActionError::msg(format!("task {i} failed")));
         }
-        tokio::time::sleep(std::time::Duration::from_millis(20 * i as u64)).await;
+        if hold.contains(&i) {
+            std::future::pending::<()>().await;
+        }
         Ok(s.update("done", i))
     })
     .reads(["i"])
@@ -348,9 +352,10 @@ fn children_errors(err: &Error) -> Vec<(usize, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failure_policies() {
     let store = Arc::new(InMemoryPersister::new());
-    // FailFast: the first error fails the step; the slow siblings are cancelled and recorded.
+    // FailFast: the first error fails the step; the siblings still running are cancelled
+    // and recorded.
     let err = run_one(
-        flaky_map(FailurePolicy::FailFast, &[0]),
+        flaky_map(FailurePolicy::FailFast, &[0], &[1, 2, 3]),
         store.clone(),
         "ff",
     )
@@ -371,7 +376,7 @@ async fn failure_policies() {
 
     // WaitAll: everything finishes, every error is reported.
     let err = run_one(
-        flaky_map(FailurePolicy::WaitAll, &[1, 2]),
+        flaky_map(FailurePolicy::WaitAll, &[1, 2], &[]),
         store.clone(),
         "wa",
     )
@@ -401,7 +406,7 @@ async fn failure_policies() {
 
     // Settled: the reducer sees every outcome.
     let settled =
-        flaky_map(FailurePolicy::Settled, &[2]).reduce_settled(|state: State, outcomes| {
+        flaky_map(FailurePolicy::Settled, &[2], &[]).reduce_settled(|state: State, outcomes| {
             let summary: Vec<String> = outcomes
                 .iter()
                 .map(|o| match &o.result {
@@ -417,9 +422,9 @@ async fn failure_policies() {
         Some(&json!(["0:ok", "1:ok", "2:action `work` failed", "3:ok"]))
     );
 
-    // FirstSuccess: the fastest success wins, the rest are cancelled.
+    // FirstSuccess: the first success wins, the rest are cancelled.
     let state = run_one(
-        flaky_map(FailurePolicy::FirstSuccess, &[0]),
+        flaky_map(FailurePolicy::FirstSuccess, &[0], &[2, 3]),
         store.clone(),
         "fs",
     )
@@ -427,7 +432,7 @@ async fn failure_policies() {
     .unwrap();
     assert_eq!(state.get_value("done"), Some(&json!([1])));
     let err = run_one(
-        flaky_map(FailurePolicy::FirstSuccess, &[0, 1, 2, 3]),
+        flaky_map(FailurePolicy::FirstSuccess, &[0, 1, 2, 3], &[]),
         store.clone(),
         "fs2",
     )
