@@ -1,6 +1,6 @@
 //! The crate's [`Error`] and [`Result`].
 
-use crate::action::{ErrorKind, RetryPolicyError, Verdict};
+use crate::actions::{ErrorKind, RetryPolicyError, Verdict};
 
 use crate::condition::ConditionError;
 use crate::graph::GraphError;
@@ -134,7 +134,7 @@ pub enum Error {
         after_ms: u64,
     },
     /// One run of an action exceeded its timeout
-    /// ([`Declaration::timeout`](crate::action::Declaration::timeout),
+    /// ([`Declaration::timeout`](crate::actions::Declaration::timeout),
     /// [`with_timeout`](crate::ApplicationBuilder::with_timeout)).
     #[error("action `{action}` timed out after {after_ms} ms")]
     StepTimeout {
@@ -177,8 +177,8 @@ impl Error {
     }
 
     /// The action's own say on retrying this error
-    /// ([`ActionError::permanent`](crate::action::ActionError::permanent) or
-    /// [`transient`](crate::action::ActionError::transient)), if it gave one.
+    /// ([`ActionError::permanent`](crate::actions::ActionError::permanent) or
+    /// [`transient`](crate::actions::ActionError::transient)), if it gave one.
     pub fn verdict(&self) -> Option<bool> {
         match self {
             Error::Action { source, .. } => {

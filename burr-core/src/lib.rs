@@ -49,8 +49,8 @@
 //!   [`ParentPointer`](ids::ParentPointer)) and what an action sees of its application
 //!   ([`ApplicationContext`], [`Res`], the [`Executor`](ids::Executor));
 //! - [`state`]: the immutable [`State`] and its deltas;
-//! - [`action`](mod@action): [`Action`](action::Action), its [`Declaration`](action::Declaration), and
-//!   the adapters ([`action_fn`](action::action_fn), [`action_sync`](action::action_sync));
+//! - [`actions`]: [`Action`](actions::Action), its [`Declaration`](actions::Declaration), and
+//!   the adapters ([`action_fn`](actions::action_fn), [`action_sync`](actions::action_sync));
 //! - [`condition`]: [`when`], [`expr()`], [`default()`] and the expression language;
 //! - [`graph`]: actions joined by transitions, validated;
 //! - [`persistence`]: checkpoints, the [`Persister`](persistence::Persister) trait and its
@@ -64,15 +64,15 @@
 //! ## Actions from functions
 //! `#[action(reads = [...], writes = [...])]` on `fn increment` keeps the function as
 //! written, to call in unit tests, and defines `Increment`, a constant
-//! [`StaticAction`](action::StaticAction): the action, to pass to `with_actions`, to name
-//! in transitions, or to [`bind`](action::ActionExt::bind) and
-//! [`named`](action::ActionExt::named). The [`#[action]`](macro@action) reference covers
+//! [`StaticAction`](actions::StaticAction): the action, to pass to `with_actions`, to name
+//! in transitions, or to [`bind`](actions::ActionExt::bind) and
+//! [`named`](actions::ActionExt::named). The [`#[action]`](macro@action) reference covers
 //! inputs, resources, the context and return types. The trait by hand
-//! ([`Action`](action::Action)) or closures ([`action_fn`](action::action_fn)) work as well.
+//! ([`Action`](actions::Action)) or closures ([`action_fn`](actions::action_fn)) work as well.
 //! The map-action attributes ([`map_states`](macro@map_states) and friends) are described in
 //! [`parallel`].
 
-pub mod action;
+pub mod actions;
 pub mod application;
 pub mod condition;
 pub mod error;

@@ -5,9 +5,9 @@ use std::sync::OnceLock;
 
 use serde::de::DeserializeOwned;
 
-use crate::action::{input_error, IntoActionOutput};
+use crate::actions::{input_error, IntoActionOutput};
 
-pub use crate::action::{
+pub use crate::actions::{
     Action, ActionError, ActionResult, Declaration, Delegate, Inputs, StaticAction,
 };
 pub use crate::ids::ApplicationContext;

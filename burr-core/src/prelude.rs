@@ -12,10 +12,10 @@
 //! | [`ActionError`] | what an action's code returns when it fails |
 //! | [`Error`], [`Result`] | what building or running an application returns |
 //!
-//! Everything else lives in its module: [`crate::action`](mod@crate::action), [`crate::persistence`],
+//! Everything else lives in its module: [`crate::actions`], [`crate::persistence`],
 //! [`crate::parallel`], [`crate::hooks`], ...
 
-pub use crate::action::{ActionError, Inputs};
+pub use crate::actions::{ActionError, Inputs};
 pub use crate::application::{Application, ApplicationBuilder, RunOptions};
 pub use crate::condition::{default, expr, when};
 pub use crate::error::{Error, Result};

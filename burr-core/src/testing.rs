@@ -23,7 +23,7 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::json;
 
-use crate::action::{action_sync, Inputs};
+use crate::actions::{action_sync, Inputs};
 use crate::application::ApplicationBuilder;
 use crate::condition::expr;
 use crate::error::Error;

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use burr_core::action::{action_sync, Action, ActionExt};
-use burr_core::action::{Input, ReturnKeys as ResultAction};
+use burr_core::actions::{action_sync, Action, ActionExt};
+use burr_core::actions::{Input, ReturnKeys as ResultAction};
 use burr_core::RunOptions;
 use burr_core::{inputs, ApplicationBuilder, Error, Inputs, State};
 use serde_json::json;

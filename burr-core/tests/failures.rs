@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use burr_core::action::{action_fn, action_sync, ActionError, ErrorKind, RetryPolicy};
+use burr_core::actions::{action_fn, action_sync, ActionError, ErrorKind, RetryPolicy};
 use burr_core::condition::{on_error, on_error_kind};
 use burr_core::error::BuilderError;
 use burr_core::parallel::{Executor, MapAction, SubGraph};
@@ -19,7 +19,7 @@ fn quick(max_attempts: u32) -> RetryPolicy {
 }
 
 /// An action that fails its first `failures` runs, recording each run's attempt and key.
-fn flaky(failures: u32, seen: Arc<Mutex<Vec<(u32, String)>>>) -> burr_core::action::FnAction {
+fn flaky(failures: u32, seen: Arc<Mutex<Vec<(u32, String)>>>) -> burr_core::actions::FnAction {
     let runs = Arc::new(AtomicU32::new(0));
     action_sync("flaky", move |s: State, _, ctx: &ApplicationContext| {
         seen.lock()
@@ -267,7 +267,7 @@ async fn a_timed_out_attempt_is_retried_by_its_policy() {
 }
 
 /// `embed` fails (in the given form); `report` handles it; `publish` follows success.
-async fn with_handler(embed: impl burr_core::action::Action) -> (Application, RunOptions) {
+async fn with_handler(embed: impl burr_core::actions::Action) -> (Application, RunOptions) {
     let report = action_sync("report", |s: State, _, ctx: &ApplicationContext| {
         let failure = ctx.failure().expect("the handler sees the failure");
         Ok::<_, ActionError>(
@@ -285,7 +285,7 @@ async fn with_handler(embed: impl burr_core::action::Action) -> (Application, Ru
     .writes(["published"]);
     let app = ApplicationBuilder::new()
         .with_actions([report, publish])
-        .with_actions([Arc::new(embed) as Arc<dyn burr_core::action::Action>])
+        .with_actions([Arc::new(embed) as Arc<dyn burr_core::actions::Action>])
         .with_transitions([
             ("embed", "report", on_error()),
             ("embed", "publish", default()),
@@ -309,10 +309,10 @@ async fn error_transitions_route_sync_async_and_streaming_failures_to_the_handle
         Err::<State, _>(ActionError::msg("tokenizer rejected the text"))
     })
     .writes(["vectors"]);
-    struct Streaming(burr_core::action::Declaration);
-    #[burr_core::action::async_trait]
-    impl burr_core::action::Action for Streaming {
-        fn declaration(&self) -> &burr_core::action::Declaration {
+    struct Streaming(burr_core::actions::Declaration);
+    #[burr_core::actions::async_trait]
+    impl burr_core::actions::Action for Streaming {
+        fn declaration(&self) -> &burr_core::actions::Declaration {
             &self.0
         }
         fn stream_run(
@@ -320,8 +320,10 @@ async fn error_transitions_route_sync_async_and_streaming_failures_to_the_handle
             _: State,
             _: Inputs,
             _: ApplicationContext,
-        ) -> futures::stream::BoxStream<'static, Result<burr_core::action::ActionResult, ActionError>>
-        {
+        ) -> futures::stream::BoxStream<
+            'static,
+            Result<burr_core::actions::ActionResult, ActionError>,
+        > {
             Box::pin(futures::stream::iter([
                 Ok(inputs! {"partial": 1}),
                 Err(ActionError::msg("tokenizer rejected the text")),
@@ -329,7 +331,7 @@ async fn error_transitions_route_sync_async_and_streaming_failures_to_the_handle
         }
     }
     let streaming = Streaming(
-        burr_core::action::Declaration::new("embed")
+        burr_core::actions::Declaration::new("embed")
             .writes(["vectors"])
             .streaming(),
     );

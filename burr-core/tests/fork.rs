@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use burr_core::action::action_sync;
+use burr_core::actions::action_sync;
 use burr_core::persistence::{AppRecords, SqlitePersister};
 use burr_core::prelude::*;
 

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 const LAYERS: [&str; 10] = [
     "ids",
     "state",
-    "action",
+    "actions",
     "condition",
     "graph",
     "persistence",

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use burr_core::action::{action_fn, action_sync};
+use burr_core::actions::{action_fn, action_sync};
 use burr_core::hooks::{HookEvent, RecordingHook};
 use burr_core::parallel::{
     child_app_id, ChildPersister, Executor, FailurePolicy, MapAction, Priority, SubGraph, Task,

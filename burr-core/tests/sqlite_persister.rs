@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use burr_core::action::action_sync;
+use burr_core::actions::action_sync;
 use burr_core::ids::ParentPointer;
 use burr_core::persistence::{
     AppRecord, AppRecords, Checkpoint, ChildListing, Delete, Durability, History, Leases,

@@ -2,7 +2,7 @@
 //!
 //! The attribute macros of [burr-core](https://docs.rs/burr-core): write an action as a
 //! function, get a checked `Action`. Use them through burr-core (feature `macros`, on by
-//! default), as `burr_core::action`, `burr_core::map_states`, `burr_core::map_tasks`,
+//! default), as `burr_core::actions`, `burr_core::map_states`, `burr_core::map_tasks`,
 //! `burr_core::map_actions` and `burr_core::map_actions_and_states`; this crate is not meant
 //! to be a dependency of its own.
 //!
@@ -67,7 +67,7 @@
 //! Each may also be a `Result` of it whose error converts into `ActionError`. The function
 //! takes the state (the keys it `reads`) first, by value, then inputs exactly as an
 //! `#[action]` function does (`Option<T>`, `#[input(default = ...)]`); an input that does
-//! not deserialize fails the step with `burr_core::action::InputError`, naming the action
+//! not deserialize fails the step with `burr_core::actions::InputError`, naming the action
 //! by its declared name. It is a plain `fn` and takes no `ApplicationContext`: it builds
 //! what the children run, before they run (the children's actions may be `async`).
 //!
@@ -150,7 +150,7 @@
 //! expression with commas outside brackets in parentheses.
 //!
 //! What comes out is what `#[action]` makes: the function, unchanged and callable, and a
-//! constant named by its UpperCamelCase, a `burr_core::action::StaticAction`, so that
+//! constant named by its UpperCamelCase, a `burr_core::actions::StaticAction`, so that
 //! `with_actions([Lengths, Measure])` mixes both. A map action holds closures, which no
 //! constant can hold, so the constant refers to a `static` whose `MapAction` is built when
 //! first used (the `subgraph` expressions are evaluated then, once per program).
@@ -216,7 +216,7 @@ mod signature;
 /// The function is kept under its own name, unchanged, so unit tests call it directly. Next
 /// to it comes a constant named by the UpperCamelCase of the function's name
 /// (`answer_question` makes `AnswerQuestion`), with the function's visibility and `cfg`s:
-/// the action, a `burr_core::action::StaticAction`. Pass it to `with_actions` (actions
+/// the action, a `burr_core::actions::StaticAction`. Pass it to `with_actions` (actions
 /// made from different functions share that type, so `with_actions([Increment, Done])`
 /// works), or bind and rename it first. The function's name must be snake_case, so that the
 /// two names differ.
@@ -251,7 +251,7 @@ mod signature;
 ///     written `#[input(default = <expr>)]`, where `<expr>` has the parameter's type and
 ///     is used when the input is not given;
 ///   - a value that does not deserialize into the parameter's type fails the step with
-///     `burr_core::action::InputError`, which names the action, the input and the type:
+///     `burr_core::actions::InputError`, which names the action, the input and the type:
 ///     ``action `answer`: input `top_k` must be a `Option<usize>`: invalid type: string "x", expected usize``.
 ///
 /// # Return type
@@ -265,7 +265,7 @@ mod signature;
 ///
 /// ```
 /// use burr_core::{action, inputs, ApplicationBuilder, ApplicationContext, State};
-/// use burr_core::action::ActionExt;
+/// use burr_core::actions::ActionExt;
 /// use serde_json::{json, Value};
 ///
 /// #[action(reads = [query], writes = [answer], name = "answer_question", tags = ["llm"])]

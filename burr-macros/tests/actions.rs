@@ -2,8 +2,8 @@
 
 use std::error::Error as _;
 
-use burr_core::action::InputError;
-use burr_core::action::{Action, ActionExt, ActionResult};
+use burr_core::actions::InputError;
+use burr_core::actions::{Action, ActionExt, ActionResult};
 use burr_core::graph::IntoAction;
 use burr_core::state::StateError;
 use burr_core::RunOptions;

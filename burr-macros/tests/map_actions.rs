@@ -165,7 +165,7 @@ fn words_to_states(state: State) -> Result<Vec<State>, ActionError> {
 }
 
 async fn step(
-    action: burr_core::action::StaticAction,
+    action: burr_core::actions::StaticAction,
     state: State,
     given: Value,
 ) -> Result<(Value, State), Error> {
@@ -215,7 +215,7 @@ async fn map_states_reduces_in_task_order_and_takes_inputs() {
         .await
         .unwrap_err();
     let input = err
-        .action_error::<burr_core::action::InputError>()
+        .action_error::<burr_core::actions::InputError>()
         .expect("an input error");
     assert_eq!((input.action(), input.input()), ("lengths", "min"));
 }

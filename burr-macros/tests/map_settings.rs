@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use burr_core::action::ActionExt;
+use burr_core::actions::ActionExt;
 use burr_core::error::{ChildFailure, ChildrenFailed};
 use burr_core::hooks::{HookEvent, RecordingHook};
 use burr_core::parallel::{
@@ -56,7 +56,7 @@ fn default_children(state: State) -> Vec<State> {
     two_children(state)
 }
 
-async fn priorities(action: burr_core::action::StaticAction, app_priority: i32) -> Vec<i32> {
+async fn priorities(action: burr_core::actions::StaticAction, app_priority: i32) -> Vec<i32> {
     let name = action.declaration().name.as_str().to_owned();
     let mut app = ApplicationBuilder::new()
         .with_actions([action])
@@ -122,7 +122,7 @@ async fn until_waiting(executor: &Executor, count: usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_higher_priority_map_is_admitted_first() {
     let executor = Executor::new(1);
-    let flow = |action: burr_core::action::StaticAction, name: &'static str| {
+    let flow = |action: burr_core::actions::StaticAction, name: &'static str| {
         let executor = executor.clone();
         async move {
             let entrypoint = action.declaration().name.as_str().to_owned();
@@ -194,7 +194,7 @@ fn limited_by_hand() -> MapAction {
 
 /// The step's error, and the status of the slow child's last checkpoint.
 async fn timed_out(
-    action: impl burr_core::action::Action + 'static,
+    action: impl burr_core::actions::Action + 'static,
     app_id: &str,
 ) -> (Error, Option<StepStatus>) {
     let store = Arc::new(InMemoryPersister::new());
@@ -313,7 +313,7 @@ fn unrecorded(state: State) -> Vec<burr_core::parallel::Task> {
 
 /// How many checkpoints the first child saved, and how many applications the parent's
 /// tracker saw created (the parent's own included).
-async fn recorded(action: burr_core::action::StaticAction) -> (usize, usize) {
+async fn recorded(action: burr_core::actions::StaticAction) -> (usize, usize) {
     let store = Arc::new(InMemoryPersister::new());
     let tracker = RecordingHook::new();
     let name = action.declaration().name.as_str().to_owned();

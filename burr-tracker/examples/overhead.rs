@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use burr_core::action::action_sync;
+use burr_core::actions::action_sync;
 use burr_core::persistence::SqlitePersister;
 use burr_core::RunOptions;
 use burr_core::{default, expr, ApplicationBuilder, State};

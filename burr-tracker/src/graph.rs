@@ -140,7 +140,7 @@ impl GraphRecord {
 
 #[cfg(test)]
 mod tests {
-    use burr_core::action::action_sync;
+    use burr_core::actions::action_sync;
     use burr_core::graph::GraphBuilder;
     use burr_core::{expr, State};
 

@@ -20,7 +20,7 @@
 //! use std::sync::Arc;
 //! use burr_core::persistence::SqlitePersister;
 //! use burr_core::{ApplicationBuilder, Inputs, State};
-//! use burr_core::action::action_sync;
+//! use burr_core::actions::action_sync;
 //! use burr_tracker::Tracker;
 //!
 //! # #[tokio::main(flavor = "current_thread")]

@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use burr_core::action::action_sync;
+use burr_core::actions::action_sync;
 use burr_core::parallel::{MapAction, SubGraph};
 use burr_core::persistence::SqlitePersister;
 use burr_core::RunOptions;

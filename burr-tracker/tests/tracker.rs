@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use burr_core::action::{action_sync, async_trait, Action, ActionResult, Declaration};
+use burr_core::actions::{action_sync, async_trait, Action, ActionResult, Declaration};
 use burr_core::{
     inputs, ActionError, ApplicationBuilder, ApplicationContext, Inputs, RunOptions, State,
 };

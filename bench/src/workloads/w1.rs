@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use burr_core::RunOptions;
 use burr_core::{default, expr, ApplicationBuilder, State};
 
-use burr_core::action::{action_sync, RetryPolicy};
+use burr_core::actions::{action_sync, RetryPolicy};
 use serde_json::{json, Value};
 
 /// W1: `increment` while `count < N` (an `expr` condition), then `done`; N+1 steps. With

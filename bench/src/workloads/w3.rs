@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use burr_core::action::action_sync;
+use burr_core::actions::action_sync;
 use burr_core::parallel::{ChildPersister, Executor, MapAction, SubGraph};
 use burr_core::persistence::Persister;
 use burr_core::{ActionError, ApplicationBuilder, Inputs, State};

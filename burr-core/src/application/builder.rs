@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use super::{Application, StepSettings};
-use crate::action::ActionName;
-use crate::action::{ErrorKind, RetryPolicy, StepFailure};
+use crate::actions::ActionName;
+use crate::actions::{ErrorKind, RetryPolicy, StepFailure};
 use crate::error::{BuilderError, Error, Result};
 use crate::graph::{Graph, GraphBuilder, GraphError, GraphProblem, IntoAction, TransitionSpec};
 use crate::hooks::{AppCreated, LifecycleHook};
@@ -34,7 +34,7 @@ struct Fork {
 ///
 /// ```
 /// use burr_core::{expr, ApplicationBuilder, RunOptions, State};
-/// use burr_core::action::action_sync;
+/// use burr_core::actions::action_sync;
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> burr_core::Result<()> {
@@ -132,7 +132,7 @@ impl ApplicationBuilder {
     }
 
     /// Retry failed runs of `action` by `policy` (over the action's own
-    /// [`Declaration::retry`](crate::action::Declaration::retry)).
+    /// [`Declaration::retry`](crate::actions::Declaration::retry)).
     pub fn with_retry(mut self, action: impl ActionName, policy: RetryPolicy) -> Self {
         self.retries.push((action.into_name(), policy));
         self
@@ -145,10 +145,10 @@ impl ApplicationBuilder {
     }
 
     /// Fail a run of `action` that takes longer than `timeout` (over the action's own
-    /// [`Declaration::timeout`](crate::action::Declaration::timeout)). The run is dropped at
+    /// [`Declaration::timeout`](crate::actions::Declaration::timeout)). The run is dropped at
     /// the deadline; a blocking action sees
     /// [`ApplicationContext::is_cancelled`]. The error's kind is
-    /// [`ErrorKind::Timeout`](crate::action::ErrorKind::Timeout), retried as its policy says.
+    /// [`ErrorKind::Timeout`](crate::actions::ErrorKind::Timeout), retried as its policy says.
     pub fn with_timeout(mut self, action: impl ActionName, timeout: Duration) -> Self {
         self.timeouts.push((action.into_name(), timeout));
         self

@@ -2,7 +2,7 @@
 
 use futures::StreamExt;
 
-use crate::action::{Action, ActionResult, Inputs, UndeclaredRead};
+use crate::actions::{Action, ActionResult, Inputs, UndeclaredRead};
 use crate::error::{Error, Result};
 use crate::ids::ApplicationContext;
 use crate::state::{State, StateDelta, StateError};
@@ -44,7 +44,7 @@ pub(crate) fn read_view(action: &dyn Action, state: &State) -> State {
     }
 }
 
-pub(crate) fn action_failed(action: &dyn Action, error: crate::action::ActionError) -> Error {
+pub(crate) fn action_failed(action: &dyn Action, error: crate::actions::ActionError) -> Error {
     let source = match error.downcast_ref::<StateError>() {
         Some(StateError::MissingKey { key, .. }) if !action.reads().contains(key) => {
             Box::new(UndeclaredRead {

@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 use futures::Stream;
 use tracing::Instrument;
 
-use crate::action::{ActionResult, Inputs, RetryPolicy, StepFailure};
+use crate::actions::{ActionResult, Inputs, RetryPolicy, StepFailure};
 use crate::error::{Error, Result};
 use crate::graph::Graph;
 use crate::hooks::{ExecuteCall, ExecuteCallEnd, LifecycleHook, StepEnd};

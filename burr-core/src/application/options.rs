@@ -2,7 +2,7 @@
 //! [`iterate`](super::Application::iterate) and
 //! [`stream_result`](super::Application::stream_result) stop, and the inputs they give.
 
-use crate::action::{ActionName, Inputs};
+use crate::actions::{ActionName, Inputs};
 
 /// Halts and inputs for [`Application::run`](super::Application::run),
 /// [`iterate`](super::Application::iterate) and

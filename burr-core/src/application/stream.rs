@@ -11,7 +11,7 @@ use futures::{Stream, StreamExt};
 use super::execute::{action_failed, check_writes, read_view, resolve_inputs};
 use super::halt::HaltSet;
 use super::{Application, RunOptions};
-use crate::action::{ActionError, ActionResult, Inputs};
+use crate::actions::{ActionError, ActionResult, Inputs};
 use crate::error::{Error, Result};
 use crate::hooks::{StepStart, StreamEnd, StreamItem, StreamStart};
 use crate::persistence::StepStatus;

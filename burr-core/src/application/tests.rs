@@ -6,8 +6,8 @@ use futures::stream::BoxStream;
 use futures::StreamExt;
 use serde_json::{json, Value};
 
-use crate::action::{action_fn, action_sync, Action, Declaration};
-use crate::action::{ActionError, ActionResult, Inputs};
+use crate::actions::{action_fn, action_sync, Action, Declaration};
+use crate::actions::{ActionError, ActionResult, Inputs};
 use crate::application::{ApplicationBuilder, RunOptions};
 use crate::condition::{default, expr};
 use crate::error::Error;

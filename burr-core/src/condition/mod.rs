@@ -25,14 +25,14 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::action::ErrorKind;
+use crate::actions::ErrorKind;
 use crate::state::State;
 
 pub use error::ConditionError;
 use expression::{Expr, ExprSyntaxError};
 pub use when::Comparison;
 
-type CustomFn = dyn Fn(&State) -> Result<bool, crate::action::ActionError> + Send + Sync;
+type CustomFn = dyn Fn(&State) -> Result<bool, crate::actions::ActionError> + Send + Sync;
 
 #[derive(Clone)]
 enum Kind {
@@ -132,7 +132,7 @@ pub fn expr(source: &str) -> Condition {
 }
 
 /// The condition of an **error transition**: taken only when the source action failed for
-/// good — after its retries, if it has a [`RetryPolicy`](crate::action::RetryPolicy) — never
+/// good — after its retries, if it has a [`RetryPolicy`](crate::actions::RetryPolicy) — never
 /// after it succeeded. The failed step's writes are not applied; the handler it leads to
 /// reads the failure with
 /// [`ApplicationContext::failure`](crate::ApplicationContext::failure). Without an error
@@ -186,7 +186,7 @@ impl Condition {
     where
         I: IntoIterator<Item = K>,
         K: Into<String>,
-        F: Fn(&State) -> Result<bool, crate::action::ActionError> + Send + Sync + 'static,
+        F: Fn(&State) -> Result<bool, crate::actions::ActionError> + Send + Sync + 'static,
     {
         Condition {
             name: Arc::from(name.into()),

@@ -12,8 +12,8 @@ mod transition;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::action::Action;
-use crate::action::ErrorKind;
+use crate::actions::Action;
+use crate::actions::ErrorKind;
 use crate::condition::ConditionError;
 use crate::state::State;
 
@@ -44,7 +44,7 @@ impl GraphBuilder {
         Self::default()
     }
 
-    /// Add actions; each is known by its [`Declaration::name`](crate::action::Declaration::name).
+    /// Add actions; each is known by its [`Declaration::name`](crate::actions::Declaration::name).
     pub fn with_actions<I, A>(mut self, actions: I) -> Self
     where
         I: IntoIterator<Item = A>,

@@ -1,11 +1,11 @@
 use serde_json::json;
 
 use super::*;
-use crate::action::action_sync;
+use crate::actions::action_sync;
 use crate::condition::{default, expr};
 use crate::state::State;
 
-fn noop(name: &str) -> crate::action::FnAction {
+fn noop(name: &str) -> crate::actions::FnAction {
     action_sync(name, |s: State, _, _| s)
 }
 

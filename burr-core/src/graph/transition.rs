@@ -1,6 +1,6 @@
 //! Transitions: `(from, to, condition)`.
 
-use crate::action::ActionName;
+use crate::actions::ActionName;
 use crate::condition::{default, Condition};
 
 /// A validated transition between two actions (by index in the graph).

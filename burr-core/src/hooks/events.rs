@@ -4,7 +4,7 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 
-use crate::action::{ActionResult, Inputs};
+use crate::actions::{ActionResult, Inputs};
 use crate::error::Error;
 use crate::graph::Graph;
 use crate::ids::{Identifiers, ParentPointer};

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde_json::Value;
 
 use super::*;
-use crate::action::ActionResult;
+use crate::actions::ActionResult;
 
 /// One event seen by a [`RecordingHook`], with its main fields owned.
 #[derive(Clone, Debug, PartialEq)]
@@ -31,7 +31,7 @@ pub enum HookEvent {
         /// The attempt.
         attempt: u32,
         /// The inputs.
-        inputs: crate::action::Inputs,
+        inputs: crate::actions::Inputs,
     },
     /// `post_run_step`.
     PostRunStep {

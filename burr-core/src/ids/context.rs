@@ -226,7 +226,7 @@ impl ApplicationContext {
     ///
     /// ```
     /// # use burr_core::prelude::*;
-    /// # use burr_core::action::action_sync;
+    /// # use burr_core::actions::action_sync;
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> burr_core::Result<()> {
     /// let charge = action_sync("charge", |s: State, _, ctx: &ApplicationContext| {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::Task;
-use crate::action::RetryPolicy;
+use crate::actions::RetryPolicy;
 use crate::application::ApplicationBuilder;
 use crate::error::{Error, Result};
 use crate::hooks::LifecycleHook;
@@ -113,7 +113,7 @@ impl ApplicationContext {
     /// ```
     /// use burr_core::parallel::{SubGraph, Task};
     /// use burr_core::{ApplicationContext, State};
-    /// use burr_core::action::{action_fn, action_sync};
+    /// use burr_core::actions::{action_fn, action_sync};
     ///
     /// let summarize = action_sync("summarize", |s: State, _, _| s.update("summary", "short"))
     ///     .writes(["summary"]);

@@ -13,8 +13,8 @@ use tokio::sync::watch;
 
 use super::child::{child_app_id, child_id_prefix, run_child, ChildSettings, Stored};
 use super::{SubGraph, Task};
-use crate::action::declaration::declaration_builders;
-use crate::action::{Action, ActionError, ActionResult, Declaration, Inputs, RetryPolicy};
+use crate::actions::declaration::declaration_builders;
+use crate::actions::{Action, ActionError, ActionResult, Declaration, Inputs, RetryPolicy};
 use crate::error::{ChildFailure, ChildrenFailed, Error};
 use crate::hooks::LifecycleHook;
 use crate::ids::{ApplicationContext, Priority};
@@ -427,7 +427,7 @@ impl Action for MapAction {
                 Reducer::Unchanged => state,
             },
         };
-        let result = crate::action::result_object(&serde_json::json!({
+        let result = crate::actions::result_object(&serde_json::json!({
             "children": total,
             "failed": failures,
             "loaded": loaded,

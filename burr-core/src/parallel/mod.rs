@@ -22,13 +22,13 @@
 //! priority, then by the start of its top-level flow, then by task index. They run
 //! concurrently within the map step's task (no thread hop per child, a window of a few
 //! children per executor slot in memory at once): CPU-bound child actions belong on the
-//! blocking pool ([`FnAction::blocking`](crate::action::FnAction::blocking)), where they run in
+//! blocking pool ([`FnAction::blocking`](crate::actions::FnAction::blocking)), where they run in
 //! parallel, up to the executor's bound.
 //!
 //! ```
 //! use burr_core::parallel::{MapAction, SubGraph};
 //! use burr_core::{ApplicationBuilder, Inputs, State};
-//! use burr_core::action::action_sync;
+//! use burr_core::actions::action_sync;
 //! use serde_json::json;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -115,7 +115,7 @@
 //! Each may also be a `Result` of it whose error converts into `ActionError`. The function
 //! takes the state (the keys it `reads`) first, by value, then inputs exactly as an
 //! `#[action]` function does (`Option<T>`, `#[input(default = ...)]`); an input that does
-//! not deserialize fails the step with `burr_core::action::InputError`, naming the action
+//! not deserialize fails the step with `burr_core::actions::InputError`, naming the action
 //! by its declared name. It is a plain `fn` and takes no `ApplicationContext`: it builds
 //! what the children run, before they run (the children's actions may be `async`).
 //!
@@ -149,7 +149,7 @@
 //! resource: it runs before its children, from the state and the inputs.
 //!
 //! ```
-//! use burr_core::action::action_sync;
+//! use burr_core::actions::action_sync;
 //! use burr_core::parallel::{MapAction, SubGraph};
 //! use burr_core::prelude::*;
 //!

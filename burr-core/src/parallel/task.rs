@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::action::{ActionName, Inputs};
+use crate::actions::{ActionName, Inputs};
 use crate::graph::{Graph, GraphBuilder, GraphError, IntoAction};
 use crate::state::State;
 

@@ -121,7 +121,7 @@ pub struct CheckpointInfo {
     pub error: Option<String>,
 }
 
-/// An application as recorded by [`Persister::register_app`](super::Persister::register_app).
+/// An application as recorded by [`AppRecords::register_app`](super::AppRecords::register_app).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppRecord {
     /// Its partition key.

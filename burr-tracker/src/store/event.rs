@@ -4,7 +4,7 @@
 use std::sync::mpsc::SyncSender;
 use std::time::SystemTime;
 
-use burr_core::action::ActionResult;
+use burr_core::actions::ActionResult;
 use burr_core::hooks::StepStatus;
 use burr_core::ids::Identifiers;
 use burr_core::ids::ParentPointer;

@@ -11,7 +11,7 @@ use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use burr_core::action::action_sync;
+use burr_core::actions::action_sync;
 use burr_core::parallel::{MapAction, SubGraph};
 use burr_core::persistence::SqlitePersister;
 use burr_core::RunOptions;

@@ -10,7 +10,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use burr_core::action::action_sync;
+use burr_core::actions::action_sync;
 use burr_core::persistence::{Persister, SqlitePersister};
 use burr_core::{
     default, expr, ActionError, ApplicationBuilder, ApplicationContext, Inputs, State,

@@ -10,7 +10,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use burr_core::action::action_fn;
+use burr_core::actions::action_fn;
 use burr_core::parallel::{Executor, MapAction, SubGraph};
 use burr_core::persistence::{Persister, SqlitePersister};
 use burr_core::RunOptions;

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use burr_core::{ActionError, ApplicationContext, Inputs, State};
 
-use burr_core::action::{async_trait, Action, ActionResult, Declaration};
+use burr_core::actions::{async_trait, Action, ActionResult, Declaration};
 use serde_json::{Map, Value};
 
 use crate::ops::{self, ActionOp, StateOp};

@@ -1,6 +1,6 @@
 //! burr-rs errors mapped to the corpus's language-neutral error kinds (SCENARIOS.md §11).
 
-use burr_core::action::UndeclaredRead;
+use burr_core::actions::UndeclaredRead;
 use burr_core::condition::ConditionError;
 use burr_core::graph::GraphProblem;
 use burr_core::persistence::PersistenceError;

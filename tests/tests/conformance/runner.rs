@@ -6,7 +6,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use burr_core::action::Action;
+use burr_core::actions::Action;
 use burr_core::graph::TransitionSpec;
 use burr_core::hooks::{LifecycleHook, StepEnd};
 use burr_core::persistence::Persister;

@@ -243,7 +243,7 @@ impl SqlitePersister {
     /// …)`) while a live runner holds it; `None` when none does: no lease is stored (its
     /// runner finished, dropped it or gave it back), or the lease has expired, or its
     /// holder ran on this machine and its process is gone. Judged as
-    /// [`acquire_lease`](crate::persistence::Persister::acquire_lease) judges it, so a
+    /// [`acquire_lease`](crate::persistence::Leases::acquire_lease) judges it, so a
     /// runner that crashed mid-step is seen as gone at once on its own machine, and
     /// after the lease's time to live elsewhere.
     ///

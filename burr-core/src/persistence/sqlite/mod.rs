@@ -145,7 +145,7 @@ const MAX_IDLE_READERS: usize = 8;
 ///
 /// ```
 /// use std::sync::Arc;
-/// use burr_core::action::action_sync;
+/// use burr_core::actions::action_sync;
 /// use burr_core::persistence::SqlitePersister;
 /// use burr_core::{expr, ApplicationBuilder, Inputs, State};
 ///

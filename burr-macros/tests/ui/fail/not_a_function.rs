@@ -1,4 +1,4 @@
-use burr_core::action;
+use burr_core::actions;
 
 #[action(writes = [count])]
 struct Increment;

@@ -5,7 +5,7 @@
 
 use burr_core::{action, ApplicationContext, State};
 
-use burr_core::action::{Action, ActionExt};
+use burr_core::actions::{Action, ActionExt};
 use serde::Deserialize;
 use serde_json::{json, Value};
 

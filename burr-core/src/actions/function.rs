@@ -38,7 +38,7 @@ pub struct FnAction {
 ///
 /// ```
 /// use burr_core::State;
-/// use burr_core::action::action_fn;
+/// use burr_core::actions::action_fn;
 ///
 /// let increment = action_fn("increment", |state: State, _, _| async move {
 ///     state.increment("count", 1)
@@ -67,7 +67,7 @@ where
 ///
 /// ```
 /// use burr_core::State;
-/// use burr_core::action::action_sync;
+/// use burr_core::actions::action_sync;
 ///
 /// let double = action_sync("double", |state: State, _, _| {
 ///     let n: i64 = state.get("n")?;

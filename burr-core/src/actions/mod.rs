@@ -57,7 +57,7 @@ pub type Inputs = Map<String, Value>;
 /// code that runs it. Object safe: applications hold `Arc<dyn Action>`.
 ///
 /// ```
-/// use burr_core::action::{Action, ActionResult, Declaration};
+/// use burr_core::actions::{Action, ActionResult, Declaration};
 /// use burr_core::prelude::*;
 ///
 /// struct Increment {

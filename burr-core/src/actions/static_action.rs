@@ -11,7 +11,7 @@ use super::{Action, Declaration, Delegate};
 ///
 /// ```
 /// use std::sync::LazyLock;
-/// use burr_core::action::{Action, Declaration, StaticAction};
+/// use burr_core::actions::{Action, Declaration, StaticAction};
 ///
 /// struct Noop;
 ///

@@ -10,7 +10,7 @@ use super::RetryPolicy;
 /// before it runs it.
 ///
 /// ```
-/// use burr_core::action::Declaration;
+/// use burr_core::actions::Declaration;
 ///
 /// let declared = Declaration::new("summarize")
 ///     .reads(["notes"])
@@ -179,7 +179,7 @@ macro_rules! declaration_builders {
 
         /// Retry a failed run of the step by `policy` (the builder's
         /// [`with_retry`](crate::ApplicationBuilder::with_retry) overrides it).
-        pub fn retry(mut self, policy: $crate::action::RetryPolicy) -> Self {
+        pub fn retry(mut self, policy: $crate::actions::RetryPolicy) -> Self {
             self.declaration = std::mem::take(&mut self.declaration).retry(policy);
             self
         }

@@ -62,7 +62,7 @@ enum RetryOn {
 ///
 /// ```
 /// use std::time::Duration;
-/// use burr_core::action::{ErrorKind, RetryPolicy};
+/// use burr_core::actions::{ErrorKind, RetryPolicy};
 ///
 /// let policy = RetryPolicy::new(5)
 ///     .backoff(Duration::from_millis(200), 2.0, Duration::from_secs(10))

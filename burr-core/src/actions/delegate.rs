@@ -16,7 +16,7 @@ use crate::state::State;
 /// [`Action`].
 ///
 /// ```
-/// use burr_core::action::{action_sync, Action, Declaration, Delegate, FnAction};
+/// use burr_core::actions::{action_sync, Action, Declaration, Delegate, FnAction};
 /// use burr_core::prelude::*;
 ///
 /// /// An action under a prefixed name.
