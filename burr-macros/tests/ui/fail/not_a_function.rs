@@ -1,4 +1,4 @@
-use burr_core::actions;
+use burr_core::action;
 
 #[action(writes = [count])]
 struct Increment;
