@@ -219,6 +219,32 @@ fn deep_expressions_are_a_syntax_error_on_a_2mib_stack() {
     });
 }
 
+#[test]
+fn the_deepest_accepted_expressions_evaluate_on_a_2mib_stack() {
+    on_small_stack(|| {
+        let st = json!({"x": 1, "o": {"k": 1}});
+        let mut accepted = 0;
+        for n in [40, 60, 80, 99, 100] {
+            let cases = [
+                format!("{}x{} != 0", "[".repeat(n), "]".repeat(n)),
+                format!("{}x", "not ".repeat(n)),
+                format!("{}x > 0", "-".repeat(n)),
+                format!("{}x{} == 1", "(x + ".repeat(n), ")".repeat(n)),
+                format!("len({}x{}) == 1", "[".repeat(n), "]".repeat(n)),
+                format!("x{}", " or x".repeat(n)),
+            ];
+            for src in cases {
+                let Ok(e) = Expr::parse(&src) else { continue };
+                accepted += 1;
+                e.evaluate(&|k| st.get(k)).unwrap();
+                let v = e.evaluate_value(&|k| st.get(k)).unwrap();
+                drop_deep(v);
+            }
+        }
+        assert!(accepted >= 20, "{accepted}");
+    });
+}
+
 // ---------------------------------------------------------------------------
 // Item 2: the budget. Each example of the issue, then the ones found since.
 
