@@ -118,48 +118,139 @@ impl Clause {
     }
 }
 
+/// Values nested deeper than this are not spelled out in a clause's name.
+const MAX_SHOWN_DEPTH: usize = 32;
+
 impl fmt::Display for Clause {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}={}", self.written, self.value)
+        // serde_json's `Display` recurses once per level: spell out only
+        // values of a reasonable depth.
+        if deeper_than(&self.value, MAX_SHOWN_DEPTH) {
+            write!(
+                f,
+                "{}=<{} nested more than {MAX_SHOWN_DEPTH} levels deep>",
+                self.written,
+                type_name(&self.value)
+            )
+        } else {
+            write!(f, "{}={}", self.written, self.value)
+        }
     }
 }
 
-/// Structural equality with numbers compared by value (`2 == 2.0`).
+impl Drop for Clause {
+    fn drop(&mut self) {
+        // serde_json's drop recurses once per level.
+        if matches!(self.value, Value::Array(_) | Value::Object(_)) {
+            super::expression::drop_json(std::mem::take(&mut self.value));
+        }
+    }
+}
+
+/// Whether `value` nests more than `max` levels of lists and objects.
+fn deeper_than(value: &Value, max: usize) -> bool {
+    let mut stack = vec![(value, 0usize)];
+    while let Some((v, depth)) = stack.pop() {
+        let children: Box<dyn Iterator<Item = &Value>> = match v {
+            Value::Array(items) => Box::new(items.iter()),
+            Value::Object(map) => Box::new(map.values()),
+            _ => continue,
+        };
+        if depth == max {
+            return true;
+        }
+        stack.extend(children.map(|c| (c, depth + 1)));
+    }
+    false
+}
+
+fn num_eq(x: &serde_json::Number, y: &serde_json::Number) -> bool {
+    match (x.as_i64(), y.as_i64()) {
+        (Some(x), Some(y)) => x == y,
+        _ => x.as_f64() == y.as_f64(),
+    }
+}
+
+/// Structural equality with numbers compared by value (`2 == 2.0`). Walks
+/// with an explicit stack: values of any depth compare.
 pub(crate) fn json_eq(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Number(x), Value::Number(y)) => match (x.as_i64(), y.as_i64()) {
-            (Some(x), Some(y)) => x == y,
-            _ => x.as_f64() == y.as_f64(),
-        },
-        (Value::Array(x), Value::Array(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| json_eq(a, b))
+    let mut stack = vec![(a, b)];
+    while let Some((a, b)) = stack.pop() {
+        match (a, b) {
+            (Value::Number(x), Value::Number(y)) => {
+                if !num_eq(x, y) {
+                    return false;
+                }
+            }
+            (Value::Array(x), Value::Array(y)) => {
+                if x.len() != y.len() {
+                    return false;
+                }
+                stack.extend(x.iter().zip(y));
+            }
+            (Value::Object(x), Value::Object(y)) => {
+                if x.len() != y.len() {
+                    return false;
+                }
+                for (k, v) in x {
+                    match y.get(k) {
+                        Some(w) => stack.push((v, w)),
+                        None => return false,
+                    }
+                }
+            }
+            // Scalars, or values of different kinds (never equal; `==`
+            // returns at once on those).
+            _ => {
+                if a != b {
+                    return false;
+                }
+            }
         }
-        (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len()
-                && x.iter()
-                    .all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
-        }
-        _ => a == b,
     }
+    true
 }
 
-/// Ordering of numbers, strings and lists (lexicographically); `None` for other pairs.
-fn json_cmp(a: &Value, b: &Value) -> Option<Ordering> {
+/// Ordering of numbers and strings; `None` for other pairs.
+fn scalar_cmp(a: &Value, b: &Value) -> Option<Ordering> {
     match (a, b) {
         (Value::Number(x), Value::Number(y)) => match (x.as_i64(), y.as_i64()) {
             (Some(x), Some(y)) => Some(x.cmp(&y)),
             _ => x.as_f64()?.partial_cmp(&y.as_f64()?),
         },
         (Value::String(x), Value::String(y)) => Some(x.cmp(y)),
-        (Value::Array(x), Value::Array(y)) => {
-            for (a, b) in x.iter().zip(y) {
-                match json_cmp(a, b)? {
-                    Ordering::Equal => continue,
-                    other => return Some(other),
-                }
-            }
-            Some(x.len().cmp(&y.len()))
-        }
         _ => None,
     }
+}
+
+/// Ordering of numbers, strings and lists (lexicographically); `None` for other pairs.
+/// Nested lists are walked with an explicit stack.
+fn json_cmp(a: &Value, b: &Value) -> Option<Ordering> {
+    let (Value::Array(x), Value::Array(y)) = (a, b) else {
+        return scalar_cmp(a, b);
+    };
+    let mut stack: Vec<(&[Value], &[Value], usize)> = vec![(x, y, 0)];
+    while let Some((x, y, i)) = stack.last_mut() {
+        let (x, y): (&[Value], &[Value]) = (x, y);
+        match (x.get(*i), y.get(*i)) {
+            (Some(p), Some(q)) => {
+                *i += 1;
+                match (p, q) {
+                    (Value::Array(p), Value::Array(q)) => stack.push((p, q, 0)),
+                    _ => match scalar_cmp(p, q)? {
+                        Ordering::Equal => {}
+                        other => return Some(other),
+                    },
+                }
+            }
+            _ => {
+                let ord = x.len().cmp(&y.len());
+                stack.pop();
+                if ord != Ordering::Equal || stack.is_empty() {
+                    return Some(ord);
+                }
+            }
+        }
+    }
+    Some(Ordering::Equal)
 }

@@ -2,19 +2,23 @@
 
 use serde_json::Value;
 
+use super::budget::{Budget, Meter};
 use super::parser::{CmpOp, Node};
 use super::value::{arith, compare, contains, equal, OpError, Val};
 use super::ExprEvalError;
 
-/// Evaluation context: the state lookup and the source text for errors.
+/// Evaluation context: the state lookup, the source text for errors and
+/// what is left of the budget.
 pub(super) struct Ctx<'c, 'a> {
     pub(super) lookup: &'c dyn Fn(&str) -> Option<&'a Value>,
     pub(super) source: &'c str,
+    pub(super) budget: &'c Budget,
+    pub(super) meter: Meter,
 }
 
 impl Ctx<'_, '_> {
     #[cold]
-    fn op_error(&self, err: OpError) -> EvalError {
+    pub(super) fn op_error(&self, err: OpError) -> EvalError {
         Box::new(match err {
             OpError::Type(message) => ExprEvalError::Type {
                 expression: self.source.to_string(),
@@ -23,6 +27,11 @@ impl Ctx<'_, '_> {
             OpError::DivisionByZero => ExprEvalError::DivisionByZero {
                 expression: self.source.to_string(),
             },
+            OpError::Limit(limit) => ExprEvalError::LimitExceeded {
+                expression: self.source.to_string(),
+                limit,
+                max: self.budget.max(limit),
+            },
         })
     }
 }
@@ -30,7 +39,10 @@ impl Ctx<'_, '_> {
 /// Boxed so that the `Result` returned on the hot path stays small.
 pub(super) type EvalError = Box<ExprEvalError>;
 
+/// Evaluates `node`: one step of the budget, plus what its operations cost.
+/// Recursion follows the expression's nesting, which the parser bounds.
 pub(super) fn eval<'v, 'a: 'v>(node: &'v Node, ctx: &Ctx<'_, 'a>) -> Result<Val<'v>, EvalError> {
+    ctx.meter.step().map_err(|e| ctx.op_error(e.into()))?;
     Ok(match node {
         Node::Lit(lit) => Val::from_lit(lit),
         Node::Key(key) => lookup(key, ctx)?,
@@ -60,7 +72,7 @@ pub(super) fn eval<'v, 'a: 'v>(node: &'v Node, ctx: &Ctx<'_, 'a>) -> Result<Val<
                     return Ok(Val::Bool(result));
                 }
             }
-            Val::Bool(cmp(*op, &l, &r).map_err(|e| ctx.op_error(e))?)
+            Val::Bool(cmp(*op, &l, &r, &ctx.meter).map_err(|e| ctx.op_error(e))?)
         }
         // Less common nodes live out of line to keep this frame small.
         _ => eval_other(node, ctx)?,
@@ -88,13 +100,20 @@ fn eval_other<'v, 'a: 'v>(node: &'v Node, ctx: &Ctx<'_, 'a>) -> Result<Val<'v>, 
                 ))))
             }
         },
-        Node::List(items) => Val::List(
-            items
-                .iter()
-                .map(|item| eval(item, ctx))
-                .collect::<Result<_, _>>()?,
-        ),
-        Node::Len(inner) => eval(inner, ctx)?.len().map_err(|e| ctx.op_error(e))?,
+        Node::List(items) => {
+            ctx.meter
+                .elements(items.len() as u64)
+                .map_err(|e| ctx.op_error(e.into()))?;
+            Val::List(
+                items
+                    .iter()
+                    .map(|item| eval(item, ctx))
+                    .collect::<Result<_, _>>()?,
+            )
+        }
+        Node::Len(inner) => eval(inner, ctx)?
+            .len(&ctx.meter)
+            .map_err(|e| ctx.op_error(e))?,
         Node::Neg(inner) => operand(inner, ctx)?
             .unary(true)
             .map_err(|e| ctx.op_error(e))?,
@@ -104,7 +123,7 @@ fn eval_other<'v, 'a: 'v>(node: &'v Node, ctx: &Ctx<'_, 'a>) -> Result<Val<'v>, 
         Node::Arith(op, left, right) => {
             let l = operand(left, ctx)?;
             let r = operand(right, ctx)?;
-            arith(*op, l, r).map_err(|e| ctx.op_error(e))?
+            arith(*op, l, r, &ctx.meter).map_err(|e| ctx.op_error(e))?
         }
         Node::Lit(_)
         | Node::Key(_)
@@ -154,16 +173,16 @@ fn operand<'v, 'a: 'v>(node: &'v Node, ctx: &Ctx<'_, 'a>) -> Result<Val<'v>, Eva
     }
 }
 
-fn cmp(op: CmpOp, l: &Val<'_>, r: &Val<'_>) -> Result<bool, OpError> {
+fn cmp(op: CmpOp, l: &Val<'_>, r: &Val<'_>, m: &Meter) -> Result<bool, OpError> {
     use std::cmp::Ordering::{Equal, Greater, Less};
     Ok(match op {
-        CmpOp::Eq => equal(l, r),
-        CmpOp::Ne => !equal(l, r),
-        CmpOp::In => contains(l, r)?,
-        CmpOp::NotIn => !contains(l, r)?,
-        CmpOp::Lt => matches!(compare(l, r, op.symbol())?, Some(Less)),
-        CmpOp::Le => matches!(compare(l, r, op.symbol())?, Some(Less | Equal)),
-        CmpOp::Gt => matches!(compare(l, r, op.symbol())?, Some(Greater)),
-        CmpOp::Ge => matches!(compare(l, r, op.symbol())?, Some(Greater | Equal)),
+        CmpOp::Eq => equal(l, r, m)?,
+        CmpOp::Ne => !equal(l, r, m)?,
+        CmpOp::In => contains(l, r, m)?,
+        CmpOp::NotIn => !contains(l, r, m)?,
+        CmpOp::Lt => matches!(compare(l, r, op.symbol(), m)?, Some(Less)),
+        CmpOp::Le => matches!(compare(l, r, op.symbol(), m)?, Some(Less | Equal)),
+        CmpOp::Gt => matches!(compare(l, r, op.symbol(), m)?, Some(Greater)),
+        CmpOp::Ge => matches!(compare(l, r, op.symbol(), m)?, Some(Greater | Equal)),
     })
 }

@@ -54,9 +54,9 @@
 //!   division (always float), `//` and `%` floor like Python (`-7 // 2 == -4`,
 //!   `-7 % 3 == 2`, also for floats). Division or modulo by zero is
 //!   [`ExprEvalError::DivisionByZero`]. `+` concatenates two strings or two
-//!   lists; `*` repeats a string or list by an int (results are capped at
-//!   2^24 elements). Unary minus binds tighter than `*`: `-x % 3` is
-//!   `(-x) % 3`.
+//!   lists; `*` repeats a string or list by an int (`[] * n` and `x * 0`
+//!   are empty for any `n`; other results count against the [`Budget`]).
+//!   Unary minus binds tighter than `*`: `-x % 3` is `(-x) % 3`.
 //! * **Bools are not numbers** (a deliberate difference from Python):
 //!   `True + 1`, `-True` and `True < 2` are type errors, and `True == 1` is
 //!   false.
@@ -79,6 +79,22 @@
 //!   missing field (e.g. `user.address` when `user` has no `address`).
 //!   Accessing a field of a non-object is a type error.
 //!
+//! # Limits
+//!
+//! Nothing a condition does can hang or abort the process:
+//!
+//! * **Nesting**: an expression nested more than 100 levels deep (brackets,
+//!   `not`, signs, operator chains) is a syntax error, so parsing and
+//!   evaluation recurse at most that deep.
+//! * **Deep values**: state values of any depth compare (`==`, `<`, `in`...)
+//!   without recursion: a value nested 100,000 levels deep works on a 2 MiB
+//!   stack.
+//! * **Budget**: each evaluation gets a [`Budget`] of steps, list elements
+//!   built and string bytes built (defaults: 10,000,000 steps, 1,000,000
+//!   elements, 16 MiB), checked before anything is built. Running out is
+//!   [`ExprEvalError::LimitExceeded`], naming the [`Limit`]. Set another with
+//!   [`Expr::with_budget`].
+//!
 //! # Example
 //!
 //! ```
@@ -94,6 +110,10 @@
 
 use std::fmt;
 
+pub use budget::{Budget, Limit};
+pub(super) use value::drop_json;
+
+mod budget;
 mod eval;
 mod lexer;
 mod parser;
@@ -108,6 +128,7 @@ pub struct Expr {
     source: String,
     root: parser::Node,
     keys: Vec<String>,
+    budget: Budget,
 }
 
 impl Expr {
@@ -118,7 +139,20 @@ impl Expr {
             source: source.to_string(),
             root: parsed.root,
             keys: parsed.keys,
+            budget: Budget::DEFAULT,
         })
+    }
+
+    /// The same expression, evaluated within `budget` instead of
+    /// [`Budget::DEFAULT`].
+    pub fn with_budget(mut self, budget: Budget) -> Expr {
+        self.budget = budget;
+        self
+    }
+
+    /// The budget of each evaluation.
+    pub fn budget(&self) -> &Budget {
+        &self.budget
     }
 
     /// The expression text exactly as given to [`Expr::parse`].
@@ -132,16 +166,27 @@ impl Expr {
         &self.keys
     }
 
+    fn ctx<'c, 'a>(
+        &'c self,
+        lookup: &'c dyn Fn(&str) -> Option<&'a serde_json::Value>,
+    ) -> eval::Ctx<'c, 'a> {
+        eval::Ctx {
+            lookup,
+            source: &self.source,
+            budget: &self.budget,
+            meter: budget::Meter::new(&self.budget),
+        }
+    }
+
     /// Evaluates the expression and returns the Python truthiness of the
     /// result. `lookup` maps a state key to its value (or `None` if absent).
+    ///
+    /// Evaluation stays within the expression's [`budget`](Expr::budget).
     pub fn evaluate<'a>(
         &self,
         lookup: &dyn Fn(&str) -> Option<&'a serde_json::Value>,
     ) -> Result<bool, ExprEvalError> {
-        let ctx = eval::Ctx {
-            lookup,
-            source: &self.source,
-        };
+        let ctx = self.ctx(lookup);
         match eval::eval(&self.root, &ctx) {
             Ok(v) => Ok(v.truthy()),
             Err(e) => Err(*e),
@@ -150,16 +195,17 @@ impl Expr {
 
     /// Evaluates the expression to a JSON value (for tests and debugging).
     /// Non-finite float results (`inf`, `nan`) become `null`.
+    ///
+    /// Copying state values into the result counts against the budget too.
+    /// The result may be as deep as a state value it contains; note that
+    /// dropping a `serde_json::Value` recurses once per level.
     pub fn evaluate_value<'a>(
         &self,
         lookup: &dyn Fn(&str) -> Option<&'a serde_json::Value>,
     ) -> Result<serde_json::Value, ExprEvalError> {
-        let ctx = eval::Ctx {
-            lookup,
-            source: &self.source,
-        };
+        let ctx = self.ctx(lookup);
         match eval::eval(&self.root, &ctx) {
-            Ok(v) => Ok(v.to_json()),
+            Ok(v) => v.to_json(&ctx.meter).map_err(|e| *ctx.op_error(e)),
             Err(e) => Err(*e),
         }
     }
@@ -209,6 +255,20 @@ pub enum ExprEvalError {
     DivisionByZero {
         /// The full expression text.
         expression: String,
+    },
+    /// Evaluation ran out of its [`Budget`].
+    #[error(
+        "cannot evaluate `{expression}`: evaluation budget exceeded: more than {max} {} \
+         (limit `{limit}`)",
+        limit.counts()
+    )]
+    LimitExceeded {
+        /// The full expression text.
+        expression: String,
+        /// Which limit was exceeded.
+        limit: Limit,
+        /// Its maximum in the budget.
+        max: u64,
     },
 }
 

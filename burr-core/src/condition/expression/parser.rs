@@ -9,6 +9,8 @@ use super::ExprSyntaxError;
 /// parsing and evaluation far away from stack exhaustion on hostile input.
 const MAX_DEPTH: u32 = 100;
 
+const TOO_DEEP: &str = "expression is too deeply nested (more than 100 levels)";
+
 /// A literal, converted once at parse time.
 #[derive(Clone, Debug)]
 pub(super) enum Lit {
@@ -200,7 +202,7 @@ impl Parser<'_> {
     /// Wraps a freshly built node, enforcing the depth limit.
     fn node(&self, node: Node, depth: u32, at: usize) -> PResult {
         if depth > MAX_DEPTH {
-            return Err(self.error_at(at, "expression is too deeply nested"));
+            return Err(self.error_at(at, TOO_DEEP));
         }
         Ok((node, depth))
     }
@@ -208,7 +210,7 @@ impl Parser<'_> {
     fn enter(&mut self) -> Result<(), ExprSyntaxError> {
         self.nesting += 1;
         if self.nesting > MAX_DEPTH {
-            return Err(self.error_at(self.cur().start, "expression is too deeply nested"));
+            return Err(self.error_at(self.cur().start, TOO_DEEP));
         }
         Ok(())
     }

@@ -3,16 +3,19 @@
 //! [`Val`] borrows from the state (`&'v serde_json::Value`) and from the
 //! parsed expression's literals wherever possible, so that common conditions
 //! such as `count < 10000` or `status == "done"` evaluate without allocating.
+//!
+//! Nothing here recurses on the depth of a value: equality, ordering,
+//! membership and the conversion back to JSON walk values with an explicit
+//! stack, so a state value nested 100,000 levels deep compares on a small
+//! stack. Every operation charges the evaluation's [`Meter`].
 
 use std::borrow::Cow;
 use std::cmp::Ordering;
 
 use serde_json::{Map, Value};
 
+use super::budget::{Limit, Meter};
 use super::parser::{ArithOp, Lit};
-
-/// Largest list / string (in elements / bytes) that `*` repetition may build.
-const MAX_REPEAT_LEN: usize = 1 << 24;
 
 /// A runtime value.
 #[derive(Clone, Debug)]
@@ -34,6 +37,14 @@ pub(super) enum Val<'v> {
 pub(super) enum OpError {
     Type(String),
     DivisionByZero,
+    Limit(Limit),
+}
+
+impl From<Limit> for OpError {
+    #[cold]
+    fn from(limit: Limit) -> Self {
+        OpError::Limit(limit)
+    }
 }
 
 type OpResult<T> = Result<T, OpError>;
@@ -55,16 +66,31 @@ impl Num {
             Num::F(f) => f,
         }
     }
+
+    fn of_json(n: &serde_json::Number) -> Num {
+        match n.as_i64() {
+            Some(i) => Num::I(i),
+            None => Num::F(n.as_f64().unwrap_or(f64::NAN)),
+        }
+    }
+}
+
+/// A reference to a value that is either a runtime value or a JSON value
+/// (an item of a state list, a field of a state object...).
+#[derive(Clone, Copy)]
+enum Ref<'x> {
+    Val(&'x Val<'x>),
+    Json(&'x Value),
 }
 
 /// Borrowed view of a list's items, whichever representation it has.
 #[derive(Clone, Copy)]
-enum Items<'x, 'v> {
-    Json(&'v [Value]),
-    Vals(&'x [Val<'v>]),
+enum Items<'x> {
+    Json(&'x [Value]),
+    Vals(&'x [Val<'x>]),
 }
 
-impl<'x, 'v: 'x> Items<'x, 'v> {
+impl<'x> Items<'x> {
     fn len(self) -> usize {
         match self {
             Items::Json(j) => j.len(),
@@ -72,18 +98,90 @@ impl<'x, 'v: 'x> Items<'x, 'v> {
         }
     }
 
-    /// Item `i`; JSON items are wrapped without allocating.
-    fn get(self, i: usize) -> Cow<'x, Val<'v>> {
+    /// Item `i` (`i < len`).
+    fn get(self, i: usize) -> Option<Ref<'x>> {
         match self {
-            Items::Json(j) => Cow::Owned(Val::from_json(&j[i])),
-            Items::Vals(v) => Cow::Borrowed(&v[i]),
+            Items::Json(j) => j.get(i).map(Ref::Json),
+            Items::Vals(v) => v.get(i).map(Ref::Val),
+        }
+    }
+}
+
+/// A list operand of `+` or `*`: its items are copied into a new list that
+/// outlives the operand (JSON items borrow from the state, `'v`).
+#[derive(Clone, Copy)]
+enum ListRef<'x, 'v> {
+    Json(&'v [Value]),
+    Vals(&'x [Val<'v>]),
+}
+
+impl<'x, 'v: 'x> ListRef<'x, 'v> {
+    fn len(self) -> usize {
+        match self {
+            ListRef::Json(j) => j.len(),
+            ListRef::Vals(v) => v.len(),
         }
     }
 
     fn push_into(self, out: &mut Vec<Val<'v>>) {
         match self {
-            Items::Json(j) => out.extend(j.iter().map(Val::from_json)),
-            Items::Vals(v) => out.extend(v.iter().cloned()),
+            ListRef::Json(j) => out.extend(j.iter().map(Val::from_json)),
+            ListRef::Vals(v) => out.extend(v.iter().cloned()),
+        }
+    }
+}
+
+/// What a [`Ref`] is, one level deep.
+enum Shape<'x> {
+    Null,
+    Bool(bool),
+    Num(Num),
+    Str(&'x str),
+    List(Items<'x>),
+    Obj(&'x Map<String, Value>),
+}
+
+impl<'x> Ref<'x> {
+    fn shape(self) -> Shape<'x> {
+        match self {
+            Ref::Val(v) => match v {
+                Val::Null => Shape::Null,
+                Val::Bool(b) => Shape::Bool(*b),
+                Val::Int(i) => Shape::Num(Num::I(*i)),
+                Val::Float(f) => Shape::Num(Num::F(*f)),
+                Val::Str(s) => Shape::Str(s),
+                Val::JList(l) => Shape::List(Items::Json(l)),
+                Val::List(l) => Shape::List(Items::Vals(l)),
+                Val::Obj(o) => Shape::Obj(o),
+            },
+            Ref::Json(j) => match j {
+                Value::Null => Shape::Null,
+                Value::Bool(b) => Shape::Bool(*b),
+                Value::Number(n) => Shape::Num(Num::of_json(n)),
+                Value::String(s) => Shape::Str(s),
+                Value::Array(a) => Shape::List(Items::Json(a)),
+                Value::Object(o) => Shape::Obj(o),
+            },
+        }
+    }
+
+    /// The same JSON value (JSON values are always equal to themselves:
+    /// they hold no NaN).
+    fn same_json(self, other: Ref<'_>) -> bool {
+        matches!((self, other), (Ref::Json(a), Ref::Json(b)) if std::ptr::eq(a, b))
+    }
+}
+
+impl Shape<'_> {
+    fn type_name(&self) -> &'static str {
+        match self {
+            Shape::Null => "NoneType",
+            Shape::Bool(_) => "bool",
+            Shape::Num(Num::I(_)) => "int",
+            Shape::Num(Num::F(_)) => "float",
+            Shape::Str(_) => "str",
+            Shape::List(_) => "list",
+            Shape::Obj(_) => "dict",
         }
     }
 }
@@ -95,9 +193,9 @@ impl<'v> Val<'v> {
         match value {
             Value::Null => Val::Null,
             Value::Bool(b) => Val::Bool(*b),
-            Value::Number(n) => match n.as_i64() {
-                Some(i) => Val::Int(i),
-                None => Val::Float(n.as_f64().unwrap_or(f64::NAN)),
+            Value::Number(n) => match Num::of_json(n) {
+                Num::I(i) => Val::Int(i),
+                Num::F(f) => Val::Float(f),
             },
             Value::String(s) => Val::Str(Cow::Borrowed(s)),
             Value::Array(a) => Val::JList(a),
@@ -117,18 +215,68 @@ impl<'v> Val<'v> {
     }
 
     /// Converts to an owned JSON value. Non-finite floats become `null`
-    /// (JSON cannot represent them).
-    pub(super) fn to_json(&self) -> Value {
-        match self {
+    /// (JSON cannot represent them). Copies of state values are charged to
+    /// `meter` (one step and one element per list item or object entry,
+    /// string bytes as bytes) and made without recursion.
+    pub(super) fn to_json(&self, meter: &Meter) -> OpResult<Value> {
+        Ok(match self {
             Val::Null => Value::Null,
             Val::Bool(b) => Value::Bool(*b),
             Val::Int(i) => Value::from(*i),
             Val::Float(f) => Value::from(*f),
-            Val::Str(s) => Value::String(s.to_string()),
-            Val::JList(l) => Value::Array(l.to_vec()),
-            Val::List(l) => Value::Array(l.iter().map(Val::to_json).collect()),
-            Val::Obj(o) => Value::Object((*o).clone()),
-        }
+            Val::Str(s) => {
+                meter.bytes(s.len() as u64)?;
+                Value::String(s.to_string())
+            }
+            Val::JList(l) => {
+                meter.elements(l.len() as u64)?;
+                meter.steps(l.len() as u64)?;
+                let mut out = Vec::with_capacity(l.len());
+                for item in l.iter() {
+                    match clone_json(item, meter) {
+                        Ok(v) => out.push(v),
+                        Err(e) => {
+                            drop_json(Value::Array(out));
+                            return Err(e);
+                        }
+                    }
+                }
+                Value::Array(out)
+            }
+            // Built lists nest no deeper than the expression (the parser
+            // bounds it), so this recursion is bounded.
+            Val::List(l) => {
+                let mut out = Vec::with_capacity(l.len());
+                for item in l {
+                    match item.to_json(meter) {
+                        Ok(v) => out.push(v),
+                        Err(e) => {
+                            drop_json(Value::Array(out));
+                            return Err(e);
+                        }
+                    }
+                }
+                Value::Array(out)
+            }
+            Val::Obj(o) => {
+                meter.elements(o.len() as u64)?;
+                meter.steps(o.len() as u64)?;
+                let mut map = Map::new();
+                for (k, v) in o.iter() {
+                    let copied = meter.bytes(k.len() as u64).map_err(OpError::from);
+                    match copied.and_then(|()| clone_json(v, meter)) {
+                        Ok(v) => {
+                            map.insert(k.clone(), v);
+                        }
+                        Err(e) => {
+                            drop_json(Value::Object(map));
+                            return Err(e);
+                        }
+                    }
+                }
+                Value::Object(map)
+            }
+        })
     }
 
     /// Python type name, used in error messages.
@@ -166,18 +314,21 @@ impl<'v> Val<'v> {
         }
     }
 
-    fn items(&self) -> Option<Items<'_, 'v>> {
+    fn items(&self) -> Option<ListRef<'_, 'v>> {
         match self {
-            Val::JList(l) => Some(Items::Json(l)),
-            Val::List(l) => Some(Items::Vals(l)),
+            Val::JList(l) => Some(ListRef::Json(l)),
+            Val::List(l) => Some(ListRef::Vals(l)),
             _ => None,
         }
     }
 
     /// `len(x)`: chars of a string, items of a list, keys of an object.
-    pub(super) fn len(&self) -> OpResult<Val<'v>> {
+    pub(super) fn len(&self, meter: &Meter) -> OpResult<Val<'v>> {
         let n = match self {
-            Val::Str(s) => s.chars().count(),
+            Val::Str(s) => {
+                meter.scan(s.len())?;
+                s.chars().count()
+            }
             Val::JList(l) => l.len(),
             Val::List(l) => l.len(),
             Val::Obj(o) => o.len(),
@@ -210,31 +361,176 @@ impl<'v> Val<'v> {
     }
 }
 
+/// A deep copy of a JSON value, made without recursion and charged to
+/// `meter`. On failure, whatever was copied is dropped without recursion.
+fn clone_json(root: &Value, meter: &Meter) -> OpResult<Value> {
+    enum Frame<'x> {
+        List(std::slice::Iter<'x, Value>, Vec<Value>),
+        Obj(serde_json::map::Iter<'x>, Map<String, Value>, String),
+    }
+    let mut stack: Vec<Frame<'_>> = Vec::new();
+    let mut cur = root;
+    let result = (|| -> OpResult<Value> {
+        loop {
+            let mut done = match cur {
+                Value::Array(a) if !a.is_empty() => {
+                    meter.elements(a.len() as u64)?;
+                    stack.push(Frame::List(a.iter(), Vec::with_capacity(a.len())));
+                    None
+                }
+                Value::Object(o) if !o.is_empty() => {
+                    meter.elements(o.len() as u64)?;
+                    stack.push(Frame::Obj(o.iter(), Map::new(), String::new()));
+                    None
+                }
+                Value::String(s) => {
+                    meter.bytes(s.len() as u64)?;
+                    Some(Value::String(s.clone()))
+                }
+                // Scalars and empty containers.
+                other => Some(other.clone()),
+            };
+            // Attach finished values to their parents until one has a next
+            // child to copy.
+            loop {
+                meter.step()?;
+                let Some(top) = stack.last_mut() else {
+                    return Ok(done.unwrap_or(Value::Null));
+                };
+                match top {
+                    Frame::List(items, out) => {
+                        if let Some(v) = done.take() {
+                            out.push(v);
+                        }
+                        if let Some(next) = items.next() {
+                            cur = next;
+                            break;
+                        }
+                    }
+                    Frame::Obj(entries, out, key) => {
+                        if let Some(v) = done.take() {
+                            out.insert(std::mem::take(key), v);
+                        }
+                        if let Some((k, next)) = entries.next() {
+                            meter.bytes(k.len() as u64)?;
+                            k.clone_into(key);
+                            cur = next;
+                            break;
+                        }
+                    }
+                }
+                done = match stack.pop() {
+                    Some(Frame::List(_, out)) => Some(Value::Array(out)),
+                    Some(Frame::Obj(_, out, _)) => Some(Value::Object(out)),
+                    None => None,
+                };
+            }
+        }
+    })();
+    for frame in stack {
+        match frame {
+            Frame::List(_, out) => drop_json(Value::Array(out)),
+            Frame::Obj(_, out, _) => drop_json(Value::Object(out)),
+        }
+    }
+    result
+}
+
+/// Drops a JSON value of any depth without recursion (serde_json's own drop
+/// recurses once per level).
+pub(in crate::condition) fn drop_json(value: Value) {
+    let mut stack = vec![value];
+    while let Some(mut v) = stack.pop() {
+        match &mut v {
+            Value::Array(items) => stack.append(items),
+            Value::Object(map) => stack.extend(std::mem::take(map).into_iter().map(|(_, v)| v)),
+            _ => {}
+        }
+    }
+}
+
+/// Equality of two scalars, or `None` if either is a list or an object.
+#[inline]
+fn scalar_equal(a: &Shape<'_>, b: &Shape<'_>, meter: &Meter) -> OpResult<Option<bool>> {
+    Ok(Some(match (a, b) {
+        (Shape::List(_) | Shape::Obj(_), _) | (_, Shape::List(_) | Shape::Obj(_)) => {
+            return Ok(None)
+        }
+        (Shape::Null, Shape::Null) => true,
+        (Shape::Bool(x), Shape::Bool(y)) => x == y,
+        (Shape::Str(x), Shape::Str(y)) => {
+            if x.len() == y.len() {
+                meter.scan(x.len())?;
+            }
+            x == y
+        }
+        (Shape::Num(x), Shape::Num(y)) => num_cmp(*x, *y) == Some(Ordering::Equal),
+        _ => false,
+    }))
+}
+
 /// Structural equality: numbers compare by value across int/float, lists
 /// element-wise, objects as key -> value maps. Values of different kinds are
-/// never equal; in particular `true != 1`.
-pub(super) fn equal(a: &Val<'_>, b: &Val<'_>) -> bool {
-    match (a, b) {
-        (Val::Null, Val::Null) => true,
-        (Val::Bool(x), Val::Bool(y)) => x == y,
-        (Val::Str(x), Val::Str(y)) => x == y,
-        (Val::Obj(x), Val::Obj(y)) => {
-            x.len() == y.len()
-                && x.iter().all(|(k, xv)| {
-                    y.get(k)
-                        .is_some_and(|yv| equal(&Val::from_json(xv), &Val::from_json(yv)))
-                })
+/// never equal; in particular `true != 1`. Walks with an explicit stack.
+pub(super) fn equal(a: &Val<'_>, b: &Val<'_>, meter: &Meter) -> OpResult<bool> {
+    equal_ref(Ref::Val(a), Ref::Val(b), meter)
+}
+
+fn equal_ref(a: Ref<'_>, b: Ref<'_>, meter: &Meter) -> OpResult<bool> {
+    enum Frame<'x> {
+        List(Items<'x>, Items<'x>, usize),
+        Obj(serde_json::map::Iter<'x>, &'x Map<String, Value>),
+    }
+    let mut stack: Vec<Frame<'_>> = Vec::new();
+    let (mut a, mut b) = (a, b);
+    loop {
+        meter.step()?;
+        if !a.same_json(b) {
+            let (x, y) = (a.shape(), b.shape());
+            match scalar_equal(&x, &y, meter)? {
+                Some(true) => {}
+                Some(false) => return Ok(false),
+                None => match (x, y) {
+                    (Shape::List(x), Shape::List(y)) => {
+                        if x.len() != y.len() {
+                            return Ok(false);
+                        }
+                        stack.push(Frame::List(x, y, 0));
+                    }
+                    (Shape::Obj(x), Shape::Obj(y)) => {
+                        if x.len() != y.len() {
+                            return Ok(false);
+                        }
+                        if !std::ptr::eq(x, y) {
+                            stack.push(Frame::Obj(x.iter(), y));
+                        }
+                    }
+                    _ => return Ok(false),
+                },
+            }
         }
-        _ => {
-            if let (Some(x), Some(y)) = (a.num(), b.num()) {
-                return num_cmp(x, y) == Some(Ordering::Equal);
-            }
-            match (a.items(), b.items()) {
-                (Some(x), Some(y)) => {
-                    x.len() == y.len() && (0..x.len()).all(|i| equal(&x.get(i), &y.get(i)))
+        // The next pair to compare.
+        loop {
+            match stack.last_mut() {
+                None => return Ok(true),
+                Some(Frame::List(x, y, i)) => {
+                    if let (Some(p), Some(q)) = (x.get(*i), y.get(*i)) {
+                        *i += 1;
+                        (a, b) = (p, q);
+                        break;
+                    }
                 }
-                _ => false,
+                Some(Frame::Obj(entries, y)) => {
+                    if let Some((k, xv)) = entries.next() {
+                        let Some(yv) = y.get(k) else {
+                            return Ok(false);
+                        };
+                        (a, b) = (Ref::Json(xv), Ref::Json(yv));
+                        break;
+                    }
+                }
             }
+            stack.pop();
         }
     }
 }
@@ -258,24 +554,12 @@ fn int_float_cmp(i: i64, f: f64) -> Option<Ordering> {
     }
 }
 
-/// Ordering for `<`, `<=`, `>`, `>=`. `Ok(None)` means unordered (NaN): every
-/// ordering comparison is then false. Mismatched types are a type error.
-pub(super) fn compare(a: &Val<'_>, b: &Val<'_>, op: &str) -> OpResult<Option<Ordering>> {
-    if let (Some(x), Some(y)) = (a.num(), b.num()) {
-        return Ok(num_cmp(x, y));
-    }
-    if let (Val::Str(x), Val::Str(y)) = (a, b) {
-        return Ok(Some(x.as_ref().cmp(y.as_ref())));
-    }
-    if let (Some(x), Some(y)) = (a.items(), b.items()) {
-        for i in 0..x.len().min(y.len()) {
-            let (xi, yi) = (x.get(i), y.get(i));
-            if !equal(&xi, &yi) {
-                return compare(&xi, &yi, op);
-            }
-        }
-        return Ok(Some(x.len().cmp(&y.len())));
-    }
+fn str_cmp(x: &str, y: &str, meter: &Meter) -> OpResult<Ordering> {
+    meter.scan(x.len().min(y.len()))?;
+    Ok(x.cmp(y))
+}
+
+fn unordered<T>(op: &str, a: &Shape<'_>, b: &Shape<'_>) -> OpResult<T> {
     type_err(format!(
         "'{op}' not supported between instances of '{}' and '{}'",
         a.type_name(),
@@ -283,11 +567,76 @@ pub(super) fn compare(a: &Val<'_>, b: &Val<'_>, op: &str) -> OpResult<Option<Ord
     ))
 }
 
+/// Ordering for `<`, `<=`, `>`, `>=`. `Ok(None)` means unordered (NaN): every
+/// ordering comparison is then false. Mismatched types are a type error.
+pub(super) fn compare(
+    a: &Val<'_>,
+    b: &Val<'_>,
+    op: &str,
+    meter: &Meter,
+) -> OpResult<Option<Ordering>> {
+    match (Ref::Val(a).shape(), Ref::Val(b).shape()) {
+        (Shape::Num(x), Shape::Num(y)) => Ok(num_cmp(x, y)),
+        (Shape::Str(x), Shape::Str(y)) => str_cmp(x, y, meter).map(Some),
+        (Shape::List(x), Shape::List(y)) => compare_lists(x, y, op, meter),
+        (x, y) => unordered(op, &x, &y),
+    }
+}
+
+/// Python's lexicographic list ordering: the first pair of items that are
+/// not equal decides (by ordering them); else the shorter list is smaller.
+/// Nested lists are walked with an explicit stack.
+fn compare_lists(
+    x: Items<'_>,
+    y: Items<'_>,
+    op: &str,
+    meter: &Meter,
+) -> OpResult<Option<Ordering>> {
+    let mut stack = vec![(x, y, 0usize)];
+    while let Some((x, y, i)) = stack.last_mut() {
+        meter.step()?;
+        let (Some(a), Some(b)) = (x.get(*i), y.get(*i)) else {
+            let ord = x.len().cmp(&y.len());
+            stack.pop();
+            if ord != Ordering::Equal || stack.is_empty() {
+                return Ok(Some(ord));
+            }
+            continue;
+        };
+        *i += 1;
+        if a.same_json(b) {
+            continue;
+        }
+        match (a.shape(), b.shape()) {
+            (Shape::Num(p), Shape::Num(q)) => match num_cmp(p, q) {
+                Some(Ordering::Equal) => {}
+                other => return Ok(other),
+            },
+            (Shape::Str(p), Shape::Str(q)) => match str_cmp(p, q, meter)? {
+                Ordering::Equal => {}
+                other => return Ok(Some(other)),
+            },
+            (Shape::List(p), Shape::List(q)) => stack.push((p, q, 0)),
+            // Equal items of other kinds (`None`, bools, dicts) are skipped;
+            // unequal ones do not order.
+            (p, q) => {
+                if !equal_ref(a, b, meter)? {
+                    return unordered(op, &p, &q);
+                }
+            }
+        }
+    }
+    Ok(Some(Ordering::Equal))
+}
+
 /// `needle in haystack`.
-pub(super) fn contains(needle: &Val<'_>, haystack: &Val<'_>) -> OpResult<bool> {
+pub(super) fn contains(needle: &Val<'_>, haystack: &Val<'_>, meter: &Meter) -> OpResult<bool> {
     match haystack {
         Val::Str(h) => match needle {
-            Val::Str(n) => Ok(h.contains(n.as_ref())),
+            Val::Str(n) => {
+                meter.scan(h.len() + n.len())?;
+                Ok(h.contains(n.as_ref()))
+            }
             other => type_err(format!(
                 "'in <string>' requires string as left operand, not {}",
                 other.type_name()
@@ -300,8 +649,22 @@ pub(super) fn contains(needle: &Val<'_>, haystack: &Val<'_>) -> OpResult<bool> {
                 other.type_name()
             )),
         },
-        Val::JList(l) => Ok(l.iter().any(|item| equal(needle, &Val::from_json(item)))),
-        Val::List(l) => Ok(l.iter().any(|item| equal(needle, item))),
+        Val::JList(l) => {
+            for item in l.iter() {
+                if equal_ref(Ref::Val(needle), Ref::Json(item), meter)? {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        }
+        Val::List(l) => {
+            for item in l {
+                if equal(needle, item, meter)? {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        }
         other => type_err(format!(
             "argument of type '{}' is not iterable",
             other.type_name()
@@ -311,22 +674,28 @@ pub(super) fn contains(needle: &Val<'_>, haystack: &Val<'_>) -> OpResult<bool> {
 
 /// Binary arithmetic with Python semantics (floor `//` and `%`, true `/`,
 /// checked integer overflow, string / list concatenation and repetition).
-pub(super) fn arith<'v>(op: ArithOp, a: Val<'v>, b: Val<'v>) -> OpResult<Val<'v>> {
+/// Strings and lists built are charged to `meter` before they are allocated.
+pub(super) fn arith<'v>(op: ArithOp, a: Val<'v>, b: Val<'v>, meter: &Meter) -> OpResult<Val<'v>> {
     if let (Some(x), Some(y)) = (a.num(), b.num()) {
         return num_arith(op, x, y);
     }
     match (op, a, b) {
         (ArithOp::Add, Val::Str(x), Val::Str(y)) => {
-            let mut s = x.into_owned();
+            meter.bytes(x.len() as u64 + y.len() as u64)?;
+            let mut s = String::with_capacity(x.len() + y.len());
+            s.push_str(&x);
             s.push_str(&y);
             Ok(Val::Str(Cow::Owned(s)))
         }
         (ArithOp::Mul, Val::Str(s), Val::Int(n)) | (ArithOp::Mul, Val::Int(n), Val::Str(s)) => {
-            let count = repeat_count(n, s.len())?;
+            let Some(count) = repeat_count(n, s.len(), |total| meter.bytes(total))? else {
+                return Ok(Val::Str(Cow::Borrowed("")));
+            };
             Ok(Val::Str(Cow::Owned(s.repeat(count))))
         }
         (op, a, b) => {
             if let (ArithOp::Add, Some(x), Some(y)) = (op, a.items(), b.items()) {
+                meter.elements(x.len() as u64 + y.len() as u64)?;
                 let mut out = Vec::with_capacity(x.len() + y.len());
                 x.push_into(&mut out);
                 y.push_into(&mut out);
@@ -339,7 +708,10 @@ pub(super) fn arith<'v>(op: ArithOp, a: Val<'v>, b: Val<'v>) -> OpResult<Val<'v>
                 _ => None,
             };
             if let Some((n, items)) = repeat {
-                let count = repeat_count(n, items.len())?;
+                let Some(count) = repeat_count(n, items.len(), |total| meter.elements(total))?
+                else {
+                    return Ok(Val::List(Vec::new()));
+                };
                 let mut out = Vec::with_capacity(count * items.len());
                 for _ in 0..count {
                     items.push_into(&mut out);
@@ -356,14 +728,24 @@ pub(super) fn arith<'v>(op: ArithOp, a: Val<'v>, b: Val<'v>) -> OpResult<Val<'v>
     }
 }
 
-fn repeat_count(n: i64, unit_len: usize) -> OpResult<usize> {
-    let count = usize::try_from(n.max(0)).unwrap_or(usize::MAX);
-    if unit_len > 0 && count.saturating_mul(unit_len) > MAX_REPEAT_LEN {
-        return type_err(format!(
-            "repetition result is too large (more than {MAX_REPEAT_LEN} elements)"
-        ));
+/// The repetition count of `unit * n`, after charging the result's size:
+/// `None` when the result is empty (an empty unit or `n <= 0`, whatever the
+/// size of `n`: nothing is built, nothing is charged).
+fn repeat_count(
+    n: i64,
+    unit_len: usize,
+    charge: impl FnOnce(u64) -> Result<(), Limit>,
+) -> OpResult<Option<usize>> {
+    if n <= 0 || unit_len == 0 {
+        return Ok(None);
     }
-    Ok(count)
+    // `n` is positive; a product beyond `u64` is beyond any budget too.
+    let total = (n as u64).saturating_mul(unit_len as u64);
+    charge(total)?;
+    // Within the budget, so the count fits in memory (and in `usize`).
+    Ok(Some(
+        usize::try_from(n).map_err(|_| OpError::Limit(Limit::Elements))?,
+    ))
 }
 
 fn num_arith<'v>(op: ArithOp, x: Num, y: Num) -> OpResult<Val<'v>> {
