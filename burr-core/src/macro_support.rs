@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use crate::actions::{input_error, IntoActionOutput};
 
 pub use crate::actions::{
-    Action, ActionError, ActionResult, Declaration, Delegate, Inputs, StaticAction,
+    Action, ActionError, ActionResult, Declaration, Delegate, Inputs, RetryPolicy, StaticAction,
 };
 pub use crate::ids::ApplicationContext;
 pub use crate::parallel::{

@@ -13,12 +13,14 @@ use syn::{Expr, Ident, LitStr, Path, Token};
 
 /// The arguments `#[action]` knows, as listed in error messages.
 pub(crate) const KNOWN_ARGUMENTS: &str =
-    "`reads = [...]`, `writes = [...]`, `name = \"...\"`, `tags = [...]`, `blocking` and `crate = path`";
+    "`reads = [...]`, `writes = [...]`, `name = \"...\"`, `tags = [...]`, `blocking`, `retry = 3` (or a `RetryPolicy`), `timeout = \"30s\"` and `crate = path`";
 
 /// `#[action]`: its name and arguments.
 const ACTION: Spec = Spec {
     attr: "action",
-    known: &["reads", "writes", "name", "tags", "blocking", "crate"],
+    known: &[
+        "reads", "writes", "name", "tags", "blocking", "retry", "timeout", "crate",
+    ],
     listing: KNOWN_ARGUMENTS,
 };
 
@@ -61,6 +63,18 @@ pub(crate) struct ActionArgs {
     pub(crate) common: Common,
     /// `blocking`, with the flag's span.
     pub(crate) blocking: Option<Span>,
+    /// `retry = 3` or `retry = <RetryPolicy>`.
+    pub(crate) retry: Option<Retry>,
+    /// `timeout = "30s"` or `timeout = <Duration>`.
+    pub(crate) timeout: Option<crate::map_args::Timeout>,
+}
+
+/// The value of `retry`.
+pub(crate) enum Retry {
+    /// A whole number of attempts, `retry = 3`: `RetryPolicy::new(3)`.
+    Attempts(u32, Span),
+    /// Any other expression, of type `RetryPolicy`.
+    Policy(crate::map_args::Setting),
 }
 
 /// One `key`, `key = value` as written, the value not yet checked.
@@ -156,12 +170,20 @@ pub(crate) fn parse_each(
 pub(crate) fn parse(attr: TokenStream) -> syn::Result<ActionArgs> {
     let mut args = ActionArgs::default();
     let mut errors = Errors::default();
-    parse_each(attr, &ACTION, &mut errors, |key, arg| {
-        if key == "blocking" {
+    parse_each(attr, &ACTION, &mut errors, |key, arg| match key {
+        "blocking" => {
             args.blocking = Some(flag(&arg, key)?);
-            return Ok(());
+            Ok(())
         }
-        args.common.apply(key, &arg).unwrap_or(Ok(()))
+        "retry" => {
+            args.retry = Some(retry(&arg)?);
+            Ok(())
+        }
+        "timeout" => {
+            args.timeout = Some(crate::map_args::timeout(&arg)?);
+            Ok(())
+        }
+        _ => args.common.apply(key, &arg).unwrap_or(Ok(())),
     })?;
     errors.finish(args)
 }
@@ -481,5 +503,39 @@ mod tests {
     fn missing_equals_sign() {
         let e = error(quote!(reads[a]));
         assert_eq!(e, "expected `=` or `,` after `reads`");
+    }
+}
+
+/// `retry = 3` (attempts in all, checked here: at least 1) or `retry = <expr>` of type
+/// `RetryPolicy` (its values are checked when the application is built).
+fn retry(arg: &RawArg) -> syn::Result<Retry> {
+    const EXAMPLE: &str = "retry = 3";
+    let setting = crate::map_args::setting(
+        arg,
+        "retry",
+        "the number of attempts in all, or a `RetryPolicy`",
+        EXAMPLE,
+    )?;
+    let syn::Expr::Lit(syn::ExprLit { lit, .. }) = &setting.value else {
+        return Ok(Retry::Policy(setting));
+    };
+    let wrong = |what: &str| {
+        syn::Error::new_spanned(
+            &setting.value,
+            format!("`retry` takes the number of attempts in all (at least 1), or a `RetryPolicy`, not {what}: `{EXAMPLE}`, or `retry = RetryPolicy::new(3).retry_on([ErrorKind::Timeout])`"),
+        )
+    };
+    let syn::Lit::Int(int) = lit else {
+        return Err(wrong(match lit {
+            syn::Lit::Str(_) => "a string",
+            syn::Lit::Float(_) => "a float",
+            syn::Lit::Bool(_) => "a `bool`",
+            _ => "this literal",
+        }));
+    };
+    match int.base10_parse::<u32>() {
+        Ok(0) => Err(wrong("0: an action runs at least once")),
+        Ok(attempts) => Ok(Retry::Attempts(attempts, int.span())),
+        Err(_) => Err(wrong("a number out of the range of a `u32`")),
     }
 }

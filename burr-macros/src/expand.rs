@@ -246,6 +246,7 @@ fn generate(checked: &Checked, item_fn: &ItemFn) -> TokenStream {
         quote!(.#method([#(#items),*]))
     });
 
+    let failure = failure_settings(args, &p);
     let action_struct = Ident::new("__BurrAction", Span::mixed_site());
     quote! {
         #item_fn
@@ -260,7 +261,7 @@ fn generate(checked: &Checked, item_fn: &ItemFn) -> TokenStream {
             impl #p::Action for #action_struct {
                 fn declaration(&self) -> &#p::Declaration {
                     static DECLARATION: #p::LazyLock<#p::Declaration> = #p::LazyLock::new(|| {
-                        #p::Declaration::new(#name)#(#lists)*.single_step()
+                        #p::Declaration::new(#name)#(#lists)*.single_step()#(#failure)*
                     });
                     &DECLARATION
                 }
@@ -279,6 +280,42 @@ fn generate(checked: &Checked, item_fn: &ItemFn) -> TokenStream {
             #p::StaticAction::new(&#action_struct)
         };
     }
+}
+
+/// The declaration's `.retry(..)` and `.timeout(..)` from `retry` and `timeout`. A value
+/// is bound to a variable of the type the declaration takes, spanned at the argument's
+/// key, so that a value of another type is an error there, naming the argument.
+fn failure_settings(args: &ActionArgs, p: &TokenStream) -> Vec<TokenStream> {
+    let typed = |ty: TokenStream, setting: &crate::map_args::Setting| {
+        let value = Ident::new("value", Span::mixed_site());
+        let ty = crate::map_expand::respan(ty, setting.key);
+        let expr = &setting.value;
+        quote_spanned!(expr.span()=> { let #value: #ty = #expr; #value })
+    };
+    let mut calls = Vec::new();
+    match &args.retry {
+        Some(args::Retry::Attempts(attempts, span)) => {
+            let policy = quote_spanned!(*span=> #p::RetryPolicy::new(#attempts));
+            calls.push(quote!(.retry(#policy)));
+        }
+        Some(args::Retry::Policy(setting)) => {
+            let policy = typed(quote!(#p::RetryPolicy), setting);
+            calls.push(quote!(.retry(#policy)));
+        }
+        None => {}
+    }
+    match &args.timeout {
+        Some(crate::map_args::Timeout::Millis(millis, span)) => {
+            let duration = quote_spanned!(*span=> ::core::time::Duration::from_millis(#millis));
+            calls.push(quote!(.timeout(#duration)));
+        }
+        Some(crate::map_args::Timeout::Expr(setting)) => {
+            let duration = typed(quote!(::core::time::Duration), setting);
+            calls.push(quote!(.timeout(#duration)));
+        }
+        None => {}
+    }
+    calls
 }
 
 /// `<burr-core>::__private`, burr-core named as `crate = ...` says.

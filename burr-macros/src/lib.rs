@@ -234,6 +234,8 @@ mod signature;
 /// | `name = "answer_question"` | its name; the function's name by default |
 /// | `tags = ["llm"]` | its tags, for `@tag:` halt lists and the tracker |
 /// | `blocking` | run a plain `fn` on the blocking thread pool (for CPU-bound work) instead of inline |
+/// | `retry = 3` | retry a failed run, up to 3 runs in all (default backoff); or any `RetryPolicy` expression: `retry = RetryPolicy::new(5).retry_on([ErrorKind::Timeout])` |
+/// | `timeout = "30s"` | fail a run that takes longer (`ms`, `s`, `m`, `h`; or a `Duration` expression); its kind is `Timeout` |
 /// | `crate = my_burr` | the path of burr-core, when your `Cargo.toml` renames it |
 ///
 /// # Parameters

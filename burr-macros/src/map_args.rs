@@ -245,7 +245,7 @@ pub(crate) fn parse(attr: TokenStream, kind: MapKind) -> syn::Result<MapArgs> {
 }
 
 /// `key = <expr>`, forwarded to the builder.
-fn setting(arg: &RawArg, key: &str, what: &str, example: &str) -> syn::Result<Setting> {
+pub(crate) fn setting(arg: &RawArg, key: &str, what: &str, example: &str) -> syn::Result<Setting> {
     Ok(Setting {
         key: arg.key.span(),
         value: args::expr(arg, key, what, example)?,
@@ -307,7 +307,7 @@ fn priority(arg: &RawArg) -> syn::Result<Setting> {
 }
 
 /// `timeout = "30s"`, checked here, or `timeout = <expr>` of type `Duration`.
-fn timeout(arg: &RawArg) -> syn::Result<Timeout> {
+pub(crate) fn timeout(arg: &RawArg) -> syn::Result<Timeout> {
     const EXAMPLE: &str = "timeout = \"30s\"";
     let setting = setting(
         arg,

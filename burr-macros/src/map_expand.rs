@@ -225,7 +225,7 @@ fn settings(args: &MapArgs, p: &TokenStream) -> Vec<TokenStream> {
 }
 
 /// `tokens`, every one of them spanned at `span`.
-fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+pub(crate) fn respan(tokens: TokenStream, span: Span) -> TokenStream {
     tokens
         .into_iter()
         .map(|token| match token {

@@ -563,3 +563,50 @@ async fn resources_reach_actions_and_child_applications() -> Result<(), Error> {
     );
     Ok(())
 }
+
+/// Fails its first two runs (counted in `TRIES`), then succeeds.
+static TRIES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+#[action(writes = [done], retry = 3)]
+fn flaky_twice(state: State) -> Result<State, ActionError> {
+    if TRIES.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 2 {
+        return Err(ActionError::msg("not yet"));
+    }
+    Ok(state.update("done", true))
+}
+
+#[action(writes = [done], timeout = "50ms", retry = burr_core::actions::RetryPolicy::new(2).retry_on([burr_core::actions::ErrorKind::Timeout]))]
+async fn too_slow(state: State) -> State {
+    tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+    state.update("done", true)
+}
+
+#[tokio::test]
+async fn retry_and_timeout_arguments_reach_the_declaration() -> Result<(), Error> {
+    let declared = FlakyTwice.declaration();
+    assert_eq!(declared.retry.as_ref().map(|p| p.max_attempts()), Some(3));
+    let declared = TooSlow.declaration();
+    assert_eq!(declared.timeout, Some(std::time::Duration::from_millis(50)));
+    assert_eq!(declared.retry.as_ref().map(|p| p.max_attempts()), Some(2));
+
+    let mut app = ApplicationBuilder::new()
+        .with_actions([FlakyTwice])
+        .with_entrypoint(FlakyTwice)
+        .build()
+        .await?;
+    let step = app.step(burr_core::Inputs::new()).await?.expect("a step");
+    assert_eq!(step.state.get_value("done"), Some(&json!(true)));
+    assert_eq!(TRIES.load(std::sync::atomic::Ordering::SeqCst), 3);
+
+    let mut app = ApplicationBuilder::new()
+        .with_actions([TooSlow])
+        .with_entrypoint(TooSlow)
+        .build()
+        .await?;
+    let err = app.step(burr_core::Inputs::new()).await.unwrap_err();
+    assert!(
+        matches!(err, Error::StepTimeout { after_ms: 50, .. }),
+        "{err}"
+    );
+    Ok(())
+}
