@@ -381,6 +381,40 @@ impl ToTokens for Name {
     }
 }
 
+/// `retry = 3` (attempts in all, checked here: at least 1) or `retry = <expr>` of type
+/// `RetryPolicy` (its values are checked when the application is built).
+fn retry(arg: &RawArg) -> syn::Result<Retry> {
+    const EXAMPLE: &str = "retry = 3";
+    let setting = crate::map_args::setting(
+        arg,
+        "retry",
+        "the number of attempts in all, or a `RetryPolicy`",
+        EXAMPLE,
+    )?;
+    let syn::Expr::Lit(syn::ExprLit { lit, .. }) = &setting.value else {
+        return Ok(Retry::Policy(setting));
+    };
+    let wrong = |what: &str| {
+        syn::Error::new_spanned(
+            &setting.value,
+            format!("`retry` takes the number of attempts in all (at least 1), or a `RetryPolicy`, not {what}: `{EXAMPLE}`, or `retry = RetryPolicy::new(3).retry_on([ErrorKind::Timeout])`"),
+        )
+    };
+    let syn::Lit::Int(int) = lit else {
+        return Err(wrong(match lit {
+            syn::Lit::Str(_) => "a string",
+            syn::Lit::Float(_) => "a float",
+            syn::Lit::Bool(_) => "a `bool`",
+            _ => "this literal",
+        }));
+    };
+    match int.base10_parse::<u32>() {
+        Ok(0) => Err(wrong("0: an action runs at least once")),
+        Ok(attempts) => Ok(Retry::Attempts(attempts, int.span())),
+        Err(_) => Err(wrong("a number out of the range of a `u32`")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use quote::quote;
@@ -503,39 +537,5 @@ mod tests {
     fn missing_equals_sign() {
         let e = error(quote!(reads[a]));
         assert_eq!(e, "expected `=` or `,` after `reads`");
-    }
-}
-
-/// `retry = 3` (attempts in all, checked here: at least 1) or `retry = <expr>` of type
-/// `RetryPolicy` (its values are checked when the application is built).
-fn retry(arg: &RawArg) -> syn::Result<Retry> {
-    const EXAMPLE: &str = "retry = 3";
-    let setting = crate::map_args::setting(
-        arg,
-        "retry",
-        "the number of attempts in all, or a `RetryPolicy`",
-        EXAMPLE,
-    )?;
-    let syn::Expr::Lit(syn::ExprLit { lit, .. }) = &setting.value else {
-        return Ok(Retry::Policy(setting));
-    };
-    let wrong = |what: &str| {
-        syn::Error::new_spanned(
-            &setting.value,
-            format!("`retry` takes the number of attempts in all (at least 1), or a `RetryPolicy`, not {what}: `{EXAMPLE}`, or `retry = RetryPolicy::new(3).retry_on([ErrorKind::Timeout])`"),
-        )
-    };
-    let syn::Lit::Int(int) = lit else {
-        return Err(wrong(match lit {
-            syn::Lit::Str(_) => "a string",
-            syn::Lit::Float(_) => "a float",
-            syn::Lit::Bool(_) => "a `bool`",
-            _ => "this literal",
-        }));
-    };
-    match int.base10_parse::<u32>() {
-        Ok(0) => Err(wrong("0: an action runs at least once")),
-        Ok(attempts) => Ok(Retry::Attempts(attempts, int.span())),
-        Err(_) => Err(wrong("a number out of the range of a `u32`")),
     }
 }
