@@ -282,3 +282,43 @@ async fn a_parent_killed_mid_fan_out_resumes_without_rerunning_finished_children
         "only children in flight at the kill ran twice ({reruns}): {runs:?}"
     );
 }
+
+#[test]
+fn a_process_killed_during_a_retry_backoff_resumes_the_schedule_from_the_stored_attempt() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, log) = (dir.path().join("retry.db"), dir.path().join("retry.log"));
+    let start = |db: &Path, log: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_retry-app"))
+            .args(["--db", db.to_str().unwrap(), "--log", log.to_str().unwrap()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    // The first attempt fails and is checkpointed; the process then waits a second to
+    // retry, and is killed while it waits.
+    let mut first = start(&db, &log);
+    let mut out = BufReader::new(first.stdout.take().unwrap()).lines();
+    let line = out.next().expect("a line").unwrap();
+    assert_eq!(line, "failed 1");
+    first.kill().unwrap();
+    first.wait().unwrap();
+
+    // The restarted process goes on with attempt 2 (not 1 again), then 3 succeeds.
+    let second = start(&db, &log).wait_with_output().unwrap();
+    assert!(
+        second.status.success(),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&second.stdout);
+    assert_eq!(
+        stdout.lines().collect::<Vec<_>>(),
+        ["failed 2", "succeeded"]
+    );
+    let runs = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        runs.lines().collect::<Vec<_>>(),
+        ["ran 1", "ran 2", "ran 3"]
+    );
+}
