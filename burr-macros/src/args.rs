@@ -176,7 +176,7 @@ pub(crate) fn parse(attr: TokenStream) -> syn::Result<ActionArgs> {
             Ok(())
         }
         "retry" => {
-            args.retry = Some(retry(&arg)?);
+            args.retry = Some(retry(&arg, "retry")?);
             Ok(())
         }
         "timeout" => {
@@ -383,13 +383,13 @@ impl ToTokens for Name {
 
 /// `retry = 3` (attempts in all, checked here: at least 1) or `retry = <expr>` of type
 /// `RetryPolicy` (its values are checked when the application is built).
-fn retry(arg: &RawArg) -> syn::Result<Retry> {
-    const EXAMPLE: &str = "retry = 3";
+pub(crate) fn retry(arg: &RawArg, key: &str) -> syn::Result<Retry> {
+    let example = format!("{key} = 3");
     let setting = crate::map_args::setting(
         arg,
-        "retry",
+        key,
         "the number of attempts in all, or a `RetryPolicy`",
-        EXAMPLE,
+        &example,
     )?;
     let syn::Expr::Lit(syn::ExprLit { lit, .. }) = &setting.value else {
         return Ok(Retry::Policy(setting));
@@ -397,7 +397,7 @@ fn retry(arg: &RawArg) -> syn::Result<Retry> {
     let wrong = |what: &str| {
         syn::Error::new_spanned(
             &setting.value,
-            format!("`retry` takes the number of attempts in all (at least 1), or a `RetryPolicy`, not {what}: `{EXAMPLE}`, or `retry = RetryPolicy::new(3).retry_on([ErrorKind::Timeout])`"),
+            format!("`{key}` takes the number of attempts in all (at least 1), or a `RetryPolicy`, not {what}: `{example}`, or `{key} = RetryPolicy::new(3).retry_on([ErrorKind::Timeout])`"),
         )
     };
     let syn::Lit::Int(int) = lit else {

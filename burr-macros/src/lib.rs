@@ -83,6 +83,7 @@
 //! | `policy = <expr>` | the `FailurePolicy` (default `FailFast`; written after the reducer, so it wins over `reduce_settled`'s) |
 //! | `priority = <expr>` | the children's priority, an `i32`: the executor admits higher first (default: the parent application's) |
 //! | `timeout = "30s"` | a child that runs longer fails with `burr_core::Error::Timeout` and is recorded cancelled; a whole number and a unit, `ms`, `s`, `m` or `h`, or any `Duration` expression: `timeout = Duration::from_millis(limit())` |
+//! | `child_retry = 3` | retry each child's failed steps, up to 3 runs in all; or any `RetryPolicy` expression (`MapAction::child_retry`) |
 //! | `persister = <expr>` | where the children checkpoint, a `ChildPersister` (default `Cascade`: the parent's persister) |
 //! | `tracker = <expr>` | which tracker the children report to, a `ChildTracker` (default `Cascade`: the parent's) |
 //!

@@ -35,6 +35,7 @@ macro_rules! map_spec {
                 "policy",
                 "priority",
                 "timeout",
+                "child_retry",
                 "persister",
                 "tracker",
                 "reads",
@@ -46,7 +47,8 @@ macro_rules! map_spec {
             listing: concat!(
                 $($listed, ", ",)*
                 "`reduce = path`, `reduce_settled = path`, `policy = <FailurePolicy>`, ",
-                "`priority = <i32>`, `timeout = \"30s\"`, `persister = <ChildPersister>`, ",
+                "`priority = <i32>`, `timeout = \"30s\"`, `child_retry = 3` (or a `RetryPolicy`), ",
+                "`persister = <ChildPersister>`, ",
                 "`tracker = <ChildTracker>`, `reads = [...]`, `writes = [...]`, `name = \"...\"`, ",
                 "`tags = [...]` and `crate = path`"
             ),
@@ -117,6 +119,8 @@ pub(crate) struct MapArgs {
     pub(crate) priority: Option<Setting>,
     /// `timeout = "30s"` or `timeout = <expr>`, a `Duration`.
     pub(crate) timeout: Option<Timeout>,
+    /// `child_retry = 3` or `child_retry = <expr>`, a `RetryPolicy`.
+    pub(crate) child_retry: Option<crate::args::Retry>,
     /// `persister = <expr>`, a `ChildPersister`.
     pub(crate) persister: Option<Setting>,
     /// `tracker = <expr>`, a `ChildTracker`.
@@ -203,6 +207,7 @@ pub(crate) fn parse(attr: TokenStream, kind: MapKind) -> syn::Result<MapArgs> {
             }
             "priority" => args.priority = Some(priority(&arg)?),
             "timeout" => args.timeout = Some(timeout(&arg)?),
+            "child_retry" => args.child_retry = Some(crate::args::retry(&arg, "child_retry")?),
             "persister" => {
                 args.persister = Some(setting(
                     &arg,

@@ -215,6 +215,16 @@ fn settings(args: &MapArgs, p: &TokenStream) -> Vec<TokenStream> {
         }
         None => {}
     }
+    match &args.child_retry {
+        Some(crate::args::Retry::Attempts(attempts, span)) => {
+            let policy = quote_spanned!(*span=> #p::RetryPolicy::new(#attempts));
+            calls.push(quote!(.child_retry(#policy)));
+        }
+        Some(crate::args::Retry::Policy(setting)) => {
+            calls.push(typed("child_retry", quote!(#p::RetryPolicy), setting));
+        }
+        None => {}
+    }
     if let Some(persister) = &args.persister {
         calls.push(typed("persister", quote!(#p::ChildPersister), persister));
     }

@@ -345,3 +345,38 @@ async fn children_checkpoint_and_report_where_they_are_told() {
     assert_eq!(recorded(Checkpointed).await, (1, 3));
     assert_eq!(recorded(Unrecorded).await, (0, 1));
 }
+
+/// Each child fails its first run and succeeds on the second.
+#[action(reads = [i], writes = [out])]
+fn fails_once(state: State, ctx: &burr_core::ApplicationContext) -> Result<State, ActionError> {
+    if ctx.attempt() == 1 {
+        return Err(ActionError::msg("first run fails"));
+    }
+    let i: i64 = state.get("i")?;
+    Ok(state.update("out", i))
+}
+
+fn outs(state: State, children: Vec<State>) -> Result<State, ActionError> {
+    let outs: Vec<i64> = children
+        .iter()
+        .map(|c| c.get("out"))
+        .collect::<Result<_, _>>()?;
+    Ok(state.update("outs", outs))
+}
+
+#[burr_core::map_states(subgraph = SubGraph::action(FailsOnce), reduce = outs, child_retry = 2, writes = [outs])]
+fn retried_children(_state: State) -> Vec<State> {
+    (0..3).map(|i| State::new().update("i", i)).collect()
+}
+
+#[tokio::test]
+async fn child_retry_retries_each_childs_failed_step() {
+    let mut app = ApplicationBuilder::new()
+        .with_actions([RetriedChildren])
+        .with_entrypoint(RetriedChildren)
+        .build()
+        .await
+        .unwrap();
+    let step = app.step(burr_core::Inputs::new()).await.unwrap().unwrap();
+    assert_eq!(step.state.get::<Vec<i64>>("outs").unwrap(), [0, 1, 2]);
+}
