@@ -14,6 +14,7 @@ use burr_core::hooks::{
 use burr_core::ids::Identifiers;
 use burr_core::persistence::SqlitePersister;
 use rusqlite::{Connection, OpenFlags};
+use serde_json::Value;
 
 use crate::store::event::{self, Event, EventKind, Message, Within};
 use crate::store::{schema, writer::Writer};
@@ -202,6 +203,12 @@ fn chain(error: &(dyn std::error::Error + 'static)) -> Vec<String> {
     messages
 }
 
+/// The attribute a step's executor-slot wait is recorded under, in microseconds.
+pub const WAITED_US: &str = "burr.waited_us";
+
+/// The attribute the backoff before a retry is recorded under, in milliseconds.
+pub const RETRY_IN_MS: &str = "burr.retry_in_ms";
+
 impl LifecycleHook for Tracker {
     fn post_application_create(&self, e: &AppCreated<'_>) {
         self.send(
@@ -228,6 +235,19 @@ impl LifecycleHook for Tracker {
                 inputs: e.inputs.clone(),
             },
         );
+        // Time spent waiting for an executor slot, apart from the step's running time.
+        if !e.waited.is_zero() {
+            self.within(
+                e.ids,
+                e.sequence_id,
+                e.started_at,
+                Within::Attribute {
+                    span_id: None,
+                    key: WAITED_US.to_owned(),
+                    value: Value::from(u64::try_from(e.waited.as_micros()).unwrap_or(u64::MAX)),
+                },
+            );
+        }
     }
 
     fn post_run_step(&self, e: &StepEnd<'_>) {
@@ -245,6 +265,19 @@ impl LifecycleHook for Tracker {
                 started_at: e.started_at,
             })),
         );
+        // The backoff chosen before the next attempt, when the retry policy retries.
+        if let Some(wait) = e.retry_in {
+            self.within(
+                e.ids,
+                e.sequence_id,
+                e.ended_at,
+                Within::Attribute {
+                    span_id: None,
+                    key: RETRY_IN_MS.to_owned(),
+                    value: Value::from(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX)),
+                },
+            );
+        }
     }
 
     fn stream_start(&self, e: &StreamStart<'_>) {

@@ -51,7 +51,7 @@ pub mod inspect;
 mod store;
 pub mod time;
 
-pub use client::Tracker;
+pub use client::{Tracker, RETRY_IN_MS, WAITED_US};
 pub use error::TrackerError;
 pub use graph::{ActionRecord, GraphRecord, TransitionRecord};
 pub use store::writer::{COMMIT_INTERVAL, MAX_BATCH};

@@ -100,6 +100,7 @@ fn apps() {
         &["apps", "--status", "completed", "--limit", "2", "--json"],
     );
     check("apps_none.txt", &["apps", "--partition-key", "bob"]);
+    check("apps_top_level.txt", &["apps", "--top-level"]);
 }
 
 #[test]

@@ -140,3 +140,67 @@ fn a_foreign_file_is_refused() {
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn every_attempt_is_recorded_with_the_backoff_chosen() {
+    use burr_core::actions::RetryPolicy;
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let path = dir.path().join("retries.db");
+    let tracker = Tracker::open(&path).expect("opens");
+    let runs = std::sync::atomic::AtomicU32::new(0);
+    let flaky = action_sync("flaky", move |s: State, _: &Inputs, _| {
+        if runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 2 {
+            return Err(ActionError::msg("the model server is down"));
+        }
+        Ok(s.update("done", true))
+    })
+    .writes(["done"]);
+    let mut app = ApplicationBuilder::new()
+        .with_actions([flaky])
+        .with_entrypoint("flaky")
+        .with_app_id("retried")
+        .with_retry(
+            "flaky",
+            RetryPolicy::new(3)
+                .backoff(
+                    std::time::Duration::from_millis(5),
+                    2.0,
+                    std::time::Duration::from_secs(1),
+                )
+                .jitter(0.0),
+        )
+        .with_tracker(tracker.hook())
+        .build()
+        .await
+        .unwrap();
+    app.step(Inputs::new()).await.unwrap();
+    tracker.flush().unwrap();
+
+    let db = Database::open(&path).expect("opens read-only");
+    let app = db.find("retried", None).expect("recorded");
+    let steps = db.steps(app).expect("steps");
+    let attempts: Vec<(u64, u32, String)> = steps
+        .iter()
+        .map(|s| (s.sequence_id, s.attempt, s.status.as_str().to_owned()))
+        .collect();
+    assert_eq!(
+        attempts,
+        [
+            (0, 1, "failed".to_owned()),
+            (0, 2, "failed".to_owned()),
+            (0, 3, "completed".to_owned())
+        ]
+    );
+    let traces = db.traces(app).expect("traces");
+    let backoff = |attempt: u32| {
+        traces.get(&(0, attempt)).and_then(|t| {
+            t.attributes
+                .iter()
+                .find(|a| a.key == burr_tracker::RETRY_IN_MS)
+                .map(|a| a.value.clone())
+        })
+    };
+    assert_eq!(backoff(1), Some(json!(5)));
+    assert_eq!(backoff(2), Some(json!(10)));
+    assert_eq!(backoff(3), None, "the last attempt succeeded");
+}

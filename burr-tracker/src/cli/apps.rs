@@ -17,6 +17,10 @@ pub struct Args {
     /// Only applications spawned by this app id.
     #[arg(long)]
     parent: Option<String>,
+    /// Only top-level applications: none a map action (or an action) spawned, so that a
+    /// meeting is not pushed off the page by its children.
+    #[arg(long, conflicts_with = "parent")]
+    top_level: bool,
     /// Only applications with this status.
     #[arg(long, value_parser = ["running", "interrupted", "completed", "failed", "cancelled"])]
     status: Option<String>,
@@ -33,6 +37,9 @@ pub fn run(db: &Database, args: Args, json: bool) -> Result<String, TrackerError
     let mut matching: Vec<AppSummary> = Vec::new();
     for app in db.apps() {
         if args.partition_key.is_some() && app.partition_key != args.partition_key {
+            continue;
+        }
+        if args.top_level && app.spawning_parent.is_some() {
             continue;
         }
         if let Some(parent) = &args.parent {
