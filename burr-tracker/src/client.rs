@@ -235,8 +235,9 @@ impl LifecycleHook for Tracker {
                 inputs: e.inputs.clone(),
             },
         );
-        // Time spent waiting for an executor slot, apart from the step's running time.
-        if !e.waited.is_zero() {
+        // Time spent waiting for an executor slot, apart from the step's running time (a
+        // wait under a millisecond is no news).
+        if e.waited >= Duration::from_millis(1) {
             self.within(
                 e.ids,
                 e.sequence_id,

@@ -204,3 +204,50 @@ async fn every_attempt_is_recorded_with_the_backoff_chosen() {
     assert_eq!(backoff(2), Some(json!(10)));
     assert_eq!(backoff(3), None, "the last attempt succeeded");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_childs_wait_for_an_executor_slot_is_recorded_apart() {
+    use burr_core::parallel::{Executor, MapAction, SubGraph};
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let path = dir.path().join("waits.db");
+    let tracker = Tracker::open(&path).expect("opens");
+    // One slot, two children that each hold it at least 30 ms: the second waits for it.
+    let hold = burr_core::actions::action_fn("hold", |s: State, _, _| async move {
+        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+        s
+    });
+    let fan = MapAction::states("fan", SubGraph::action(hold), |_: &State, _: &Inputs| {
+        Ok((0..2).map(|i| State::new().update("i", i)).collect())
+    });
+    let mut app = ApplicationBuilder::new()
+        .with_actions([fan])
+        .with_entrypoint("fan")
+        .with_app_id("waits")
+        .with_executor(Executor::new(1))
+        .with_tracker(tracker.hook())
+        .build()
+        .await
+        .unwrap();
+    app.step(Inputs::new()).await.unwrap();
+    tracker.flush().unwrap();
+
+    let db = Database::open(&path).expect("opens read-only");
+    let waited: Vec<u64> = ["waits/0/0", "waits/0/1"]
+        .iter()
+        .filter_map(|id| {
+            let child = db.find(id, None).expect("recorded");
+            let traces = db.traces(child).expect("traces");
+            traces.get(&(0, 1)).and_then(|t| {
+                t.attributes
+                    .iter()
+                    .find(|a| a.key == burr_tracker::WAITED_US)
+                    .and_then(|a| a.value.as_u64())
+            })
+        })
+        .collect();
+    assert_eq!(waited.len(), 1, "one child waited: {waited:?}");
+    assert!(
+        waited[0] >= 20_000,
+        "it waited for the other's 30 ms: {waited:?}"
+    );
+}

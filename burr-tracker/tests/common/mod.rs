@@ -222,6 +222,8 @@ pub fn fix_times(path: &Path) {
             AND s.attempt = burr_tracker_events.attempt)
             + 10 * (SELECT count(*) FROM burr_tracker_events e WHERE e.app = burr_tracker_events.app
                     AND e.sequence_id = burr_tracker_events.sequence_id AND e.id <= burr_tracker_events.id);
+        -- Whether and how long a child waited for an executor slot depends on the machine.
+        DELETE FROM burr_tracker_events WHERE name = 'burr.waited_us';
         UPDATE burr_tracker_snapshots SET at_us = (SELECT created_at_us FROM burr_tracker_apps a WHERE a.id = app);
         UPDATE burr_tracker_apps SET updated_at_us = max(created_at_us,
             coalesce((SELECT max(ended_at_us) FROM burr_tracker_steps s WHERE s.app = burr_tracker_apps.id), 0));
