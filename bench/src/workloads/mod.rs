@@ -186,6 +186,13 @@ pub fn run(options: &Options) -> Result<(), Box<dyn std::error::Error>> {
         report(rt.block_on(w2::concurrent(dir.path(), 100, options.n.unwrap_or(200)))?);
         ran = true;
     }
+    if all || options.workload == "w3-retry" {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        report(rt.block_on(w3::fan_out_with_failures(options.n.unwrap_or(1000) as usize))?);
+        ran = true;
+    }
     if all || options.workload == "w3" {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
