@@ -194,3 +194,90 @@ fn a_runner_killed_mid_step_leaves_its_apps_interrupted() {
         .expect("reads");
     assert_eq!(leases, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attempt_a_crash_cut_short_stays_in_the_history_after_the_resume() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let db = dir.path().join("burr.db");
+    let mut runner = Runner(
+        Command::new(std::env::current_exe().expect("the test binary"))
+            .args(["--exact", "runner_process", "--ignored", "--nocapture"])
+            .env(RUNNER_DB, &db)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the runner starts"),
+    );
+    let stdout = runner.0.stdout.take().expect("its stdout");
+    let ready = BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .any(|line| line == "READY");
+    assert!(ready, "the runner reached its hanging step");
+    drop(runner);
+
+    // Resumed here, with a `hang` that returns at once: `wait` runs again and completes.
+    let tracker = Tracker::open(&db).expect("tracker opens");
+    let persister = Arc::new(SqlitePersister::open(&db).expect("persister opens"));
+    let quick =
+        action_sync("quick", |s: State, _: &Inputs, _| s.update("done", true)).writes(["done"]);
+    let fan = MapAction::states("fan", SubGraph::action(quick), |_: &State, _: &Inputs| {
+        Ok::<_, ActionError>(vec![State::new(), State::new()])
+    })
+    .reduce(|state, _| Ok::<_, ActionError>(state.update("fanned", true)))
+    .writes(["fanned"]);
+    let hang = action_sync("hang", |s: State, _: &Inputs, _| s);
+    let wait = MapAction::states("wait", SubGraph::action(hang), |_: &State, _: &Inputs| {
+        Ok::<_, ActionError>(vec![State::new()])
+    })
+    .reduce(|state, _| Ok::<_, ActionError>(state.update("waited", true)))
+    .writes(["waited"]);
+    let mut app = ApplicationBuilder::new()
+        .with_actions([fan])
+        .with_actions([wait])
+        .with_transitions([("fan", "wait")])
+        .with_entrypoint("fan")
+        .with_app_id("hanging")
+        .with_state_persister(persister.clone())
+        .initialize_from(persister)
+        .with_tracker(tracker.hook())
+        .build()
+        .await
+        .expect("builds");
+    app.run(RunOptions::new()).await.expect("runs");
+    drop(app);
+    tracker.flush().expect("the tracker writes");
+
+    let runs = |app: &str| -> Vec<(u64, u64, String, String)> {
+        json_of(&db, &["show", app, "--json"])["steps"]
+            .as_array()
+            .expect("steps")
+            .iter()
+            .map(|s| {
+                (
+                    s["sequence_id"].as_u64().expect("a sequence id"),
+                    s["attempt"].as_u64().expect("an attempt"),
+                    s["action"].as_str().expect("an action").to_owned(),
+                    s["status"].as_str().expect("a status").to_owned(),
+                )
+            })
+            .collect()
+    };
+    let expected = |rows: &[(u64, u64, &str, &str)]| -> Vec<(u64, u64, String, String)> {
+        rows.iter()
+            .map(|(q, a, n, s)| (*q, *a, n.to_string(), s.to_string()))
+            .collect()
+    };
+    assert_eq!(
+        runs("hanging"),
+        expected(&[
+            (0, 1, "fan", "completed"),
+            (1, 1, "wait", "interrupted"),
+            (1, 1, "wait", "completed"),
+        ])
+    );
+    assert_eq!(
+        runs("hanging/1/0"),
+        expected(&[(0, 1, "hang", "interrupted"), (0, 1, "hang", "completed")])
+    );
+}

@@ -166,6 +166,41 @@ pub(crate) fn steps(
     Ok(steps)
 }
 
+/// Runs of steps that a dead process left unfinished and a later run replaced: (sequence
+/// id, attempt, action, started at, inputs), oldest first.
+pub(crate) fn interrupted_runs(
+    conn: &Connection,
+    path: &Path,
+    app: &AppRow,
+) -> Result<Vec<(u64, u32, String, i64, Value)>, TrackerError> {
+    let sqlite = |e| TrackerError::sqlite(path, e);
+    let id = &app.app_id;
+    let mut statement = conn
+        .prepare_cached(
+            "SELECT sequence_id, attempt, name, at_us, value FROM burr_tracker_events \
+             WHERE app = ?1 AND kind = 'interrupted_run' ORDER BY id",
+        )
+        .map_err(sqlite)?;
+    let mut rows = statement.query([app.id]).map_err(sqlite)?;
+    let mut runs = Vec::new();
+    while let Some(row) = rows.next().map_err(sqlite)? {
+        let inputs: Option<String> = row.get(4).map_err(sqlite)?;
+        runs.push((
+            unsigned(path, id, "sequence id", row.get(0).map_err(sqlite)?)?,
+            unsigned(path, id, "attempt", row.get(1).map_err(sqlite)?)?,
+            row.get::<_, Option<String>>(2)
+                .map_err(sqlite)?
+                .unwrap_or_default(),
+            row.get(3).map_err(sqlite)?,
+            inputs
+                .map(|t| parse(path, id, "a step's inputs", &t))
+                .transpose()?
+                .unwrap_or(Value::Null),
+        ));
+    }
+    Ok(runs)
+}
+
 /// The events within an application's steps, in the order they were recorded.
 pub(crate) fn events(
     conn: &Connection,

@@ -429,7 +429,9 @@ impl Writer {
                 inputs,
                 end,
                 ..
-            } => match end {
+            } => {
+                Self::keep_interrupted(tx, app, *seq, *attempt)?;
+                match end {
                 None => tx
                     .prepare_cached(
                         "INSERT INTO burr_tracker_steps (app, sequence_id, attempt, action, started_at_us, inputs) \
@@ -440,7 +442,8 @@ impl Writer {
                     .execute(params![app, seq, attempt, action, at_us, inputs])
                     .map(drop),
                 Some(end) => Self::write_end(tx, app, *seq, *attempt, action, *at_us, inputs, end),
-            },
+                }
+            }
             Row::StepEnd {
                 seq,
                 attempt,
@@ -472,6 +475,20 @@ impl Writer {
 
     /// A step's whole row (an end whose start was written earlier updates it).
     #[allow(clippy::too_many_arguments)]
+    /// A step starts again at a (sequence id, attempt) whose earlier run never ended: that
+    /// run's process died before the step's checkpoint. Keep it, as an `interrupted_run`
+    /// event, so that the history still shows it once the new run replaces the row.
+    fn keep_interrupted(tx: &Connection, app: i64, seq: i64, attempt: u32) -> rusqlite::Result<()> {
+        tx.prepare_cached(
+            "INSERT INTO burr_tracker_events (app, sequence_id, attempt, kind, at_us, name, value) \
+             SELECT app, sequence_id, attempt, 'interrupted_run', started_at_us, action, inputs \
+             FROM burr_tracker_steps \
+             WHERE app = ?1 AND sequence_id = ?2 AND attempt = ?3 AND ended_at_us IS NULL",
+        )?
+        .execute(params![app, seq, attempt])
+        .map(drop)
+    }
+
     fn write_end(
         tx: &Connection,
         app: i64,
