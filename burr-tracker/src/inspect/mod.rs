@@ -524,19 +524,17 @@ impl Database {
         if let (Some(conn), Some(row)) = (&self.tracker, &app.tracked) {
             let interrupted = read::interrupted_runs(conn, &self.path, row)?;
             if !interrupted.is_empty() {
-                steps.extend(interrupted.into_iter().map(
-                    |(sequence_id, attempt, action, started_at_us, inputs)| StepInfo {
-                        sequence_id,
-                        action,
-                        status: Status::Interrupted,
-                        attempt,
-                        started_at_us: Some(started_at_us),
-                        ended_at_us: None,
-                        inputs: inputs.as_object().cloned(),
-                        result: None,
-                        error: None,
-                    },
-                ));
+                steps.extend(interrupted.into_iter().map(|run| StepInfo {
+                    sequence_id: run.sequence_id,
+                    action: run.action,
+                    status: Status::Interrupted,
+                    attempt: run.attempt,
+                    started_at_us: Some(run.started_at_us),
+                    ended_at_us: None,
+                    inputs: run.inputs.as_object().cloned(),
+                    result: None,
+                    error: None,
+                }));
                 // Stable: among runs of one attempt, the interrupted ones (added last, in
                 // the order they ran) go first.
                 steps.sort_by_key(|s| {

@@ -166,13 +166,21 @@ pub(crate) fn steps(
     Ok(steps)
 }
 
-/// Runs of steps that a dead process left unfinished and a later run replaced: (sequence
-/// id, attempt, action, started at, inputs), oldest first.
+/// A run of a step that a dead process left unfinished and a later run replaced.
+pub(crate) struct InterruptedRun {
+    pub(crate) sequence_id: u64,
+    pub(crate) attempt: u32,
+    pub(crate) action: String,
+    pub(crate) started_at_us: i64,
+    pub(crate) inputs: Value,
+}
+
+/// The interrupted runs of an application's steps, oldest first.
 pub(crate) fn interrupted_runs(
     conn: &Connection,
     path: &Path,
     app: &AppRow,
-) -> Result<Vec<(u64, u32, String, i64, Value)>, TrackerError> {
+) -> Result<Vec<InterruptedRun>, TrackerError> {
     let sqlite = |e| TrackerError::sqlite(path, e);
     let id = &app.app_id;
     let mut statement = conn

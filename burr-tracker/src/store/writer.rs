@@ -474,7 +474,6 @@ impl Writer {
     }
 
     /// A step's whole row (an end whose start was written earlier updates it).
-    #[allow(clippy::too_many_arguments)]
     /// A step starts again at a (sequence id, attempt) whose earlier run never ended: that
     /// run's process died before the step's checkpoint. Keep it, as an `interrupted_run`
     /// event, so that the history still shows it once the new run replaces the row.
@@ -489,6 +488,7 @@ impl Writer {
         .map(drop)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn write_end(
         tx: &Connection,
         app: i64,
