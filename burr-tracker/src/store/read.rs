@@ -193,18 +193,19 @@ pub(crate) fn interrupted_runs(
     let mut runs = Vec::new();
     while let Some(row) = rows.next().map_err(sqlite)? {
         let inputs: Option<String> = row.get(4).map_err(sqlite)?;
-        runs.push((
-            unsigned(path, id, "sequence id", row.get(0).map_err(sqlite)?)?,
-            unsigned(path, id, "attempt", row.get(1).map_err(sqlite)?)?,
-            row.get::<_, Option<String>>(2)
+        runs.push(InterruptedRun {
+            sequence_id: unsigned(path, id, "sequence id", row.get(0).map_err(sqlite)?)?,
+            attempt: unsigned(path, id, "attempt", row.get(1).map_err(sqlite)?)?,
+            action: row
+                .get::<_, Option<String>>(2)
                 .map_err(sqlite)?
                 .unwrap_or_default(),
-            row.get(3).map_err(sqlite)?,
-            inputs
+            started_at_us: row.get(3).map_err(sqlite)?,
+            inputs: inputs
                 .map(|t| parse(path, id, "a step's inputs", &t))
                 .transpose()?
                 .unwrap_or(Value::Null),
-        ));
+        });
     }
     Ok(runs)
 }

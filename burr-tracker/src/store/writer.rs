@@ -489,6 +489,7 @@ impl Writer {
     }
 
     #[allow(clippy::too_many_arguments)]
+    #[allow(clippy::too_many_arguments)]
     fn write_end(
         tx: &Connection,
         app: i64,
