@@ -586,3 +586,57 @@ async fn a_thousand_children_with_five_percent_failures_all_finish_with_retries(
         "about 5% extra attempts, got {extra}"
     );
 }
+
+#[tokio::test]
+async fn each_attempt_loads_with_the_state_it_left() {
+    use burr_core::persistence::{load_attempt, SqlitePersister};
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let store = Arc::new(SqlitePersister::open(dir.path().join("attempts.db")).expect("opens"));
+    let start = action_sync("start", |s: State, _, _| s.update("n", 1)).writes(["n"]);
+    let runs = Arc::new(AtomicU32::new(0));
+    let counted = Arc::clone(&runs);
+    let add = action_sync("add", move |s: State, _, _| {
+        if counted.fetch_add(1, Ordering::SeqCst) < 2 {
+            return Err(ActionError::msg("not yet"));
+        }
+        Ok(s.increment("n", 10)?)
+    })
+    .reads(["n"])
+    .writes(["n"]);
+    let mut app = ApplicationBuilder::new()
+        .with_actions([start, add])
+        .with_transitions([("start", "add")])
+        .with_entrypoint("start")
+        .with_app_id("attempts")
+        .with_retry("add", quick(3))
+        .with_state_persister(store.clone())
+        .build()
+        .await
+        .unwrap();
+    app.run(RunOptions::new().halt_after(["add"]))
+        .await
+        .unwrap();
+
+    let n_after = |loaded: Option<burr_core::persistence::LoadedCheckpoint>| {
+        let loaded = loaded.expect("stored");
+        (
+            loaded.attempt,
+            loaded.status,
+            loaded.state.get::<i64>("n").unwrap(),
+        )
+    };
+    for (attempt, status, n) in [
+        (1, StepStatus::Failed, 1),
+        (2, StepStatus::Failed, 1),
+        (3, StepStatus::Completed, 11),
+    ] {
+        let loaded = load_attempt(&*store, None, "attempts", 1, attempt)
+            .await
+            .unwrap();
+        assert_eq!(n_after(loaded), (attempt, status, n));
+    }
+    assert_eq!(
+        load_attempt(&*store, None, "attempts", 1, 4).await.unwrap(),
+        None
+    );
+}

@@ -32,6 +32,7 @@
 //! The conformance suite (`burr_core::testing`, feature `testing`) checks a store: it runs
 //! the checks of every capability the store has.
 
+mod attempt;
 mod clock;
 mod context;
 mod error;
@@ -44,6 +45,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+pub use attempt::load_attempt;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::PersistenceError;
 pub use memory::InMemoryPersister;
