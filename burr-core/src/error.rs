@@ -143,6 +143,19 @@ pub enum Error {
         /// The timeout.
         after_ms: u64,
     },
+    /// A step wrote a value nested deeper than a checkpoint can load back; the step fails
+    /// instead of saving what could never be resumed.
+    #[error("action `{action}` wrote state key `{key}` nested {depth} levels deep; a checkpoint keeps at most {max}")]
+    ValueTooDeep {
+        /// The action.
+        action: String,
+        /// The key.
+        key: String,
+        /// How deep the value is (a scalar is 0, `[1]` is 1).
+        depth: usize,
+        /// The deepest a checkpointed value may be.
+        max: usize,
+    },
     /// The application was cancelled; building it again resumes it only with
     /// [`resume_cancelled`](crate::ApplicationBuilder::resume_cancelled).
     #[error("app `{app_id}` was cancelled (at sequence id {sequence_id}); resume it with ApplicationBuilder::resume_cancelled(true)")]

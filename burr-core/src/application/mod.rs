@@ -578,6 +578,9 @@ impl Application {
         let saved = match executed {
             // Without a persister there is nothing to save (and no checkpoint to build).
             Ok(done) if self.saver.is_none() => Ok(done),
+            // What is saved must load: a value deeper than JSON decoding allows fails the
+            // step before anything is stored.
+            Ok((_, _, delta)) if let Some(error) = too_deep(&name, &delta) => Err(error),
             Ok((result, state, delta)) => {
                 let checkpoint = self.make_checkpoint(
                     &name,
@@ -829,6 +832,43 @@ impl Application {
 }
 
 pub(crate) use crate::error::report as error_chain;
+
+/// The deepest a checkpointed value may be nested: JSON decoding stops at 128 levels.
+pub(crate) const MAX_SAVED_DEPTH: usize = 127;
+
+/// The error for the first value of `delta` nested deeper than [`MAX_SAVED_DEPTH`].
+fn too_deep(action: &str, delta: &StateDelta) -> Option<Error> {
+    delta.updated.iter().find_map(|(key, value)| {
+        let depth = depth(value);
+        (depth > MAX_SAVED_DEPTH).then(|| Error::ValueTooDeep {
+            action: action.to_owned(),
+            key: key.to_string(),
+            depth,
+            max: MAX_SAVED_DEPTH,
+        })
+    })
+}
+
+/// How deeply `value` nests arrays and objects (a scalar is 0), without recursion.
+fn depth(value: &serde_json::Value) -> usize {
+    use serde_json::Value;
+    let mut deepest = 0;
+    let mut stack = vec![(value, 0usize)];
+    while let Some((value, at)) = stack.pop() {
+        match value {
+            Value::Array(items) => {
+                deepest = deepest.max(at + 1);
+                stack.extend(items.iter().map(|child| (child, at + 1)));
+            }
+            Value::Object(map) => {
+                deepest = deepest.max(at + 1);
+                stack.extend(map.values().map(|child| (child, at + 1)));
+            }
+            _ => {}
+        }
+    }
+    deepest
+}
 
 impl Drop for Application {
     fn drop(&mut self) {
