@@ -35,27 +35,27 @@ struct Cli {
     /// Only this meeting (repeat for several; default: every meeting).
     #[arg(long = "meeting", value_name = "ID")]
     meetings: Vec<String>,
-    /// Related past discussions kept per discussion.
-    #[arg(long, default_value_t = 3)]
+    /// Related past discussions kept per discussion (at least 1).
+    #[arg(long, default_value_t = 3, value_parser = at_least_one)]
     top_k: usize,
-    /// Candidates found by the first stage and reranked.
-    #[arg(long, default_value_t = 8)]
+    /// Candidates found by the first stage and reranked (at least 1).
+    #[arg(long, default_value_t = 8, value_parser = at_least_one)]
     candidates: usize,
-    /// The lowest rerank score (cosine) kept.
-    #[arg(long, default_value_t = 0.3)]
+    /// The lowest rerank score (a cosine, from -1 to 1) kept.
+    #[arg(long, default_value_t = 0.3, value_parser = cosine, allow_negative_numbers = true)]
     min_score: f32,
     /// Print the report as JSON instead of text.
     #[arg(long)]
     json: bool,
     /// At most this many child steps at once on the shared executor (default: one per
-    /// core).
-    #[arg(long, value_name = "N")]
+    /// core; at least 1).
+    #[arg(long, value_name = "N", value_parser = at_least_one)]
     executor_concurrency: Option<usize>,
     /// Run this meeting's discussions before the others' (repeatable).
     #[arg(long, value_name = "MEETING")]
     urgent: Vec<String>,
-    /// ONNX Runtime threads per embedding.
-    #[arg(long, default_value_t = 1)]
+    /// ONNX Runtime threads per embedding (at least 1).
+    #[arg(long, default_value_t = 1, value_parser = at_least_one)]
     model_threads: usize,
     /// Pause after each embedding of a discussion, in milliseconds: to watch a run, or to
     /// interrupt one part-way and see it resume.
@@ -184,5 +184,25 @@ fn print_report(report: &Report, cli: &Cli, load_time: Duration) {
             load_time.as_secs_f64(),
             report.past_ms as f64 / 1000.0
         );
+    }
+}
+
+/// A whole number of at least 1.
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".to_owned()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("not a whole number: {e}")),
+    }
+}
+
+/// A cosine score: a number from -1 to 1.
+fn cosine(text: &str) -> Result<f32, String> {
+    match text.parse::<f32>() {
+        Ok(score) if (-1.0..=1.0).contains(&score) => Ok(score),
+        Ok(score) => Err(format!(
+            "{score} is not a cosine: give a number from -1 to 1"
+        )),
+        Err(e) => Err(format!("not a number: {e}")),
     }
 }
