@@ -932,3 +932,72 @@ async fn children_load_only_when_their_persister_may_hold_them() {
         assert!(runs.values().all(|&n| n == 1), "lists: {lists}, {runs:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_cancelled_before_it_ran_starts_its_first_real_run_at_attempt_one() {
+    // One executor slot: child 1 waits for it while child 0 fails, so fail-fast cancels
+    // child 1 before its code ever runs.
+    let store = Arc::new(InMemoryPersister::new());
+    let attempts: Arc<Mutex<Vec<(usize, u32)>>> = Arc::default();
+    let build = |fail: bool| {
+        let attempts = Arc::clone(&attempts);
+        let work = action_fn(
+            "work",
+            move |s: State, _, ctx: burr_core::ApplicationContext| {
+                let attempts = Arc::clone(&attempts);
+                async move {
+                    let i: usize = s.get("i")?;
+                    attempts.lock().unwrap().push((i, ctx.attempt()));
+                    if fail && i == 0 {
+                        return Err(ActionError::msg("child 0 fails"));
+                    }
+                    Ok::<_, ActionError>(s.update("done", i))
+                }
+            },
+        )
+        .reads(["i"])
+        .writes(["done"]);
+        MapAction::states("fan", SubGraph::action(work), |_: &State, _: &Inputs| {
+            Ok((0..2).map(|i| State::new().update("i", i)).collect())
+        })
+        .reduce(|s, children| Ok(s.update("done", children.len())))
+        .writes(["done"])
+    };
+    let app = |fail: bool| {
+        let store = store.clone();
+        let map = build(fail);
+        async move {
+            ApplicationBuilder::new()
+                .with_actions([map])
+                .with_entrypoint("fan")
+                .with_app_id("once")
+                .with_executor(Executor::new(1))
+                .with_state_persister(store.clone())
+                .initialize_from(store)
+                .build()
+                .await
+                .unwrap()
+        }
+    };
+    app(true).await.step(Inputs::new()).await.unwrap_err();
+    let child_1 = store
+        .list_checkpoints(None, &child_app_id("once", 0, "1"))
+        .await
+        .unwrap();
+    assert_eq!(
+        child_1
+            .iter()
+            .map(|r| (r.attempt, r.status))
+            .collect::<Vec<_>>(),
+        [(0, StepStatus::Cancelled)],
+        "cancelled before it ran: attempt 0"
+    );
+    assert_eq!(*attempts.lock().unwrap(), [(0, 1)], "only child 0 ran");
+
+    // Resumed: child 0 retries (attempt 2), child 1 runs for the first time (attempt 1).
+    let step = app(false).await.step(Inputs::new()).await.unwrap().unwrap();
+    assert_eq!(step.state.get::<usize>("done").unwrap(), 2);
+    let mut runs = attempts.lock().unwrap().clone();
+    runs.sort_unstable();
+    assert_eq!(runs, [(0, 1), (0, 2), (1, 1)]);
+}

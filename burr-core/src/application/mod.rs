@@ -225,17 +225,29 @@ impl Application {
         let Ok(Some(index)) = self.next_index() else {
             return;
         };
-        (self.ctx.sequence_id, self.ctx.attempt) = self.numbering();
+        let was_running = self.in_flight;
+        // Attempts count runs of the action's code: a step cancelled before it ran is
+        // recorded as attempt 0 (or, after a failed attempt, left at that attempt's record),
+        // so that its first real run is attempt 1.
+        let (sequence_id, attempt, record) =
+            match (was_running, self.failed_attempt, self.sequence_id) {
+                (true, _, _) => {
+                    let (seq, attempt) = self.numbering();
+                    (seq, attempt, true)
+                }
+                (false, Some(attempt), Some(seq)) => (seq, attempt, false),
+                (false, _, seq) => (seq.map_or(0, |s| s + 1), 0, true),
+            };
+        (self.ctx.sequence_id, self.ctx.attempt) = (sequence_id, attempt);
         let error = Error::Cancelled {
             action: self.names[index].to_string(),
         };
-        if self.saver.is_some() {
+        if record && self.saver.is_some() {
             let checkpoint = self.unfinished_checkpoint(index, StepStatus::Cancelled, &error);
             if let Err(save_error) = self.save(checkpoint).await {
                 tracing::warn!(app_id = %self.ctx.ids.app_id, error = %save_error, "could not record a cancelled step");
             }
         }
-        let was_running = self.in_flight;
         self.mark_unfinished(index);
         if was_running {
             let now = SystemTime::now();

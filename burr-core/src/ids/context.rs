@@ -125,7 +125,10 @@ impl ApplicationContext {
         self.sequence_id
     }
 
-    /// 1 for the first attempt at this step, 2 for the first retry, ...
+    /// How many times this step's action code has started, this run included: 1 for the
+    /// first run, 2 for the first retry, ... A step cancelled before its code ran does not
+    /// count (its record is attempt 0); a run cut short by a crash before its checkpoint
+    /// is not counted either, since nothing recorded it.
     pub fn attempt(&self) -> u32 {
         self.attempt
     }
