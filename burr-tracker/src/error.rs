@@ -132,6 +132,27 @@ pub enum TrackerError {
         /// Who holds the lease.
         holder: String,
     },
+    /// `prune` refused: a live runner runs the application (or the root it runs under).
+    /// Nothing was pruned.
+    #[error(
+        "cannot prune application `{app_id}`: {}; nothing was pruned",
+        running_note(app_id, running, holder)
+    )]
+    PruneRunning {
+        /// The application asked for.
+        app_id: String,
+        /// The application whose lease is held.
+        running: String,
+        /// Who holds the lease.
+        holder: String,
+    },
+    /// `prune --keep-last 0` without `--all`: it would remove every checkpoint, and the
+    /// application's next run would start over.
+    #[error("pruning every checkpoint of application `{app_id}` makes its next run start over from the beginning: give --all to do that; nothing was pruned")]
+    PruneEverything {
+        /// The application.
+        app_id: String,
+    },
     /// `delete` stopped part-way: the database failed after some applications were
     /// deleted. What remains is still a tree under the application (none is left
     /// without its spawning parent): running the command again finishes it.

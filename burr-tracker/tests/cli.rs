@@ -228,10 +228,49 @@ fn reading_commands_never_write() {
 fn prune_keeps_the_last_steps_readable() {
     let (_dir, db) = copy_of_database();
     let full = stdout_of(&db, &["state", "order-1", "--seq", "3", "--json"]);
+    let show_before = stdout_of(&db, &["show", "order-1", "--json"]);
+
+    // A dry run says what a prune removes, and removes nothing.
+    let dry = stdout_of(
+        &db,
+        &[
+            "prune",
+            "order-1",
+            "--keep-last",
+            "2",
+            "--dry-run",
+            "--json",
+        ],
+    );
+    let dry: Value = serde_json::from_str(&dry).expect("JSON");
+    assert_eq!(dry["dry_run"], true);
+    assert_eq!(stdout_of(&db, &["show", "order-1", "--json"]), show_before);
+    let text = stdout_of(&db, &["prune", "order-1", "--keep-last", "2", "--dry-run"]);
+    assert!(
+        text.starts_with("would prune app order-1: would remove "),
+        "{text}"
+    );
+
+    // Every checkpoint only when asked for: the next run would start over.
+    let refused = error_of(&db, &["prune", "order-1", "--keep-last", "0"]);
+    assert!(
+        refused.contains("makes its next run start over") && refused.contains("--all"),
+        "{refused}"
+    );
+    assert_eq!(stdout_of(&db, &["show", "order-1", "--json"]), show_before);
+
     let report = stdout_of(&db, &["prune", "order-1", "--keep-last", "2", "--json"]);
     let report: Value = serde_json::from_str(&report).expect("JSON");
     assert_eq!(report["app_id"], "order-1");
     assert!(report["checkpoints_removed"].as_u64().expect("a count") >= 1);
+    // The dry run counted what the prune removed.
+    assert_eq!(
+        (&dry["checkpoints_removed"], &dry["tracked_steps_removed"]),
+        (
+            &report["checkpoints_removed"],
+            &report["tracked_steps_removed"]
+        )
+    );
     // Sequence ids 0 and 1 (its failed and its retried attempt) are gone from the tracker.
     assert_eq!(report["tracked_steps_removed"], 3);
     assert_eq!(

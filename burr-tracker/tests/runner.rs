@@ -159,6 +159,12 @@ fn a_runner_killed_mid_step_leaves_its_apps_interrupted() {
         "{refused}"
     );
     assert_eq!(statuses(&db).len(), 4, "nothing was deleted");
+    let refused = error_of(&db, &["prune", "hanging", "--keep-last", "1"]);
+    assert!(
+        refused.starts_with("error: cannot prune application `hanging`: it is running (")
+            && refused.ends_with("; nothing was pruned\n"),
+        "{refused}"
+    );
 
     // Killed mid-step: nothing runs them any more.
     drop(runner);

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use burr_core::persistence::{Delete, Leases, PersistenceError, Prune, SqlitePersister};
+use burr_core::persistence::{Delete, History, Leases, PersistenceError, Prune, SqlitePersister};
 use futures::executor::block_on;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use serde::Serialize;
@@ -25,6 +25,18 @@ pub struct PruneReport {
     pub checkpoints_removed: usize,
     /// Tracked step attempts removed.
     pub tracked_steps_removed: usize,
+    /// Whether nothing was removed: the counts are what a prune would remove.
+    pub dry_run: bool,
+}
+
+/// How [`prune`] goes about it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PruneOptions {
+    /// Remove every checkpoint when `keep_last` is 0 (refused otherwise: the next run
+    /// would start over).
+    pub all: bool,
+    /// Count what would be removed, and remove nothing.
+    pub dry_run: bool,
 }
 
 /// What [`delete`] removed.
@@ -74,19 +86,85 @@ pub fn prune(
     app_id: &str,
     partition_key: Option<&str>,
     keep_last: usize,
+    options: PruneOptions,
 ) -> Result<PruneReport, TrackerError> {
     let db = Database::open(path)?;
     let app = db.find(app_id, partition_key)?.clone();
-    let pk = app.partition_key.as_deref();
-    let mut report = PruneReport {
+    if keep_last == 0 && !options.all {
+        return Err(TrackerError::PruneEverything {
+            app_id: app.app_id.clone(),
+        });
+    }
+    let report = PruneReport {
         app_id: app.app_id.clone(),
         partition_key: app.partition_key.clone(),
         checkpoints_removed: 0,
         tracked_steps_removed: 0,
+        dry_run: options.dry_run,
     };
-    if app.checkpointed {
-        let persister = SqlitePersister::open(path)?;
-        report.checkpoints_removed = block_on(persister.prune(pk, &app.app_id, keep_last))?;
+    // Like `delete`: refused while a live runner holds the application's (or its root's)
+    // lease, which is held while pruning.
+    let (owner_key, owner_id, persisted) = db.lease_owner(&app);
+    let persister = if persisted || app.checkpointed {
+        Some(SqlitePersister::open(path)?)
+    } else {
+        None
+    };
+    let lease = match &persister {
+        None => None,
+        Some(persister) => {
+            match block_on(persister.acquire_lease(
+                owner_key.as_deref(),
+                &owner_id,
+                DELETE_LEASE_TTL,
+            )) {
+                Ok(lease) => Some(lease),
+                Err(PersistenceError::AppLocked { holder, .. }) => {
+                    return Err(TrackerError::PruneRunning {
+                        app_id: app.app_id.clone(),
+                        running: owner_id,
+                        holder,
+                    })
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+    };
+    let outcome = prune_held(
+        path,
+        &db,
+        &app,
+        keep_last,
+        options,
+        persister.as_ref(),
+        report,
+    );
+    if let (Some(persister), Some(lease)) = (&persister, lease) {
+        if let Err(error) = persister.release_lease(&lease) {
+            tracing::warn!(app_id = %lease.app_id, %error, "could not give back the lease taken to prune");
+        }
+    }
+    outcome
+}
+
+/// [`prune`], with the application's lease held.
+fn prune_held(
+    path: &Path,
+    db: &Database,
+    app: &App,
+    keep_last: usize,
+    options: PruneOptions,
+    persister: Option<&SqlitePersister>,
+    mut report: PruneReport,
+) -> Result<PruneReport, TrackerError> {
+    let pk = app.partition_key.as_deref();
+    if let (true, Some(persister)) = (app.checkpointed, persister) {
+        report.checkpoints_removed = if options.dry_run {
+            let rows = block_on(persister.list_checkpoints(pk, &app.app_id))?;
+            rows.len().saturating_sub(keep_last)
+        } else {
+            block_on(persister.prune(pk, &app.app_id, keep_last))?
+        };
     }
     let (Some(conn), Some(row)) = (&db.tracker, &app.tracked) else {
         return Ok(report);
@@ -100,6 +178,13 @@ pub fn prune(
     }
     let first_kept = ids.get(ids.len() - keep_last).copied();
     let last_removed = ids[ids.len() - keep_last - 1];
+    if options.dry_run {
+        report.tracked_steps_removed = steps
+            .iter()
+            .filter(|s| first_kept.is_none_or(|kept| s.sequence_id < kept))
+            .count();
+        return Ok(report);
+    }
     // The state the kept steps build on, as a snapshot after the last removed step.
     let base = state::reconstruct_all(&snapshots, &steps, &[last_removed])
         .pop()
