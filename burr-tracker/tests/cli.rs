@@ -541,3 +541,35 @@ fn export_refuses_a_bad_project_name() {
         "error: invalid project name `my shop`: use letters, digits, `_`, `-` and `:`\n"
     );
 }
+
+#[tokio::test]
+async fn a_long_app_id_is_printed_whole_and_pastes_back_into_show() {
+    use burr_core::actions::action_sync;
+    use burr_core::persistence::SqlitePersister;
+    use burr_core::{ApplicationBuilder, Inputs, State};
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let db = dir.path().join("long.db");
+    let id = format!(
+        "meeting-{}",
+        "retrospective-of-the-platform-team-".repeat(4)
+    );
+    let tracker = burr_tracker::Tracker::open(&db).expect("opens");
+    let persister = std::sync::Arc::new(SqlitePersister::open(&db).expect("opens"));
+    let noop = action_sync("noop", |s: State, _: &Inputs, _| s);
+    let mut app = ApplicationBuilder::new()
+        .with_actions([noop])
+        .with_entrypoint("noop")
+        .with_app_id(&id)
+        .with_state_persister(persister)
+        .with_tracker(tracker.hook())
+        .build()
+        .await
+        .expect("builds");
+    app.step(Inputs::new()).await.expect("steps");
+    drop(app);
+    tracker.flush().expect("writes");
+    let listed = stdout_of(&db, &["apps"]);
+    assert!(listed.contains(&id), "{listed}");
+    let shown = stdout_of(&db, &["show", &id]);
+    assert!(shown.contains(&id), "{shown}");
+}

@@ -5,7 +5,7 @@ use burr_tracker::time::{human, rfc3339};
 use burr_tracker::TrackerError;
 use serde_json::json;
 
-use super::table::{Column, Cut, Table};
+use super::table::{Column, Table};
 use super::{pointer_json, pointer_text, to_json};
 
 /// `apps` arguments.
@@ -83,12 +83,13 @@ pub fn run(db: &Database, args: Args, json: bool) -> Result<String, TrackerError
         return Ok("no applications\n".to_owned());
     }
     let mut table = Table::new(vec![
-        Column::new("APP ID").cut(Cut::Middle),
-        Column::new("PARTITION KEY").cut(Cut::Middle),
+        // Ids are never cut: a user pastes them back into `show`.
+        Column::new("APP ID"),
+        Column::new("PARTITION KEY"),
         Column::new("STATUS"),
         Column::new("STEPS").right(),
         Column::new("LAST UPDATE"),
-        Column::new("SPAWNED BY").cut(Cut::Middle),
+        Column::new("SPAWNED BY"),
     ]);
     for s in &page {
         table.row(vec![
