@@ -573,3 +573,30 @@ async fn a_long_app_id_is_printed_whole_and_pastes_back_into_show() {
     let shown = stdout_of(&db, &["show", &id]);
     assert!(shown.contains(&id), "{shown}");
 }
+
+#[test]
+fn one_damaged_application_does_not_hide_the_others() {
+    let (_dir, db) = copy_of_database();
+    let conn = rusqlite::Connection::open(&db).expect("opens");
+    let changed = conn
+        .execute(
+            "UPDATE burr_checkpoints SET status = 'exploded' \
+             WHERE app = (SELECT id FROM burr_apps WHERE app_id = 'order-1-fork')",
+            [],
+        )
+        .expect("corrupts");
+    assert!(changed > 0);
+    drop(conn);
+    let listed = stdout_of(&db, &["apps", "--top-level"]);
+    assert!(listed.contains("order-1 "), "{listed}");
+    assert!(
+        listed.contains("damaged: app order-1-fork cannot be read: "),
+        "{listed}"
+    );
+    let json: Value =
+        serde_json::from_str(&stdout_of(&db, &["apps", "--top-level", "--json"])).expect("JSON");
+    assert_eq!(json["damaged"][0]["app_id"], "order-1-fork");
+    assert_eq!(json["apps"][0]["app_id"], "order-1");
+    let strict = error_of(&db, &["apps", "--strict"]);
+    assert!(strict.contains("order-1-fork"), "{strict}");
+}

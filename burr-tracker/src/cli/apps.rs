@@ -30,11 +30,17 @@ pub struct Args {
     /// Skip this many first.
     #[arg(long, default_value_t = 0)]
     offset: usize,
+    /// Fail (exit code 1) when an application cannot be read, instead of listing it as
+    /// damaged.
+    #[arg(long)]
+    strict: bool,
 }
 
 pub fn run(db: &Database, args: Args, json: bool) -> Result<String, TrackerError> {
     let status = args.status.as_deref().and_then(Status::parse);
     let mut matching: Vec<AppSummary> = Vec::new();
+    // Applications whose records cannot be read: listed as damaged, with why.
+    let mut damaged: Vec<(String, Option<String>, String)> = Vec::new();
     for app in db.apps() {
         if args.partition_key.is_some() && app.partition_key != args.partition_key {
             continue;
@@ -51,7 +57,18 @@ pub fn run(db: &Database, args: Args, json: bool) -> Result<String, TrackerError
                 continue;
             }
         }
-        let summary = db.summary(app)?;
+        let summary = match db.summary(app) {
+            Ok(summary) => summary,
+            Err(error) if !args.strict => {
+                damaged.push((
+                    app.app_id.clone(),
+                    app.partition_key.clone(),
+                    super::one_line(&error),
+                ));
+                continue;
+            }
+            Err(error) => return Err(error),
+        };
         if status.is_some_and(|s| s != summary.status) {
             continue;
         }
@@ -77,10 +94,22 @@ pub fn run(db: &Database, args: Args, json: bool) -> Result<String, TrackerError
                 })
             })
             .collect();
-        return Ok(to_json(&json!({ "total": total, "apps": apps })));
+        let damaged: Vec<_> = damaged
+            .iter()
+            .map(|(app_id, partition_key, why)| {
+                json!({ "app_id": app_id, "partition_key": partition_key, "damage": why })
+            })
+            .collect();
+        return Ok(to_json(
+            &json!({ "total": total, "apps": apps, "damaged": damaged }),
+        ));
     }
+    let damage_report: String = damaged
+        .iter()
+        .map(|(app_id, _, why)| format!("damaged: app {app_id} cannot be read: {why}\n"))
+        .collect();
     if total == 0 {
-        return Ok("no applications\n".to_owned());
+        return Ok(format!("no applications\n{damage_report}"));
     }
     let mut table = Table::new(vec![
         // Ids are never cut: a user pastes them back into `show`.
@@ -111,5 +140,6 @@ pub fn run(db: &Database, args: Args, json: bool) -> Result<String, TrackerError
             page.len()
         ));
     }
+    out.push_str(&damage_report);
     Ok(out)
 }
