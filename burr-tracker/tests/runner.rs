@@ -34,13 +34,6 @@ async fn runner_process() {
     };
     let tracker = Tracker::open(&path).expect("tracker opens");
     let persister = Arc::new(SqlitePersister::open(&path).expect("persister opens"));
-    let quick =
-        action_sync("quick", |s: State, _: &Inputs, _| s.update("done", true)).writes(["done"]);
-    let fan = MapAction::states("fan", SubGraph::action(quick), |_: &State, _: &Inputs| {
-        Ok::<_, ActionError>(vec![State::new(), State::new()])
-    })
-    .reduce(|state, _| Ok::<_, ActionError>(state.update("fanned", true)))
-    .writes(["fanned"]);
     let flushed = tracker.clone();
     let hang = action_sync("hang", move |s: State, _: &Inputs, _| {
         flushed.flush().expect("the tracker writes");
@@ -48,11 +41,7 @@ async fn runner_process() {
         std::thread::sleep(Duration::from_secs(3_600));
         s
     });
-    let wait = MapAction::states("wait", SubGraph::action(hang), |_: &State, _: &Inputs| {
-        Ok::<_, ActionError>(vec![State::new()])
-    })
-    .reduce(|state, _| Ok::<_, ActionError>(state.update("waited", true)))
-    .writes(["waited"]);
+    let (fan, wait) = hanging_actions(hang);
     let mut app = ApplicationBuilder::new()
         .with_actions([fan])
         .with_actions([wait])
@@ -65,6 +54,44 @@ async fn runner_process() {
         .await
         .expect("builds");
     app.run(RunOptions::new()).await.expect("runs");
+}
+
+/// `hanging`'s actions: `fan` runs two quick children, then `wait` runs one child of
+/// `hang`.
+fn hanging_actions(hang: burr_core::actions::FnAction) -> (MapAction, MapAction) {
+    let quick =
+        action_sync("quick", |s: State, _: &Inputs, _| s.update("done", true)).writes(["done"]);
+    let fan = MapAction::states("fan", SubGraph::action(quick), |_: &State, _: &Inputs| {
+        Ok::<_, ActionError>(vec![State::new(), State::new()])
+    })
+    .reduce(|state, _| Ok::<_, ActionError>(state.update("fanned", true)))
+    .writes(["fanned"]);
+    let wait = MapAction::states("wait", SubGraph::action(hang), |_: &State, _: &Inputs| {
+        Ok::<_, ActionError>(vec![State::new()])
+    })
+    .reduce(|state, _| Ok::<_, ActionError>(state.update("waited", true)))
+    .writes(["waited"]);
+    (fan, wait)
+}
+
+/// Start the runner process on `db` and wait until it hangs in its step.
+fn start_runner(db: &Path) -> Runner {
+    let mut runner = Runner(
+        Command::new(std::env::current_exe().expect("the test binary"))
+            .args(["--exact", "runner_process", "--ignored", "--nocapture"])
+            .env(RUNNER_DB, db)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the runner starts"),
+    );
+    let stdout = runner.0.stdout.take().expect("its stdout");
+    let ready = BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .any(|line| line == "READY");
+    assert!(ready, "the runner reached its hanging step");
+    runner
 }
 
 /// The runner process, killed when dropped.
@@ -127,21 +154,7 @@ fn expected(root: &str, waiting_child: &str) -> Vec<(String, String)> {
 fn a_runner_killed_mid_step_leaves_its_apps_interrupted() {
     let dir = tempfile::tempdir().expect("a temp dir");
     let db = dir.path().join("burr.db");
-    let mut runner = Runner(
-        Command::new(std::env::current_exe().expect("the test binary"))
-            .args(["--exact", "runner_process", "--ignored", "--nocapture"])
-            .env(RUNNER_DB, &db)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the runner starts"),
-    );
-    let stdout = runner.0.stdout.take().expect("its stdout");
-    let ready = BufReader::new(stdout)
-        .lines()
-        .map_while(Result::ok)
-        .any(|line| line == "READY");
-    assert!(ready, "the runner reached its hanging step");
+    let runner = start_runner(&db);
 
     // Running: the root holds its lease, the children run under it.
     assert_eq!(statuses(&db), expected("running", "running"));
@@ -205,39 +218,14 @@ fn a_runner_killed_mid_step_leaves_its_apps_interrupted() {
 async fn an_attempt_a_crash_cut_short_stays_in_the_history_after_the_resume() {
     let dir = tempfile::tempdir().expect("a temp dir");
     let db = dir.path().join("burr.db");
-    let mut runner = Runner(
-        Command::new(std::env::current_exe().expect("the test binary"))
-            .args(["--exact", "runner_process", "--ignored", "--nocapture"])
-            .env(RUNNER_DB, &db)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the runner starts"),
-    );
-    let stdout = runner.0.stdout.take().expect("its stdout");
-    let ready = BufReader::new(stdout)
-        .lines()
-        .map_while(Result::ok)
-        .any(|line| line == "READY");
-    assert!(ready, "the runner reached its hanging step");
+    let runner = start_runner(&db);
     drop(runner);
 
     // Resumed here, with a `hang` that returns at once: `wait` runs again and completes.
     let tracker = Tracker::open(&db).expect("tracker opens");
     let persister = Arc::new(SqlitePersister::open(&db).expect("persister opens"));
-    let quick =
-        action_sync("quick", |s: State, _: &Inputs, _| s.update("done", true)).writes(["done"]);
-    let fan = MapAction::states("fan", SubGraph::action(quick), |_: &State, _: &Inputs| {
-        Ok::<_, ActionError>(vec![State::new(), State::new()])
-    })
-    .reduce(|state, _| Ok::<_, ActionError>(state.update("fanned", true)))
-    .writes(["fanned"]);
     let hang = action_sync("hang", |s: State, _: &Inputs, _| s);
-    let wait = MapAction::states("wait", SubGraph::action(hang), |_: &State, _: &Inputs| {
-        Ok::<_, ActionError>(vec![State::new()])
-    })
-    .reduce(|state, _| Ok::<_, ActionError>(state.update("waited", true)))
-    .writes(["waited"]);
+    let (fan, wait) = hanging_actions(hang);
     let mut app = ApplicationBuilder::new()
         .with_actions([fan])
         .with_actions([wait])

@@ -5,7 +5,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use burr_core::persistence::{Delete, History, Leases, PersistenceError, Prune, SqlitePersister};
+use burr_core::persistence::{
+    Delete, History, Lease, Leases, PersistenceError, Prune, SqlitePersister,
+};
 use futures::executor::block_on;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use serde::Serialize;
@@ -110,26 +112,16 @@ pub fn prune(
     } else {
         None
     };
-    let lease = match &persister {
-        None => None,
-        Some(persister) => {
-            match block_on(persister.acquire_lease(
-                owner_key.as_deref(),
-                &owner_id,
-                DELETE_LEASE_TTL,
-            )) {
-                Ok(lease) => Some(lease),
-                Err(PersistenceError::AppLocked { holder, .. }) => {
-                    return Err(TrackerError::PruneRunning {
-                        app_id: app.app_id.clone(),
-                        running: owner_id,
-                        holder,
-                    })
-                }
-                Err(error) => return Err(error.into()),
-            }
-        }
-    };
+    let lease = hold_lease(persister.as_ref(), owner_key.as_deref(), &owner_id).map_err(
+        |held| match held {
+            Held::By(holder) => TrackerError::PruneRunning {
+                app_id: app.app_id.clone(),
+                running: owner_id.clone(),
+                holder,
+            },
+            Held::Failed(error) => error,
+        },
+    )?;
     let outcome = prune_held(
         path,
         &db,
@@ -221,6 +213,31 @@ fn prune_held(
     Ok(report)
 }
 
+/// Why [`hold_lease`] did not get the lease.
+enum Held {
+    /// A live runner holds it.
+    By(String),
+    /// The database failed.
+    Failed(TrackerError),
+}
+
+/// Take the lease of the application `owner_id` (which `prune` or `delete` works under),
+/// when there is a persister to take it from.
+fn hold_lease(
+    persister: Option<&SqlitePersister>,
+    owner_key: Option<&str>,
+    owner_id: &str,
+) -> Result<Option<Lease>, Held> {
+    let Some(persister) = persister else {
+        return Ok(None);
+    };
+    match block_on(persister.acquire_lease(owner_key, owner_id, DELETE_LEASE_TTL)) {
+        Ok(lease) => Ok(Some(lease)),
+        Err(PersistenceError::AppLocked { holder, .. }) => Err(Held::By(holder)),
+        Err(error) => Err(Held::Failed(error.into())),
+    }
+}
+
 /// How long `delete` holds the lease of the application it deletes under (renewed in the
 /// background while it works; given back when it is done).
 const DELETE_LEASE_TTL: Duration = Duration::from_secs(60);
@@ -252,27 +269,16 @@ pub fn delete(
     } else {
         None
     };
-    let lease = match &persister {
-        None => None,
-        Some(persister) => {
-            let taken = block_on(persister.acquire_lease(
-                owner_key.as_deref(),
-                &owner_id,
-                DELETE_LEASE_TTL,
-            ));
-            match taken {
-                Ok(lease) => Some(lease),
-                Err(PersistenceError::AppLocked { holder, .. }) => {
-                    return Err(TrackerError::Running {
-                        app_id: app.app_id.clone(),
-                        running: owner_id,
-                        holder,
-                    })
-                }
-                Err(error) => return Err(error.into()),
-            }
-        }
-    };
+    let lease = hold_lease(persister.as_ref(), owner_key.as_deref(), &owner_id).map_err(
+        |held| match held {
+            Held::By(holder) => TrackerError::Running {
+                app_id: app.app_id.clone(),
+                running: owner_id.clone(),
+                holder,
+            },
+            Held::Failed(error) => error,
+        },
+    )?;
     let outcome = delete_all(path, &db, &apps, persister.as_ref());
     if let (Some(persister), Some(lease)) = (&persister, lease) {
         if let Err(error) = persister.release_lease(&lease) {
