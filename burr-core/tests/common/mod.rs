@@ -5,11 +5,8 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
 
-use burr_core::persistence::{
-    Checkpoint, PersistenceError, Persister, SqlitePersister, StepStatus,
-};
+use burr_core::persistence::{PersistenceError, Persister, SqlitePersister};
 use burr_core::State;
 
 /// A path for a database in a new temporary directory (kept while the guard lives).
@@ -19,33 +16,9 @@ pub fn temp() -> (tempfile::TempDir, PathBuf) {
     (dir, path)
 }
 
-/// The checkpoint of a step of `app_id` that turned `before` into `after`.
-pub fn step(app_id: &str, sequence_id: u64, before: &State, after: &State) -> Checkpoint {
-    Checkpoint {
-        partition_key: None,
-        app_id: app_id.to_owned(),
-        sequence_id,
-        position: format!("action{sequence_id}"),
-        status: StepStatus::Completed,
-        attempt: 1,
-        prior_step: Some(format!("action{sequence_id}")),
-        created_at: SystemTime::now(),
-        delta: after.delta_from(before),
-        state: after.clone(),
-        error: None,
-    }
-}
-
-/// A failed attempt of a step: the state before it, no changes.
-pub fn failed(app_id: &str, sequence_id: u64, attempt: u32, before: &State) -> Checkpoint {
-    Checkpoint {
-        status: StepStatus::Failed,
-        attempt,
-        prior_step: None,
-        error: Some("boom".to_owned()),
-        ..step(app_id, sequence_id, before, before)
-    }
-}
+// The checkpoints of a completed step and of a failed attempt: burr-core's own
+// `testing` module has them (the conformance suite builds on them too).
+pub use burr_core::testing::{failed, step};
 
 /// The state stored at `seq` (the latest when `None`); panics when there is none.
 pub async fn state_at(persister: &SqlitePersister, app_id: &str, seq: Option<u64>) -> State {
