@@ -784,6 +784,107 @@ async fn a_child_over_its_timeout_fails_and_is_recorded_cancelled() {
     assert_eq!(rows.last().map(|r| r.status), Some(StepStatus::Cancelled));
 }
 
+/// A store whose save of a completed `slow_save` step commits, then hangs: the commit is
+/// durable before the caller hears of it, as with a store that writes on another thread.
+struct CommitsThenHangs(Arc<InMemoryPersister>);
+
+#[burr_core::actions::async_trait]
+impl Persister for CommitsThenHangs {
+    async fn save(
+        &self,
+        checkpoint: &burr_core::persistence::Checkpoint,
+    ) -> Result<(), burr_core::persistence::PersistenceError> {
+        self.0.save(checkpoint).await?;
+        if checkpoint.position == "slow_save" && checkpoint.status == StepStatus::Completed {
+            tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+        }
+        Ok(())
+    }
+    async fn load(
+        &self,
+        partition_key: Option<&str>,
+        app_id: &str,
+        sequence_id: Option<u64>,
+    ) -> Result<
+        Option<burr_core::persistence::LoadedCheckpoint>,
+        burr_core::persistence::PersistenceError,
+    > {
+        self.0.load(partition_key, app_id, sequence_id).await
+    }
+    async fn list_app_ids(
+        &self,
+        partition_key: Option<&str>,
+    ) -> Result<Vec<String>, burr_core::persistence::PersistenceError> {
+        self.0.list_app_ids(partition_key).await
+    }
+    fn as_leases(&self) -> Option<&dyn burr_core::persistence::Leases> {
+        self.0.as_leases()
+    }
+    fn as_app_records(&self) -> Option<&dyn AppRecords> {
+        self.0.as_app_records()
+    }
+    fn as_child_listing(&self) -> Option<&dyn burr_core::persistence::ChildListing> {
+        self.0.as_child_listing()
+    }
+    fn as_history(&self) -> Option<&dyn History> {
+        self.0.as_history()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_cut_after_its_checkpoint_committed_counts_the_step_as_completed() {
+    let runs = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&runs);
+    let slow_save = action_sync("slow_save", move |s: State, _, _| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        s.update("done", true)
+    })
+    .writes(["done"]);
+    let map = MapAction::states(
+        "fan",
+        SubGraph::action(slow_save),
+        |_: &State, _: &Inputs| Ok(vec![State::new()]),
+    )
+    .timeout(std::time::Duration::from_millis(100));
+    let store = Arc::new(InMemoryPersister::new());
+    let hook = RecordingHook::new();
+    let build = || {
+        ApplicationBuilder::new()
+            .with_actions([map.clone()])
+            .with_entrypoint("fan")
+            .with_app_id("committed")
+            .with_state_persister(Arc::new(CommitsThenHangs(store.clone())))
+            .with_tracker(Arc::new(hook.clone()))
+            .build()
+    };
+    let err = build()
+        .await
+        .unwrap()
+        .step(Inputs::new())
+        .await
+        .unwrap_err();
+    let errors = children_errors(&err);
+    assert!(errors[0].1.contains("timed out after 100 ms"), "{errors:?}");
+    let child = child_app_id("committed", 0, "0");
+    // The step's own checkpoint stands; no cancelled record is stacked on it.
+    let rows = store.list_checkpoints(None, &child).await.unwrap();
+    let statuses: Vec<_> = rows.iter().map(|r| (r.sequence_id, r.status)).collect();
+    assert_eq!(statuses, [(0, StepStatus::Completed)]);
+    // The tracker hears what is stored: the step completed.
+    let ends: Vec<_> = hook
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            HookEvent::PostRunStep { app_id, status, .. } if app_id == child => Some(status),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ends, [StepStatus::Completed]);
+    // The parent's next run takes the child's work from the store; nothing runs twice.
+    drop(build().await.unwrap().step(Inputs::new()).await);
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rate_limit_spaces_child_steps() {
     let map = MapAction::states("lengths", length_of_text(), words_to_states)

@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::graph::Graph;
 use crate::hooks::{ExecuteCall, ExecuteCallEnd, LifecycleHook, StepEnd};
 use crate::ids::{ApplicationContext, CancelToken, Identifiers, ParentPointer};
-use crate::persistence::{Checkpoint, Lease, Persister, StepStatus};
+use crate::persistence::{Checkpoint, Lease, PersistenceError, Persister, StepStatus};
 use crate::state::{State, StateDelta};
 
 pub use builder::ApplicationBuilder;
@@ -244,8 +244,17 @@ impl Application {
         };
         if record && self.saver.is_some() {
             let checkpoint = self.unfinished_checkpoint(index, StepStatus::Cancelled, &error);
-            if let Err(save_error) = self.save(checkpoint).await {
-                tracing::warn!(app_id = %self.ctx.ids.app_id, error = %save_error, "could not record a cancelled step");
+            match self.save(checkpoint).await {
+                Ok(_) => {}
+                // The step's own checkpoint was committed before the cancel dropped its
+                // future: the step completed, and the application goes on from there.
+                Err(Error::Persistence {
+                    source: PersistenceError::Conflict { .. },
+                    ..
+                }) if was_running && self.adopt_committed(index).await => return,
+                Err(save_error) => {
+                    tracing::warn!(app_id = %self.ctx.ids.app_id, error = %save_error, "could not record a cancelled step");
+                }
             }
         }
         self.mark_unfinished(index);
@@ -261,6 +270,49 @@ impl Application {
                 now,
             );
         }
+    }
+
+    /// Take as done the step at `index` whose completed checkpoint (at the current
+    /// sequence id and attempt) is already stored. False when what is stored is not that.
+    async fn adopt_committed(&mut self, index: usize) -> bool {
+        let Some(saver) = self.saver.clone() else {
+            return false;
+        };
+        let (sequence_id, attempt) = (self.ctx.sequence_id, self.ctx.attempt);
+        let loaded = saver
+            .load(
+                self.ctx.ids.partition_key(),
+                &self.ctx.ids.app_id,
+                Some(sequence_id),
+            )
+            .await;
+        let Ok(Some(loaded)) = loaded else {
+            return false;
+        };
+        if loaded.status != StepStatus::Completed
+            || loaded.attempt != attempt
+            || loaded.position != *self.names[index]
+        {
+            return false;
+        }
+        self.state = loaded.state;
+        self.sequence_id = Some(sequence_id);
+        self.prior = Some(index);
+        self.forced = None;
+        self.failed_attempt = None;
+        self.next_cache = None;
+        self.in_flight = false;
+        let now = SystemTime::now();
+        self.step_ended(
+            index,
+            &Inputs::new(),
+            StepStatus::Completed,
+            None,
+            None,
+            &StateDelta::default(),
+            now,
+        );
+        true
     }
 
     /// The sequence id and attempt of the next step: a retry of a failed step keeps its
