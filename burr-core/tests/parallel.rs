@@ -784,9 +784,10 @@ async fn a_child_over_its_timeout_fails_and_is_recorded_cancelled() {
     assert_eq!(rows.last().map(|r| r.status), Some(StepStatus::Cancelled));
 }
 
-/// A store whose save of a completed `slow_save` step commits, then hangs: the commit is
-/// durable before the caller hears of it, as with a store that writes on another thread.
-struct CommitsThenHangs(Arc<InMemoryPersister>);
+/// A store whose first save of a completed `slow_save` step commits, then hangs: the
+/// commit is durable before the caller hears of it, as with a store that writes on
+/// another thread.
+struct CommitsThenHangs(Arc<InMemoryPersister>, Arc<std::sync::atomic::AtomicBool>);
 
 #[burr_core::actions::async_trait]
 impl Persister for CommitsThenHangs {
@@ -795,7 +796,10 @@ impl Persister for CommitsThenHangs {
         checkpoint: &burr_core::persistence::Checkpoint,
     ) -> Result<(), burr_core::persistence::PersistenceError> {
         self.0.save(checkpoint).await?;
-        if checkpoint.position == "slow_save" && checkpoint.status == StepStatus::Completed {
+        if checkpoint.position == "slow_save"
+            && checkpoint.status == StepStatus::Completed
+            && !self.1.swap(true, Ordering::SeqCst)
+        {
             tokio::time::sleep(std::time::Duration::from_secs(30)).await;
         }
         Ok(())
@@ -831,29 +835,73 @@ impl Persister for CommitsThenHangs {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_child_cut_after_its_checkpoint_committed_counts_the_step_as_completed() {
+/// How the hanging child is cut: by its own timeout, or by a failing sibling (fail-fast).
+#[derive(Clone, Copy, Debug)]
+enum Cut {
+    Timeout,
+    FailingSibling,
+}
+
+/// A child cut (by `cut`) after its step's checkpoint committed: records and behaviour
+/// agree that the step completed.
+async fn committed_then_cut(cut: Cut) {
     let runs = Arc::new(AtomicUsize::new(0));
-    let counted = Arc::clone(&runs);
-    let slow_save = action_sync("slow_save", move |s: State, _, _| {
-        counted.fetch_add(1, Ordering::SeqCst);
-        s.update("done", true)
+    let failures = Arc::new(AtomicUsize::new(0));
+    let (counted, failed) = (Arc::clone(&runs), Arc::clone(&failures));
+    let slow_save = action_fn("slow_save", move |s: State, _, _| {
+        let (counted, failed) = (Arc::clone(&counted), Arc::clone(&failed));
+        async move {
+            if s.get::<bool>("fails")? {
+                // The sibling fails once, after the other child's save has committed.
+                if failed.fetch_add(1, Ordering::SeqCst) == 0 {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    return Err(ActionError::msg("sibling failed"));
+                }
+            } else {
+                counted.fetch_add(1, Ordering::SeqCst);
+            }
+            Ok(s.update("done", true))
+        }
     })
+    .reads(["fails"])
     .writes(["done"]);
+    let children = match cut {
+        Cut::Timeout => vec![false],
+        Cut::FailingSibling => vec![false, true],
+    };
     let map = MapAction::states(
         "fan",
         SubGraph::action(slow_save),
-        |_: &State, _: &Inputs| Ok(vec![State::new()]),
+        move |_: &State, _: &Inputs| {
+            Ok(children
+                .iter()
+                .map(|&fails| State::new().update("fails", fails))
+                .collect())
+        },
     )
-    .timeout(std::time::Duration::from_millis(100));
+    .reduce(|state: State, children: Vec<State>| {
+        let done = children
+            .iter()
+            .filter(|c| c.get::<bool>("done").unwrap_or(false))
+            .count();
+        Ok(state.update("done", done))
+    })
+    .writes(["done"]);
+    let map = match cut {
+        Cut::Timeout => map.timeout(std::time::Duration::from_millis(100)),
+        Cut::FailingSibling => map.policy(FailurePolicy::FailFast),
+    };
     let store = Arc::new(InMemoryPersister::new());
+    let hung = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let hook = RecordingHook::new();
+    let persister: Arc<dyn Persister> = Arc::new(CommitsThenHangs(store.clone(), hung));
     let build = || {
         ApplicationBuilder::new()
             .with_actions([map.clone()])
             .with_entrypoint("fan")
             .with_app_id("committed")
-            .with_state_persister(Arc::new(CommitsThenHangs(store.clone())))
+            .with_state_persister(persister.clone())
+            .initialize_from(persister.clone())
             .with_tracker(Arc::new(hook.clone()))
             .build()
     };
@@ -864,12 +912,18 @@ async fn a_child_cut_after_its_checkpoint_committed_counts_the_step_as_completed
         .await
         .unwrap_err();
     let errors = children_errors(&err);
-    assert!(errors[0].1.contains("timed out after 100 ms"), "{errors:?}");
+    let failed = match cut {
+        Cut::Timeout => (0, "timed out after 100 ms"),
+        Cut::FailingSibling => (1, "action `slow_save` failed"),
+    };
+    assert_eq!(errors.len(), 1, "{cut:?}: {errors:?}");
+    assert_eq!(errors[0].0, failed.0, "{cut:?}: {errors:?}");
+    assert!(errors[0].1.contains(failed.1), "{cut:?}: {errors:?}");
     let child = child_app_id("committed", 0, "0");
     // The step's own checkpoint stands; no cancelled record is stacked on it.
     let rows = store.list_checkpoints(None, &child).await.unwrap();
     let statuses: Vec<_> = rows.iter().map(|r| (r.sequence_id, r.status)).collect();
-    assert_eq!(statuses, [(0, StepStatus::Completed)]);
+    assert_eq!(statuses, [(0, StepStatus::Completed)], "{cut:?}");
     // The tracker hears what is stored: the step completed.
     let ends: Vec<_> = hook
         .events()
@@ -879,10 +933,31 @@ async fn a_child_cut_after_its_checkpoint_committed_counts_the_step_as_completed
             _ => None,
         })
         .collect();
-    assert_eq!(ends, [StepStatus::Completed]);
-    // The parent's next run takes the child's work from the store; nothing runs twice.
-    drop(build().await.unwrap().step(Inputs::new()).await);
-    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    assert_eq!(ends, [StepStatus::Completed], "{cut:?}");
+    // The parent's next run takes the child's output from the store and uses it; the
+    // child's code does not run again.
+    let mut app = build().await.unwrap();
+    let step = app.step(Inputs::new()).await.unwrap().unwrap();
+    let n_children = match cut {
+        Cut::Timeout => 1,
+        Cut::FailingSibling => 2,
+    };
+    assert_eq!(
+        step.state.get::<usize>("done").unwrap(),
+        n_children,
+        "{cut:?}"
+    );
+    assert_eq!(runs.load(Ordering::SeqCst), 1, "{cut:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_timed_out_after_its_checkpoint_committed_counts_the_step_as_completed() {
+    committed_then_cut(Cut::Timeout).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_cut_by_fail_fast_after_its_checkpoint_committed_counts_the_step_as_completed() {
+    committed_then_cut(Cut::FailingSibling).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
