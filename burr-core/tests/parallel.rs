@@ -11,7 +11,10 @@ use burr_core::parallel::{
     child_app_id, ChildPersister, Executor, FailurePolicy, MapAction, Priority, SubGraph, Task,
     WorkKey,
 };
-use burr_core::persistence::{AppRecords, History, InMemoryPersister, Persister, StepStatus};
+use burr_core::persistence::{
+    AppRecords, Checkpoint, ChildListing, History, InMemoryPersister, Leases, LoadedCheckpoint,
+    PersistenceError, Persister, StepStatus,
+};
 use burr_core::RunOptions;
 use burr_core::{default, expr, ActionError, ApplicationBuilder, Error, Inputs, State};
 use serde_json::json;
@@ -791,10 +794,7 @@ struct CommitsThenHangs(Arc<InMemoryPersister>, Arc<std::sync::atomic::AtomicBoo
 
 #[burr_core::actions::async_trait]
 impl Persister for CommitsThenHangs {
-    async fn save(
-        &self,
-        checkpoint: &burr_core::persistence::Checkpoint,
-    ) -> Result<(), burr_core::persistence::PersistenceError> {
+    async fn save(&self, checkpoint: &Checkpoint) -> Result<(), PersistenceError> {
         self.0.save(checkpoint).await?;
         if checkpoint.position == "slow_save"
             && checkpoint.status == StepStatus::Completed
@@ -809,25 +809,22 @@ impl Persister for CommitsThenHangs {
         partition_key: Option<&str>,
         app_id: &str,
         sequence_id: Option<u64>,
-    ) -> Result<
-        Option<burr_core::persistence::LoadedCheckpoint>,
-        burr_core::persistence::PersistenceError,
-    > {
+    ) -> Result<Option<LoadedCheckpoint>, PersistenceError> {
         self.0.load(partition_key, app_id, sequence_id).await
     }
     async fn list_app_ids(
         &self,
         partition_key: Option<&str>,
-    ) -> Result<Vec<String>, burr_core::persistence::PersistenceError> {
+    ) -> Result<Vec<String>, PersistenceError> {
         self.0.list_app_ids(partition_key).await
     }
-    fn as_leases(&self) -> Option<&dyn burr_core::persistence::Leases> {
+    fn as_leases(&self) -> Option<&dyn Leases> {
         self.0.as_leases()
     }
     fn as_app_records(&self) -> Option<&dyn AppRecords> {
         self.0.as_app_records()
     }
-    fn as_child_listing(&self) -> Option<&dyn burr_core::persistence::ChildListing> {
+    fn as_child_listing(&self) -> Option<&dyn ChildListing> {
         self.0.as_child_listing()
     }
     fn as_history(&self) -> Option<&dyn History> {
@@ -994,10 +991,7 @@ struct CountingLoads {
 
 #[async_trait::async_trait]
 impl Persister for CountingLoads {
-    async fn save(
-        &self,
-        checkpoint: &burr_core::persistence::Checkpoint,
-    ) -> Result<(), burr_core::persistence::PersistenceError> {
+    async fn save(&self, checkpoint: &Checkpoint) -> Result<(), PersistenceError> {
         self.inner.save(checkpoint).await
     }
     async fn load(
@@ -1005,10 +999,7 @@ impl Persister for CountingLoads {
         partition_key: Option<&str>,
         app_id: &str,
         sequence_id: Option<u64>,
-    ) -> Result<
-        Option<burr_core::persistence::LoadedCheckpoint>,
-        burr_core::persistence::PersistenceError,
-    > {
+    ) -> Result<Option<LoadedCheckpoint>, PersistenceError> {
         if app_id.contains('/') {
             self.child_loads.fetch_add(1, Ordering::SeqCst);
         }
@@ -1017,17 +1008,17 @@ impl Persister for CountingLoads {
     async fn list_app_ids(
         &self,
         partition_key: Option<&str>,
-    ) -> Result<Vec<String>, burr_core::persistence::PersistenceError> {
+    ) -> Result<Vec<String>, PersistenceError> {
         self.inner.list_app_ids(partition_key).await
     }
-    fn as_child_listing(&self) -> Option<&dyn burr_core::persistence::ChildListing> {
+    fn as_child_listing(&self) -> Option<&dyn ChildListing> {
         // Without it the framework cannot tell which children are stored.
         self.lists.then(|| self.inner.as_child_listing()).flatten()
     }
     fn as_app_records(&self) -> Option<&dyn burr_core::persistence::AppRecords> {
         self.inner.as_app_records()
     }
-    fn as_leases(&self) -> Option<&dyn burr_core::persistence::Leases> {
+    fn as_leases(&self) -> Option<&dyn Leases> {
         self.inner.as_leases()
     }
 }
