@@ -600,3 +600,61 @@ fn one_damaged_application_does_not_hide_the_others() {
     let strict = error_of(&db, &["apps", "--strict"]);
     assert!(strict.contains("order-1-fork"), "{strict}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn show_lists_the_failed_children_under_the_step_that_spawned_them() {
+    use burr_core::actions::action_sync;
+    use burr_core::parallel::{child_app_id, FailurePolicy, MapAction, SubGraph};
+    use burr_core::persistence::SqlitePersister;
+    use burr_core::{ActionError, ApplicationBuilder, Inputs, State};
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let db = dir.path().join("fan.db");
+    let tracker = burr_tracker::Tracker::open(&db).expect("opens");
+    let persister = std::sync::Arc::new(SqlitePersister::open(&db).expect("opens"));
+    let check = action_sync("check", |s: State, _: &Inputs, _| {
+        let word: String = s.get("word")?;
+        if word == "banana" {
+            return Err(ActionError::msg("banana is out of stock"));
+        }
+        Ok(s.update("ok", true))
+    })
+    .reads(["word"])
+    .writes(["ok"]);
+    let fan = MapAction::states("fan", SubGraph::action(check), |_: &State, _: &Inputs| {
+        Ok(["apple", "banana", "cherry"]
+            .into_iter()
+            .map(|w| State::new().update("word", w))
+            .collect())
+    })
+    .policy(FailurePolicy::WaitAll);
+    let mut app = ApplicationBuilder::new()
+        .with_actions([fan])
+        .with_entrypoint("fan")
+        .with_app_id("order-9")
+        .with_state_persister(persister)
+        .with_tracker(tracker.hook())
+        .build()
+        .await
+        .expect("builds");
+    app.step(Inputs::new()).await.expect_err("a child fails");
+    drop(app);
+    tracker.flush().expect("writes");
+    let failed = child_app_id("order-9", 0, "1");
+    let shown = stdout_of(&db, &["show", "order-9"]);
+    let section = shown
+        .split("FAILED CHILDREN\n")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no failed children listed:\n{shown}"));
+    assert!(section.starts_with("seq 0  fan\n"), "{shown}");
+    let line = section.lines().nth(1).expect("a child line");
+    assert!(line.contains(&failed), "{shown}");
+    assert!(line.contains("banana is out of stock"), "{shown}");
+    for ok in ["0", "2"] {
+        assert!(!shown.contains(&child_app_id("order-9", 0, ok)), "{shown}");
+    }
+    let json: Value =
+        serde_json::from_str(&stdout_of(&db, &["--json", "show", "order-9"])).expect("JSON");
+    let children = &json["steps"][0]["failed_children"];
+    assert_eq!(children.as_array().map(Vec::len), Some(1), "{json}");
+    assert_eq!(children[0]["app_id"], failed.as_str());
+}

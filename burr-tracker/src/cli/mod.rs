@@ -105,7 +105,8 @@ pub struct AppArg {
 enum Command {
     /// List applications, newest first.
     Apps(apps::Args),
-    /// Show an application's steps, with their spans and attributes.
+    /// Show an application's steps, with their spans and attributes, and the children
+    /// that failed under a failed map step.
     Show(show::Args),
     /// Show the state (or some keys) at a sequence id, the latest by default.
     State(state::Args),

@@ -1,8 +1,9 @@
-//! `show`: an application's steps, with the spans and attributes recorded within them.
+//! `show`: an application's steps, with the spans and attributes recorded within them and
+//! the children that failed under a failed step.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
-use burr_tracker::inspect::Database;
+use burr_tracker::inspect::{App, Database, Status, StepInfo};
 use burr_tracker::time::{duration, human, rfc3339};
 use burr_tracker::TrackerError;
 use serde_json::json;
@@ -23,12 +24,13 @@ pub fn run(db: &Database, args: Args, json: bool) -> Result<String, TrackerError
     let summary = db.summary(app)?;
     let steps = db.steps(app)?;
     let traces = db.traces(app)?;
+    let failed_children = failed_children(db, app, &steps)?;
     if json {
         let steps: Vec<_> = steps
             .iter()
             .map(|s| {
                 let trace = traces.get(&(s.sequence_id, s.attempt));
-                json!({
+                let mut step = json!({
                     "sequence_id": s.sequence_id,
                     "action": s.action,
                     "status": s.status,
@@ -41,7 +43,17 @@ pub fn run(db: &Database, args: Args, json: bool) -> Result<String, TrackerError
                     "result": s.result,
                     "attributes": attributes_json(trace.map_or(&[], |t| &t.attributes)),
                     "spans": spans_json(trace.map_or(&[], |t| &t.spans)),
-                })
+                });
+                let children = failed_children
+                    .get(&s.sequence_id)
+                    .filter(|_| s.status == Status::Failed);
+                if let Some(children) = children {
+                    step["failed_children"] = children
+                        .iter()
+                        .map(|(child, error)| json!({"app_id": child.app_id, "error": error}))
+                        .collect();
+                }
+                step
             })
             .collect();
         return Ok(to_json(&json!({
@@ -97,6 +109,20 @@ pub fn run(db: &Database, args: Args, json: bool) -> Result<String, TrackerError
         ]);
     }
     out.push_str(&table.render());
+    if !failed_children.is_empty() {
+        out.push_str("\nFAILED CHILDREN\n");
+        for (seq, children) in &failed_children {
+            let action = steps
+                .iter()
+                .find(|s| s.sequence_id == *seq)
+                .map_or("", |s| s.action.as_str());
+            out.push_str(&format!("seq {seq}  {action}\n"));
+            for (child, error) in children {
+                let error = error.as_ref().map_or_else(String::new, |e| e.join(": "));
+                out.push_str(&format!("  {}  {error}\n", child.app_id));
+            }
+        }
+    }
     if !traces.is_empty() {
         out.push_str("\nSPANS AND ATTRIBUTES\n");
         let mut attempts: HashMap<u64, usize> = HashMap::new();
@@ -116,4 +142,32 @@ pub fn run(db: &Database, args: Args, json: bool) -> Result<String, TrackerError
         }
     }
     Ok(out)
+}
+
+/// A failed child application and its last error chain.
+type FailedChild<'a> = (&'a App, Option<Vec<String>>);
+
+/// The children that failed, with their last error, under each failed step of `app` that
+/// spawned them (by sequence id). A child that failed in one attempt and completed in a
+/// later one is not listed: it is not failed any more.
+fn failed_children<'a>(
+    db: &'a Database,
+    app: &App,
+    steps: &[StepInfo],
+) -> Result<BTreeMap<u64, Vec<FailedChild<'a>>>, TrackerError> {
+    let mut failed: BTreeMap<u64, Vec<FailedChild<'a>>> = BTreeMap::new();
+    for child in db.children(app) {
+        let Some(seq) = child.spawning_parent.as_ref().and_then(|p| p.sequence_id) else {
+            continue;
+        };
+        let step_failed = steps
+            .iter()
+            .any(|s| s.sequence_id == seq && s.status == Status::Failed);
+        if !step_failed || db.summary(child)?.status != Status::Failed {
+            continue;
+        }
+        let error = db.steps(child)?.into_iter().rev().find_map(|s| s.error);
+        failed.entry(seq).or_default().push((child, error));
+    }
+    Ok(failed)
 }
