@@ -168,31 +168,41 @@ async fn sigkill_twenty_times_then_resume_matches_an_uninterrupted_run() {
     );
 }
 
+/// Runners started together on one app id: one runs it; every other is refused at once
+/// with "already running" (or, had it started after the first finished, would load the
+/// finished application and run nothing). No step runs twice.
 #[test]
-fn two_processes_on_one_app_id_exactly_one_runs() {
+fn four_processes_started_together_on_one_app_id_exactly_one_runs() {
     let dir = tempfile::tempdir().unwrap();
-    let (db, log) = (dir.path().join("twice.db"), dir.path().join("twice.log"));
-    // Create the database first so both processes open an existing file.
+    let (db, log) = (dir.path().join("four.db"), dir.path().join("four.log"));
+    // Create the database first so every process opens an existing file.
     drop(SqlitePersister::open(&db).unwrap());
-    let first = crash_app(&db, &log, 300).spawn().unwrap();
-    let second = crash_app(&db, &log, 300).spawn().unwrap();
-    let (a, b) = (
-        first.wait_with_output().unwrap(),
-        second.wait_with_output().unwrap(),
-    );
-    let outcomes = [&a, &b].map(|o| o.status.success());
-    assert_eq!(
-        outcomes.iter().filter(|ok| **ok).count(),
-        1,
-        "exactly one ran: {outcomes:?}"
-    );
-    let loser = if a.status.success() { &b } else { &a };
-    let stderr = String::from_utf8_lossy(&loser.stderr);
-    assert!(
-        stderr.contains("crashy") && stderr.contains("already running"),
-        "{stderr}"
-    );
-    assert!(loser.stdout.is_empty(), "the refused process ran no step");
+    let started: Vec<Child> = (0..4)
+        .map(|_| crash_app(&db, &log, 300).spawn().unwrap())
+        .collect();
+    let outputs: Vec<_> = started
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
+    let ran: Vec<_> = outputs.iter().filter(|o| !o.stdout.is_empty()).collect();
+    assert_eq!(ran.len(), 1, "exactly one ran steps");
+    assert!(ran[0].status.success(), "the runner finished");
+    let done = String::from_utf8_lossy(&ran[0].stdout);
+    assert!(done.lines().any(|l| l.ends_with(" done")), "{done}");
+    for other in outputs.iter().filter(|o| o.stdout.is_empty()) {
+        let stderr = String::from_utf8_lossy(&other.stderr);
+        let refused = !other.status.success()
+            && stderr.contains("crashy")
+            && stderr.contains("already running");
+        assert!(refused || other.status.success(), "{stderr}");
+    }
+    // Every run of an action (sequence id, action, attempt) happened once.
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let unique: std::collections::BTreeSet<&str> = lines.iter().copied().collect();
+    assert_eq!(lines.len(), unique.len(), "a step ran twice");
+    // ... and every step the runner checkpointed was run by it, once per attempt.
+    assert_eq!(executions(&log).len(), done.lines().count());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
