@@ -658,3 +658,76 @@ async fn show_lists_the_failed_children_under_the_step_that_spawned_them() {
     assert_eq!(children.as_array().map(Vec::len), Some(1), "{json}");
     assert_eq!(children[0]["app_id"], failed.as_str());
 }
+
+/// Makes a directory and its database refuse writes (`chattr +i`, which binds root too;
+/// else `chmod`), and undoes it when dropped so the temp dir can be removed.
+struct ReadOnlyDir(PathBuf, PathBuf, bool);
+
+impl ReadOnlyDir {
+    fn new(dir: &Path, db: &Path) -> ReadOnlyDir {
+        use std::os::unix::fs::PermissionsExt;
+        let immutable = std::process::Command::new("chattr")
+            .arg("+i")
+            .args([db, dir])
+            .status()
+            .is_ok_and(|s| s.success());
+        if !immutable {
+            std::fs::set_permissions(db, std::fs::Permissions::from_mode(0o444)).expect("chmod");
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o555)).expect("chmod");
+        }
+        let guard = ReadOnlyDir(dir.to_owned(), db.to_owned(), immutable);
+        assert!(
+            std::fs::File::create(dir.join("probe")).is_err(),
+            "could not make {} refuse writes (chattr +i and chmod both failed to)",
+            dir.display()
+        );
+        guard
+    }
+}
+
+impl Drop for ReadOnlyDir {
+    fn drop(&mut self) {
+        use std::os::unix::fs::PermissionsExt;
+        if self.2 {
+            let _ = std::process::Command::new("chattr")
+                .arg("-i")
+                .args([&self.1, &self.0])
+                .status();
+        } else {
+            let _ = std::fs::set_permissions(&self.0, std::fs::Permissions::from_mode(0o755));
+            let _ = std::fs::set_permissions(&self.1, std::fs::Permissions::from_mode(0o644));
+        }
+    }
+}
+
+#[test]
+fn reading_commands_work_on_a_database_in_a_read_only_directory() {
+    let (dir, db) = copy_of_database();
+    let commands: [&[&str]; 4] = [
+        &["apps"],
+        &["show", common::APP, "--partition-key", common::PARTITION],
+        &["state", common::APP, "--partition-key", common::PARTITION],
+        &["tree", common::APP, "--partition-key", common::PARTITION],
+    ];
+    // What they print from the writable fixture. (Reading the copy before would leave the
+    // `-shm` file that lets SQLite share the file read-only: not the case tested here.)
+    let writable: Vec<String> = commands
+        .iter()
+        .map(|args| stdout_of(database(), args))
+        .collect();
+    let _read_only = ReadOnlyDir::new(dir.path(), &db);
+    for (args, expected) in commands.iter().zip(&writable) {
+        let output = burr_tracker(&db, args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "burr-tracker {args:?}: {stderr}");
+        assert_eq!(
+            &String::from_utf8_lossy(&output.stdout),
+            expected,
+            "{args:?}"
+        );
+        assert!(
+            stderr.contains("read-only directory") && stderr.contains("may miss the latest"),
+            "{args:?} does not say it may be stale: {stderr}"
+        );
+    }
+}

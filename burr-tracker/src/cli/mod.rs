@@ -128,17 +128,31 @@ enum Command {
 /// Run the command; the text to print.
 pub fn run(cli: Cli) -> Result<String, TrackerError> {
     let json = cli.json;
+    let db = &cli.db;
     match cli.command {
-        Command::Apps(args) => apps::run(&Database::open(&cli.db)?, args, json),
-        Command::Show(args) => show::run(&Database::open(&cli.db)?, args, json),
-        Command::State(args) => state::run(&Database::open(&cli.db)?, args, json),
-        Command::Diff(args) => diff::run(&Database::open(&cli.db)?, args, json),
-        Command::Tree(args) => tree::run(&Database::open(&cli.db)?, args, json),
-        Command::Graph(args) => graph::run(&Database::open(&cli.db)?, args, json),
-        Command::Prune(args) => prune::run(&cli.db, args, json),
-        Command::Delete(args) => delete::run(&cli.db, args, json),
-        Command::Export(args) => export::run(&Database::open(&cli.db)?, args, json),
+        Command::Apps(args) => apps::run(&open(db)?, args, json),
+        Command::Show(args) => show::run(&open(db)?, args, json),
+        Command::State(args) => state::run(&open(db)?, args, json),
+        Command::Diff(args) => diff::run(&open(db)?, args, json),
+        Command::Tree(args) => tree::run(&open(db)?, args, json),
+        Command::Graph(args) => graph::run(&open(db)?, args, json),
+        Command::Prune(args) => prune::run(db, args, json),
+        Command::Delete(args) => delete::run(db, args, json),
+        Command::Export(args) => export::run(&open(db)?, args, json),
     }
+}
+
+/// Open the database for a reading command; say on stderr when what it shows may be stale.
+fn open(path: &std::path::Path) -> Result<Database, TrackerError> {
+    let db = Database::open(path)?;
+    if db.may_be_stale() {
+        eprintln!(
+            "note: `{}` is in a read-only directory, so it is read as immutable (without its \
+             WAL): what is shown may miss the latest writes",
+            path.display()
+        );
+    }
+    Ok(db)
 }
 
 /// An error and its causes on one line.

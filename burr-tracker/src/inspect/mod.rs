@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use burr_core::ids::ParentPointer;
 use burr_core::persistence::{History, Persister, SqlitePersister, StepStatus};
 use futures::executor::block_on;
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::Connection;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -214,11 +214,7 @@ impl Database {
             return Err(TrackerError::MissingDatabase { path });
         }
         let persister = SqlitePersister::open_read_only(&path)?;
-        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(&path, flags)
-            .map_err(|e| TrackerError::sqlite(&path, e))?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(|e| TrackerError::sqlite(&path, e))?;
+        let conn = persister.read_only_connection()?;
         let tracker = match schema::stored_version(&conn, &path)? {
             Some(version) => {
                 schema::check_version(version, &path)?;
@@ -242,6 +238,12 @@ impl Database {
             .map(|(i, app)| ((app.partition_key.clone(), app.app_id.clone()), i))
             .collect();
         Ok(db)
+    }
+
+    /// Whether what this database shows may miss the latest writes: its directory is
+    /// read-only, so SQLite reads the file as immutable, without the WAL.
+    pub fn may_be_stale(&self) -> bool {
+        self.persister.may_be_stale()
     }
 
     /// The database file.

@@ -70,6 +70,19 @@ pub struct SqliteOptions {
     pub(super) durability: Durability,
     pub(super) busy_timeout: Duration,
     pub(super) clock: Arc<dyn Clock>,
+    /// How a read-only persister opens its connections (`None` for a writer).
+    pub(super) read_only: Option<ReadOnly>,
+}
+
+/// How a read-only persister opens the file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum ReadOnly {
+    /// `SQLITE_OPEN_READ_ONLY`: sees every committed write.
+    Shared,
+    /// `immutable=1`, where the directory refuses the files a shared reader of a WAL
+    /// database needs: SQLite takes no locks and reads no WAL, so what it shows may be
+    /// stale.
+    Immutable,
 }
 
 impl Default for SqliteOptions {
@@ -78,6 +91,7 @@ impl Default for SqliteOptions {
             durability: Durability::Normal,
             busy_timeout: Duration::from_secs(5),
             clock: Arc::new(SystemClock),
+            read_only: None,
         }
     }
 }
@@ -214,6 +228,10 @@ pub(super) fn open_reader(
     path: &Path,
     options: &SqliteOptions,
 ) -> Result<Connection, PersistenceError> {
+    if let Some(mode) = options.read_only {
+        return open_read_only_connection(path, mode, options.busy_timeout)
+            .map_err(|e| classify(path, e));
+    }
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags).map_err(|e| classify(path, e))?;
     configure(&conn, path, options)?;
@@ -472,6 +490,63 @@ pub(super) fn classify(path: &Path, error: rusqlite::Error) -> PersistenceError 
     }
 }
 
+/// Open `path` read-only in `mode`.
+fn open_read_only_connection(
+    path: &Path,
+    mode: ReadOnly,
+    busy_timeout: Duration,
+) -> Result<Connection, rusqlite::Error> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = match mode {
+        ReadOnly::Shared => Connection::open_with_flags(path, flags)?,
+        ReadOnly::Immutable => {
+            Connection::open_with_flags(immutable_uri(path), flags | OpenFlags::SQLITE_OPEN_URI)?
+        }
+    };
+    conn.busy_timeout(busy_timeout)?;
+    Ok(conn)
+}
+
+/// Open `path` read-only, shared if SQLite can (the first read tells: a WAL database in a
+/// directory that refuses its `-shm` file cannot be), else immutable.
+fn open_read_only_probed(
+    path: &Path,
+    busy_timeout: Duration,
+) -> Result<(Connection, ReadOnly), rusqlite::Error> {
+    let shared = open_read_only_connection(path, ReadOnly::Shared, busy_timeout).and_then(|conn| {
+        conn.query_row("PRAGMA schema_version", [], |_| Ok(()))?;
+        Ok(conn)
+    });
+    match shared {
+        Ok(conn) => Ok((conn, ReadOnly::Shared)),
+        Err(error)
+            if matches!(
+                error.sqlite_error_code(),
+                Some(ErrorCode::CannotOpen | ErrorCode::ReadOnly | ErrorCode::PermissionDenied)
+            ) =>
+        {
+            let conn = open_read_only_connection(path, ReadOnly::Immutable, busy_timeout)?;
+            Ok((conn, ReadOnly::Immutable))
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// The `file:` URI of `path` with `immutable=1` (`%`, `?` and `#` escaped).
+fn immutable_uri(path: &Path) -> String {
+    let mut uri = String::from("file:");
+    for c in path.to_string_lossy().chars() {
+        match c {
+            '%' => uri.push_str("%25"),
+            '?' => uri.push_str("%3f"),
+            '#' => uri.push_str("%23"),
+            c => uri.push(c),
+        }
+    }
+    uri.push_str("?immutable=1");
+    uri
+}
+
 // --------------------------------------------------------------------------------------
 // Read-only access for inspection tools (the `burr-tracker` CLI): open an existing
 // database without ever writing to it, list every application it holds, and tell
@@ -501,11 +576,10 @@ impl SqlitePersister {
             };
             return Err(open_error(&path, problem));
         }
-        let options = SqliteOptions::default();
-        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(&path, flags).map_err(|e| classify(&path, e))?;
-        conn.busy_timeout(options.busy_timeout)
-            .map_err(|e| classify(&path, e))?;
+        let mut options = SqliteOptions::default();
+        let (conn, mode) =
+            open_read_only_probed(&path, options.busy_timeout).map_err(|e| classify(&path, e))?;
+        options.read_only = Some(mode);
         let read = |pragma: &str| {
             conn.query_row(pragma, [], |row| row.get::<_, i64>(0))
                 .map_err(|e| classify(&path, e))
@@ -551,5 +625,22 @@ impl SqlitePersister {
                 leases_taken: AtomicU64::new(0),
             }),
         })
+    }
+
+    /// Whether this read-only persister reads the file as immutable: its directory
+    /// refused the files SQLite needs to share a WAL database with writers, so it takes no
+    /// locks and reads no WAL, and what it shows may miss the latest writes.
+    pub fn may_be_stale(&self) -> bool {
+        self.inner.options.read_only == Some(ReadOnly::Immutable)
+    }
+
+    /// A read-only connection to this persister's file (for a tool that reads tables of
+    /// its own from the same file), opened as a read-only persister's readers are:
+    /// immutable when [`may_be_stale`](Self::may_be_stale), else shared.
+    pub fn read_only_connection(&self) -> Result<Connection, PersistenceError> {
+        let mode = self.inner.options.read_only.unwrap_or(ReadOnly::Shared);
+        let path = &self.inner.path;
+        open_read_only_connection(path, mode, self.inner.options.busy_timeout)
+            .map_err(|e| classify(path, e))
     }
 }
