@@ -744,7 +744,9 @@ async fn child_tracker_cascade_none_and_given() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+/// On tokio's paused clock: it moves only when every task waits, so the fast child always
+/// finishes within the 100 ms, and the slow child's 5 s are never waited for.
+#[tokio::test(start_paused = true)]
 async fn a_child_over_its_timeout_fails_and_is_recorded_cancelled() {
     let slow = action_fn("slow", |s: State, _, _| async move {
         let ms: u64 = s.get("ms")?;
@@ -766,14 +768,17 @@ async fn a_child_over_its_timeout_fails_and_is_recorded_cancelled() {
         .with_actions([map])
         .with_entrypoint("fan")
         .with_app_id("timeouts")
+        // Its own slots: waiting for a slot of the process-wide executor, which the other
+        // tests' children hold in real time, would count against the child's timeout.
+        .with_executor(Executor::new(2))
         .with_state_persister(store.clone())
         .build()
         .await
         .unwrap();
-    let started = std::time::Instant::now();
+    let started = tokio::time::Instant::now();
     let err = app.step(Inputs::new()).await.unwrap_err();
     assert!(
-        started.elapsed() < std::time::Duration::from_secs(4),
+        started.elapsed() < std::time::Duration::from_secs(5),
         "the slow child was not waited for"
     );
     let errors = children_errors(&err);
@@ -787,10 +792,14 @@ async fn a_child_over_its_timeout_fails_and_is_recorded_cancelled() {
     assert_eq!(rows.last().map(|r| r.status), Some(StepStatus::Cancelled));
 }
 
-/// A store whose first save of a completed `slow_save` step commits, then hangs: the
-/// commit is durable before the caller hears of it, as with a store that writes on
-/// another thread.
-struct CommitsThenHangs(Arc<InMemoryPersister>, Arc<std::sync::atomic::AtomicBool>);
+/// A store whose first save of a completed `slow_save` step commits, says so (the
+/// `Notify`), then hangs: the commit is durable before the caller hears of it, as with a
+/// store that writes on another thread.
+struct CommitsThenHangs(
+    Arc<InMemoryPersister>,
+    Arc<std::sync::atomic::AtomicBool>,
+    Arc<tokio::sync::Notify>,
+);
 
 #[burr_core::actions::async_trait]
 impl Persister for CommitsThenHangs {
@@ -800,6 +809,7 @@ impl Persister for CommitsThenHangs {
             && checkpoint.status == StepStatus::Completed
             && !self.1.swap(true, Ordering::SeqCst)
         {
+            self.2.notify_one();
             tokio::time::sleep(std::time::Duration::from_secs(30)).await;
         }
         Ok(())
@@ -844,14 +854,22 @@ enum Cut {
 async fn committed_then_cut(cut: Cut) {
     let runs = Arc::new(AtomicUsize::new(0));
     let failures = Arc::new(AtomicUsize::new(0));
+    let committed = Arc::new(tokio::sync::Notify::new());
     let (counted, failed) = (Arc::clone(&runs), Arc::clone(&failures));
+    let heard = Arc::clone(&committed);
     let slow_save = action_fn("slow_save", move |s: State, _, _| {
-        let (counted, failed) = (Arc::clone(&counted), Arc::clone(&failed));
+        let (counted, failed, heard) = (
+            Arc::clone(&counted),
+            Arc::clone(&failed),
+            Arc::clone(&heard),
+        );
         async move {
             if s.get::<bool>("fails")? {
                 // The sibling fails once, after the other child's save has committed.
                 if failed.fetch_add(1, Ordering::SeqCst) == 0 {
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    tokio::time::timeout(std::time::Duration::from_secs(30), heard.notified())
+                        .await
+                        .expect("the other child's save commits");
                     return Err(ActionError::msg("sibling failed"));
                 }
             } else {
@@ -891,12 +909,14 @@ async fn committed_then_cut(cut: Cut) {
     let store = Arc::new(InMemoryPersister::new());
     let hung = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let hook = RecordingHook::new();
-    let persister: Arc<dyn Persister> = Arc::new(CommitsThenHangs(store.clone(), hung));
+    let persister: Arc<dyn Persister> = Arc::new(CommitsThenHangs(store.clone(), hung, committed));
     let build = || {
         ApplicationBuilder::new()
             .with_actions([map.clone()])
             .with_entrypoint("fan")
             .with_app_id("committed")
+            // Its own slots, not those the other tests' children hold (see above).
+            .with_executor(Executor::new(2))
             .with_state_persister(persister.clone())
             .initialize_from(persister.clone())
             .with_tracker(Arc::new(hook.clone()))
@@ -947,7 +967,9 @@ async fn committed_then_cut(cut: Cut) {
     assert_eq!(runs.load(Ordering::SeqCst), 1, "{cut:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+/// On tokio's paused clock: the child's action and commit always come before its 100 ms
+/// are up (time moves only when every task waits).
+#[tokio::test(start_paused = true)]
 async fn a_child_timed_out_after_its_checkpoint_committed_counts_the_step_as_completed() {
     committed_then_cut(Cut::Timeout).await;
 }

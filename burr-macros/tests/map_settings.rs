@@ -203,6 +203,9 @@ async fn timed_out(
         .with_actions([action])
         .with_entrypoint(&entrypoint)
         .with_app_id(app_id)
+        // Its own slots: waiting for a slot of the process-wide executor, which the other
+        // tests' children hold in real time, would count against the child's timeout.
+        .with_executor(Executor::new(2))
         .with_state_persister(store.clone())
         .build()
         .await
@@ -215,7 +218,9 @@ async fn timed_out(
     (err, rows.last().map(|r| r.status))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+/// On tokio's paused clock: it moves only when every task waits, so the fast child always
+/// finishes within the 100 ms.
+#[tokio::test(start_paused = true)]
 async fn a_child_over_the_timeout_fails_as_with_the_builder() {
     let (err, status) = timed_out(Limited, "timeouts").await;
     let Some(Error::Children(ChildrenFailed {

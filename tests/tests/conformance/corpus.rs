@@ -115,6 +115,11 @@ pub fn locate() -> PathBuf {
     }
 }
 
+/// The cases the shared corpus lacks, in its format: `supplement/` beside this file.
+pub fn supplement() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance/supplement")
+}
+
 /// Read and cross-check the corpus in `dir`. A missing or malformed file is an error that
 /// names it.
 pub fn load(dir: &Path) -> Result<Corpus, String> {

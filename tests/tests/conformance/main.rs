@@ -6,6 +6,11 @@
 //! so a failure names the behaviour that broke and its first difference. The corpus is
 //! `../shared/conformance` beside the repository, or `$BURR_CONFORMANCE_DIR`; a missing
 //! corpus fails the run.
+//!
+//! `supplement/` beside this file holds cases the corpus lacks, in its format and run the
+//! same way (trials named `supplement::<scenario>`). Their outcomes are written by hand
+//! from Burr 0.43's source, not recorded from a Burr run; its `golden.json` says where
+//! each comes from.
 
 mod action;
 mod compare;
@@ -26,17 +31,26 @@ fn main() {
         .into_iter()
         .map(|(name, check)| Trial::test(name, move || check().map_err(Failed::from)))
         .collect();
-    match corpus::load(&dir) {
+    add_corpus(&mut trials, "", &dir);
+    add_corpus(&mut trials, "supplement::", &corpus::supplement());
+    libtest_mimic::run(&args, trials).exit();
+}
+
+/// One trial per scenario of the corpus in `dir`, named `<prefix><scenario>`; a corpus
+/// that is missing, unreadable or inconsistent is a failing trial too.
+fn add_corpus(trials: &mut Vec<Trial>, prefix: &str, dir: &std::path::Path) {
+    match corpus::load(dir) {
         Ok(corpus) => {
             if !corpus.problems.is_empty() {
                 let problems = corpus.problems.join("\n");
-                trials.push(Trial::test("corpus::consistent", move || {
-                    Err(problems.into())
-                }));
+                trials.push(Trial::test(
+                    format!("{prefix}corpus::consistent"),
+                    move || Err(problems.into()),
+                ));
             }
             let dir = corpus.dir.display().to_string();
             for (scenario, golden) in corpus.cases {
-                let name = scenario.name.clone();
+                let name = format!("{prefix}{}", scenario.name);
                 let kind = scenario.category.clone();
                 let dir = dir.clone();
                 trials.push(
@@ -46,12 +60,11 @@ fn main() {
             }
         }
         Err(problem) => {
-            trials.push(Trial::test("corpus::present", move || {
+            trials.push(Trial::test(format!("{prefix}corpus::present"), move || {
                 Err(format!("the conformance corpus is missing or unreadable: {problem}").into())
             }));
         }
     }
-    libtest_mimic::run(&args, trials).exit();
 }
 
 /// Run one scenario and compare its records with the golden ones.
