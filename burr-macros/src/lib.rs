@@ -2,7 +2,7 @@
 //!
 //! The attribute macros of [burr-core](https://docs.rs/burr-core): write an action as a
 //! function, get a checked `Action`. Use them through burr-core (feature `macros`, on by
-//! default), as `burr_core::actions`, `burr_core::map_states`, `burr_core::map_tasks`,
+//! default), as `burr_core::action`, `burr_core::map_states`, `burr_core::map_tasks`,
 //! `burr_core::map_actions` and `burr_core::map_actions_and_states`; this crate is not meant
 //! to be a dependency of its own.
 //!
