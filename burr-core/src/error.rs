@@ -274,8 +274,10 @@ pub enum BuilderError {
 }
 
 impl BuilderError {
-    /// `Err` naming `value` when it cannot be an identifier.
-    pub(crate) fn check_identifier(what: &'static str, value: &str) -> Result<(), BuilderError> {
+    /// `Err` naming `value` when it cannot be an identifier (an app id, a partition key):
+    /// empty, with a control character, or with white space at either end. `what` says
+    /// what the value is, for the message.
+    pub fn check_identifier(what: &'static str, value: &str) -> Result<(), BuilderError> {
         let control = if value.is_ascii() {
             value.bytes().any(|b| b.is_ascii_control())
         } else {

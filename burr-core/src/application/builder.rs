@@ -79,6 +79,7 @@ pub struct ApplicationBuilder {
     /// Set for child applications: the parent's place in the admission order plus the
     /// task's index.
     work: Option<WorkKey>,
+    flow: Option<u64>,
     resources: Resources,
     retries: Vec<(String, RetryPolicy)>,
     default_retry: Option<RetryPolicy>,
@@ -313,6 +314,16 @@ impl ApplicationBuilder {
         self
     }
 
+    /// The application's flow order: among flows of equal priority, the executor admits
+    /// the child applications of the flow with the smaller value first. Default: the
+    /// order in which this process built its top-level applications. A run queue gives
+    /// the flow's start time (microseconds since the Unix epoch), so that the children of
+    /// an earlier flow go first across processes and restarts.
+    pub fn with_flow(mut self, flow: u64) -> Self {
+        self.flow = Some(flow);
+        self
+    }
+
     /// For child applications: their place in the executor's admission order.
     pub(crate) fn with_work_key(mut self, work: WorkKey) -> Self {
         self.work = Some(work);
@@ -429,7 +440,7 @@ impl ApplicationBuilder {
             (Some(work), Some(priority)) => WorkKey { priority, ..work },
             (None, priority) => WorkKey {
                 priority: priority.unwrap_or_default(),
-                flow: next_flow(),
+                flow: self.flow.unwrap_or_else(next_flow),
                 path: Arc::from(Vec::new()),
             },
         };

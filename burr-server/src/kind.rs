@@ -1,0 +1,256 @@
+//! Kinds of run: a name, an input type (with its JSON schema), a version, a queue, and a
+//! factory that builds the application from a run's inputs. A [`Registry`] holds them.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use burr_core::application::Step;
+use burr_core::{ApplicationBuilder, State};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::error::QueueError;
+use crate::run::{ConcurrencyLimit, DEFAULT_QUEUE};
+
+/// An error a kind's factory returns.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// What a kind's factory knows of the run it builds for.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct RunInfo {
+    /// The run id (the application's app id).
+    pub run_id: String,
+    /// The attempt (1 for the first claim).
+    pub attempt: u32,
+    /// The run's priority.
+    pub priority: i32,
+    /// The flow it belongs to.
+    pub flow: String,
+}
+
+/// A kind of run. Implement it for a type holding what the factory needs (models,
+/// clients), and [`register`](Registry::register) it.
+///
+/// ```
+/// use burr_core::{action, ApplicationBuilder, State};
+/// use burr_server::{BoxError, Kind, RunInfo};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[action(writes = [count])]
+/// fn start(state: State) -> State {
+///     state.update("count", 1)
+/// }
+///
+/// #[derive(Serialize, Deserialize, schemars::JsonSchema)]
+/// struct CountInputs {
+///     org: String,
+/// }
+///
+/// struct Count;
+///
+/// impl Kind for Count {
+///     type Inputs = CountInputs;
+///     fn name(&self) -> &str {
+///         "count"
+///     }
+///     fn build(&self, inputs: CountInputs, _run: &RunInfo) -> Result<ApplicationBuilder, BoxError> {
+///         Ok(ApplicationBuilder::new()
+///             .with_actions([Start])
+///             .with_transitions(Vec::<(&str, &str)>::new())
+///             .with_state(State::new().update("org", inputs.org))
+///             .with_entrypoint("start"))
+///     }
+/// }
+/// let registry = burr_server::Registry::new().register(Count);
+/// assert_eq!(registry.kinds()[0].name, "count");
+/// ```
+pub trait Kind: Send + Sync + 'static {
+    /// The run's inputs: submissions are checked against this type, and its JSON schema
+    /// is published with the kind.
+    type Inputs: DeserializeOwned + Serialize + schemars::JsonSchema + Send + 'static;
+
+    /// The kind's name (what `submit` names).
+    fn name(&self) -> &str;
+
+    /// The kind's version: a worker claims only runs of the versions it has. Default 1.
+    fn version(&self) -> u32 {
+        1
+    }
+
+    /// The queue its runs go to (default `default`): a worker serves a set of queues.
+    fn queue(&self) -> &str {
+        DEFAULT_QUEUE
+    }
+
+    /// At most `limit` runs with the same key run at once (e.g. per organisation, taken
+    /// from the inputs). Default: no limit.
+    fn concurrency(&self, _inputs: &Self::Inputs) -> Option<ConcurrencyLimit> {
+        None
+    }
+
+    /// Claims of one run before it is given up as failed (a run whose worker keeps
+    /// dying). Default 5.
+    fn max_attempts(&self) -> u32 {
+        5
+    }
+
+    /// The application for a run: its actions, transitions, initial state and
+    /// entrypoint. The worker adds the app id, the persister (and resumes from it), the
+    /// tracker, the executor, the priority and the cancel token.
+    fn build(&self, inputs: Self::Inputs, run: &RunInfo) -> Result<ApplicationBuilder, BoxError>;
+
+    /// What a finished run keeps as its result, from its last step (`None` when the run
+    /// resumed an application that had already finished) and its final state. Default:
+    /// the last action and its result.
+    fn summarize(&self, last: Option<&Step>, _state: &State) -> Value {
+        match last {
+            Some(step) => json!({"action": step.action, "result": step.result}),
+            None => Value::Null,
+        }
+    }
+}
+
+/// A kind as the registry holds it, without its input type.
+pub(crate) trait ErasedKind: Send + Sync {
+    fn info(&self) -> KindInfo;
+    fn max_attempts(&self) -> u32;
+    /// Check `inputs`; the concurrency limit they give.
+    fn check(&self, inputs: &Value) -> Result<Option<ConcurrencyLimit>, QueueError>;
+    fn build(&self, inputs: &Value, run: &RunInfo) -> Result<ApplicationBuilder, BoxError>;
+    fn summarize(&self, last: Option<&Step>, state: &State) -> Value;
+}
+
+struct Erased<K>(K);
+
+impl<K: Kind> Erased<K> {
+    fn parse(&self, inputs: &Value) -> Result<K::Inputs, QueueError> {
+        serde_path_to_error::deserialize::<_, K::Inputs>(inputs).map_err(|error| {
+            let path = error.path().to_string();
+            let message = error.inner().to_string();
+            // serde names a missing field only in its message.
+            let field = match (path.as_str(), message.strip_prefix("missing field `")) {
+                (".", Some(rest)) => rest.trim_end_matches('`').to_owned(),
+                (".", None) => ".".to_owned(),
+                (_, Some(rest)) => format!("{path}.{}", rest.trim_end_matches('`')),
+                _ => path,
+            };
+            QueueError::BadInputs {
+                kind: self.0.name().to_owned(),
+                field,
+                message,
+            }
+        })
+    }
+}
+
+impl<K: Kind> ErasedKind for Erased<K> {
+    fn info(&self) -> KindInfo {
+        KindInfo {
+            name: self.0.name().to_owned(),
+            version: self.0.version(),
+            queue: self.0.queue().to_owned(),
+            input_schema: serde_json::to_value(schemars::schema_for!(K::Inputs))
+                .unwrap_or(Value::Null),
+        }
+    }
+
+    fn max_attempts(&self) -> u32 {
+        self.0.max_attempts().max(1)
+    }
+
+    fn check(&self, inputs: &Value) -> Result<Option<ConcurrencyLimit>, QueueError> {
+        let parsed = self.parse(inputs)?;
+        let limit = self.0.concurrency(&parsed);
+        if let Some(limit) = &limit {
+            if limit.limit == 0 {
+                return Err(QueueError::Invalid {
+                    what: "concurrency limit",
+                    value: format!("{} for key `{}`", limit.limit, limit.key),
+                    problem: format!("kind `{}` must allow at least 1 run", self.0.name()),
+                });
+            }
+        }
+        Ok(limit)
+    }
+
+    fn build(&self, inputs: &Value, run: &RunInfo) -> Result<ApplicationBuilder, BoxError> {
+        let parsed = self.parse(inputs)?;
+        self.0.build(parsed, run)
+    }
+
+    fn summarize(&self, last: Option<&Step>, state: &State) -> Value {
+        self.0.summarize(last, state)
+    }
+}
+
+/// What a kind publishes: its name, version, queue and input schema.
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
+pub struct KindInfo {
+    /// The name.
+    pub name: String,
+    /// The version.
+    pub version: u32,
+    /// The queue its runs go to.
+    pub queue: String,
+    /// The JSON schema of its inputs.
+    pub input_schema: Value,
+}
+
+/// The kinds a process knows: what `submit` checks against and what a worker can run.
+#[derive(Clone, Default)]
+pub struct Registry {
+    kinds: BTreeMap<String, Arc<dyn ErasedKind>>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.kinds.keys()).finish()
+    }
+}
+
+impl Registry {
+    /// No kinds.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Add a kind.
+    ///
+    /// # Panics
+    /// When a kind of the same name is registered already: two factories for one name
+    /// is a bug in the program, found at its start.
+    pub fn register<K: Kind>(mut self, kind: K) -> Self {
+        let name = kind.name().to_owned();
+        assert!(
+            !self.kinds.contains_key(&name),
+            "kind `{name}` is registered twice"
+        );
+        self.kinds.insert(name, Arc::new(Erased(kind)));
+        self
+    }
+
+    /// The kinds, by name.
+    pub fn kinds(&self) -> Vec<KindInfo> {
+        self.kinds.values().map(|k| k.info()).collect()
+    }
+
+    /// The (kind, version) pairs a worker with this registry can run.
+    pub fn versions(&self) -> Vec<(String, u32)> {
+        self.kinds
+            .values()
+            .map(|k| {
+                let info = k.info();
+                (info.name, info.version)
+            })
+            .collect()
+    }
+
+    pub(crate) fn get(&self, name: &str) -> Result<&Arc<dyn ErasedKind>, QueueError> {
+        self.kinds.get(name).ok_or_else(|| QueueError::UnknownKind {
+            kind: name.to_owned(),
+            known: self.kinds.keys().cloned().collect(),
+        })
+    }
+}

@@ -1,0 +1,128 @@
+//! Wake-ups: when something changes in a run queue (a run submitted, finished,
+//! cancelled), the processes waiting on it are told at once instead of polling.
+//!
+//! In one process, a counter in a [`watch`] channel. Across processes on one machine,
+//! each process binds a Unix datagram socket in the directory `<database>.wake/`; a
+//! change sends one byte to every socket there (a socket whose process is gone is
+//! removed). Where sockets cannot be used, waiters fall back to bounded backoff polling.
+
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+/// The longest a waiter sleeps without a wake-up before it looks again (the fallback
+/// when another process's wake-up cannot reach it).
+pub const MAX_POLL: Duration = Duration::from_millis(500);
+
+/// Wake-ups of one queue handle.
+pub(crate) struct Wake {
+    changes: watch::Sender<u64>,
+    /// The wake-up directory and this process's socket in it.
+    socket: Option<(PathBuf, PathBuf)>,
+    sender: Option<UnixDatagram>,
+    listener: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Wake {
+    /// Wake-ups for the database at `db`: in this process always; across processes
+    /// when a runtime is running and the socket can be bound.
+    pub(crate) fn open(db: &Path) -> Arc<Wake> {
+        let (changes, _) = watch::channel(0u64);
+        let mut wake = Wake {
+            changes,
+            socket: None,
+            sender: UnixDatagram::unbound().ok(),
+            listener: None,
+        };
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            if let Some((dir, path, socket)) = bind(db) {
+                let changes = wake.changes.clone();
+                let _guard = handle.enter();
+                if let Ok(socket) = tokio::net::UnixDatagram::from_std(socket) {
+                    wake.listener = Some(handle.spawn(async move {
+                        let mut buf = [0u8; 16];
+                        while socket.recv(&mut buf).await.is_ok() {
+                            changes.send_modify(|n| *n = n.wrapping_add(1));
+                        }
+                    }));
+                    wake.socket = Some((dir, path));
+                }
+            }
+        }
+        Arc::new(wake)
+    }
+
+    /// A receiver that sees every later [`ring`](Self::ring), here or in another process.
+    pub(crate) fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    /// Tell this process's waiters only.
+    pub(crate) fn ring_local(&self) {
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Tell every waiter, here and in the other processes.
+    pub(crate) fn ring(&self) {
+        self.ring_local();
+        let (Some((dir, me)), Some(sender)) = (&self.socket, &self.sender) else {
+            return;
+        };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if &path == me || path.extension().is_none_or(|e| e != "sock") {
+                continue;
+            }
+            if let Err(error) = sender.send_to(&[1], &path) {
+                if matches!(
+                    error.kind(),
+                    std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotFound
+                ) {
+                    // Its process is gone.
+                    let _ = std::fs::remove_file(&path);
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Wake {
+    fn drop(&mut self) {
+        if let Some(listener) = self.listener.take() {
+            listener.abort();
+        }
+        if let Some((_, path)) = &self.socket {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// The wake-up directory of `db`, and a fresh socket bound in it.
+fn bind(db: &Path) -> Option<(PathBuf, PathBuf, UnixDatagram)> {
+    if db == Path::new(":memory:") {
+        return None;
+    }
+    let mut dir = db.as_os_str().to_owned();
+    dir.push(".wake");
+    let dir = PathBuf::from(dir);
+    std::fs::create_dir_all(&dir).ok()?;
+    let dir = std::fs::canonicalize(&dir).ok()?;
+    let path = dir.join(format!(
+        "{}-{}.sock",
+        std::process::id(),
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    ));
+    // A socket path is at most ~107 bytes: a longer one gets no cross-process wake-ups.
+    if path.as_os_str().len() >= 100 {
+        return None;
+    }
+    let socket = UnixDatagram::bind(&path).ok()?;
+    socket.set_nonblocking(true).ok()?;
+    Some((dir, path, socket))
+}

@@ -1,0 +1,17 @@
+//! A user's binary with the run verbs (`burr_server::cli::main`) and the test kinds: what
+//! the run-queue process tests start, kill and drive. `RUNS_LOG` names the file the
+//! `steps` kind logs every execution to; `RUNS_ORG_LIMIT` its runs per org (default 2).
+
+use burr_server::Registry;
+use burr_tests::runs_kinds::Steps;
+
+fn main() -> std::process::ExitCode {
+    let steps = Steps {
+        log: std::env::var_os("RUNS_LOG").map(Into::into),
+        org_limit: std::env::var("RUNS_ORG_LIMIT")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(2),
+    };
+    burr_server::cli::main(Registry::new().register(steps))
+}

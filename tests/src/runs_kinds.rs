@@ -1,0 +1,107 @@
+//! Kinds of run for the run-queue tests (and the `runs-app` binary they start).
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use burr_core::actions::{action_fn, action_sync};
+use burr_core::{default, expr, ActionError, ApplicationBuilder, ApplicationContext, State};
+use burr_server::{BoxError, ConcurrencyLimit, Kind, RunInfo};
+use serde::{Deserialize, Serialize};
+
+/// The inputs of [`Steps`].
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StepsInputs {
+    /// How many `work` steps before `done`.
+    pub steps: u32,
+    /// How long each `work` step sleeps (it wakes early when cancelled).
+    #[serde(default)]
+    pub sleep_ms: u64,
+    /// The `work` step (1-based count) that fails.
+    #[serde(default)]
+    pub fail_at: Option<u32>,
+    /// The tenant: at most [`Steps::org_limit`] runs per org run at once.
+    #[serde(default)]
+    pub org: Option<String>,
+}
+
+/// A run of `steps` `work` steps then `done`. Every execution of an action appends
+/// `ran <run id> <sequence id> <action> <pid> <run attempt>` to the log file, one write
+/// per line, so a killed process never leaves half a line.
+#[derive(Clone, Debug, Default)]
+pub struct Steps {
+    /// Where executions are logged.
+    pub log: Option<PathBuf>,
+    /// Runs per org at once.
+    pub org_limit: u32,
+}
+
+impl Steps {
+    fn log(&self, line: String) {
+        if let Some(path) = &self.log {
+            if let Ok(mut file) = OpenOptions::new().create(true).append(true).open(path) {
+                let _ = file.write_all(line.as_bytes());
+            }
+        }
+    }
+}
+
+impl Kind for Steps {
+    type Inputs = StepsInputs;
+
+    fn name(&self) -> &str {
+        "steps"
+    }
+
+    fn concurrency(&self, inputs: &StepsInputs) -> Option<ConcurrencyLimit> {
+        inputs.org.as_ref().map(|org| ConcurrencyLimit {
+            key: format!("org:{org}"),
+            limit: self.org_limit.max(1),
+        })
+    }
+
+    fn build(&self, inputs: StepsInputs, run: &RunInfo) -> Result<ApplicationBuilder, BoxError> {
+        let me = self.clone();
+        let attempt = run.attempt;
+        let steps = inputs.steps;
+        let work = action_fn("work", move |state: State, _, ctx: ApplicationContext| {
+            let me = me.clone();
+            let inputs = inputs.clone();
+            async move {
+                let count: u32 = state.get("count")?;
+                me.log(format!(
+                    "ran {} {} work {} {attempt}\n",
+                    ctx.app_id(),
+                    ctx.sequence_id(),
+                    std::process::id()
+                ));
+                if inputs.sleep_ms > 0 {
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_millis(inputs.sleep_ms)) => {}
+                        () = ctx.cancelled() => return Err(ActionError::msg("cancelled while working")),
+                    }
+                }
+                if inputs.fail_at == Some(count + 1) {
+                    return Err(ActionError::msg(format!("work {} fails on purpose", count + 1)));
+                }
+                Ok(state.update("count", count + 1))
+            }
+        })
+        .reads(["count"])
+        .writes(["count"]);
+        let done = action_sync("done", |state: State, _, _: &ApplicationContext| {
+            state.update("finished", true)
+        })
+        .writes(["finished"]);
+        Ok(ApplicationBuilder::new()
+            .with_actions([work, done])
+            .with_transitions([
+                ("work", "done", expr(&format!("count >= {steps}"))),
+                ("work", "work", default()),
+            ])
+            .with_state(State::new().update("count", 0))
+            .with_entrypoint("work"))
+    }
+}

@@ -1,0 +1,786 @@
+//! The run queue and workers in one process, on real SQLite files: submissions, typed
+//! errors that change nothing, claim order, concurrency limits, fencing, schedules,
+//! cancel, drain, not-before times and events.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use burr_server::{
+    Claim, EventKind, Finish, QueueError, Registry, RunQueue, RunStatus, Runs, ScheduleSpec,
+    SqliteRunQueue, Submission, Worker, WorkerOptions,
+};
+use burr_tests::runs_kinds::Steps;
+use serde_json::json;
+use tokio::sync::oneshot;
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    db: PathBuf,
+    log: PathBuf,
+    queue: SqliteRunQueue,
+    runs: Runs,
+    registry: Arc<Registry>,
+}
+
+fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("burr.db");
+    let log = dir.path().join("log");
+    let queue = SqliteRunQueue::open(&db).unwrap();
+    let registry = Arc::new(Registry::new().register(Steps {
+        log: Some(log.clone()),
+        org_limit: 2,
+    }));
+    let runs = Runs::new(Arc::new(queue.clone()), Arc::clone(&registry));
+    Setup {
+        _dir: dir,
+        db,
+        log,
+        queue,
+        runs,
+        registry,
+    }
+}
+
+/// A worker on `setup`'s queue, stopped (drained) when the sender is used or dropped.
+fn start_worker(
+    setup: &Setup,
+    options: WorkerOptions,
+) -> (
+    oneshot::Sender<()>,
+    tokio::task::JoinHandle<burr_server::WorkerReport>,
+) {
+    let worker = Worker::new(
+        Arc::new(setup.queue.clone()),
+        setup.queue.persister(),
+        Arc::clone(&setup.registry),
+    )
+    .with_options(options);
+    let (stop, stopped) = oneshot::channel::<()>();
+    let handle = tokio::spawn(async move {
+        worker
+            .run(async {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap()
+    });
+    (stop, handle)
+}
+
+fn claim(worker: &str, limit: usize, ttl_ms: i64) -> Claim {
+    Claim {
+        worker: worker.to_owned(),
+        queues: vec!["default".to_owned()],
+        kinds: vec![("steps".to_owned(), 1)],
+        limit,
+        lease_ttl_us: ttl_ms * 1000,
+    }
+}
+
+/// Every row of the queue's tables, as text: what "changes nothing stored" compares.
+fn dump(db: &Path) -> Vec<String> {
+    let conn = rusqlite_conn(db);
+    let mut out = Vec::new();
+    for table in ["burr_runs", "burr_run_events", "burr_schedules"] {
+        let mut stmt = conn.prepare(&format!("SELECT * FROM {table}")).unwrap();
+        let columns = stmt.column_count();
+        let mut rows = stmt.query([]).unwrap();
+        while let Some(row) = rows.next().unwrap() {
+            let cells: Vec<String> = (0..columns)
+                .map(|i| format!("{:?}", row.get_ref(i).unwrap()))
+                .collect();
+            out.push(format!("{table}: {}", cells.join("|")));
+        }
+    }
+    out
+}
+
+fn rusqlite_conn(db: &Path) -> rusqlite::Connection {
+    rusqlite::Connection::open(db).unwrap()
+}
+
+/// `(run id, sequence id)` of every logged execution.
+fn executions(log: &Path) -> Vec<(String, u64)> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .map(|line| {
+            let parts: Vec<&str> = line.split(' ').collect();
+            (parts[1].to_owned(), parts[2].parse().unwrap())
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_submitted_run_runs_to_success_with_its_events_in_order() {
+    let s = setup();
+    let submitted = s
+        .runs
+        .submit(Submission::new("steps", json!({"steps": 3})))
+        .await
+        .unwrap();
+    assert!(submitted.created);
+    assert_eq!(submitted.run.status, RunStatus::Queued);
+    let (stop, worker) = start_worker(&s, WorkerOptions::default());
+    let run = tokio::time::timeout(Duration::from_secs(20), s.runs.wait(&submitted.run.id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:?}");
+    assert_eq!(run.attempt, 1);
+    assert_eq!(run.result, Some(json!({"action": "done", "result": {}})));
+    stop.send(()).unwrap();
+    let report = worker.await.unwrap();
+    assert_eq!((report.claimed, report.succeeded), (1, 1));
+
+    let events = s.queue.events(0, Some(&run.id), 100).await.unwrap();
+    let names: Vec<&str> = events.iter().map(|e| e.kind.name()).collect();
+    assert_eq!(
+        names,
+        [
+            "queued",
+            "claimed",
+            "step_finished",
+            "step_finished",
+            "step_finished",
+            "step_finished",
+            "finished"
+        ]
+    );
+    assert!(events.windows(2).all(|w| w[0].id < w[1].id));
+    // The checkpoints are the application's, under the run id.
+    let loaded =
+        burr_core::persistence::Persister::load(&*s.queue.persister(), None, &run.id, None)
+            .await
+            .unwrap()
+            .unwrap();
+    assert_eq!(loaded.state.get::<u32>("count").unwrap(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicate_submissions_by_key_give_one_run() {
+    let s = setup();
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let runs = s.runs.clone();
+        tasks.push(tokio::spawn(async move {
+            runs.submit(Submission::new("steps", json!({"steps": 1})).idempotency_key("meeting-7"))
+                .await
+                .unwrap()
+        }));
+    }
+    let mut ids = Vec::new();
+    let mut created = 0;
+    for task in tasks {
+        let submitted = task.await.unwrap();
+        created += usize::from(submitted.created);
+        ids.push(submitted.run.id);
+    }
+    ids.dedup();
+    assert_eq!(ids.len(), 1, "one run for one key");
+    assert_eq!(created, 1);
+    assert_eq!(s.queue.list(&Default::default()).await.unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_a_typed_error_and_changes_nothing_stored() {
+    let s = setup();
+    let done = s
+        .runs
+        .submit(Submission::new("steps", json!({"steps": 1})))
+        .await
+        .unwrap()
+        .run;
+    let (stop, worker) = start_worker(&s, WorkerOptions::default());
+    s.runs.wait(&done.id).await.unwrap();
+    stop.send(()).unwrap();
+    worker.await.unwrap();
+    let before = dump(&s.db);
+
+    let error = s
+        .runs
+        .submit(Submission::new("stepz", json!({})))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, QueueError::UnknownKind { kind, known } if kind == "stepz" && known == &["steps"]),
+        "{error}"
+    );
+    let error = s
+        .runs
+        .submit(Submission::new("steps", json!({})))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, QueueError::BadInputs { field, .. } if field == "steps"),
+        "{error}"
+    );
+    let error = s
+        .runs
+        .submit(Submission::new("steps", json!({"steps": "three"})))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, QueueError::BadInputs { field, .. } if field == "steps"),
+        "{error}"
+    );
+    let error = s
+        .runs
+        .submit(Submission::new(
+            "steps",
+            json!({"steps": 1, "colour": "red"}),
+        ))
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("colour"), "{error}");
+    let error = s
+        .runs
+        .submit(Submission::new("steps", json!({"steps": 1})).run_id(" padded"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, QueueError::Invalid { what: "run id", .. }),
+        "{error}"
+    );
+    let error = s
+        .runs
+        .submit(Submission::new("steps", json!({"steps": 1})).run_id(done.id.clone()))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, QueueError::RunExists { .. }), "{error}");
+    let error = s.queue.get("no-such-run").await.unwrap_err();
+    assert!(matches!(&error, QueueError::UnknownRun { run_id } if run_id == "no-such-run"));
+    let error = s.queue.cancel("no-such-run").await.unwrap_err();
+    assert!(matches!(error, QueueError::UnknownRun { .. }));
+    let error = s.queue.cancel(&done.id).await.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            QueueError::AlreadyFinished {
+                status: RunStatus::Succeeded,
+                ..
+            }
+        ),
+        "{error}"
+    );
+    let error = s.queue.explain("no-such-run").await.unwrap_err();
+    assert!(matches!(error, QueueError::UnknownRun { .. }));
+    let error = s
+        .runs
+        .schedule(
+            "nightly",
+            ScheduleSpec::Cron("not a cron".into()),
+            Submission::new("steps", json!({"steps": 1})),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, QueueError::BadSchedule { name, .. } if name == "nightly"),
+        "{error}"
+    );
+    let error = s.queue.remove_schedule("nightly").await.unwrap_err();
+    assert!(matches!(error, QueueError::UnknownSchedule { .. }));
+
+    assert_eq!(
+        dump(&s.db),
+        before,
+        "a refused request changed what is stored"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_run_row_gives_a_typed_error_and_is_neither_claimed_nor_changed() {
+    let s = setup();
+    let bad = s
+        .runs
+        .submit(Submission::new("steps", json!({"steps": 1})).priority(9))
+        .await
+        .unwrap()
+        .run;
+    let good = s
+        .runs
+        .submit(Submission::new("steps", json!({"steps": 1})))
+        .await
+        .unwrap()
+        .run;
+    rusqlite_conn(&s.db)
+        .execute(
+            "UPDATE burr_runs SET inputs = '{not json' WHERE id = ?1",
+            [&bad.id],
+        )
+        .unwrap();
+    let before = dump(&s.db);
+    let error = s.queue.get(&bad.id).await.unwrap_err();
+    match &error {
+        QueueError::CorruptRun { run_id, problem } => {
+            assert_eq!(run_id, &bad.id);
+            assert!(problem.contains("inputs"), "{problem}");
+        }
+        other => panic!("expected CorruptRun, got {other}"),
+    }
+    assert_eq!(dump(&s.db), before);
+    // The corrupt run is skipped, the others are claimed.
+    let claimed = s.queue.claim(&claim("w", 10, 10_000)).await.unwrap();
+    assert_eq!(
+        claimed.iter().map(|r| &r.id).collect::<Vec<_>>(),
+        [&good.id]
+    );
+    assert!(rusqlite_conn(&s.db)
+        .query_row(
+            "SELECT status = 'queued' AND attempt = 0 FROM burr_runs WHERE id = ?1",
+            [&bad.id],
+            |r| r.get::<_, bool>(0)
+        )
+        .unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_go_by_priority_then_flow_start_then_submission() {
+    let s = setup();
+    let mut backlog = Vec::new();
+    for i in 0..500 {
+        let flow = format!("meeting-{}", i % 5);
+        backlog.push(
+            s.runs
+                .submit(Submission::new("steps", json!({"steps": 1})).flow(flow))
+                .await
+                .unwrap()
+                .run,
+        );
+    }
+    let urgent = s
+        .runs
+        .submit(Submission::new("steps", json!({"steps": 1})).priority(10))
+        .await
+        .unwrap()
+        .run;
+    // A later run of an early flow goes before runs of later flows.
+    let early_flow = s
+        .runs
+        .submit(Submission::new("steps", json!({"steps": 1})).flow("meeting-0"))
+        .await
+        .unwrap()
+        .run;
+    assert_eq!(early_flow.flow_started_at_us, backlog[0].flow_started_at_us);
+    let explained = s.queue.explain(&urgent.id).await.unwrap();
+    assert_eq!(explained.position, Some(0));
+    let explained = s.queue.explain(&backlog[1].id).await.unwrap();
+    assert!(explained.position.unwrap() >= 2, "{explained:?}");
+
+    let first = s.queue.claim(&claim("w", 1, 10_000)).await.unwrap();
+    assert_eq!(first[0].id, urgent.id);
+    let next = s.queue.claim(&claim("w", 200, 10_000)).await.unwrap();
+    let position = next.iter().position(|r| r.id == early_flow.id).unwrap();
+    assert!(
+        position < 101,
+        "meeting-0's late run is claimed with its flow, at {position}"
+    );
+    assert_eq!(next[0].id, backlog[0].id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_urgent_run_behind_500_queued_starts_next_under_load() {
+    let s = setup();
+    for _ in 0..500 {
+        s.runs
+            .submit(Submission::new("steps", json!({"steps": 1, "sleep_ms": 5})))
+            .await
+            .unwrap();
+    }
+    let (stop, worker) = start_worker(
+        &s,
+        WorkerOptions {
+            concurrency: 2,
+            ..Default::default()
+        },
+    );
+    // Let the worker get going, then submit the urgent run.
+    let mut events = s.queue.subscribe();
+    let mut started = 0;
+    while started < 6 {
+        if let EventKind::Claimed { .. } = events.recv().await.unwrap().kind {
+            started += 1;
+        }
+    }
+    let urgent = s
+        .runs
+        .submit(Submission::new("steps", json!({"steps": 1, "sleep_ms": 5})).priority(10))
+        .await
+        .unwrap()
+        .run;
+    let mut claimed_since = 0;
+    loop {
+        let event = events.recv().await.unwrap();
+        if let EventKind::Claimed { .. } = event.kind {
+            if event.run_id == urgent.id {
+                break;
+            }
+            if event.at_us >= urgent.submitted_at_us {
+                claimed_since += 1;
+            }
+        }
+    }
+    stop.send(()).unwrap();
+    worker.await.unwrap();
+    // At most the slots free at that instant went to others first.
+    assert!(
+        claimed_since <= 2,
+        "{claimed_since} runs started before the urgent one"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrency_limits_per_key_hold() {
+    let s = setup();
+    for _ in 0..5 {
+        s.runs
+            .submit(Submission::new("steps", json!({"steps": 1, "org": "acme"})))
+            .await
+            .unwrap();
+    }
+    s.runs
+        .submit(Submission::new("steps", json!({"steps": 1, "org": "beta"})))
+        .await
+        .unwrap();
+    s.runs
+        .submit(Submission::new("steps", json!({"steps": 1})))
+        .await
+        .unwrap();
+    let claimed = s.queue.claim(&claim("w", 10, 10_000)).await.unwrap();
+    let orgs: Vec<Option<String>> = claimed.iter().map(|r| r.concurrency_key.clone()).collect();
+    assert_eq!(
+        orgs.iter()
+            .filter(|o| o.as_deref() == Some("org:acme"))
+            .count(),
+        2
+    );
+    assert_eq!(
+        orgs.iter()
+            .filter(|o| o.as_deref() == Some("org:beta"))
+            .count(),
+        1
+    );
+    assert_eq!(orgs.iter().filter(|o| o.is_none()).count(), 1);
+    let queued_acme = s
+        .queue
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|r| r.status == RunStatus::Queued)
+        .unwrap();
+    let explained = s.queue.explain(&queued_acme.id).await.unwrap();
+    assert_eq!(explained.running_with_key, Some(2));
+    assert!(
+        explained.reasons.iter().any(|r| r.contains("org:acme")),
+        "{:?}",
+        explained.reasons
+    );
+    assert!(s
+        .queue
+        .claim(&claim("w", 10, 10_000))
+        .await
+        .unwrap()
+        .is_empty());
+    // One finishes: the next acme run may start.
+    let acme = claimed
+        .iter()
+        .find(|r| r.concurrency_key.as_deref() == Some("org:acme"))
+        .unwrap();
+    s.queue
+        .finish(&acme.id, 1, "w", Finish::Succeeded(json!({})))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.queue.claim(&claim("w", 10, 10_000)).await.unwrap().len(),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_worker_is_fenced_out() {
+    let s = setup();
+    let run = s
+        .runs
+        .submit(Submission::new("steps", json!({"steps": 1})))
+        .await
+        .unwrap()
+        .run;
+    let a = s.queue.claim(&claim("worker-a", 1, 50)).await.unwrap();
+    assert_eq!(
+        (a[0].attempt, a[0].lease_holder.as_deref()),
+        (1, Some("worker-a"))
+    );
+    // Not expired yet: nobody else gets it.
+    assert!(s
+        .queue
+        .claim(&claim("worker-b", 1, 50))
+        .await
+        .unwrap()
+        .is_empty());
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    let b = s.queue.claim(&claim("worker-b", 1, 10_000)).await.unwrap();
+    assert_eq!((b[0].id.as_str(), b[0].attempt), (run.id.as_str(), 2));
+
+    let error = s
+        .queue
+        .finish(&run.id, 1, "worker-a", Finish::Succeeded(json!({})))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, QueueError::Fenced { attempt: 1, current: 2, holder: Some(h), .. } if h == "worker-b"),
+        "{error}"
+    );
+    let error = s
+        .queue
+        .release(&run.id, 1, "worker-a", 0)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, QueueError::Fenced { .. }), "{error}");
+    let info = burr_server::WorkerInfo {
+        id: "worker-a".into(),
+        host: "h".into(),
+        pid: 1,
+        queues: vec!["default".into()],
+        concurrency: 1,
+        heartbeat_at_us: 0,
+    };
+    let report = s
+        .queue
+        .heartbeat(&info, &[(run.id.clone(), 1)], 10_000_000)
+        .await
+        .unwrap();
+    assert_eq!(report.lost, std::slice::from_ref(&run.id));
+    let finished = s
+        .queue
+        .finish(&run.id, 2, "worker-b", Finish::Succeeded(json!({"ok": 1})))
+        .await
+        .unwrap();
+    assert_eq!(finished.status, RunStatus::Succeeded);
+    let events: Vec<String> = s
+        .queue
+        .events(0, Some(&run.id), 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.kind.name().to_owned())
+        .collect();
+    assert_eq!(
+        events,
+        ["queued", "claimed", "attempt_failed", "claimed", "finished"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_claimed_too_often_is_failed_not_claimed_again() {
+    let s = setup();
+    let run = s
+        .runs
+        .submit(Submission::new("steps", json!({"steps": 1})))
+        .await
+        .unwrap()
+        .run;
+    assert_eq!(run.max_attempts, 5);
+    for attempt in 1..=5 {
+        let claimed = s.queue.claim(&claim("w", 1, 1)).await.unwrap();
+        assert_eq!(claimed[0].attempt, attempt);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(s.queue.claim(&claim("w", 1, 1)).await.unwrap().is_empty());
+    let run = s.queue.get(&run.id).await.unwrap();
+    assert_eq!(run.status, RunStatus::Failed);
+    assert!(run.error.unwrap()[0].contains("abandoned after 5 attempts"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schedule_fires_once_per_due_time_with_two_schedulers() {
+    let s = setup();
+    let other = SqliteRunQueue::open(&s.db).unwrap();
+    let schedule = s
+        .runs
+        .schedule(
+            "every-minute",
+            ScheduleSpec::EverySeconds(60),
+            Submission::new("steps", json!({"steps": 1})),
+        )
+        .await
+        .unwrap();
+    let due = schedule.next_due_us;
+    assert!(
+        s.queue.fire_due(due - 1).await.unwrap().is_empty(),
+        "not due yet"
+    );
+    let (a, b) = tokio::join!(s.queue.fire_due(due), other.fire_due(due));
+    let fired = a.unwrap().len() + b.unwrap().len();
+    assert_eq!(fired, 1);
+    assert!(
+        s.queue.fire_due(due + 1).await.unwrap().is_empty(),
+        "fired once for this due time"
+    );
+    let schedules = s.queue.schedules().await.unwrap();
+    assert_eq!(schedules[0].last_fired_us, Some(due));
+    let next = schedules[0].next_due_us;
+    assert_eq!(next, due + 60_000_000);
+    let (a, b) = tokio::join!(other.fire_due(next + 5), s.queue.fire_due(next + 5));
+    assert_eq!(a.unwrap().len() + b.unwrap().len(), 1);
+    assert_eq!(s.queue.list(&Default::default()).await.unwrap().len(), 2);
+
+    let cron = s
+        .runs
+        .schedule(
+            "five",
+            ScheduleSpec::Cron("*/5 * * * *".into()),
+            Submission::new("steps", json!({"steps": 1})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        cron.next_due_us % 300_000_000,
+        0,
+        "on a five-minute boundary"
+    );
+    s.queue.remove_schedule("five").await.unwrap();
+    assert_eq!(s.queue.schedules().await.unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_stops_a_queued_run_at_once_and_a_running_one_through_its_worker() {
+    let s = setup();
+    let queued = s
+        .runs
+        .submit(Submission::new("steps", json!({"steps": 1})).not_before_us(i64::MAX / 2))
+        .await
+        .unwrap()
+        .run;
+    let cancelled = s.queue.cancel(&queued.id).await.unwrap();
+    assert_eq!(cancelled.status, RunStatus::Cancelled);
+
+    let long = s
+        .runs
+        .submit(Submission::new(
+            "steps",
+            json!({"steps": 1000, "sleep_ms": 20}),
+        ))
+        .await
+        .unwrap()
+        .run;
+    let (stop, worker) = start_worker(&s, WorkerOptions::default());
+    let mut events = s.queue.subscribe();
+    loop {
+        let event = events.recv().await.unwrap();
+        if event.run_id == long.id && matches!(event.kind, EventKind::StepFinished { .. }) {
+            break;
+        }
+    }
+    let asked = s.queue.cancel(&long.id).await.unwrap();
+    assert!(asked.cancel_requested);
+    let run = tokio::time::timeout(Duration::from_secs(10), s.runs.wait(&long.id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(run.status, RunStatus::Cancelled);
+    assert!(executions(&s.log).len() < 50);
+    stop.send(()).unwrap();
+    let report = worker.await.unwrap();
+    assert_eq!(report.cancelled, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_draining_worker_gives_runs_back_and_nothing_is_redone() {
+    let s = setup();
+    let run = s
+        .runs
+        .submit(Submission::new(
+            "steps",
+            json!({"steps": 6, "sleep_ms": 60}),
+        ))
+        .await
+        .unwrap()
+        .run;
+    let (stop, worker) = start_worker(&s, WorkerOptions::default());
+    let mut events = s.queue.subscribe();
+    let mut steps = 0;
+    while steps < 2 {
+        if let EventKind::StepFinished { .. } = events.recv().await.unwrap().kind {
+            steps += 1;
+        }
+    }
+    stop.send(()).unwrap();
+    let report = worker.await.unwrap();
+    assert_eq!(report.released, 1);
+    let released = s.queue.get(&run.id).await.unwrap();
+    assert_eq!(released.status, RunStatus::Queued);
+    assert_eq!(released.lease_holder, None);
+
+    let (stop, worker) = start_worker(&s, WorkerOptions::default());
+    let finished = s.runs.wait(&run.id).await.unwrap();
+    assert_eq!(
+        (finished.status, finished.attempt),
+        (RunStatus::Succeeded, 2)
+    );
+    stop.send(()).unwrap();
+    worker.await.unwrap();
+    let mut seen = executions(&s.log);
+    assert_eq!(seen.len(), 6, "each work step ran once: {seen:?}");
+    seen.dedup();
+    assert_eq!(seen.len(), 6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_is_not_claimed_before_its_time() {
+    let s = setup();
+    let at = burr_server::now_us() + 300_000;
+    let run = s
+        .runs
+        .submit(Submission::new("steps", json!({"steps": 1})).not_before_us(at))
+        .await
+        .unwrap()
+        .run;
+    assert!(s
+        .queue
+        .claim(&claim("w", 1, 10_000))
+        .await
+        .unwrap()
+        .is_empty());
+    let explained = s.queue.explain(&run.id).await.unwrap();
+    assert!(
+        explained.reasons[0].contains("scheduled"),
+        "{:?}",
+        explained.reasons
+    );
+    tokio::time::sleep(Duration::from_millis(320)).await;
+    assert_eq!(
+        s.queue.claim(&claim("w", 1, 10_000)).await.unwrap()[0].id,
+        run.id
+    );
+    let backlog = s.queue.backlog().await.unwrap();
+    assert_eq!(backlog.rows.len(), 1);
+    assert_eq!(
+        (backlog.rows[0].status, backlog.rows[0].count),
+        (RunStatus::Running, 1)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_run_keeps_its_error_chain() {
+    let s = setup();
+    let run = s
+        .runs
+        .submit(Submission::new("steps", json!({"steps": 3, "fail_at": 2})))
+        .await
+        .unwrap()
+        .run;
+    let (stop, worker) = start_worker(&s, WorkerOptions::default());
+    let run = s.runs.wait(&run.id).await.unwrap();
+    stop.send(()).unwrap();
+    worker.await.unwrap();
+    assert_eq!(run.status, RunStatus::Failed);
+    let error = run.error.unwrap().join(": ");
+    assert!(error.contains("work 2 fails on purpose"), "{error}");
+    let events = s.queue.events(0, Some(&run.id), 100).await.unwrap();
+    assert!(events.iter().any(
+        |e| matches!(&e.kind, EventKind::AttemptFailed { error, .. } if error.contains("work"))
+    ));
+}
