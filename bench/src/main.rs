@@ -8,7 +8,7 @@ mod workloads;
 use std::process::ExitCode;
 
 const USAGE: &str =
-    "usage: burr-bench <workload> [--n N] [--rounds R] [--durable] [--persist] [--track]
+    "usage: burr-bench <workload> [--n N] [--rounds R] [--durable] [--persist] [--track] [--db PATH]
 
 workloads:
   w1        step overhead: increment while count < N (default 10000), then done
@@ -27,7 +27,12 @@ workloads:
   w3-retry  w3 where 5% of the children fail their first run and retry (N default 1000)
   w4        counter killed at a random step and resumed, N rounds (default 5);
             needs `cargo build --release -p example-counter`
-  all       every workload above";
+  w5        queue throughput: N one-step runs (default 10000) submitted, then drained by
+            one worker process with concurrency 64 (--db PATH: the database)
+  w6        dispatch latency: submit -> first step started with an idle worker, N times
+            (default 200), in process and across processes (--db PATH)
+  claim-cost  claiming one run with 1,000 and with N (default 1,000,000) runs queued
+  all       every workload above (not claim-cost)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

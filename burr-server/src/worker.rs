@@ -39,6 +39,12 @@ use crate::queue::RunQueue;
 use crate::run::{now_us, Claim, Finish, Run, WorkerInfo, DEFAULT_QUEUE};
 use crate::wake::MAX_POLL;
 
+/// The first fallback poll after the queue went quiet; it doubles up to [`MAX_POLL`].
+const FIRST_POLL: Duration = Duration::from_millis(10);
+
+/// How long a free slot waits for others before it is claimed alone, under load.
+const BATCH_WAIT: Duration = Duration::from_millis(2);
+
 /// How a worker runs.
 #[derive(Clone, Debug)]
 pub struct WorkerOptions {
@@ -230,13 +236,22 @@ impl Worker {
         let mut report = WorkerReport::default();
         let mut tasks: JoinSet<Ended> = JoinSet::new();
         let mut changes = queue.changes();
-        let mut pause = Duration::from_millis(10);
+        // Under load, slots are claimed a batch at a time (one transaction for several
+        // runs); a lone free slot waits at most `BATCH_WAIT` for others.
+        let batch = (concurrency / 8).max(1);
+        let mut pause = FIRST_POLL;
+        // Whether the queue may hold runs to claim: after a change, or a claim that got
+        // all it asked for; otherwise only the fallback poll looks (other processes'
+        // submissions that sent no wake-up, not-before times, expired leases).
+        let mut maybe_work = true;
+        let mut last_claim = tokio::time::Instant::now();
         tokio::pin!(shutdown);
         loop {
             let free = concurrency.saturating_sub(tasks.len());
-            let mut got = 0;
-            if free > 0 {
+            let due = free >= batch || tasks.is_empty() || last_claim.elapsed() >= BATCH_WAIT;
+            if free > 0 && maybe_work && due {
                 changes.borrow_and_update();
+                last_claim = tokio::time::Instant::now();
                 match queue
                     .claim(&Claim {
                         limit: free,
@@ -245,33 +260,37 @@ impl Worker {
                     .await
                 {
                     Ok(runs) => {
-                        got = runs.len();
+                        maybe_work = runs.len() == free;
+                        if !runs.is_empty() {
+                            pause = FIRST_POLL;
+                        }
                         for run in runs {
                             report.claimed += 1;
                             tasks.spawn(run_one(Arc::clone(&shared), run));
                         }
                     }
-                    Err(error) => tracing::warn!(%error, "claim failed"),
+                    Err(error) => {
+                        maybe_work = false;
+                        tracing::warn!(%error, "claim failed");
+                    }
                 }
+                continue;
             }
-            if got > 0 {
-                pause = Duration::from_millis(10);
-                if got == free {
-                    continue;
-                }
-            }
-            let look_again = free > 0;
+            let waiting_for_batch = free > 0 && maybe_work;
             tokio::select! {
                 () = &mut shutdown => break,
                 Some(ended) = tasks.join_next(), if !tasks.is_empty() => {
                     count(&mut report, ended);
                 }
-                changed = changes.changed(), if look_again => {
+                changed = changes.changed(), if free > 0 && !maybe_work => {
+                    maybe_work = true;
                     if changed.is_err() {
                         tokio::time::sleep(pause).await;
                     }
                 }
-                () = tokio::time::sleep(pause), if look_again => {
+                () = tokio::time::sleep(BATCH_WAIT), if waiting_for_batch => {}
+                () = tokio::time::sleep(pause), if free > 0 && !maybe_work => {
+                    maybe_work = true;
                     pause = (pause * 2).min(MAX_POLL);
                 }
             }
@@ -396,8 +415,6 @@ async fn attempt(
     let mut builder = builder
         .with_app_id(run.id.clone())
         .with_state_persister(Arc::clone(&shared.persister))
-        .initialize_from(Arc::clone(&shared.persister))
-        .resume_cancelled(true)
         .with_executor(shared.executor.clone())
         .with_priority(run.priority)
         .with_flow(u64::try_from(run.flow_started_at_us).unwrap_or(0))
@@ -406,6 +423,13 @@ async fn attempt(
         .with_hook(Arc::clone(&progress) as Arc<dyn LifecycleHook>);
     if let Some(tracker) = &shared.tracker {
         builder = builder.with_tracker(Arc::clone(tracker));
+    }
+    // A first attempt has nothing stored to resume (the run was never claimed before):
+    // it skips the load.
+    if run.attempt > 1 {
+        builder = builder
+            .initialize_from(Arc::clone(&shared.persister))
+            .resume_cancelled(true);
     }
     let mut app = match builder.build().await {
         Ok(app) => app,

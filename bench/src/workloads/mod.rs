@@ -4,6 +4,7 @@ mod w1;
 mod w2;
 mod w3;
 mod w4;
+mod w5;
 
 use std::sync::Arc;
 
@@ -24,6 +25,8 @@ pub struct Options {
     pub track: bool,
     /// W2/W2b: rounds of (floor, workload), interleaved; the medians are reported.
     pub rounds: Option<usize>,
+    /// W5/W6: the database (a file path; a new file in a temporary directory by default).
+    pub db: Option<String>,
 }
 
 impl Options {
@@ -32,6 +35,7 @@ impl Options {
         let mut workload = None;
         let mut n = None;
         let mut rounds = None;
+        let mut db = None;
         let (mut durable, mut persist, mut track) = (false, false, false);
         let mut it = args.iter();
         while let Some(arg) = it.next() {
@@ -56,6 +60,7 @@ impl Options {
                             })?,
                     );
                 }
+                "--db" => db = Some(it.next().ok_or("--db needs a path")?.clone()),
                 "--durable" => durable = true,
                 "--persist" => persist = true,
                 "--track" => track = true,
@@ -73,6 +78,7 @@ impl Options {
             persist,
             track,
             rounds,
+            db,
         })
     }
 }
@@ -215,6 +221,50 @@ pub fn run(options: &Options) -> Result<(), Box<dyn std::error::Error>> {
     }
     if all || options.workload == "w4" {
         report(runtime.block_on(w4::resume(dir.path(), options.n.unwrap_or(5) as u32))?);
+        ran = true;
+    }
+    if options.workload == "queue-worker" {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        let db = options.db.as_deref().ok_or("queue-worker needs --db")?;
+        rt.block_on(w5::worker_process(
+            std::path::Path::new(db),
+            options.n.unwrap_or(64) as usize,
+        ))?;
+        return Ok(());
+    }
+    if all || options.workload == "w5" {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        report(rt.block_on(w5::throughput(
+            dir.path(),
+            options.db.as_deref(),
+            options.n.unwrap_or(10_000),
+        ))?);
+        ran = true;
+    }
+    if all || options.workload == "w6" {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        report(rt.block_on(w5::dispatch(
+            dir.path(),
+            options.db.as_deref(),
+            options.n.unwrap_or(200),
+        ))?);
+        ran = true;
+    }
+    if options.workload == "claim-cost" {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        let small = rt.block_on(w5::claim_cost(dir.path(), 1_000))?;
+        let big = rt.block_on(w5::claim_cost(dir.path(), options.n.unwrap_or(1_000_000)))?;
+        let ratio = big["claim_us_median"].as_f64().unwrap_or(f64::NAN)
+            / small["claim_us_median"].as_f64().unwrap_or(f64::NAN);
+        report(json!({"workload": "claim-cost", "small": small, "big": big, "ratio": ratio}));
         ran = true;
     }
     if !ran {

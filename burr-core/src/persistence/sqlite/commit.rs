@@ -502,6 +502,9 @@ pub(super) enum Op {
     Delete(AppKey, Reply<bool>),
     /// Prune an application's checkpoints, keeping the last N.
     Prune(AppKey, usize, Reply<usize>),
+    /// Work of another store in the same file (see
+    /// [`SqlitePersister::write_with`](super::SqlitePersister::write_with)).
+    Custom(super::CustomWork, Reply<()>),
 }
 
 /// The result of an operation that ran.
@@ -518,7 +521,8 @@ impl Op {
                 Op::Save(_, reply)
                 | Op::Register(_, reply)
                 | Op::Acquire { reply, .. }
-                | Op::Release(_, reply),
+                | Op::Release(_, reply)
+                | Op::Custom(_, reply),
                 Outcome::Unit(result),
             ) => reply.send(result),
             (Op::Delete(_, reply), Outcome::Bool(result)) => reply.send(result),
@@ -534,7 +538,8 @@ impl Op {
             Op::Save(_, reply)
             | Op::Register(_, reply)
             | Op::Acquire { reply, .. }
-            | Op::Release(_, reply) => reply.send(Err(error)),
+            | Op::Release(_, reply)
+            | Op::Custom(_, reply) => reply.send(Err(error)),
             Op::Delete(_, reply) => reply.send(Err(error)),
             Op::Prune(_, _, reply) => reply.send(Err(error)),
         }
@@ -542,7 +547,7 @@ impl Op {
 
     /// Run the operation in `txn`. `Err` is a SQLite failure that aborts the transaction;
     /// a refused operation is an `Ok` outcome holding its error.
-    fn run(&self, txn: &mut Txn<'_>) -> rusqlite::Result<Outcome> {
+    fn run(&mut self, txn: &mut Txn<'_>) -> rusqlite::Result<Outcome> {
         fn split<T>(result: Result<T, Failure>) -> rusqlite::Result<Result<T, PersistenceError>> {
             match result {
                 Ok(value) => Ok(Ok(value)),
@@ -562,6 +567,10 @@ impl Op {
             Op::Release(lease, _) => Outcome::Unit(split(txn.release(lease))?),
             Op::Delete(key, _) => Outcome::Bool(split(txn.delete(key))?),
             Op::Prune(key, keep_last, _) => Outcome::Count(split(txn.prune(key, *keep_last))?),
+            Op::Custom(work, _) => {
+                work(txn.conn, txn.now_us)?;
+                Outcome::Unit(Ok(()))
+            }
         })
     }
 }
@@ -669,12 +678,12 @@ impl Writer {
     /// transaction changed in this persister's memory to `pending` (both empty before).
     fn transaction(
         &self,
-        ops: &[Op],
+        ops: &mut [Op],
         pending: &mut Pending,
         outcomes: &mut Vec<Outcome>,
     ) -> Result<(), BatchError> {
         self.in_transaction(pending, |txn| {
-            for (index, op) in ops.iter().enumerate() {
+            for (index, op) in ops.iter_mut().enumerate() {
                 outcomes.push(op.run(txn).map_err(|e| BatchError::Op(index, e))?);
             }
             Ok(())

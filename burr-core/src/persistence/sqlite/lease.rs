@@ -207,7 +207,7 @@ pub(super) struct HeldLease {
     pub(super) ttl_us: i64,
     /// When this persister last wrote its expiry.
     pub(super) renewed_at_us: i64,
-    /// Whether it is held, given back, or found taken.
+    /// Whether it is held or found taken (a lease given back is forgotten).
     pub(super) state: LeaseState,
 }
 
@@ -216,8 +216,6 @@ pub(super) struct HeldLease {
 pub(super) enum LeaseState {
     /// Held: renewed by saves and in the background.
     Active,
-    /// Given back with `release_lease`: the next save takes it again if it is free.
-    Released,
     /// Found taken by another runner (or removed): the next save takes it again only if
     /// it is free, and then checks the stored history.
     Lost,

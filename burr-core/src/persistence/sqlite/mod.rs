@@ -201,6 +201,9 @@ struct Inner {
     leases_taken: AtomicU64,
 }
 
+/// Work run in the writer's transaction ([`SqlitePersister::write_with`]).
+type CustomWork = Box<dyn FnMut(&Connection, i64) -> rusqlite::Result<()> + Send>;
+
 impl std::fmt::Debug for SqlitePersister {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SqlitePersister")
@@ -298,6 +301,33 @@ impl SqlitePersister {
         PersistenceError::Closed {
             path: self.inner.path.clone(),
         }
+    }
+
+    /// Run `work` in the writer's transaction, committed with the checkpoints of the
+    /// applications saving at the same time (one commit for all): how another store
+    /// kept in the same file (burr-server's run queue) writes without contending with
+    /// the checkpoints for SQLite's write lock.
+    ///
+    /// `work` gets the connection, inside an open transaction, and the transaction's
+    /// time (microseconds since the Unix epoch). It may run more than once (when another
+    /// operation of the batch fails, the batch runs again without it): the value of its
+    /// last run is returned. An `Err` fails this operation alone and its writes are
+    /// rolled back; `work` must not commit or roll back the transaction itself.
+    pub async fn write_with<T, F>(&self, mut work: F) -> Result<T, PersistenceError>
+    where
+        T: Send + 'static,
+        F: FnMut(&Connection, i64) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let slot = Arc::new(Mutex::new(None));
+        let kept = Arc::clone(&slot);
+        let custom: CustomWork = Box::new(move |conn, now| {
+            let value = work(conn, now)?;
+            *kept.lock().unwrap_or_else(|p| p.into_inner()) = Some(value);
+            Ok(())
+        });
+        self.write(|reply| Op::Custom(custom, reply)).await?;
+        let value = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+        value.ok_or_else(|| self.closed())
     }
 
     /// The write side; [`PersistenceError::Closed`] for a read-only persister.

@@ -136,7 +136,7 @@ impl SqliteOptions {
 pub(super) const WAL_AUTOCHECKPOINT: i64 = 2_000;
 
 /// Prepared statements kept per connection.
-const STATEMENT_CACHE: usize = 64;
+const STATEMENT_CACHE: usize = 128;
 
 /// Settings of every connection: the busy timeout, a statement cache, and SQLite's query
 /// planner stability guarantee. Without it, SQLite (3.54, built with `STAT4`) recompiles

@@ -455,9 +455,13 @@ impl Txn<'_> {
     pub(super) fn release(&mut self, given: &Lease) -> Result<(), Failure> {
         let key = app_key(given.partition_key.as_deref(), &given.app_id);
         lease::release(self.conn, &key, &given.holder)?;
-        if let Some(mut held) = self.lease(&key).filter(|h| h.holder == given.holder) {
-            held.state = LeaseState::Released;
-            self.pending.leases.insert(key.clone(), Some(held));
+        if self
+            .lease_ref(&key)
+            .is_some_and(|h| h.holder == given.holder)
+        {
+            // Forgotten, not kept as given back: the leases this writer remembers are
+            // scanned at every commit, and a process runs applications without end.
+            self.pending.leases.insert(key.clone(), None);
             // The application is done (or handed over): stop keeping its state alive.
             self.pending.known.insert(key, None);
         }

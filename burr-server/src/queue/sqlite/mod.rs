@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use burr_core::persistence::{SqliteOptions, SqlitePersister};
-use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{broadcast, watch};
 
 use self::ops::{OpError, OpResult, Written};
@@ -50,7 +50,6 @@ pub struct SqliteRunQueue {
 
 struct Inner {
     path: PathBuf,
-    writer: Mutex<Connection>,
     reader: Mutex<Connection>,
     persister: Arc<SqlitePersister>,
     events: broadcast::Sender<RunEvent>,
@@ -96,7 +95,6 @@ impl SqliteRunQueue {
             inner: Arc::new(Inner {
                 wake: Wake::open(&path),
                 path,
-                writer: Mutex::new(writer),
                 reader: Mutex::new(reader),
                 persister,
                 events,
@@ -124,28 +122,50 @@ impl SqliteRunQueue {
         }
     }
 
-    /// Run `op` in a write transaction; broadcast its events after the commit.
+    /// Run `op` in the persister's write transaction (committed with the checkpoints
+    /// being saved at the same time), inside a savepoint: an operation that is refused
+    /// leaves nothing behind. Its events are broadcast after the commit.
     async fn write<T, F>(&self, op: F) -> Result<T, QueueError>
     where
         T: Send + 'static,
-        F: FnOnce(&rusqlite::Transaction<'_>, i64) -> OpResult<Written<T>> + Send + 'static,
+        F: Fn(&Connection, i64) -> OpResult<Written<T>> + Send + 'static,
     {
-        let inner = Arc::clone(&self.inner);
-        let done = tokio::task::spawn_blocking(move || -> OpResult<Written<T>> {
-            let mut conn = inner.writer.lock().unwrap_or_else(|p| p.into_inner());
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let out = op(&tx, now_us())?;
-            tx.commit()?;
-            Ok(out)
-        })
-        .await
-        .map_err(|e| QueueError::TaskStopped(e.to_string()))?;
+        let done =
+            self.inner
+                .persister
+                .write_with(move |conn, now| {
+                    conn.execute_batch("SAVEPOINT burr_run_queue")?;
+                    let result = op(conn, now);
+                    match &result {
+                        Err(OpError::Sql(_)) => {}
+                        Err(OpError::Queue(_)) => conn
+                            .execute_batch("ROLLBACK TO burr_run_queue; RELEASE burr_run_queue")?,
+                        Ok(_) => conn.execute_batch("RELEASE burr_run_queue")?,
+                    }
+                    match result {
+                        Err(OpError::Sql(error)) => Err(error),
+                        other => Ok(other),
+                    }
+                })
+                .await?;
         let (value, events) = done.map_err(|e| self.error(e))?;
         if !events.is_empty() {
+            // Steps and progress (`record`) concern watchers, which look again on their
+            // own; changes of runs wake the other processes too.
+            let of_runs = events.iter().any(|e| {
+                !matches!(
+                    e.kind,
+                    EventKind::StepFinished { .. } | EventKind::ChildProgress { .. }
+                )
+            });
             for event in events {
                 let _ = self.inner.events.send(event);
             }
-            self.inner.wake.ring();
+            if of_runs {
+                self.inner.wake.ring();
+            } else {
+                self.inner.wake.ring_local();
+            }
         }
         Ok(value)
     }
@@ -265,7 +285,7 @@ impl RunQueue for SqliteRunQueue {
         if events.is_empty() {
             return Ok(());
         }
-        self.write(move |tx, now| ops::record(tx, events, now))
+        self.write(move |tx, now| ops::record(tx, &events, now))
             .await
     }
 

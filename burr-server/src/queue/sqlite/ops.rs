@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use burr_core::error::BuilderError;
-use rusqlite::{params, Transaction};
+use rusqlite::{params, Connection};
 
 use super::rows::{self, insert_event, RUN_COLUMNS};
 use crate::error::QueueError;
@@ -39,7 +39,7 @@ impl From<QueueError> for OpError {
 
 pub(super) type OpResult<T> = Result<T, OpError>;
 
-fn select_run(tx: &rusqlite::Connection, run_id: &str) -> OpResult<Option<Run>> {
+fn select_run(tx: &Connection, run_id: &str) -> OpResult<Option<Run>> {
     let mut stmt = tx.prepare_cached(&format!(
         "SELECT {RUN_COLUMNS} FROM burr_runs WHERE id = ?1"
     ))?;
@@ -57,7 +57,7 @@ pub(super) fn get(conn: &rusqlite::Connection, run_id: &str) -> OpResult<Run> {
 }
 
 fn update_returning(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     sql: &str,
     params: impl rusqlite::Params,
 ) -> OpResult<Option<Run>> {
@@ -69,7 +69,7 @@ fn update_returning(
 }
 
 /// Enqueue `new` (see [`RunQueue::submit`](crate::queue::RunQueue::submit)).
-pub(super) fn submit(tx: &Transaction<'_>, new: &NewRun, now: i64) -> OpResult<Written<Submitted>> {
+pub(super) fn submit(tx: &Connection, new: &NewRun, now: i64) -> OpResult<Written<Submitted>> {
     let id = match &new.id {
         Some(id) => {
             BuilderError::check_identifier("run id", id).map_err(|e| QueueError::Invalid {
@@ -157,7 +157,7 @@ fn kind_list(kinds: &[(String, u32)]) -> String {
 }
 
 /// Claim runs (see [`RunQueue::claim`](crate::queue::RunQueue::claim)).
-pub(super) fn claim(tx: &Transaction<'_>, claim: &Claim, now: i64) -> OpResult<Written<Vec<Run>>> {
+pub(super) fn claim(tx: &Connection, claim: &Claim, now: i64) -> OpResult<Written<Vec<Run>>> {
     let mut claimed = Vec::new();
     let mut events = Vec::new();
     if claim.limit == 0 {
@@ -306,13 +306,7 @@ type Candidate = (i32, i64, i64, Option<String>, Option<u32>);
 
 /// Give the run at `seq` to the claiming worker, with the next attempt. A run whose row
 /// cannot be read is left as it is and not claimed (reading it names what is wrong).
-fn take(
-    tx: &Transaction<'_>,
-    seq: i64,
-    claim: &Claim,
-    expires: i64,
-    now: i64,
-) -> OpResult<Option<Run>> {
+fn take(tx: &Connection, seq: i64, claim: &Claim, expires: i64, now: i64) -> OpResult<Option<Run>> {
     let mut stmt = tx.prepare_cached(&format!(
         "SELECT {RUN_COLUMNS} FROM burr_runs WHERE seq = ?1"
     ))?;
@@ -331,7 +325,7 @@ fn take(
 }
 
 /// Why `attempt` of `worker` may not change `run_id` any more.
-fn fenced(tx: &Transaction<'_>, run_id: &str, attempt: u32) -> OpError {
+fn fenced(tx: &Connection, run_id: &str, attempt: u32) -> OpError {
     match select_run(tx, run_id) {
         Ok(None) => QueueError::UnknownRun {
             run_id: run_id.to_owned(),
@@ -357,7 +351,7 @@ fn fenced(tx: &Transaction<'_>, run_id: &str, attempt: u32) -> OpError {
 
 /// Finish a run (see [`RunQueue::finish`](crate::queue::RunQueue::finish)).
 pub(super) fn finish(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     run_id: &str,
     attempt: u32,
     worker: &str,
@@ -406,7 +400,7 @@ pub(super) fn finish(
 
 /// Give a run back (see [`RunQueue::release`](crate::queue::RunQueue::release)).
 pub(super) fn release(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     run_id: &str,
     attempt: u32,
     worker: &str,
@@ -428,7 +422,7 @@ pub(super) fn release(
 }
 
 /// Cancel a run (see [`RunQueue::cancel`](crate::queue::RunQueue::cancel)).
-pub(super) fn cancel(tx: &Transaction<'_>, run_id: &str, now: i64) -> OpResult<Written<Run>> {
+pub(super) fn cancel(tx: &Connection, run_id: &str, now: i64) -> OpResult<Written<Run>> {
     let run = get(tx, run_id)?;
     match run.status {
         RunStatus::Queued => {
@@ -470,7 +464,7 @@ pub(super) fn cancel(tx: &Transaction<'_>, run_id: &str, now: i64) -> OpResult<W
 
 /// Renew a worker's leases (see [`RunQueue::heartbeat`](crate::queue::RunQueue::heartbeat)).
 pub(super) fn heartbeat(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     info: &WorkerInfo,
     held: &[(String, u32)],
     ttl: i64,
@@ -664,7 +658,7 @@ pub(super) fn explain(
 }
 
 /// Add or replace a schedule.
-pub(super) fn put_schedule(tx: &Transaction<'_>, schedule: &Schedule) -> OpResult<Written<()>> {
+pub(super) fn put_schedule(tx: &Connection, schedule: &Schedule) -> OpResult<Written<()>> {
     tx.prepare_cached(
         "INSERT INTO burr_schedules (name, spec, run, next_due_us, last_fired_us) \
          VALUES (?1, ?2, ?3, ?4, ?5) \
@@ -695,7 +689,7 @@ pub(super) fn schedules(conn: &rusqlite::Connection) -> OpResult<Vec<Schedule>> 
 }
 
 /// Remove a schedule.
-pub(super) fn remove_schedule(tx: &Transaction<'_>, name: &str) -> OpResult<Written<()>> {
+pub(super) fn remove_schedule(tx: &Connection, name: &str) -> OpResult<Written<()>> {
     let removed = tx
         .prepare_cached("DELETE FROM burr_schedules WHERE name = ?1")?
         .execute([name])?;
@@ -710,7 +704,7 @@ pub(super) fn remove_schedule(tx: &Transaction<'_>, name: &str) -> OpResult<Writ
 
 /// Fire the due schedules: one run per due time (its idempotency key names the due time,
 /// so a second scheduler racing for the same due time gets the same run).
-pub(super) fn fire_due(tx: &Transaction<'_>, now: i64) -> OpResult<Written<Vec<Run>>> {
+pub(super) fn fire_due(tx: &Connection, now: i64) -> OpResult<Written<Vec<Run>>> {
     let due: Vec<Schedule> = {
         let mut stmt = tx.prepare_cached(
             "SELECT name, spec, run, next_due_us, last_fired_us FROM burr_schedules \
@@ -791,13 +785,13 @@ pub(super) fn events(
 
 /// Record events that change no run.
 pub(super) fn record(
-    tx: &Transaction<'_>,
-    events: Vec<(String, EventKind)>,
+    tx: &Connection,
+    events: &[(String, EventKind)],
     now: i64,
 ) -> OpResult<Written<()>> {
     let mut out = Vec::with_capacity(events.len());
     for (run_id, kind) in events {
-        out.push(insert_event(tx, &run_id, now, kind)?);
+        out.push(insert_event(tx, run_id, now, kind.clone())?);
     }
     Ok(((), out))
 }

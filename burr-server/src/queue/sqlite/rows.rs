@@ -1,7 +1,7 @@
 //! Reading and writing rows: runs, events, schedules.
 
 use rusqlite::types::ValueRef;
-use rusqlite::{Row, Transaction};
+use rusqlite::{Connection, Row};
 use serde_json::Value;
 
 use crate::error::QueueError;
@@ -93,7 +93,7 @@ pub(super) fn runs(
 
 /// Insert an event; it is broadcast after the commit.
 pub(super) fn insert_event(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     run_id: &str,
     at_us: i64,
     kind: EventKind,
