@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use proptest::strategy::Strategy;
-use proptest::test_runner::{Config, TestCaseError, TestError, TestRunner};
+use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestError, TestRunner};
 
 /// `fuzz/corpus/<target>/`: every file's name and bytes, in name order. Panics when the
 /// directory is missing or empty, so that a corpus cannot silently go away.
@@ -77,6 +77,10 @@ pub fn fuzz<S>(
     let config = Config {
         cases,
         source_file: Some(source_file),
+        // `<suite>.proptest-regressions` next to the suite's file.
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(
+            "proptest-regressions",
+        ))),
         ..Config::default()
     };
     let started = Instant::now();
