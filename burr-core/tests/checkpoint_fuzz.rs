@@ -461,28 +461,42 @@ const TEXT_COLUMNS: &[&str] = &[
 ];
 
 /// Every corpus file, written into each text column (in turn) of every damageable row.
+/// The files are spread over a few threads (each case is a file of its own).
 #[test]
 fn the_checkpoint_corpus_loads_or_fails_typed() {
-    for (name, bytes) in harness::corpus("checkpoint") {
-        for (table, keys, columns) in TABLES {
-            for column in columns.iter().filter(|c| TEXT_COLUMNS.contains(c)) {
-                let dir = tempfile::tempdir().expect("a temp dir");
-                let path = copy(dir.path());
-                let conn = Connection::open(&path).expect("opens");
-                for row in rows(&conn, table, keys, columns) {
-                    set(
-                        &conn,
-                        table,
-                        keys,
-                        &row[..keys.len()],
-                        column,
-                        sql_of(bytes.clone()),
-                    );
+    let files = harness::corpus("checkpoint");
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 4));
+    std::thread::scope(|scope| {
+        for chunk in files.chunks(files.len().div_ceil(threads)) {
+            scope.spawn(move || {
+                for (name, bytes) in chunk {
+                    replay(name, bytes);
                 }
-                drop(conn);
-                if let Err(error) = read_all(&path, true) {
-                    panic!("fuzz/corpus/checkpoint/{name} in {table}.{column}: {error}");
-                }
+            });
+        }
+    });
+}
+
+/// Corpus file `name` (`bytes`) in each text column, in turn.
+fn replay(name: &str, bytes: &[u8]) {
+    for (table, keys, columns) in TABLES {
+        for column in columns.iter().filter(|c| TEXT_COLUMNS.contains(c)) {
+            let dir = tempfile::tempdir().expect("a temp dir");
+            let path = copy(dir.path());
+            let conn = Connection::open(&path).expect("opens");
+            for row in rows(&conn, table, keys, columns) {
+                set(
+                    &conn,
+                    table,
+                    keys,
+                    &row[..keys.len()],
+                    column,
+                    sql_of(bytes.to_vec()),
+                );
+            }
+            drop(conn);
+            if let Err(error) = read_all(&path, true) {
+                panic!("fuzz/corpus/checkpoint/{name} in {table}.{column}: {error}");
             }
         }
     }
