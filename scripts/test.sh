@@ -17,4 +17,6 @@ if [ -f scripts/burr-ui-venv.sh ]; then
 fi
 
 cargo test --workspace --all-targets "$@"
+# Compiles only the doctests: every dependency is the test build's ([profile.dev.build-override]
+# in Cargo.toml keeps the two commands' builds of proc-macros and build scripts the same).
 cargo test --workspace --doc "$@"

@@ -1,6 +1,10 @@
 //! Property tests of the expression language: whatever the input, parsing
 //! and evaluation never panic, stay within their time budget, and either
 //! succeed or return a typed error.
+//!
+//! Also the `expr` fuzz target: the corpus `fuzz/corpus/expr/` (one expression a file) is
+//! replayed on every run, and `fuzz_expressions` mixes every generator here with
+//! mutations of the corpus; `scripts/fuzz.sh` runs it time-boxed.
 
 use std::time::{Duration, Instant};
 
@@ -8,14 +12,52 @@ use burr_core::condition::expression::{Budget, Expr, ExprEvalError};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
+#[path = "../../fuzz/harness.rs"]
+mod harness;
+
 /// Small enough that a case hitting a limit stays fast in a debug build.
 const SMALL: Budget = Budget::DEFAULT
     .with_max_steps(200_000)
     .with_max_elements(50_000)
     .with_max_bytes(1 << 20);
 
-/// A generous bound on one parse + evaluation of one case in a debug build.
+/// A generous bound on one parse + evaluation of one case in a debug build, in time on
+/// the CPU (see [`Clock`]).
 const SLOW: Duration = Duration::from_secs(2);
+
+/// The time this thread spent on the CPU (Linux: `/proc/thread-self/schedstat`), or else
+/// the time on the wall. On a loaded machine (CI shares its cores) wall time stretches
+/// with the load, and a bound on it fails cases that did nothing wrong; a hang still
+/// spends CPU time.
+struct Clock {
+    wall: Instant,
+    cpu: Option<u64>,
+}
+
+impl Clock {
+    fn start() -> Clock {
+        Clock {
+            wall: Instant::now(),
+            cpu: cpu_nanos(),
+        }
+    }
+
+    fn elapsed(&self) -> Duration {
+        match (self.cpu, cpu_nanos()) {
+            (Some(start), Some(now)) => Duration::from_nanos(now.saturating_sub(start)),
+            _ => self.wall.elapsed(),
+        }
+    }
+}
+
+fn cpu_nanos() -> Option<u64> {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
 
 fn state() -> &'static Value {
     static STATE: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
@@ -50,9 +92,14 @@ fn make_state() -> Value {
 /// with a small budget returns a value or a typed error, quickly; and if it
 /// succeeds, the default budget gives the same result.
 fn check(src: &str, st: &Value) -> Result<(), TestCaseError> {
-    let started = Instant::now();
-    let Ok(parsed) = Expr::parse(src) else {
-        return Ok(());
+    let started = Clock::start();
+    let parsed = match Expr::parse(src) {
+        Ok(parsed) => parsed,
+        Err(error) => {
+            prop_assert!(!error.to_string().is_empty());
+            prop_assert!(started.elapsed() < SLOW, "parsing `{}` took too long", src);
+            return Ok(());
+        }
     };
     let small = parsed.clone().with_budget(SMALL);
     let lookup = |k: &str| st.get(k);
@@ -360,4 +407,62 @@ proptest! {
     fn random_bytes_never_panic(src in "\\PC{0,40}") {
         check(&src, state())?;
     }
+}
+
+/// The corpus expressions, as text.
+fn corpus() -> Vec<String> {
+    harness::corpus("expr")
+        .into_iter()
+        .map(|(_, bytes)| harness::text(&bytes))
+        .collect()
+}
+
+/// A corpus expression with a token inserted, or a part of it cut out, or two spliced.
+fn mutated_corpus() -> impl Strategy<Value = String> {
+    let texts = corpus();
+    (
+        prop::sample::select(texts.clone()),
+        prop::sample::select(texts),
+        prop::sample::select(TOKENS),
+        any::<prop::sample::Index>(),
+        any::<prop::sample::Index>(),
+        0..3u8,
+    )
+        .prop_map(|(a, b, token, i, j, how)| {
+            let cut = |text: &str, at: &prop::sample::Index| {
+                let bounds: Vec<usize> = text
+                    .char_indices()
+                    .map(|(i, _)| i)
+                    .chain([text.len()])
+                    .collect();
+                bounds[at.index(bounds.len())]
+            };
+            let (x, y) = (cut(&a, &i), cut(&a, &j));
+            match how {
+                0 => format!("{} {token} {}", &a[..x], &a[x..]),
+                1 => format!("{}{}", &a[..x.min(y)], &a[x.max(y)..]),
+                _ => format!("{}{}", &a[..x], &b[cut(&b, &j)..]),
+            }
+        })
+}
+
+#[test]
+fn the_expr_corpus_parses_or_fails_typed() {
+    for (name, bytes) in harness::corpus("expr") {
+        let src = harness::text(&bytes);
+        if let Err(error) = check(&src, state()) {
+            panic!("fuzz/corpus/expr/{name}: {error}");
+        }
+    }
+}
+
+#[test]
+fn fuzz_expressions() {
+    let inputs = prop_oneof![
+        2 => token_soup(),
+        2 => ast(),
+        1 => "\\PC{0,40}",
+        2 => mutated_corpus(),
+    ];
+    harness::fuzz("expr", file!(), 256, inputs, |src| check(&src, state()));
 }

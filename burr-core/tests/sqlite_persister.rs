@@ -8,8 +8,9 @@ use std::time::{Duration, SystemTime};
 use burr_core::actions::action_sync;
 use burr_core::ids::ParentPointer;
 use burr_core::persistence::{
-    AppRecord, AppRecords, Checkpoint, ChildListing, Delete, Durability, History, Leases,
-    ManualClock, PersistenceError, Persister, Prune, SqliteOptions, SqlitePersister, StepStatus,
+    AppRecord, AppRecords, Checkpoint, ChildListing, Delete, Durability, History, LeaseStatus,
+    Leases, ManualClock, PersistenceError, Persister, Prune, SqliteOptions, SqlitePersister,
+    StepStatus,
 };
 use burr_core::{ApplicationBuilder, Error, Inputs, State};
 use serde_json::json;
@@ -1368,4 +1369,92 @@ async fn a_lease_held_by_another_process_is_freed_when_it_is_killed() {
             "{app}"
         );
     }
+}
+
+/// `first` then `second`, then nothing: finished after two steps.
+fn two_steps(persister: Arc<SqlitePersister>, app_id: &str) -> ApplicationBuilder {
+    let first = action_sync("first", |s: State, _, _| s.update("first", true)).writes(["first"]);
+    let second =
+        action_sync("second", |s: State, _, _| s.update("second", true)).writes(["second"]);
+    ApplicationBuilder::new()
+        .with_actions([first, second])
+        .with_transitions([("first", "second")])
+        .with_app_id(app_id)
+        .with_entrypoint("first")
+        .with_state_persister(persister.clone())
+        .initialize_from(persister)
+}
+
+#[tokio::test]
+async fn a_finished_application_gives_its_lease_back_while_its_runner_keeps_it() {
+    let (_dir, path) = temp();
+    let persister = Arc::new(SqlitePersister::open(&path).unwrap());
+    let held = |status: LeaseStatus| matches!(status, LeaseStatus::Held { .. });
+    let mut app = two_steps(persister.clone(), "done").build().await.unwrap();
+    assert!(held(persister.lease_status(None, "done").unwrap()));
+    app.step(Inputs::new()).await.unwrap().expect("first");
+    // Between steps, not finished: still held.
+    assert!(held(persister.lease_status(None, "done").unwrap()));
+    app.step(Inputs::new()).await.unwrap().expect("second");
+    // Finished: given back, though `app` lives on.
+    assert_eq!(
+        persister.lease_status(None, "done").unwrap(),
+        LeaseStatus::Free
+    );
+    assert!(app.step(Inputs::new()).await.unwrap().is_none());
+    // Another runner may build it now (and finds nothing to run).
+    let mut again = two_steps(persister.clone(), "done").build().await.unwrap();
+    assert!(held(persister.lease_status(None, "done").unwrap()));
+    assert!(again.step(Inputs::new()).await.unwrap().is_none());
+    assert_eq!(
+        persister.lease_status(None, "done").unwrap(),
+        LeaseStatus::Free,
+        "loaded finished, given back at the first step that finds nothing to run"
+    );
+    drop((app, again));
+}
+
+#[tokio::test]
+async fn a_lease_left_behind_by_a_gone_runner_is_abandoned() {
+    let (_dir, path) = temp();
+    let persister = Arc::new(SqlitePersister::open(&path).unwrap());
+    assert_eq!(
+        persister.lease_status(None, "busy").unwrap(),
+        LeaseStatus::Free
+    );
+    let mut app = counter(persister.clone(), "busy").build().await.unwrap();
+    app.step(Inputs::new()).await.unwrap();
+    let holder = match persister.lease_status(None, "busy").unwrap() {
+        LeaseStatus::Held { holder } => holder,
+        other => panic!("expected Held, got {other:?}"),
+    };
+    assert_eq!(
+        persister.live_lease_holder(None, "busy").unwrap(),
+        Some(holder.clone())
+    );
+    // Its holder's process is gone (the pid now names a newer process).
+    edit_lease(&path, "busy", "pid_started = pid_started + 1");
+    assert_eq!(
+        persister.lease_status(None, "busy").unwrap(),
+        LeaseStatus::Abandoned {
+            holder: holder.clone(),
+            expired: false
+        }
+    );
+    assert_eq!(persister.live_lease_holder(None, "busy").unwrap(), None);
+    // A holder elsewhere whose lease expired.
+    edit_lease(&path, "busy", "machine = 'elsewhere', expires_at_us = 0");
+    assert_eq!(
+        persister.lease_status(None, "busy").unwrap(),
+        LeaseStatus::Abandoned {
+            holder,
+            expired: true
+        }
+    );
+    // Dropped: given back.
+    drop(app);
+    assert_eq!(
+        persister.lease_status(None, "busy").unwrap(),
+        LeaseStatus::Free
+    );
 }

@@ -1,23 +1,37 @@
-//! A model of State: random sequences of update/append/increment/delete/wipe/merge applied
-//! to a `State` and to a plain `BTreeMap` agree at every step (results and errors), across
-//! the switch between the inline and the tree representation both ways, and across
-//! checkpoints: each step's delta saved to SQLite and loaded back rebuilds the same state.
+//! A model of State: random sequences of update/append/extend/increment/delete/wipe/merge
+//! applied to a `State` and to a plain `BTreeMap` agree at every step (results and
+//! errors), with values of every JSON kind (floats included), across the switch between
+//! the inline and the tree representation both ways, and across checkpoints: each step's
+//! delta saved to SQLite and loaded back rebuilds the same state. And across a resume:
+//! the steps are checkpointed to a real SQLite file up to a random point, an application
+//! is built again from the file (another persister, as another process would) and must
+//! hold the model's state there, the later steps are saved as deltas from what it
+//! loaded, and every sequence id loads the model's state.
+//! `fuzz_state_model` runs that part time-boxed in `scripts/fuzz.sh`.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::SystemTime;
 
+use burr_core::actions::action_sync;
 use burr_core::persistence::{Checkpoint, Persister, SqlitePersister, StepStatus};
 use burr_core::state::{StateError, Wipe};
-use burr_core::State;
+use burr_core::{ApplicationBuilder, Inputs, State};
 use proptest::prelude::*;
 use serde_json::{json, Value};
+
+#[path = "../../fuzz/harness.rs"]
+mod harness;
 
 type Model = BTreeMap<String, Value>;
 
 #[derive(Clone, Debug)]
 enum Op {
     Update(usize, i64),
+    /// An update with a value of any kind.
+    Set(usize, Value),
     Append(usize, i64),
+    Extend(usize, Vec<Value>),
     Increment(usize, i64),
     Delete(Vec<usize>),
     Keep(Vec<usize>),
@@ -30,11 +44,32 @@ fn key(i: usize) -> String {
     format!("k{i:02}")
 }
 
+/// Values of every JSON kind, floats included (a float must load back exactly).
+fn value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        any::<f64>().prop_map(Value::from),
+        prop_oneof![Just(0.1f64), Just(1.0386479989478402e-227), Just(-0.0)].prop_map(Value::from),
+        "\\PC{0,8}".prop_map(Value::from),
+    ];
+    leaf.prop_recursive(3, 16, 4, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+            prop::collection::btree_map("[a-c]{1,2}", inner, 0..4)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
 fn op() -> impl Strategy<Value = Op> {
     let k = 0..40usize;
     prop_oneof![
         6 => (k.clone(), any::<i64>()).prop_map(|(k, v)| Op::Update(k, v)),
+        3 => (k.clone(), value()).prop_map(|(k, v)| Op::Set(k, v)),
         2 => (k.clone(), -5..5i64).prop_map(|(k, v)| Op::Append(k, v)),
+        1 => (k.clone(), prop::collection::vec(value(), 0..3)).prop_map(|(k, v)| Op::Extend(k, v)),
         2 => (k.clone(), prop_oneof![Just(i64::MAX), -3..3i64]).prop_map(|(k, v)| Op::Increment(k, v)),
         2 => prop::collection::vec(k.clone(), 0..30).prop_map(Op::Delete),
         1 => prop::collection::vec(k.clone(), 0..20).prop_map(Op::Keep),
@@ -50,6 +85,16 @@ fn model_apply(model: &Model, op: &Op) -> Result<Model, &'static str> {
         Op::Update(k, v) => {
             next.insert(key(*k), json!(v));
         }
+        Op::Set(k, v) => {
+            next.insert(key(*k), v.clone());
+        }
+        Op::Extend(k, values) => match next.get_mut(&key(*k)) {
+            None => {
+                next.insert(key(*k), Value::Array(values.clone()));
+            }
+            Some(Value::Array(items)) => items.extend(values.iter().cloned()),
+            Some(_) => return Err("not a list"),
+        },
         Op::Append(k, v) => match next.get_mut(&key(*k)) {
             None => {
                 next.insert(key(*k), json!([v]));
@@ -88,7 +133,9 @@ fn model_apply(model: &Model, op: &Op) -> Result<Model, &'static str> {
 fn state_apply(state: &State, op: &Op) -> Result<State, StateError> {
     match op {
         Op::Update(k, v) => Ok(state.update(key(*k), *v)),
+        Op::Set(k, v) => Ok(state.update(key(*k), v.clone())),
         Op::Append(k, v) => state.append(key(*k), *v),
+        Op::Extend(k, values) => state.extend(key(*k), values.iter().cloned()),
         Op::Increment(k, by) => state.increment(key(*k), *by),
         Op::Delete(keys) => state.wipe(Wipe::delete(keys.iter().map(|k| key(*k)))),
         Op::Keep(keys) => state.wipe(Wipe::keep(keys.iter().map(|k| key(*k)))),
@@ -205,4 +252,124 @@ proptest! {
             Ok(())
         })?;
     }
+}
+
+/// A checkpoint of step `seq` taking `before` to `after` (the whole state for the first,
+/// as an application saves it).
+fn checkpoint(seq: u64, before: &State, after: &State) -> Checkpoint {
+    Checkpoint {
+        partition_key: None,
+        app_id: "model".to_owned(),
+        sequence_id: seq,
+        position: "op".to_owned(),
+        status: StepStatus::Completed,
+        attempt: 1,
+        prior_step: Some("op".to_owned()),
+        created_at: SystemTime::now(),
+        delta: if seq == 0 {
+            burr_core::state::StateDelta::snapshot(after)
+        } else {
+            after.delta_from(before)
+        },
+        state: after.clone(),
+        error: None,
+    }
+}
+
+/// `ops` run against the model (see [`run`]); their states checkpointed to a real file
+/// up to step `cut`; then, as another process would, the application built again from
+/// the file (another persister, `initialize_from`): it must hold the model's state at the
+/// cut, and the steps after it are saved as deltas from what it loaded. Every sequence id
+/// then loads the model's state, read by a third persister.
+fn resume(ops: &[Op], cut: usize) -> Result<(), TestCaseError> {
+    let states = run(ops)?;
+    let steps = &states[1..];
+    let cut = cut.min(steps.len());
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let path = dir.path().join("model.db");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(async {
+        {
+            let first = SqlitePersister::open(&path).expect("opens");
+            let mut before = State::new();
+            for (seq, after) in steps[..cut].iter().enumerate() {
+                first
+                    .save(&checkpoint(seq as u64, &before, after))
+                    .await
+                    .expect("saves");
+                before = after.clone();
+            }
+        }
+        let second = Arc::new(SqlitePersister::open(&path).expect("opens"));
+        let op = action_sync("op", |s: State, _: &Inputs, _| s);
+        let app = ApplicationBuilder::new()
+            .with_actions([op])
+            .with_entrypoint("op")
+            .with_app_id("model")
+            .with_state(State::new())
+            .with_state_persister(second.clone())
+            .initialize_from(second.clone())
+            .build()
+            .await
+            .expect("builds");
+        prop_assert_eq!(
+            app.sequence_id(),
+            cut.checked_sub(1).map(|s| s as u64),
+            "resumed after the last stored step"
+        );
+        prop_assert_eq!(
+            as_model(app.state()),
+            as_model(&states[cut]),
+            "at the resume"
+        );
+        let mut before = app.state().clone();
+        drop(app);
+        for (seq, after) in steps.iter().enumerate().skip(cut) {
+            second
+                .save(&checkpoint(seq as u64, &before, after))
+                .await
+                .expect("saves");
+            before = after.clone();
+        }
+        drop(second);
+        let third = SqlitePersister::open(&path).expect("opens");
+        for (seq, expected) in steps.iter().enumerate() {
+            let loaded = third
+                .load(None, "model", Some(seq as u64))
+                .await
+                .expect("loads")
+                .expect("stored");
+            prop_assert_eq!(
+                as_model(&loaded.state),
+                as_model(expected),
+                "at sequence id {}",
+                seq
+            );
+        }
+        Ok(())
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 8, ..ProptestConfig::default() })]
+
+    #[test]
+    fn an_application_resumed_part_way_matches_the_model(
+        ops in prop::collection::vec(op(), 1..30),
+        cut in 0..30usize,
+    ) {
+        resume(&ops, cut)?;
+    }
+}
+
+/// The model, the checkpoints and the resume, time-boxed by `scripts/fuzz.sh`.
+#[test]
+fn fuzz_state_model() {
+    let cases = (prop::collection::vec(op(), 1..40), 0..40usize);
+    harness::fuzz("state_model", file!(), 4, cases, |(ops, cut)| {
+        resume(&ops, cut)
+    });
 }

@@ -1,6 +1,8 @@
 //! A runner in another process, killed mid-step: while it runs, its application and the
 //! children running under it are `running` and `delete` refuses them; once it is gone,
 //! they are `interrupted`, and `delete` removes the application with its descendants.
+//! Killed between steps, right after a completed step: `running` before, `interrupted`
+//! after; an application that finished stays `completed` either way.
 
 mod common;
 
@@ -22,6 +24,71 @@ use common::burr_tracker;
 
 /// The database the runner process writes (set only in that process).
 const RUNNER_DB: &str = "BURR_TRACKER_TEST_RUNNER_DB";
+
+/// The database the between-steps runner process writes (set only in that process).
+const BETWEEN_DB: &str = "BURR_TRACKER_TEST_BETWEEN_DB";
+
+/// Counts up by one per step, for ever: it never finishes.
+fn endless(app_id: &str, persister: Arc<SqlitePersister>) -> ApplicationBuilder {
+    let count = action_sync("count", |s: State, _: &Inputs, _| s.increment("n", 1)).writes(["n"]);
+    ApplicationBuilder::new()
+        .with_actions([count])
+        .with_transitions([("count", "count")])
+        .with_state(State::new().update("n", 0))
+        .with_entrypoint("count")
+        .with_app_id(app_id)
+        .with_state_persister(persister)
+}
+
+/// The between-steps runner: `between` (checkpoints only, as the counter example) and
+/// `between-tracked` (checkpoints and tracker) each take three steps and stop between
+/// steps, with more to run; `finished` runs to its end and is kept, not dropped. Then it
+/// prints `PAUSED` and sleeps with no step in flight.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "the runner process of a_runner_killed_between_steps_leaves_its_app_interrupted"]
+async fn between_steps_runner_process() {
+    let Some(path) = std::env::var_os(BETWEEN_DB) else {
+        return;
+    };
+    let tracker = Tracker::open(&path).expect("tracker opens");
+    let persister = Arc::new(SqlitePersister::open(&path).expect("persister opens"));
+    let mut plain = endless("between", persister.clone())
+        .build()
+        .await
+        .expect("builds");
+    let mut tracked = endless("between-tracked", persister.clone())
+        .with_tracker(tracker.hook())
+        .build()
+        .await
+        .expect("builds");
+    for _ in 0..3 {
+        plain
+            .step(Inputs::new())
+            .await
+            .expect("steps")
+            .expect("a step");
+        tracked
+            .step(Inputs::new())
+            .await
+            .expect("steps")
+            .expect("a step");
+    }
+    let once =
+        action_sync("once", |s: State, _: &Inputs, _| s.update("done", true)).writes(["done"]);
+    let mut finished = ApplicationBuilder::new()
+        .with_actions([once])
+        .with_entrypoint("once")
+        .with_app_id("finished")
+        .with_state_persister(persister)
+        .build()
+        .await
+        .expect("builds");
+    finished.run(RunOptions::new()).await.expect("runs");
+    tracker.flush().expect("the tracker writes");
+    println!("PAUSED");
+    std::thread::sleep(Duration::from_secs(3_600));
+    drop((plain, tracked, finished));
+}
 
 /// The runner: `hanging` fans out to two children that finish (step 0), then to one
 /// child whose action prints `READY` once the tracker has written everything so far, and
@@ -76,10 +143,16 @@ fn hanging_actions(hang: burr_core::actions::FnAction) -> (MapAction, MapAction)
 
 /// Start the runner process on `db` and wait until it hangs in its step.
 fn start_runner(db: &Path) -> Runner {
+    start("runner_process", RUNNER_DB, db, "READY")
+}
+
+/// Run the ignored test `test` of this binary as a process, with `env` set to `db`, and
+/// wait until it prints `signal`.
+fn start(test: &str, env: &str, db: &Path, signal: &str) -> Runner {
     let mut runner = Runner(
         Command::new(std::env::current_exe().expect("the test binary"))
-            .args(["--exact", "runner_process", "--ignored", "--nocapture"])
-            .env(RUNNER_DB, db)
+            .args(["--exact", test, "--ignored", "--nocapture"])
+            .env(env, db)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -89,12 +162,12 @@ fn start_runner(db: &Path) -> Runner {
     let ready = BufReader::new(stdout)
         .lines()
         .map_while(Result::ok)
-        .any(|line| line == "READY");
-    assert!(ready, "the runner reached its hanging step");
+        .any(|line| line == signal);
+    assert!(ready, "the runner printed {signal}");
     runner
 }
 
-/// The runner process, killed when dropped.
+/// The runner process, killed (SIGKILL) when dropped.
 struct Runner(Child);
 
 impl Drop for Runner {
@@ -212,6 +285,49 @@ fn a_runner_killed_mid_step_leaves_its_apps_interrupted() {
         .and_then(|c| c.query_row("SELECT count(*) FROM burr_leases", [], |r| r.get(0)))
         .expect("reads");
     assert_eq!(leases, 0);
+}
+
+#[test]
+fn a_runner_killed_between_steps_leaves_its_app_interrupted() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let db = dir.path().join("burr.db");
+    let runner = start("between_steps_runner_process", BETWEEN_DB, &db, "PAUSED");
+    let between = |root: &str| -> Vec<(String, String)> {
+        [
+            ("between", root),
+            ("between-tracked", root),
+            ("finished", "completed"),
+        ]
+        .iter()
+        .map(|(a, s)| (a.to_string(), s.to_string()))
+        .collect()
+    };
+    // Alive, between steps (the last one completed): running. Finished, though its runner
+    // keeps it: completed.
+    assert_eq!(statuses(&db), between("running"));
+    let show = json_of(&db, &["show", "between", "--json"]);
+    assert_eq!(show["status"], "running");
+    let steps = show["steps"].as_array().expect("steps");
+    assert_eq!(steps.len(), 3);
+    assert!(steps.iter().all(|s| s["status"] == "completed"), "{show}");
+
+    // Killed between steps, right after a completed step.
+    drop(runner);
+    assert_eq!(statuses(&db), between("interrupted"));
+    let show = json_of(&db, &["show", "between-tracked", "--json"]);
+    assert_eq!(show["status"], "interrupted");
+    let interrupted = json_of(&db, &["apps", "--status", "interrupted", "--json"]);
+    assert_eq!(interrupted["total"], 2);
+    let completed = json_of(&db, &["apps", "--status", "completed", "--json"]);
+    assert_eq!(completed["total"], 1);
+    assert_eq!(completed["apps"][0]["app_id"], "finished");
+    // The table says the same.
+    let table = String::from_utf8(burr_tracker(&db, &["apps"]).stdout).expect("UTF-8");
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("between "))
+        .expect("a row for `between`");
+    assert!(row.contains(" interrupted "), "{table}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -197,12 +197,25 @@ impl Application {
 
     /// Give up this application's lease now rather than when it is dropped, e.g. to hand
     /// the app id to another runner. A later checkpoint takes the lease again if it is free.
+    ///
+    /// An application gives its lease back by itself when it finishes (no next action is
+    /// left after a step) and when it is dropped.
     pub fn release_lease(&mut self) {
         let leases = self.saver.as_deref().and_then(|saver| saver.as_leases());
         if let (Some(lease), Some(leases)) = (self.lease.take(), leases) {
             if let Err(error) = leases.release_lease(&lease) {
                 tracing::warn!(app_id = %lease.app_id, %error, "could not release the lease");
             }
+        }
+    }
+
+    /// Give the lease back once no next action is left: the application is finished,
+    /// whether or not its runner keeps it. A lease left behind then means a runner that
+    /// stopped part-way (killed, crashed), which is how an inspector tells `interrupted`
+    /// from `completed` (`SqlitePersister::lease_status`).
+    fn release_lease_if_finished(&mut self) {
+        if self.lease.is_some() && matches!(self.next_index(), Ok(None)) {
+            self.release_lease();
         }
     }
 
@@ -484,6 +497,8 @@ impl Application {
     /// One run of the next action (or, with nothing left to run, `Ok(None)`).
     async fn attempt(&mut self, inputs: &Inputs) -> Result<Option<Step>> {
         let Some(index) = self.next_index()? else {
+            // Loaded finished: nothing left to run.
+            self.release_lease();
             return Ok(None);
         };
         if self.ctx.cancel.is_cancelled() {
@@ -678,6 +693,7 @@ impl Application {
                     &delta,
                     started_at,
                 );
+                self.release_lease_if_finished();
                 Ok(Some(Step {
                     action: name.to_string(),
                     sequence_id: self.ctx.sequence_id,

@@ -51,7 +51,7 @@ pub use error::PersistenceError;
 pub use memory::InMemoryPersister;
 pub use record::{micros, AppRecord, Checkpoint, CheckpointInfo, LoadedCheckpoint, StepStatus};
 #[cfg(feature = "sqlite")]
-pub use sqlite::{Durability, SqliteOptions, SqlitePersister};
+pub use sqlite::{Durability, LeaseStatus, SqliteOptions, SqlitePersister};
 
 /// A proof that this process runs an application: while held, another runner of the same
 /// app id gets [`PersistenceError::AppLocked`]. Released by [`Leases::release_lease`] or

@@ -73,8 +73,10 @@ and parents null when absent. A parent pointer is {app_id, partition_key, sequen
   prune   {app_id, partition_key, checkpoints_removed, tracked_steps_removed}
   delete  {app_id, partition_key, checkpoints, tracked, descendants}
   export  {directory, project, apps: [{app_id, partition_key, directory, steps}]}
-Statuses: running (a step in flight, or none taken yet), interrupted (the same, but its
-runner is gone: crashed or killed), completed, failed, cancelled.
+Statuses: running (its runner is alive: in a step, between steps, or before the first),
+interrupted (its runner stopped part-way: crashed or killed, in a step or between steps),
+completed (the last step completed and the runner let go: it finished, or was dropped),
+failed, cancelled.
 Errors: one line on stderr, exit code 1 (2 for bad arguments).";
 
 /// Inspect burr-core applications: steps, state, children and graphs, from their database.

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use burr_core::ids::ParentPointer;
-use burr_core::persistence::{History, Persister, SqlitePersister, StepStatus};
+use burr_core::persistence::{History, LeaseStatus, Persister, SqlitePersister, StepStatus};
 use futures::executor::block_on;
 use rusqlite::Connection;
 use serde::Serialize;
@@ -31,15 +31,19 @@ pub use trace::{AttributeInfo, SpanInfo, StepTrace};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
-    /// A step is in flight (or, for an application, it has taken no step yet), and its
-    /// runner is alive — or, for an application run without a persister, nothing tells
-    /// (see [`Runner::Unknown`]).
+    /// A step is in flight and its runner is alive; for an application, its runner is
+    /// alive ([`Runner::Live`]: in a step, between steps, halted, or before its first) —
+    /// or, run without a persister, its last step has not ended (see [`Runner::Unknown`]).
     Running,
-    /// The step never ended (or, for an application, it took none) and nothing runs it
-    /// any more: its process crashed or was killed, or dropped it mid-step
-    /// ([`Runner::Gone`]). Resuming it retries the step.
+    /// Its runner stopped part-way: the step never ended (or, for an application, it
+    /// took none) and nothing runs it any more, or — for an application with a lease of
+    /// its own — its runner died between steps without finishing
+    /// ([`Runner::Abandoned`]): its process crashed or was killed. Resuming it goes on
+    /// from the last checkpoint (retrying the step that never ended).
     Interrupted,
-    /// The (last) step completed.
+    /// The (last) step completed; for an application with a lease of its own, also its
+    /// runner let go of it: it finished, or its runner dropped it cleanly
+    /// ([`Runner::Released`]).
     Completed,
     /// The (last) step failed.
     Failed,
@@ -148,17 +152,30 @@ impl StepInfo {
 /// Whether something runs an application now, judged from the lease of the application
 /// it runs under: its own, or for a child, its root's (the application at the top of its
 /// spawning parents; children take no lease of their own).
+///
+/// An application gives its lease back when it finishes or its runner drops it; a runner
+/// that is killed or crashes leaves it behind.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Runner {
     /// A live runner holds the lease: its holder (`pid 4242 on host (lease …)`).
     Live(String),
-    /// Nothing does: the application was run with a persister, and no live runner holds
-    /// the lease (none is stored, it expired, or its holder's process on this machine is
-    /// gone).
-    Gone,
+    /// The runner is gone without giving the lease back (killed or crashed): the lease
+    /// expired, or its holder's process on this machine is gone. Its holder.
+    Abandoned(String),
+    /// No lease is stored: its runner gave it back (the application finished, or was
+    /// dropped or released), or none was taken.
+    Released,
     /// Nothing tells: the application was run without a persister (only a tracker), so
     /// it has no lease.
     Unknown,
+}
+
+impl Runner {
+    /// Whether nothing runs the application any more ([`Abandoned`](Runner::Abandoned)
+    /// or [`Released`](Runner::Released)).
+    pub fn is_gone(&self) -> bool {
+        matches!(self, Runner::Abandoned(_) | Runner::Released)
+    }
 }
 
 /// An application with what its steps say about it.
@@ -166,8 +183,8 @@ pub enum Runner {
 pub struct AppSummary {
     /// The application.
     pub app: App,
-    /// The status of its last step (`running` while a step is in flight or before the
-    /// first, `interrupted` when nothing runs it any more).
+    /// Where it stands: `running` while its runner is alive, `interrupted` when its
+    /// runner stopped part-way, otherwise the status of its last step (see [`Status`]).
     pub status: Status,
     /// How many steps (sequence ids) it took; retries count once.
     pub steps: u64,
@@ -430,9 +447,10 @@ impl Database {
         if let Some(runner) = self.runners.borrow().get(&key) {
             return Ok(runner.clone());
         }
-        let runner = match self.persister.live_lease_holder(key.0.as_deref(), &key.1)? {
-            Some(holder) => Runner::Live(holder),
-            None => Runner::Gone,
+        let runner = match self.persister.lease_status(key.0.as_deref(), &key.1)? {
+            LeaseStatus::Held { holder } => Runner::Live(holder),
+            LeaseStatus::Abandoned { holder, .. } => Runner::Abandoned(holder),
+            LeaseStatus::Free => Runner::Released,
         };
         self.runners.borrow_mut().insert(key, runner.clone());
         Ok(runner)
@@ -451,7 +469,8 @@ impl Database {
 
     /// Every attempt at every step of `app`, in (sequence id, attempt) order: what the
     /// tracker recorded, completed by the checkpoints. A step that never ended is
-    /// `running` while its runner lives, `interrupted` when none does ([`Runner::Gone`]).
+    /// `running` while its runner lives, `interrupted` when none does
+    /// ([`Runner::is_gone`]).
     pub fn steps(&self, app: &App) -> Result<Vec<StepInfo>, TrackerError> {
         let mut steps: BTreeMap<(u64, u32), StepInfo> = BTreeMap::new();
         if let (Some(conn), Some(row)) = (&self.tracker, &app.tracked) {
@@ -516,7 +535,7 @@ impl Database {
             }
         }
         let mut steps: Vec<StepInfo> = steps.into_values().collect();
-        if steps.iter().any(|s| s.status == Status::Running) && self.runner(app)? == Runner::Gone {
+        if steps.iter().any(|s| s.status == Status::Running) && self.runner(app)?.is_gone() {
             for step in steps.iter_mut().filter(|s| s.status == Status::Running) {
                 step.status = Status::Interrupted;
             }
@@ -552,11 +571,26 @@ impl Database {
     }
 
     /// `app` with its status, step count and last update.
+    ///
+    /// The status comes from the checkpoints and the lease: an application whose last
+    /// step completed is `running` while a live runner holds its lease, `interrupted` when
+    /// its runner died without giving the lease back (killed between steps), and
+    /// `completed` only when its runner let go of it (it finished, or was dropped). A
+    /// child application takes no lease (it runs under its root's), so its status is its
+    /// last step's.
     pub fn summary(&self, app: &App) -> Result<AppSummary, TrackerError> {
         let steps = self.steps(app)?;
         let status = match steps.last() {
+            // Between steps (or done): only an application's own lease tells which.
+            Some(step) if step.status == Status::Completed && app.spawning_parent.is_none() => {
+                match self.runner(app)? {
+                    Runner::Live(_) => Status::Running,
+                    Runner::Abandoned(_) => Status::Interrupted,
+                    Runner::Released | Runner::Unknown => Status::Completed,
+                }
+            }
             Some(step) => step.status,
-            None if self.runner(app)? == Runner::Gone => Status::Interrupted,
+            None if self.runner(app)?.is_gone() => Status::Interrupted,
             None => Status::Running,
         };
         let mut sequence_ids: Vec<u64> = steps.iter().map(|s| s.sequence_id).collect();

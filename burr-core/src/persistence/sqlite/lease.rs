@@ -133,6 +133,50 @@ pub(super) fn live_holder(
     }))
 }
 
+/// Where a stored lease stands at `now_us`, for `me` judging it.
+fn standing(
+    conn: &Connection,
+    me: &ProcessIdentity,
+    key: &AppKey,
+    now_us: i64,
+) -> rusqlite::Result<LeaseStatus> {
+    Ok(match lease_row(conn, key)? {
+        None => LeaseStatus::Free,
+        Some(row) if row.expires_at_us <= now_us => LeaseStatus::Abandoned {
+            holder: row.holder,
+            expired: true,
+        },
+        Some(row) if me.outlived(&row) => LeaseStatus::Abandoned {
+            holder: row.holder,
+            expired: false,
+        },
+        Some(row) => LeaseStatus::Held { holder: row.holder },
+    })
+}
+
+/// Where an application's lease stands: what tells a finished application from one whose
+/// runner died part-way. An application gives its lease back when it finishes (or is
+/// dropped, or [releases](crate::Application::release_lease) it); a runner that is killed
+/// or crashes cannot, and leaves its lease behind.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LeaseStatus {
+    /// No lease is stored: no runner took one, or its runner gave it back.
+    Free,
+    /// A live runner holds it: its holder (`pid 4242 on host (lease …)`).
+    Held {
+        /// Who holds it.
+        holder: String,
+    },
+    /// A runner took it and is gone without giving it back: its process on this machine
+    /// is gone, or the lease expired (its holder stopped renewing it).
+    Abandoned {
+        /// Who held it.
+        holder: String,
+        /// Whether it expired (rather than its holder's process being known to be gone).
+        expired: bool,
+    },
+}
+
 /// Take the lease on `key` for `holder` until `now_us + ttl_us`, unless someone else who
 /// is still running holds it: then `Err(their holder)`.
 pub(super) fn take(
@@ -252,17 +296,29 @@ impl SqlitePersister {
         partition_key: Option<&str>,
         app_id: &str,
     ) -> Result<Option<String>, PersistenceError> {
+        Ok(match self.lease_status(partition_key, app_id)? {
+            LeaseStatus::Held { holder } => Some(holder),
+            LeaseStatus::Free | LeaseStatus::Abandoned { .. } => None,
+        })
+    }
+
+    /// Where the application's lease stands: [`Free`](LeaseStatus::Free) when none is
+    /// stored (no runner took it, or its runner gave it back: it finished, or was dropped
+    /// or released), [`Held`](LeaseStatus::Held) while a live runner holds it,
+    /// [`Abandoned`](LeaseStatus::Abandoned) when its runner is gone without giving it back
+    /// (killed or crashed; judged as
+    /// [`live_lease_holder`](SqlitePersister::live_lease_holder) judges it).
+    ///
+    /// Child applications run under their root's lease (they take none): ask about the
+    /// root.
+    pub fn lease_status(
+        &self,
+        partition_key: Option<&str>,
+        app_id: &str,
+    ) -> Result<LeaseStatus, PersistenceError> {
         let key = app_key(partition_key, app_id);
         let me = &self.inner.me;
-        self.read(|conn| {
-            Ok(live_holder(
-                conn,
-                me,
-                &key,
-                None,
-                self.inner.clock.now_micros(),
-            )?)
-        })
+        self.read(|conn| Ok(standing(conn, me, &key, self.inner.clock.now_micros())?))
     }
 }
 

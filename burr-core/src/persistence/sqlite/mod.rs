@@ -34,6 +34,7 @@ use crate::persistence::{
     Leases, LoadedCheckpoint, PersistenceError, Persister, Prune,
 };
 
+pub use self::lease::LeaseStatus;
 pub use self::open::{Durability, SqliteOptions};
 
 /// Reader connections kept open for reuse.
