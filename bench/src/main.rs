@@ -27,10 +27,15 @@ workloads:
   w3-retry  w3 where 5% of the children fail their first run and retry (N default 1000)
   w4        counter killed at a random step and resumed, N rounds (default 5);
             needs `cargo build --release -p example-counter`
+  state-size  heap bytes of a State of 1, 4, 16 and 64 keys (a counting allocator, in
+            the burr-state-size binary built beside this one; not part of `all`)
   all       every workload above";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("state-size") {
+        return state_size();
+    }
     match workloads::Options::parse(&args) {
         Ok(options) => match workloads::run(&options) {
             Ok(()) => ExitCode::SUCCESS,
@@ -42,6 +47,21 @@ fn main() -> ExitCode {
         Err(message) => {
             eprintln!("burr-bench: {message}\n\n{USAGE}");
             ExitCode::from(2)
+        }
+    }
+}
+
+/// Run `burr-state-size`, the binary beside this one: it counts allocations with a global
+/// allocator of its own, which would slow the timed workloads here.
+fn state_size() -> ExitCode {
+    let path = std::env::current_exe()
+        .map(|exe| exe.with_file_name(format!("burr-state-size{}", std::env::consts::EXE_SUFFIX)));
+    match path.and_then(|path| std::process::Command::new(path).status()) {
+        Ok(status) if status.success() => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::FAILURE,
+        Err(error) => {
+            eprintln!("burr-bench: cannot run burr-state-size (build it with `cargo build -p burr-bench`): {error}");
+            ExitCode::FAILURE
         }
     }
 }
