@@ -6,6 +6,7 @@
 //! 24 a slice. Large states keep the tree: an update copies O(log n), a diff skips shared
 //! subtrees. Both iterate in key order, so nothing outside this file can tell them apart.
 
+use std::cell::RefCell;
 use std::cmp::Ordering;
 use std::iter;
 use std::sync::Arc;
@@ -23,6 +24,49 @@ const SHRINK_TO: usize = SMALL_MAX / 2;
 
 /// One entry.
 pub(crate) type Entry = (Arc<str>, Slot);
+
+/// Keys no longer than this go through the per-thread key cache.
+const CACHED_KEY_MAX: usize = 64;
+
+/// Slots in the per-thread key cache (a power of two).
+const KEY_CACHE_SLOTS: usize = 64;
+
+thread_local! {
+    /// Recently made keys, by a hash of their text: a state's keys are few names used
+    /// over and over (a fan-out's children each write the same two), so the same name
+    /// is one shared allocation, not one per state that holds it.
+    static KEY_CACHE: RefCell<[Option<Arc<str>>; KEY_CACHE_SLOTS]> =
+        const { RefCell::new([const { None }; KEY_CACHE_SLOTS]) };
+}
+
+/// The key `text` as a shared string: the cached one when this thread made it recently
+/// (no allocation), a new one otherwise. At most [`KEY_CACHE_SLOTS`] short keys a
+/// thread stay alive in the cache.
+pub(crate) fn key(text: &str) -> Arc<str> {
+    if text.len() > CACHED_KEY_MAX {
+        return Arc::from(text);
+    }
+    // FNV-1a: keys are short, and this runs on every update.
+    let mut hash: u32 = 0x811c_9dc5;
+    for byte in text.bytes() {
+        hash = (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193);
+    }
+    let slot = (hash ^ (hash >> 16)) as usize % KEY_CACHE_SLOTS;
+    KEY_CACHE
+        .try_with(|cache| {
+            let mut cache = cache.borrow_mut();
+            match &cache[slot] {
+                Some(cached) if **cached == *text => Arc::clone(cached),
+                _ => {
+                    let made: Arc<str> = Arc::from(text);
+                    cache[slot] = Some(Arc::clone(&made));
+                    made
+                }
+            }
+        })
+        // The thread is ending: no cache.
+        .unwrap_or_else(|_| Arc::from(text))
+}
 
 /// The entries of a state.
 #[derive(Clone)]
@@ -98,6 +142,14 @@ impl Entries {
                     .map(|i| (&list[i].0, &list[i].1))
             }
             Entries::Large(map) => map.get_key_value(key),
+        }
+    }
+
+    /// The key `text` for an insert: the one this map holds, else [`key`]'s.
+    pub(crate) fn key(&self, text: &str) -> Arc<str> {
+        match self.get_key_value(text) {
+            Some((k, _)) => Arc::clone(k),
+            None => key(text),
         }
     }
 

@@ -121,7 +121,7 @@ impl State {
     pub fn from_map(map: Map<String, Value>) -> Self {
         let map = Entries::from_pairs(
             map.into_iter()
-                .map(|(k, v)| (Arc::from(k), Slot(Arc::new(v)))),
+                .map(|(k, v)| (entries::key(&k), Slot(Arc::new(v)))),
         );
         Self { map }
     }
@@ -207,7 +207,7 @@ impl State {
     /// A new state with `key` set to an already shared value (no copy of the value).
     pub fn update_shared(&self, key: impl AsRef<str>, value: Arc<Value>) -> State {
         let mut map = self.map.clone();
-        map.insert(Arc::from(key.as_ref()), Slot(value));
+        map.insert(map.key(key.as_ref()), Slot(value));
         State { map }
     }
 
@@ -220,7 +220,7 @@ impl State {
     {
         let mut map = self.map.clone();
         for (k, v) in entries {
-            map.insert(Arc::from(k.as_ref()), Slot(Arc::new(v.into())));
+            map.insert(map.key(k.as_ref()), Slot(Arc::new(v.into())));
         }
         State { map }
     }
