@@ -22,11 +22,16 @@ use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
-/// Bytes still allocated of those allocated since `region` started (a `realloc` counts
-/// its growth as allocated and its shrinking as freed).
-fn live(region: &Region<'_, System>) -> i64 {
+/// What `make` returns, and the bytes it allocated that are still allocated when it
+/// returns (a `realloc` counts its growth as allocated and its shrinking as freed).
+fn measure<T>(make: impl FnOnce() -> T) -> (T, i64) {
+    let region = Region::new(GLOBAL);
+    let made = black_box(make());
     let change = region.change();
-    change.bytes_allocated as i64 - change.bytes_deallocated as i64
+    (
+        made,
+        change.bytes_allocated as i64 - change.bytes_deallocated as i64,
+    )
 }
 
 fn main() {
@@ -35,25 +40,10 @@ fn main() {
         let keys: Vec<String> = (0..n).map(|i| format!("r{round}key{i}")).collect();
         let values: Vec<Value> = (0..n).map(|i| json!(i)).collect();
 
-        let region = Region::new(GLOBAL);
-        let state = black_box(State::new().update_many(keys.iter().zip(values.clone())));
-        let total = live(&region);
-        drop(region);
-
-        let region = Region::new(GLOBAL);
-        let shared = black_box(state.subset(keys.iter().map(String::as_str)));
-        let map = live(&region);
-        drop(region);
-
-        let region = Region::new(GLOBAL);
-        let updated = black_box(state.update(&keys[0], 7));
-        let update = live(&region);
-        drop(region);
-
-        let region = Region::new(GLOBAL);
-        let value = black_box(std::sync::Arc::new(json!(1)));
-        let one_value = live(&region);
-        drop(region);
+        let (state, total) = measure(|| State::new().update_many(keys.iter().zip(values.clone())));
+        let (shared, map) = measure(|| state.subset(keys.iter().map(String::as_str)));
+        let (updated, update) = measure(|| state.update(&keys[0], 7));
+        let (value, one_value) = measure(|| std::sync::Arc::new(json!(1)));
 
         println!(
             "{}",

@@ -1,10 +1,15 @@
-//! [`Entries`]: a state's key → value map, inline and sorted while it is small, a shared
+//! [`Entries`]: a state's key → value map, two sorted arrays while it is small, a shared
 //! tree (imbl's `OrdMap`) past that.
 //!
 //! Most states are small (a child application's few keys) and a tree's smallest node costs
-//! about 1.5 KB; a sorted slice of up to [`SMALL_MAX`] entries costs 16 bytes a key plus
-//! 24 a slice. Large states keep the tree: an update copies O(log n), a diff skips shared
-//! subtrees. Both iterate in key order, so nothing outside this file can tell them apart.
+//! about 1.5 KB. A small map is its sorted keys and its values, each array shared: the
+//! keys by every small map with the same keys (an update of a key the map holds keeps
+//! them, and a per-thread cache finds them again for a map built with the same keys),
+//! the values by the map's clones. So a small state of its own costs 16 bytes plus 8 a
+//! value (144 bytes at [`SMALL_MAX`] keys), and its key set, when no other state has the
+//! same keys, 40 bytes plus 16 a key. Large states keep the tree: an update copies
+//! O(log n), a diff skips shared subtrees. Both iterate in key order, so nothing outside
+//! this file can tell them apart.
 
 use std::cell::RefCell;
 use std::cmp::Ordering;
@@ -16,10 +21,10 @@ use imbl::OrdMap;
 
 use super::Slot;
 
-/// The most entries kept inline.
+/// The most entries kept in a small map.
 pub(crate) const SMALL_MAX: usize = 16;
 
-/// A large map that shrinks to this many entries or fewer goes back inline.
+/// A large map that shrinks to this many entries or fewer goes back to a small one.
 const SHRINK_TO: usize = SMALL_MAX / 2;
 
 /// One entry.
@@ -28,30 +33,47 @@ pub(crate) type Entry = (Arc<str>, Slot);
 /// Keys no longer than this go through the per-thread key cache.
 const CACHED_KEY_MAX: usize = 64;
 
-/// Slots in the per-thread key cache (a power of two).
-const KEY_CACHE_SLOTS: usize = 64;
+/// Slots in each per-thread cache (a power of two).
+const CACHE_SLOTS: usize = 64;
+
+/// Key sets whose keys hold more bytes than this are not cached.
+const CACHED_KEY_SET_MAX: usize = 1024;
 
 thread_local! {
     /// Recently made keys, by a hash of their text: a state's keys are few names used
     /// over and over (a fan-out's children each write the same two), so the same name
     /// is one shared allocation, not one per state that holds it.
-    static KEY_CACHE: RefCell<[Option<Arc<str>>; KEY_CACHE_SLOTS]> =
-        const { RefCell::new([const { None }; KEY_CACHE_SLOTS]) };
+    static KEY_CACHE: RefCell<[Option<Arc<str>>; CACHE_SLOTS]> =
+        const { RefCell::new([const { None }; CACHE_SLOTS]) };
+
+    /// Recently made key sets of small maps, by a hash of their keys: states with the
+    /// same keys share them.
+    static KEY_SET_CACHE: RefCell<[Option<KeySet>; CACHE_SLOTS]> =
+        const { RefCell::new([const { None }; CACHE_SLOTS]) };
+}
+
+/// FNV-1a over `bytes`, continuing from `hash`: keys are short, and this runs often.
+fn fnv(mut hash: u32, bytes: &[u8]) -> u32 {
+    for &byte in bytes {
+        hash = (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193);
+    }
+    hash
+}
+
+const FNV_START: u32 = 0x811c_9dc5;
+
+fn cache_slot(hash: u32) -> usize {
+    (hash ^ (hash >> 16)) as usize % CACHE_SLOTS
 }
 
 /// The key `text` as a shared string: the cached one when this thread made it recently
-/// (no allocation), a new one otherwise. At most [`KEY_CACHE_SLOTS`] short keys a
-/// thread stay alive in the cache.
+/// (no allocation), a new one otherwise. At most [`CACHE_SLOTS`] short keys a thread
+/// stay alive in the cache.
 pub(crate) fn key(text: &str) -> Arc<str> {
     if text.len() > CACHED_KEY_MAX {
         return Arc::from(text);
     }
-    // FNV-1a: keys are short, and this runs on every update.
-    let mut hash: u32 = 0x811c_9dc5;
-    for byte in text.bytes() {
-        hash = (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193);
-    }
-    let slot = (hash ^ (hash >> 16)) as usize % KEY_CACHE_SLOTS;
+    let slot = cache_slot(fnv(FNV_START, text.as_bytes()));
     KEY_CACHE
         .try_with(|cache| {
             let mut cache = cache.borrow_mut();
@@ -68,11 +90,70 @@ pub(crate) fn key(text: &str) -> Arc<str> {
         .unwrap_or_else(|_| Arc::from(text))
 }
 
-/// The entries of a state.
+/// The sorted keys of small maps, shared by the maps with those keys (a thin pointer: a
+/// small map is three words).
+type KeySet = Arc<Vec<Arc<str>>>;
+
+/// The sorted keys `keys` as a shared key set: the cached one when this thread made the
+/// same set recently, a new one otherwise.
+fn key_set(keys: Vec<Arc<str>>) -> KeySet {
+    let mut hash = FNV_START;
+    let mut bytes = 0;
+    for k in &keys {
+        hash = fnv(hash, k.as_bytes());
+        // A byte no UTF-8 text holds: ["ab"] and ["a", "b"] differ.
+        hash = fnv(hash, &[0xff]);
+        bytes += k.len();
+    }
+    if bytes > CACHED_KEY_SET_MAX {
+        return Arc::new(keys);
+    }
+    let slot = cache_slot(hash);
+    let same = |cached: &[Arc<str>]| {
+        cached.len() == keys.len()
+            && cached
+                .iter()
+                .zip(&keys)
+                .all(|(a, b)| Arc::ptr_eq(a, b) || a == b)
+    };
+    let found = KEY_SET_CACHE
+        .try_with(|cache| {
+            cache.borrow()[slot]
+                .as_ref()
+                .filter(|cached| same(cached))
+                .map(Arc::clone)
+        })
+        .ok()
+        .flatten();
+    if let Some(found) = found {
+        return found;
+    }
+    let made: KeySet = Arc::new(keys);
+    let _ = KEY_SET_CACHE.try_with(|cache| cache.borrow_mut()[slot] = Some(Arc::clone(&made)));
+    made
+}
+
+/// A small map: at most [`SMALL_MAX`] keys, sorted, and their values, in that order.
 #[derive(Clone)]
+pub(crate) struct Small {
+    keys: KeySet,
+    values: Arc<[Slot]>,
+}
+
+impl Small {
+    fn find(&self, key: &str) -> Result<usize, usize> {
+        self.keys.binary_search_by(|k| (**k).cmp(key))
+    }
+}
+
+/// The entries of a state.
+#[derive(Clone, Default)]
 pub(crate) enum Entries {
-    /// Sorted by key, at most [`SMALL_MAX`]; `None` when empty (no allocation).
-    Small(Option<Arc<[Entry]>>),
+    /// No entries (no allocation).
+    #[default]
+    Empty,
+    /// From 1 to [`SMALL_MAX`] entries.
+    Small(Small),
     /// More than [`SMALL_MAX`] (or recently so).
     Large(OrdMap<Arc<str>, Slot>),
 }
@@ -85,23 +166,17 @@ pub(crate) enum Change<'a> {
     Removed(&'a Arc<str>),
 }
 
-impl Default for Entries {
-    fn default() -> Self {
-        Entries::Small(None)
-    }
-}
-
 impl Entries {
-    fn slice(list: &Option<Arc<[Entry]>>) -> &[Entry] {
-        list.as_deref().unwrap_or(&[])
-    }
-
     /// Entries from pairs sorted by key with no key twice.
     fn from_sorted(sorted: Vec<Entry>) -> Entries {
         if sorted.is_empty() {
-            Entries::Small(None)
+            Entries::Empty
         } else if sorted.len() <= SMALL_MAX {
-            Entries::Small(Some(sorted.into()))
+            let (keys, values): (Vec<Arc<str>>, Vec<Slot>) = sorted.into_iter().unzip();
+            Entries::Small(Small {
+                keys: key_set(keys),
+                values: values.into(),
+            })
         } else {
             Entries::Large(sorted.into_iter().collect())
         }
@@ -124,7 +199,8 @@ impl Entries {
 
     pub(crate) fn len(&self) -> usize {
         match self {
-            Entries::Small(list) => Self::slice(list).len(),
+            Entries::Empty => 0,
+            Entries::Small(small) => small.values.len(),
             Entries::Large(map) => map.len(),
         }
     }
@@ -135,12 +211,11 @@ impl Entries {
 
     pub(crate) fn get_key_value(&self, key: &str) -> Option<(&Arc<str>, &Slot)> {
         match self {
-            Entries::Small(list) => {
-                let list = Self::slice(list);
-                list.binary_search_by(|(k, _)| (**k).cmp(key))
-                    .ok()
-                    .map(|i| (&list[i].0, &list[i].1))
-            }
+            Entries::Empty => None,
+            Entries::Small(small) => small
+                .find(key)
+                .ok()
+                .map(|i| (&small.keys[i], &small.values[i])),
             Entries::Large(map) => map.get_key_value(key),
         }
     }
@@ -164,7 +239,10 @@ impl Entries {
     /// Every entry, in key order.
     pub(crate) fn iter(&self) -> Iter<'_> {
         match self {
-            Entries::Small(list) => Iter::Small(Self::slice(list).iter()),
+            Entries::Empty => {
+                Iter::Small(<&[Arc<str>]>::default().iter().zip(<&[Slot]>::default()))
+            }
+            Entries::Small(small) => Iter::Small(small.keys.iter().zip(small.values.iter())),
             Entries::Large(map) => Iter::Large(map.iter()),
         }
     }
@@ -172,32 +250,77 @@ impl Entries {
     /// Set `key` to `value`.
     pub(crate) fn insert(&mut self, key: Arc<str>, value: Slot) {
         match self {
-            Entries::Small(list) => {
-                let entries = Self::slice(list);
-                let new: Arc<[Entry]> = match entries.binary_search_by(|(k, _)| (**k).cmp(&key)) {
-                    Ok(at) => entries[..at]
-                        .iter()
-                        .cloned()
-                        .chain(iter::once((key, value)))
-                        .chain(entries[at + 1..].iter().cloned())
-                        .collect(),
-                    Err(at) if entries.len() < SMALL_MAX => entries[..at]
-                        .iter()
-                        .cloned()
-                        .chain(iter::once((key, value)))
-                        .chain(entries[at..].iter().cloned())
-                        .collect(),
-                    Err(_) => {
-                        let mut map: OrdMap<Arc<str>, Slot> = entries.iter().cloned().collect();
-                        map.insert(key, value);
-                        *self = Entries::Large(map);
-                        return;
-                    }
-                };
-                *list = Some(new);
+            Entries::Empty => {
+                *self = Entries::Small(Small {
+                    keys: key_set(vec![key]),
+                    values: Arc::from([value]),
+                });
             }
+            Entries::Small(small) => match small.find(&key) {
+                // The same keys: only the values change.
+                Ok(at) => {
+                    let values = &small.values;
+                    small.values = values[..at]
+                        .iter()
+                        .cloned()
+                        .chain(iter::once(value))
+                        .chain(values[at + 1..].iter().cloned())
+                        .collect();
+                }
+                Err(at) if small.keys.len() < SMALL_MAX => {
+                    let (keys, values) = (&small.keys, &small.values);
+                    let new_keys: Vec<Arc<str>> = keys[..at]
+                        .iter()
+                        .cloned()
+                        .chain(iter::once(key))
+                        .chain(keys[at..].iter().cloned())
+                        .collect();
+                    let new_values: Arc<[Slot]> = values[..at]
+                        .iter()
+                        .cloned()
+                        .chain(iter::once(value))
+                        .chain(values[at..].iter().cloned())
+                        .collect();
+                    *small = Small {
+                        keys: key_set(new_keys),
+                        values: new_values,
+                    };
+                }
+                Err(_) => {
+                    let mut map: OrdMap<Arc<str>, Slot> = small
+                        .keys
+                        .iter()
+                        .cloned()
+                        .zip(small.values.iter().cloned())
+                        .collect();
+                    map.insert(key, value);
+                    *self = Entries::Large(map);
+                }
+            },
             Entries::Large(map) => {
                 map.insert(key, value);
+            }
+        }
+    }
+
+    /// Set every `(key, value)` of `pairs`; a later pair of a key wins. A small map is
+    /// rebuilt once (one key set), not once a key.
+    pub(crate) fn insert_many(&mut self, pairs: Vec<Entry>) {
+        match self {
+            Entries::Large(map) => {
+                for (key, value) in pairs {
+                    map.insert(key, value);
+                }
+            }
+            _ if pairs.len() <= 1 => {
+                for (key, value) in pairs {
+                    self.insert(key, value);
+                }
+            }
+            _ => {
+                let current = self.iter().map(|(k, v)| (Arc::clone(k), v.clone()));
+                // The current entries first: a pair given for a key they hold wins.
+                *self = Entries::from_pairs(current.chain(pairs).collect::<Vec<_>>());
             }
         }
     }
@@ -205,13 +328,16 @@ impl Entries {
     /// Remove `key`, if it is there.
     pub(crate) fn remove(&mut self, key: &str) {
         match self {
-            Entries::Small(list) => {
-                let entries = Self::slice(list);
-                if let Ok(at) = entries.binary_search_by(|(k, _)| (**k).cmp(key)) {
-                    let rest: Vec<Entry> = entries[..at]
+            Entries::Empty => {}
+            Entries::Small(small) => {
+                if let Ok(at) = small.find(key) {
+                    let rest: Vec<Entry> = small
+                        .keys
                         .iter()
-                        .chain(&entries[at + 1..])
                         .cloned()
+                        .zip(small.values.iter().cloned())
+                        .enumerate()
+                        .filter_map(|(i, entry)| (i != at).then_some(entry))
                         .collect();
                     *self = Entries::from_sorted(rest);
                 }
@@ -231,8 +357,10 @@ impl Entries {
     /// Whether both are the same object (O(1)).
     pub(crate) fn ptr_eq(&self, other: &Entries) -> bool {
         match (self, other) {
-            (Entries::Small(None), Entries::Small(None)) => true,
-            (Entries::Small(Some(a)), Entries::Small(Some(b))) => Arc::ptr_eq(a, b),
+            (Entries::Empty, Entries::Empty) => true,
+            (Entries::Small(a), Entries::Small(b)) => {
+                Arc::ptr_eq(&a.keys, &b.keys) && Arc::ptr_eq(&a.values, &b.values)
+            }
             (Entries::Large(a), Entries::Large(b)) => a.ptr_eq(b),
             _ => false,
         }
@@ -301,7 +429,7 @@ impl Entries {
 
 /// The entries of a map, in key order.
 pub(crate) enum Iter<'a> {
-    Small(std::slice::Iter<'a, Entry>),
+    Small(iter::Zip<std::slice::Iter<'a, Arc<str>>, std::slice::Iter<'a, Slot>>),
     Large(imbl::ordmap::Iter<'a, Arc<str>, Slot, imbl::shared_ptr::DefaultSharedPtr>),
 }
 
@@ -310,7 +438,7 @@ impl<'a> Iterator for Iter<'a> {
 
     fn next(&mut self) -> Option<Self::Item> {
         match self {
-            Iter::Small(it) => it.next().map(|(k, v)| (k, v)),
+            Iter::Small(it) => it.next(),
             Iter::Large(it) => it.next(),
         }
     }

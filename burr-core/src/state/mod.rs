@@ -219,9 +219,11 @@ impl State {
         V: Into<Value>,
     {
         let mut map = self.map.clone();
-        for (k, v) in entries {
-            map.insert(map.key(k.as_ref()), Slot(Arc::new(v.into())));
-        }
+        let pairs: Vec<_> = entries
+            .into_iter()
+            .map(|(k, v)| (map.key(k.as_ref()), Slot(Arc::new(v.into()))))
+            .collect();
+        map.insert_many(pairs);
         State { map }
     }
 
@@ -340,9 +342,13 @@ impl State {
             return other.clone();
         }
         let mut map = self.map.clone();
-        for (k, v) in other.map.iter() {
-            map.insert(Arc::clone(k), v.clone());
-        }
+        map.insert_many(
+            other
+                .map
+                .iter()
+                .map(|(k, v)| (Arc::clone(k), v.clone()))
+                .collect(),
+        );
         State { map }
     }
 
@@ -392,9 +398,13 @@ impl State {
         for key in &delta.deleted {
             map.remove(key);
         }
-        for (key, value) in &delta.updated {
-            map.insert(Arc::clone(key), Slot(Arc::clone(value)));
-        }
+        map.insert_many(
+            delta
+                .updated
+                .iter()
+                .map(|(key, value)| (Arc::clone(key), Slot(Arc::clone(value))))
+                .collect(),
+        );
         State { map }
     }
 
