@@ -95,25 +95,28 @@ pub(crate) fn key(text: &str) -> Arc<str> {
 type KeySet = Arc<Vec<Arc<str>>>;
 
 /// The sorted keys `keys` as a shared key set: the cached one when this thread made the
-/// same set recently, a new one otherwise.
-fn key_set(keys: Vec<Arc<str>>) -> KeySet {
+/// same set recently (then no allocation), a new one otherwise.
+fn key_set<'a, I>(keys: I) -> KeySet
+where
+    I: ExactSizeIterator<Item = &'a Arc<str>> + Clone,
+{
     let mut hash = FNV_START;
     let mut bytes = 0;
-    for k in &keys {
+    for k in keys.clone() {
         hash = fnv(hash, k.as_bytes());
         // A byte no UTF-8 text holds: ["ab"] and ["a", "b"] differ.
         hash = fnv(hash, &[0xff]);
         bytes += k.len();
     }
     if bytes > CACHED_KEY_SET_MAX {
-        return Arc::new(keys);
+        return Arc::new(keys.cloned().collect());
     }
     let slot = cache_slot(hash);
     let same = |cached: &[Arc<str>]| {
         cached.len() == keys.len()
             && cached
                 .iter()
-                .zip(&keys)
+                .zip(keys.clone())
                 .all(|(a, b)| Arc::ptr_eq(a, b) || a == b)
     };
     let found = KEY_SET_CACHE
@@ -128,7 +131,7 @@ fn key_set(keys: Vec<Arc<str>>) -> KeySet {
     if let Some(found) = found {
         return found;
     }
-    let made: KeySet = Arc::new(keys);
+    let made: KeySet = Arc::new(keys.cloned().collect());
     let _ = KEY_SET_CACHE.try_with(|cache| cache.borrow_mut()[slot] = Some(Arc::clone(&made)));
     made
 }
@@ -172,10 +175,9 @@ impl Entries {
         if sorted.is_empty() {
             Entries::Empty
         } else if sorted.len() <= SMALL_MAX {
-            let (keys, values): (Vec<Arc<str>>, Vec<Slot>) = sorted.into_iter().unzip();
             Entries::Small(Small {
-                keys: key_set(keys),
-                values: values.into(),
+                keys: key_set(sorted.iter().map(|(k, _)| k)),
+                values: sorted.into_iter().map(|(_, v)| v).collect(),
             })
         } else {
             Entries::Large(sorted.into_iter().collect())
@@ -184,15 +186,19 @@ impl Entries {
 
     /// Entries from pairs in any order; a later pair of a key wins.
     pub(crate) fn from_pairs(pairs: impl IntoIterator<Item = Entry>) -> Entries {
-        let mut all: Vec<Entry> = pairs.into_iter().collect();
-        // Stable: among equal keys, the last one given comes last and is kept.
-        all.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut sorted: Vec<Entry> = Vec::with_capacity(all.len());
-        for entry in all {
-            match sorted.last_mut() {
-                Some(last) if last.0 == entry.0 => *last = entry,
-                _ => sorted.push(entry),
-            }
+        Entries::from_sorted(sorted_pairs(pairs))
+    }
+
+    /// The entries of `self` whose keys `keys` names (absent keys are ignored): `self`
+    /// itself when that is all of them.
+    pub(crate) fn subset<'k>(&self, keys: impl IntoIterator<Item = &'k str>) -> Entries {
+        let sorted = sorted_pairs(keys.into_iter().filter_map(|key| {
+            self.get_key_value(key)
+                .map(|(k, v)| (Arc::clone(k), v.clone()))
+        }));
+        // No key twice, each one of ours: as many as we hold are all we hold.
+        if sorted.len() == self.len() {
+            return self.clone();
         }
         Entries::from_sorted(sorted)
     }
@@ -252,7 +258,7 @@ impl Entries {
         match self {
             Entries::Empty => {
                 *self = Entries::Small(Small {
-                    keys: key_set(vec![key]),
+                    keys: key_set([&key].into_iter()),
                     values: Arc::from([value]),
                 });
             }
@@ -282,7 +288,7 @@ impl Entries {
                         .chain(values[at..].iter().cloned())
                         .collect();
                     *small = Small {
-                        keys: key_set(new_keys),
+                        keys: key_set(new_keys.iter()),
                         values: new_values,
                     };
                 }
@@ -425,6 +431,22 @@ impl Entries {
             }
         }
     }
+}
+
+/// `pairs` sorted by key, with the last pair given of each key.
+fn sorted_pairs(pairs: impl IntoIterator<Item = Entry>) -> Vec<Entry> {
+    let mut all: Vec<Entry> = pairs.into_iter().collect();
+    // Stable: among equal keys, the last one given comes last and is kept.
+    all.sort_by(|a, b| a.0.cmp(&b.0));
+    all.dedup_by(|later, earlier| {
+        if later.0 == earlier.0 {
+            std::mem::swap(later, earlier);
+            true
+        } else {
+            false
+        }
+    });
+    all
 }
 
 /// The entries of a map, in key order.

@@ -354,12 +354,9 @@ impl State {
 
     /// A new state holding only the given keys; absent keys are ignored.
     pub fn subset<'k>(&self, keys: impl IntoIterator<Item = &'k str>) -> State {
-        let map = Entries::from_pairs(keys.into_iter().filter_map(|key| {
-            self.map
-                .get_key_value(key)
-                .map(|(k, v)| (Arc::clone(k), v.clone()))
-        }));
-        State { map }
+        State {
+            map: self.map.subset(keys),
+        }
     }
 
     /// A new state holding only the given keys; an absent key is an error naming it.
