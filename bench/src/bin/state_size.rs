@@ -4,8 +4,9 @@
 //! never slows the timed workloads). Prints one JSON line per number of keys (1, 4, 16,
 //! 64), each figure the bytes allocated and not yet freed while the state is alive:
 //!
-//! - `map_bytes`: a state sharing every key and value with another (`subset` of all its
-//!   keys): the map alone, what one more state of that shape costs;
+//! - `map_bytes`: a new state sharing every key and value with another (`update_shared`
+//!   of a key with the value it holds): the map alone, what one more state of those keys
+//!   costs;
 //! - `update_bytes`: `update` of one existing key (an integer): the new state's map and
 //!   its one new value, what a step's new state costs;
 //! - `total_bytes`: the state built from nothing (`update_many` of keys not used before
@@ -41,7 +42,8 @@ fn main() {
         let values: Vec<Value> = (0..n).map(|i| json!(i)).collect();
 
         let (state, total) = measure(|| State::new().update_many(keys.iter().zip(values.clone())));
-        let (shared, map) = measure(|| state.subset(keys.iter().map(String::as_str)));
+        let first = state.get_shared(&keys[0]).expect("the first key is set");
+        let (shared, map) = measure(|| state.update_shared(&keys[0], first));
         let (updated, update) = measure(|| state.update(&keys[0], 7));
         let (value, one_value) = measure(|| std::sync::Arc::new(json!(1)));
 

@@ -1,15 +1,16 @@
-//! [`Entries`]: a state's key → value map, two sorted arrays while it is small, a shared
-//! tree (imbl's `OrdMap`) past that.
+//! [`Entries`]: a state's key → value map, a sorted key set and the values while it is
+//! small, a shared tree (imbl's `OrdMap`) past that.
 //!
 //! Most states are small (a child application's few keys) and a tree's smallest node costs
-//! about 1.5 KB. A small map is its sorted keys and its values, each array shared: the
-//! keys by every small map with the same keys (an update of a key the map holds keeps
-//! them, and a per-thread cache finds them again for a map built with the same keys),
-//! the values by the map's clones. So a small state of its own costs 16 bytes plus 8 a
-//! value (144 bytes at [`SMALL_MAX`] keys), and its key set, when no other state has the
-//! same keys, 40 bytes plus 16 a key. Large states keep the tree: an update copies
-//! O(log n), a diff skips shared subtrees. Both iterate in key order, so nothing outside
-//! this file can tell them apart.
+//! about 1.5 KB. A small map is its sorted keys and its values. The keys are one key set
+//! shared by every small map with the same keys (an update of a key the map holds keeps
+//! it, and a per-thread cache finds it again for a map built with the same keys). One or
+//! two values sit in the state itself; three to [`SMALL_MAX`] are an Arc'd slice the
+//! map's clones share. So a small state of its own costs nothing on the heap up to two
+//! keys and 16 bytes plus 8 a value past that (144 bytes at [`SMALL_MAX`] keys), and its
+//! key set, when no other state has the same keys, 40 bytes plus 16 a key. Large states
+//! keep the tree: an update copies O(log n), a diff skips shared subtrees. Both iterate
+//! in key order, so nothing outside this file can tell them apart.
 
 use std::cell::RefCell;
 use std::cmp::Ordering;
@@ -94,6 +95,9 @@ pub(crate) fn key(text: &str) -> Arc<str> {
 /// small map is three words).
 type KeySet = Arc<Vec<Arc<str>>>;
 
+/// The keys of an empty map.
+static EMPTY_KEYS: Vec<Arc<str>> = Vec::new();
+
 /// The sorted keys `keys` as a shared key set: the cached one when this thread made the
 /// same set recently (then no allocation), a new one otherwise.
 fn key_set<'a, I>(keys: I) -> KeySet
@@ -136,17 +140,11 @@ where
     made
 }
 
-/// A small map: at most [`SMALL_MAX`] keys, sorted, and their values, in that order.
+/// A small map: from 3 to [`SMALL_MAX`] keys, sorted, and their values, in that order.
 #[derive(Clone)]
 pub(crate) struct Small {
     keys: KeySet,
     values: Arc<[Slot]>,
-}
-
-impl Small {
-    fn find(&self, key: &str) -> Result<usize, usize> {
-        self.keys.binary_search_by(|k| (**k).cmp(key))
-    }
 }
 
 /// The entries of a state.
@@ -155,7 +153,11 @@ pub(crate) enum Entries {
     /// No entries (no allocation).
     #[default]
     Empty,
-    /// From 1 to [`SMALL_MAX`] entries.
+    /// One entry, its value held in the state itself.
+    One(KeySet, Slot),
+    /// Two entries, their values held in the state itself.
+    Two(KeySet, [Slot; 2]),
+    /// From 3 to [`SMALL_MAX`] entries.
     Small(Small),
     /// More than [`SMALL_MAX`] (or recently so).
     Large(OrdMap<Arc<str>, Slot>),
@@ -170,15 +172,38 @@ pub(crate) enum Change<'a> {
 }
 
 impl Entries {
+    /// A map of `n` (at least 1, at most [`SMALL_MAX`]) sorted keys and their values.
+    fn from_parts(keys: KeySet, n: usize, values: impl Iterator<Item = Slot>) -> Entries {
+        let mut values = values;
+        match (n, values.next(), values.next()) {
+            (1, Some(a), None) => Entries::One(keys, a),
+            (2, Some(a), Some(b)) => Entries::Two(keys, [a, b]),
+            (_, Some(a), Some(b)) => Entries::Small(Small {
+                keys,
+                values: [a, b].into_iter().chain(values).collect(),
+            }),
+            _ => Entries::Empty,
+        }
+    }
+
+    /// A small map's keys and values.
+    fn parts(&self) -> Option<(&KeySet, &[Slot])> {
+        match self {
+            Entries::One(keys, value) => Some((keys, std::slice::from_ref(value))),
+            Entries::Two(keys, values) => Some((keys, &values[..])),
+            Entries::Small(small) => Some((&small.keys, &small.values[..])),
+            Entries::Empty | Entries::Large(_) => None,
+        }
+    }
+
     /// Entries from pairs sorted by key with no key twice.
     fn from_sorted(sorted: Vec<Entry>) -> Entries {
         if sorted.is_empty() {
             Entries::Empty
         } else if sorted.len() <= SMALL_MAX {
-            Entries::Small(Small {
-                keys: key_set(sorted.iter().map(|(k, _)| k)),
-                values: sorted.into_iter().map(|(_, v)| v).collect(),
-            })
+            let keys = key_set(sorted.iter().map(|(k, _)| k));
+            let n = sorted.len();
+            Entries::from_parts(keys, n, sorted.into_iter().map(|(_, v)| v))
         } else {
             Entries::Large(sorted.into_iter().collect())
         }
@@ -205,9 +230,8 @@ impl Entries {
 
     pub(crate) fn len(&self) -> usize {
         match self {
-            Entries::Empty => 0,
-            Entries::Small(small) => small.values.len(),
             Entries::Large(map) => map.len(),
+            _ => self.parts().map_or(0, |(keys, _)| keys.len()),
         }
     }
 
@@ -217,12 +241,13 @@ impl Entries {
 
     pub(crate) fn get_key_value(&self, key: &str) -> Option<(&Arc<str>, &Slot)> {
         match self {
-            Entries::Empty => None,
-            Entries::Small(small) => small
-                .find(key)
-                .ok()
-                .map(|i| (&small.keys[i], &small.values[i])),
             Entries::Large(map) => map.get_key_value(key),
+            _ => {
+                let (keys, values) = self.parts()?;
+                keys.binary_search_by(|k| (**k).cmp(key))
+                    .ok()
+                    .map(|i| (&keys[i], &values[i]))
+            }
         }
     }
 
@@ -245,68 +270,61 @@ impl Entries {
     /// Every entry, in key order.
     pub(crate) fn iter(&self) -> Iter<'_> {
         match self {
-            Entries::Empty => {
-                Iter::Small(<&[Arc<str>]>::default().iter().zip(<&[Slot]>::default()))
-            }
-            Entries::Small(small) => Iter::Small(small.keys.iter().zip(small.values.iter())),
             Entries::Large(map) => Iter::Large(map.iter()),
+            _ => {
+                let (keys, values) = self
+                    .parts()
+                    .map_or((&EMPTY_KEYS[..], &[][..]), |(k, v)| (&k[..], v));
+                Iter::Small(keys.iter().zip(values.iter()))
+            }
         }
     }
 
     /// Set `key` to `value`.
     pub(crate) fn insert(&mut self, key: Arc<str>, value: Slot) {
-        match self {
-            Entries::Empty => {
-                *self = Entries::Small(Small {
-                    keys: key_set([&key].into_iter()),
-                    values: Arc::from([value]),
-                });
-            }
-            Entries::Small(small) => match small.find(&key) {
-                // The same keys: only the values change.
-                Ok(at) => {
-                    let values = &small.values;
-                    small.values = values[..at]
-                        .iter()
-                        .cloned()
-                        .chain(iter::once(value))
-                        .chain(values[at + 1..].iter().cloned())
-                        .collect();
-                }
-                Err(at) if small.keys.len() < SMALL_MAX => {
-                    let (keys, values) = (&small.keys, &small.values);
-                    let new_keys: Vec<Arc<str>> = keys[..at]
-                        .iter()
-                        .cloned()
-                        .chain(iter::once(key))
-                        .chain(keys[at..].iter().cloned())
-                        .collect();
-                    let new_values: Arc<[Slot]> = values[..at]
-                        .iter()
-                        .cloned()
-                        .chain(iter::once(value))
-                        .chain(values[at..].iter().cloned())
-                        .collect();
-                    *small = Small {
-                        keys: key_set(new_keys.iter()),
-                        values: new_values,
-                    };
-                }
-                Err(_) => {
-                    let mut map: OrdMap<Arc<str>, Slot> = small
-                        .keys
-                        .iter()
-                        .cloned()
-                        .zip(small.values.iter().cloned())
-                        .collect();
-                    map.insert(key, value);
-                    *self = Entries::Large(map);
-                }
-            },
-            Entries::Large(map) => {
-                map.insert(key, value);
-            }
+        if let Entries::Large(map) = self {
+            map.insert(key, value);
+            return;
         }
+        let Some((keys, values)) = self.parts() else {
+            *self = Entries::One(key_set([&key].into_iter()), value);
+            return;
+        };
+        let n = keys.len();
+        *self = match keys.binary_search_by(|k| (**k).cmp(&key)) {
+            // The same keys: only the values change.
+            Ok(at) => Entries::from_parts(
+                Arc::clone(keys),
+                n,
+                values[..at]
+                    .iter()
+                    .cloned()
+                    .chain(iter::once(value))
+                    .chain(values[at + 1..].iter().cloned()),
+            ),
+            Err(at) if n < SMALL_MAX => {
+                let new_keys: Vec<&Arc<str>> = keys[..at]
+                    .iter()
+                    .chain(iter::once(&key))
+                    .chain(keys[at..].iter())
+                    .collect();
+                Entries::from_parts(
+                    key_set(new_keys.into_iter()),
+                    n + 1,
+                    values[..at]
+                        .iter()
+                        .cloned()
+                        .chain(iter::once(value))
+                        .chain(values[at..].iter().cloned()),
+                )
+            }
+            Err(_) => {
+                let mut map: OrdMap<Arc<str>, Slot> =
+                    keys.iter().cloned().zip(values.iter().cloned()).collect();
+                map.insert(key, value);
+                Entries::Large(map)
+            }
+        };
     }
 
     /// Set every `(key, value)` of `pairs`; a later pair of a key wins. A small map is
@@ -333,37 +351,38 @@ impl Entries {
 
     /// Remove `key`, if it is there.
     pub(crate) fn remove(&mut self, key: &str) {
-        match self {
-            Entries::Empty => {}
-            Entries::Small(small) => {
-                if let Ok(at) = small.find(key) {
-                    let rest: Vec<Entry> = small
-                        .keys
-                        .iter()
-                        .cloned()
-                        .zip(small.values.iter().cloned())
-                        .enumerate()
-                        .filter_map(|(i, entry)| (i != at).then_some(entry))
-                        .collect();
-                    *self = Entries::from_sorted(rest);
-                }
+        if let Entries::Large(map) = self {
+            if map.remove(key).is_some() && map.len() <= SHRINK_TO {
+                let sorted: Vec<Entry> = map
+                    .iter()
+                    .map(|(k, v)| (Arc::clone(k), v.clone()))
+                    .collect();
+                *self = Entries::from_sorted(sorted);
             }
-            Entries::Large(map) => {
-                if map.remove(key).is_some() && map.len() <= SHRINK_TO {
-                    let sorted: Vec<Entry> = map
-                        .iter()
-                        .map(|(k, v)| (Arc::clone(k), v.clone()))
-                        .collect();
-                    *self = Entries::from_sorted(sorted);
-                }
-            }
+            return;
+        }
+        let Some((keys, values)) = self.parts() else {
+            return;
+        };
+        if let Ok(at) = keys.binary_search_by(|k| (**k).cmp(key)) {
+            let rest: Vec<Entry> = keys
+                .iter()
+                .cloned()
+                .zip(values.iter().cloned())
+                .enumerate()
+                .filter_map(|(i, entry)| (i != at).then_some(entry))
+                .collect();
+            *self = Entries::from_sorted(rest);
         }
     }
 
-    /// Whether both are the same object (O(1)).
+    /// Whether both are the same object (O(1)): for a map holding its values itself, the
+    /// same keys and the same value objects.
     pub(crate) fn ptr_eq(&self, other: &Entries) -> bool {
         match (self, other) {
             (Entries::Empty, Entries::Empty) => true,
+            (Entries::One(ka, a), Entries::One(kb, b)) => Arc::ptr_eq(ka, kb) && a == b,
+            (Entries::Two(ka, a), Entries::Two(kb, b)) => Arc::ptr_eq(ka, kb) && a == b,
             (Entries::Small(a), Entries::Small(b)) => {
                 Arc::ptr_eq(&a.keys, &b.keys) && Arc::ptr_eq(&a.values, &b.values)
             }

@@ -406,7 +406,8 @@ impl State {
     }
 
     /// Whether `self` and `other` are the same state object (O(1); equal states built
-    /// separately are not `same_as` each other).
+    /// separately, from values made separately, are not `same_as` each other; a state of
+    /// one or two keys is the same as another with the same keys and value objects).
     pub fn same_as(&self, other: &State) -> bool {
         self.map.ptr_eq(&other.map)
     }
