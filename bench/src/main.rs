@@ -32,10 +32,15 @@ workloads:
   w6        dispatch latency: submit -> first step started with an idle worker, N times
             (default 200), in process and across processes (--db PATH)
   claim-cost  claiming one run with 1,000 and with N (default 1,000,000) runs queued
-  all       every workload above (not claim-cost)";
+  state-size  heap bytes of a State of 1, 4, 16 and 64 keys (a counting allocator, in
+            the burr-state-size binary built beside this one; not part of `all`)
+  all       every workload above (not claim-cost, not state-size)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("state-size") {
+        return state_size();
+    }
     match workloads::Options::parse(&args) {
         Ok(options) => match workloads::run(&options) {
             Ok(()) => ExitCode::SUCCESS,
@@ -47,6 +52,21 @@ fn main() -> ExitCode {
         Err(message) => {
             eprintln!("burr-bench: {message}\n\n{USAGE}");
             ExitCode::from(2)
+        }
+    }
+}
+
+/// Run `burr-state-size`, the binary beside this one: it counts allocations with a global
+/// allocator of its own, which would slow the timed workloads here.
+fn state_size() -> ExitCode {
+    let path = std::env::current_exe()
+        .map(|exe| exe.with_file_name(format!("burr-state-size{}", std::env::consts::EXE_SUFFIX)));
+    match path.and_then(|path| std::process::Command::new(path).status()) {
+        Ok(status) if status.success() => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::FAILURE,
+        Err(error) => {
+            eprintln!("burr-bench: cannot run burr-state-size (build it with `cargo build -p burr-bench`): {error}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -1,7 +1,8 @@
 //! Map actions: [`MapAction`] and the Burr-named constructors [`MapStates`],
 //! [`MapActions`] and [`MapActionsAndStates`].
 
-use std::collections::{HashMap, HashSet};
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -75,6 +76,17 @@ pub struct ChildOutcome {
 }
 
 type TasksFn = dyn Fn(&State, &Inputs) -> Result<Vec<Task>, ActionError> + Send + Sync;
+type StatesFn = dyn Fn(&State, &Inputs) -> Result<Vec<State>, ActionError> + Send + Sync;
+
+/// What a map action's step makes its children from.
+#[derive(Clone)]
+enum Source {
+    /// Tasks, as the user builds them.
+    Tasks(Arc<TasksFn>),
+    /// States that all run one sub-graph, keyed by index: each becomes a [`Task`] only
+    /// when its child starts, so a waiting child costs a `State`, not a whole `Task`.
+    States(SubGraph, Arc<StatesFn>),
+}
 type StatesReducer = dyn Fn(State, Vec<State>) -> Result<State, ActionError> + Send + Sync;
 type OutcomesReducer = dyn Fn(State, Vec<ChildOutcome>) -> Result<State, ActionError> + Send + Sync;
 
@@ -94,7 +106,7 @@ enum Reducer {
 #[derive(Clone)]
 pub struct MapAction {
     declaration: Declaration,
-    tasks: Arc<TasksFn>,
+    source: Source,
     reducer: Reducer,
     policy: FailurePolicy,
     priority: Option<Priority>,
@@ -111,9 +123,13 @@ impl MapAction {
     where
         F: Fn(&State, &Inputs) -> Result<Vec<Task>, ActionError> + Send + Sync + 'static,
     {
+        MapAction::from_source(name, Source::Tasks(Arc::new(tasks)))
+    }
+
+    fn from_source(name: impl Into<String>, source: Source) -> MapAction {
         MapAction {
             declaration: Declaration::new(name).single_step(),
-            tasks: Arc::new(tasks),
+            source,
             reducer: Reducer::Unchanged,
             policy: FailurePolicy::default(),
             priority: None,
@@ -190,7 +206,7 @@ impl MapAction {
     async fn run_children(
         &self,
         ctx: &ApplicationContext,
-        tasks: Vec<Task>,
+        mut tasks: TaskList,
     ) -> Result<Children, Error> {
         let settings = Arc::new(ChildSettings {
             persister: match &self.persister {
@@ -210,14 +226,10 @@ impl MapAction {
         });
         let (cancel, cancelled) = watch::channel(false);
         let total = tasks.len();
-        let keys: Vec<String> = tasks
-            .iter()
-            .enumerate()
-            .map(|(index, task)| task.key.clone().unwrap_or_else(|| index.to_string()))
-            .collect();
+        let keys = tasks.keys();
         let stored = match &settings.persister {
-            Some(persister) => stored_children(ctx, &**persister, &keys).await?,
-            None => vec![Stored::Maybe; total],
+            Some(persister) => Some(stored_children(ctx, &**persister, &keys, total).await?),
+            None => None,
         };
         // Children start a window at a time (a few per executor slot, at least 64: their
         // checkpoints share a commit), so that a fan-out of 100,000 tasks holds a few
@@ -226,25 +238,34 @@ impl MapAction {
             .executor
             .as_ref()
             .map_or(64, |e| e.concurrency().saturating_mul(4).clamp(64, 1024));
-        let mut queued = tasks.into_iter().enumerate();
         let mut running = FuturesUnordered::new();
-        let mut results: Vec<Option<Result<State, Box<Error>>>> =
-            (0..total).map(|_| None).collect();
+        let mut children = Children {
+            // An empty state allocates nothing: a slot per child costs its 24 bytes.
+            states: (0..total).map(|_| State::new()).collect(),
+            finished: vec![false; total],
+            errors: Vec::new(),
+            keys,
+            loaded: 0,
+            ran: 0,
+        };
         let mut stopped = false;
         let mut started = 0;
+        let mut next = 0;
         loop {
             while !stopped && running.len() < window {
-                let Some((index, task)) = queued.next() else {
+                let Some(task) = tasks.next() else {
                     break;
                 };
+                let index = next;
+                next += 1;
                 // Boxed: the child's future is large, and moving a pointer is cheap.
                 let child = Box::pin(run_child(
                     ctx.clone(),
                     index,
-                    keys[index].clone(),
+                    children.keys.get(index).into_owned(),
                     task,
                     Arc::clone(&settings),
-                    stored[index],
+                    stored.as_ref().map_or(Stored::Maybe, |s| s[index]),
                     cancelled.clone(),
                 ));
                 running.push(async move { (index, child.await) });
@@ -262,16 +283,19 @@ impl MapAction {
                 stopped = true;
                 cancel.send_replace(true);
             }
-            results[index] = Some(result.map_err(Box::new));
+            match result {
+                Ok(state) => {
+                    children.states[index] = state;
+                    children.finished[index] = true;
+                }
+                Err(error) => children.errors.push((index, error)),
+            }
         }
-        let loaded = settings.loaded.load(Ordering::Relaxed);
-        Ok(Children {
-            results,
-            keys,
-            loaded,
-            // Children started and not found finished: those that ran (or tried to).
-            ran: started - loaded,
-        })
+        children.errors.sort_by_key(|(index, _)| *index);
+        children.loaded = settings.loaded.load(Ordering::Relaxed);
+        // Children started and not found finished: those that ran (or tried to).
+        children.ran = started - children.loaded;
+        Ok(children)
     }
 
     fn failed(
@@ -280,7 +304,7 @@ impl MapAction {
         children: Children,
         first_only: bool,
     ) -> ActionError {
-        let total = children.results.len();
+        let total = children.states.len();
         let mut failures: Vec<ChildFailure> = children
             .into_outcomes(ctx)
             .filter_map(|o| match o.result {
@@ -300,13 +324,83 @@ impl MapAction {
     }
 }
 
+/// A step's tasks, handed out one at a time; the list shrinks as children start, so a
+/// long fan-out does not keep every task until the last child ends.
+enum TaskList {
+    /// Tasks as built.
+    Tasks(VecDeque<Task>),
+    /// States that all run this sub-graph, keyed by index.
+    States(SubGraph, VecDeque<State>),
+}
+
+impl TaskList {
+    /// How many tasks are left.
+    fn len(&self) -> usize {
+        match self {
+            TaskList::Tasks(tasks) => tasks.len(),
+            TaskList::States(_, states) => states.len(),
+        }
+    }
+
+    /// The keys the tasks were given (the others are keyed by index).
+    fn keys(&self) -> Keys {
+        match self {
+            TaskList::Tasks(tasks) => Keys(
+                tasks
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(index, task)| task.key.clone().map(|key| (index, key)))
+                    .collect(),
+            ),
+            TaskList::States(..) => Keys(Vec::new()),
+        }
+    }
+
+    /// The next task, if any.
+    fn next(&mut self) -> Option<Task> {
+        fn pop<T>(list: &mut VecDeque<T>) -> Option<T> {
+            let item = list.pop_front();
+            // Give back what the started tasks held (a copy of the rest, a quarter at
+            // most, so at most a third of the tasks are moved in all).
+            if list.capacity() > 1024 && list.len() < list.capacity() / 4 {
+                list.shrink_to_fit();
+            }
+            item
+        }
+        match self {
+            TaskList::Tasks(tasks) => pop(tasks),
+            TaskList::States(subgraph, states) => {
+                pop(states).map(|state| Task::new(subgraph.clone(), state))
+            }
+        }
+    }
+}
+
+/// The keys given to a step's tasks, by index, in index order; a task without one is
+/// keyed by its index (no string kept per child).
+struct Keys(Vec<(usize, String)>);
+
+impl Keys {
+    /// The key of task `index`.
+    fn get(&self, index: usize) -> Cow<'_, str> {
+        match self.0.binary_search_by_key(&index, |(i, _)| *i) {
+            Ok(at) => Cow::Borrowed(&self.0[at].1),
+            Err(_) => Cow::Owned(index.to_string()),
+        }
+    }
+}
+
 /// How a map step's children ended, in task order.
 struct Children {
-    /// Each child's final state or error; `None` for a child never started (its siblings
-    /// failed first, or one of them won).
-    results: Vec<Option<Result<State, Box<Error>>>>,
-    /// Each child's key.
-    keys: Vec<String>,
+    /// Each finished child's final state, by index; an empty state for the others.
+    states: Vec<State>,
+    /// Whether child `index` finished.
+    finished: Vec<bool>,
+    /// The children that failed, in index order. A child neither finished nor failed
+    /// never started (its siblings failed first, or one of them won).
+    errors: Vec<(usize, Error)>,
+    /// The tasks' keys.
+    keys: Keys,
     /// Children found finished in the persister.
     loaded: usize,
     /// Children that ran (or tried to).
@@ -316,37 +410,52 @@ struct Children {
 impl Children {
     /// How many did not finish.
     fn failures(&self) -> usize {
-        self.results
-            .iter()
-            .filter(|r| !matches!(r, Some(Ok(_))))
-            .count()
+        self.finished.iter().filter(|f| !**f).count()
     }
 
-    /// The final states of those that finished.
+    /// The final states of those that finished, in task order.
     fn into_states(self) -> Vec<State> {
-        self.results
+        if self.finished.iter().all(|f| *f) {
+            return self.states;
+        }
+        self.states
             .into_iter()
-            .filter_map(|r| r.and_then(Result::ok))
+            .zip(self.finished)
+            .filter_map(|(state, finished)| finished.then_some(state))
             .collect()
     }
 
     /// Every child's outcome, with its app id.
     fn into_outcomes(self, ctx: &ApplicationContext) -> impl Iterator<Item = ChildOutcome> + '_ {
-        self.results
+        let Children {
+            states,
+            finished,
+            errors,
+            keys,
+            ..
+        } = self;
+        let mut errors = errors.into_iter().peekable();
+        states
             .into_iter()
-            .zip(self.keys)
+            .zip(finished)
             .enumerate()
-            .map(move |(index, (result, key))| ChildOutcome {
-                index,
-                app_id: child_app_id(ctx.app_id(), ctx.sequence_id(), &key),
-                key,
-                result: match result {
-                    Some(Ok(state)) => Ok(state),
-                    Some(Err(error)) => Err(*error),
-                    None => Err(Error::Cancelled {
+            .map(move |(index, (state, finished))| {
+                let key = keys.get(index).into_owned();
+                let result = if finished {
+                    Ok(state)
+                } else if let Some((_, error)) = errors.next_if(|(i, _)| *i == index) {
+                    Err(error)
+                } else {
+                    Err(Error::Cancelled {
                         action: String::new(),
-                    }),
-                },
+                    })
+                };
+                ChildOutcome {
+                    index,
+                    app_id: child_app_id(ctx.app_id(), ctx.sequence_id(), &key),
+                    key,
+                    result,
+                }
             })
     }
 }
@@ -358,10 +467,11 @@ impl Children {
 async fn stored_children(
     ctx: &ApplicationContext,
     persister: &dyn Persister,
-    keys: &[String],
+    keys: &Keys,
+    total: usize,
 ) -> Result<Vec<Stored>, Error> {
     let Some(listing) = persister.as_child_listing() else {
-        return Ok(vec![Stored::Maybe; keys.len()]);
+        return Ok(vec![Stored::Maybe; total]);
     };
     let listed = listing
         .list_app_ids_with_prefix(
@@ -374,14 +484,15 @@ async fn stored_children(
             source,
         })?;
     let listed: HashSet<String> = listed.into_iter().collect();
+    let keys: Vec<Cow<'_, str>> = (0..total).map(|index| keys.get(index)).collect();
     let mut uses: HashMap<&str, usize> = HashMap::with_capacity(keys.len());
-    for key in keys {
-        *uses.entry(key.as_str()).or_default() += 1;
+    for key in &keys {
+        *uses.entry(&**key).or_default() += 1;
     }
     Ok(keys
         .iter()
         .map(|key| {
-            let repeated = uses.get(key.as_str()).is_some_and(|&n| n > 1);
+            let repeated = uses.get(&**key).is_some_and(|&n| n > 1);
             if repeated || listed.contains(&child_app_id(ctx.app_id(), ctx.sequence_id(), key)) {
                 Stored::Maybe
             } else {
@@ -403,7 +514,12 @@ impl Action for MapAction {
         inputs: &Inputs,
         ctx: &ApplicationContext,
     ) -> Result<(ActionResult, State), ActionError> {
-        let tasks = (self.tasks)(&state, inputs)?;
+        let tasks = match &self.source {
+            Source::Tasks(tasks) => TaskList::Tasks(tasks(&state, inputs)?.into()),
+            Source::States(subgraph, states) => {
+                TaskList::States(subgraph.clone(), states(&state, inputs)?.into())
+            }
+        };
         let total = tasks.len();
         let children = ctx.without_slot(self.run_children(ctx, tasks)).await?;
         let (loaded, ran) = (children.loaded, children.ran);
@@ -446,14 +562,7 @@ impl MapAction {
     where
         F: Fn(&State, &Inputs) -> Result<Vec<State>, ActionError> + Send + Sync + 'static,
     {
-        MapAction::tasks(name, move |state: &State, inputs: &Inputs| {
-            Ok::<_, ActionError>(
-                states(state, inputs)?
-                    .into_iter()
-                    .map(|s| Task::new(subgraph.clone(), s))
-                    .collect(),
-            )
-        })
+        MapAction::from_source(name, Source::States(subgraph, Arc::new(states)))
     }
 
     /// Like [`MapAction::states`], with each child keyed by the key `states` gives it (a

@@ -121,7 +121,7 @@ impl State {
     pub fn from_map(map: Map<String, Value>) -> Self {
         let map = Entries::from_pairs(
             map.into_iter()
-                .map(|(k, v)| (Arc::from(k), Slot(Arc::new(v)))),
+                .map(|(k, v)| (entries::key(&k), Slot(Arc::new(v)))),
         );
         Self { map }
     }
@@ -207,7 +207,7 @@ impl State {
     /// A new state with `key` set to an already shared value (no copy of the value).
     pub fn update_shared(&self, key: impl AsRef<str>, value: Arc<Value>) -> State {
         let mut map = self.map.clone();
-        map.insert(Arc::from(key.as_ref()), Slot(value));
+        map.insert(map.key(key.as_ref()), Slot(value));
         State { map }
     }
 
@@ -219,9 +219,11 @@ impl State {
         V: Into<Value>,
     {
         let mut map = self.map.clone();
-        for (k, v) in entries {
-            map.insert(Arc::from(k.as_ref()), Slot(Arc::new(v.into())));
-        }
+        let pairs: Vec<_> = entries
+            .into_iter()
+            .map(|(k, v)| (map.key(k.as_ref()), Slot(Arc::new(v.into()))))
+            .collect();
+        map.insert_many(pairs);
         State { map }
     }
 
@@ -340,20 +342,21 @@ impl State {
             return other.clone();
         }
         let mut map = self.map.clone();
-        for (k, v) in other.map.iter() {
-            map.insert(Arc::clone(k), v.clone());
-        }
+        map.insert_many(
+            other
+                .map
+                .iter()
+                .map(|(k, v)| (Arc::clone(k), v.clone()))
+                .collect(),
+        );
         State { map }
     }
 
     /// A new state holding only the given keys; absent keys are ignored.
     pub fn subset<'k>(&self, keys: impl IntoIterator<Item = &'k str>) -> State {
-        let map = Entries::from_pairs(keys.into_iter().filter_map(|key| {
-            self.map
-                .get_key_value(key)
-                .map(|(k, v)| (Arc::clone(k), v.clone()))
-        }));
-        State { map }
+        State {
+            map: self.map.subset(keys),
+        }
     }
 
     /// A new state holding only the given keys; an absent key is an error naming it.
@@ -392,14 +395,19 @@ impl State {
         for key in &delta.deleted {
             map.remove(key);
         }
-        for (key, value) in &delta.updated {
-            map.insert(Arc::clone(key), Slot(Arc::clone(value)));
-        }
+        map.insert_many(
+            delta
+                .updated
+                .iter()
+                .map(|(key, value)| (Arc::clone(key), Slot(Arc::clone(value))))
+                .collect(),
+        );
         State { map }
     }
 
     /// Whether `self` and `other` are the same state object (O(1); equal states built
-    /// separately are not `same_as` each other).
+    /// separately, from values made separately, are not `same_as` each other; a state of
+    /// one or two keys is the same as another with the same keys and value objects).
     pub fn same_as(&self, other: &State) -> bool {
         self.map.ptr_eq(&other.map)
     }
