@@ -60,7 +60,11 @@ impl Kind for Count {
         Ok(ApplicationBuilder::new()
             .with_actions([Increment, Finish])
             .with_transitions([
-                ("increment", "finish", expr(&format!("count >= {}", inputs.to))),
+                (
+                    "increment",
+                    "finish",
+                    expr(&format!("count >= {}", inputs.to)),
+                ),
                 ("increment", "increment", default()),
             ])
             .with_state(State::new().update("count", 0).update("org", inputs.org))
