@@ -1,20 +1,4 @@
-//! [`Worker`]: claims runs, runs their applications with the persister, tracker and a
-//! shared executor, renews their leases, and drains on shutdown.
-//!
-//! A run's application is built by its kind's factory, then given the run id as app id,
-//! the persister (it resumes from its last checkpoint: finished steps and finished child
-//! applications are never redone), the tracker, the executor, the run's priority and
-//! flow, and a cancel token. The worker steps it to the end of its graph and finishes
-//! the run with its kind's summary, or with the error chain.
-//!
-//! Fencing: a heartbeat that finds a held run taken over (its attempt is no longer this
-//! worker's) stops the application at once; the queue refuses the stale attempt's finish
-//! ([`QueueError::Fenced`]), and the persister refuses its checkpoints once another runner
-//! holds the application's lease.
-//!
-//! Draining ([`Worker::run`]'s shutdown future): stop claiming; let running applications
-//! reach the end of their current step within the grace period (then cancel the step);
-//! give their runs back to the queue; return.
+//! [`Worker`]: claims runs and runs their applications.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -98,7 +82,23 @@ pub struct WorkerReport {
     pub fenced: u64,
 }
 
-/// A worker over a run queue. See the [module](self).
+/// A worker: claims runs, runs their applications with the persister, tracker and a
+/// shared executor, renews their leases, and drains on shutdown.
+///
+/// A run's application is built by its kind's factory, then given the run id as app id,
+/// the persister (it resumes from its last checkpoint: finished steps and finished child
+/// applications are never redone), the tracker, the executor, the run's priority and
+/// flow, and a cancel token. The worker steps it to the end of its graph and finishes
+/// the run with its kind's summary, or with the error chain.
+///
+/// Fencing: a heartbeat that finds a held run taken over (its attempt is no longer this
+/// worker's) stops the application at once; the queue refuses the stale attempt's finish
+/// ([`QueueError::Fenced`]), and the persister refuses its checkpoints once another runner
+/// holds the application's lease.
+///
+/// Draining ([`Worker::run`]'s shutdown future): stop claiming; let running applications
+/// reach the end of their current step within the grace period (then cancel the step);
+/// give their runs back to the queue; return.
 pub struct Worker {
     queue: Arc<dyn RunQueue>,
     persister: Arc<dyn Persister>,
@@ -176,8 +176,7 @@ impl Worker {
         self
     }
 
-    /// Claim and run runs until `shutdown` completes, then drain (see the
-    /// [module](self)).
+    /// Claim and run runs until `shutdown` completes, then drain (see [`Worker`]).
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<WorkerReport, QueueError> {
         let options = self.options;
         let concurrency = options.concurrency.max(1);
