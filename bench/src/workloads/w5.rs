@@ -111,9 +111,24 @@ pub async fn throughput(
     let path = db_path(dir, db, "w5.db");
     let queue = SqliteRunQueue::open(&path)?;
     let runs = Runs::new(Arc::new(queue.clone()), registry());
+    // Submitted by 32 concurrent callers (as requests to a server would come), whose
+    // submissions share commits.
     let started = Instant::now();
-    for _ in 0..n {
-        runs.submit(Submission::new("once", json!({}))).await?;
+    let submitters: Vec<_> = (0..32u64)
+        .map(|i| {
+            let runs = runs.clone();
+            tokio::spawn(async move {
+                let mut k = i;
+                while k < n {
+                    runs.submit(Submission::new("once", json!({}))).await?;
+                    k += 32;
+                }
+                Ok::<(), burr_server::QueueError>(())
+            })
+        })
+        .collect();
+    for submitter in submitters {
+        submitter.await??;
     }
     let submitted = started.elapsed();
     let worker = spawn_worker(&path, 64)?;

@@ -209,14 +209,32 @@ impl Application {
         }
     }
 
-    /// Give the lease back once no next action is left: the application is finished,
+    /// The lease, taken out to be given back, once no next action is left: the application is finished,
     /// whether or not its runner keeps it. A lease left behind then means a runner that
     /// stopped part-way (killed, crashed), which is how an inspector tells `interrupted`
     /// from `completed` (`SqlitePersister::lease_status`).
-    fn release_lease_if_finished(&mut self) {
+    fn finished_lease(&mut self) -> Option<Lease> {
         if self.lease.is_some() && matches!(self.next_index(), Ok(None)) {
-            self.release_lease();
+            self.lease.take()
+        } else {
+            None
         }
+    }
+
+    /// Give `lease` back without blocking the thread while the store writes. Boxed: the
+    /// step's future stays as small as it was without it (this runs once per application).
+    fn give_lease_back(
+        &self,
+        lease: Lease,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+        Box::pin(async move {
+            let leases = self.saver.as_deref().and_then(|saver| saver.as_leases());
+            if let Some(leases) = leases {
+                if let Err(error) = leases.release_lease_async(&lease).await {
+                    tracing::warn!(app_id = %lease.app_id, %error, "could not release the lease");
+                }
+            }
+        })
     }
 
     /// Whether the last step completed one of `halt_after` (or the graph is finished after
@@ -498,7 +516,9 @@ impl Application {
     async fn attempt(&mut self, inputs: &Inputs) -> Result<Option<Step>> {
         let Some(index) = self.next_index()? else {
             // Loaded finished: nothing left to run.
-            self.release_lease();
+            if let Some(lease) = self.lease.take() {
+                self.give_lease_back(lease).await;
+            }
             return Ok(None);
         };
         if self.ctx.cancel.is_cancelled() {
@@ -693,7 +713,9 @@ impl Application {
                     &delta,
                     started_at,
                 );
-                self.release_lease_if_finished();
+                if let Some(lease) = self.finished_lease() {
+                    self.give_lease_back(lease).await;
+                }
                 Ok(Some(Step {
                     action: name.to_string(),
                     sequence_id: self.ctx.sequence_id,

@@ -145,6 +145,13 @@ pub trait Leases: Send + Sync {
     /// Give a lease back (nothing happens if another holds it now). Synchronous, so that
     /// an application can release its lease when it is dropped.
     fn release_lease(&self, lease: &Lease) -> Result<(), PersistenceError>;
+
+    /// [`release_lease`](Self::release_lease) from async code, without blocking the
+    /// caller's thread while the store writes (an application finishing gives its lease
+    /// back this way). Default: `release_lease`.
+    async fn release_lease_async(&self, lease: &Lease) -> Result<(), PersistenceError> {
+        self.release_lease(lease)
+    }
 }
 
 /// Application records: identifiers and parent pointers, kept apart from checkpoints.

@@ -567,4 +567,9 @@ impl Leases for SqlitePersister {
             .write_blocking(|reply| Op::Release(lease.clone(), reply))
             .ok_or_else(|| self.closed())?
     }
+
+    async fn release_lease_async(&self, lease: &Lease) -> Result<(), PersistenceError> {
+        let lease = lease.clone();
+        self.write(|reply| Op::Release(lease, reply)).await
+    }
 }
