@@ -131,7 +131,8 @@ type HeldRuns = Arc<Mutex<HashMap<String, Held>>>;
 /// How one run's attempt ended.
 enum Ended {
     Finished(Finish),
-    Released,
+    /// Given back, to be claimed again after this long.
+    Released(Duration),
     Fenced,
 }
 
@@ -329,7 +330,7 @@ fn count(report: &mut WorkerReport, ended: Result<Ended, tokio::task::JoinError>
         Ok(Ended::Finished(Finish::Succeeded(_))) => report.succeeded += 1,
         Ok(Ended::Finished(Finish::Failed(_))) => report.failed += 1,
         Ok(Ended::Finished(Finish::Cancelled)) => report.cancelled += 1,
-        Ok(Ended::Released) => report.released += 1,
+        Ok(Ended::Released(_)) => report.released += 1,
         Ok(Ended::Fenced) => report.fenced += 1,
         Err(error) => tracing::error!(%error, "a run's task panicked"),
     }
@@ -366,8 +367,8 @@ async fn run_one(shared: Arc<Shared>, run: Run) -> Ended {
             .finish(id, attempt, worker, finish.clone())
             .await
             .map(drop),
-        Ended::Released => {
-            let again = now_us();
+        Ended::Released(after) => {
+            let again = now_us().saturating_add(i64::try_from(after.as_micros()).unwrap_or(0));
             queue.release(id, attempt, worker, again).await
         }
         Ended::Fenced => Ok(()),
@@ -437,8 +438,9 @@ async fn attempt(
             ..
         }) => {
             // Another runner still holds the application (a worker whose lease on the
-            // run expired, but which still lives): give the run back for later.
-            return Ended::Released;
+            // run expired, but which still lives): give the run back, to be claimed again
+            // once that runner has had time to stop.
+            return Ended::Released(shared.lease_ttl / 4);
         }
         Err(error) => return failed(&error),
     };
@@ -463,14 +465,14 @@ async fn attempt(
         return Ended::Fenced;
     }
     match outcome {
-        None => Ended::Released,
+        None => Ended::Released(Duration::ZERO),
         Some(Ok(())) => Ended::Finished(Finish::Succeeded(
             kind.summarize(last.as_ref(), app.state()),
         )),
         Some(Err(_)) if cancel_requested.load(Ordering::Relaxed) => {
             Ended::Finished(Finish::Cancelled)
         }
-        Some(Err(_)) if *draining.borrow() => Ended::Released,
+        Some(Err(_)) if *draining.borrow() => Ended::Released(Duration::ZERO),
         Some(Err(error)) if lease_lost(&error) => Ended::Fenced,
         Some(Err(error)) => failed(&error),
     }
