@@ -623,8 +623,15 @@ async fn a_schedule_fires_once_per_due_time_with_two_schedulers() {
     assert_eq!(schedules[0].last_fired_us, Some(due));
     let next = schedules[0].next_due_us;
     assert_eq!(next, due + 60_000_000);
-    let (a, b) = tokio::join!(other.fire_due(next + 5), s.queue.fire_due(next + 5));
+    // Fired late (two and a half intervals after its due time): once, and the cadence
+    // is kept.
+    let late = next + 150_000_000;
+    let (a, b) = tokio::join!(other.fire_due(late), s.queue.fire_due(late));
     assert_eq!(a.unwrap().len() + b.unwrap().len(), 1);
+    assert_eq!(
+        s.queue.schedules().await.unwrap()[0].next_due_us,
+        next + 180_000_000
+    );
     assert_eq!(s.queue.list(&Default::default()).await.unwrap().len(), 2);
 
     let cron = s

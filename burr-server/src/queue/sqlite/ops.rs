@@ -13,7 +13,7 @@ use crate::run::{
     Backlog, BacklogRow, Claim, Explanation, Finish, HeartbeatReport, NewRun, Run, RunStatus,
     Submitted, WorkerInfo,
 };
-use crate::schedule::Schedule;
+use crate::schedule::{Schedule, ScheduleSpec};
 
 /// What a write did: its value and the events it recorded.
 pub(super) type Written<T> = (T, Vec<RunEvent>);
@@ -720,7 +720,20 @@ pub(super) fn fire_due(tx: &Connection, now: i64) -> OpResult<Written<Vec<Run>>>
     let mut fired = Vec::new();
     let mut events = Vec::new();
     for schedule in due {
-        let next = schedule.spec.next_after(&schedule.name, now)?;
+        // An interval keeps its cadence (due + k × interval, the first after now), also
+        // when the scheduler fired late or was down; a missed due time fires once.
+        let next = match schedule.spec {
+            ScheduleSpec::EverySeconds(seconds) if seconds > 0 => {
+                let step = i64::try_from(seconds)
+                    .unwrap_or(i64::MAX / 2_000_000)
+                    .saturating_mul(1_000_000);
+                let behind = now.saturating_sub(schedule.next_due_us).max(0);
+                schedule
+                    .next_due_us
+                    .saturating_add((behind / step + 1).saturating_mul(step))
+            }
+            _ => schedule.spec.next_after(&schedule.name, now)?,
+        };
         let moved = tx
             .prepare_cached(
                 "UPDATE burr_schedules SET next_due_us = ?2, last_fired_us = ?3 \
