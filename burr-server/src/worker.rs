@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -11,7 +12,8 @@ use burr_core::hooks::LifecycleHook;
 use burr_core::ids::{CancelToken, Executor};
 use burr_core::persistence::{PersistenceError, Persister};
 use burr_core::RunOptions;
-use futures::StreamExt;
+
+use futures::{FutureExt, StreamExt};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
@@ -354,7 +356,22 @@ async fn run_one(shared: Arc<Shared>, run: Run) -> Ended {
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .insert(run.id.clone(), held);
-    let ended = attempt(&shared, &run, cancel, &fenced, &cancel_requested).await;
+    // A kind whose code panics fails its run (rather than leaving it held, its lease
+    // renewed by a worker that no longer runs it).
+    let ended = AssertUnwindSafe(attempt(&shared, &run, cancel, &fenced, &cancel_requested))
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|panic| {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic without a message".to_owned());
+            Ended::Finished(Finish::Failed(vec![format!(
+                "run `{}` panicked: {message}",
+                run.id
+            )]))
+        });
     shared
         .held
         .lock()

@@ -22,6 +22,9 @@ pub struct StepsInputs {
     /// The `work` step (1-based count) that fails.
     #[serde(default)]
     pub fail_at: Option<u32>,
+    /// The `work` step (1-based count) whose code panics.
+    #[serde(default)]
+    pub panic_at: Option<u32>,
     /// The tenant: at most [`Steps::org_limit`] runs per org run at once.
     #[serde(default)]
     pub org: Option<String>,
@@ -82,6 +85,9 @@ impl Kind for Steps {
                         () = tokio::time::sleep(Duration::from_millis(inputs.sleep_ms)) => {}
                         () = ctx.cancelled() => return Err(ActionError::msg("cancelled while working")),
                     }
+                }
+                if inputs.panic_at == Some(count + 1) {
+                    panic!("work {} panics on purpose", count + 1);
                 }
                 if inputs.fail_at == Some(count + 1) {
                     return Err(ActionError::msg(format!("work {} fails on purpose", count + 1)));

@@ -791,3 +791,33 @@ async fn a_failing_run_keeps_its_error_chain() {
         |e| matches!(&e.kind, EventKind::AttemptFailed { error, .. } if error.contains("work"))
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_whose_code_panics_fails_and_the_worker_goes_on() {
+    let s = setup();
+    let bad = s
+        .runs
+        .submit(Submission::new("steps", json!({"steps": 2, "panic_at": 2})))
+        .await
+        .unwrap()
+        .run;
+    let good = s
+        .runs
+        .submit(Submission::new("steps", json!({"steps": 2})))
+        .await
+        .unwrap()
+        .run;
+    let (stop, worker) = start_worker(&s, WorkerOptions::default());
+    let bad = tokio::time::timeout(Duration::from_secs(20), s.runs.wait(&bad.id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(bad.status, RunStatus::Failed);
+    let error = bad.error.unwrap().join(": ");
+    assert!(error.contains("panics on purpose"), "{error}");
+    assert_eq!(bad.lease_holder, None);
+    let good = s.runs.wait(&good.id).await.unwrap();
+    assert_eq!(good.status, RunStatus::Succeeded);
+    stop.send(()).unwrap();
+    worker.await.unwrap();
+}
