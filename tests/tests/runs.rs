@@ -508,7 +508,7 @@ async fn a_stale_worker_is_fenced_out() {
         .await
         .unwrap()
         .run;
-    let a = s.queue.claim(&claim("worker-a", 1, 50)).await.unwrap();
+    let a = s.queue.claim(&claim("worker-a", 1, 500)).await.unwrap();
     assert_eq!(
         (a[0].attempt, a[0].lease_holder.as_deref()),
         (1, Some("worker-a"))
@@ -520,7 +520,7 @@ async fn a_stale_worker_is_fenced_out() {
         .await
         .unwrap()
         .is_empty());
-    tokio::time::sleep(Duration::from_millis(80)).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
     let b = s.queue.claim(&claim("worker-b", 1, 10_000)).await.unwrap();
     assert_eq!((b[0].id.as_str(), b[0].attempt), (run.id.as_str(), 2));
 
@@ -738,7 +738,7 @@ async fn a_draining_worker_gives_runs_back_and_nothing_is_redone() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_is_not_claimed_before_its_time() {
     let s = setup();
-    let at = burr_server::now_us() + 300_000;
+    let at = burr_server::now_us() + 1_000_000;
     let run = s
         .runs
         .submit(Submission::new("steps", json!({"steps": 1})).not_before_us(at))
@@ -757,7 +757,7 @@ async fn a_run_is_not_claimed_before_its_time() {
         "{:?}",
         explained.reasons
     );
-    tokio::time::sleep(Duration::from_millis(320)).await;
+    tokio::time::sleep(Duration::from_millis(1_050)).await;
     assert_eq!(
         s.queue.claim(&claim("w", 1, 10_000)).await.unwrap()[0].id,
         run.id
