@@ -8,8 +8,8 @@
 
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::watch;
 
@@ -24,6 +24,21 @@ pub(crate) struct Wake {
     socket: Option<(PathBuf, PathBuf)>,
     sender: Option<UnixDatagram>,
     listener: Option<tokio::task::JoinHandle<()>>,
+    /// The other processes' sockets, read again when the directory changes (a socket
+    /// bound or removed changes its modification time) and at least every
+    /// [`PEERS_FRESH`] (modification times are coarse: two changes a few milliseconds
+    /// apart may share one).
+    peers: Mutex<Peers>,
+}
+
+/// How long a reading of the wake-up directory is trusted without reading it again.
+const PEERS_FRESH: Duration = Duration::from_millis(50);
+
+#[derive(Default)]
+struct Peers {
+    modified: Option<SystemTime>,
+    read_at: Option<Instant>,
+    sockets: Vec<PathBuf>,
 }
 
 impl Wake {
@@ -36,6 +51,7 @@ impl Wake {
             socket: None,
             sender: UnixDatagram::unbound().ok(),
             listener: None,
+            peers: Mutex::default(),
         };
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             if let Some((dir, path, socket)) = bind(db) {
@@ -71,23 +87,37 @@ impl Wake {
         let (Some((dir, me)), Some(sender)) = (&self.socket, &self.sender) else {
             return;
         };
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if &path == me || path.extension().is_none_or(|e| e != "sock") {
-                continue;
-            }
-            if let Err(error) = sender.send_to(&[1], &path) {
+        let mut peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
+        let modified = std::fs::metadata(dir).and_then(|m| m.modified()).ok();
+        let stale = peers.read_at.is_none_or(|at| at.elapsed() >= PEERS_FRESH);
+        if modified.is_none() || modified != peers.modified || stale {
+            peers.modified = modified;
+            peers.read_at = Some(Instant::now());
+            peers.sockets = std::fs::read_dir(dir)
+                .map(|entries| {
+                    entries
+                        .flatten()
+                        .map(|entry| entry.path())
+                        .filter(|path| path != me && path.extension().is_some_and(|e| e == "sock"))
+                        .collect()
+                })
+                .unwrap_or_default();
+        }
+        let mut gone = false;
+        for path in &peers.sockets {
+            if let Err(error) = sender.send_to(&[1], path) {
                 if matches!(
                     error.kind(),
                     std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotFound
                 ) {
                     // Its process is gone.
-                    let _ = std::fs::remove_file(&path);
+                    let _ = std::fs::remove_file(path);
+                    gone = true;
                 }
             }
+        }
+        if gone {
+            peers.read_at = None;
         }
     }
 }
