@@ -109,15 +109,6 @@ pub enum QueueError {
         /// The newest version this build knows.
         known: i64,
     },
-    /// A file next to the database (its wake-up directory) could not be used.
-    #[error("`{}`", path.display())]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The operating system's error.
-        #[source]
-        source: std::io::Error,
-    },
     /// Checkpoints or the application failed outside a run (opening the persister).
     #[error(transparent)]
     Persistence(#[from] burr_core::persistence::PersistenceError),

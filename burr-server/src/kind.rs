@@ -114,7 +114,6 @@ pub trait Kind: Send + Sync + 'static {
 
 /// A kind as the registry holds it, without its input type.
 pub(crate) trait ErasedKind: Send + Sync {
-    fn info(&self) -> KindInfo;
     fn max_attempts(&self) -> u32;
     /// Check `inputs`; the concurrency limit they give.
     fn check(&self, inputs: &Value) -> Result<Option<ConcurrencyLimit>, QueueError>;
@@ -125,6 +124,18 @@ pub(crate) trait ErasedKind: Send + Sync {
 struct Erased<K>(K);
 
 impl<K: Kind> Erased<K> {
+    /// What the kind publishes (its input schema is generated here, once, at
+    /// registration).
+    fn info(&self) -> KindInfo {
+        KindInfo {
+            name: self.0.name().to_owned(),
+            version: self.0.version(),
+            queue: self.0.queue().to_owned(),
+            input_schema: serde_json::to_value(schemars::schema_for!(K::Inputs))
+                .unwrap_or(Value::Null),
+        }
+    }
+
     fn parse(&self, inputs: &Value) -> Result<K::Inputs, QueueError> {
         serde_path_to_error::deserialize::<_, K::Inputs>(inputs).map_err(|error| {
             let path = error.path().to_string();
@@ -146,16 +157,6 @@ impl<K: Kind> Erased<K> {
 }
 
 impl<K: Kind> ErasedKind for Erased<K> {
-    fn info(&self) -> KindInfo {
-        KindInfo {
-            name: self.0.name().to_owned(),
-            version: self.0.version(),
-            queue: self.0.queue().to_owned(),
-            input_schema: serde_json::to_value(schemars::schema_for!(K::Inputs))
-                .unwrap_or(Value::Null),
-        }
-    }
-
     fn max_attempts(&self) -> u32 {
         self.0.max_attempts().max(1)
     }
@@ -201,7 +202,7 @@ pub struct KindInfo {
 /// The kinds a process knows: what `submit` checks against and what a worker can run.
 #[derive(Clone, Default)]
 pub struct Registry {
-    kinds: BTreeMap<String, Arc<dyn ErasedKind>>,
+    kinds: BTreeMap<String, (KindInfo, Arc<dyn ErasedKind>)>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -227,27 +228,27 @@ impl Registry {
             !self.kinds.contains_key(&name),
             "kind `{name}` is registered twice"
         );
-        self.kinds.insert(name, Arc::new(Erased(kind)));
+        let erased = Erased(kind);
+        let info = erased.info();
+        self.kinds.insert(name, (info, Arc::new(erased)));
         self
     }
 
     /// The kinds, by name.
     pub fn kinds(&self) -> Vec<KindInfo> {
-        self.kinds.values().map(|k| k.info()).collect()
+        self.kinds.values().map(|(info, _)| info.clone()).collect()
     }
 
     /// The (kind, version) pairs a worker with this registry can run.
     pub fn versions(&self) -> Vec<(String, u32)> {
         self.kinds
             .values()
-            .map(|k| {
-                let info = k.info();
-                (info.name, info.version)
-            })
+            .map(|(info, _)| (info.name.clone(), info.version))
             .collect()
     }
 
-    pub(crate) fn get(&self, name: &str) -> Result<&Arc<dyn ErasedKind>, QueueError> {
+    /// The kind `name`: what it publishes, and the kind itself.
+    pub(crate) fn get(&self, name: &str) -> Result<&(KindInfo, Arc<dyn ErasedKind>), QueueError> {
         self.kinds.get(name).ok_or_else(|| QueueError::UnknownKind {
             kind: name.to_owned(),
             known: self.kinds.keys().cloned().collect(),

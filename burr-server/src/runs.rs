@@ -106,14 +106,13 @@ impl Runs {
 
     /// Check a submission against its kind, and the run it makes.
     pub fn prepare(&self, submission: &Submission) -> Result<NewRun, QueueError> {
-        let kind = self.registry.get(&submission.kind)?;
+        let (info, kind) = self.registry.get(&submission.kind)?;
         let concurrency = kind.check(&submission.inputs)?;
-        let info = kind.info();
         Ok(NewRun {
             id: submission.run_id.clone(),
-            kind: info.name,
+            kind: info.name.clone(),
             kind_version: info.version,
-            queue: info.queue,
+            queue: info.queue.clone(),
             inputs: submission.inputs.clone(),
             priority: submission.priority,
             flow: submission.flow.clone(),

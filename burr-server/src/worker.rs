@@ -415,7 +415,7 @@ async fn attempt(
         return Ended::Finished(Finish::Cancelled);
     }
     let kind = match shared.registry.get(&run.kind) {
-        Ok(kind) => Arc::clone(kind),
+        Ok((_, kind)) => Arc::clone(kind),
         Err(error) => return failed(&error),
     };
     let info = RunInfo {

@@ -223,16 +223,7 @@ pub(super) fn claim(tx: &Connection, claim: &Claim, now: i64) -> OpResult<Writte
             )?);
             continue;
         }
-        if let Some(run) = take(tx, seq, claim, expires, now)? {
-            events.push(insert_event(
-                tx,
-                &run.id,
-                now,
-                EventKind::Claimed {
-                    worker: claim.worker.clone(),
-                    attempt: run.attempt,
-                },
-            )?);
+        if let Some(run) = take(tx, seq, claim, expires, now, &mut events)? {
             claimed.push(run);
         }
     }
@@ -285,16 +276,7 @@ pub(super) fn claim(tx: &Connection, claim: &Claim, now: i64) -> OpResult<Writte
             }
             running_with.insert(key.clone(), running + 1);
         }
-        if let Some(run) = take(tx, seq, claim, expires, now)? {
-            events.push(insert_event(
-                tx,
-                &run.id,
-                now,
-                EventKind::Claimed {
-                    worker: claim.worker.clone(),
-                    attempt: run.attempt,
-                },
-            )?);
+        if let Some(run) = take(tx, seq, claim, expires, now, &mut events)? {
             claimed.push(run);
         }
     }
@@ -304,24 +286,52 @@ pub(super) fn claim(tx: &Connection, claim: &Claim, now: i64) -> OpResult<Writte
 /// A queued run that may be claimed: priority, flow start, seq, concurrency key and limit.
 type Candidate = (i32, i64, i64, Option<String>, Option<u32>);
 
-/// Give the run at `seq` to the claiming worker, with the next attempt. A run whose row
-/// cannot be read is left as it is and not claimed (reading it names what is wrong).
-fn take(tx: &Connection, seq: i64, claim: &Claim, expires: i64, now: i64) -> OpResult<Option<Run>> {
+/// Give the run at `seq` to the claiming worker, with the next attempt, and record its
+/// `claimed` event. A run whose row cannot be read is left as it is and not claimed
+/// (reading it names what is wrong).
+fn take(
+    tx: &Connection,
+    seq: i64,
+    claim: &Claim,
+    expires: i64,
+    now: i64,
+    events: &mut Vec<RunEvent>,
+) -> OpResult<Option<Run>> {
+    // The row is read once, as the update returns it; one that cannot be read is put
+    // back as it was.
+    tx.execute_batch("SAVEPOINT burr_take")?;
     let mut stmt = tx.prepare_cached(&format!(
-        "SELECT {RUN_COLUMNS} FROM burr_runs WHERE seq = ?1"
-    ))?;
-    if let Some(Err(error)) = rows::runs(&mut stmt, [seq])?.into_iter().next() {
-        tracing::warn!(%error, "a run's row is corrupt: it is not claimed");
-        return Ok(None);
-    }
-    update_returning(
-        tx,
         "UPDATE burr_runs SET status = 'running', attempt = attempt + 1, lease_holder = ?2, \
              lease_expires_at_us = ?3, heartbeat_at_us = ?4, \
              started_at_us = coalesce(started_at_us, ?4), updated_at_us = ?4 \
-         WHERE seq = ?1",
-        params![seq, claim.worker, expires, now],
-    )
+         WHERE seq = ?1 RETURNING {RUN_COLUMNS}"
+    ))?;
+    let taken = rows::runs(&mut stmt, params![seq, claim.worker, expires, now])?
+        .into_iter()
+        .next();
+    let run = match taken {
+        Some(Err(error)) => {
+            tx.execute_batch("ROLLBACK TO burr_take; RELEASE burr_take")?;
+            tracing::warn!(%error, "a run's row is corrupt: it is not claimed");
+            return Ok(None);
+        }
+        Some(Ok(run)) => run,
+        None => {
+            tx.execute_batch("RELEASE burr_take")?;
+            return Ok(None);
+        }
+    };
+    tx.execute_batch("RELEASE burr_take")?;
+    events.push(insert_event(
+        tx,
+        &run.id,
+        now,
+        EventKind::Claimed {
+            worker: claim.worker.clone(),
+            attempt: run.attempt,
+        },
+    )?);
+    Ok(Some(run))
 }
 
 /// Why `attempt` of `worker` may not change `run_id` any more.
