@@ -34,6 +34,9 @@ pub enum EventKind {
         action: String,
         /// `completed` or `failed`.
         status: String,
+        /// How long the step took, in microseconds (0 when not recorded).
+        #[serde(default)]
+        duration_us: u64,
     },
     /// Child applications of the run: how many finished of how many started.
     ChildProgress {

@@ -188,6 +188,7 @@ impl<K: Kind> ErasedKind for Erased<K> {
 
 /// What a kind publishes: its name, version, queue and input schema.
 #[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "http", derive(utoipa::ToSchema))]
 pub struct KindInfo {
     /// The name.
     pub name: String,
@@ -196,6 +197,7 @@ pub struct KindInfo {
     /// The queue its runs go to.
     pub queue: String,
     /// The JSON schema of its inputs.
+    #[cfg_attr(feature = "http", schema(value_type = Object))]
     pub input_schema: Value,
 }
 

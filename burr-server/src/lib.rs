@@ -26,11 +26,15 @@
 //! # Ok(()) }
 //! ```
 
+pub mod catalog;
 #[cfg(feature = "cli")]
 pub mod cli;
 mod error;
 mod events;
+#[cfg(feature = "http")]
+pub mod http;
 mod kind;
+pub mod metrics;
 mod progress;
 pub mod queue;
 mod run;
@@ -44,8 +48,8 @@ pub use events::{EventKind, RunEvent};
 pub use kind::{BoxError, Kind, KindInfo, Registry, RunInfo};
 pub use queue::{RunQueue, SqliteRunQueue};
 pub use run::{
-    now_us, Backlog, BacklogRow, Claim, ConcurrencyLimit, Explanation, Finish, HeartbeatReport,
-    NewRun, Run, RunFilter, RunStatus, Submitted, WorkerInfo, DEFAULT_QUEUE,
+    now_us, Backlog, BacklogRow, Claim, ConcurrencyLimit, Explanation, Finish, ForkSource,
+    HeartbeatReport, NewRun, Run, RunFilter, RunStatus, Submitted, WorkerInfo, DEFAULT_QUEUE,
 };
 pub use runs::{wait, Runs, Submission};
 pub use schedule::{Schedule, ScheduleSpec};

@@ -91,6 +91,10 @@ impl LifecycleHook for RunProgress {
             sequence_id: event.sequence_id,
             action: event.action.to_owned(),
             status: event.status.as_str().to_owned(),
+            duration_us: event
+                .ended_at
+                .duration_since(event.started_at)
+                .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX)),
         });
     }
 

@@ -7,6 +7,7 @@ use serde_json::Value;
 pub const DEFAULT_QUEUE: &str = "default";
 
 /// Where a run stands.
+#[cfg_attr(feature = "http", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
@@ -64,6 +65,7 @@ impl std::fmt::Display for RunStatus {
 }
 
 /// A run as the queue keeps it. Times are microseconds since the Unix epoch.
+#[cfg_attr(feature = "http", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Run {
     /// The run id, which is also its application's app id.
@@ -77,6 +79,7 @@ pub struct Run {
     /// The queue it runs on.
     pub queue: String,
     /// The inputs its kind's factory builds the application from.
+    #[cfg_attr(feature = "http", schema(value_type = Object))]
     pub inputs: Value,
     /// Higher runs first.
     pub priority: i32,
@@ -118,7 +121,20 @@ pub struct Run {
     /// Why it failed: the error, then its causes.
     pub error: Option<Vec<String>>,
     /// What it produced (its kind's summary of the final state), when it succeeded.
+    #[cfg_attr(feature = "http", schema(value_type = Option<Object>))]
     pub result: Option<Value>,
+    /// The run it was forked from (a rerun from a step), when it was.
+    pub fork: Option<ForkSource>,
+}
+
+/// Where a rerun starts: the state of another run's application after one of its steps.
+#[cfg_attr(feature = "http", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForkSource {
+    /// The run (application) forked from.
+    pub run_id: String,
+    /// The sequence id whose state the new run starts from.
+    pub sequence_id: u64,
 }
 
 /// A run to enqueue, as the [`RunQueue`](crate::queue::RunQueue) takes it. Users submit
@@ -148,6 +164,9 @@ pub struct NewRun {
     pub concurrency: Option<ConcurrencyLimit>,
     /// Claims before the run is given up.
     pub max_attempts: u32,
+    /// Start from another run's state after one of its steps (a rerun), not from the
+    /// kind's initial state.
+    pub fork: Option<ForkSource>,
 }
 
 /// At most `limit` runs with the same `key` run at once (e.g. per organisation), so that
@@ -197,6 +216,7 @@ pub enum Finish {
 }
 
 /// The queue's backlog: counts of runs by kind, priority and status.
+#[cfg_attr(feature = "http", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Backlog {
     /// One row per (kind, priority, status) with runs.
@@ -206,6 +226,7 @@ pub struct Backlog {
 }
 
 /// Runs of one kind, priority and status.
+#[cfg_attr(feature = "http", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BacklogRow {
     /// The kind.

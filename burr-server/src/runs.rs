@@ -120,6 +120,7 @@ impl Runs {
             idempotency_key: submission.idempotency_key.clone(),
             concurrency,
             max_attempts: kind.max_attempts(),
+            fork: None,
         })
     }
 
@@ -128,6 +129,26 @@ impl Runs {
     /// nothing is stored.
     pub async fn submit(&self, submission: Submission) -> Result<Submitted, QueueError> {
         let run = self.prepare(&submission)?;
+        self.queue.submit(run).await
+    }
+
+    /// Rerun `run_id` from its step `sequence_id`: a new run of the same kind, inputs,
+    /// priority and flow whose application starts from the state after that step (a
+    /// fork, recorded as its fork parent) instead of the kind's initial state.
+    pub async fn rerun(&self, run_id: &str, sequence_id: u64) -> Result<Submitted, QueueError> {
+        let source = self.queue.get(run_id).await?;
+        let submission = Submission {
+            kind: source.kind.clone(),
+            inputs: source.inputs.clone(),
+            priority: source.priority,
+            flow: Some(source.flow.clone()),
+            ..Submission::default()
+        };
+        let mut run = self.prepare(&submission)?;
+        run.fork = Some(crate::run::ForkSource {
+            run_id: source.id,
+            sequence_id,
+        });
         self.queue.submit(run).await
     }
 

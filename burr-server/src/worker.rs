@@ -173,6 +173,13 @@ impl Worker {
         self
     }
 
+    /// Time every checkpoint save of its runs into `metrics` (served at `/metrics` by
+    /// the HTTP server sharing them).
+    pub fn with_metrics(mut self, metrics: &Arc<crate::metrics::Metrics>) -> Self {
+        self.persister = metrics.timed(self.persister);
+        self
+    }
+
     /// How the worker runs.
     pub fn with_options(mut self, options: WorkerOptions) -> Self {
         self.options = options;
@@ -442,8 +449,37 @@ async fn attempt(
         builder = builder.with_tracker(Arc::clone(tracker));
     }
     // A first attempt has nothing stored to resume (the run was never claimed before):
-    // it skips the load.
-    if run.attempt > 1 {
+    // it skips the load. A rerun starts from its source's state until it has
+    // checkpoints of its own.
+    let resume = run.attempt > 1;
+    let own_checkpoints = match &run.fork {
+        Some(_) if resume => match shared.persister.load(None, &run.id, None).await {
+            Ok(found) => found.is_some(),
+            Err(error) => return failed(&error),
+        },
+        _ => resume,
+    };
+    if let (Some(fork), false) = (&run.fork, own_checkpoints) {
+        match shared
+            .persister
+            .load(None, &fork.run_id, Some(fork.sequence_id))
+            .await
+        {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                return failed(&QueueError::Invalid {
+                    what: "rerun source",
+                    value: format!("{}@{}", fork.run_id, fork.sequence_id),
+                    problem: "the run has no checkpoint at that sequence id".to_owned(),
+                })
+            }
+            Err(error) => return failed(&error),
+        }
+        builder = builder
+            .initialize_from(Arc::clone(&shared.persister))
+            .fork_from_app_id(fork.run_id.clone())
+            .fork_from_sequence_id(fork.sequence_id);
+    } else if resume {
         builder = builder
             .initialize_from(Arc::clone(&shared.persister))
             .resume_cancelled(true);

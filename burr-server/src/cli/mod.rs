@@ -7,12 +7,14 @@
 //! }
 //! ```
 //!
-//! `serve` and `worker` run a worker (with the scheduler) until SIGTERM or Ctrl-C, then
-//! drain; `submit`, `runs`, `show`, `cancel`, `watch`, `backlog`, `explain`, `schedules`
+//! `serve` runs a worker, the scheduler and the HTTP API with the web UI (`--addr`,
+//! default 127.0.0.1:7777); `worker` runs a worker (with the scheduler); both until
+//! SIGTERM or Ctrl-C, then drain; `submit`, `runs`, `show`, `cancel`, `watch`, `backlog`, `explain`, `schedules`
 //! and `kinds` work on the database (`--db PATH`, `BURR_DB`, default `./burr.db`), with
 //! tables for people and `--json` for scripts. Errors are one line on stderr and a
 //! non-zero exit. The `burr-tracker` CLI inspects the same file's checkpoints and steps.
 
+pub mod generic;
 mod print;
 mod watch;
 
@@ -49,8 +51,9 @@ pub struct Cli {
 /// A verb.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run a worker and the scheduler until SIGTERM or Ctrl-C (then drain).
-    Serve(WorkerArgs),
+    /// Run a worker, the scheduler and the HTTP API with the web UI until SIGTERM or
+    /// Ctrl-C (then drain).
+    Serve(ServeArgs),
     /// Run a worker until SIGTERM or Ctrl-C (then drain).
     Worker(WorkerArgs),
     /// Submit a run.
@@ -113,6 +116,43 @@ pub struct WorkerArgs {
     /// The worker id (default: host:pid:random).
     #[arg(long)]
     pub id: Option<String>,
+}
+
+/// What `serve` runs.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The worker.
+    #[command(flatten)]
+    pub worker: WorkerArgs,
+    /// The HTTP server.
+    #[command(flatten)]
+    pub http: HttpArgs,
+}
+
+/// How the HTTP API and web UI listen, and whom they let in.
+#[derive(Debug, Args)]
+pub struct HttpArgs {
+    /// Where the HTTP API and web UI listen. Beyond 127.0.0.1 a token is required.
+    #[arg(long, default_value = "127.0.0.1:7777")]
+    pub addr: std::net::SocketAddr,
+    /// A token that may read (`Authorization: Bearer TOKEN`).
+    #[arg(long, env = "BURR_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// A token that may also submit, cancel and rerun.
+    #[arg(long, env = "BURR_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+}
+
+impl HttpArgs {
+    /// The server options these arguments give.
+    pub fn options(&self) -> crate::http::ServerOptions {
+        crate::http::ServerOptions {
+            addr: self.addr,
+            read_token: self.token.clone(),
+            admin_token: self.admin_token.clone(),
+            ..Default::default()
+        }
+    }
 }
 
 /// A run to submit.
@@ -214,6 +254,9 @@ pub enum CliError {
     /// The runtime could not start.
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
+    /// The HTTP server could not start or failed.
+    #[error(transparent)]
+    Http(#[from] crate::http::ServeError),
 }
 
 /// Parse the command line and run the verb: the whole `main` of a user's binary.
@@ -247,8 +290,10 @@ async fn execute(cli: Cli, registry: Arc<Registry>) -> Result<(), CliError> {
     let runs = Runs::new(Arc::clone(&queue), Arc::clone(&registry));
     let json = cli.json;
     match cli.command {
-        Command::Serve(args) => work(&sqlite, &registry, args, true).await,
-        Command::Worker(args) => work(&sqlite, &registry, args, false).await,
+        Command::Serve(args) => {
+            work(&sqlite, &registry, args.worker, Some((args.http, runs))).await
+        }
+        Command::Worker(args) => work(&sqlite, &registry, args, None).await,
         Command::Submit(args) => {
             let inputs = serde_json::from_str(&args.inputs).map_err(CliError::InputsNotJson)?;
             let mut submission = Submission::new(args.kind, inputs).priority(args.priority);
@@ -330,20 +375,22 @@ async fn work(
     queue: &SqliteRunQueue,
     registry: &Arc<Registry>,
     args: WorkerArgs,
-    serve: bool,
+    http: Option<(HttpArgs, Runs)>,
 ) -> Result<(), CliError> {
+    let metrics = crate::metrics::Metrics::new();
     let mut worker = Worker::new(
         Arc::new(queue.clone()),
         queue.persister(),
         Arc::clone(registry),
     )
+    .with_metrics(&metrics)
     .with_options(WorkerOptions {
         id: args.id,
         queues: args.queues,
         concurrency: args.concurrency as usize,
         lease_ttl: args.lease_ttl,
         grace: args.grace,
-        scheduler: serve || !args.no_scheduler,
+        scheduler: http.is_some() || !args.no_scheduler,
         executor: None,
     });
     let tracker = if args.no_tracker {
@@ -354,10 +401,36 @@ async fn work(
     if let Some(tracker) = &tracker {
         worker = worker.with_tracker(tracker.hook());
     }
+    // One signal stops both the worker and the HTTP server.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    let until_stopped = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = stopped.wait_for(|s| *s).await;
+    };
+    let server = match http {
+        Some((args, runs)) => {
+            let bound = crate::http::Server::with_runs(queue.path(), runs)?
+                .with_metrics(Arc::clone(&metrics))
+                .with_options(args.options())
+                .bind()
+                .await?;
+            eprintln!("serving http://{}/", bound.local_addr()?);
+            Some(tokio::spawn(bound.serve(until_stopped(stopped.clone()))))
+        }
+        None => None,
+    };
     eprintln!("worker ready on {}", queue.path().display());
-    let report = worker.run(shutdown_signal()).await?;
+    let report = worker.run(until_stopped(stopped)).await?;
     if let Some(tracker) = &tracker {
         let _ = tracker.flush();
+    }
+    if let Some(server) = server {
+        if let Ok(served) = server.await {
+            served?;
+        }
     }
     eprintln!(
         "worker stopped: {} claimed, {} succeeded, {} failed, {} cancelled, {} released, {} fenced",
@@ -372,7 +445,7 @@ async fn work(
 }
 
 /// SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(term) => term,
         Err(_) => {

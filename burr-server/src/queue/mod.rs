@@ -4,7 +4,7 @@
 //! share one store and one backup. A backend (SQLite here, PostgreSQL later) implements
 //! [`RunQueue`]; workers, schedulers, the CLI and the HTTP API use only the trait.
 
-mod sqlite;
+pub(crate) mod sqlite;
 
 use async_trait::async_trait;
 use tokio::sync::{broadcast, watch};

@@ -226,7 +226,18 @@ impl Database {
     /// Fails when the file does not exist, is not a burr database, or was written by a
     /// newer burr-rs or burr-tracker.
     pub fn open(path: impl AsRef<Path>) -> Result<Database, TrackerError> {
-        let path = path.as_ref().to_owned();
+        Database::open_scoped(path.as_ref(), None)
+    }
+
+    /// Open the burr database at `path` read-only, seeing only the application `app_id`
+    /// and its child applications (ids under `<app_id>/`): what a page about one
+    /// application needs, without reading every application of a large database.
+    pub fn open_app(path: impl AsRef<Path>, app_id: &str) -> Result<Database, TrackerError> {
+        Database::open_scoped(path.as_ref(), Some(app_id))
+    }
+
+    fn open_scoped(path: &Path, root: Option<&str>) -> Result<Database, TrackerError> {
+        let path = path.to_owned();
         if !path.exists() {
             return Err(TrackerError::MissingDatabase { path });
         }
@@ -247,7 +258,7 @@ impl Database {
             index: HashMap::new(),
             runners: RefCell::new(HashMap::new()),
         };
-        db.apps = db.load_apps()?;
+        db.apps = db.load_apps(root)?;
         db.index = db
             .apps
             .iter()
@@ -268,9 +279,13 @@ impl Database {
         &self.path
     }
 
-    fn load_apps(&self) -> Result<Vec<App>, TrackerError> {
+    fn load_apps(&self, root: Option<&str>) -> Result<Vec<App>, TrackerError> {
         let mut apps: BTreeMap<(Option<String>, String), App> = BTreeMap::new();
-        for record in self.persister.list_apps()? {
+        let records = match root {
+            Some(root) => self.persister.list_apps_under(root)?,
+            None => self.persister.list_apps()?,
+        };
+        for record in records {
             apps.insert(
                 (record.partition_key.clone(), record.app_id.clone()),
                 App {
@@ -285,7 +300,7 @@ impl Database {
             );
         }
         if let Some(conn) = &self.tracker {
-            for row in read::apps(conn, &self.path)? {
+            for row in read::apps(conn, &self.path, root)? {
                 let key = (row.partition_key.clone(), row.app_id.clone());
                 match apps.get_mut(&key) {
                     Some(app) => {

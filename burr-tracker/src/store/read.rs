@@ -92,15 +92,20 @@ fn unsigned<T: TryFrom<i64>>(
 }
 
 /// Every tracked application.
-pub(crate) fn apps(conn: &Connection, path: &Path) -> Result<Vec<AppRow>, TrackerError> {
+pub(crate) fn apps(
+    conn: &Connection,
+    path: &Path,
+    root: Option<&str>,
+) -> Result<Vec<AppRow>, TrackerError> {
     let sqlite = |e| TrackerError::sqlite(path, e);
     let mut statement = conn
         .prepare(
             "SELECT id, partition_key, app_id, created_at_us, updated_at_us, graph, fork_parent, spawning_parent \
-             FROM burr_tracker_apps ORDER BY id",
+             FROM burr_tracker_apps WHERE ?1 IS NULL OR app_id = ?1 \
+             OR (app_id >= ?1 || '/' AND app_id < ?1 || '0') ORDER BY id",
         )
         .map_err(sqlite)?;
-    let mut rows = statement.query([]).map_err(sqlite)?;
+    let mut rows = statement.query([root]).map_err(sqlite)?;
     let mut apps = Vec::new();
     while let Some(row) = rows.next().map_err(sqlite)? {
         let app_id: String = row.get(2).map_err(sqlite)?;

@@ -329,13 +329,24 @@ impl SqlitePersister {
     /// Every application stored, of every partition key, newest first (the order they
     /// were first recorded in).
     pub fn list_apps(&self) -> Result<Vec<AppRecord>, PersistenceError> {
+        self.list_apps_where(None)
+    }
+
+    /// The application `app_id` and those whose ids start with `<app_id>/` (its child
+    /// applications, and theirs), of every partition key, newest first.
+    pub fn list_apps_under(&self, app_id: &str) -> Result<Vec<AppRecord>, PersistenceError> {
+        self.list_apps_where(Some(app_id))
+    }
+
+    fn list_apps_where(&self, root: Option<&str>) -> Result<Vec<AppRecord>, PersistenceError> {
         let path = self.inner.path.clone();
         self.read(|conn| {
             let mut statement = conn.prepare_cached(
                 "SELECT partition_key, app_id, created_at_us, fork_parent, spawning_parent \
-                 FROM burr_apps ORDER BY id DESC",
+                 FROM burr_apps WHERE ?1 IS NULL OR app_id = ?1 \
+                 OR (app_id >= ?1 || '/' AND app_id < ?1 || '0') ORDER BY id DESC",
             )?;
-            let mut rows = statement.query([])?;
+            let mut rows = statement.query([root])?;
             let mut apps = Vec::new();
             while let Some(row) = rows.next()? {
                 let partition_key: String = row.get(0)?;

@@ -4,8 +4,8 @@
 //! share the file through SQLite's lock and busy timeout); reads on another. Every
 //! operation runs on tokio's blocking threads.
 
-mod ops;
-mod rows;
+pub(crate) mod ops;
+pub(crate) mod rows;
 mod schema;
 
 use std::path::{Path, PathBuf};

@@ -20,7 +20,7 @@ pub(super) type Written<T> = (T, Vec<RunEvent>);
 
 /// A database error of the queue, before the file name is attached.
 #[derive(Debug)]
-pub(super) enum OpError {
+pub(crate) enum OpError {
     Sql(rusqlite::Error),
     Queue(QueueError),
 }
@@ -37,7 +37,7 @@ impl From<QueueError> for OpError {
     }
 }
 
-pub(super) type OpResult<T> = Result<T, OpError>;
+pub(crate) type OpResult<T> = Result<T, OpError>;
 
 fn select_run(tx: &Connection, run_id: &str) -> OpResult<Option<Run>> {
     let mut stmt = tx.prepare_cached(&format!(
@@ -110,8 +110,9 @@ pub(super) fn submit(tx: &Connection, new: &NewRun, now: i64) -> OpResult<Writte
         tx,
         "INSERT INTO burr_runs (id, kind, kind_version, queue, inputs, priority, flow, \
              flow_started_at_us, not_before_us, idempotency_key, concurrency_key, \
-             concurrency_limit, status, attempt, max_attempts, submitted_at_us, updated_at_us) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'queued', 0, ?13, ?14, ?14) \
+             concurrency_limit, status, attempt, max_attempts, submitted_at_us, updated_at_us, \
+             fork_run_id, fork_sequence_id) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'queued', 0, ?13, ?14, ?14, ?15, ?16) \
          ON CONFLICT DO NOTHING",
         params![
             id,
@@ -128,6 +129,10 @@ pub(super) fn submit(tx: &Connection, new: &NewRun, now: i64) -> OpResult<Writte
             limit,
             new.max_attempts.max(1),
             now,
+            new.fork.as_ref().map(|f| f.run_id.as_str()),
+            new.fork
+                .as_ref()
+                .map(|f| i64::try_from(f.sequence_id).unwrap_or(i64::MAX)),
         ],
     )?;
     let Some(run) = inserted else {
@@ -521,7 +526,7 @@ pub(super) fn heartbeat(
 }
 
 /// The backlog (see [`RunQueue::backlog`](crate::queue::RunQueue::backlog)).
-pub(super) fn backlog(conn: &rusqlite::Connection, now: i64) -> OpResult<Backlog> {
+pub(crate) fn backlog(conn: &rusqlite::Connection, now: i64) -> OpResult<Backlog> {
     let mut rows_out = Vec::new();
     let mut stmt = conn.prepare_cached(
         "SELECT kind, queue, priority, status, count(*) FROM burr_runs \

@@ -6,18 +6,18 @@ use serde_json::Value;
 
 use crate::error::QueueError;
 use crate::events::{EventKind, RunEvent};
-use crate::run::{Run, RunStatus};
+use crate::run::{ForkSource, Run, RunStatus};
 use crate::schedule::{Schedule, ScheduleSpec};
 
 /// The columns of a run, in the order [`run`] reads them.
-pub(super) const RUN_COLUMNS: &str = "id, seq, kind, kind_version, queue, inputs, priority, flow, \
+pub(crate) const RUN_COLUMNS: &str = "id, seq, kind, kind_version, queue, inputs, priority, flow, \
     flow_started_at_us, not_before_us, idempotency_key, concurrency_key, concurrency_limit, \
     status, attempt, max_attempts, lease_holder, lease_expires_at_us, heartbeat_at_us, \
-    cancel_requested, submitted_at_us, started_at_us, finished_at_us, updated_at_us, error, result";
+    cancel_requested, submitted_at_us, started_at_us, finished_at_us, updated_at_us, error, result, fork_run_id, fork_sequence_id";
 
 /// A run from a row of [`RUN_COLUMNS`]; a row that cannot be read is
 /// [`QueueError::CorruptRun`] naming the column.
-pub(super) fn run(row: &Row<'_>) -> Result<Run, QueueError> {
+pub(crate) fn run(row: &Row<'_>) -> Result<Run, QueueError> {
     let run_id = match row.get_ref(0) {
         Ok(ValueRef::Text(text)) => String::from_utf8_lossy(text).into_owned(),
         Ok(other) => format!("{other:?}"),
@@ -74,12 +74,24 @@ pub(super) fn run(row: &Row<'_>) -> Result<Run, QueueError> {
         updated_at_us: col!(23, "updated_at_us"),
         error,
         result: json("result", col!(25, "result"))?,
+        fork: {
+            let fork_run: Option<String> = col!(26, "fork_run_id");
+            let fork_seq: Option<i64> = col!(27, "fork_sequence_id");
+            match (fork_run, fork_seq) {
+                (Some(run_id), Some(seq)) => Some(ForkSource {
+                    run_id,
+                    sequence_id: u64::try_from(seq)
+                        .map_err(|_| corrupt("fork_sequence_id", format!("{seq} is negative")))?,
+                }),
+                _ => None,
+            }
+        },
         id: run_id,
     })
 }
 
 /// Runs from a query over [`RUN_COLUMNS`].
-pub(super) fn runs(
+pub(crate) fn runs(
     stmt: &mut rusqlite::Statement<'_>,
     params: impl rusqlite::Params,
 ) -> Result<Vec<Result<Run, QueueError>>, rusqlite::Error> {
@@ -113,7 +125,7 @@ pub(super) fn insert_event(
 }
 
 /// An event from `id, run_id, at_us, data`; an unreadable one is skipped by the caller.
-pub(super) fn event(row: &Row<'_>) -> rusqlite::Result<Option<RunEvent>> {
+pub(crate) fn event(row: &Row<'_>) -> rusqlite::Result<Option<RunEvent>> {
     let data: String = row.get(3)?;
     serde_json::from_str::<EventKind>(&data)
         .ok()

@@ -3,7 +3,7 @@
 //! | table | one row per | what |
 //! |---|---|---|
 //! | `burr_runs_meta` | setting | `schema_version` |
-//! | `burr_runs` | run | see [`Run`](crate::Run): identity, kind, inputs, order (priority, flow start, `seq`), status, attempt, lease, times, error and result |
+//! | `burr_runs` | run | see [`Run`](crate::Run): identity, kind, inputs, order (priority, flow start, `seq`), status, attempt, lease, times, error, result and fork source (`fork_run_id`, `fork_sequence_id`) |
 //! | `burr_run_events` | event | `id` (the stream order), `run_id`, `at_us`, `kind`, `data` (JSON [`EventKind`](crate::EventKind)) |
 //! | `burr_schedules` | schedule | `name`, `spec`, `run` (JSON), `next_due_us`, `last_fired_us` |
 //! | `burr_workers` | worker | `id`, `host`, `pid`, `queues`, `concurrency`, `heartbeat_at_us` |
@@ -15,10 +15,17 @@ use rusqlite::{Connection, OptionalExtension};
 use crate::error::QueueError;
 
 /// The run-queue schema version this build writes.
-pub(super) const SCHEMA_VERSION: i64 = 1;
+pub(super) const SCHEMA_VERSION: i64 = 2;
 
 /// `MIGRATIONS[v]` turns version `v` into `v + 1`.
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, V2];
+
+/// Reruns (the run and step a run was forked from), and listing by submission time.
+const V2: &str = "
+ALTER TABLE burr_runs ADD COLUMN fork_run_id TEXT;
+ALTER TABLE burr_runs ADD COLUMN fork_sequence_id INTEGER;
+CREATE INDEX IF NOT EXISTS burr_runs_submitted ON burr_runs (submitted_at_us, id);
+";
 
 const V1: &str = "
 CREATE TABLE IF NOT EXISTS burr_runs (

@@ -1,0 +1,64 @@
+//! The web UI: a page and its script and styles, embedded in the binary (running it
+//! needs no Node.js and no files beside the binary).
+
+use axum::extract::Path;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+
+use super::problem::Problem;
+use super::Api;
+
+/// The UI's files: (name, content type, content).
+const ASSETS: &[(&str, &str, &str)] = &[
+    (
+        "app.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../ui/app.js"),
+    ),
+    (
+        "style.css",
+        "text/css; charset=utf-8",
+        include_str!("../../ui/style.css"),
+    ),
+];
+
+const INDEX: &str = include_str!("../../ui/index.html");
+
+/// `/` (the page) and `/ui/{file}`.
+pub(crate) fn routes() -> Router<Api> {
+    Router::new()
+        .route("/", get(index))
+        .route("/ui/{file}", get(asset))
+}
+
+async fn index() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        INDEX,
+    )
+        .into_response()
+}
+
+async fn asset(Path(file): Path<String>) -> Response {
+    match ASSETS.iter().find(|(name, _, _)| *name == file) {
+        Some((_, content_type, body)) => (
+            [
+                (header::CONTENT_TYPE, *content_type),
+                (header::CACHE_CONTROL, "no-cache"),
+            ],
+            *body,
+        )
+            .into_response(),
+        None => Problem::new(
+            StatusCode::NOT_FOUND,
+            "no-asset",
+            format!("no UI file `{file}`"),
+        )
+        .into_response(),
+    }
+}

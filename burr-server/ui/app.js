@@ -1,0 +1,1 @@
+// The burr-rs web UI.
