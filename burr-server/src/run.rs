@@ -79,7 +79,7 @@ pub struct Run {
     /// The queue it runs on.
     pub queue: String,
     /// The inputs its kind's factory builds the application from.
-    #[cfg_attr(feature = "http", schema(value_type = Object))]
+    #[cfg_attr(feature = "http", schema(value_type = Value))]
     pub inputs: Value,
     /// Higher runs first.
     pub priority: i32,
@@ -121,7 +121,7 @@ pub struct Run {
     /// Why it failed: the error, then its causes.
     pub error: Option<Vec<String>>,
     /// What it produced (its kind's summary of the final state), when it succeeded.
-    #[cfg_attr(feature = "http", schema(value_type = Option<Object>))]
+    #[cfg_attr(feature = "http", schema(value_type = Option<Value>))]
     pub result: Option<Value>,
     /// The run it was forked from (a rerun from a step), when it was.
     pub fork: Option<ForkSource>,

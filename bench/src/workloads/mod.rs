@@ -1,5 +1,6 @@
 //! The workloads, one module each.
 
+mod http;
 mod w1;
 mod w2;
 mod w3;
@@ -221,6 +222,30 @@ pub fn run(options: &Options) -> Result<(), Box<dyn std::error::Error>> {
     }
     if all || options.workload == "w4" {
         report(runtime.block_on(w4::resume(dir.path(), options.n.unwrap_or(5) as u32))?);
+        ran = true;
+    }
+    if options.workload == "http-server" {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        let db = options.db.as_deref().ok_or("http-server needs --db")?;
+        rt.block_on(http::server_process(std::path::Path::new(db)))?;
+        return Ok(());
+    }
+    for name in ["http-submit", "http-sse", "http-runs-page"] {
+        if options.workload != name && !(all && name != "http-runs-page") {
+            continue;
+        }
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        report(rt.block_on(async {
+            match name {
+                "http-submit" => http::submit(dir.path(), options.n.unwrap_or(10)).await,
+                "http-sse" => http::sse(dir.path(), options.n.unwrap_or(1000) as usize).await,
+                _ => http::runs_page(dir.path(), options.n.unwrap_or(100_000) as usize).await,
+            }
+        })?);
         ran = true;
     }
     if options.workload == "queue-worker" {

@@ -211,10 +211,10 @@ pub(crate) struct DiffParams {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct ChangeView {
     /// Before.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Value)]
     from: Value,
     /// After.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Value)]
     to: Value,
 }
 

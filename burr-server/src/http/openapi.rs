@@ -14,7 +14,7 @@ use super::{events, inspect, meta, problem, runs};
         events::run_events, events::all_events,
         meta::backlog, meta::kinds, meta::healthz, meta::readyz, meta::metrics,
     ),
-    components(schemas(problem::Problem)),
+    components(schemas(problem::Problem, runs::ListStatus)),
     tags(
         (name = "runs", description = "Submit, list, cancel and rerun runs"),
         (name = "inspect", description = "What an application did"),

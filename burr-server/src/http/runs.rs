@@ -22,12 +22,14 @@ use crate::runs::{Runs, Submission};
 pub(crate) struct ListParams {
     /// Only entries with this status (runs: queued, running, succeeded, failed,
     /// cancelled; applications: running, created, completed, failed, cancelled).
+    #[param(value_type = Option<ListStatus>)]
     status: Option<String>,
     /// Only runs of this kind.
     kind: Option<String>,
     /// Only runs of this flow.
     flow: Option<String>,
     /// The previous page's `next_cursor`.
+    #[param(pattern = r"^-?[0-9]{1,18}:")]
     cursor: Option<String>,
     /// At most this many entries (1 to 500, default 50).
     #[param(minimum = 1, maximum = 500)]
@@ -35,6 +37,27 @@ pub(crate) struct ListParams {
     /// A token, where a header cannot be set.
     #[allow(dead_code)]
     access_token: Option<String>,
+}
+
+/// The status of a listed run or application.
+#[derive(Debug, utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)] // Only its schema is used: the parameter is read as text.
+pub(crate) enum ListStatus {
+    /// A run waiting for a worker.
+    Queued,
+    /// A run held by a worker, or an application whose lease is held.
+    Running,
+    /// A run that succeeded.
+    Succeeded,
+    /// Failed.
+    Failed,
+    /// Cancelled.
+    Cancelled,
+    /// An application with no step yet.
+    Created,
+    /// An application whose last step completed.
+    Completed,
 }
 
 /// Statuses an entry may have.
@@ -67,7 +90,7 @@ pub(crate) async fn list(
             ));
         }
     }
-    let cursor = match &params.cursor {
+    let cursor = match params.cursor.as_deref() {
         Some(text) => Some(Cursor::parse(text).ok_or_else(|| {
             Problem::bad_request(
                 "cursor",
@@ -138,19 +161,58 @@ pub(crate) struct SubmitBody {
     kind: String,
     /// Its inputs, matching the kind's input schema.
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(value_type = Value)]
     inputs: Value,
     /// Higher runs first (default 0).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "integer")]
     priority: i32,
     /// Submitting the same kind with the same key again returns the existing run (200).
     idempotency_key: Option<String>,
     /// Not claimed before this time (microseconds since the Unix epoch).
+    #[serde(default, deserialize_with = "optional_integer")]
     not_before_us: Option<i64>,
     /// The flow it belongs to (runs of an earlier flow go first).
     flow: Option<String>,
-    /// The run id (default: a new UUID).
+    /// The run id (default: a new UUID): 1 to 512 characters, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 512,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]+$"
+    )]
     run_id: Option<String>,
+}
+
+/// An integer, also written as a float with no fraction (`86.0`: JSON Schema's
+/// `integer` admits it).
+fn integer<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<i64> + TryFrom<u64>,
+{
+    use serde::de::Error;
+    let number = serde_json::Number::deserialize(deserializer)?;
+    let out = if let Some(n) = number.as_u64() {
+        T::try_from(n).ok()
+    } else if let Some(n) = number.as_i64() {
+        T::try_from(n).ok()
+    } else {
+        number
+            .as_f64()
+            .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
+            .and_then(|f| T::try_from(f as i64).ok())
+    };
+    out.ok_or_else(|| D::Error::custom(format!("{number} is not an integer in range")))
+}
+
+/// An optional [`integer`].
+fn optional_integer<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<i64> + TryFrom<u64>,
+{
+    #[derive(Deserialize)]
+    struct Wrap<T: TryFrom<i64> + TryFrom<u64>>(#[serde(deserialize_with = "integer")] T);
+    Ok(Option::<Wrap<T>>::deserialize(deserializer)?.map(|w| w.0))
 }
 
 /// The runs of a server that acts, or 403.
@@ -260,6 +322,7 @@ pub(crate) async fn cancel(
 #[serde(deny_unknown_fields)]
 pub(crate) struct RerunBody {
     /// The step whose state the new run starts from.
+    #[serde(deserialize_with = "integer")]
     sequence_id: u64,
 }
 
