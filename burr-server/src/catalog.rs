@@ -129,6 +129,8 @@ struct Inner {
     persister: SqlitePersister,
     /// Read connections not in use.
     idle: Mutex<Vec<Connection>>,
+    /// The top-level applications that are not runs.
+    apps: Mutex<AppsIndex>,
 }
 
 impl std::fmt::Debug for Catalog {
@@ -150,6 +152,7 @@ impl Catalog {
                 path,
                 persister,
                 idle: Mutex::new(Vec::new()),
+                apps: Mutex::default(),
             }),
         };
         catalog.with_conn(|_| Ok(()))?;
@@ -209,7 +212,9 @@ impl Catalog {
 
     /// A page of runs and top-level applications, newest first.
     pub async fn list(&self, query: ListQuery) -> Result<Page, QueueError> {
-        self.read(move |conn| list(conn, &query)).await
+        let catalog = self.clone();
+        self.read(move |conn| list(conn, &catalog.inner.apps, &query))
+            .await
     }
 
     /// The run `run_id` of the queue, `None` when the queue has none (or the database has
@@ -310,7 +315,7 @@ fn has_table(conn: &Connection, name: &str) -> Result<bool, OpError> {
         .query_row([name], |r| r.get(0))?)
 }
 
-fn list(conn: &Connection, query: &ListQuery) -> Result<Page, OpError> {
+fn list(conn: &Connection, index: &Mutex<AppsIndex>, query: &ListQuery) -> Result<Page, OpError> {
     let limit = query.limit.unwrap_or(50).clamp(1, MAX_PAGE);
     let fetch = i64::from(limit) + 1;
     let (after_at, after_id) = match &query.cursor {
@@ -359,7 +364,9 @@ fn list(conn: &Connection, query: &ListQuery) -> Result<Page, OpError> {
         }
     }
     if query.kind.is_none() && query.flow.is_none() {
-        entries.extend(apps(conn, query, has_runs, after_at, &after_id, fetch)?);
+        entries.extend(apps(
+            conn, index, query, has_runs, after_at, &after_id, fetch,
+        )?);
     }
     entries.sort_by(|a, b| {
         b.created_at_us
@@ -399,84 +406,161 @@ fn progress(conn: &Connection, run_id: &str) -> Result<Option<Progress>, OpError
         }))
 }
 
-/// Top-level applications that are not runs: checkpointed ones (status from the last
-/// checkpoint and the lease), then tracked-only ones (status from the last tracked step).
+/// Where a top-level application that is not a run is stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stored {
+    /// In `burr_apps` (checkpointed), by row id.
+    Checkpointed(i64),
+    /// Only in `burr_tracker_apps`, by row id.
+    Tracked(i64),
+}
+
+/// The top-level applications that are not runs, newest first, read incrementally: each
+/// listing reads only the application rows added since the last (a database of 100,000
+/// runs is not scanned again at every page).
+#[derive(Debug, Default)]
+pub(crate) struct AppsIndex {
+    /// The last row id read of `burr_apps` and of `burr_tracker_apps`.
+    last_checkpointed: i64,
+    last_tracked: i64,
+    /// (created, app id, where), sorted newest first.
+    entries: Vec<(i64, String, Stored)>,
+}
+
+impl AppsIndex {
+    /// Read the application rows added since the last call.
+    fn refresh(&mut self, conn: &Connection, has_runs: bool) -> Result<(), OpError> {
+        let not_a_run = |alias: &str| {
+            if has_runs {
+                format!("AND NOT EXISTS (SELECT 1 FROM burr_runs r WHERE r.id = {alias}.app_id)")
+            } else {
+                String::new()
+            }
+        };
+        let mut added = false;
+        if has_table(conn, "burr_apps")? {
+            let sql = format!(
+                "SELECT a.id, a.created_at_us, a.app_id FROM burr_apps a \
+                 WHERE a.id > ?1 AND a.id <= ?2 AND a.spawning_parent IS NULL {} ORDER BY a.id",
+                not_a_run("a")
+            );
+            let mut stmt = conn.prepare_cached(&sql)?;
+            // Up to the last row now: rows added meanwhile are read next time.
+            let upto: i64 = conn
+                .prepare_cached("SELECT coalesce(max(id), 0) FROM burr_apps")?
+                .query_row([], |r| r.get(0))?;
+            let mut rows = stmt.query([self.last_checkpointed, upto])?;
+            while let Some(row) = rows.next()? {
+                let rowid: i64 = row.get(0)?;
+                self.entries
+                    .push((row.get(1)?, row.get(2)?, Stored::Checkpointed(rowid)));
+                added = true;
+            }
+            self.last_checkpointed = upto;
+        }
+        if has_table(conn, "burr_tracker_apps")? {
+            let not_checkpointed = if has_table(conn, "burr_apps")? {
+                "AND NOT EXISTS (SELECT 1 FROM burr_apps p WHERE p.app_id = t.app_id \
+                 AND p.partition_key = t.partition_key)"
+            } else {
+                ""
+            };
+            let sql = format!(
+                "SELECT t.id, t.created_at_us, t.app_id FROM burr_tracker_apps t \
+                 WHERE t.id > ?1 AND t.id <= ?2 AND t.spawning_parent IS NULL {not_checkpointed} {} ORDER BY t.id",
+                not_a_run("t")
+            );
+            let mut stmt = conn.prepare_cached(&sql)?;
+            // Up to the last row now: rows added meanwhile are read next time.
+            let upto: i64 = conn
+                .prepare_cached("SELECT coalesce(max(id), 0) FROM burr_tracker_apps")?
+                .query_row([], |r| r.get(0))?;
+            let mut rows = stmt.query([self.last_tracked, upto])?;
+            while let Some(row) = rows.next()? {
+                let rowid: i64 = row.get(0)?;
+                self.entries
+                    .push((row.get(1)?, row.get(2)?, Stored::Tracked(rowid)));
+                added = true;
+            }
+            self.last_tracked = upto;
+        }
+        if added {
+            self.entries
+                .sort_by(|a, b| b.0.cmp(&a.0).then_with(|| b.1.cmp(&a.1)));
+        }
+        Ok(())
+    }
+}
+
+/// Top-level applications that are not runs, after the cursor: checkpointed ones (status
+/// from the last checkpoint and the lease), tracked-only ones (status from the last
+/// tracked step).
 fn apps(
     conn: &Connection,
+    index: &Mutex<AppsIndex>,
     query: &ListQuery,
     has_runs: bool,
     after_at: i64,
     after_id: &str,
     fetch: i64,
 ) -> Result<Vec<Listed>, OpError> {
-    let not_a_run = |alias: &str| {
-        if has_runs {
-            format!("AND NOT EXISTS (SELECT 1 FROM burr_runs r WHERE r.id = {alias}.app_id)")
-        } else {
-            String::new()
-        }
-    };
-    let page = "AND (created_at_us < ?2 OR (created_at_us = ?2 AND (?3 = '' OR app_id < ?3)))";
+    let mut index = index.lock().unwrap_or_else(|p| p.into_inner());
+    index.refresh(conn, has_runs)?;
     let mut out = Vec::new();
-    let mut push = |row: &rusqlite::Row<'_>| -> rusqlite::Result<()> {
+    let now = now_us();
+    for (created, app_id, stored) in &index.entries {
+        if out.len() as i64 >= fetch {
+            break;
+        }
+        if *created > after_at
+            || (*created == after_at && (after_id.is_empty() || app_id.as_str() >= after_id))
+        {
+            continue;
+        }
+        // Deleted since it was read, or not top-level after all: left out.
+        let found: Option<(String, i64)> = match stored {
+            Stored::Checkpointed(rowid) => conn
+                .prepare_cached(
+                    "SELECT CASE WHEN EXISTS (SELECT 1 FROM burr_leases l WHERE l.partition_key = a.partition_key \
+                            AND l.app_id = a.app_id AND l.expires_at_us > ?2) THEN 'running' \
+                       ELSE coalesce((SELECT c.status FROM burr_checkpoints c WHERE c.app = a.id \
+                            ORDER BY c.sequence_id DESC, c.attempt DESC LIMIT 1), 'created') END, \
+                     coalesce((SELECT max(c.created_at_us) FROM burr_checkpoints c WHERE c.app = a.id), \
+                            a.created_at_us) \
+                     FROM burr_apps a WHERE a.id = ?1",
+                )?
+                .query_row((rowid, now), |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?,
+            Stored::Tracked(rowid) => conn
+                .prepare_cached(
+                    "SELECT coalesce((SELECT coalesce(s.status, 'running') FROM burr_tracker_steps s \
+                       WHERE s.app = t.id ORDER BY s.sequence_id DESC, s.attempt DESC LIMIT 1), 'created'), \
+                     t.updated_at_us FROM burr_tracker_apps t WHERE t.id = ?1",
+                )?
+                .query_row([rowid], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?,
+        };
+        let Some((status, updated_at_us)) = found else {
+            continue;
+        };
+        if query.status.as_ref().is_some_and(|s| *s != status) {
+            continue;
+        }
         out.push(Listed {
-            id: row.get(0)?,
+            id: app_id.clone(),
             source: "app".to_owned(),
             kind: None,
-            status: row.get(2)?,
+            status,
             priority: None,
             flow: None,
             attempt: None,
-            created_at_us: row.get(1)?,
+            created_at_us: *created,
             started_at_us: None,
             finished_at_us: None,
-            updated_at_us: row.get(3)?,
+            updated_at_us,
             progress: None,
             error: None,
         });
-        Ok(())
-    };
-    if has_table(conn, "burr_apps")? {
-        let sql = format!(
-            "SELECT app_id, created_at_us, status, updated_at_us FROM ( \
-               SELECT a.app_id, a.created_at_us, \
-                 CASE WHEN EXISTS (SELECT 1 FROM burr_leases l WHERE l.partition_key = a.partition_key \
-                        AND l.app_id = a.app_id AND l.expires_at_us > ?5) THEN 'running' \
-                   ELSE coalesce((SELECT c.status FROM burr_checkpoints c WHERE c.app = a.id \
-                        ORDER BY c.sequence_id DESC, c.attempt DESC LIMIT 1), 'created') END AS status, \
-                 coalesce((SELECT max(c.created_at_us) FROM burr_checkpoints c WHERE c.app = a.id), \
-                        a.created_at_us) AS updated_at_us \
-               FROM burr_apps a WHERE a.spawning_parent IS NULL {} {page} \
-             ) WHERE ?1 IS NULL OR status = ?1 ORDER BY created_at_us DESC, app_id DESC LIMIT ?4",
-            not_a_run("a")
-        );
-        let mut stmt = conn.prepare_cached(&sql)?;
-        let mut rows = stmt.query((&query.status, after_at, after_id, fetch, now_us()))?;
-        while let Some(row) = rows.next()? {
-            push(row)?;
-        }
-    }
-    if has_table(conn, "burr_tracker_apps")? {
-        let not_checkpointed = if has_table(conn, "burr_apps")? {
-            "AND NOT EXISTS (SELECT 1 FROM burr_apps p WHERE p.app_id = t.app_id \
-             AND p.partition_key = t.partition_key)"
-        } else {
-            ""
-        };
-        let sql = format!(
-            "SELECT app_id, created_at_us, status, updated_at_us FROM ( \
-               SELECT t.app_id, t.created_at_us, t.updated_at_us, \
-                 coalesce((SELECT coalesce(s.status, 'running') FROM burr_tracker_steps s WHERE s.app = t.id \
-                   ORDER BY s.sequence_id DESC, s.attempt DESC LIMIT 1), 'created') AS status \
-               FROM burr_tracker_apps t WHERE t.spawning_parent IS NULL {not_checkpointed} {} {page} \
-             ) WHERE ?1 IS NULL OR status = ?1 ORDER BY created_at_us DESC, app_id DESC LIMIT ?4",
-            not_a_run("t")
-        );
-        let mut stmt = conn.prepare_cached(&sql)?;
-        let mut rows = stmt.query((&query.status, after_at, after_id, fetch))?;
-        while let Some(row) = rows.next()? {
-            push(row)?;
-        }
     }
     Ok(out)
 }

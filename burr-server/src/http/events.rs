@@ -38,8 +38,8 @@ const BATCH: u32 = 1000;
 /// What the feed broadcasts.
 #[derive(Clone, Debug)]
 enum Item {
-    /// A run event.
-    Event(Arc<RunEvent>),
+    /// A run event, and its JSON (written once for every stream).
+    Event(Arc<(RunEvent, String)>),
     /// The database changed (applications without runs change without run events).
     Changed,
 }
@@ -106,7 +106,8 @@ impl EventFeed {
                     for event in batch {
                         last = event.id;
                         metrics.observe_event(&event);
-                        let _ = items.send(Item::Event(Arc::new(event)));
+                        let json = serde_json::to_string(&event).unwrap_or_default();
+                        let _ = items.send(Item::Event(Arc::new((event, json))));
                     }
                     if !full {
                         break;
@@ -240,7 +241,8 @@ fn stream(
         loop {
             if let Some(event) = f.pending.pop_front() {
                 f.last = event.id;
-                return Some((Ok(sse(&event)), f));
+                let json = serde_json::to_string(&event).unwrap_or_default();
+                return Some((Ok(frame(&event, &json)), f));
             }
             if *f.api.shutdown.borrow() {
                 return None;
@@ -267,11 +269,12 @@ fn stream(
                 _ = shutdown.changed() => return None,
             };
             match item {
-                Ok(Item::Event(event)) => {
+                Ok(Item::Event(shared)) => {
+                    let (event, json) = &*shared;
                     let mine = f.run_id.as_deref().is_none_or(|id| id == event.run_id);
                     if mine && event.id > f.last {
                         f.last = event.id;
-                        return Some((Ok(sse(&event)), f));
+                        return Some((Ok(frame(event, json)), f));
                     }
                 }
                 Ok(Item::Changed) if f.changes => {
@@ -286,10 +289,10 @@ fn stream(
     Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }
 
-/// A run event as an SSE event.
-fn sse(event: &RunEvent) -> Event {
+/// A run event (and its JSON) as an SSE event.
+fn frame(event: &RunEvent, json: &str) -> Event {
     Event::default()
         .id(event.id.to_string())
         .event(event.kind.name())
-        .data(serde_json::to_string(event).unwrap_or_default())
+        .data(json)
 }

@@ -195,6 +195,13 @@ impl Server {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|source| ServeError::Bind { addr, source })?;
+        // Read the database's applications once now, so that the first page is quick.
+        self.catalog
+            .list(crate::catalog::ListQuery {
+                limit: Some(1),
+                ..Default::default()
+            })
+            .await?;
         let (stop, shutdown) = watch::channel(false);
         let changes = self.runs.as_ref().map(|runs| runs.queue().changes());
         let feed = EventFeed::start(
