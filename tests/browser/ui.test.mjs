@@ -16,8 +16,9 @@ import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 
 const base = (process.argv[2] || '').replace(/\/$/, '');
+const readOnlyBase = (process.argv[3] || '').replace(/\/$/, '');
 if (!base) {
-  console.error('usage: node ui.test.mjs <base url>');
+  console.error('usage: node ui.test.mjs <base url> [<base url of a read-only server of the same database>]');
   process.exit(2);
 }
 const ADMIN = process.env.BURR_UI_ADMIN_TOKEN || '';
@@ -78,7 +79,7 @@ page.on('console', (msg) => {
 // Nothing may be fetched from anywhere but the server.
 await context.route('**/*', (route) => {
   const url = route.request().url();
-  if (url.startsWith(base)) return route.continue();
+  if (url.startsWith(`${base}/`) || (readOnlyBase && url.startsWith(`${readOnlyBase}/`))) return route.continue();
   pageErrors.push(`fetched from elsewhere: ${url}`);
   return route.abort();
 });
@@ -281,9 +282,41 @@ try {
   await byId('prev-page').click();
   await until('the first page again', async () => (await page.$$eval('[data-testid="run-row"]', (els) => els.map((e) => e.dataset.id))).join() === first.join());
   assert.equal(await page.evaluate(() => window.__sameDocument), true, 'the page was reloaded');
+
+  // ---------------------------------------------------------------- an application run by hand
+  log('an application run by hand (no run queue) shows in the list and on its page');
+  await go('#/');
+  await row('hand-made-app').waitFor();
+  assert.equal(await row('hand-made-app').locator('.source').textContent(), 'app');
+  assert.equal(await row('hand-made-app').getAttribute('data-status'), 'completed');
+  await row('hand-made-app').getByTestId('run-link').click();
+  await until('its four steps', async () => (await page.locator('[data-testid="step-row"]').count()) === 4);
+  assert.deepEqual(await page.$$eval('[data-testid="step-row"]', (els) => els.map((e) => e.dataset.action)), ['count', 'count', 'count', 'done']);
+  assert.equal(await byId('graph-node-done').getAttribute('data-current'), 'true');
+  assert.equal(await byId('graph-edge-count-count').count(), 1, 'the self-loop is not drawn');
+  assert.equal(await byId('cancel-button').isDisabled(), true);
+  assert.equal(await byId('rerun-button').isDisabled(), true);
+  await byId('no-children').waitFor();
+  await page.locator('[data-testid="state-row"][data-key="done"]').waitFor();
+  await shot(page, 'app.png');
+
+  // ---------------------------------------------------------------- the read-only server
+  if (readOnlyBase) {
+    log('the read-only server (burr ui) shows the same runs and refuses to act');
+    const ro = await context.newPage();
+    ro.on('pageerror', (e) => pageErrors.push(String(e)));
+    await ro.goto(`${readOnlyBase}/#/runs/${encodeURIComponent(running)}`);
+    await ro.getByTestId('run-id').waitFor();
+    await until('the run to show running', async () => (await ro.getByTestId('run-status').textContent()) === 'running');
+    await ro.getByTestId('cancel-button').click();
+    await until('the read-only problem', async () => /403 .*only reads its database/.test((await ro.getByTestId('message-text').first().textContent().catch(() => '')) || ''));
+    await ro.screenshot({ path: join(shots, 'read-only.png'), fullPage: true });
+    log(`screenshot ${join(shots, 'read-only.png')}`);
+    await ro.close();
+  }
+
   const stopped = await call('POST', `/v1/runs/${encodeURIComponent(running)}/cancel`);
   assert.equal(stopped.status, 200);
-
   assert.deepEqual(pageErrors, [], 'errors in the page');
   log('every check passed');
 } catch (error) {

@@ -1,8 +1,9 @@
 //! The web UI in a real browser: a server with a worker on a temporary SQLite file, on
 //! loopback, with read and admin tokens; `tests/browser/ui.test.mjs` drives Debian's
 //! Chromium through it with playwright-core (the runs list moving live, the run page,
-//! cancel from the button, rerun, tokens, problems) and writes a screenshot of each page
-//! under `target/ui-screenshots/`.
+//! cancel from the button, rerun, tokens, problems; an application run by hand; the
+//! read-only server `burr ui` serves) and writes a screenshot of each page under
+//! `target/ui-screenshots/`.
 //!
 //! Needs Node.js (20+), Chromium at /usr/bin/chromium (or `BURR_CHROMIUM`) and
 //! `tests/browser/node_modules` (`npm ci` there); `scripts/test.sh` installs all three.
@@ -17,7 +18,9 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use burr_core::actions::action_sync;
 use burr_core::parallel::Executor;
+use burr_core::{default, expr, ApplicationBuilder, ApplicationContext, RunOptions, State};
 use burr_server::http::{Server, ServerOptions};
 use burr_server::{Registry, Runs, SqliteRunQueue, Worker, WorkerOptions};
 use burr_tests::runs_kinds::{Batch, Steps};
@@ -65,6 +68,39 @@ fn tools(browser_dir: &Path) -> (String, PathBuf) {
         browser_dir.display()
     );
     (node, chromium)
+}
+
+/// `hand-made-app`: three steps of a counter, run without the queue, checkpointed and
+/// tracked into the queue's database (the list shows it as an `app`).
+async fn hand_made_app(queue: &SqliteRunQueue, tracker: &burr_tracker::Tracker) {
+    let count = action_sync("count", |state: State, _, _: &ApplicationContext| {
+        let n: i64 = state.get("n").unwrap_or(0);
+        state.update("n", n + 1)
+    })
+    .reads(["n"])
+    .writes(["n"]);
+    let done = action_sync("done", |state: State, _, _: &ApplicationContext| {
+        state.update("done", true)
+    })
+    .writes(["done"]);
+    let mut app = ApplicationBuilder::new()
+        .with_actions([count, done])
+        .with_transitions([
+            ("count", "done", expr("n >= 3")),
+            ("count", "count", default()),
+        ])
+        .with_state(State::new().update("n", 0))
+        .with_entrypoint("count")
+        .with_app_id("hand-made-app")
+        .with_state_persister(queue.persister())
+        .with_tracker(tracker.hook())
+        .build()
+        .await
+        .unwrap();
+    app.run(RunOptions::new().halt_after(["done"]))
+        .await
+        .unwrap();
+    tracker.flush().unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -116,7 +152,21 @@ async fn the_web_ui_shows_runs_live_and_acts_on_them_in_a_real_browser() {
         .await
         .unwrap();
     let base = format!("http://{}", bound.local_addr().unwrap());
-    let server = tokio::spawn(bound.serve(until_stopped(stopped)));
+    let server = tokio::spawn(bound.serve(until_stopped(stopped.clone())));
+    // What `burr ui` serves: the same database, read-only, no token.
+    let read_only = Server::read_only(&db)
+        .unwrap()
+        .with_options(ServerOptions {
+            addr: ([127, 0, 0, 1], 0).into(),
+            ..ServerOptions::default()
+        })
+        .bind()
+        .await
+        .unwrap();
+    let read_only_base = format!("http://{}", read_only.local_addr().unwrap());
+    let read_only = tokio::spawn(read_only.serve(until_stopped(stopped)));
+    // An application run by hand (no run queue), tracked into the same file.
+    hand_made_app(&queue, &tracker).await;
 
     let outcome = match (hold, tools) {
         (Some(seconds), _) => {
@@ -135,6 +185,7 @@ async fn the_web_ui_shows_runs_live_and_acts_on_them_in_a_real_browser() {
             let mut child = tokio::process::Command::new(node)
                 .arg(browser_dir.join("ui.test.mjs"))
                 .arg(&base)
+                .arg(&read_only_base)
                 .env("BURR_UI_ADMIN_TOKEN", ADMIN_TOKEN)
                 .env("BURR_UI_READ_TOKEN", READ_TOKEN)
                 .env("BURR_UI_SCREENSHOTS", &shots)
@@ -152,6 +203,7 @@ async fn the_web_ui_shows_runs_live_and_acts_on_them_in_a_real_browser() {
 
     let _ = stop.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
+    let _ = tokio::time::timeout(Duration::from_secs(10), read_only).await;
     let _ = tokio::time::timeout(Duration::from_secs(10), worker).await;
     let _ = tracker.flush();
 
