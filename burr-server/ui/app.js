@@ -504,6 +504,11 @@
       loadState();
     }
 
+    /** A run of the queue whose application has not started. */
+    function notStarted() {
+      return Boolean(data.run && !data.app);
+    }
+
     function status() {
       if (data.run) return data.run.status;
       return data.app ? data.app.status : 'unknown';
@@ -522,6 +527,7 @@
         field('flow', r.flow, 'run-flow');
         field('queue', r.queue);
         field('submitted', fmtTime(r.submitted_at_us));
+        if (r.status === 'queued' && r.not_before_us > nowUs()) field('not before', fmtTime(r.not_before_us), 'run-not-before');
         field('started', fmtTime(r.started_at_us));
         field('finished', fmtTime(r.finished_at_us));
         field('duration', durationText(r.started_at_us, r.finished_at_us), 'run-duration');
@@ -567,8 +573,9 @@
     function renderTimeline() {
       const steps = data.steps;
       if (!steps.length) {
-        fill(timeline, h('p', { class: 'muted', testid: 'no-steps' },
-          data.stepsProblem && data.stepsProblem.problem ? data.stepsProblem.problem.detail : 'No steps yet.'));
+        fill(timeline, h('p', { class: 'muted', testid: 'no-steps' }, notStarted()
+          ? 'Not started yet: no steps.'
+          : data.stepsProblem && data.stepsProblem.problem ? data.stepsProblem.problem.detail : 'No steps yet.'));
         stepDetail.replaceChildren();
         return;
       }
@@ -790,7 +797,9 @@
       const g = data.graph;
       if (!g) {
         const p = data.graphProblem && data.graphProblem.problem;
-        fill(graphBox, h('p', { class: 'muted', testid: 'no-graph' }, p ? p.detail : 'No graph recorded.'));
+        fill(graphBox, h('p', { class: 'muted', testid: 'no-graph' }, notStarted()
+          ? 'The graph is recorded when the run starts.'
+          : p ? p.detail : 'No graph recorded.'));
         return;
       }
       fill(graphBox, drawGraph(g));

@@ -74,7 +74,7 @@ page.setDefaultTimeout(15000);
 const pageErrors = [];
 page.on('pageerror', (e) => pageErrors.push(String(e)));
 page.on('console', (msg) => {
-  if (msg.type() === 'error' && !/status of 40[13]/.test(msg.text())) log(`browser console: ${msg.text()}`);
+  if (msg.type() === 'error' && !/status of 40[134]/.test(msg.text())) log(`browser console: ${msg.text()}`);
 });
 // Nothing may be fetched from anywhere but the server.
 await context.route('**/*', (route) => {
@@ -237,6 +237,18 @@ try {
   assert.equal(await byId('cancel-button').isDisabled(), true);
   await shot(page, 'cancelled.png');
 
+  log('a queued run (not before an hour from now) shows, and cancels at once');
+  const later = await submit('batch', { items: 2 }, { not_before_us: Date.now() * 1000 + 3600e6 });
+  await go(runHash(later));
+  await byId('run-id').filter({ hasText: later }).waitFor();
+  await until('the queued run', async () => (await byId('run-status').textContent()) === 'queued');
+  await assertText(byId('no-steps'), /Not started yet/);
+  await byId('run-not-before').waitFor();
+  await shot(page, 'queued.png');
+  await byId('cancel-button').click();
+  await until('the queued run cancelled', async () => (await byId('run-status').textContent()) === 'cancelled', 10000);
+  assert.equal((await call('GET', `/v1/runs/${encodeURIComponent(later)}`)).json.run.status, 'cancelled');
+
   // ---------------------------------------------------------------- problems shown
   log('a problem (403 with the read-only token) shows in the message area');
   await page.evaluate((t) => localStorage.setItem('burr.token', t), READ);
@@ -261,9 +273,10 @@ try {
   await page.waitForURL((url) => url.hash === '#/?status=cancelled');
   await until('only cancelled runs', async () => {
     const statuses = await page.$$eval('[data-testid="run-row"]', (els) => els.map((e) => e.dataset.status));
-    return statuses.length === 1 && statuses[0] === 'cancelled';
+    return statuses.length === 2 && statuses.every((st) => st === 'cancelled');
   });
   assert.equal(await row(long).count(), 1);
+  assert.equal(await row(later).count(), 1);
   await byId('filter-kind').fill('steps');
   await byId('filter-apply').click();
   await byId('runs-empty').waitFor();
