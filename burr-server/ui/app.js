@@ -558,7 +558,9 @@
         error && error.length ? h('div', { class: 'error-chain', testid: 'run-error' },
           h('strong', {}, 'Error'),
           h('ol', {}, error.map((e) => h('li', {}, e)))) : null,
-        r && r.result ? h('details', { class: 'result' }, h('summary', {}, 'Result'), h('pre', {}, pretty(r.result))) : null);
+        r ? h('div', { class: 'result' },
+          h('details', { testid: 'run-inputs' }, h('summary', {}, 'Inputs'), h('pre', {}, pretty(r.inputs))),
+          r.result ? h('details', {}, h('summary', {}, 'Result'), h('pre', {}, pretty(r.result))) : null) : null);
     }
 
     /** `app@seq` as a link to the app. */

@@ -150,6 +150,8 @@ try {
   assert.equal(await byId('run-status').textContent(), 'succeeded');
   assert.equal(await byId('run-priority').textContent(), '3');
   assert.equal(await byId('run-kind').textContent(), 'batch v1');
+  await byId('run-inputs').locator('summary').click();
+  assert.match(await byId('run-inputs').locator('pre').textContent(), /"items": 16/);
 
   // The failed attempt's error on click.
   await page.locator('[data-testid="step-row"][data-status="failed"]').click();
