@@ -5,7 +5,10 @@
 #   - the embedding model and ONNX Runtime (scripts/fetch-models.sh, into .fe-assets/);
 #   - apache-burr's tracking server in a venv (scripts/burr-ui-venv.sh, into .venv-burr-ui/);
 #   - schemathesis in a venv, to fuzz the HTTP API (scripts/schemathesis-venv.sh, into
-#     .venv-schemathesis/).
+#     .venv-schemathesis/);
+#   - for the web UI's browser test (tests/tests/ui_browser.rs): Node.js and Debian's
+#     Chromium (apt-get, when missing; playwright's own browser download is never used) and
+#     playwright-core (`npm ci` in tests/browser/, from its package-lock.json).
 # Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +19,19 @@ source .fe-assets/env.sh
 if [ -f scripts/burr-ui-venv.sh ]; then
   BURR_UI_PYTHON="$(bash scripts/burr-ui-venv.sh)"
   export BURR_UI_PYTHON
+fi
+browser_apt=()
+command -v node >/dev/null 2>&1 || browser_apt+=(nodejs)
+command -v npm >/dev/null 2>&1 || browser_apt+=(npm)
+[ -n "${BURR_CHROMIUM:-}" ] || [ -x /usr/bin/chromium ] || browser_apt+=(chromium)
+if [ "${#browser_apt[@]}" -gt 0 ]; then
+  sudo=""
+  if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
+  $sudo apt-get update
+  $sudo apt-get install -y "${browser_apt[@]}"
+fi
+if [ ! -d tests/browser/node_modules/playwright-core ]; then
+  (cd tests/browser && npm ci --no-audit --no-fund)
 fi
 
 BURR_SCHEMATHESIS="$(bash scripts/schemathesis-venv.sh)"

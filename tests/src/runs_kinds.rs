@@ -5,8 +5,11 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use burr_core::actions::{action_fn, action_sync};
-use burr_core::{default, expr, ActionError, ApplicationBuilder, ApplicationContext, State};
+use burr_core::actions::{action_fn, action_sync, RetryPolicy};
+use burr_core::parallel::{MapAction, SubGraph};
+use burr_core::{
+    default, expr, ActionError, ApplicationBuilder, ApplicationContext, Inputs, State,
+};
 use burr_server::{BoxError, ConcurrencyLimit, Kind, RunInfo};
 use serde::{Deserialize, Serialize};
 
@@ -109,5 +112,122 @@ impl Kind for Steps {
             ])
             .with_state(State::new().update("count", 0))
             .with_entrypoint("work"))
+    }
+}
+
+/// The inputs of [`Batch`].
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchInputs {
+    /// How many child applications `measure_all` spawns (one per item).
+    pub items: u32,
+    /// How long each child's step sleeps (it wakes early when cancelled).
+    #[serde(default)]
+    pub child_ms: u64,
+    /// Whether the `fetch` step fails on its first attempt (its retry then succeeds).
+    #[serde(default)]
+    pub flaky: bool,
+}
+
+/// A run with child applications whose progress moves while it runs (what the web UI's
+/// tests watch): `prepare` makes `items` items, `fetch` (retried: with `flaky`, its first
+/// attempt fails) marks them fetched, `measure_all` runs one child application per item
+/// (each sleeps `child_ms`, then writes its item's length), and `summarize` adds the
+/// lengths up.
+#[derive(Clone, Debug, Default)]
+pub struct Batch;
+
+impl Kind for Batch {
+    type Inputs = BatchInputs;
+
+    fn name(&self) -> &str {
+        "batch"
+    }
+
+    fn build(&self, inputs: BatchInputs, _run: &RunInfo) -> Result<ApplicationBuilder, BoxError> {
+        let items = inputs.items;
+        let prepare = action_sync("prepare", move |state: State, _, _: &ApplicationContext| {
+            let items: Vec<String> = (0..items)
+                .map(|i| format!("item-{i}-{}", "x".repeat(i as usize % 7)))
+                .collect();
+            state.update("items", items)
+        })
+        .writes(["items"]);
+        let flaky = inputs.flaky;
+        let fetch = action_fn(
+            "fetch",
+            move |state: State, _, ctx: ApplicationContext| async move {
+                if flaky && ctx.attempt() == 1 {
+                    return Err(ActionError::transient(ActionError::msg(
+                        "the item store timed out (first attempt fails on purpose)",
+                    )));
+                }
+                Ok(state.update("fetched", true))
+            },
+        )
+        .reads(["items"])
+        .writes(["fetched"]);
+        let child_ms = inputs.child_ms;
+        let measure = action_fn("measure", move |state: State, _, ctx: ApplicationContext| async move {
+            if child_ms > 0 {
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_millis(child_ms)) => {}
+                    () = ctx.cancelled() => return Err(ActionError::msg("cancelled while measuring")),
+                }
+            }
+            let text: String = state.get("text")?;
+            Ok(state.update("length", text.len()))
+        })
+        .reads(["text"])
+        .writes(["length"]);
+        let measure_all = MapAction::keyed_states(
+            "measure_all",
+            SubGraph::action(measure),
+            |state: &State, _: &Inputs| {
+                let items: Vec<String> = state.get("items")?;
+                Ok::<_, ActionError>(
+                    items
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, item)| (format!("item-{i}"), State::new().update("text", item)))
+                        .collect(),
+                )
+            },
+        )
+        .reduce(|state: State, children: Vec<State>| {
+            let lengths: Vec<i64> = children
+                .iter()
+                .map(|c| c.get("length"))
+                .collect::<Result<_, _>>()?;
+            Ok::<_, ActionError>(state.update("lengths", lengths))
+        })
+        .reads(["items"])
+        .writes(["lengths"]);
+        let summarize = action_sync("summarize", |state: State, _, _: &ApplicationContext| {
+            let lengths: Vec<i64> = state.get("lengths").unwrap_or_default();
+            state
+                .update("total", lengths.iter().sum::<i64>())
+                .update("fetched", false)
+        })
+        .reads(["lengths"])
+        .writes(["total", "fetched"]);
+        Ok(ApplicationBuilder::new()
+            .with_actions([prepare, fetch])
+            .with_actions([measure_all])
+            .with_actions([summarize])
+            .with_transitions([
+                ("prepare", "fetch", default()),
+                ("fetch", "measure_all", expr("fetched")),
+                ("measure_all", "summarize", default()),
+            ])
+            .with_retry(
+                "fetch",
+                RetryPolicy::new(3).backoff(
+                    Duration::from_millis(150),
+                    2.0,
+                    Duration::from_secs(1),
+                ),
+            )
+            .with_entrypoint("prepare"))
     }
 }

@@ -1,5 +1,9 @@
 //! The web UI: a page and its script and styles, embedded in the binary (running it
-//! needs no Node.js and no files beside the binary).
+//! needs no Node.js and no files beside the binary). Plain JavaScript, no build step:
+//! `burr-server/ui/` is what the browser gets.
+//!
+//! For work on the UI, `BURR_UI_DIR=burr-server/ui` makes the server read the files from
+//! that directory at each request instead (edit, reload, no rebuild).
 
 use axum::extract::Path;
 use axum::http::{header, StatusCode};
@@ -33,25 +37,32 @@ pub(crate) fn routes() -> Router<Api> {
         .route("/ui/{file}", get(asset))
 }
 
+/// The file `name` of `BURR_UI_DIR`, when that is set (work on the UI).
+fn from_dir(name: &str) -> Option<String> {
+    let dir = std::env::var_os("BURR_UI_DIR")?;
+    std::fs::read_to_string(std::path::Path::new(&dir).join(name)).ok()
+}
+
 async fn index() -> Response {
+    let body = from_dir("index.html").unwrap_or_else(|| INDEX.to_owned());
     (
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
             (header::CACHE_CONTROL, "no-cache"),
         ],
-        INDEX,
+        body,
     )
         .into_response()
 }
 
 async fn asset(Path(file): Path<String>) -> Response {
     match ASSETS.iter().find(|(name, _, _)| *name == file) {
-        Some((_, content_type, body)) => (
+        Some((name, content_type, body)) => (
             [
                 (header::CONTENT_TYPE, *content_type),
                 (header::CACHE_CONTROL, "no-cache"),
             ],
-            *body,
+            from_dir(name).unwrap_or_else(|| (*body).to_owned()),
         )
             .into_response(),
         None => Problem::new(
