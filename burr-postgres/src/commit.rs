@@ -38,6 +38,14 @@ pub(crate) enum Work {
 }
 
 impl Work {
+    /// What it does, as errors name it.
+    fn operation(&self) -> &'static str {
+        match self {
+            Work::Save(_) => "save",
+            Work::Register(_) => "record an application",
+        }
+    }
+
     fn key(&self) -> AppKey {
         match self {
             Work::Save(c) => app_key(c.partition_key.as_deref(), &c.app_id),
@@ -142,9 +150,10 @@ async fn commit(shared: &Shared, pool: &deadpool_postgres::Pool, mut batch: Vec<
         Err(error) => {
             let error = Arc::new(error);
             for op in batch {
+                let operation = op.work.operation();
                 op.answer(Err(shared
                     .target
-                    .error("save", SharedError(Arc::clone(&error)))));
+                    .error(operation, SharedError(Arc::clone(&error)))));
             }
             return;
         }
@@ -161,18 +170,19 @@ async fn commit(shared: &Shared, pool: &deadpool_postgres::Pool, mut batch: Vec<
             Ok(()) => {}
             Err(BatchError::Op(index, error)) => {
                 pending.clear();
-                batch
-                    .remove(index)
-                    .answer(Err(shared.target.error("save", error)));
+                let op = batch.remove(index);
+                let operation = op.work.operation();
+                op.answer(Err(shared.target.error(operation, error)));
             }
             Err(BatchError::Transaction(error)) => {
                 pending.clear();
                 tracing::warn!(database = %shared.target.name, %error, "a checkpoint transaction failed");
                 let error = Arc::new(error);
                 for op in batch.drain(..) {
+                    let operation = op.work.operation();
                     op.answer(Err(shared
                         .target
-                        .error("save", SharedError(Arc::clone(&error)))));
+                        .error(operation, SharedError(Arc::clone(&error)))));
                 }
             }
         }

@@ -12,14 +12,14 @@
 //! # let _ = persister; Ok(()) }
 //! ```
 //!
-//! The files here are its parts, one concept each: [`database`] (the URL and the errors
-//! that name it), [`schema`] (tables, versions, migrations under an advisory lock),
-//! [`layout`] (columns, inline values and their compaction), [`read`] (the state at a
-//! sequence id, listings), [`write`] (what each write does in a transaction, what the
-//! persister remembers), [`commit`] (group commit, pipelined), [`lease`] (one runner per
-//! app id, fenced), [`keeper`] (background lease renewal), [`options`], [`persister`]
-//! (the type and its trait implementations); [`testing`] (feature `testing`) starts a
-//! throwaway server for tests.
+//! The files here are its parts, one concept each: `database` (the URL and the errors
+//! that name it), `schema` (tables, versions, migrations under an advisory lock),
+//! `layout` (columns, inline values and their compaction), `read` (the state at a
+//! sequence id, listings), `write` (what each write does in a transaction, what the
+//! persister remembers), `commit` (group commit, pipelined), `lease` (one runner per app
+//! id, fenced), `keeper` (background lease renewal), `options`, `persister` (the type and
+//! its trait implementations); `testing` (feature `testing`) starts a throwaway server
+//! for tests.
 
 mod commit;
 mod database;

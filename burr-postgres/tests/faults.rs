@@ -272,3 +272,26 @@ async fn a_runner_whose_lease_was_taken_over_is_refused() {
     later.release_lease_async(&second).await.unwrap();
     assert_eq!(later.live_lease_holder(None, "app").await.unwrap(), None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_lives_while_its_holder_saves_nothing_and_frees_when_it_goes() {
+    let url = TestServer::shared().fresh_database();
+    let holder = PostgresPersister::connect(&url).await.unwrap();
+    let other = PostgresPersister::connect(&url).await.unwrap();
+    let ttl = Duration::from_millis(600);
+    let lease = holder.acquire_lease(None, "idle", ttl).await.unwrap();
+    // Three times its time to live without a save: renewed in the background.
+    tokio::time::sleep(ttl * 3).await;
+    assert_eq!(
+        other.live_lease_holder(None, "idle").await.unwrap(),
+        Some(lease.holder.clone())
+    );
+    assert!(matches!(
+        other.acquire_lease(None, "idle", ttl).await,
+        Err(PersistenceError::AppLocked { .. })
+    ));
+    // Its holder gone (dropped without giving it back): free once it expires.
+    drop(holder);
+    tokio::time::sleep(ttl * 2).await;
+    other.acquire_lease(None, "idle", ttl).await.unwrap();
+}

@@ -2,6 +2,7 @@
 
 mod w1;
 mod w2;
+mod w2_postgres;
 mod w3;
 mod w4;
 mod w5;
@@ -25,7 +26,8 @@ pub struct Options {
     pub track: bool,
     /// W2/W2b: rounds of (floor, workload), interleaved; the medians are reported.
     pub rounds: Option<usize>,
-    /// W5/W6: the database (a file path; a new file in a temporary directory by default).
+    /// W5/W6: the database (a file path; a new file in a temporary directory by default);
+    /// W2/W2b: a `postgres://` URL runs them on PostgreSQL.
     pub db: Option<String>,
 }
 
@@ -153,7 +155,19 @@ pub fn run(options: &Options) -> Result<(), Box<dyn std::error::Error>> {
         ran = true;
     }
     for (name, big) in [("w2", false), ("w2b", true)] {
-        if all || options.workload == name {
+        let postgres = options
+            .db
+            .as_deref()
+            .filter(|db| db.starts_with("postgres://") || db.starts_with("postgresql://"));
+        if let (Some(url), true) = (postgres, all || options.workload == name) {
+            report(runtime.block_on(w2_on_postgres(
+                url,
+                options.n.unwrap_or(2_000),
+                big,
+                options.rounds.unwrap_or(5),
+            ))?);
+            ran = true;
+        } else if all || options.workload == name {
             // Rounds of the floor then the workload, in this process, so that the ratio
             // is fair on a machine whose speed drifts; the medians are reported.
             let n = options.n.unwrap_or(2_000);
@@ -189,7 +203,15 @@ pub fn run(options: &Options) -> Result<(), Box<dyn std::error::Error>> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?;
-        report(rt.block_on(w2::concurrent(dir.path(), 100, options.n.unwrap_or(200)))?);
+        let n = options.n.unwrap_or(200);
+        match options
+            .db
+            .as_deref()
+            .filter(|db| db.starts_with("postgres"))
+        {
+            Some(url) => report(rt.block_on(w2_postgres::concurrent(url, 100, n))?),
+            None => report(rt.block_on(w2::concurrent(dir.path(), 100, n))?),
+        }
         ran = true;
     }
     if all || options.workload == "w3-retry" {
@@ -271,6 +293,42 @@ pub fn run(options: &Options) -> Result<(), Box<dyn std::error::Error>> {
         return Err(format!("unknown workload `{}`", options.workload).into());
     }
     Ok(())
+}
+
+/// W2 / W2b on the PostgreSQL database at `url`: rounds of the floor then the workload,
+/// interleaved, on the same server; the medians and their ratio.
+async fn w2_on_postgres(
+    url: &str,
+    n: u64,
+    big: bool,
+    rounds: usize,
+) -> Result<Value, Box<dyn std::error::Error>> {
+    let client = w2_postgres::connect(url).await?;
+    let (synchronous_commit, fsync) = w2_postgres::durability(&client).await?;
+    let persister = Arc::new(burr_postgres::PostgresPersister::connect(url).await?);
+    let mut floors = Vec::new();
+    let mut lines = Vec::new();
+    for round in 0..rounds {
+        let floor = w2_postgres::floor(&client, n, round).await?;
+        floors.push(floor["us_per_commit"].as_f64().unwrap_or(f64::NAN));
+        lines.push(w2_postgres::checkpointed(&persister, &client, n, big, round).await?);
+    }
+    let per_step: Vec<f64> = lines
+        .iter()
+        .map(|l| l["us_per_step"].as_f64().unwrap_or(f64::NAN))
+        .collect();
+    let ratios: Vec<f64> = per_step.iter().zip(&floors).map(|(w, f)| w / f).collect();
+    let mut line = lines.swap_remove(0);
+    line["database"] = json!(persister.database());
+    line["durability"] = json!(format!(
+        "synchronous_commit={synchronous_commit}, fsync={fsync}"
+    ));
+    line["rounds"] = json!(floors.len());
+    line["us_per_step"] = json!(median(&per_step));
+    line["floor_us_per_commit"] = json!(median(&floors));
+    line["ratio_to_floor"] = json!(median(&per_step) / median(&floors));
+    line["round_ratios"] = json!(ratios);
+    Ok(line)
 }
 
 /// The median of `values` (the mean of the middle two for an even count).
