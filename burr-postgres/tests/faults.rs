@@ -295,3 +295,46 @@ async fn a_lease_lives_while_its_holder_saves_nothing_and_frees_when_it_goes() {
     tokio::time::sleep(ttl * 2).await;
     other.acquire_lease(None, "idle", ttl).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_read_only_database_refuses_saves_with_a_typed_error_and_still_loads() {
+    let server = TestServer::shared();
+    let url = server.fresh_database();
+    let name = url.rsplit('/').next().unwrap().to_owned();
+    let writer = PostgresPersister::connect(&url).await.unwrap();
+    let s0 = State::new().update("n", 0);
+    writer
+        .save(&step("app", 0, &State::new(), &s0))
+        .await
+        .unwrap();
+    // As a hot standby (or a database set read-only) would be for new sessions.
+    run_sql(
+        &server.admin_url(),
+        &format!("ALTER DATABASE {name} SET default_transaction_read_only = on"),
+    )
+    .unwrap();
+    let reader = PostgresPersister::connect(&url).await.unwrap();
+    for app in ["app", "new-app"] {
+        let error = reader
+            .save(&step(app, 1, &s0, &s0.update("n", 1)))
+            .await
+            .unwrap_err();
+        match &error {
+            PersistenceError::Database {
+                database,
+                operation,
+                source,
+            } => {
+                assert!(database.ends_with(&format!("/{name}")), "{database}");
+                assert_eq!(*operation, "save");
+                assert!(
+                    format!("{source:?}").contains("read-only transaction"),
+                    "{source:?}"
+                );
+            }
+            other => panic!("expected a Database error, got {other}"),
+        }
+    }
+    let loaded = reader.load(None, "app", None).await.unwrap().unwrap();
+    assert_eq!((loaded.sequence_id, loaded.state), (0, s0));
+}
