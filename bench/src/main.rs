@@ -20,8 +20,8 @@ workloads:
   floor     raw rusqlite INSERT+COMMIT per row, WAL (--durable: synchronous=FULL)
   w2        checkpointed counter, N = 2000, SQLite (--durable: fsync each commit);
             R rounds (default 5) of the floor then w2, medians reported;
-            --db postgres://...: on PostgreSQL, against a raw INSERT committed on the
-            same server (synchronous_commit on), interleaved
+            --db postgres://...: on PostgreSQL, each step interleaved with a raw INSERT
+            committed on the same server (synchronous_commit on); median of round ratios
   w2b       w2 with a 1,000,000-character value no step touches
   concurrent  100 apps of N steps (default 200) checkpointing at once, vs one after another
             (--db postgres://...: at once on PostgreSQL, with checkpoints per transaction)
