@@ -24,7 +24,7 @@ use tokio::sync::{oneshot, Semaphore};
 use tokio_postgres::error::SqlState;
 
 use crate::layout::{app_key, AppKey, Conn, Failure};
-use crate::write::{FastOutcome, FastSave, Pending, Shared, Txn, FAST_SAVE};
+use crate::write::{FastOutcome, FastSave, FastStatements, Pending, Shared, Txn};
 
 /// The most operations committed in one transaction.
 const MAX_BATCH: usize = 256;
@@ -227,11 +227,11 @@ async fn transaction(
         }
     }
     let transaction_error = |e| BatchError::Transaction(e);
-    let statement = if fast.is_empty() {
+    let statements = if fast.is_empty() {
         None
     } else {
         Some(
-            conn.prepare_cached(FAST_SAVE)
+            FastStatements::prepare(conn)
                 .await
                 .map_err(transaction_error)?,
         )
@@ -244,7 +244,9 @@ async fn transaction(
         .prepare_cached("COMMIT")
         .await
         .map_err(transaction_error)?;
-    let alone = careful.is_empty() && fast.len() == 1;
+    // A lone fast save is sent alone, in autocommit mode (atomic by itself), unless it
+    // renews its lease too.
+    let alone = careful.is_empty() && fast.len() == 1 && !fast[0].1.renews();
     let pipelined_commit = careful.is_empty();
 
     // The fast saves, with BEGIN (and COMMIT when nothing else is to run), in one round
@@ -253,12 +255,12 @@ async fn transaction(
         Work::Save(checkpoint) => checkpoint.as_ref(),
         Work::Register(_) => unreachable!("only saves are planned fast"),
     };
-    let mut outcomes: Vec<FastOutcome> = Vec::new();
+    let mut outcomes: Vec<bool> = Vec::new();
     let mut began = false;
-    if let Some(statement) = &statement {
+    if let Some(statements) = &statements {
         let saves = futures::future::join_all(
             fast.iter()
-                .map(|(index, plan)| plan.run(conn, statement, checkpoint_of(*index))),
+                .map(|(index, plan)| plan.run(conn, statements, checkpoint_of(*index))),
         );
         if alone {
             outcomes = check_fast(&fast, saves.await)?;
@@ -325,11 +327,23 @@ async fn transaction(
     // Committed: remember, then answer.
     let mut answers: Vec<(usize, Result<(), PersistenceError>)> = careful_results;
     let mut again: Vec<usize> = Vec::new();
-    for ((index, plan), outcome) in fast.into_iter().zip(outcomes) {
+    for ((index, plan), inserted) in fast.into_iter().zip(outcomes) {
         let checkpoint = checkpoint_of(index);
+        let outcome = if inserted {
+            FastOutcome::Saved
+        } else {
+            // Rare: read why (after the commit, which it does not change).
+            match plan.refused(conn).await {
+                Ok(outcome) => outcome,
+                Err(error) => {
+                    answers.push((index, Err(shared.target.error("save", error))));
+                    continue;
+                }
+            }
+        };
         match outcome {
             FastOutcome::Saved => {
-                let renewed = plan.lease.as_ref().is_some_and(|l| l.2.is_some());
+                let renewed = plan.renews();
                 plan.saved(renewed, now_us, shared, pending);
                 answers.push((index, Ok(())));
             }
@@ -360,12 +374,12 @@ async fn transaction(
     Ok(())
 }
 
-/// The outcomes of the fast saves, or the batch's error: the first fast save that
+/// Whether each fast save inserted its row, or the batch's error: the first fast save that
 /// failed (the others failed because it aborted the transaction), or the connection.
 fn check_fast(
     fast: &[(usize, FastSave)],
-    outcomes: Vec<Result<FastOutcome, tokio_postgres::Error>>,
-) -> Result<Vec<FastOutcome>, BatchError> {
+    outcomes: Vec<Result<bool, tokio_postgres::Error>>,
+) -> Result<Vec<bool>, BatchError> {
     let mut aborted = None;
     let mut culprit = None;
     let mut ok = Vec::with_capacity(outcomes.len());

@@ -258,6 +258,10 @@ pub(crate) async fn take(
 pub(crate) const RENEW: &str = "UPDATE burr_leases SET expires_at_us = $5 \
      WHERE partition_key = $1 AND app_id = $2 AND holder = $3 AND attempt = $4";
 
+/// Whether the lease (`$1` partition key, `$2` app id) is still `$3`'s at attempt `$4`.
+pub(crate) const HELD: &str = "SELECT EXISTS (SELECT 1 FROM burr_leases \
+     WHERE partition_key = $1 AND app_id = $2 AND holder = $3 AND attempt = $4)";
+
 /// Give `holder`'s lease on `key` back (nothing happens if someone else holds it).
 pub(crate) const RELEASE: &str =
     "DELETE FROM burr_leases WHERE partition_key = $1 AND app_id = $2 AND holder = $3";

@@ -182,29 +182,39 @@ impl Pending {
 // applications are sent together, without waiting for each other's answers.
 // --------------------------------------------------------------------------------------
 
-/// The one statement of a [`FastSave`]. Returns (rows inserted, leases renewed, whether
-/// the lease is still this holder's).
-pub(crate) const FAST_SAVE: &str = "
-WITH lease AS (
-    SELECT 1 FROM burr_leases
-    WHERE partition_key = $1 AND app_id = $2 AND holder = $3::text AND attempt = $4::bigint
-), renewed AS (
-    UPDATE burr_leases SET expires_at_us = $15::bigint
-    WHERE $15::bigint IS NOT NULL
-      AND partition_key = $1 AND app_id = $2 AND holder = $3::text AND attempt = $4::bigint
-    RETURNING 1
-), inserted AS (
-    INSERT INTO burr_checkpoints
-        (app, sequence_id, attempt, position, status, prior_step, created_at_us,
-         changed_keys, error, inline_values)
-    SELECT $5::bigint, $6::bigint, $7::bigint, $8::text, $9::text, $10::text, $11::bigint,
-           $12::text, $13::text, $14::text
-    WHERE $3::text IS NULL OR EXISTS (SELECT 1 FROM lease)
-    ON CONFLICT DO NOTHING
-    RETURNING 1
-)
-SELECT (SELECT count(*) FROM inserted), (SELECT count(*) FROM renewed),
-       (SELECT count(*) FROM lease)";
+/// The statement of a [`FastSave`] of an application whose lease this persister does not
+/// hold: the checkpoint's row, unless one with its (sequence id, attempt) is stored.
+/// Returns a row when it inserted one.
+pub(crate) const FAST_INSERT: &str = "INSERT INTO burr_checkpoints \
+     (app, sequence_id, attempt, position, status, prior_step, created_at_us, changed_keys, error, inline_values) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING RETURNING 1";
+
+/// The statement of a [`FastSave`] under a lease: inserts only while the lease row names
+/// this holder and attempt (the fence), in the same statement.
+pub(crate) const FAST_INSERT_FENCED: &str = "INSERT INTO burr_checkpoints \
+     (app, sequence_id, attempt, position, status, prior_step, created_at_us, changed_keys, error, inline_values) \
+     SELECT $1::bigint, $2::bigint, $3::bigint, $4::text, $5::text, $6::text, $7::bigint, $8::text, $9::text, $10::text \
+     WHERE EXISTS (SELECT 1 FROM burr_leases \
+                   WHERE partition_key = $11 AND app_id = $12 AND holder = $13 AND attempt = $14) \
+     ON CONFLICT DO NOTHING RETURNING 1";
+
+/// The prepared statements of fast saves.
+pub(crate) struct FastStatements {
+    pub(crate) insert: tokio_postgres::Statement,
+    pub(crate) fenced: tokio_postgres::Statement,
+    pub(crate) renew: tokio_postgres::Statement,
+}
+
+impl FastStatements {
+    /// Prepare them on `conn` (from its statement cache after the first time).
+    pub(crate) async fn prepare(conn: &Conn) -> Result<Self, tokio_postgres::Error> {
+        Ok(FastStatements {
+            insert: conn.prepare_cached(FAST_INSERT).await?,
+            fenced: conn.prepare_cached(FAST_INSERT_FENCED).await?,
+            renew: conn.prepare_cached(lease::RENEW).await?,
+        })
+    }
+}
 
 /// A save planned as one statement.
 pub(crate) struct FastSave {
@@ -222,7 +232,7 @@ pub(crate) struct FastSave {
     pub(crate) known: Known,
 }
 
-/// What a [`FastSave`]'s statement found.
+/// What a [`FastSave`] found.
 pub(crate) enum FastOutcome {
     /// Saved.
     Saved,
@@ -280,47 +290,71 @@ impl FastSave {
         })
     }
 
-    /// Run its statement on `conn` (in a transaction, or alone: it is atomic by itself).
+    /// Whether it needs a statement of its own to renew the lease (so, not alone: in a
+    /// transaction with the insert).
+    pub(crate) fn renews(&self) -> bool {
+        self.lease
+            .as_ref()
+            .is_some_and(|(_, _, renew)| renew.is_some())
+    }
+
+    /// Send its statements on `conn` (the lease's renewal first, when due): whether the
+    /// checkpoint's row was inserted. All its requests are sent at the first poll.
     pub(crate) async fn run(
         &self,
         conn: &Conn,
-        statement: &tokio_postgres::Statement,
+        statements: &FastStatements,
         checkpoint: &Checkpoint,
-    ) -> Result<FastOutcome, tokio_postgres::Error> {
-        let (holder, lease_attempt, renew_to) = match &self.lease {
-            Some((holder, attempt, renew)) => (Some(holder.as_str()), Some(*attempt), *renew),
-            None => (None, None, None),
+    ) -> Result<bool, tokio_postgres::Error> {
+        let status = checkpoint.status.as_str();
+        let row: [&(dyn tokio_postgres::types::ToSql + Sync); 10] = [
+            &self.app,
+            &self.seq,
+            &self.attempt,
+            &checkpoint.position,
+            &status,
+            &self.prior_step,
+            &self.created_at_us,
+            &self.changed_keys,
+            &checkpoint.error,
+            &self.values,
+        ];
+        let Some((holder, attempt, renew_to)) = &self.lease else {
+            return Ok(conn.query_opt(&statements.insert, &row).await?.is_some());
         };
-        let row = conn
-            .query_one(
-                statement,
-                &[
-                    &self.key.0,
-                    &self.key.1,
-                    &holder,
-                    &lease_attempt,
-                    &self.app,
-                    &self.seq,
-                    &self.attempt,
-                    &checkpoint.position,
-                    &checkpoint.status.as_str(),
-                    &self.prior_step,
-                    &self.created_at_us,
-                    &self.changed_keys,
-                    &checkpoint.error,
-                    &self.values,
-                    &renew_to,
-                ],
-            )
-            .await?;
-        let inserted: i64 = row.try_get(0)?;
-        let lease_ours: i64 = row.try_get(2)?;
-        Ok(if inserted == 1 {
-            FastOutcome::Saved
-        } else if holder.is_some() && lease_ours == 0 {
-            FastOutcome::LeaseChanged
-        } else {
+        let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = row.to_vec();
+        let fence: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
+            [&self.key.0, &self.key.1, holder, attempt];
+        params.extend(fence);
+        let insert = conn.query_opt(&statements.fenced, &params);
+        match renew_to {
+            Some(renew_to) => {
+                let renewal: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
+                    [&self.key.0, &self.key.1, holder, attempt, renew_to];
+                let renew = conn.execute(&statements.renew, &renewal);
+                let (renewed, inserted) = futures::future::join(renew, insert).await;
+                renewed?;
+                Ok(inserted?.is_some())
+            }
+            None => Ok(insert.await?.is_some()),
+        }
+    }
+
+    /// Why a fast save inserted nothing: its checkpoint is stored already, or (under a
+    /// lease) the lease is not this holder's any more.
+    pub(crate) async fn refused(&self, conn: &Conn) -> Result<FastOutcome, tokio_postgres::Error> {
+        let Some((holder, attempt, _)) = &self.lease else {
+            return Ok(FastOutcome::Conflict);
+        };
+        let held = conn.prepare_cached(lease::HELD).await?;
+        let ours: bool = conn
+            .query_one(&held, &[&self.key.0, &self.key.1, holder, attempt])
+            .await?
+            .try_get(0)?;
+        Ok(if ours {
             FastOutcome::Conflict
+        } else {
+            FastOutcome::LeaseChanged
         })
     }
 
