@@ -6,7 +6,7 @@
 //! one batch. A batch runs in one transaction on one pooled connection: its *fast* saves
 //! (see [`FastSave`]) are sent together with `BEGIN` and `COMMIT` in one pipelined
 //! round trip (a batch of one fast save is one statement in autocommit mode, atomic by
-//! itself); the other operations run one after another in the same transaction before
+//! itself, unless its lease's renewal is due); the other operations run one after another in the same transaction before
 //! `COMMIT`. While a batch commits, new saves queue for the next. Each caller is answered
 //! once its batch has committed.
 //!

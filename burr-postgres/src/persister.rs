@@ -44,7 +44,8 @@ use crate::{read, schema};
 ///   JSON), else one more row per key; a value no step touches is stored once.
 /// - **Group commit, pipelined.** The saves of applications running at once share
 ///   transactions: a batch of saves that need no read is one round trip (`BEGIN`, the
-///   saves, `COMMIT` sent together), and a save alone is one statement.
+///   saves, `COMMIT` sent together), and a save alone is one statement (an `INSERT` that
+///   also checks the lease).
 /// - **One runner per app id**, across machines: [`acquire_lease`](Leases::acquire_lease)
 ///   fails with [`PersistenceError::AppLocked`] while a live runner holds the lease; it
 ///   is renewed by saves and in the background, and free once it expires (or, on the

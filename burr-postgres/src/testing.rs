@@ -4,7 +4,8 @@
 //! its own database ([`fresh_database`](TestServer::fresh_database)):
 //!
 //! - with `BURR_TEST_PG_URL` set (`postgres://user@host:port/db`, a role that may
-//!   `CREATE DATABASE`), that server;
+//!   `CREATE DATABASE`), that server (its test databases, `burr_test_*`, are left there
+//!   for inspection: drop them when done);
 //! - otherwise a throwaway one: `initdb` (trust authentication) into a temporary
 //!   directory, as the `postgres` user when running as root, started with `pg_ctl` on a
 //!   free loopback port with its socket in that directory. It is stopped and its

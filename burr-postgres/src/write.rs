@@ -178,8 +178,9 @@ impl Pending {
 // --------------------------------------------------------------------------------------
 // A save that needs no read: the application's row id is known, the checkpoint follows
 // the one this persister knows, its values are small and no compaction is due. It is one
-// statement, which also checks (and when due renews) the lease: such saves of several
-// applications are sent together, without waiting for each other's answers.
+// statement, which also checks the lease (the fence), plus the lease's renewal when due:
+// such saves of several applications are sent together, without waiting for each
+// other's answers.
 // --------------------------------------------------------------------------------------
 
 /// The statement of a [`FastSave`] of an application whose lease this persister does not
@@ -216,7 +217,7 @@ impl FastStatements {
     }
 }
 
-/// A save planned as one statement.
+/// A save planned as one statement (and a lease renewal when due).
 pub(crate) struct FastSave {
     pub(crate) key: AppKey,
     pub(crate) app: i64,
