@@ -12,14 +12,16 @@
 //!
 //! An operation the database fails (not one it refuses: a conflict, a lost lease) fails
 //! the transaction: it alone is answered with the error and the others run again without
-//! it. A lost connection fails the whole batch with the error: a checkpoint is stored
-//! whole or not at all, and a save whose commit was cut off may or may not be stored (a
-//! load tells; saving it again gives a conflict when it was).
+//! it. A batch whose connection is lost runs again on another connection (twice at most;
+//! a save the lost commit did store is recognised and answered as saved); after that the
+//! whole batch fails with the error. A checkpoint is stored whole or not at all: a save
+//! that failed may or may not be stored (a load tells; saving it again gives a conflict
+//! when it was).
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
-use burr_core::persistence::{AppRecord, Checkpoint, PersistenceError};
+use burr_core::persistence::{micros, AppRecord, Checkpoint, PersistenceError};
 use tokio::sync::{oneshot, Semaphore};
 use tokio_postgres::error::SqlState;
 
@@ -143,50 +145,90 @@ impl Group {
     }
 }
 
-/// Commit `batch` and answer each operation.
+/// How many times a batch whose connection was lost runs again on another.
+const RETRIES_AFTER_LOST_CONNECTION: u32 = 2;
+
+/// Commit `batch` and answer each operation. A batch whose connection is lost (the
+/// server ended the backend, the network dropped) runs again on another connection; a
+/// save that the lost commit did store is recognised then (its row is this very
+/// checkpoint) and answered as saved.
 async fn commit(shared: &Shared, pool: &deadpool_postgres::Pool, mut batch: Vec<Op>) {
-    let conn = match pool.get().await {
-        Ok(conn) => conn,
-        Err(error) => {
-            let error = Arc::new(error);
-            for op in batch {
-                let operation = op.work.operation();
-                op.answer(Err(shared
-                    .target
-                    .error(operation, SharedError(Arc::clone(&error)))));
-            }
-            return;
+    let fail_all = |batch: &mut Vec<Op>, error: Arc<dyn std::error::Error + Send + Sync>| {
+        for op in batch.drain(..) {
+            let operation = op.work.operation();
+            op.answer(Err(shared
+                .target
+                .error(operation, SharedError(Arc::clone(&error)))));
         }
     };
-    let mut pending = Pending::default();
+    let mut retrying = false;
+    let mut retries = RETRIES_AFTER_LOST_CONNECTION;
     while !batch.is_empty() {
-        let done = transaction(shared, &conn, &mut batch, &mut pending).await;
-        if done.is_err() {
-            // End the transaction if one is open (harmless when none is, or when the
-            // connection is gone).
-            let _ = conn.batch_execute("ROLLBACK").await;
-        }
-        match done {
-            Ok(()) => {}
-            Err(BatchError::Op(index, error)) => {
-                pending.clear();
-                let op = batch.remove(index);
-                let operation = op.work.operation();
-                op.answer(Err(shared.target.error(operation, error)));
+        let conn = match pool.get().await {
+            Ok(conn) => conn,
+            Err(error) => {
+                fail_all(&mut batch, Arc::new(error));
+                return;
             }
-            Err(BatchError::Transaction(error)) => {
-                pending.clear();
-                tracing::warn!(database = %shared.target.name, %error, "a checkpoint transaction failed");
-                let error = Arc::new(error);
-                for op in batch.drain(..) {
+        };
+        let mut pending = Pending::default();
+        while !batch.is_empty() {
+            let done = transaction(shared, &conn, &mut batch, &mut pending, retrying).await;
+            if done.is_err() {
+                // End the transaction if one is open (harmless when none is, or when the
+                // connection is gone).
+                let _ = conn.batch_execute("ROLLBACK").await;
+            }
+            match done {
+                Ok(()) => {}
+                Err(BatchError::Op(index, error)) => {
+                    pending.clear();
+                    let op = batch.remove(index);
                     let operation = op.work.operation();
-                    op.answer(Err(shared
-                        .target
-                        .error(operation, SharedError(Arc::clone(&error)))));
+                    op.answer(Err(shared.target.error(operation, error)));
+                }
+                Err(BatchError::Transaction(error)) if is_lost(&error) && retries > 0 => {
+                    pending.clear();
+                    tracing::debug!(database = %shared.target.name, %error, "a checkpoint transaction lost its connection: running it again");
+                    retries -= 1;
+                    retrying = true;
+                    break;
+                }
+                Err(BatchError::Transaction(error)) => {
+                    pending.clear();
+                    tracing::warn!(database = %shared.target.name, %error, "a checkpoint transaction failed");
+                    fail_all(&mut batch, Arc::new(error));
                 }
             }
         }
     }
+}
+
+/// Whether the stored checkpoint at `checkpoint`'s (sequence id, attempt) is that very
+/// checkpoint (same action, status, time and error): what a commit whose answer was lost
+/// left.
+async fn stored_is(conn: &Conn, checkpoint: &Checkpoint) -> Result<bool, tokio_postgres::Error> {
+    let statement = conn
+        .prepare_cached(
+            "SELECT c.position, c.status, c.created_at_us, c.error \
+             FROM burr_checkpoints AS c JOIN burr_apps AS a ON a.id = c.app \
+             WHERE a.partition_key = $1 AND a.app_id = $2 AND c.sequence_id = $3 AND c.attempt = $4",
+        )
+        .await?;
+    let key = app_key(checkpoint.partition_key.as_deref(), &checkpoint.app_id);
+    let seq = i64::try_from(checkpoint.sequence_id).unwrap_or(i64::MAX);
+    let row = conn
+        .query_opt(
+            &statement,
+            &[&key.0, &key.1, &seq, &i64::from(checkpoint.attempt)],
+        )
+        .await?;
+    Ok(row.is_some_and(|row| {
+        row.get::<_, &str>(0) == checkpoint.position
+            && row.get::<_, &str>(1) == checkpoint.status.as_str()
+            && row.get::<_, i64>(2) == micros(checkpoint.created_at)
+            && row.get::<_, Option<&str>>(3) == checkpoint.error.as_deref()
+    }))
 }
 
 /// Why a transaction failed.
@@ -205,6 +247,7 @@ async fn transaction(
     conn: &Conn,
     batch: &mut Vec<Op>,
     pending: &mut Pending,
+    retrying: bool,
 ) -> Result<(), BatchError> {
     let now_us = shared.clock.now_micros();
     // Plan: a save is fast when it needs no read and no earlier operation of the batch is
@@ -358,6 +401,23 @@ async fn transaction(
             FastOutcome::LeaseChanged => again.push(index),
         }
     }
+    if retrying {
+        // A conflict may be this very checkpoint, stored by the commit whose answer the
+        // lost connection took: then it is saved (and its state read back by the next
+        // save, which is not known to follow it).
+        for (index, result) in &mut answers {
+            let (Err(PersistenceError::Conflict { .. }), Work::Save(checkpoint)) =
+                (&*result, &batch[*index].work)
+            else {
+                continue;
+            };
+            if stored_is(conn, checkpoint).await.unwrap_or(false) {
+                let key = app_key(checkpoint.partition_key.as_deref(), &checkpoint.app_id);
+                pending.known.insert(key, None);
+                *result = Ok(());
+            }
+        }
+    }
     shared.keep(pending);
     let mut slots: Vec<Option<Op>> = batch.drain(..).map(Some).collect();
     for (index, result) in answers {
@@ -416,15 +476,15 @@ pub(crate) fn is_lost(error: &tokio_postgres::Error) -> bool {
 
 /// An error that failed a whole batch, shared by the errors of each of its operations.
 #[derive(Debug)]
-pub(crate) struct SharedError<E>(pub(crate) Arc<E>);
+pub(crate) struct SharedError<E: ?Sized>(pub(crate) Arc<E>);
 
-impl<E: std::fmt::Display> std::fmt::Display for SharedError<E> {
+impl<E: std::fmt::Display + ?Sized> std::fmt::Display for SharedError<E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         self.0.fmt(f)
     }
 }
 
-impl<E: std::error::Error> std::error::Error for SharedError<E> {
+impl<E: std::error::Error + ?Sized> std::error::Error for SharedError<E> {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         self.0.source()
     }

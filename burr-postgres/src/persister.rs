@@ -36,9 +36,11 @@ use crate::{read, schema};
 ///   once the checkpoint's transaction has committed, with the server's durability
 ///   (`synchronous_commit`: on by default, a commit is flushed to the server's disk).
 ///   A checkpoint is stored whole or not at all, also when the connection is cut or the
-///   server crashes mid-commit: a save that failed with a lost connection may or may not
-///   be stored, [`load`](Persister::load) tells (saving it again then gives
-///   [`PersistenceError::Conflict`] if it was).
+///   server crashes mid-commit. A batch whose connection is lost runs again on another
+///   connection (twice at most), and a save that the lost commit did store is recognised
+///   and answered as saved; a save that still fails gives [`PersistenceError::Database`]
+///   and may or may not be stored: [`load`](Persister::load) tells (saving it again then
+///   gives [`PersistenceError::Conflict`] if it was).
 /// - **A checkpoint costs what changed.** One row with the values the step set or
 ///   deleted when they are small (up to [`INLINE_MAX_BYTES`](Self::INLINE_MAX_BYTES) of
 ///   JSON), else one more row per key; a value no step touches is stored once.

@@ -191,6 +191,8 @@ async fn a_backend_killed_mid_run_gives_typed_errors_and_no_half_checkpoint() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let kills = killer.join().unwrap();
     assert!(kills > 10, "the killer ran {kills} times");
+    // Most losses are absorbed by the persister's own retry on another connection; what
+    // is left surfaces as a typed error.
     eprintln!("{errors} saves failed with a typed error and were retried");
 
     // A new process: every checkpoint is there, whole.
