@@ -241,8 +241,7 @@ impl PostgresPersister {
                 Err(error) => Err(fail(error)),
             },
             Err(failure) => {
-                // A refused operation wrote nothing that matters; what it did change
-                // (a lease marked lost) is kept.
+                // Failed or refused: nothing it did is kept.
                 let _ = conn.batch_execute("ROLLBACK").await;
                 match failure {
                     Failure::Db(error) => Err(fail(error)),
