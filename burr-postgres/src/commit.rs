@@ -224,10 +224,10 @@ async fn stored_is(conn: &Conn, checkpoint: &Checkpoint) -> Result<bool, tokio_p
         )
         .await?;
     Ok(row.is_some_and(|row| {
-        row.get::<_, &str>(0) == checkpoint.position
-            && row.get::<_, &str>(1) == checkpoint.status.as_str()
-            && row.get::<_, i64>(2) == micros(checkpoint.created_at)
-            && row.get::<_, Option<&str>>(3) == checkpoint.error.as_deref()
+        row.try_get::<_, &str>(0).ok() == Some(checkpoint.position.as_str())
+            && row.try_get::<_, &str>(1).ok() == Some(checkpoint.status.as_str())
+            && row.try_get::<_, i64>(2).ok() == Some(micros(checkpoint.created_at))
+            && row.try_get::<_, Option<&str>>(3).ok() == Some(checkpoint.error.as_deref())
     }))
 }
 

@@ -167,8 +167,8 @@ async fn version(client: &Client, target: &Target) -> Result<Option<i64>, Persis
     let exists: bool = client
         .query_one("SELECT to_regclass('burr_meta') IS NOT NULL", &[])
         .await
-        .map_err(failed)?
-        .get(0);
+        .and_then(|row| row.try_get(0))
+        .map_err(failed)?;
     if !exists {
         return Ok(None);
     }
@@ -182,7 +182,7 @@ async fn version(client: &Client, target: &Target) -> Result<Option<i64>, Persis
     let Some(row) = row else {
         return Ok(None);
     };
-    let text: String = row.get(0);
+    let text: String = row.try_get(0).map_err(failed)?;
     text.parse()
         .map(Some)
         .map_err(|_| PersistenceError::NotABurrDatabase {
