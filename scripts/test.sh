@@ -8,10 +8,22 @@
 #     .venv-schemathesis/);
 #   - for the web UI's browser test (tests/tests/ui_browser.rs): Node.js and Debian's
 #     Chromium (apt-get, when missing; playwright's own browser download is never used) and
-#     playwright-core (`npm ci` in tests/browser/, from its package-lock.json).
+#     playwright-core (`npm ci` in tests/browser/, from its package-lock.json);
+#   - Debian's PostgreSQL server when it is missing (for a throwaway test server).
 # Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# The PostgreSQL tests start a throwaway server from Debian's binaries
+# (burr_postgres::testing), unless BURR_TEST_PG_URL names one.
+if [ -z "${BURR_TEST_PG_URL:-}" ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+  else
+    echo "scripts/test.sh: the PostgreSQL tests need a server: apt-get install postgresql (as root), or set BURR_TEST_PG_URL" >&2
+    exit 1
+  fi
+fi
 
 bash scripts/fetch-models.sh
 # shellcheck disable=SC1091

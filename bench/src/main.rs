@@ -8,7 +8,7 @@ mod workloads;
 use std::process::ExitCode;
 
 const USAGE: &str =
-    "usage: burr-bench <workload> [--n N] [--rounds R] [--durable] [--persist] [--track] [--db PATH]
+    "usage: burr-bench <workload> [--n N] [--rounds R] [--durable] [--persist] [--track] [--db PATH|URL]
 
 workloads:
   w1        step overhead: increment while count < N (default 10000), then done
@@ -19,9 +19,12 @@ workloads:
   update    one update on a state of N keys (default 10000), ns per update
   floor     raw rusqlite INSERT+COMMIT per row, WAL (--durable: synchronous=FULL)
   w2        checkpointed counter, N = 2000, SQLite (--durable: fsync each commit);
-            R rounds (default 5) of the floor then w2, medians reported
+            R rounds (default 5) of the floor then w2, medians reported;
+            --db postgres://...: on PostgreSQL, each step interleaved with a raw INSERT
+            committed on the same server (synchronous_commit on); median of round ratios
   w2b       w2 with a 1,000,000-character value no step touches
   concurrent  100 apps of N steps (default 200) checkpointing at once, vs one after another
+            (--db postgres://...: at once on PostgreSQL, with checkpoints per transaction)
   w3        fan-out: N children (default 1000) each returning a string's length
             (--persist: parent and children checkpoint to SQLite, children resumable)
   w3-retry  w3 where 5% of the children fail their first run and retry (N default 1000)

@@ -3,6 +3,7 @@
 mod http;
 mod w1;
 mod w2;
+mod w2_postgres;
 mod w3;
 mod w4;
 mod w5;
@@ -26,7 +27,8 @@ pub struct Options {
     pub track: bool,
     /// W2/W2b: rounds of (floor, workload), interleaved; the medians are reported.
     pub rounds: Option<usize>,
-    /// W5/W6: the database (a file path; a new file in a temporary directory by default).
+    /// W5/W6: the database (a file path; a new file in a temporary directory by default);
+    /// W2/W2b: a `postgres://` URL runs them on PostgreSQL.
     pub db: Option<String>,
 }
 
@@ -154,7 +156,19 @@ pub fn run(options: &Options) -> Result<(), Box<dyn std::error::Error>> {
         ran = true;
     }
     for (name, big) in [("w2", false), ("w2b", true)] {
-        if all || options.workload == name {
+        let postgres = options
+            .db
+            .as_deref()
+            .filter(|db| db.starts_with("postgres://") || db.starts_with("postgresql://"));
+        if let (Some(url), true) = (postgres, all || options.workload == name) {
+            report(runtime.block_on(w2_on_postgres(
+                url,
+                options.n.unwrap_or(2_000),
+                big,
+                options.rounds.unwrap_or(5),
+            ))?);
+            ran = true;
+        } else if all || options.workload == name {
             // Rounds of the floor then the workload, in this process, so that the ratio
             // is fair on a machine whose speed drifts; the medians are reported.
             let n = options.n.unwrap_or(2_000);
@@ -190,7 +204,15 @@ pub fn run(options: &Options) -> Result<(), Box<dyn std::error::Error>> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?;
-        report(rt.block_on(w2::concurrent(dir.path(), 100, options.n.unwrap_or(200)))?);
+        let n = options.n.unwrap_or(200);
+        match options
+            .db
+            .as_deref()
+            .filter(|db| db.starts_with("postgres"))
+        {
+            Some(url) => report(rt.block_on(w2_postgres::concurrent(url, 100, n))?),
+            None => report(rt.block_on(w2::concurrent(dir.path(), 100, n))?),
+        }
         ran = true;
     }
     if all || options.workload == "w3-retry" {
@@ -296,6 +318,45 @@ pub fn run(options: &Options) -> Result<(), Box<dyn std::error::Error>> {
         return Err(format!("unknown workload `{}`", options.workload).into());
     }
     Ok(())
+}
+
+/// W2 / W2b on the PostgreSQL database at `url`: rounds of the workload, each step
+/// interleaved with a commit of the floor on the same server. The medians of the rounds'
+/// figures; `ratio_to_floor` is the median of the rounds' ratios (each measured under the
+/// same disk conditions).
+async fn w2_on_postgres(
+    url: &str,
+    n: u64,
+    big: bool,
+    rounds: usize,
+) -> Result<Value, Box<dyn std::error::Error>> {
+    let client = w2_postgres::connect(url).await?;
+    let (synchronous_commit, fsync) = w2_postgres::durability(&client).await?;
+    let persister = Arc::new(burr_postgres::PostgresPersister::connect(url).await?);
+    let mut lines = Vec::new();
+    for round in 0..rounds {
+        lines.push(w2_postgres::round(&persister, &client, n, big, round).await?);
+    }
+    let figure = |name: &str| -> Vec<f64> {
+        lines
+            .iter()
+            .map(|l| l[name].as_f64().unwrap_or(f64::NAN))
+            .collect()
+    };
+    let (per_step, floors) = (figure("us_per_step"), figure("floor_us_per_commit"));
+    let ratios: Vec<f64> = per_step.iter().zip(&floors).map(|(w, f)| w / f).collect();
+    let mut line = lines.swap_remove(0);
+    line["database"] = json!(persister.database());
+    line["durability"] = json!(format!(
+        "synchronous_commit={synchronous_commit}, fsync={fsync}"
+    ));
+    line["rounds"] = json!(rounds);
+    line["interleaved"] = json!("step by step");
+    line["us_per_step"] = json!(median(&per_step));
+    line["floor_us_per_commit"] = json!(median(&floors));
+    line["ratio_to_floor"] = json!(median(&ratios));
+    line["round_ratios"] = json!(ratios);
+    Ok(line)
 }
 
 /// The median of `values` (the mean of the middle two for an even count).

@@ -41,7 +41,12 @@ fn fresh(path: PathBuf) -> std::io::Result<PathBuf> {
     Ok(path)
 }
 
-fn counter(n: u64, big: bool, app_id: &str, persister: Arc<dyn Persister>) -> ApplicationBuilder {
+pub(crate) fn counter(
+    n: u64,
+    big: bool,
+    app_id: &str,
+    persister: Arc<dyn Persister>,
+) -> ApplicationBuilder {
     let increment = action_sync("increment", |s: State, _, _| s.increment("count", 1))
         .reads(["count"])
         .writes(["count"]);

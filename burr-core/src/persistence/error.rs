@@ -126,6 +126,20 @@ pub enum PersistenceError {
         /// The optional trait it lacks: `Leases`, `Prune`, `Delete`...
         capability: &'static str,
     },
+    /// A database server (PostgreSQL) failed an operation, or the connection to it did:
+    /// names the database and what was being done. Whether a failed write was applied is
+    /// told by the store's documentation (a PostgreSQL checkpoint is stored whole or not
+    /// at all).
+    #[error("{operation} failed on database `{database}`")]
+    Database {
+        /// The database, as its URL without the password.
+        database: String,
+        /// What was being done: `save`, `load`, `migrate`...
+        operation: &'static str,
+        /// The server's or the connection's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// The persister's writer has stopped (the process is shutting down).
     #[error("the persister for `{path}` has shut down")]
     Closed {

@@ -58,7 +58,7 @@ pub struct Identifiers {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Persistence {
-    /// `sqlite` or `memory`.
+    /// `sqlite` or `memory` (each `sqlite` scenario also runs on PostgreSQL).
     pub backend: Backend,
     /// Load through the persister on the initial build.
     pub initialize_from: Option<InitializeFrom>,
@@ -72,6 +72,9 @@ pub enum Backend {
     Sqlite,
     /// One in-memory persister for the whole scenario.
     Memory,
+    /// A fresh PostgreSQL database, connected to anew by every build: never in the
+    /// corpus, the backend the `postgres::` trials run each `sqlite` scenario on.
+    Postgres,
 }
 
 /// `persistence.initialize_from` (SCENARIOS.md §6.2).

@@ -7,6 +7,10 @@
 //! `../shared/conformance` beside the repository, or `$BURR_CONFORMANCE_DIR`; a missing
 //! corpus fails the run.
 //!
+//! Every scenario with a persister (SQLite or in memory) runs on PostgreSQL too (trials named
+//! `postgres::<scenario>`), on a fresh database of the test server of
+//! `burr_postgres::testing` (`BURR_TEST_PG_URL`, or a throwaway server).
+//!
 //! `supplement/` beside this file holds cases the corpus lacks, in its format and run the
 //! same way (trials named `supplement::<scenario>`). Their outcomes are written by hand
 //! from Burr 0.43's source, not recorded from a Burr run; its `golden.json` says where
@@ -33,6 +37,8 @@ fn main() {
         .collect();
     add_corpus(&mut trials, "", &dir);
     add_corpus(&mut trials, "supplement::", &corpus::supplement());
+    add_on_postgres(&mut trials, "postgres::", &dir);
+    add_on_postgres(&mut trials, "postgres::supplement::", &corpus::supplement());
     libtest_mimic::run(&args, trials).exit();
 }
 
@@ -64,6 +70,29 @@ fn add_corpus(trials: &mut Vec<Trial>, prefix: &str, dir: &std::path::Path) {
                 Err(format!("the conformance corpus is missing or unreadable: {problem}").into())
             }));
         }
+    }
+}
+
+/// One trial per scenario of the corpus in `dir` with a persister (SQLite or in memory),
+/// named `<prefix><scenario>`, run on a fresh PostgreSQL database instead (the test server of
+/// `burr_postgres::testing`: a missing server fails these trials, saying how to get one).
+/// A corpus that does not load is reported by [`add_corpus`].
+fn add_on_postgres(trials: &mut Vec<Trial>, prefix: &str, dir: &std::path::Path) {
+    let Ok(corpus) = corpus::load(dir) else {
+        return;
+    };
+    let dir = corpus.dir.display().to_string();
+    for (mut scenario, golden) in corpus.cases {
+        match scenario.persistence.as_mut() {
+            Some(persistence) => persistence.backend = corpus::Backend::Postgres,
+            None => continue,
+        }
+        let name = format!("{prefix}{}", scenario.name);
+        let kind = scenario.category.clone();
+        let dir = dir.clone();
+        trials.push(
+            Trial::test(name, move || check_scenario(&scenario, &golden, &dir)).with_kind(kind),
+        );
     }
 }
 

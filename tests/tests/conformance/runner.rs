@@ -192,11 +192,12 @@ impl<'a> AppRunner<'a> {
             .with_hook(Arc::clone(&self.trace) as Arc<dyn LifecycleHook>)
     }
 
-    fn open_store(&self) -> Result<Arc<dyn Persister>, String> {
+    async fn open_store(&self) -> Result<Arc<dyn Persister>, String> {
         self.store
             .as_ref()
             .ok_or("the scenario has no `persistence` section, so it has no persister")?
             .open()
+            .await
     }
 
     async fn run(mut self) -> Result<Value, String> {
@@ -229,7 +230,7 @@ impl<'a> AppRunner<'a> {
             .as_ref()
             .and_then(|p| p.initialize_from.as_ref());
         if scenario.persistence.is_some() {
-            let saver = self.open_store()?;
+            let saver = self.open_store().await?;
             builder = builder.with_state_persister(Arc::clone(&saver));
             persister = Some(saver);
         }
@@ -407,7 +408,7 @@ impl<'a> AppRunner<'a> {
             }
         };
 
-        let persister = self.open_store()?;
+        let persister = self.open_store().await?;
         let mut builder = self.builder().with_app_id(app_id);
         if let Some(partition_key) = &partition_key {
             builder = builder.with_partition_key(partition_key);

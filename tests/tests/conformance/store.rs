@@ -1,10 +1,13 @@
 //! The scenario's persistence store (SCENARIOS.md §6.2): one in-memory persister shared by
-//! every build, or a SQLite file on which every build opens a new persister.
+//! every build, or a SQLite file (a PostgreSQL database) on which every build opens
+//! (connects) a new persister.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use burr_core::persistence::{InMemoryPersister, Persister, SqlitePersister};
+use burr_postgres::testing::TestServer;
+use burr_postgres::PostgresPersister;
 
 use crate::corpus::Backend;
 
@@ -19,6 +22,11 @@ pub enum Store {
         /// The database file.
         path: PathBuf,
     },
+    /// A fresh database on the test server.
+    Postgres {
+        /// Its URL.
+        url: String,
+    },
 }
 
 impl Store {
@@ -32,15 +40,22 @@ impl Store {
                 let path = dir.path().join("burr.db");
                 Store::Sqlite { _dir: dir, path }
             }
+            Backend::Postgres => Store::Postgres {
+                url: TestServer::try_shared()?.fresh_database(),
+            },
         })
     }
 
     /// The persister for one build: the shared one (memory), or a new one on the same file
-    /// (SQLite), which simulates a process restart.
-    pub fn open(&self) -> Result<Arc<dyn Persister>, String> {
+    /// or database (SQLite, PostgreSQL), which simulates a process restart.
+    pub async fn open(&self) -> Result<Arc<dyn Persister>, String> {
         match self {
             Store::Memory(persister) => Ok(Arc::clone(persister) as Arc<dyn Persister>),
             Store::Sqlite { path, .. } => open_sqlite(path),
+            Store::Postgres { url } => PostgresPersister::connect(url)
+                .await
+                .map(|persister| Arc::new(persister) as Arc<dyn Persister>)
+                .map_err(|e| format!("cannot connect a PostgresPersister to {url}: {e}")),
         }
     }
 }

@@ -1,0 +1,461 @@
+//! How burr's records are laid out in PostgreSQL columns: keys, conversions, how a
+//! failure is told apart from a refusal, and the inline values a checkpoint keeps in its
+//! own row (with their compaction into `burr_values`). The layout is the SQLite
+//! persister's (see [`PostgresPersister`](crate::PostgresPersister)).
+
+use std::collections::BTreeMap;
+use std::io;
+use std::time::{Duration, SystemTime};
+
+use burr_core::ids::ParentPointer;
+use burr_core::persistence::PersistenceError;
+use burr_core::state::StateDelta;
+use deadpool_postgres::ClientWrapper;
+use serde_json::{Map, Value};
+
+/// A connection with a statement cache.
+pub(crate) type Conn = ClientWrapper;
+
+/// An application as keyed in memory: (partition key as stored, app id).
+pub(crate) type AppKey = (String, String);
+
+/// The key of an application; no partition key is stored as the empty string.
+pub(crate) fn app_key(partition_key: Option<&str>, app_id: &str) -> AppKey {
+    (
+        partition_column(partition_key).to_owned(),
+        app_id.to_owned(),
+    )
+}
+
+/// A partition key as stored: `None` is the empty string.
+pub(crate) fn partition_column(partition_key: Option<&str>) -> &str {
+    partition_key.unwrap_or("")
+}
+
+/// A stored partition key read back: the empty string is `None`.
+pub(crate) fn partition_from_column(column: &str) -> Option<String> {
+    (!column.is_empty()).then(|| column.to_owned())
+}
+
+/// A checkpoint's prior step as stored: `''` when it is the checkpoint's own position.
+pub(crate) fn prior_step_column<'a>(
+    prior_step: Option<&'a str>,
+    position: &str,
+) -> Option<&'a str> {
+    prior_step.map(|prior| if prior == position { "" } else { prior })
+}
+
+/// A stored prior step read back (see [`prior_step_column`]).
+pub(crate) fn prior_step_from_column(column: Option<String>, position: &str) -> Option<String> {
+    column.map(|prior| {
+        if prior.is_empty() {
+            position.to_owned()
+        } else {
+            prior
+        }
+    })
+}
+
+/// A sequence id as stored (`bigint` is signed 64-bit).
+pub(crate) fn sequence_column(app_id: &str, sequence_id: u64) -> Result<i64, PersistenceError> {
+    i64::try_from(sequence_id).map_err(|_| PersistenceError::SequenceIdTooLarge {
+        app_id: app_id.to_owned(),
+        sequence_id,
+    })
+}
+
+/// A time stored as microseconds since the Unix epoch, read back.
+pub(crate) fn time_from_micros(micros: i64) -> SystemTime {
+    let offset = Duration::from_micros(micros.unsigned_abs());
+    let time = if micros >= 0 {
+        SystemTime::UNIX_EPOCH.checked_add(offset)
+    } else {
+        SystemTime::UNIX_EPOCH.checked_sub(offset)
+    };
+    time.unwrap_or(SystemTime::UNIX_EPOCH)
+}
+
+/// A row of application `app_id` that cannot be read, at sequence id `sequence_id` as
+/// stored (0 for the application's own row).
+pub(crate) fn corrupt(
+    database: &str,
+    app_id: &str,
+    sequence_id: i64,
+    reason: String,
+) -> PersistenceError {
+    PersistenceError::Corrupt {
+        path: database.into(),
+        app_id: app_id.to_owned(),
+        sequence_id: u64::try_from(sequence_id).unwrap_or_default(),
+        reason,
+    }
+}
+
+/// A parent pointer column (JSON) of application `app_id` read back.
+pub(crate) fn parent_from_column(
+    database: &str,
+    app_id: &str,
+    column: Option<String>,
+    which: &str,
+) -> Result<Option<ParentPointer>, PersistenceError> {
+    column
+        .map(|json| {
+            serde_json::from_str(&json).map_err(|error| {
+                corrupt(
+                    database,
+                    app_id,
+                    0,
+                    format!("the application's {which} is not a valid parent pointer: {error}"),
+                )
+            })
+        })
+        .transpose()
+}
+
+/// A parent pointer as stored (JSON).
+pub(crate) fn parent_json(parent: &ParentPointer) -> String {
+    serde_json::json!({
+        "app_id": parent.app_id,
+        "partition_key": parent.partition_key,
+        "sequence_id": parent.sequence_id,
+    })
+    .to_string()
+}
+
+/// Why an operation did not happen: the database failed (the whole transaction is rolled
+/// back) or the operation was refused (it wrote nothing; the rest of the transaction goes
+/// on).
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// PostgreSQL (or the connection) failed.
+    Db(tokio_postgres::Error),
+    /// The operation was refused: a conflict, a lease held elsewhere, corrupt data...
+    Refused(PersistenceError),
+}
+
+impl From<tokio_postgres::Error> for Failure {
+    fn from(error: tokio_postgres::Error) -> Self {
+        Failure::Db(error)
+    }
+}
+
+impl From<PersistenceError> for Failure {
+    fn from(error: PersistenceError) -> Self {
+        Failure::Refused(error)
+    }
+}
+
+// --------------------------------------------------------------------------------------
+// Inline values: the small values a checkpoint keeps in its own row, so that saving it
+// writes one row rather than a checkpoint row plus a row per key. Bases, compaction and
+// how the state at a sequence id is read are described on the persister.
+// --------------------------------------------------------------------------------------
+
+/// The largest `inline_values` a checkpoint keeps in its row, in bytes. PostgreSQL keeps
+/// a row of up to ~2 kB in its page (no TOAST), so this is about how much a checkpoint
+/// writes, not about pages.
+pub(crate) const INLINE_MAX: usize = 512;
+
+/// How many checkpoints with inline values an application has at most since its latest
+/// base: the save that finds this many compacts them.
+pub(crate) const COMPACT_AFTER: u32 = 128;
+
+/// `delta` as an `inline_values` column, or `None` if it is larger than [`INLINE_MAX`].
+pub(crate) fn encode(delta: &StateDelta) -> Option<String> {
+    let mut out = Bounded(Vec::with_capacity(64));
+    let mut write = || -> serde_json::Result<()> {
+        out.push(b"[")?;
+        let mut first = true;
+        let mut separator = |out: &mut Bounded| {
+            let result = if first { Ok(()) } else { out.push(b",") };
+            first = false;
+            result
+        };
+        for (key, value) in &delta.updated {
+            separator(&mut out)?;
+            out.push(b"[")?;
+            serde_json::to_writer(&mut out, &**key)?;
+            out.push(b",")?;
+            serde_json::to_writer(&mut out, &**value)?;
+            out.push(b"]")?;
+        }
+        for key in &delta.deleted {
+            separator(&mut out)?;
+            out.push(b"[")?;
+            serde_json::to_writer(&mut out, &**key)?;
+            out.push(b"]")?;
+        }
+        out.push(b"]")
+    };
+    write().ok()?;
+    String::from_utf8(out.0).ok()
+}
+
+/// A buffer that refuses to grow past [`INLINE_MAX`] bytes.
+struct Bounded(Vec<u8>);
+
+impl Bounded {
+    fn push(&mut self, bytes: &[u8]) -> serde_json::Result<()> {
+        io::Write::write_all(self, bytes).map_err(serde_json::Error::io)
+    }
+}
+
+impl io::Write for Bounded {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        if self.0.len() + bytes.len() > INLINE_MAX {
+            return Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                "too large to inline",
+            ));
+        }
+        self.0.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A checkpoint with inline values, decoded.
+pub(crate) struct InlineRow {
+    pub(crate) sequence_id: i64,
+    pub(crate) attempt: i64,
+    /// The keys it set (with their values) or deleted (`None`), in stored order.
+    pub(crate) entries: Vec<(String, Option<Value>)>,
+}
+
+impl InlineRow {
+    /// Apply its entries to `map`.
+    pub(crate) fn apply(self, map: &mut Map<String, Value>) {
+        for (key, value) in self.entries {
+            match value {
+                Some(value) => map.insert(key, value),
+                None => map.remove(&key),
+            };
+        }
+    }
+}
+
+/// The checkpoints of an application up to a sequence id, back to its latest base.
+pub(crate) struct SinceBase {
+    /// The sequence id of the latest base, if there is one.
+    pub(crate) base: Option<i64>,
+    /// The checkpoints after it, oldest first.
+    pub(crate) rows: Vec<InlineRow>,
+}
+
+/// Rows read per query while looking for the latest base (there are at most
+/// [`COMPACT_AFTER`] after it, unless a store was written otherwise).
+const PAGE: i64 = COMPACT_AFTER as i64 + 2;
+
+/// The latest base of application `app` at or before sequence id `upto`, and the
+/// checkpoints after it up to `upto`.
+pub(crate) async fn since_base(
+    conn: &Conn,
+    database: &str,
+    app_id: &str,
+    app: i64,
+    upto: i64,
+) -> Result<SinceBase, Failure> {
+    let first = conn
+        .prepare_cached(
+            "SELECT sequence_id, attempt, inline_values FROM burr_checkpoints \
+             WHERE app = $1 AND sequence_id <= $2 \
+             ORDER BY sequence_id DESC, attempt DESC LIMIT $3",
+        )
+        .await?;
+    let next = conn
+        .prepare_cached(
+            "SELECT sequence_id, attempt, inline_values FROM burr_checkpoints \
+             WHERE app = $1 AND (sequence_id, attempt) < ($2, $3) \
+             ORDER BY sequence_id DESC, attempt DESC LIMIT $4",
+        )
+        .await?;
+    let mut since = SinceBase {
+        base: None,
+        rows: Vec::new(),
+    };
+    let mut rows = conn.query(&first, &[&app, &upto, &PAGE]).await?;
+    'pages: loop {
+        let full = rows.len() as i64 == PAGE;
+        let mut last = None;
+        for row in &rows {
+            let sequence_id: i64 = row.try_get(0)?;
+            let attempt: i64 = row.try_get(1)?;
+            last = Some((sequence_id, attempt));
+            let Some(text) = row.try_get::<_, Option<&str>>(2)? else {
+                since.base = Some(sequence_id);
+                break 'pages;
+            };
+            let entries = decode(text.as_bytes())
+                .map_err(|reason| corrupt(database, app_id, sequence_id, reason))?;
+            since.rows.push(InlineRow {
+                sequence_id,
+                attempt,
+                entries,
+            });
+        }
+        match last {
+            Some((sequence_id, attempt)) if full => {
+                rows = conn
+                    .query(&next, &[&app, &sequence_id, &attempt, &PAGE])
+                    .await?;
+            }
+            _ => break,
+        }
+    }
+    since.rows.reverse();
+    Ok(since)
+}
+
+/// The keys of an `inline_values` column, in stored order.
+pub(crate) fn keys(text: &[u8]) -> Result<Vec<String>, String> {
+    Ok(decode(text)?.into_iter().map(|(key, _)| key).collect())
+}
+
+/// An `inline_values` column read back.
+pub(crate) fn decode(text: &[u8]) -> Result<Vec<(String, Option<Value>)>, String> {
+    let invalid = |why: &str| {
+        format!("its inline values are not a list of [key, value] or [key] entries: {why}")
+    };
+    let entries: Vec<Vec<Value>> =
+        serde_json::from_slice(text).map_err(|error| invalid(&error.to_string()))?;
+    entries
+        .into_iter()
+        .map(|entry| {
+            let mut entry = entry.into_iter();
+            let key = match entry.next() {
+                Some(Value::String(key)) => key,
+                _ => return Err(invalid("an entry does not start with a key")),
+            };
+            let value = entry.next();
+            if entry.next().is_some() {
+                return Err(invalid(&format!(
+                    "the entry of key `{key}` has more than two items"
+                )));
+            }
+            Ok((key, value))
+        })
+        .collect()
+}
+
+/// The statement that writes a key's value (NULL: deleted) at a sequence id, replacing
+/// one already there.
+pub(crate) const UPSERT_VALUE: &str =
+    "INSERT INTO burr_values (app, key, sequence_id, value) VALUES ($1, $2, $3, $4) \
+     ON CONFLICT (app, key, sequence_id) DO UPDATE SET value = excluded.value";
+
+/// Compact application `app`'s checkpoints with inline values up to sequence id `upto`:
+/// write each changed key's last value at the latest one's sequence id, and make that
+/// checkpoint a base.
+pub(crate) async fn compact(
+    conn: &Conn,
+    database: &str,
+    app_id: &str,
+    app: i64,
+    upto: i64,
+) -> Result<(), Failure> {
+    let since = since_base(conn, database, app_id, app, upto).await?;
+    let Some(latest) = since.rows.last() else {
+        return Ok(());
+    };
+    let (sequence_id, attempt) = (latest.sequence_id, latest.attempt);
+    let latest_keys: Vec<&str> = latest.entries.iter().map(|(key, _)| key.as_str()).collect();
+    let latest_keys = serde_json::to_string(&latest_keys).unwrap_or_else(|_| "[]".to_owned());
+    let mut last: BTreeMap<String, Option<Value>> = BTreeMap::new();
+    for row in since.rows {
+        last.extend(row.entries);
+    }
+    let upsert = conn.prepare_cached(UPSERT_VALUE).await?;
+    let writes = last.iter().map(|(key, value)| {
+        let value = value.as_ref().map(Value::to_string);
+        let upsert = &upsert;
+        async move {
+            conn.execute(upsert, &[&app, key, &sequence_id, &value])
+                .await
+        }
+    });
+    futures::future::try_join_all(writes).await?;
+    let base = conn
+        .prepare_cached(
+            "UPDATE burr_checkpoints SET inline_values = NULL, \
+             changed_keys = CASE changed_keys WHEN '' THEN $4 ELSE changed_keys END \
+             WHERE app = $1 AND sequence_id = $2 AND attempt = $3",
+        )
+        .await?;
+    conn.execute(&base, &[&app, &sequence_id, &attempt, &latest_keys])
+        .await?;
+    Ok(())
+}
+
+/// The least string greater than every string starting with `prefix` (in code point
+/// order, which is the `"C"` collation's order for UTF-8), or `None` when there is none.
+pub(crate) fn prefix_end(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let next = match u32::from(last) + 1 {
+            0xD800 => Some('\u{E000}'),
+            code => char::from_u32(code),
+        };
+        if let Some(next) = next {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests_layout {
+    use std::sync::Arc;
+
+    use serde_json::json;
+
+    use super::*;
+
+    fn delta(updated: &[(&str, Value)], deleted: &[&str]) -> StateDelta {
+        StateDelta {
+            updated: updated
+                .iter()
+                .map(|(k, v)| (Arc::from(*k), Arc::new(v.clone())))
+                .collect(),
+            deleted: deleted.iter().map(|k| Arc::from(*k)).collect(),
+        }
+    }
+
+    #[test]
+    fn small_deltas_round_trip_and_null_values_differ_from_deletions() {
+        let text = encode(&delta(
+            &[("count", json!(3)), ("none", Value::Null)],
+            &["gone"],
+        ))
+        .unwrap();
+        assert_eq!(text, r#"[["count",3],["none",null],["gone"]]"#);
+        assert_eq!(
+            decode(text.as_bytes()).unwrap(),
+            vec![
+                ("count".to_owned(), Some(json!(3))),
+                ("none".to_owned(), Some(Value::Null)),
+                ("gone".to_owned(), None),
+            ]
+        );
+        let over = "x".repeat(INLINE_MAX);
+        assert!(encode(&delta(&[("k", json!(over))], &[])).is_none());
+    }
+
+    #[test]
+    fn malformed_inline_values_are_reported() {
+        for bad in [&b"{}"[..], b"[[1, 2]]", b"[[\"k\", 1, 2]]", b"[[]]", b"x"] {
+            assert!(decode(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn the_end_of_a_prefix_is_its_last_character_plus_one() {
+        assert_eq!(prefix_end("app/3/").as_deref(), Some("app/30"));
+        assert_eq!(prefix_end("a\u{D7FF}").as_deref(), Some("a\u{E000}"));
+        assert_eq!(prefix_end("a\u{10FFFF}").as_deref(), Some("b"));
+        assert_eq!(prefix_end(""), None);
+    }
+}

@@ -1,0 +1,73 @@
+//! [`PostgresOptions`]: how a [`PostgresPersister`](crate::PostgresPersister) connects and
+//! commits.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use burr_core::persistence::{Clock, SystemClock};
+
+/// How to connect a [`PostgresPersister`](crate::PostgresPersister).
+///
+/// ```
+/// use burr_postgres::PostgresOptions;
+///
+/// let options = PostgresOptions::new().pool_size(16).writers(4);
+/// # let _ = options;
+/// ```
+#[derive(Clone, Debug)]
+pub struct PostgresOptions {
+    pub(crate) pool_size: usize,
+    pub(crate) writers: usize,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) clock: Arc<dyn Clock>,
+}
+
+impl Default for PostgresOptions {
+    fn default() -> Self {
+        PostgresOptions {
+            pool_size: 8,
+            writers: 2,
+            connect_timeout: Duration::from_secs(10),
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+impl PostgresOptions {
+    /// The defaults: a pool of 8 connections, 2 of them committing at once, a connect
+    /// timeout of 10 s.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The most connections the persister opens (commits and reads share them; one more,
+    /// outside the pool, renews leases in the background). Every process connected to the
+    /// database opens up to this many: keep `processes x pool_size` under the server's
+    /// `max_connections` (100 by default).
+    pub fn pool_size(mut self, size: usize) -> Self {
+        self.pool_size = size.max(1);
+        self
+    }
+
+    /// How many transactions of saves may be in flight at once. Saves queued while they
+    /// are go together in the next one (group commit), so a few are enough; more help
+    /// only when the server has cores to spare.
+    pub fn writers(mut self, writers: usize) -> Self {
+        self.writers = writers.max(1);
+        self
+    }
+
+    /// How long connecting to the server may take before it is an error (when the URL
+    /// does not say: its `connect_timeout` wins).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// The clock leases are judged by. Default: [`SystemClock`]; a test gives a
+    /// [`ManualClock`](burr_core::persistence::ManualClock).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+}
