@@ -18,6 +18,8 @@ use serde_json::{Map, Value};
 
 use entries::Entries;
 
+pub(crate) use entries::same_key;
+
 pub use delta::StateDelta;
 pub use error::StateError;
 
@@ -206,9 +208,9 @@ impl State {
 
     /// A new state with `key` set to an already shared value (no copy of the value).
     pub fn update_shared(&self, key: impl AsRef<str>, value: Arc<Value>) -> State {
-        let mut map = self.map.clone();
-        map.insert(map.key(key.as_ref()), Slot(value));
-        State { map }
+        State {
+            map: self.map.inserted(self.map.key(key.as_ref()), Slot(value)),
+        }
     }
 
     /// A new state with every `(key, value)` pair set.
@@ -287,7 +289,8 @@ impl State {
     /// error, and so is an overflow.
     pub fn increment(&self, key: impl AsRef<str>, by: i64) -> Result<State, StateError> {
         let key = key.as_ref();
-        let current = match self.get_value(key) {
+        let found = self.map.get_key_value(key);
+        let current = match found.map(|(_, slot)| &*slot.0) {
             None => 0,
             Some(Value::Number(n)) if n.is_i64() => n.as_i64().unwrap_or_default(),
             Some(other) => {
@@ -304,7 +307,14 @@ impl State {
                 value: current,
                 by,
             })?;
-        Ok(self.update(key, next))
+        // The key held already: no second look-up.
+        let key = match found {
+            Some((k, _)) => Arc::clone(k),
+            None => self.map.key(key),
+        };
+        Ok(State {
+            map: self.map.inserted(key, Slot(Arc::new(Value::from(next)))),
+        })
     }
 
     /// A new state without the keys `wipe` names (see [`Wipe`]).
@@ -391,6 +401,12 @@ impl State {
 
     /// `self` with `delta` applied.
     pub fn apply(&self, delta: &StateDelta) -> State {
+        // One key set (a step's usual write): no list of pairs to build.
+        if let ([(key, value)], []) = (&delta.updated[..], &delta.deleted[..]) {
+            return State {
+                map: self.map.inserted(Arc::clone(key), Slot(Arc::clone(value))),
+            };
+        }
         let mut map = self.map.clone();
         for key in &delta.deleted {
             map.remove(key);
