@@ -83,20 +83,66 @@ pub(crate) type Executed = Result<(ActionResult, State, StateDelta)>;
 /// Run `action` on `state` here and now, when it is a single-step action whose code runs
 /// inline ([`Action::run_and_update_inline`]), and check its writes. Otherwise `Err`
 /// with the action's view of the state, for [`execute`].
+///
+/// With `delta` false (no persister, no hooks: no one reads it), the delta returned is
+/// empty: the writes are checked and applied from the two views directly.
 pub(crate) fn execute_inline(
     action: &dyn Action,
     state: &State,
     inputs: &Inputs,
     ctx: &ApplicationContext,
+    delta: bool,
 ) -> std::result::Result<Executed, State> {
     let view = read_view(action, state);
     if action.streaming() || !action.single_step() {
         return Err(view);
     }
     match action.run_and_update_inline(view.clone(), inputs, ctx) {
+        Ok(Ok((result, new_view))) if !delta => {
+            if let Some(new_state) = checked_without_delta(action, state, &view, &new_view) {
+                return Ok(Ok((result, new_state, StateDelta::default())));
+            }
+            Ok(single_step_done(
+                action,
+                state,
+                view,
+                Ok((result, new_view)),
+            ))
+        }
         Ok(outcome) => Ok(single_step_done(action, state, view, outcome)),
         Err(_) => Err(view),
     }
+}
+
+/// The new state after a single-step action turned `view` (its part of `state`) into
+/// `new_view`, when its writes pass [`check_writes`] and none is reserved (`__`); `None`
+/// otherwise (then the full path says what is wrong, or drops the reserved keys).
+fn checked_without_delta(
+    action: &dyn Action,
+    state: &State,
+    view: &State,
+    new_view: &State,
+) -> Option<State> {
+    let writes = action.writes();
+    let mut clean = true;
+    new_view.for_each_change(view, |key, set| {
+        if key.as_bytes().starts_with(b"__") || set && !writes.iter().any(|w| same_key(w, key)) {
+            clean = false;
+        }
+    });
+    if !clean {
+        return None;
+    }
+    // The action read the whole state: its new view is the new state.
+    let new_state = if view.same_as(state) {
+        new_view.clone()
+    } else {
+        state.apply_changes(view, new_view)
+    };
+    writes
+        .iter()
+        .all(|w| new_state.contains(w))
+        .then_some(new_state)
 }
 
 /// A single-step action's outcome on `view` (its part of `state`), its writes checked.

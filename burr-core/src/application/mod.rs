@@ -97,6 +97,8 @@ pub struct Application {
     /// The failure an error transition routed to the next action (its handler), until the
     /// handler completes.
     failure: Option<StepFailure>,
+    /// Whether the context holds a failure for the running handler (`ctx.failure()`).
+    failure_handed: bool,
     /// When the last failed attempt ended, for the backoff before its retry.
     failed_at: Option<SystemTime>,
     /// What the step loop does after the failed attempt that just ended.
@@ -558,9 +560,10 @@ impl Application {
         }
         let action = Arc::clone(self.graph.action(index));
         let inputs = execute::resolve_inputs(&*action, inputs)?;
-        let had_failure = self.failure.is_some() || self.ctx.failure().is_some();
+        let had_failure = self.failure.is_some() || self.failure_handed;
         if had_failure {
             self.ctx.set_failure(self.failure.clone());
+            self.failure_handed = self.failure.is_some();
         }
         // Child applications take an executor slot for the step's work; the wait is not
         // the step's running time.
@@ -591,7 +594,8 @@ impl Application {
         let inline = match timeout {
             None => {
                 let _entered = span.enter();
-                execute::execute_inline(&*action, &self.state, &inputs, &self.ctx)
+                let delta = self.saver.is_some() || !self.hooks.is_empty();
+                execute::execute_inline(&*action, &self.state, &inputs, &self.ctx, delta)
             }
             Some(_) => Err(execute::read_view(&*action, &self.state)),
         };
@@ -642,6 +646,7 @@ impl Application {
         if finished.is_ok() && had_failure {
             self.failure = None;
             self.ctx.set_failure(None);
+            self.failure_handed = false;
         }
         finished
     }
@@ -907,7 +912,12 @@ impl Application {
                 Err(_) if self.routed => continue,
                 Err(error) => return Err(error),
             };
-            last = Some(step);
+            if let Some(Ran { result, .. }) = last.replace(step) {
+                // An empty result owns no memory: no need to walk it to drop it.
+                if result.is_empty() {
+                    std::mem::forget(result);
+                }
+            }
             if self.halt_reached(&halts)? {
                 break;
             }

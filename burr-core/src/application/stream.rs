@@ -201,7 +201,9 @@ impl Application {
         let (sequence_id, attempt) = self.numbering();
         self.ctx.sequence_id = sequence_id;
         self.ctx.attempt = attempt;
-        self.ctx.action = Arc::clone(&self.names[index]);
+        if !Arc::ptr_eq(&self.ctx.action, &self.names[index]) {
+            self.ctx.action = Arc::clone(&self.names[index]);
+        }
         self.ctx.spans.reset();
         // Only hooks see the time (no clock read without them).
         let started_at = if self.hooks.is_empty() {

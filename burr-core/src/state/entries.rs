@@ -226,8 +226,14 @@ impl Large {
         self.recent.as_deref().unwrap_or_default()
     }
 
+    /// Where `key` is among the recent changes (few: compared in turn, lengths first), or
+    /// where it would go.
     fn find(&self, key: &str) -> Result<usize, usize> {
-        self.recent().binary_search_by(|(k, _)| (**k).cmp(key))
+        let recent = self.recent();
+        match recent.iter().position(|(k, _)| same_key(k, key)) {
+            Some(at) => Ok(at),
+            None => Err(recent.partition_point(|(k, _)| **k < *key)),
+        }
     }
 
     fn len(&self) -> usize {
@@ -287,6 +293,17 @@ impl Large {
                 }
             }
             return Large::new(base);
+        }
+        if replace {
+            // The same keys: a copy with one entry replaced.
+            let mut entries: RecentKeys = Arc::from(recent);
+            if let Some(slot) = Arc::get_mut(&mut entries).and_then(|e| e.get_mut(at)) {
+                *slot = (key, change);
+                return Large {
+                    base: Arc::clone(&self.base),
+                    recent: Some(entries),
+                };
+            }
         }
         let skip = usize::from(replace);
         let entries: RecentKeys = recent[..at]

@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use entries::Entries;
+use entries::{Change, Entries};
 
 pub(crate) use entries::same_key;
 
@@ -397,6 +397,27 @@ impl State {
     /// of the state.
     pub fn delta_from(&self, before: &State) -> StateDelta {
         StateDelta::between(before, self)
+    }
+
+    /// Call `f` with each key that changed from `before` to `self`, and whether it was
+    /// set (`true`) or removed: what [`delta_from`](Self::delta_from) lists, without
+    /// making the list.
+    pub(crate) fn for_each_change(&self, before: &State, mut f: impl FnMut(&str, bool)) {
+        Entries::diff(&before.map, &self.map, |change| match change {
+            Change::Set(k, _) => f(k, true),
+            Change::Removed(k) => f(k, false),
+        });
+    }
+
+    /// `self` with the changes from `before` to `after` applied: what
+    /// `self.apply(&after.delta_from(before))` gives, without making the delta.
+    pub(crate) fn apply_changes(&self, before: &State, after: &State) -> State {
+        let mut map = self.map.clone();
+        Entries::diff(&before.map, &after.map, |change| match change {
+            Change::Set(k, v) => map = map.inserted(Arc::clone(k), v.clone()),
+            Change::Removed(k) => map.remove(k),
+        });
+        State { map }
     }
 
     /// `self` with `delta` applied.
