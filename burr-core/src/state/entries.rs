@@ -277,8 +277,14 @@ impl Large {
     /// `self` with `key` changed to `change` (which tells the tree's value from a new one
     /// correctly): in the array while it has room, else everything folded into the tree.
     fn with(&self, key: Arc<str>, change: Recent) -> Large {
+        let found = self.find(&key);
+        self.with_at(found, key, change)
+    }
+
+    /// [`with`](Self::with), `found` being [`find`](Self::find)'s answer for `key`.
+    fn with_at(&self, found: Result<usize, usize>, key: Arc<str>, change: Recent) -> Large {
         let recent = self.recent();
-        let (at, replace) = match self.find(&key) {
+        let (at, replace) = match found {
             Ok(at) => (at, true),
             Err(at) => (at, false),
         };
@@ -320,7 +326,8 @@ impl Large {
 
     /// `self` with `key` set to `value`.
     fn inserted(&self, key: Arc<str>, value: Slot) -> Large {
-        let change = match self.find(&key) {
+        let found = self.find(&key);
+        let change = match found {
             Ok(at) => match self.recent()[at].1 {
                 Recent::Added(_) => Recent::Added(value),
                 Recent::Replaced(_) | Recent::Removed => Recent::Replaced(value),
@@ -328,7 +335,7 @@ impl Large {
             Err(_) if self.base.contains_key(&*key) => Recent::Replaced(value),
             Err(_) => Recent::Added(value),
         };
-        self.with(key, change)
+        self.with_at(found, key, change)
     }
 
     /// `self` without `key`; `None` when it does not hold it.
@@ -493,7 +500,9 @@ impl Entries {
             count += 1;
         }
         let found = &mut found[..count];
-        found.sort_unstable_by(|a, b| a.map(|(k, _)| k).cmp(&b.map(|(k, _)| k)));
+        if count > 1 {
+            found.sort_unstable_by(|a, b| a.map(|(k, _)| k).cmp(&b.map(|(k, _)| k)));
+        }
         if count == self.len() {
             return self.clone();
         }
@@ -506,6 +515,14 @@ impl Entries {
             count,
             found.iter().flatten().map(|(_, v)| (*v).clone()),
         )
+    }
+
+    /// The entry of a map of one key.
+    pub(crate) fn single(&self) -> Option<(&Arc<str>, &Slot)> {
+        match self {
+            Entries::One(keys, value) => keys.first().map(|k| (k, value)),
+            _ => None,
+        }
     }
 
     pub(crate) fn len(&self) -> usize {
