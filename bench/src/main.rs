@@ -9,10 +9,12 @@ use std::process::ExitCode;
 
 const USAGE: &str =
     "usage: burr-bench <workload> [--n N] [--rounds R] [--durable] [--persist] [--track] [--db PATH|URL]
+                  [--keys K] [--in-process]
 
 workloads:
   w1        step overhead: increment while count < N (default 10000), then done
-            (--track: w1 and w2 record every step with the tracker)
+            (--track: w1 and w2 record every step with the tracker; --keys K: K more
+            keys in state that no step touches)
   w1-big    w1 with a 1,000,000-character value in state that no step touches
   w1-retry  w1 with a retry policy and a timeout on every action; R rounds (default 7)
             interleaved with plain w1, medians and their ratio reported
@@ -30,22 +32,32 @@ workloads:
   w3-retry  w3 where 5% of the children fail their first run and retry (N default 1000)
   w4        counter killed at a random step and resumed, N rounds (default 5);
             needs `cargo build --release -p example-counter`
+            (--in-process: this binary counts and is killed, and a fresh process of it
+            times itself from the top of main to the state loaded, `ms_to_loaded`)
   w5        queue throughput: N one-step runs (default 10000) submitted, then drained by
             one worker process with concurrency 64 (--db PATH: the database)
   w6        dispatch latency: submit -> first step started with an idle worker, N times
             (default 200), in process and across processes (--db PATH)
   claim-cost  claiming one run with 1,000 and with N (default 1,000,000) runs queued
+  http-submit  POST /v1/runs for N seconds (default 10) with wrk, 64 connections:
+            `requests_per_s` (every 201 a run stored); needs wrk
+  http-sse  N SSE clients (default 1000) on one run's stream: the server's memory and
+            delivery latency (`delivery_p99_ms`, `server_peak_mib`)
+  http-runs-page  GET /v1/runs on a database of N runs (default 100,000), run by a
+            worker: `first_page_ms` (not part of `all`)
   state-size  heap bytes of a State of 1, 4, 16 and 64 keys (a counting allocator, in
             the burr-state-size binary built beside this one; not part of `all`)
-  all       every workload above (not claim-cost, not state-size)";
+  all       every workload above (not claim-cost, state-size, http-runs-page)";
 
 fn main() -> ExitCode {
+    // W4 in process times its resume from here.
+    let started = std::time::Instant::now();
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("state-size") {
         return state_size();
     }
     match workloads::Options::parse(&args) {
-        Ok(options) => match workloads::run(&options) {
+        Ok(options) => match workloads::run(started, &options) {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
                 eprintln!("burr-bench: {error}");

@@ -30,6 +30,10 @@ pub struct Options {
     /// W5/W6: the database (a file path; a new file in a temporary directory by default);
     /// W2/W2b: a `postgres://` URL runs them on PostgreSQL.
     pub db: Option<String>,
+    /// W1: untouched keys in state besides the counter.
+    pub keys: u64,
+    /// W4: time start -> loaded inside this process, not across a spawn.
+    pub in_process: bool,
 }
 
 impl Options {
@@ -39,6 +43,8 @@ impl Options {
         let mut n = None;
         let mut rounds = None;
         let mut db = None;
+        let mut keys = 0;
+        let mut in_process = false;
         let (mut durable, mut persist, mut track) = (false, false, false);
         let mut it = args.iter();
         while let Some(arg) = it.next() {
@@ -63,6 +69,13 @@ impl Options {
                             })?,
                     );
                 }
+                "--keys" => {
+                    let value = it.next().ok_or("--keys needs a number")?;
+                    keys = value
+                        .parse()
+                        .map_err(|_| format!("--keys: `{value}` is not a number"))?;
+                }
+                "--in-process" => in_process = true,
                 "--db" => db = Some(it.next().ok_or("--db needs a path")?.clone()),
                 "--durable" => durable = true,
                 "--persist" => persist = true,
@@ -82,12 +95,35 @@ impl Options {
             track,
             rounds,
             db,
+            keys,
+            in_process,
         })
     }
 }
 
 /// Run the workload the options name.
-pub fn run(options: &Options) -> Result<(), Box<dyn std::error::Error>> {
+pub fn run(
+    started: std::time::Instant,
+    options: &Options,
+) -> Result<(), Box<dyn std::error::Error>> {
+    // W4 in process: the process to kill, and the one that resumes (timed from `started`).
+    let n = |default| options.n.unwrap_or(default);
+    match options.workload.as_str() {
+        "w4-victim" => {
+            let db = options.db.as_deref().ok_or("w4-victim needs --db")?;
+            return w4::victim(std::path::Path::new(db), n(1_000));
+        }
+        "w4-resume" => {
+            let db = options.db.as_deref().ok_or("w4-resume needs --db")?;
+            report(w4::resume_here(
+                started,
+                std::path::Path::new(db),
+                n(1_000),
+            )?);
+            return Ok(());
+        }
+        _ => {}
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -105,6 +141,7 @@ pub fn run(options: &Options) -> Result<(), Box<dyn std::error::Error>> {
         report(runtime.block_on(w1::step_overhead(
             options.n.unwrap_or(10_000),
             false,
+            options.keys,
             tracker.as_ref(),
         ))?);
         ran = true;
@@ -113,6 +150,7 @@ pub fn run(options: &Options) -> Result<(), Box<dyn std::error::Error>> {
         report(runtime.block_on(w1::step_overhead(
             options.n.unwrap_or(10_000),
             true,
+            options.keys,
             tracker.as_ref(),
         ))?);
         ran = true;
@@ -122,7 +160,7 @@ pub fn run(options: &Options) -> Result<(), Box<dyn std::error::Error>> {
         let n = options.n.unwrap_or(10_000);
         let (mut plain, mut guarded) = (Vec::new(), Vec::new());
         for _ in 0..options.rounds.unwrap_or(7) {
-            let line = runtime.block_on(w1::step_overhead(n, false, None))?;
+            let line = runtime.block_on(w1::step_overhead(n, false, options.keys, None))?;
             plain.push(line["us_per_step"].as_f64().unwrap_or(f64::NAN));
             let line = runtime.block_on(w1::with_retry(n))?;
             guarded.push(line["us_per_step"].as_f64().unwrap_or(f64::NAN));
@@ -242,7 +280,10 @@ pub fn run(options: &Options) -> Result<(), Box<dyn std::error::Error>> {
         report(line);
         ran = true;
     }
-    if all || options.workload == "w4" {
+    if options.workload == "w4" && options.in_process {
+        report(w4::resume_in_process(dir.path(), n(5) as u32)?);
+        ran = true;
+    } else if all || options.workload == "w4" {
         report(runtime.block_on(w4::resume(dir.path(), options.n.unwrap_or(5) as u32))?);
         ran = true;
     }

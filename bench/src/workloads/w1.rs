@@ -10,33 +10,37 @@ use burr_core::actions::{action_sync, RetryPolicy};
 use serde_json::{json, Value};
 
 /// W1: `increment` while `count < N` (an `expr` condition), then `done`; N+1 steps. With
-/// `big`, a 1,000,000-character string sits in state untouched.
+/// `big`, a 1,000,000-character string sits in state untouched; with `keys`, that many
+/// more keys (`key0`, `key1`, ..., small integers) that no step reads or writes.
 pub async fn step_overhead(
     n: u64,
     big: bool,
+    keys: u64,
     tracker: Option<&burr_tracker::Tracker>,
 ) -> Result<Value, Box<dyn std::error::Error>> {
-    counter(n, big, tracker, false).await
+    counter(n, big, keys, tracker, false).await
 }
 
 /// W1 with a retry policy (3 attempts) and a 30 s timeout on every action: the cost of
 /// failure handling when nothing fails.
 pub async fn with_retry(n: u64) -> Result<Value, Box<dyn std::error::Error>> {
-    counter(n, false, None, true).await
+    counter(n, false, 0, None, true).await
 }
 
 async fn counter(
     n: u64,
     big: bool,
+    keys: u64,
     tracker: Option<&burr_tracker::Tracker>,
     guarded: bool,
 ) -> Result<Value, Box<dyn std::error::Error>> {
+    let untouched: State = (0..keys).map(|i| (format!("key{i}"), json!(i))).collect();
     let build_start = Instant::now();
     let increment = action_sync("increment", |s: State, _, _| s.increment("count", 1))
         .reads(["count"])
         .writes(["count"]);
     let done = action_sync("done", |s: State, _, _| s).reads(["count"]);
-    let mut state = State::new().update("count", 0);
+    let mut state = untouched.update("count", 0);
     if big {
         state = state.update("big", "x".repeat(1_000_000));
     }
@@ -75,6 +79,7 @@ async fn counter(
         },
         "tracked": tracker.is_some(),
         "n": n,
+        "keys": keys,
         "steps": steps,
         "build_us": build_us,
         "us_per_step": elapsed.as_secs_f64() * 1e6 / steps as f64,

@@ -131,6 +131,21 @@ impl Action for FnAction {
         &self.declaration
     }
 
+    fn run_and_update_inline(
+        &self,
+        state: State,
+        inputs: &Inputs,
+        ctx: &ApplicationContext,
+    ) -> Result<Output, State> {
+        match &self.body {
+            Body::Sync {
+                body,
+                blocking: false,
+            } => Ok(body(state, inputs, ctx)),
+            _ => Err(state),
+        }
+    }
+
     async fn run_and_update(
         &self,
         state: State,

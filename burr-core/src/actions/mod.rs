@@ -127,6 +127,20 @@ pub trait Action: Send + Sync + 'static {
         )))
     }
 
+    /// Single-step form, for an action whose code is quick synchronous code: run it here,
+    /// without a future, and return its outcome; or give `state` back (`Err`, the default),
+    /// and the framework calls [`run_and_update`](Action::run_and_update) instead. An
+    /// action that implements it must behave as its `run_and_update` does.
+    fn run_and_update_inline(
+        &self,
+        state: State,
+        inputs: &Inputs,
+        ctx: &ApplicationContext,
+    ) -> std::result::Result<std::result::Result<(ActionResult, State), ActionError>, State> {
+        let _ = (inputs, ctx);
+        Err(state)
+    }
+
     /// Streaming form: intermediate results, the last item being the final result, which
     /// [`Action::update`] then turns into the new state. Called only when the declaration
     /// says [`streaming`](Declaration::streaming).

@@ -459,6 +459,7 @@ impl ApplicationBuilder {
             hooks,
             settings,
             failure: None,
+            failure_handed: false,
             failed_at: None,
             after_failure: super::AfterFailure::Fail,
             retry_in: None,

@@ -1,15 +1,26 @@
 //! Running one action: its inputs, its read view, its writes checked.
 
+use std::borrow::Cow;
+
 use futures::StreamExt;
 
 use crate::actions::{Action, ActionResult, Inputs, UndeclaredRead};
 use crate::error::{Error, Result};
 use crate::ids::ApplicationContext;
-use crate::state::{State, StateDelta, StateError};
+use crate::state::{same_key, State, StateDelta, StateError};
 
 /// The inputs `action` takes out of those given: inputs starting with `__` are refused,
 /// undeclared ones dropped, and a missing required one is an error naming it.
-pub(crate) fn resolve_inputs(action: &dyn Action, given: &Inputs) -> Result<Inputs> {
+/// The inputs given are taken as they are (borrowed) when the action declares each of
+/// them (the usual case: none given, or just those it takes).
+pub(crate) fn resolve_inputs<'i>(
+    action: &dyn Action,
+    given: &'i Inputs,
+) -> Result<Cow<'i, Inputs>> {
+    // None given, none required: nothing to check.
+    if given.is_empty() && action.inputs().is_empty() {
+        return Ok(Cow::Borrowed(given));
+    }
     if let Some(reserved) = given.keys().find(|k| k.starts_with("__")) {
         return Err(Error::ReservedInput {
             input: reserved.clone(),
@@ -27,13 +38,19 @@ pub(crate) fn resolve_inputs(action: &dyn Action, given: &Inputs) -> Result<Inpu
             inputs: missing,
         });
     }
+    if given
+        .keys()
+        .all(|k| required.iter().chain(optional).any(|name| name == k))
+    {
+        return Ok(Cow::Borrowed(given));
+    }
     let mut taken = Inputs::new();
     for name in required.iter().chain(optional) {
         if let Some(value) = given.get(name.as_str()) {
             taken.insert(name.clone(), value.clone());
         }
     }
-    Ok(taken)
+    Ok(Cow::Owned(taken))
 }
 
 /// The keys of `state` the action reads.
@@ -60,15 +77,102 @@ pub(crate) fn action_failed(action: &dyn Action, error: crate::actions::ActionEr
     }
 }
 
-/// Run `action` on `state` and check its writes: the result, the new state and what
-/// changed.
-pub(crate) async fn execute(
+/// What a run of an action gives: its result, the new state and what changed.
+pub(crate) type Executed = Result<(ActionResult, State, StateDelta)>;
+
+/// Run `action` on `state` here and now, when it is a single-step action whose code runs
+/// inline ([`Action::run_and_update_inline`]), and check its writes. Otherwise `Err`
+/// with the action's view of the state, for [`execute`].
+///
+/// With `delta` false (no persister, no hooks: no one reads it), the delta returned is
+/// empty: the writes are checked and applied from the two views directly.
+pub(crate) fn execute_inline(
     action: &dyn Action,
     state: &State,
     inputs: &Inputs,
     ctx: &ApplicationContext,
-) -> Result<(ActionResult, State, StateDelta)> {
+    delta: bool,
+) -> std::result::Result<Executed, State> {
     let view = read_view(action, state);
+    if action.streaming() || !action.single_step() {
+        return Err(view);
+    }
+    match action.run_and_update_inline(view.clone(), inputs, ctx) {
+        Ok(Ok((result, new_view))) if !delta => {
+            if let Some(new_state) = checked_without_delta(action, state, &view, &new_view) {
+                return Ok(Ok((result, new_state, StateDelta::default())));
+            }
+            Ok(single_step_done(
+                action,
+                state,
+                view,
+                Ok((result, new_view)),
+            ))
+        }
+        Ok(outcome) => Ok(single_step_done(action, state, view, outcome)),
+        Err(_) => Err(view),
+    }
+}
+
+/// The new state after a single-step action turned `view` (its part of `state`) into
+/// `new_view`, when its writes pass [`check_writes`] and none is reserved (`__`); `None`
+/// otherwise (then the full path says what is wrong, or drops the reserved keys).
+fn checked_without_delta(
+    action: &dyn Action,
+    state: &State,
+    view: &State,
+    new_view: &State,
+) -> Option<State> {
+    let writes = action.writes();
+    let mut clean = true;
+    new_view.for_each_change(view, |key, set| {
+        if key.as_bytes().starts_with(b"__") || set && !writes.iter().any(|w| same_key(w, key)) {
+            clean = false;
+        }
+    });
+    if !clean {
+        return None;
+    }
+    // The action read the whole state: its new view is the new state.
+    let new_state = if view.same_as(state) {
+        new_view.clone()
+    } else {
+        state.apply_changes(view, new_view)
+    };
+    writes
+        .iter()
+        .all(|w| new_state.contains(w))
+        .then_some(new_state)
+}
+
+/// A single-step action's outcome on `view` (its part of `state`), its writes checked.
+fn single_step_done(
+    action: &dyn Action,
+    state: &State,
+    view: State,
+    outcome: std::result::Result<(ActionResult, State), crate::actions::ActionError>,
+) -> Executed {
+    let (result, new_view) = outcome.map_err(|e| action_failed(action, e))?;
+    let delta = new_view.delta_from(&view);
+    // The action read the whole state: its new view is the new state.
+    let new_state = if view.same_as(state) {
+        new_view
+    } else {
+        state.apply(&delta)
+    };
+    let (new_state, delta) = check_writes(action, state, new_state, delta)?;
+    Ok((result, new_state, delta))
+}
+
+/// Run `action` on `state` (`view`: the keys of it the action reads, from
+/// [`execute_inline`]) and check its writes: the result, the new state and what changed.
+pub(crate) async fn execute(
+    action: &dyn Action,
+    state: &State,
+    view: State,
+    inputs: &Inputs,
+    ctx: &ApplicationContext,
+) -> Executed {
     let failed = |e| action_failed(action, e);
     let (result, new_state, delta) = if action.streaming() {
         let mut stream = action.stream_run(view, inputs.clone(), ctx.clone());
@@ -81,12 +185,8 @@ pub(crate) async fn execute(
         let delta = new_state.delta_from(state);
         (result, new_state, delta)
     } else if action.single_step() {
-        let (result, new_view) = action
-            .run_and_update(view.clone(), inputs, ctx)
-            .await
-            .map_err(failed)?;
-        let delta = new_view.delta_from(&view);
-        (result, state.apply(&delta), delta)
+        let outcome = action.run_and_update(view.clone(), inputs, ctx).await;
+        return single_step_done(action, state, view, outcome);
     } else {
         let result = action.run(view, inputs, ctx).await.map_err(failed)?;
         let new_state = action.update(&result, state.clone()).map_err(failed)?;
@@ -105,33 +205,35 @@ pub(crate) fn check_writes(
     mut after: State,
     mut delta: StateDelta,
 ) -> Result<(State, StateDelta)> {
-    if delta.keys().any(|k| k.starts_with("__")) {
+    let reserved = |k: &str| k.as_bytes().starts_with(b"__");
+    if delta.updated.iter().any(|(k, _)| reserved(k)) || delta.deleted.iter().any(|k| reserved(k)) {
         delta.updated.retain(|(k, _)| !k.starts_with("__"));
         delta.deleted.retain(|k| !k.starts_with("__"));
         after = before.apply(&delta);
     }
     let writes = action.writes();
-    let undeclared: Vec<String> = delta
-        .updated
-        .iter()
-        .filter(|(k, _)| !writes.iter().any(|w| **w == **k))
-        .map(|(k, _)| k.to_string())
-        .collect();
-    if !undeclared.is_empty() {
+    let declared = |k: &str| writes.iter().any(|w| same_key(w, k));
+    if !delta.updated.iter().all(|(k, _)| declared(k)) {
         return Err(Error::UndeclaredWrite {
             action: action.name().to_owned(),
-            keys: undeclared,
+            keys: delta
+                .updated
+                .iter()
+                .filter(|(k, _)| !declared(k))
+                .map(|(k, _)| k.to_string())
+                .collect(),
         });
     }
-    let missing: Vec<String> = writes
-        .iter()
-        .filter(|w| !after.contains(w))
-        .cloned()
-        .collect();
-    if !missing.is_empty() {
+    // A declared write the step set is there; only the others need a look.
+    let set = |w: &str| delta.updated.iter().any(|(k, _)| same_key(k, w));
+    if !writes.iter().all(|w| set(w) || after.contains(w)) {
         return Err(Error::MissingWrite {
             action: action.name().to_owned(),
-            keys: missing,
+            keys: writes
+                .iter()
+                .filter(|w| !set(w) && !after.contains(w))
+                .cloned()
+                .collect(),
         });
     }
     Ok((after, delta))

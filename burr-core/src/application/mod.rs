@@ -40,6 +40,14 @@ pub struct Step {
     pub state: State,
 }
 
+/// A step that completed, as the step loop keeps it: the [`Step`] without its action's
+/// name and state, which only the callers that return a `Step` make.
+pub(crate) struct Ran {
+    index: usize,
+    sequence_id: u64,
+    result: ActionResult,
+}
+
 /// What [`Application::run`] returns: Burr's `(action, result, state)`.
 #[derive(Clone, Debug)]
 pub struct RunOutcome {
@@ -89,6 +97,8 @@ pub struct Application {
     /// The failure an error transition routed to the next action (its handler), until the
     /// handler completes.
     failure: Option<StepFailure>,
+    /// Whether the context holds a failure for the running handler (`ctx.failure()`).
+    failure_handed: bool,
     /// When the last failed attempt ended, for the backoff before its retry.
     failed_at: Option<SystemTime>,
     /// What the step loop does after the failed attempt that just ended.
@@ -390,6 +400,9 @@ impl Application {
         delta: &StateDelta,
         started_at: SystemTime,
     ) {
+        if self.hooks.is_empty() {
+            return;
+        }
         let ended_at = SystemTime::now();
         for hook in self.hooks() {
             hook.post_run_step(&StepEnd {
@@ -467,10 +480,20 @@ impl Application {
         self.call_start("step", &inputs);
         let outcome = self.step_inner(&inputs).await;
         self.call_end("step", outcome.as_ref().err());
-        outcome
+        Ok(outcome?.map(|ran| self.step_of(ran)))
     }
 
-    async fn step_inner(&mut self, inputs: &Inputs) -> Result<Option<Step>> {
+    /// The [`Step`] of a completed step (the current state is the state after it).
+    fn step_of(&self, ran: Ran) -> Step {
+        Step {
+            action: String::from(&*self.names[ran.index]),
+            sequence_id: ran.sequence_id,
+            result: ran.result,
+            state: self.state.clone(),
+        }
+    }
+
+    async fn step_inner(&mut self, inputs: &Inputs) -> Result<Option<Ran>> {
         self.routed = false;
         loop {
             match self.attempt(inputs).await {
@@ -513,7 +536,7 @@ impl Application {
     }
 
     /// One run of the next action (or, with nothing left to run, `Ok(None)`).
-    async fn attempt(&mut self, inputs: &Inputs) -> Result<Option<Step>> {
+    async fn attempt(&mut self, inputs: &Inputs) -> Result<Option<Ran>> {
         let Some(index) = self.next_index()? else {
             // Loaded finished: nothing left to run.
             if let Some(lease) = self.lease.take() {
@@ -537,19 +560,21 @@ impl Application {
         }
         let action = Arc::clone(self.graph.action(index));
         let inputs = execute::resolve_inputs(&*action, inputs)?;
-        if self.failure.is_some() || self.ctx.failure().is_some() {
+        let had_failure = self.failure.is_some() || self.failure_handed;
+        if had_failure {
             self.ctx.set_failure(self.failure.clone());
+            self.failure_handed = self.failure.is_some();
         }
         // Child applications take an executor slot for the step's work; the wait is not
         // the step's running time.
-        let waited = match (&self.ctx.executor, &self.ctx.spawning_parent) {
+        let (waited, holds_slot) = match (&self.ctx.executor, &self.ctx.spawning_parent) {
             (Some(executor), Some(_)) => {
                 let queued = std::time::Instant::now();
                 let permit = executor.acquire(self.ctx.work.clone()).await;
                 *self.ctx.slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(permit);
-                queued.elapsed()
+                (queued.elapsed(), true)
             }
-            _ => Duration::ZERO,
+            _ => (Duration::ZERO, false),
         };
         let started_at = self.begin_step(index, &inputs, waited);
         let sequence_id = self.ctx.sequence_id;
@@ -564,25 +589,43 @@ impl Application {
         self.ctx.run = self.ctx.run.wrapping_add(1);
         // A cancel does not drop a running action: it signals it (`ctx.is_cancelled()`), and
         // the application stops at the next step boundary. A timeout drops it.
-        let run = execute::execute(&*action, &self.state, &inputs, &self.ctx).instrument(span);
-        let executed = match timeout {
-            None => run.await,
-            Some(limit) => tokio::time::timeout(limit, run).await.unwrap_or_else(|_| {
-                // A blocking action (on its own thread) sees that its run is over.
-                self.ctx.timed_out.store(self.ctx.run, Ordering::Relaxed);
-                Err(Error::StepTimeout {
-                    action: action.name().to_owned(),
-                    after_ms: u64::try_from(limit.as_millis()).unwrap_or(u64::MAX),
-                })
-            }),
+        // Quick synchronous code runs here, in the step's span, without a future (nothing
+        // could cut it short: a timeout is only checked between polls).
+        let inline = match timeout {
+            None => {
+                let _entered = span.enter();
+                let delta = self.saver.is_some() || !self.hooks.is_empty();
+                execute::execute_inline(&*action, &self.state, &inputs, &self.ctx, delta)
+            }
+            Some(_) => Err(execute::read_view(&*action, &self.state)),
         };
-        drop(
-            self.ctx
-                .slot
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .take(),
-        );
+        let executed = match inline {
+            Ok(executed) => executed,
+            Err(view) => {
+                let run = execute::execute(&*action, &self.state, view, &inputs, &self.ctx)
+                    .instrument(span);
+                match timeout {
+                    None => run.await,
+                    Some(limit) => tokio::time::timeout(limit, run).await.unwrap_or_else(|_| {
+                        // A blocking action (on its own thread) sees that its run is over.
+                        self.ctx.timed_out.store(self.ctx.run, Ordering::Relaxed);
+                        Err(Error::StepTimeout {
+                            action: action.name().to_owned(),
+                            after_ms: u64::try_from(limit.as_millis()).unwrap_or(u64::MAX),
+                        })
+                    }),
+                }
+            }
+        };
+        if holds_slot {
+            drop(
+                self.ctx
+                    .slot
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .take(),
+            );
+        }
         // Cancelled while running: whatever the action returned, the step is cancelled.
         let executed = match executed {
             Err(error) if self.ctx.cancel.is_cancelled() => {
@@ -593,10 +636,17 @@ impl Application {
             }
             other => other,
         };
-        let finished = self.finish_step(index, &inputs, started_at, executed).await;
-        if finished.is_ok() {
+        let finished = match executed {
+            // Nothing to save: nothing to wait for.
+            Ok(done) if self.saver.is_none() => {
+                Ok(Some(self.completed(index, &inputs, started_at, done)))
+            }
+            executed => self.finish_step(index, &inputs, started_at, executed).await,
+        };
+        if finished.is_ok() && had_failure {
             self.failure = None;
             self.ctx.set_failure(None);
+            self.failure_handed = false;
         }
         finished
     }
@@ -672,7 +722,7 @@ impl Application {
         inputs: &Inputs,
         started_at: SystemTime,
         executed: Result<(ActionResult, State, StateDelta)>,
-    ) -> Result<Option<Step>> {
+    ) -> Result<Option<Ran>> {
         let name = Arc::clone(&self.names[index]);
         let saved = match executed {
             // Without a persister there is nothing to save (and no checkpoint to build).
@@ -696,32 +746,12 @@ impl Application {
             Err(error) => Err(error),
         };
         match saved {
-            Ok((result, state, delta)) => {
-                self.state = state;
-                self.sequence_id = Some(self.ctx.sequence_id);
-                self.prior = Some(index);
-                self.forced = None;
-                self.failed_attempt = None;
-                self.next_cache = None;
-                self.in_flight = false;
-                self.step_ended(
-                    index,
-                    inputs,
-                    StepStatus::Completed,
-                    Some(&result),
-                    None,
-                    &delta,
-                    started_at,
-                );
+            Ok(done) => {
+                let ran = self.completed(index, inputs, started_at, done);
                 if let Some(lease) = self.finished_lease() {
                     self.give_lease_back(lease).await;
                 }
-                Ok(Some(Step {
-                    action: name.to_string(),
-                    sequence_id: self.ctx.sequence_id,
-                    result,
-                    state: self.state.clone(),
-                }))
+                Ok(Some(ran))
             }
             Err(error) => {
                 let status = match error {
@@ -754,6 +784,38 @@ impl Application {
                 self.retry_in = None;
                 Err(error)
             }
+        }
+    }
+
+    /// Take the outcome of a step whose action ran (and was saved): its state is the
+    /// application's now.
+    fn completed(
+        &mut self,
+        index: usize,
+        inputs: &Inputs,
+        started_at: SystemTime,
+        (result, state, delta): (ActionResult, State, StateDelta),
+    ) -> Ran {
+        self.state = state;
+        self.sequence_id = Some(self.ctx.sequence_id);
+        self.prior = Some(index);
+        self.forced = None;
+        self.failed_attempt = None;
+        self.next_cache = None;
+        self.in_flight = false;
+        self.step_ended(
+            index,
+            inputs,
+            StepStatus::Completed,
+            Some(&result),
+            None,
+            &delta,
+            started_at,
+        );
+        Ran {
+            index,
+            sequence_id: self.ctx.sequence_id,
+            result,
         }
     }
 
@@ -841,7 +903,7 @@ impl Application {
         inputs: &Inputs,
     ) -> Result<RunOutcome> {
         let halts = HaltSet::new(&self.graph, halt_before, halt_after)?;
-        let mut last: Option<Step> = None;
+        let mut last: Option<Ran> = None;
         loop {
             let step = match self.step_inner(inputs).await {
                 Ok(Some(step)) => step,
@@ -850,7 +912,12 @@ impl Application {
                 Err(_) if self.routed => continue,
                 Err(error) => return Err(error),
             };
-            last = Some(step);
+            if let Some(Ran { result, .. }) = last.replace(step) {
+                // An empty result owns no memory: no need to walk it to drop it.
+                if result.is_empty() {
+                    std::mem::forget(result);
+                }
+            }
             if self.halt_reached(&halts)? {
                 break;
             }
@@ -866,9 +933,9 @@ impl Application {
             }
         }
         Ok(match last {
-            Some(step) => RunOutcome {
-                action: Some(step.action),
-                result: Some(step.result),
+            Some(ran) => RunOutcome {
+                action: Some(String::from(&*self.names[ran.index])),
+                result: Some(ran.result),
                 state,
             },
             None => RunOutcome {
@@ -900,7 +967,8 @@ impl Application {
                 }
             };
             match app.step_inner(&inputs).await {
-                Ok(Some(step)) => {
+                Ok(Some(ran)) => {
+                    let step = app.step_of(ran);
                     // A condition error surfaces on the next poll, from `step_inner`.
                     if app.halt_reached(&halts).unwrap_or(false) {
                         app.call_end("iterate", None);

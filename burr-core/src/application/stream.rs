@@ -153,7 +153,7 @@ impl Application {
                 Some(next) if halts.after(next) => {
                     let action = Arc::clone(self.graph.action(next));
                     if action.streaming() {
-                        let inputs = resolve_inputs(&*action, &inputs)?;
+                        let inputs = resolve_inputs(&*action, &inputs)?.into_owned();
                         return Ok(Plan::Stream {
                             index: next,
                             inputs,
@@ -201,9 +201,16 @@ impl Application {
         let (sequence_id, attempt) = self.numbering();
         self.ctx.sequence_id = sequence_id;
         self.ctx.attempt = attempt;
-        self.ctx.action = Arc::clone(&self.names[index]);
+        if !Arc::ptr_eq(&self.ctx.action, &self.names[index]) {
+            self.ctx.action = Arc::clone(&self.names[index]);
+        }
         self.ctx.spans.reset();
-        let started_at = SystemTime::now();
+        // Only hooks see the time (no clock read without them).
+        let started_at = if self.hooks.is_empty() {
+            SystemTime::UNIX_EPOCH
+        } else {
+            SystemTime::now()
+        };
         self.in_flight = true;
         for hook in self.hooks() {
             hook.pre_run_step(&StepStart {

@@ -262,13 +262,19 @@ impl Condition {
     /// Evaluate on `state`: first check that every key the condition names is present,
     /// then evaluate.
     pub fn evaluate(&self, state: &State) -> Result<bool, ConditionError> {
-        let missing: Vec<String> = self
-            .keys
-            .iter()
-            .filter(|k| !state.contains(k))
-            .cloned()
-            .collect();
-        if !missing.is_empty() {
+        // `key < 10` on an integer: its one key is there, and that is the whole evaluation.
+        if let Kind::Expr(e) = &self.kind {
+            if let Some(holds) = e.compare_key_to_int(&|key| state.get_value(key)) {
+                return Ok(holds);
+            }
+        }
+        if !self.keys.iter().all(|k| state.contains(k)) {
+            let missing: Vec<String> = self
+                .keys
+                .iter()
+                .filter(|k| !state.contains(k))
+                .cloned()
+                .collect();
             return Err(ConditionError::MissingKeys {
                 condition: self.name.to_string(),
                 keys: missing,

@@ -9,8 +9,13 @@
 //! map's clones share. So a small state of its own costs nothing on the heap up to two
 //! keys and 16 bytes plus 8 a value past that (144 bytes at [`SMALL_MAX`] keys), and its
 //! key set, when no other state has the same keys, 40 bytes plus 16 a key. Large states
-//! keep the tree: an update copies O(log n), a diff skips shared subtrees. Both iterate
-//! in key order, so nothing outside this file can tell them apart.
+//! keep the tree and, on top of it, their latest changes (at most [`RECENT_MAX`] keys, in
+//! a small sorted array): an update of a key among them copies that array, not a path of
+//! the tree, so a step that rewrites the same few keys of a 100,000-key state costs what
+//! it costs on a small one; a change of yet another key folds the array into the tree (an
+//! O(log n) path copy a key, as before). A diff of two large maps over the same tree
+//! compares the arrays; over different trees it skips the subtrees they share. Both forms
+//! iterate in key order, so nothing outside this file can tell them apart.
 
 use std::cell::RefCell;
 use std::cmp::Ordering;
@@ -24,6 +29,9 @@ use super::Slot;
 
 /// The most entries kept in a small map.
 pub(crate) const SMALL_MAX: usize = 16;
+
+/// The most changed keys a large map keeps above its tree before it folds them in.
+pub(crate) const RECENT_MAX: usize = 8;
 
 /// A large map that shrinks to this many entries or fewer goes back to a small one.
 const SHRINK_TO: usize = SMALL_MAX / 2;
@@ -51,6 +59,14 @@ thread_local! {
     /// same keys share them.
     static KEY_SET_CACHE: RefCell<[Option<KeySet>; CACHE_SLOTS]> =
         const { RefCell::new([const { None }; CACHE_SLOTS]) };
+}
+
+/// Whether two keys are the same text: lengths first (no `memcmp` call when they
+/// differ), and the same text object at once.
+#[inline]
+pub(crate) fn same_key(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    a.len() == b.len() && (std::ptr::eq(a, b) || a == b)
 }
 
 /// FNV-1a over `bytes`, continuing from `hash`: keys are short, and this runs often.
@@ -102,11 +118,13 @@ static EMPTY_KEYS: Vec<Arc<str>> = Vec::new();
 /// same set recently (then no allocation), a new one otherwise.
 fn key_set<'a, I>(keys: I) -> KeySet
 where
-    I: ExactSizeIterator<Item = &'a Arc<str>> + Clone,
+    I: Iterator<Item = &'a Arc<str>> + Clone,
 {
     let mut hash = FNV_START;
     let mut bytes = 0;
+    let mut n = 0;
     for k in keys.clone() {
+        n += 1;
         hash = fnv(hash, k.as_bytes());
         // A byte no UTF-8 text holds: ["ab"] and ["a", "b"] differ.
         hash = fnv(hash, &[0xff]);
@@ -117,7 +135,7 @@ where
     }
     let slot = cache_slot(hash);
     let same = |cached: &[Arc<str>]| {
-        cached.len() == keys.len()
+        cached.len() == n
             && cached
                 .iter()
                 .zip(keys.clone())
@@ -160,7 +178,212 @@ pub(crate) enum Entries {
     /// From 3 to [`SMALL_MAX`] entries.
     Small(Small),
     /// More than [`SMALL_MAX`] (or recently so).
-    Large(OrdMap<Arc<str>, Slot>),
+    Large(Large),
+}
+
+/// A large map: a shared tree and the keys changed since it was last written, which
+/// override it.
+#[derive(Clone)]
+pub(crate) struct Large {
+    /// Behind one more pointer, so that a state stays four words.
+    base: Arc<OrdMap<Arc<str>, Slot>>,
+    /// Changed keys, sorted, at most [`RECENT_MAX`] (`None`: none).
+    recent: Option<RecentKeys>,
+}
+
+/// The changed keys of a large map and how each changed, sorted by key.
+type RecentKeys = Arc<[(Arc<str>, Recent)]>;
+
+/// How a key of [`Large::recent`] differs from the tree.
+#[derive(Clone)]
+enum Recent {
+    /// Set, and not in the tree.
+    Added(Slot),
+    /// Set, over a value in the tree.
+    Replaced(Slot),
+    /// Removed from the tree.
+    Removed,
+}
+
+impl Recent {
+    fn slot(&self) -> Option<&Slot> {
+        match self {
+            Recent::Added(slot) | Recent::Replaced(slot) => Some(slot),
+            Recent::Removed => None,
+        }
+    }
+}
+
+impl Large {
+    fn new(base: OrdMap<Arc<str>, Slot>) -> Large {
+        Large {
+            base: Arc::new(base),
+            recent: None,
+        }
+    }
+
+    fn recent(&self) -> &[(Arc<str>, Recent)] {
+        self.recent.as_deref().unwrap_or_default()
+    }
+
+    /// Where `key` is among the recent changes (few: compared in turn, lengths first), or
+    /// where it would go.
+    fn find(&self, key: &str) -> Result<usize, usize> {
+        let recent = self.recent();
+        match recent.iter().position(|(k, _)| same_key(k, key)) {
+            Some(at) => Ok(at),
+            None => Err(recent.partition_point(|(k, _)| **k < *key)),
+        }
+    }
+
+    fn len(&self) -> usize {
+        let mut len = self.base.len();
+        for (_, change) in self.recent() {
+            match change {
+                Recent::Added(_) => len += 1,
+                Recent::Removed => len -= 1,
+                Recent::Replaced(_) => {}
+            }
+        }
+        len
+    }
+
+    fn get_key_value(&self, key: &str) -> Option<(&Arc<str>, &Slot)> {
+        match self.find(key) {
+            Ok(at) => {
+                let (k, change) = &self.recent()[at];
+                change.slot().map(|slot| (k, slot))
+            }
+            Err(_) => self.base.get_key_value(key),
+        }
+    }
+
+    /// The tree with every recent change written into it.
+    fn folded(&self) -> OrdMap<Arc<str>, Slot> {
+        let mut base = OrdMap::clone(&self.base);
+        for (key, change) in self.recent() {
+            match change.slot() {
+                Some(slot) => {
+                    base.insert(Arc::clone(key), slot.clone());
+                }
+                None => {
+                    base.remove(&**key);
+                }
+            }
+        }
+        base
+    }
+
+    /// `self` with `key` changed to `change` (which tells the tree's value from a new one
+    /// correctly): in the array while it has room, else everything folded into the tree.
+    fn with(&self, key: Arc<str>, change: Recent) -> Large {
+        let found = self.find(&key);
+        self.with_at(found, key, change)
+    }
+
+    /// [`with`](Self::with), `found` being [`find`](Self::find)'s answer for `key`.
+    fn with_at(&self, found: Result<usize, usize>, key: Arc<str>, change: Recent) -> Large {
+        let recent = self.recent();
+        let (at, replace) = match found {
+            Ok(at) => (at, true),
+            Err(at) => (at, false),
+        };
+        if !replace && recent.len() >= RECENT_MAX {
+            let mut base = self.folded();
+            match change.slot() {
+                Some(slot) => {
+                    base.insert(key, slot.clone());
+                }
+                None => {
+                    base.remove(&*key);
+                }
+            }
+            return Large::new(base);
+        }
+        if replace {
+            // The same keys: a copy with one entry replaced.
+            let mut entries: RecentKeys = Arc::from(recent);
+            if let Some(slot) = Arc::get_mut(&mut entries).and_then(|e| e.get_mut(at)) {
+                *slot = (key, change);
+                return Large {
+                    base: Arc::clone(&self.base),
+                    recent: Some(entries),
+                };
+            }
+        }
+        let skip = usize::from(replace);
+        let entries: RecentKeys = recent[..at]
+            .iter()
+            .cloned()
+            .chain(iter::once((key, change)))
+            .chain(recent[at + skip..].iter().cloned())
+            .collect();
+        Large {
+            base: Arc::clone(&self.base),
+            recent: Some(entries),
+        }
+    }
+
+    /// `self` with `key` set to `value`.
+    fn inserted(&self, key: Arc<str>, value: Slot) -> Large {
+        let found = self.find(&key);
+        let change = match found {
+            Ok(at) => match self.recent()[at].1 {
+                Recent::Added(_) => Recent::Added(value),
+                Recent::Replaced(_) | Recent::Removed => Recent::Replaced(value),
+            },
+            Err(_) if self.base.contains_key(&*key) => Recent::Replaced(value),
+            Err(_) => Recent::Added(value),
+        };
+        self.with_at(found, key, change)
+    }
+
+    /// `self` without `key`; `None` when it does not hold it.
+    fn removed(&self, key: &str) -> Option<Large> {
+        match self.find(key) {
+            Ok(at) => {
+                let recent = self.recent();
+                match recent[at].1 {
+                    Recent::Removed => None,
+                    Recent::Replaced(_) => {
+                        Some(self.with(Arc::clone(&recent[at].0), Recent::Removed))
+                    }
+                    // Only in the array: it leaves it.
+                    Recent::Added(_) => {
+                        let rest: Vec<(Arc<str>, Recent)> = recent[..at]
+                            .iter()
+                            .chain(&recent[at + 1..])
+                            .cloned()
+                            .collect();
+                        Some(Large {
+                            base: Arc::clone(&self.base),
+                            recent: (!rest.is_empty()).then(|| Arc::from(rest)),
+                        })
+                    }
+                }
+            }
+            Err(_) => {
+                let (k, _) = self.base.get_key_value(key)?;
+                Some(self.with(Arc::clone(k), Recent::Removed))
+            }
+        }
+    }
+
+    fn ptr_eq(&self, other: &Large) -> bool {
+        (Arc::ptr_eq(&self.base, &other.base) || self.base.ptr_eq(&other.base))
+            && match (&self.recent, &other.recent) {
+                (None, None) => true,
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                _ => false,
+            }
+    }
+
+    fn iter(&self) -> LargeIter<'_> {
+        LargeIter {
+            base: self.base.iter().peekable(),
+            recent: self.recent().iter().peekable(),
+        }
+    }
 }
 
 /// What changed for one key between two maps.
@@ -205,7 +428,7 @@ impl Entries {
             let n = sorted.len();
             Entries::from_parts(keys, n, sorted.into_iter().map(|(_, v)| v))
         } else {
-            Entries::Large(sorted.into_iter().collect())
+            Entries::Large(Large::new(sorted.into_iter().collect()))
         }
     }
 
@@ -217,15 +440,89 @@ impl Entries {
     /// The entries of `self` whose keys `keys` names (absent keys are ignored): `self`
     /// itself when that is all of them.
     pub(crate) fn subset<'k>(&self, keys: impl IntoIterator<Item = &'k str>) -> Entries {
-        let sorted = sorted_pairs(keys.into_iter().filter_map(|key| {
-            self.get_key_value(key)
-                .map(|(k, v)| (Arc::clone(k), v.clone()))
-        }));
-        // No key twice, each one of ours: as many as we hold are all we hold.
-        if sorted.len() == self.len() {
+        if let Some((own, values)) = self.parts() {
+            // Which of our entries are named, as bits (a small map holds at most 16).
+            let mut named: u32 = 0;
+            for key in keys {
+                if let Some(i) = own.iter().position(|k| same_key(k, key)) {
+                    named |= 1 << i;
+                }
+            }
+            let n = own.len();
+            if named.count_ones() as usize == n {
+                return self.clone();
+            }
+            let mut picked = [0usize; SMALL_MAX];
+            let mut count = 0;
+            for (i, slot) in (0..n).filter(|i| named & (1 << i) != 0).zip(&mut picked) {
+                *slot = i;
+                count += 1;
+            }
+            let picked = &picked[..count];
+            if count == 0 {
+                return Entries::Empty;
+            }
+            let keys = key_set(picked.iter().map(|&i| &own[i]));
+            return Entries::from_parts(keys, count, picked.iter().map(|&i| values[i].clone()));
+        }
+        // A large map: a few named keys (a step's reads) are gathered without a list.
+        let mut found: [Option<(&Arc<str>, &Slot)>; SMALL_MAX] = [None; SMALL_MAX];
+        let mut count = 0;
+        let mut keys = keys.into_iter();
+        for key in keys.by_ref() {
+            let Some(entry) = self.get_key_value(key) else {
+                continue;
+            };
+            if found[..count]
+                .iter()
+                .flatten()
+                .any(|(k, _)| Arc::ptr_eq(k, entry.0))
+            {
+                continue;
+            }
+            if count == SMALL_MAX {
+                // More: the general way, from the start.
+                let sorted = sorted_pairs(
+                    found
+                        .iter()
+                        .flatten()
+                        .copied()
+                        .chain(iter::once(entry))
+                        .chain(keys.filter_map(|key| self.get_key_value(key)))
+                        .map(|(k, v)| (Arc::clone(k), v.clone())),
+                );
+                if sorted.len() == self.len() {
+                    return self.clone();
+                }
+                return Entries::from_sorted(sorted);
+            }
+            found[count] = Some(entry);
+            count += 1;
+        }
+        let found = &mut found[..count];
+        if count > 1 {
+            found.sort_unstable_by(|a, b| a.map(|(k, _)| k).cmp(&b.map(|(k, _)| k)));
+        }
+        if count == self.len() {
             return self.clone();
         }
-        Entries::from_sorted(sorted)
+        if count == 0 {
+            return Entries::Empty;
+        }
+        let keys = key_set(found.iter().flatten().map(|(k, _)| *k));
+        Entries::from_parts(
+            keys,
+            count,
+            found.iter().flatten().map(|(_, v)| (*v).clone()),
+        )
+    }
+
+    /// The entry of a map of one key.
+    pub(crate) fn single(&self) -> Option<(&Arc<str>, &Slot)> {
+        match self {
+            Entries::One(keys, value) => keys.first().map(|k| (k, value)),
+            _ => None,
+        }
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -240,15 +537,19 @@ impl Entries {
     }
 
     pub(crate) fn get_key_value(&self, key: &str) -> Option<(&Arc<str>, &Slot)> {
-        match self {
-            Entries::Large(map) => map.get_key_value(key),
-            _ => {
-                let (keys, values) = self.parts()?;
-                keys.binary_search_by(|k| (**k).cmp(key))
-                    .ok()
-                    .map(|i| (&keys[i], &values[i]))
+        // Few keys: compared in turn (equal lengths first), no ordering needed.
+        let (keys, values) = match self {
+            Entries::Empty => return None,
+            Entries::One(keys, value) => {
+                let k = keys.first()?;
+                return same_key(k, key).then_some((k, value));
             }
-        }
+            Entries::Two(keys, values) => (&keys[..], &values[..]),
+            Entries::Small(small) => (&small.keys[..], &small.values[..]),
+            Entries::Large(map) => return map.get_key_value(key),
+        };
+        let at = keys.iter().position(|k| same_key(k, key))?;
+        Some((&keys[at], values.get(at)?))
     }
 
     /// The key `text` for an insert: the one this map holds, else [`key`]'s.
@@ -282,26 +583,56 @@ impl Entries {
 
     /// Set `key` to `value`.
     pub(crate) fn insert(&mut self, key: Arc<str>, value: Slot) {
+        *self = self.inserted(key, value);
+    }
+
+    /// `self` with `key` set to `value` (`self` is left as it is).
+    pub(crate) fn inserted(&self, key: Arc<str>, value: Slot) -> Entries {
         if let Entries::Large(map) = self {
-            map.insert(key, value);
-            return;
+            return Entries::Large(map.inserted(key, value));
         }
         let Some((keys, values)) = self.parts() else {
-            *self = Entries::One(key_set([&key].into_iter()), value);
-            return;
+            return Entries::One(key_set([&key].into_iter()), value);
         };
-        let n = keys.len();
-        *self = match keys.binary_search_by(|k| (**k).cmp(&key)) {
-            // The same keys: only the values change.
-            Ok(at) => Entries::from_parts(
+        // The same keys: only the values change.
+        if let Some(at) = keys.iter().position(|k| Arc::ptr_eq(k, &key)) {
+            return Self::replaced(keys, values, at, value);
+        }
+        self.inserted_slow(key, value)
+    }
+
+    /// The small map of `keys` with its `at`th value replaced by `value`.
+    fn replaced(keys: &KeySet, values: &[Slot], at: usize, value: Slot) -> Entries {
+        match values {
+            [_] => Entries::One(Arc::clone(keys), value),
+            [a, b] => Entries::Two(
                 Arc::clone(keys),
-                n,
+                if at == 0 {
+                    [value, b.clone()]
+                } else {
+                    [a.clone(), value]
+                },
+            ),
+            _ => Entries::from_parts(
+                Arc::clone(keys),
+                values.len(),
                 values[..at]
                     .iter()
                     .cloned()
                     .chain(iter::once(value))
                     .chain(values[at + 1..].iter().cloned()),
             ),
+        }
+    }
+
+    fn inserted_slow(&self, key: Arc<str>, value: Slot) -> Entries {
+        let Some((keys, values)) = self.parts() else {
+            return Entries::One(key_set([&key].into_iter()), value);
+        };
+        let n = keys.len();
+        match keys.binary_search_by(|k| (**k).cmp(&key)) {
+            // The same keys: only the values change.
+            Ok(at) => Self::replaced(keys, values, at, value),
             Err(at) if n < SMALL_MAX => {
                 let new_keys: Vec<&Arc<str>> = keys[..at]
                     .iter()
@@ -322,19 +653,26 @@ impl Entries {
                 let mut map: OrdMap<Arc<str>, Slot> =
                     keys.iter().cloned().zip(values.iter().cloned()).collect();
                 map.insert(key, value);
-                Entries::Large(map)
+                Entries::Large(Large::new(map))
             }
-        };
+        }
     }
 
     /// Set every `(key, value)` of `pairs`; a later pair of a key wins. A small map is
     /// rebuilt once (one key set), not once a key.
     pub(crate) fn insert_many(&mut self, pairs: Vec<Entry>) {
         match self {
-            Entries::Large(map) => {
+            Entries::Large(map) if pairs.len() <= RECENT_MAX => {
                 for (key, value) in pairs {
-                    map.insert(key, value);
+                    *map = map.inserted(key, value);
                 }
+            }
+            Entries::Large(map) => {
+                let mut base = map.folded();
+                for (key, value) in pairs {
+                    base.insert(key, value);
+                }
+                *map = Large::new(base);
             }
             _ if pairs.len() <= 1 => {
                 for (key, value) in pairs {
@@ -352,12 +690,15 @@ impl Entries {
     /// Remove `key`, if it is there.
     pub(crate) fn remove(&mut self, key: &str) {
         if let Entries::Large(map) = self {
-            if map.remove(key).is_some() && map.len() <= SHRINK_TO {
-                let sorted: Vec<Entry> = map
-                    .iter()
-                    .map(|(k, v)| (Arc::clone(k), v.clone()))
-                    .collect();
-                *self = Entries::from_sorted(sorted);
+            if let Some(rest) = map.removed(key) {
+                *map = rest;
+                if map.len() <= SHRINK_TO {
+                    let sorted: Vec<Entry> = map
+                        .iter()
+                        .map(|(k, v)| (Arc::clone(k), v.clone()))
+                        .collect();
+                    *self = Entries::from_sorted(sorted);
+                }
             }
             return;
         }
@@ -399,18 +740,22 @@ impl Entries {
         mut change: impl FnMut(Change<'a>),
     ) {
         if let (Entries::Large(a), Entries::Large(b)) = (before, after) {
-            for item in a.diff(b) {
-                match item {
-                    DiffItem::Add(k, v) | DiffItem::Update { new: (k, v), .. } => {
-                        change(Change::Set(k, v));
-                    }
-                    DiffItem::Remove(k, _) => change(Change::Removed(k)),
-                }
-            }
+            Large::diff(a, b, change);
             return;
         }
         if before.ptr_eq(after) {
             return;
+        }
+        // The same keys (a step that rewrote some of them): compare the values.
+        if let (Some((ko, vo)), Some((kn, vn))) = (before.parts(), after.parts()) {
+            if Arc::ptr_eq(ko, kn) {
+                for ((k, old), new) in kn.iter().zip(vo).zip(vn) {
+                    if old != new {
+                        change(Change::Set(k, new));
+                    }
+                }
+                return;
+            }
         }
         let mut old = before.iter().peekable();
         let mut new = after.iter().peekable();
@@ -452,6 +797,77 @@ impl Entries {
     }
 }
 
+impl Large {
+    /// What changed from `before` to `after`, in key order: the keys either changed since
+    /// its tree, and the keys whose values differ between the two trees (shared subtrees
+    /// skipped), each compared in full.
+    fn diff<'a>(before: &'a Large, after: &'a Large, mut change: impl FnMut(Change<'a>)) {
+        if before.ptr_eq(after) {
+            return;
+        }
+        let mut keys: Vec<&'a Arc<str>> = before
+            .recent()
+            .iter()
+            .chain(after.recent())
+            .map(|(k, _)| k)
+            .collect();
+        if !Arc::ptr_eq(&before.base, &after.base) && !before.base.ptr_eq(&after.base) {
+            keys.extend(before.base.diff(&after.base).map(|item| match item {
+                DiffItem::Add(k, _) | DiffItem::Update { new: (k, _), .. } => k,
+                DiffItem::Remove(k, _) => k,
+            }));
+        }
+        keys.sort_unstable();
+        keys.dedup_by(|a, b| a == b);
+        for key in keys {
+            match (before.get_key_value(key), after.get_key_value(key)) {
+                (Some((_, old)), Some((k, new))) if old != new => change(Change::Set(k, new)),
+                (None, Some((k, new))) => change(Change::Set(k, new)),
+                (Some((k, _)), None) => change(Change::Removed(k)),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// The entries of a large map, in key order: its tree's, with its recent changes over them.
+pub(crate) struct LargeIter<'a> {
+    base:
+        iter::Peekable<imbl::ordmap::Iter<'a, Arc<str>, Slot, imbl::shared_ptr::DefaultSharedPtr>>,
+    recent: iter::Peekable<std::slice::Iter<'a, (Arc<str>, Recent)>>,
+}
+
+impl<'a> Iterator for LargeIter<'a> {
+    type Item = (&'a Arc<str>, &'a Slot);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let order = match (self.base.peek(), self.recent.peek()) {
+                (None, None) => return None,
+                (Some(_), None) => Ordering::Less,
+                (None, Some(_)) => Ordering::Greater,
+                (Some((kb, _)), Some((kr, _))) => (***kb).cmp(&**kr),
+            };
+            if order == Ordering::Less {
+                return self.base.next();
+            }
+            if order == Ordering::Equal {
+                self.base.next();
+            }
+            let (key, change) = self.recent.next()?;
+            if let Some(slot) = change.slot() {
+                return Some((key, slot));
+            }
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let (_, base) = self.base.size_hint();
+        let recent = self.recent.len();
+        (0, base.map(|b| b + recent))
+    }
+}
+
 /// `pairs` sorted by key, with the last pair given of each key.
 fn sorted_pairs(pairs: impl IntoIterator<Item = Entry>) -> Vec<Entry> {
     let mut all: Vec<Entry> = pairs.into_iter().collect();
@@ -471,7 +887,7 @@ fn sorted_pairs(pairs: impl IntoIterator<Item = Entry>) -> Vec<Entry> {
 /// The entries of a map, in key order.
 pub(crate) enum Iter<'a> {
     Small(iter::Zip<std::slice::Iter<'a, Arc<str>>, std::slice::Iter<'a, Slot>>),
-    Large(imbl::ordmap::Iter<'a, Arc<str>, Slot, imbl::shared_ptr::DefaultSharedPtr>),
+    Large(LargeIter<'a>),
 }
 
 impl<'a> Iterator for Iter<'a> {

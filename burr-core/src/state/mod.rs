@@ -16,7 +16,9 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use entries::Entries;
+use entries::{Change, Entries};
+
+pub(crate) use entries::same_key;
 
 pub use delta::StateDelta;
 pub use error::StateError;
@@ -206,9 +208,9 @@ impl State {
 
     /// A new state with `key` set to an already shared value (no copy of the value).
     pub fn update_shared(&self, key: impl AsRef<str>, value: Arc<Value>) -> State {
-        let mut map = self.map.clone();
-        map.insert(map.key(key.as_ref()), Slot(value));
-        State { map }
+        State {
+            map: self.map.inserted(self.map.key(key.as_ref()), Slot(value)),
+        }
     }
 
     /// A new state with every `(key, value)` pair set.
@@ -287,7 +289,8 @@ impl State {
     /// error, and so is an overflow.
     pub fn increment(&self, key: impl AsRef<str>, by: i64) -> Result<State, StateError> {
         let key = key.as_ref();
-        let current = match self.get_value(key) {
+        let found = self.map.get_key_value(key);
+        let current = match found.map(|(_, slot)| &*slot.0) {
             None => 0,
             Some(Value::Number(n)) if n.is_i64() => n.as_i64().unwrap_or_default(),
             Some(other) => {
@@ -304,7 +307,14 @@ impl State {
                 value: current,
                 by,
             })?;
-        Ok(self.update(key, next))
+        // The key held already: no second look-up.
+        let key = match found {
+            Some((k, _)) => Arc::clone(k),
+            None => self.map.key(key),
+        };
+        Ok(State {
+            map: self.map.inserted(key, Slot(Arc::new(Value::from(next)))),
+        })
     }
 
     /// A new state without the keys `wipe` names (see [`Wipe`]).
@@ -389,8 +399,47 @@ impl State {
         StateDelta::between(before, self)
     }
 
+    /// Call `f` with each key that changed from `before` to `self`, and whether it was
+    /// set (`true`) or removed: what [`delta_from`](Self::delta_from) lists, without
+    /// making the list.
+    pub(crate) fn for_each_change(&self, before: &State, mut f: impl FnMut(&str, bool)) {
+        Entries::diff(&before.map, &self.map, |change| match change {
+            Change::Set(k, _) => f(k, true),
+            Change::Removed(k) => f(k, false),
+        });
+    }
+
+    /// `self` with the changes from `before` to `after` applied: what
+    /// `self.apply(&after.delta_from(before))` gives, without making the delta.
+    pub(crate) fn apply_changes(&self, before: &State, after: &State) -> State {
+        // One key set (a step's usual write): the new map made once.
+        if let (Some((ko, vo)), Some((kn, vn))) = (before.map.single(), after.map.single()) {
+            if Arc::ptr_eq(ko, kn) {
+                return if vo == vn {
+                    self.clone()
+                } else {
+                    State {
+                        map: self.map.inserted(Arc::clone(kn), vn.clone()),
+                    }
+                };
+            }
+        }
+        let mut map = self.map.clone();
+        Entries::diff(&before.map, &after.map, |change| match change {
+            Change::Set(k, v) => map = map.inserted(Arc::clone(k), v.clone()),
+            Change::Removed(k) => map.remove(k),
+        });
+        State { map }
+    }
+
     /// `self` with `delta` applied.
     pub fn apply(&self, delta: &StateDelta) -> State {
+        // One key set (a step's usual write): no list of pairs to build.
+        if let ([(key, value)], []) = (&delta.updated[..], &delta.deleted[..]) {
+            return State {
+                map: self.map.inserted(Arc::clone(key), Slot(Arc::clone(value))),
+            };
+        }
         let mut map = self.map.clone();
         for key in &delta.deleted {
             map.remove(key);

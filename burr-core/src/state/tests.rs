@@ -175,3 +175,105 @@ fn json_round_trip_and_display() {
         Err(StateError::NotAnObject { found: "list" })
     ));
 }
+
+/// Large states keep their latest changes above their tree (folded in past a few keys):
+/// random updates and removals on 20 to 60 keys agree with a model map, by lookup, length
+/// and iteration, and the delta between any two of the states made (over the same tree or
+/// different ones, small or large) is exactly what differs, and applies.
+mod large_states {
+    use std::collections::BTreeMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Set(usize, i64),
+        Remove(usize),
+        Many(Vec<(usize, i64)>),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            6 => (0..60usize, any::<i64>()).prop_map(|(k, v)| Op::Set(k, v)),
+            // Mostly the same few keys, as steps do.
+            4 => (0..4usize, any::<i64>()).prop_map(|(k, v)| Op::Set(k, v)),
+            3 => (0..60usize).prop_map(Op::Remove),
+            1 => prop::collection::vec((0..60usize, any::<i64>()), 0..12).prop_map(Op::Many),
+        ]
+    }
+
+    fn key(i: usize) -> String {
+        format!("k{i:02}")
+    }
+
+    fn check(state: &State, model: &BTreeMap<String, Value>) {
+        assert_eq!(state.len(), model.len());
+        let keys: Vec<&str> = state.keys().collect();
+        let expected: Vec<&str> = model.keys().map(String::as_str).collect();
+        assert_eq!(keys, expected);
+        for i in 0..60 {
+            assert_eq!(state.get_value(&key(i)), model.get(&key(i)));
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn agree_with_a_model_and_diff_exactly(
+            start in 20..40usize,
+            ops in prop::collection::vec(op(), 1..40),
+        ) {
+            let mut model: BTreeMap<String, Value> =
+                (0..start).map(|i| (key(i), json!(i))).collect();
+            let mut state: State = model.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            let mut states = vec![(state.clone(), model.clone())];
+            for op in ops {
+                match op {
+                    Op::Set(k, v) => {
+                        state = state.update(key(k), v);
+                        model.insert(key(k), json!(v));
+                    }
+                    Op::Remove(k) => {
+                        state = state.without([key(k).as_str()]);
+                        model.remove(&key(k));
+                    }
+                    Op::Many(pairs) => {
+                        state = state.update_many(pairs.iter().map(|&(k, v)| (key(k), v)));
+                        for (k, v) in pairs {
+                            model.insert(key(k), json!(v));
+                        }
+                    }
+                }
+                check(&state, &model);
+                states.push((state.clone(), model.clone()));
+            }
+            for (before, old) in &states {
+                for (after, new) in &states {
+                    let delta = after.delta_from(before);
+                    let deleted: Vec<String> =
+                        delta.deleted.iter().map(|k| k.to_string()).collect();
+                    let gone: Vec<String> =
+                        old.keys().filter(|k| !new.contains_key(*k)).cloned().collect();
+                    prop_assert_eq!(deleted, gone);
+                    let updated: Vec<String> =
+                        delta.updated.iter().map(|(k, _)| k.to_string()).collect();
+                    // Every key whose value differs is in the delta (a value rewritten with
+                    // an equal one may be too).
+                    for (k, v) in new {
+                        if old.get(k) != Some(v) {
+                            prop_assert!(updated.contains(k), "{} missing from the delta", k);
+                        }
+                    }
+                    for (k, v) in &delta.updated {
+                        prop_assert_eq!(new.get(&**k), Some(&**v));
+                    }
+                    let applied = before.apply(&delta);
+                    check(&applied, new);
+                    prop_assert!(applied == *after);
+                }
+            }
+        }
+    }
+}

@@ -186,11 +186,51 @@ impl Expr {
         &self,
         lookup: &dyn Fn(&str) -> Option<&'a serde_json::Value>,
     ) -> Result<bool, ExprEvalError> {
+        if let Some(holds) = self.compare_key_to_int(lookup) {
+            return Ok(holds);
+        }
         let ctx = self.ctx(lookup);
         match eval::eval(&self.root, &ctx) {
             Ok(v) => Ok(v.truthy()),
             Err(e) => Err(*e),
         }
+    }
+
+    /// The most common condition, a state key compared with an integer literal
+    /// (`count < 10`), when the key holds an integer: what the evaluator computes (one
+    /// step of the budget), without setting it up. `None`: evaluate in full.
+    #[inline]
+    pub(crate) fn compare_key_to_int<'a>(
+        &self,
+        lookup: &dyn Fn(&str) -> Option<&'a serde_json::Value>,
+    ) -> Option<bool> {
+        use parser::{CmpOp, Lit, Node};
+        let parser::Node::Cmp(op, left, right) = &self.root else {
+            return None;
+        };
+        let (key, literal, flipped) = match (&**left, &**right) {
+            (Node::Key(key), Node::Lit(Lit::Int(n))) => (key, *n, false),
+            (Node::Lit(Lit::Int(n)), Node::Key(key)) => (key, *n, true),
+            _ => return None,
+        };
+        if self.budget.max_steps == 0 {
+            return None;
+        }
+        let value = lookup(key)?.as_i64()?;
+        let (a, b) = if flipped {
+            (literal, value)
+        } else {
+            (value, literal)
+        };
+        Some(match op {
+            CmpOp::Lt => a < b,
+            CmpOp::Le => a <= b,
+            CmpOp::Gt => a > b,
+            CmpOp::Ge => a >= b,
+            CmpOp::Eq => a == b,
+            CmpOp::Ne => a != b,
+            CmpOp::In | CmpOp::NotIn => return None,
+        })
     }
 
     /// Evaluates the expression to a JSON value (for tests and debugging).

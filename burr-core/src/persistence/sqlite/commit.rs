@@ -312,13 +312,19 @@ impl Group {
     /// The renewal thread: renew the leases due, sleep until the next one is, until
     /// [`stop`](Self::stop).
     pub(super) fn renew_in_background(&self) {
+        // A new persister holds no lease: nothing to renew until one is taken (which
+        // wakes this thread). So it does not contend for the writer while the first
+        // application opens (takes its lease, loads, registers).
+        let mut started = false;
         loop {
             // While the next renewal is computed, any lease taken is news.
             self.timer
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .until_us = None;
-            let (wait, next_us) = {
+            let (wait, next_us) = if !std::mem::replace(&mut started, true) {
+                (None, None)
+            } else {
                 let mut writer = self.lock_writer();
                 // An empty transaction renews what is due (and does nothing otherwise).
                 writer.commit(&mut Vec::new());
