@@ -257,10 +257,17 @@ impl Catalog {
             if !has_table(conn, "burr_run_events")? {
                 return Ok(Vec::new());
             }
-            let mut stmt = conn.prepare_cached(
-                "SELECT id, run_id, at_us, data FROM burr_run_events \
-                 WHERE id > ?1 AND (?2 IS NULL OR run_id = ?2) ORDER BY id LIMIT ?3",
-            )?;
+            // Two statements, so that one run's events are read through its index.
+            let mut stmt = match run_id {
+                Some(_) => conn.prepare_cached(
+                    "SELECT id, run_id, at_us, data FROM burr_run_events \
+                     WHERE run_id = ?2 AND id > ?1 ORDER BY id LIMIT ?3",
+                )?,
+                None => conn.prepare_cached(
+                    "SELECT id, run_id, at_us, data FROM burr_run_events \
+                     WHERE id > ?1 AND ?2 IS NULL ORDER BY id LIMIT ?3",
+                )?,
+            };
             let mut found = stmt.query((after, run_id, limit))?;
             let mut out = Vec::new();
             while let Some(row) = found.next()? {

@@ -454,6 +454,8 @@ async fn tokens_guard_the_api_and_beyond_loopback_one_is_required() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(running.get("/healthz").await.0, StatusCode::OK);
+    assert_eq!(running.get("/metrics").await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(read("/metrics").await.unwrap().status(), StatusCode::OK);
     let (status, doc) = running.get("/v1/openapi.json").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(doc["openapi"], "3.1.0");

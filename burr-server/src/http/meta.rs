@@ -37,6 +37,7 @@ pub(crate) async fn readyz(State(api): State<Api>) -> Response {
 /// failed, step durations, checkpoint latency.
 #[utoipa::path(get, path = "/metrics", tag = "meta", responses(
     (status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"),
+    (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
     (status = 500, description = "The database cannot be read", body = Problem, content_type = "application/problem+json"),
 ))]
 pub(crate) async fn metrics(State(api): State<Api>) -> Result<Response, Problem> {

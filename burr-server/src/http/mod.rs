@@ -280,11 +280,18 @@ fn router(api: Api, options: &ServerOptions) -> Router {
             access::guard,
         ))
         .route("/openapi.json", get(openapi::document));
+    // Metrics name the kinds and count their runs: as guarded as the API.
+    let metrics = Router::new()
+        .route("/metrics", get(meta::metrics))
+        .route_layer(axum::middleware::from_fn_with_state(
+            api.clone(),
+            access::guard,
+        ));
     Router::new()
         .nest("/v1", v1)
+        .merge(metrics)
         .route("/healthz", get(meta::healthz))
         .route("/readyz", get(meta::readyz))
-        .route("/metrics", get(meta::metrics))
         .merge(ui::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
