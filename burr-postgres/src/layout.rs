@@ -4,14 +4,14 @@
 //! persister's (see [`PostgresPersister`](crate::PostgresPersister)).
 
 use std::collections::BTreeMap;
-use std::io;
 use std::time::{Duration, SystemTime};
 
 use burr_core::ids::ParentPointer;
+use burr_core::persistence::inline::{self, decode, InlineRow};
 use burr_core::persistence::PersistenceError;
 use burr_core::state::StateDelta;
 use deadpool_postgres::ClientWrapper;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 /// A connection with a statement cache.
 pub(crate) type Conn = ClientWrapper;
@@ -162,79 +162,7 @@ pub(crate) const COMPACT_AFTER: u32 = 128;
 
 /// `delta` as an `inline_values` column, or `None` if it is larger than [`INLINE_MAX`].
 pub(crate) fn encode(delta: &StateDelta) -> Option<String> {
-    let mut out = Bounded(Vec::with_capacity(64));
-    let mut write = || -> serde_json::Result<()> {
-        out.push(b"[")?;
-        let mut first = true;
-        let mut separator = |out: &mut Bounded| {
-            let result = if first { Ok(()) } else { out.push(b",") };
-            first = false;
-            result
-        };
-        for (key, value) in &delta.updated {
-            separator(&mut out)?;
-            out.push(b"[")?;
-            serde_json::to_writer(&mut out, &**key)?;
-            out.push(b",")?;
-            serde_json::to_writer(&mut out, &**value)?;
-            out.push(b"]")?;
-        }
-        for key in &delta.deleted {
-            separator(&mut out)?;
-            out.push(b"[")?;
-            serde_json::to_writer(&mut out, &**key)?;
-            out.push(b"]")?;
-        }
-        out.push(b"]")
-    };
-    write().ok()?;
-    String::from_utf8(out.0).ok()
-}
-
-/// A buffer that refuses to grow past [`INLINE_MAX`] bytes.
-struct Bounded(Vec<u8>);
-
-impl Bounded {
-    fn push(&mut self, bytes: &[u8]) -> serde_json::Result<()> {
-        io::Write::write_all(self, bytes).map_err(serde_json::Error::io)
-    }
-}
-
-impl io::Write for Bounded {
-    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        if self.0.len() + bytes.len() > INLINE_MAX {
-            return Err(io::Error::new(
-                io::ErrorKind::WriteZero,
-                "too large to inline",
-            ));
-        }
-        self.0.extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-/// A checkpoint with inline values, decoded.
-pub(crate) struct InlineRow {
-    pub(crate) sequence_id: i64,
-    pub(crate) attempt: i64,
-    /// The keys it set (with their values) or deleted (`None`), in stored order.
-    pub(crate) entries: Vec<(String, Option<Value>)>,
-}
-
-impl InlineRow {
-    /// Apply its entries to `map`.
-    pub(crate) fn apply(self, map: &mut Map<String, Value>) {
-        for (key, value) in self.entries {
-            match value {
-                Some(value) => map.insert(key, value),
-                None => map.remove(&key),
-            };
-        }
-    }
+    inline::encode(delta, INLINE_MAX)
 }
 
 /// The checkpoints of an application up to a sequence id, back to its latest base.
@@ -309,37 +237,6 @@ pub(crate) async fn since_base(
     Ok(since)
 }
 
-/// The keys of an `inline_values` column, in stored order.
-pub(crate) fn keys(text: &[u8]) -> Result<Vec<String>, String> {
-    Ok(decode(text)?.into_iter().map(|(key, _)| key).collect())
-}
-
-/// An `inline_values` column read back.
-pub(crate) fn decode(text: &[u8]) -> Result<Vec<(String, Option<Value>)>, String> {
-    let invalid = |why: &str| {
-        format!("its inline values are not a list of [key, value] or [key] entries: {why}")
-    };
-    let entries: Vec<Vec<Value>> =
-        serde_json::from_slice(text).map_err(|error| invalid(&error.to_string()))?;
-    entries
-        .into_iter()
-        .map(|entry| {
-            let mut entry = entry.into_iter();
-            let key = match entry.next() {
-                Some(Value::String(key)) => key,
-                _ => return Err(invalid("an entry does not start with a key")),
-            };
-            let value = entry.next();
-            if entry.next().is_some() {
-                return Err(invalid(&format!(
-                    "the entry of key `{key}` has more than two items"
-                )));
-            }
-            Ok((key, value))
-        })
-        .collect()
-}
-
 /// The statement that writes a key's value (NULL: deleted) at a sequence id, replacing
 /// one already there.
 pub(crate) const UPSERT_VALUE: &str =
@@ -408,48 +305,7 @@ pub(crate) fn prefix_end(prefix: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests_layout {
-    use std::sync::Arc;
-
-    use serde_json::json;
-
     use super::*;
-
-    fn delta(updated: &[(&str, Value)], deleted: &[&str]) -> StateDelta {
-        StateDelta {
-            updated: updated
-                .iter()
-                .map(|(k, v)| (Arc::from(*k), Arc::new(v.clone())))
-                .collect(),
-            deleted: deleted.iter().map(|k| Arc::from(*k)).collect(),
-        }
-    }
-
-    #[test]
-    fn small_deltas_round_trip_and_null_values_differ_from_deletions() {
-        let text = encode(&delta(
-            &[("count", json!(3)), ("none", Value::Null)],
-            &["gone"],
-        ))
-        .unwrap();
-        assert_eq!(text, r#"[["count",3],["none",null],["gone"]]"#);
-        assert_eq!(
-            decode(text.as_bytes()).unwrap(),
-            vec![
-                ("count".to_owned(), Some(json!(3))),
-                ("none".to_owned(), Some(Value::Null)),
-                ("gone".to_owned(), None),
-            ]
-        );
-        let over = "x".repeat(INLINE_MAX);
-        assert!(encode(&delta(&[("k", json!(over))], &[])).is_none());
-    }
-
-    #[test]
-    fn malformed_inline_values_are_reported() {
-        for bad in [&b"{}"[..], b"[[1, 2]]", b"[[\"k\", 1, 2]]", b"[[]]", b"x"] {
-            assert!(decode(bad).is_err(), "{}", String::from_utf8_lossy(bad));
-        }
-    }
 
     #[test]
     fn the_end_of_a_prefix_is_its_last_character_plus_one() {

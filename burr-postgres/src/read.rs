@@ -266,7 +266,8 @@ pub(crate) async fn checkpoints(
             created_at_us: stored.created_at_us,
             changed_keys: if changed_keys.is_empty() {
                 let inline: Option<&str> = row.try_get(8)?;
-                layout::keys(inline.unwrap_or_default().as_bytes()).map_err(corrupt)?
+                burr_core::persistence::inline::keys(inline.unwrap_or_default().as_bytes())
+                    .map_err(corrupt)?
             } else {
                 serde_json::from_str(&changed_keys).map_err(|e| {
                     corrupt(format!(

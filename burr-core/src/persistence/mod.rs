@@ -36,6 +36,7 @@ mod attempt;
 mod clock;
 mod context;
 mod error;
+pub mod inline;
 mod memory;
 mod record;
 #[cfg(feature = "sqlite")]

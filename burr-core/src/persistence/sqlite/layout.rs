@@ -3,15 +3,15 @@
 //! the schema, on [`SqlitePersister`].
 
 use std::collections::BTreeMap;
-use std::io;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use rusqlite::types::ValueRef;
 use rusqlite::Connection;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::ids::ParentPointer;
+use crate::persistence::inline::{self, decode, InlineRow};
 use crate::persistence::PersistenceError;
 use crate::state::StateDelta;
 
@@ -185,83 +185,9 @@ pub(super) const INLINE_MAX: usize = 128;
 /// base: the save that finds this many compacts them.
 pub(super) const COMPACT_AFTER: u32 = 128;
 
-/// `delta` as an `inline_values` column, or `None` if it is larger than [`INLINE_MAX`]
-/// (serialising stops as soon as it is: a large value is not serialised twice in full).
+/// `delta` as an `inline_values` column, or `None` if it is larger than [`INLINE_MAX`].
 pub(super) fn encode(delta: &StateDelta) -> Option<String> {
-    let mut out = Bounded(Vec::with_capacity(64));
-    let mut write = || -> serde_json::Result<()> {
-        out.push(b"[")?;
-        let mut first = true;
-        let mut separator = |out: &mut Bounded| {
-            let result = if first { Ok(()) } else { out.push(b",") };
-            first = false;
-            result
-        };
-        for (key, value) in &delta.updated {
-            separator(&mut out)?;
-            out.push(b"[")?;
-            serde_json::to_writer(&mut out, &**key)?;
-            out.push(b",")?;
-            serde_json::to_writer(&mut out, &**value)?;
-            out.push(b"]")?;
-        }
-        for key in &delta.deleted {
-            separator(&mut out)?;
-            out.push(b"[")?;
-            serde_json::to_writer(&mut out, &**key)?;
-            out.push(b"]")?;
-        }
-        out.push(b"]")
-    };
-    write().ok()?;
-    // serde_json writes UTF-8.
-    String::from_utf8(out.0).ok()
-}
-
-/// A buffer that refuses to grow past [`INLINE_MAX`] bytes.
-struct Bounded(Vec<u8>);
-
-impl Bounded {
-    fn push(&mut self, bytes: &[u8]) -> serde_json::Result<()> {
-        io::Write::write_all(self, bytes).map_err(serde_json::Error::io)
-    }
-}
-
-impl io::Write for Bounded {
-    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        if self.0.len() + bytes.len() > INLINE_MAX {
-            return Err(io::Error::new(
-                io::ErrorKind::WriteZero,
-                "too large to inline",
-            ));
-        }
-        self.0.extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-/// A checkpoint with inline values, decoded.
-pub(super) struct InlineRow {
-    pub(super) sequence_id: i64,
-    pub(super) attempt: i64,
-    /// The keys it set (with their values) or deleted (`None`), in stored order.
-    pub(super) entries: Vec<(String, Option<Value>)>,
-}
-
-impl InlineRow {
-    /// Apply its entries to `map`.
-    pub(super) fn apply(self, map: &mut Map<String, Value>) {
-        for (key, value) in self.entries {
-            match value {
-                Some(value) => map.insert(key, value),
-                None => map.remove(&key),
-            };
-        }
-    }
+    inline::encode(delta, INLINE_MAX)
 }
 
 /// The checkpoints of an application up to a sequence id, back to its latest base.
@@ -316,37 +242,6 @@ pub(super) fn since_base(
     Ok(since)
 }
 
-/// The keys of an `inline_values` column, in stored order.
-pub(super) fn keys(text: &[u8]) -> Result<Vec<String>, String> {
-    Ok(decode(text)?.into_iter().map(|(key, _)| key).collect())
-}
-
-/// An `inline_values` column read back.
-fn decode(text: &[u8]) -> Result<Vec<(String, Option<Value>)>, String> {
-    let invalid = |why: &str| {
-        format!("its inline values are not a list of [key, value] or [key] entries: {why}")
-    };
-    let entries: Vec<Vec<Value>> =
-        serde_json::from_slice(text).map_err(|error| invalid(&error.to_string()))?;
-    entries
-        .into_iter()
-        .map(|entry| {
-            let mut entry = entry.into_iter();
-            let key = match entry.next() {
-                Some(Value::String(key)) => key,
-                _ => return Err(invalid("an entry does not start with a key")),
-            };
-            let value = entry.next();
-            if entry.next().is_some() {
-                return Err(invalid(&format!(
-                    "the entry of key `{key}` has more than two items"
-                )));
-            }
-            Ok((key, value))
-        })
-        .collect()
-}
-
 /// Compact application `app`'s checkpoints with inline values up to sequence id `upto`:
 /// write each changed key's last value at the latest one's sequence id, and make that
 /// checkpoint a base.
@@ -383,64 +278,4 @@ pub(super) fn compact(
     )?
     .execute((app, sequence_id, attempt, latest_keys))?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests_inline {
-    use std::sync::Arc;
-
-    use serde_json::json;
-
-    use super::*;
-
-    fn delta(updated: &[(&str, Value)], deleted: &[&str]) -> StateDelta {
-        StateDelta {
-            updated: updated
-                .iter()
-                .map(|(k, v)| (Arc::from(*k), Arc::new(v.clone())))
-                .collect(),
-            deleted: deleted.iter().map(|k| Arc::from(*k)).collect(),
-        }
-    }
-
-    #[test]
-    fn small_deltas_round_trip_and_null_values_differ_from_deletions() {
-        let text = encode(&delta(
-            &[("count", json!(3)), ("none", Value::Null)],
-            &["gone"],
-        ))
-        .unwrap();
-        assert_eq!(text, r#"[["count",3],["none",null],["gone"]]"#);
-        let entries = decode(text.as_bytes()).unwrap();
-        assert_eq!(
-            entries,
-            vec![
-                ("count".to_owned(), Some(json!(3))),
-                ("none".to_owned(), Some(Value::Null)),
-                ("gone".to_owned(), None),
-            ]
-        );
-        assert_eq!(encode(&StateDelta::default()).as_deref(), Some("[]"));
-    }
-
-    #[test]
-    fn a_delta_larger_than_the_limit_is_not_inlined() {
-        let fits = "x".repeat(INLINE_MAX - r#"[["k",""]]"#.len());
-        assert!(encode(&delta(&[("k", json!(fits))], &[])).is_some());
-        let over = format!("{fits}x");
-        assert!(encode(&delta(&[("k", json!(over))], &[])).is_none());
-    }
-
-    #[test]
-    fn malformed_inline_values_are_reported() {
-        for bad in [
-            &b"{}"[..],
-            b"[[1, 2]]",
-            b"[[\"k\", 1, 2]]",
-            b"[[]]",
-            b"not json",
-        ] {
-            assert!(decode(bad).is_err(), "{}", String::from_utf8_lossy(bad));
-        }
-    }
 }

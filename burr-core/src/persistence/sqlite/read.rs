@@ -277,7 +277,8 @@ pub(super) fn checkpoints(
             changed_keys: if changed_keys.is_empty() {
                 // The keys of its inline values.
                 let inline: Option<String> = row.get(8)?;
-                layout::keys(inline.unwrap_or_default().as_bytes()).map_err(corrupt)?
+                crate::persistence::inline::keys(inline.unwrap_or_default().as_bytes())
+                    .map_err(corrupt)?
             } else {
                 serde_json::from_str(&changed_keys).map_err(|e| {
                     corrupt(format!(
