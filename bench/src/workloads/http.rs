@@ -139,14 +139,7 @@ pub async fn server_process(db: &Path) -> Result<(), Box<dyn std::error::Error>>
         },
     );
     println!("listening {addr}");
-    let stdin_closed = async {
-        let _ = tokio::task::spawn_blocking(|| {
-            let mut sink = String::new();
-            let _ = std::io::stdin().read_line(&mut sink);
-        })
-        .await;
-    };
-    worker.run(stdin_closed).await?;
+    worker.run(super::w5::stdin_closed()).await?;
     Ok(())
 }
 

@@ -60,15 +60,17 @@ pub async fn worker_process(
         },
     );
     println!("ready");
-    let stdin_closed = async {
-        let _ = tokio::task::spawn_blocking(|| {
-            let mut sink = String::new();
-            let _ = std::io::stdin().read_line(&mut sink);
-        })
-        .await;
-    };
-    worker.run(stdin_closed).await?;
+    worker.run(stdin_closed()).await?;
     Ok(())
+}
+
+/// Completes when this process's stdin closes (its parent is done with it).
+pub async fn stdin_closed() {
+    let _ = tokio::task::spawn_blocking(|| {
+        let mut sink = String::new();
+        let _ = std::io::stdin().read_line(&mut sink);
+    })
+    .await;
 }
 
 /// Start the worker process and wait until it is ready.
