@@ -4,7 +4,6 @@
 //! persister's (see [`PostgresPersister`](crate::PostgresPersister)).
 
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime};
 
 use burr_core::ids::ParentPointer;
 use burr_core::persistence::inline::{self, decode, InlineRow};
@@ -16,64 +15,10 @@ use serde_json::Value;
 /// A connection with a statement cache.
 pub(crate) type Conn = ClientWrapper;
 
-/// An application as keyed in memory: (partition key as stored, app id).
-pub(crate) type AppKey = (String, String);
-
-/// The key of an application; no partition key is stored as the empty string.
-pub(crate) fn app_key(partition_key: Option<&str>, app_id: &str) -> AppKey {
-    (
-        partition_column(partition_key).to_owned(),
-        app_id.to_owned(),
-    )
-}
-
-/// A partition key as stored: `None` is the empty string.
-pub(crate) fn partition_column(partition_key: Option<&str>) -> &str {
-    partition_key.unwrap_or("")
-}
-
-/// A stored partition key read back: the empty string is `None`.
-pub(crate) fn partition_from_column(column: &str) -> Option<String> {
-    (!column.is_empty()).then(|| column.to_owned())
-}
-
-/// A checkpoint's prior step as stored: `''` when it is the checkpoint's own position.
-pub(crate) fn prior_step_column<'a>(
-    prior_step: Option<&'a str>,
-    position: &str,
-) -> Option<&'a str> {
-    prior_step.map(|prior| if prior == position { "" } else { prior })
-}
-
-/// A stored prior step read back (see [`prior_step_column`]).
-pub(crate) fn prior_step_from_column(column: Option<String>, position: &str) -> Option<String> {
-    column.map(|prior| {
-        if prior.is_empty() {
-            position.to_owned()
-        } else {
-            prior
-        }
-    })
-}
-
-/// A sequence id as stored (`bigint` is signed 64-bit).
-pub(crate) fn sequence_column(app_id: &str, sequence_id: u64) -> Result<i64, PersistenceError> {
-    i64::try_from(sequence_id).map_err(|_| PersistenceError::SequenceIdTooLarge {
-        app_id: app_id.to_owned(),
-        sequence_id,
-    })
-}
-
-/// A time stored as microseconds since the Unix epoch, read back.
-pub(crate) fn time_from_micros(micros: i64) -> SystemTime {
-    let offset = Duration::from_micros(micros.unsigned_abs());
-    let time = if micros >= 0 {
-        SystemTime::UNIX_EPOCH.checked_add(offset)
-    } else {
-        SystemTime::UNIX_EPOCH.checked_sub(offset)
-    };
-    time.unwrap_or(SystemTime::UNIX_EPOCH)
-}
+pub(crate) use burr_core::persistence::columns::{
+    app_key, partition_column, partition_from_column, prior_step_column, prior_step_from_column,
+    sequence_column, time_from_micros, AppKey,
+};
 
 /// A row of application `app_id` that cannot be read, at sequence id `sequence_id` as
 /// stored (0 for the application's own row).

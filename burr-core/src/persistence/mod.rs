@@ -34,6 +34,7 @@
 
 mod attempt;
 mod clock;
+pub mod columns;
 mod context;
 mod error;
 pub mod inline;

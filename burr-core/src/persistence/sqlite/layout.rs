@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::{Duration, SystemTime};
 
 use rusqlite::types::ValueRef;
 use rusqlite::Connection;
@@ -19,65 +18,10 @@ use crate::state::StateDelta;
 // Conversions between burr's records and SQLite columns, and how failures are told apart.
 // --------------------------------------------------------------------------------------
 
-/// An application as keyed in memory: (partition key as stored, app id).
-pub(super) type AppKey = (String, String);
-
-/// The key of an application; no partition key is stored as the empty string.
-pub(super) fn app_key(partition_key: Option<&str>, app_id: &str) -> AppKey {
-    (
-        partition_column(partition_key).to_owned(),
-        app_id.to_owned(),
-    )
-}
-
-/// A partition key as stored: `None` is the empty string.
-pub(super) fn partition_column(partition_key: Option<&str>) -> &str {
-    partition_key.unwrap_or("")
-}
-
-/// A stored partition key read back: the empty string is `None`.
-pub(super) fn partition_from_column(column: &str) -> Option<String> {
-    (!column.is_empty()).then(|| column.to_owned())
-}
-
-/// A checkpoint's prior step as stored: `''` when it is the checkpoint's own position
-/// (as for every completed step), which saves the row a copy of the action's name.
-pub(super) fn prior_step_column<'a>(
-    prior_step: Option<&'a str>,
-    position: &str,
-) -> Option<&'a str> {
-    prior_step.map(|prior| if prior == position { "" } else { prior })
-}
-
-/// A stored prior step read back (see [`prior_step_column`]).
-pub(super) fn prior_step_from_column(column: Option<String>, position: &str) -> Option<String> {
-    column.map(|prior| {
-        if prior.is_empty() {
-            position.to_owned()
-        } else {
-            prior
-        }
-    })
-}
-
-/// A sequence id as stored (SQLite integers are signed 64-bit).
-pub(super) fn sequence_column(app_id: &str, sequence_id: u64) -> Result<i64, PersistenceError> {
-    i64::try_from(sequence_id).map_err(|_| PersistenceError::SequenceIdTooLarge {
-        app_id: app_id.to_owned(),
-        sequence_id,
-    })
-}
-
-/// A time stored as microseconds since the Unix epoch, read back.
-pub(super) fn time_from_micros(micros: i64) -> SystemTime {
-    let offset = Duration::from_micros(micros.unsigned_abs());
-    let time = if micros >= 0 {
-        SystemTime::UNIX_EPOCH.checked_add(offset)
-    } else {
-        SystemTime::UNIX_EPOCH.checked_sub(offset)
-    };
-    time.unwrap_or(SystemTime::UNIX_EPOCH)
-}
+pub(super) use crate::persistence::columns::{
+    app_key, partition_column, partition_from_column, prior_step_column, prior_step_from_column,
+    sequence_column, time_from_micros, AppKey,
+};
 
 /// A SQLite error on `path`.
 pub(super) fn sqlite_error(path: &Path, error: rusqlite::Error) -> PersistenceError {
