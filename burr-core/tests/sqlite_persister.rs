@@ -1458,3 +1458,48 @@ async fn a_lease_left_behind_by_a_gone_runner_is_abandoned() {
         LeaseStatus::Free
     );
 }
+
+/// The WAL is folded back into the database by the persister's checkpoint thread once it
+/// passes `WAL_AUTOCHECKPOINT` frames (not by a commit, and not only when it grows eight
+/// times that, when a commit would do it itself): the database file grows while the WAL
+/// stays bounded.
+#[tokio::test]
+async fn the_wal_is_checkpointed_in_the_background_and_stays_bounded() {
+    let (_dir, path) = temp();
+    let persister = SqlitePersister::open(&path).unwrap();
+    let wal = path.with_file_name(format!(
+        "{}-wal",
+        path.file_name().unwrap().to_string_lossy()
+    ));
+    let page = SqlitePersister::PAGE_SIZE as u64;
+    let threshold = SqlitePersister::WAL_AUTOCHECKPOINT as u64;
+    let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    let before = size(&path);
+    // About 1.5 thresholds of frames: values of 4 pages each, one step at a time.
+    let mut state = State::new();
+    let steps = threshold * 3 / 2 / 4;
+    for seq in 0..steps {
+        let next = state.update("blob", "x".repeat(4 * page as usize + seq as usize));
+        persister
+            .save(&step("app", seq, &state, &next))
+            .await
+            .unwrap();
+        state = next;
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while size(&path) < before + threshold * page / 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint copied the WAL into {} ({} bytes, WAL {} bytes)",
+            path.display(),
+            size(&path),
+            size(&wal)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Bounded: at most the inline limit (eight thresholds) of frames, each a page and
+    // its 24-byte header.
+    assert!(size(&wal) <= 8 * threshold * (page + 24) + 32 * page);
+    let loaded = persister.load(None, "app", None).await.unwrap().unwrap();
+    assert_eq!(loaded.state, state);
+}

@@ -294,6 +294,14 @@ pub struct WorkerInfo {
     pub host: String,
     /// Its process id.
     pub pid: u32,
+    /// Its machine as [`ProcessIdentity::machine`](burr_core::persistence::ProcessIdentity)
+    /// tells it (`""`: unknown): with `pid` and `pid_started`, how a worker on the same
+    /// machine tells that this one's process is gone and takes its runs back at once.
+    #[serde(default)]
+    pub machine: String,
+    /// Its process's start time (see `machine`).
+    #[serde(default)]
+    pub pid_started: Option<i64>,
     /// The queues it serves.
     pub queues: Vec<String>,
     /// How many runs it runs at once.

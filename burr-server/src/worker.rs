@@ -10,7 +10,7 @@ use std::time::Duration;
 use burr_core::error::Error as CoreError;
 use burr_core::hooks::LifecycleHook;
 use burr_core::ids::{CancelToken, Executor};
-use burr_core::persistence::{PersistenceError, Persister};
+use burr_core::persistence::{PersistenceError, Persister, ProcessIdentity};
 use burr_core::RunOptions;
 
 use futures::{FutureExt, StreamExt};
@@ -190,11 +190,14 @@ impl Worker {
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<WorkerReport, QueueError> {
         let options = self.options;
         let concurrency = options.concurrency.max(1);
-        let worker_id = options.id.clone().unwrap_or_else(default_worker_id);
+        let me = ProcessIdentity::current();
+        let worker_id = options.id.clone().unwrap_or_else(|| default_worker_id(&me));
         let info = WorkerInfo {
             id: worker_id.clone(),
-            host: host_name(),
-            pid: std::process::id(),
+            host: me.host.clone(),
+            pid: me.pid,
+            machine: me.machine.clone(),
+            pid_started: me.started,
             queues: options.queues.clone(),
             concurrency: u32::try_from(concurrency).unwrap_or(u32::MAX),
             heartbeat_at_us: now_us(),
@@ -230,6 +233,7 @@ impl Worker {
             )),
             tokio::spawn(record_events(Arc::clone(&queue), events_rx)),
             tokio::spawn(cancel_on_request(Arc::clone(&queue), Arc::clone(&held))),
+            tokio::spawn(reap_gone_workers(Arc::clone(&queue), me)),
         ];
         let scheduler = options
             .scheduler
@@ -326,9 +330,10 @@ impl Worker {
         }
         // The recorder stops when the last run's sender is gone: let it flush.
         drop(shared);
-        let [heartbeat, recorder, canceller] = background;
+        let [heartbeat, recorder, canceller, reaper] = background;
         heartbeat.abort();
         canceller.abort();
+        reaper.abort();
         let _ = tokio::time::timeout(Duration::from_secs(5), recorder).await;
         Ok(report)
     }
@@ -557,7 +562,8 @@ pub(crate) fn chain(error: &(dyn std::error::Error + 'static)) -> Vec<String> {
 }
 
 /// Renew the held runs' leases every third of the lease's life; stop the runs lost to
-/// another worker and those asked to cancel (from another process).
+/// another worker and those asked to cancel (from another process: at once when the
+/// queue rings a cancel, otherwise at the next beat).
 async fn heartbeats(
     queue: Arc<dyn RunQueue>,
     info: WorkerInfo,
@@ -566,8 +572,31 @@ async fn heartbeats(
     ttl: Duration,
 ) {
     let every = (ttl / 3).max(Duration::from_millis(10));
+    // A cancel asked for in another process is looked at at once, not at the next beat.
+    let mut cancels = Some(queue.cancels());
+    let mut next = tokio::time::Instant::now() + every;
     loop {
-        tokio::time::sleep(every).await;
+        let asked = match cancels.as_mut() {
+            Some(cancels) => tokio::select! {
+                () = tokio::time::sleep_until(next) => false,
+                changed = cancels.changed() => changed.is_ok(),
+            },
+            None => {
+                tokio::time::sleep_until(next).await;
+                false
+            }
+        };
+        if asked {
+            if held.lock().unwrap_or_else(|p| p.into_inner()).is_empty() {
+                continue;
+            }
+        } else if tokio::time::Instant::now() < next {
+            // The backend gives no cancel wake-ups.
+            cancels = None;
+            continue;
+        } else {
+            next = tokio::time::Instant::now() + every;
+        }
         let snapshot: Vec<(String, u32)> = held
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -593,6 +622,25 @@ async fn heartbeats(
             }
             Err(error) => tracing::warn!(%error, "heartbeat failed"),
         }
+    }
+}
+
+/// How often a worker looks for gone workers of its machine.
+const REAP_EVERY: Duration = Duration::from_secs(1);
+
+/// Take back, at start and then every [`REAP_EVERY`], the runs of the workers of this
+/// machine whose process is gone (killed, crashed): they are claimed again at once
+/// rather than when their leases expire.
+async fn reap_gone_workers(queue: Arc<dyn RunQueue>, me: ProcessIdentity) {
+    loop {
+        match queue.reap(&me).await {
+            Ok(gone) if !gone.is_empty() => {
+                tracing::info!(workers = ?gone, "took back the runs of gone workers");
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "looking for gone workers failed"),
+        }
+        tokio::time::sleep(REAP_EVERY).await;
     }
 }
 
@@ -663,20 +711,11 @@ async fn schedules(queue: Arc<dyn RunQueue>) {
 }
 
 /// `<host>:<pid>:<random>`.
-fn default_worker_id() -> String {
+fn default_worker_id(me: &ProcessIdentity) -> String {
     format!(
         "{}:{}:{}",
-        host_name(),
-        std::process::id(),
+        me.host,
+        me.pid,
         &uuid::Uuid::new_v4().simple().to_string()[..8]
     )
-}
-
-fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "unknown-host".to_owned())
 }

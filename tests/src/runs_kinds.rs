@@ -42,6 +42,8 @@ pub struct Steps {
     pub log: Option<PathBuf>,
     /// Runs per org at once.
     pub org_limit: u32,
+    /// Claims of a run before it is given up (`None`: the default, 5).
+    pub max_attempts: Option<u32>,
 }
 
 impl Steps {
@@ -59,6 +61,10 @@ impl Kind for Steps {
 
     fn name(&self) -> &str {
         "steps"
+    }
+
+    fn max_attempts(&self) -> u32 {
+        self.max_attempts.unwrap_or(5)
     }
 
     fn concurrency(&self, inputs: &StepsInputs) -> Option<ConcurrencyLimit> {

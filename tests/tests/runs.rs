@@ -31,6 +31,7 @@ fn setup() -> Setup {
     let registry = Arc::new(Registry::new().register(Steps {
         log: Some(log.clone()),
         org_limit: 2,
+        max_attempts: None,
     }));
     let runs = Runs::new(Arc::new(queue.clone()), Arc::clone(&registry));
     Setup {
@@ -543,6 +544,8 @@ async fn a_stale_worker_is_fenced_out() {
         id: "worker-a".into(),
         host: "h".into(),
         pid: 1,
+        machine: String::new(),
+        pid_started: None,
         queues: vec!["default".into()],
         concurrency: 1,
         heartbeat_at_us: 0,

@@ -39,6 +39,7 @@ mod context;
 mod error;
 pub mod inline;
 mod memory;
+mod process;
 mod record;
 #[cfg(feature = "sqlite")]
 mod sqlite;
@@ -51,6 +52,7 @@ pub use attempt::load_attempt;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::PersistenceError;
 pub use memory::InMemoryPersister;
+pub use process::ProcessIdentity;
 pub use record::{micros, AppRecord, Checkpoint, CheckpointInfo, LoadedCheckpoint, StepStatus};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{Durability, LeaseStatus, SqliteOptions, SqlitePersister};

@@ -285,15 +285,25 @@ async fn execute(cli: Cli, registry: Arc<Registry>) -> Result<(), CliError> {
     if let Command::Kinds = cli.command {
         return print::kinds(&registry.kinds(), cli.json);
     }
+    // Before anything slow: a SIGTERM that comes while the database opens drains the
+    // worker rather than killing the process.
+    let signal = shutdown_signal();
     let sqlite = SqliteRunQueue::open(&cli.db)?;
     let queue: Arc<dyn RunQueue> = Arc::new(sqlite.clone());
     let runs = Runs::new(Arc::clone(&queue), Arc::clone(&registry));
     let json = cli.json;
     match cli.command {
         Command::Serve(args) => {
-            work(&sqlite, &registry, args.worker, Some((args.http, runs))).await
+            work(
+                &sqlite,
+                &registry,
+                args.worker,
+                Some((args.http, runs)),
+                signal,
+            )
+            .await
         }
-        Command::Worker(args) => work(&sqlite, &registry, args, None).await,
+        Command::Worker(args) => work(&sqlite, &registry, args, None, signal).await,
         Command::Submit(args) => {
             let inputs = serde_json::from_str(&args.inputs).map_err(CliError::InputsNotJson)?;
             let mut submission = Submission::new(args.kind, inputs).priority(args.priority);
@@ -376,6 +386,7 @@ async fn work(
     registry: &Arc<Registry>,
     args: WorkerArgs,
     http: Option<(HttpArgs, Runs)>,
+    signal: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), CliError> {
     let metrics = crate::metrics::Metrics::new();
     let mut worker = Worker::new(
@@ -404,7 +415,7 @@ async fn work(
     // One signal stops both the worker and the HTTP server.
     let (stop, stopped) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
-        shutdown_signal().await;
+        signal.await;
         let _ = stop.send(true);
     });
     let until_stopped = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
@@ -444,18 +455,22 @@ async fn work(
     Ok(())
 }
 
-/// SIGTERM or Ctrl-C.
-pub(crate) async fn shutdown_signal() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(term) => term,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
+/// SIGTERM or Ctrl-C. The SIGTERM handler is installed when this is called (not when
+/// the future is first polled): a signal that comes in between is kept for it.
+pub(crate) fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    async move {
+        match term {
+            Some(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            None => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
         }
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
     }
 }
 

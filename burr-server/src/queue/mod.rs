@@ -7,6 +7,7 @@
 pub(crate) mod sqlite;
 
 use async_trait::async_trait;
+use burr_core::persistence::ProcessIdentity;
 use tokio::sync::{broadcast, watch};
 
 pub use sqlite::SqliteRunQueue;
@@ -114,4 +115,22 @@ pub trait RunQueue: Send + Sync + 'static {
     /// Changes to the queue, here or (as far as the backend can tell) in other processes:
     /// wait on it instead of polling in a loop.
     fn changes(&self) -> watch::Receiver<u64>;
+
+    /// Take back the runs held by workers of `me`'s machine whose process is gone (see
+    /// [`ProcessIdentity::outlived`]): their leases expire now, so they are claimed again
+    /// (with the next attempt) without waiting for the lease's time to live. Returns the
+    /// gone workers' ids, whose records are removed. The default does nothing (runs then
+    /// wait for their leases to expire).
+    async fn reap(&self, me: &ProcessIdentity) -> Result<Vec<String>, QueueError> {
+        let _ = me;
+        Ok(Vec::new())
+    }
+
+    /// Cancel requests, here or (as far as the backend can tell) in other processes: a
+    /// worker that sees one asks at once which of its runs to stop (see
+    /// [`heartbeat`](Self::heartbeat)) rather than at its next heartbeat. The default
+    /// never changes: cancels then reach running runs at the next heartbeat.
+    fn cancels(&self) -> watch::Receiver<u64> {
+        watch::channel(0).1
+    }
 }

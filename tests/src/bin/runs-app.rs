@@ -12,6 +12,7 @@ fn main() -> std::process::ExitCode {
             .ok()
             .and_then(|v| v.parse().ok())
             .unwrap_or(2),
+        max_attempts: None,
     };
     burr_server::cli::main(Registry::new().register(steps))
 }

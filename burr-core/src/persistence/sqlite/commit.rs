@@ -17,8 +17,9 @@ use tokio::runtime::{Handle, RuntimeFlavor};
 use tokio::sync::oneshot::{self, error::TryRecvError};
 
 use super::layout::{sqlite_error, AppKey, Failure};
-use super::lease::{HeldLease, LeaseState, ProcessIdentity};
+use super::lease::{HeldLease, LeaseState};
 use super::write::{KnownStates, Pending, Txn};
+use crate::persistence::ProcessIdentity;
 use crate::persistence::{AppRecord, Checkpoint, Clock, Lease, PersistenceError};
 
 // --------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@
 //! state at a sequence id, listings), [`lease`] (one runner per app id), [`layout`]
 //! (columns, inline values and their compaction).
 
+mod checkpointer;
 mod commit;
 mod layout;
 mod lease;
@@ -24,11 +25,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rusqlite::Connection;
 
+use self::checkpointer::Checkpointer;
 use self::commit::{Group, Op, Reply, Spare, Waiting, Writer};
 use self::layout::{app_key, sequence_column, Failure};
-use self::lease::ProcessIdentity;
 use self::open::open_error;
 use self::write::{Known, KnownStates};
+use crate::persistence::ProcessIdentity;
 use crate::persistence::{
     AppRecord, AppRecords, Checkpoint, CheckpointInfo, ChildListing, Clock, Delete, History, Lease,
     Leases, LoadedCheckpoint, PersistenceError, Persister, Prune,
@@ -192,6 +194,8 @@ struct Inner {
     group: Option<Arc<Group>>,
     /// The thread that renews leases in the background.
     renewals: Option<JoinHandle<()>>,
+    /// The thread that checkpoints the WAL in the background, and its signal.
+    checkpoints: Option<(Arc<Checkpointer>, JoinHandle<()>)>,
     readers: Mutex<Vec<Connection>>,
     known: Arc<Mutex<KnownStates>>,
     /// What leases are judged by.
@@ -230,7 +234,8 @@ impl SqlitePersister {
         options: SqliteOptions,
     ) -> Result<Self, PersistenceError> {
         let path = path.as_ref().to_owned();
-        let conn = open::open_writer(&path, &options)?;
+        let checkpointer = Arc::new(Checkpointer::default());
+        let conn = open::open_writer(&path, &options, &checkpointer)?;
         let known = Arc::new(Mutex::new(KnownStates::default()));
         let me = Arc::new(ProcessIdentity::current());
         let waiting = Arc::new(Waiting::default());
@@ -256,6 +261,13 @@ impl SqlitePersister {
             .name("burr-sqlite-leases".to_owned())
             .spawn(move || renewing.renew_in_background())
             .map_err(|error| open_error(&path, error))?;
+        let checkpoints = {
+            let (checkpointer, file) = (Arc::clone(&checkpointer), path.clone());
+            std::thread::Builder::new()
+                .name("burr-sqlite-checkpoints".to_owned())
+                .spawn(move || checkpointer.run(&file))
+                .map_err(|error| open_error(&path, error))?
+        };
         let instance = uuid::Uuid::new_v4().simple().to_string();
         Ok(SqlitePersister {
             inner: Arc::new(Inner {
@@ -264,6 +276,7 @@ impl SqlitePersister {
                 options,
                 group: Some(group),
                 renewals: Some(renewals),
+                checkpoints: Some((checkpointer, checkpoints)),
                 readers: Mutex::new(Vec::new()),
                 known,
                 me,
@@ -286,8 +299,11 @@ impl SqlitePersister {
     /// values dirties one.
     pub const PAGE_SIZE: i64 = open::PAGE_SIZE;
 
-    /// The number of WAL frames (pages) after which a commit folds the WAL back into the
-    /// database (`PRAGMA wal_autocheckpoint`; SQLite's default is 1,000).
+    /// The number of WAL frames (pages) after which the WAL is folded back into the
+    /// database (as `PRAGMA wal_autocheckpoint`, whose default is 1,000), by a thread of
+    /// the persister rather than by the commit that crossed it: commits do not pay for
+    /// checkpoints. Should that thread fall behind (eight times this many frames), the
+    /// commit checkpoints itself, so the WAL stays bounded.
     pub const WAL_AUTOCHECKPOINT: i64 = open::WAL_AUTOCHECKPOINT;
 
     /// The most bytes of JSON a checkpoint keeps in its own row (`inline_values`); a
@@ -376,6 +392,12 @@ impl Drop for Inner {
         if let Some(renewals) = self.renewals.take() {
             if renewals.join().is_err() {
                 tracing::error!(path = %self.path.display(), "the SQLite lease renewal thread panicked");
+            }
+        }
+        if let Some((checkpointer, thread)) = self.checkpoints.take() {
+            checkpointer.stop();
+            if thread.join().is_err() {
+                tracing::error!(path = %self.path.display(), "the SQLite WAL checkpoint thread panicked");
             }
         }
     }

@@ -11,10 +11,11 @@ use std::time::Duration;
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, MAIN_DB};
 
+use super::checkpointer::Checkpointer;
 use super::layout::sqlite_error;
-use super::lease::ProcessIdentity;
 use super::write::KnownStates;
 use super::{Inner, SqlitePersister};
+use crate::persistence::ProcessIdentity;
 use crate::persistence::{Clock, PersistenceError, SystemClock};
 
 // --------------------------------------------------------------------------------------
@@ -129,10 +130,11 @@ impl SqliteOptions {
 // Opening the writer's and the readers' connections, with their pragmas.
 // --------------------------------------------------------------------------------------
 
-/// WAL frames (pages) after which a commit checkpoints the WAL into the database
-/// (SQLite's default is 1,000). A checkpoint costs two flushes, so the WAL may grow to
-/// ~2 MiB (with 1 KiB pages) between them; that much at most is what the first process
-/// to open the file after a crash reads to recover it (~2 ms).
+/// WAL frames (pages) after which the WAL is checkpointed into the database (SQLite's
+/// default is 1,000), by the persister's checkpoint thread (see [`Checkpointer`]). A
+/// checkpoint costs two flushes, so the WAL may grow to ~2 MiB (with 1 KiB pages)
+/// between them; about that much is what the first process to open the file after a
+/// crash reads to recover it (~2 ms).
 pub(super) const WAL_AUTOCHECKPOINT: i64 = 2_000;
 
 /// Prepared statements kept per connection.
@@ -185,6 +187,7 @@ pub(super) fn open_error(
 pub(super) fn open_writer(
     path: &Path,
     options: &SqliteOptions,
+    checkpointer: &Arc<Checkpointer>,
 ) -> Result<Connection, PersistenceError> {
     if let Some(directory) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         if !directory.is_dir() {
@@ -208,7 +211,7 @@ pub(super) fn open_writer(
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = Connection::open_with_flags(path, flags).map_err(|e| classify(path, e))?;
+    let mut conn = Connection::open_with_flags(path, flags).map_err(|e| classify(path, e))?;
     // SQLite opens a file it may not write read-only, and fails only at the first write.
     if conn.is_readonly(MAIN_DB).unwrap_or(false) {
         return Err(open_error(path, OpenProblem::ReadOnly));
@@ -217,7 +220,8 @@ pub(super) fn open_writer(
     prepare(&conn, path)?;
     conn.pragma_update(None, "synchronous", options.durability.pragma())
         .map_err(|e| classify(path, e))?;
-    conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT)
+    checkpointer
+        .install(&mut conn)
         .map_err(|e| classify(path, e))?;
     Ok(conn)
 }
@@ -618,6 +622,7 @@ impl SqlitePersister {
                 options,
                 group: None,
                 renewals: None,
+                checkpoints: None,
                 readers: Mutex::new(vec![conn]),
                 known: Arc::new(Mutex::new(KnownStates::default())),
                 me: Arc::new(ProcessIdentity::current()),

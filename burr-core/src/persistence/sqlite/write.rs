@@ -12,9 +12,10 @@ use rusqlite::Connection;
 use super::layout::{
     app_key, is_constraint_violation, prior_step_column, sequence_column, AppKey, Failure,
 };
-use super::lease::{self, HeldLease, LeaseState, ProcessIdentity};
+use super::lease::{self, HeldLease, LeaseState};
 use super::{layout, read};
 use crate::ids::ParentPointer;
+use crate::persistence::ProcessIdentity;
 use crate::persistence::{micros, AppRecord, Checkpoint, Lease, PersistenceError, StepStatus};
 use crate::state::{State, StateDelta};
 

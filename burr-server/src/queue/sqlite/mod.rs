@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use burr_core::persistence::{SqliteOptions, SqlitePersister};
+use burr_core::persistence::{ProcessIdentity, SqliteOptions, SqlitePersister};
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{broadcast, watch};
 
@@ -158,10 +158,15 @@ impl SqliteRunQueue {
                     EventKind::StepFinished { .. } | EventKind::ChildProgress { .. }
                 )
             });
+            let cancel = events
+                .iter()
+                .any(|e| matches!(e.kind, EventKind::CancelRequested));
             for event in events {
                 let _ = self.inner.events.send(event);
             }
-            if of_runs {
+            if cancel {
+                self.inner.wake.ring_cancel();
+            } else if of_runs {
                 self.inner.wake.ring();
             } else {
                 self.inner.wake.ring_local();
@@ -306,5 +311,33 @@ impl RunQueue for SqliteRunQueue {
 
     fn changes(&self) -> watch::Receiver<u64> {
         self.inner.wake.subscribe()
+    }
+
+    async fn reap(&self, me: &ProcessIdentity) -> Result<Vec<String>, QueueError> {
+        if me.machine.is_empty() {
+            return Ok(Vec::new());
+        }
+        let machine = me.machine.clone();
+        let workers = self
+            .read(move |conn, _| ops::workers_on(conn, &machine))
+            .await?;
+        let gone: Vec<String> = workers
+            .into_iter()
+            .filter(|(_, pid, started)| me.outlived(&me.machine, *pid, *started))
+            .map(|(id, _, _)| id)
+            .collect();
+        if gone.is_empty() {
+            return Ok(gone);
+        }
+        let ids = gone.clone();
+        let freed = self.write(move |tx, now| ops::reap(tx, &ids, now)).await?;
+        if freed {
+            self.inner.wake.ring();
+        }
+        Ok(gone)
+    }
+
+    fn cancels(&self) -> watch::Receiver<u64> {
+        self.inner.wake.subscribe_cancels()
     }
 }

@@ -486,8 +486,8 @@ pub(super) fn heartbeat(
     now: i64,
 ) -> OpResult<Written<HeartbeatReport>> {
     tx.prepare_cached(
-        "INSERT INTO burr_workers (id, host, pid, queues, concurrency, heartbeat_at_us) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+        "INSERT INTO burr_workers (id, host, pid, queues, concurrency, heartbeat_at_us, machine, pid_started) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
          ON CONFLICT (id) DO UPDATE SET heartbeat_at_us = excluded.heartbeat_at_us",
     )?
     .execute(params![
@@ -496,7 +496,9 @@ pub(super) fn heartbeat(
         info.pid,
         serde_json::to_string(&info.queues).unwrap_or_default(),
         info.concurrency,
-        now
+        now,
+        info.machine,
+        info.pid_started
     ])?;
     tx.prepare_cached(
         "UPDATE burr_runs SET lease_expires_at_us = ?2, heartbeat_at_us = ?3 \
@@ -523,6 +525,34 @@ pub(super) fn heartbeat(
         }
     }
     Ok((report, Vec::new()))
+}
+
+/// The workers recorded on `machine`: (id, pid, process start time).
+pub(super) fn workers_on(
+    conn: &Connection,
+    machine: &str,
+) -> OpResult<Vec<(String, i64, Option<i64>)>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT id, pid, pid_started FROM burr_workers WHERE machine = ?1")?;
+    let rows = stmt.query_map([machine], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Forget the gone workers `ids`: their runs' leases expire now. Returns whether a run
+/// was concerned.
+pub(super) fn reap(tx: &Connection, ids: &[String], now: i64) -> OpResult<Written<bool>> {
+    let mut freed = 0;
+    for id in ids {
+        freed += tx
+            .prepare_cached(
+                "UPDATE burr_runs SET lease_expires_at_us = min(lease_expires_at_us, ?2) \
+                 WHERE lease_holder = ?1 AND status = 'running'",
+            )?
+            .execute(params![id, now])?;
+        tx.prepare_cached("DELETE FROM burr_workers WHERE id = ?1")?
+            .execute([id])?;
+    }
+    Ok((freed > 0, Vec::new()))
 }
 
 /// The backlog (see [`RunQueue::backlog`](crate::queue::RunQueue::backlog)).

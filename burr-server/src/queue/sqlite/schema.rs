@@ -6,7 +6,7 @@
 //! | `burr_runs` | run | see [`Run`](crate::Run): identity, kind, inputs, order (priority, flow start, `seq`), status, attempt, lease, times, error, result and fork source (`fork_run_id`, `fork_sequence_id`) |
 //! | `burr_run_events` | event | `id` (the stream order), `run_id`, `at_us`, `kind`, `data` (JSON [`EventKind`](crate::EventKind)) |
 //! | `burr_schedules` | schedule | `name`, `spec`, `run` (JSON), `next_due_us`, `last_fired_us` |
-//! | `burr_workers` | worker | `id`, `host`, `pid`, `queues`, `concurrency`, `heartbeat_at_us` |
+//! | `burr_workers` | worker | `id`, `host`, `pid`, `queues`, `concurrency`, `heartbeat_at_us`, `machine`, `pid_started` |
 
 use std::path::Path;
 
@@ -15,10 +15,18 @@ use rusqlite::{Connection, OptionalExtension};
 use crate::error::QueueError;
 
 /// The run-queue schema version this build writes.
-pub(super) const SCHEMA_VERSION: i64 = 2;
+pub(super) const SCHEMA_VERSION: i64 = 3;
 
 /// `MIGRATIONS[v]` turns version `v` into `v + 1`.
-const MIGRATIONS: &[&str] = &[V1, V2];
+const MIGRATIONS: &[&str] = &[V1, V2, V3];
+
+/// Who a worker's process is (its machine and process start time), so that a worker on
+/// the same machine takes the runs of a killed one back at once.
+const V3: &str = "
+ALTER TABLE burr_workers ADD COLUMN machine TEXT NOT NULL DEFAULT '';
+ALTER TABLE burr_workers ADD COLUMN pid_started INTEGER;
+CREATE INDEX IF NOT EXISTS burr_workers_machine ON burr_workers (machine);
+";
 
 /// Reruns (the run and step a run was forked from), and listing by submission time.
 const V2: &str = "

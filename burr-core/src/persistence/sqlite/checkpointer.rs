@@ -1,0 +1,102 @@
+//! WAL checkpoints off the commit path: a thread of the persister folds the WAL back
+//! into the database file once it holds [`WAL_AUTOCHECKPOINT`] frames, instead of the
+//! commit that crossed the threshold doing it (SQLite's automatic checkpoint), which
+//! made that one commit cost a copy of the WAL and two flushes.
+//!
+//! The writer's connection has a WAL hook: after each commit it learns how many frames
+//! the WAL holds. At the threshold it wakes the checkpoint thread, which runs a
+//! `PASSIVE` checkpoint on a connection of its own, while writers go on. Should the
+//! thread fall behind (a WAL [`INLINE_FACTOR`] times the threshold), the commit
+//! checkpoints inline as SQLite would, so the WAL stays bounded. Durability is
+//! unchanged: a commit is durable in the WAL, whoever copies it to the database later.
+
+use std::ffi::c_int;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+
+use rusqlite::hooks::Wal;
+use rusqlite::{Connection, OpenFlags};
+
+use super::open::WAL_AUTOCHECKPOINT;
+
+/// A WAL this many times [`WAL_AUTOCHECKPOINT`] is checkpointed by the commit itself.
+const INLINE_FACTOR: c_int = 8;
+
+/// The checkpoint thread's signal: whether a checkpoint is due, and whether to stop.
+#[derive(Default)]
+pub(super) struct Checkpointer {
+    /// A checkpoint is due (set by the hook, cleared by the thread): the hook only
+    /// notifies on its change, so commits past the threshold cost an atomic load.
+    due: AtomicBool,
+    state: Mutex<bool>,
+    wake: Condvar,
+}
+
+impl Checkpointer {
+    /// Install the hook on the writer's connection (it replaces SQLite's automatic
+    /// checkpoint).
+    pub(super) fn install(self: &Arc<Self>, conn: &mut Connection) -> rusqlite::Result<()> {
+        let me = Arc::clone(self);
+        conn.wal_hook(Some(move |wal: &mut Wal, frames: c_int| {
+            let threshold = c_int::try_from(WAL_AUTOCHECKPOINT).unwrap_or(c_int::MAX);
+            if frames >= threshold.saturating_mul(INLINE_FACTOR) {
+                // The thread fell behind. A failed checkpoint is not the commit's
+                // failure (the commit happened): the next commit tries again.
+                let _ = wal.checkpoint();
+            } else if frames >= threshold && !me.due.swap(true, Ordering::AcqRel) {
+                let _guard = me.state.lock().unwrap_or_else(|p| p.into_inner());
+                me.wake.notify_one();
+            }
+            Ok(())
+        }))
+    }
+
+    /// The thread's body: checkpoint when due, until [`stop`](Self::stop). Its
+    /// connection is opened at the first checkpoint (a persister whose WAL stays small
+    /// never opens it).
+    pub(super) fn run(&self, path: &Path) {
+        let mut conn: Option<Connection> = None;
+        loop {
+            {
+                let mut stopped = self.state.lock().unwrap_or_else(|p| p.into_inner());
+                while !*stopped && !self.due.load(Ordering::Acquire) {
+                    stopped = self.wake.wait(stopped).unwrap_or_else(|p| p.into_inner());
+                }
+                if *stopped {
+                    return;
+                }
+            }
+            if conn.is_none() {
+                conn = open(path)
+                    .map_err(|error| {
+                        tracing::warn!(path = %path.display(), %error, "cannot open a connection for WAL checkpoints");
+                    })
+                    .ok();
+            }
+            if let Some(conn) = &conn {
+                if let Err(error) = conn.wal_checkpoint_v2(None::<&str>, Default::default()) {
+                    tracing::debug!(path = %path.display(), %error, "WAL checkpoint did not run");
+                }
+            }
+            // Commits made during the checkpoint see `due` still set and do not wake
+            // the thread: clear it only now, so the next commit past the threshold does.
+            self.due.store(false, Ordering::Release);
+        }
+    }
+
+    /// Stop the thread (the persister is gone).
+    pub(super) fn stop(&self) {
+        *self.state.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        self.wake.notify_one();
+    }
+}
+
+/// The checkpoint thread's connection. SQLite opens a file lazily: until a statement
+/// reads it, a checkpoint finds no WAL (and does nothing), so the journal mode is read.
+fn open(path: &Path) -> rusqlite::Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(PathBuf::from(path), flags)?;
+    conn.query_row("PRAGMA journal_mode", [], |_| Ok(()))?;
+    Ok(conn)
+}
