@@ -31,6 +31,12 @@ const FIRST_POLL: Duration = Duration::from_millis(10);
 /// How long a free slot waits for others before it is claimed alone, under load.
 const BATCH_WAIT: Duration = Duration::from_millis(2);
 
+/// How long the events of finished runs are kept by default: a week.
+pub const DEFAULT_EVENT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// How often the scheduler deletes expired events.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
 /// How a worker runs.
 #[derive(Clone, Debug)]
 pub struct WorkerOptions {
@@ -49,6 +55,9 @@ pub struct WorkerOptions {
     /// Fire due schedules (default true). Several schedulers may run: each due time
     /// fires once.
     pub scheduler: bool,
+    /// With the scheduler: delete the events of runs that finished longer ago than this
+    /// (default 7 days; `None` keeps them all). Runs themselves are kept.
+    pub event_retention: Option<Duration>,
     /// The executor of the runs' child applications (default: [`Executor::global`]).
     pub executor: Option<Executor>,
 }
@@ -62,6 +71,7 @@ impl Default for WorkerOptions {
             lease_ttl: Duration::from_secs(30),
             grace: Duration::from_secs(30),
             scheduler: true,
+            event_retention: Some(DEFAULT_EVENT_RETENTION),
             executor: None,
         }
     }
@@ -237,7 +247,7 @@ impl Worker {
         ];
         let scheduler = options
             .scheduler
-            .then(|| tokio::spawn(schedules(Arc::clone(&queue))));
+            .then(|| tokio::spawn(schedules(Arc::clone(&queue), options.event_retention)));
 
         let claim = Claim {
             worker: worker_id,
@@ -692,9 +702,24 @@ async fn record_events(queue: Arc<dyn RunQueue>, mut records: mpsc::UnboundedRec
 }
 
 /// Fire due schedules: sleep until the earliest due time, at most a second (to see
-/// schedules added meanwhile).
-async fn schedules(queue: Arc<dyn RunQueue>) {
+/// schedules added meanwhile). Delete expired events (see
+/// [`WorkerOptions::event_retention`]) at start and every [`PRUNE_EVERY`].
+async fn schedules(queue: Arc<dyn RunQueue>, event_retention: Option<Duration>) {
+    let mut pruned_at: Option<tokio::time::Instant> = None;
     loop {
+        if let Some(keep) = event_retention {
+            if pruned_at.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
+                pruned_at = Some(tokio::time::Instant::now());
+                let keep_us = i64::try_from(keep.as_micros()).unwrap_or(i64::MAX);
+                match queue.prune_events(now_us().saturating_sub(keep_us)).await {
+                    Ok(0) => {}
+                    Ok(deleted) => {
+                        tracing::debug!(deleted, "deleted the events of runs finished long ago")
+                    }
+                    Err(error) => tracing::warn!(%error, "deleting old run events failed"),
+                }
+            }
+        }
         if let Err(error) = queue.fire_due(now_us()).await {
             tracing::warn!(%error, "firing schedules failed");
         }

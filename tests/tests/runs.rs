@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use burr_server::{
-    Claim, EventKind, Finish, QueueError, Registry, RunQueue, RunStatus, Runs, ScheduleSpec,
-    SqliteRunQueue, Submission, Worker, WorkerOptions,
+    Claim, EventKind, Finish, QueueError, Registry, RunFilter, RunQueue, RunStatus, Runs,
+    ScheduleSpec, SqliteRunQueue, Submission, Worker, WorkerOptions,
 };
 use burr_tests::runs_kinds::Steps;
 use serde_json::json;
@@ -158,6 +158,88 @@ async fn a_submitted_run_runs_to_success_with_its_events_in_order() {
             .unwrap()
             .unwrap();
     assert_eq!(loaded.state.get::<u32>("count").unwrap(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scheduler_deletes_old_events_of_finished_runs_only() {
+    let s = setup();
+    let finished = s
+        .runs
+        .submit(Submission::new("steps", json!({"steps": 1})))
+        .await
+        .unwrap()
+        .run;
+    let (stop, worker) = start_worker(
+        &s,
+        WorkerOptions {
+            scheduler: false,
+            ..Default::default()
+        },
+    );
+    s.runs.wait(&finished.id).await.unwrap();
+    stop.send(()).unwrap();
+    worker.await.unwrap();
+    let waiting = s
+        .runs
+        .submit(Submission::new("steps", json!({"steps": 1})).not_before_us(i64::MAX / 2))
+        .await
+        .unwrap()
+        .run;
+    let count = |run_id: &str| {
+        rusqlite_conn(&s.db)
+            .query_row(
+                "SELECT count(*) FROM burr_run_events WHERE run_id = ?1",
+                [run_id],
+                |r| r.get::<_, i64>(0),
+            )
+            .unwrap()
+    };
+    assert!(count(&finished.id) >= 4);
+    assert_eq!(count(&waiting.id), 1);
+    // Both runs' events are now two days old.
+    let two_days_us = 2 * 24 * 3600 * 1_000_000_i64;
+    rusqlite_conn(&s.db)
+        .execute(
+            "UPDATE burr_run_events SET at_us = at_us - ?1",
+            [two_days_us],
+        )
+        .unwrap();
+    // A retention of three days keeps them; one of a day deletes the finished run's.
+    let (stop, worker) = start_worker(
+        &s,
+        WorkerOptions {
+            event_retention: Some(Duration::from_secs(3 * 24 * 3600)),
+            ..Default::default()
+        },
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.send(()).unwrap();
+    worker.await.unwrap();
+    assert!(count(&finished.id) >= 4);
+    let (stop, worker) = start_worker(
+        &s,
+        WorkerOptions {
+            event_retention: Some(Duration::from_secs(24 * 3600)),
+            ..Default::default()
+        },
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while count(&finished.id) > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "old events were not deleted"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.send(()).unwrap();
+    worker.await.unwrap();
+    // The run itself stays, and so do the events of the run still waiting.
+    assert_eq!(
+        s.queue.get(&finished.id).await.unwrap().status,
+        RunStatus::Succeeded
+    );
+    assert_eq!(count(&waiting.id), 1);
+    assert_eq!(s.queue.prune_events(i64::MAX).await.unwrap(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -322,6 +404,9 @@ async fn a_corrupt_run_row_gives_a_typed_error_and_is_neither_claimed_nor_change
         other => panic!("expected CorruptRun, got {other}"),
     }
     assert_eq!(dump(&s.db), before);
+    // A listing leaves it out and shows the others.
+    let listed = s.queue.list(&RunFilter::default()).await.unwrap();
+    assert_eq!(listed.iter().map(|r| &r.id).collect::<Vec<_>>(), [&good.id]);
     // The corrupt run is skipped, the others are claimed.
     let claimed = s.queue.claim(&claim("w", 10, 10_000)).await.unwrap();
     assert_eq!(

@@ -110,6 +110,10 @@ pub struct WorkerArgs {
     /// Do not fire schedules.
     #[arg(long)]
     pub no_scheduler: bool,
+    /// How long the events of finished runs are kept (e.g. 7d, 12h); the scheduler
+    /// deletes older ones.
+    #[arg(long, default_value = "7d", value_parser = parse_duration)]
+    pub keep_events: Duration,
     /// Do not record steps with the tracker.
     #[arg(long)]
     pub no_tracker: bool,
@@ -402,6 +406,7 @@ async fn work(
         lease_ttl: args.lease_ttl,
         grace: args.grace,
         scheduler: http.is_some() || !args.no_scheduler,
+        event_retention: Some(args.keep_events),
         executor: None,
     });
     let tracker = if args.no_tracker {
@@ -474,7 +479,7 @@ pub(crate) fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send 
     }
 }
 
-/// `500ms`, `30s`, `5m`, `2h`, or a number of seconds.
+/// `500ms`, `30s`, `5m`, `2h`, `7d`, or a number of seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let (number, unit) = match text.find(|c: char| !c.is_ascii_digit() && c != '.') {
@@ -489,7 +494,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "s" => value,
         "m" => value * 60.0,
         "h" => value * 3600.0,
-        _ => return Err(format!("`{text}`: unknown unit `{unit}` (ms, s, m, h)")),
+        "d" => value * 86_400.0,
+        _ => return Err(format!("`{text}`: unknown unit `{unit}` (ms, s, m, h, d)")),
     };
     Duration::try_from_secs_f64(seconds).map_err(|e| format!("`{text}`: {e}"))
 }

@@ -33,7 +33,8 @@ pub trait RunQueue: Send + Sync + 'static {
     /// One run; [`QueueError::UnknownRun`] for an unknown id.
     async fn get(&self, run_id: &str) -> Result<Run, QueueError>;
 
-    /// Runs, newest first.
+    /// Runs, newest first. A row that cannot be read is left out (and logged); `get`
+    /// names what is wrong with it.
     async fn list(&self, filter: &RunFilter) -> Result<Vec<Run>, QueueError>;
 
     /// Claim up to `claim.limit` runs, in order: runs whose worker's lease expired first
@@ -115,6 +116,14 @@ pub trait RunQueue: Send + Sync + 'static {
     /// Changes to the queue, here or (as far as the backend can tell) in other processes:
     /// wait on it instead of polling in a loop.
     fn changes(&self) -> watch::Receiver<u64>;
+
+    /// Delete the events of finished runs recorded before `before_us`; returns how many.
+    /// Events of runs still queued or running are kept whatever their age. The default
+    /// deletes nothing.
+    async fn prune_events(&self, before_us: i64) -> Result<u64, QueueError> {
+        let _ = before_us;
+        Ok(0)
+    }
 
     /// Take back the runs held by workers of `me`'s machine whose process is gone (see
     /// [`ProcessIdentity::outlived`]): their leases expire now, so they are claimed again

@@ -31,6 +31,9 @@ use crate::wake::Wake;
 /// How long a write waits for another process's transaction on the file.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Events deleted per transaction by [`RunQueue::prune_events`].
+const PRUNE_BATCH: u64 = 5_000;
+
 /// Events buffered per subscriber before a slow one misses some (it can read them back
 /// from the database).
 const EVENT_BUFFER: usize = 4096;
@@ -311,6 +314,20 @@ impl RunQueue for SqliteRunQueue {
 
     fn changes(&self) -> watch::Receiver<u64> {
         self.inner.wake.subscribe()
+    }
+
+    async fn prune_events(&self, before_us: i64) -> Result<u64, QueueError> {
+        let mut total = 0;
+        // In batches, each its own short transaction, so checkpoints are not held up.
+        loop {
+            let deleted = self
+                .write(move |tx, _| ops::prune_events(tx, before_us, PRUNE_BATCH))
+                .await?;
+            total += deleted;
+            if deleted < PRUNE_BATCH {
+                return Ok(total);
+            }
+        }
     }
 
     async fn reap(&self, me: &ProcessIdentity) -> Result<Vec<String>, QueueError> {

@@ -527,6 +527,20 @@ pub(super) fn heartbeat(
     Ok((report, Vec::new()))
 }
 
+/// Delete at most `limit` events of finished runs recorded before `before_us`, oldest
+/// first; returns how many.
+pub(super) fn prune_events(tx: &Connection, before_us: i64, limit: u64) -> OpResult<Written<u64>> {
+    let deleted = tx
+        .prepare_cached(
+            "DELETE FROM burr_run_events WHERE id IN ( \
+                 SELECT e.id FROM burr_run_events e JOIN burr_runs r ON r.id = e.run_id \
+                 WHERE e.at_us < ?1 AND r.status IN ('succeeded', 'failed', 'cancelled') \
+                 ORDER BY e.id LIMIT ?2)",
+        )?
+        .execute(params![before_us, i64::try_from(limit).unwrap_or(i64::MAX)])?;
+    Ok((u64::try_from(deleted).unwrap_or(0), Vec::new()))
+}
+
 /// The workers recorded on `machine`: (id, pid, process start time).
 pub(super) fn workers_on(
     conn: &Connection,
@@ -881,5 +895,13 @@ pub(super) fn list(
     sql.push_str(&format!(" ORDER BY seq DESC LIMIT ?{}", values.len()));
     let mut stmt = conn.prepare_cached(&sql)?;
     let found = rows::runs(&mut stmt, rusqlite::params_from_iter(values))?;
-    Ok(found.into_iter().collect::<Result<_, _>>()?)
+    // One unreadable row does not hide the others: it is left out of the listing (and
+    // logged, naming it); `get` gives its error.
+    Ok(found
+        .into_iter()
+        .filter_map(|run| {
+            run.map_err(|error| tracing::warn!(%error, "a run is left out of the listing"))
+                .ok()
+        })
+        .collect())
 }
