@@ -80,9 +80,13 @@ async fn a_second_process_sees_entries_the_first_wrote() {
     let status = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "child_process_reads_and_writes", "--nocapture"])
         .env("BURR_CACHE_CHILD_DB", &path)
-        .status()
+        .output()
         .expect("the test binary runs again as a child process");
-    assert!(status.success(), "the child process failed: {status}");
+    assert!(
+        status.status.success(),
+        "the child process failed: {}",
+        String::from_utf8_lossy(&status.stdout)
+    );
     // What the child stored, this process reads (with its persister opened before).
     let found = cache.get(&key("upper", "1", "from child")).await.unwrap();
     assert_eq!(found.as_deref(), Some(&b"FROM CHILD"[..]));
