@@ -18,7 +18,12 @@ use std::sync::{Arc, Condvar, Mutex};
 use rusqlite::hooks::Wal;
 use rusqlite::{Connection, OpenFlags};
 
-use super::open::WAL_AUTOCHECKPOINT;
+/// WAL frames (pages) after which the WAL is checkpointed into the database (SQLite's
+/// default is 1,000), by the persister's checkpoint thread (this module). A
+/// checkpoint costs two flushes, so the WAL may grow to ~2 MiB (with 1 KiB pages)
+/// between them; about that much is what the first process to open the file after a
+/// crash reads to recover it (~2 ms).
+pub(super) const WAL_AUTOCHECKPOINT: i64 = 2_000;
 
 /// A WAL this many times [`WAL_AUTOCHECKPOINT`] is checkpointed by the commit itself.
 const INLINE_FACTOR: c_int = 8;
