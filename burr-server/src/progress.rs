@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use burr_core::hooks::{AppCreated, ExecuteCallEnd, LifecycleHook, StepEnd};
+use burr_core::hooks::{AppCreated, ExecuteCallEnd, LifecycleHook, MapStart, StepEnd};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::events::EventKind;
@@ -26,7 +26,10 @@ pub(crate) enum Record {
 pub(crate) struct RunProgress {
     run_id: String,
     events: mpsc::UnboundedSender<Record>,
+    /// Child applications created so far.
     children: AtomicU64,
+    /// Child applications announced by map actions (all of them, started or not).
+    announced: AtomicU64,
     finished: AtomicU64,
     last_report: Mutex<Option<Instant>>,
 }
@@ -37,6 +40,7 @@ impl RunProgress {
             run_id: run_id.to_owned(),
             events,
             children: AtomicU64::new(0),
+            announced: AtomicU64::new(0),
             finished: AtomicU64::new(0),
             last_report: Mutex::new(None),
         }
@@ -49,7 +53,7 @@ impl RunProgress {
     /// Report child progress now if there is any, and wait until every event of the
     /// run is stored (the run ends: its last events come before its end).
     pub(crate) async fn flush(&self) {
-        let total = self.children.load(Ordering::Relaxed);
+        let total = self.total();
         if total > 0 {
             self.send(EventKind::ChildProgress {
                 done: self.finished.load(Ordering::Relaxed),
@@ -62,10 +66,18 @@ impl RunProgress {
         }
     }
 
+    /// The children to count to: those the map actions announced (children start a
+    /// window at a time), or those created (children an action spawns itself) if more.
+    fn total(&self) -> u64 {
+        self.announced
+            .load(Ordering::Relaxed)
+            .max(self.children.load(Ordering::Relaxed))
+    }
+
     fn progress(&self) {
         let mut last = self.last_report.lock().unwrap_or_else(|p| p.into_inner());
         let done = self.finished.load(Ordering::Relaxed);
-        let total = self.children.load(Ordering::Relaxed);
+        let total = self.total();
         if done == total || last.is_none_or(|at| at.elapsed() >= PROGRESS_EVERY) {
             *last = Some(Instant::now());
             drop(last);
@@ -79,6 +91,13 @@ impl LifecycleHook for RunProgress {
         if event.spawning_parent.is_some() {
             self.children.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    fn map_start(&self, event: &MapStart<'_>) {
+        self.announced.fetch_add(
+            u64::try_from(event.tasks).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
     }
 
     fn post_run_step(&self, event: &StepEnd<'_>) {

@@ -243,6 +243,51 @@ async fn the_scheduler_deletes_old_events_of_finished_runs_only() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn child_progress_counts_to_every_child_of_the_map_not_those_started() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = SqliteRunQueue::open(dir.path().join("burr.db")).unwrap();
+    let registry = Arc::new(Registry::new().register(burr_tests::runs_kinds::Batch));
+    let runs = Runs::new(Arc::new(queue.clone()), Arc::clone(&registry));
+    // More children than start at once (a window of at least 64).
+    let run = runs
+        .submit(Submission::new(
+            "batch",
+            json!({"items": 300, "child_ms": 1}),
+        ))
+        .await
+        .unwrap()
+        .run;
+    let worker = Worker::new(Arc::new(queue.clone()), queue.persister(), registry);
+    let (stop, stopped) = oneshot::channel::<()>();
+    let handle = tokio::spawn(worker.run(async {
+        let _ = stopped.await;
+    }));
+    let done = tokio::time::timeout(Duration::from_secs(60), runs.wait(&run.id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(done.status, RunStatus::Succeeded, "{done:?}");
+    stop.send(()).unwrap();
+    handle.await.unwrap().unwrap();
+    let progress: Vec<(u64, u64)> = queue
+        .events(0, Some(&run.id), 10_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| match e.kind {
+            EventKind::ChildProgress { done, total } => Some((done, total)),
+            _ => None,
+        })
+        .collect();
+    assert!(!progress.is_empty());
+    assert!(
+        progress.iter().all(|&(_, total)| total == 300),
+        "every report counts to 300: {progress:?}"
+    );
+    assert_eq!(progress.last(), Some(&(300, 300)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn duplicate_submissions_by_key_give_one_run() {
     let s = setup();
     let mut tasks = Vec::new();

@@ -108,6 +108,21 @@ pub struct ExecuteCallEnd<'a> {
     pub error: Option<&'a Error>,
 }
 
+/// A map action is about to run its child applications.
+#[derive(Clone, Copy, Debug)]
+pub struct MapStart<'a> {
+    /// The identifiers of the application running the map action (the children's
+    /// spawning parent).
+    pub ids: &'a Identifiers,
+    /// The map step's sequence id.
+    pub sequence_id: u64,
+    /// The map action.
+    pub action: &'a str,
+    /// How many child applications it runs in all (those finished on an earlier
+    /// attempt, which return their stored state, included).
+    pub tasks: usize,
+}
+
 /// A streaming action started.
 #[derive(Clone, Copy, Debug)]
 pub struct StreamStart<'a> {

@@ -12,8 +12,8 @@ mod recording;
 pub use context::SpanGuard;
 
 pub use events::{
-    AppCreated, AttributeLogged, ExecuteCall, ExecuteCallEnd, SpanEnd, SpanStart, StepEnd,
-    StepStart, StepStatus, StreamEnd, StreamItem, StreamStart,
+    AppCreated, AttributeLogged, ExecuteCall, ExecuteCallEnd, MapStart, SpanEnd, SpanStart,
+    StepEnd, StepStart, StepStatus, StreamEnd, StreamItem, StreamStart,
 };
 pub use recording::{HookEvent, RecordingHook};
 
@@ -37,6 +37,11 @@ pub trait LifecycleHook: Send + Sync + 'static {
     }
     /// `step`, `run`, `iterate` or `stream_result` returned.
     fn post_run_execute_call(&self, event: &ExecuteCallEnd<'_>) {
+        let _ = event;
+    }
+    /// A map action is about to start its child applications: how many in all (what
+    /// progress "n of m" counts to; the children start a window at a time).
+    fn map_start(&self, event: &MapStart<'_>) {
         let _ = event;
     }
     /// A streaming action started streaming.

@@ -62,6 +62,13 @@ pub enum HookEvent {
         /// The error's message, if it failed.
         error: Option<String>,
     },
+    /// `map_start`.
+    MapStart {
+        /// The map action.
+        action: String,
+        /// Its child applications, in all.
+        tasks: usize,
+    },
     /// `stream_start`.
     StreamStart {
         /// The action.
@@ -183,6 +190,12 @@ impl LifecycleHook for RecordingHook {
         self.push(HookEvent::PostExecuteCall {
             method: e.method,
             error: e.error.map(ToString::to_string),
+        });
+    }
+    fn map_start(&self, e: &MapStart<'_>) {
+        self.push(HookEvent::MapStart {
+            action: e.action.to_owned(),
+            tasks: e.tasks,
         });
     }
     fn stream_start(&self, e: &StreamStart<'_>) {

@@ -17,7 +17,7 @@ use super::{SubGraph, Task};
 use crate::actions::declaration::declaration_builders;
 use crate::actions::{Action, ActionError, ActionResult, Declaration, Inputs, RetryPolicy};
 use crate::error::{ChildFailure, ChildrenFailed, Error};
-use crate::hooks::LifecycleHook;
+use crate::hooks::{LifecycleHook, MapStart};
 use crate::ids::{ApplicationContext, Priority};
 use crate::persistence::Persister;
 use crate::state::State;
@@ -226,6 +226,15 @@ impl MapAction {
         });
         let (cancel, cancelled) = watch::channel(false);
         let total = tasks.len();
+        let started = MapStart {
+            ids: ctx.identifiers(),
+            sequence_id: ctx.sequence_id(),
+            action: ctx.action_name(),
+            tasks: total,
+        };
+        for hook in ctx.hooks() {
+            hook.map_start(&started);
+        }
         let keys = tasks.keys();
         let stored = match &settings.persister {
             Some(persister) => Some(stored_children(ctx, &**persister, &keys, total).await?),
