@@ -1507,3 +1507,31 @@ async fn the_wal_is_checkpointed_in_the_background_and_stays_bounded() {
     let loaded = persister.load(None, "app", None).await.unwrap().unwrap();
     assert_eq!(loaded.state, state);
 }
+
+/// Several processes (here, threads with their own connections) opening one brand-new
+/// file at once all succeed: whoever comes second waits for the first to create the
+/// schema and switch to WAL instead of failing with "database is locked".
+#[test]
+fn opening_a_new_file_from_many_places_at_once_succeeds() {
+    for round in 0..30 {
+        let (_dir, path) = temp();
+        let barrier = Arc::new(std::sync::Barrier::new(6));
+        let openers: Vec<_> = (0..6)
+            .map(|_| {
+                let (path, barrier) = (path.clone(), Arc::clone(&barrier));
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    SqlitePersister::open(&path).map(drop)
+                })
+            })
+            .collect();
+        for opener in openers {
+            if let Err(error) = opener.join().unwrap() {
+                panic!(
+                    "round {round}: {error}: {:?}",
+                    std::error::Error::source(&error)
+                );
+            }
+        }
+    }
+}

@@ -210,13 +210,37 @@ pub(super) fn open_writer(
         return Err(open_error(path, OpenProblem::ReadOnly));
     }
     configure(&conn, path, options)?;
-    prepare(&conn, path)?;
+    // Another process preparing the same new file (switching it to WAL) can make SQLite
+    // answer "database is locked" without waiting (the busy handler is not called when
+    // the journal mode changes): try again until the busy timeout.
+    let deadline = std::time::Instant::now() + options.busy_timeout;
+    loop {
+        match prepare(&conn, path) {
+            Err(error) if is_busy(&error) && std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            prepared => break prepared?,
+        }
+    }
     conn.pragma_update(None, "synchronous", options.durability.pragma())
         .map_err(|e| classify(path, e))?;
     checkpointer
         .install(&mut conn)
         .map_err(|e| classify(path, e))?;
     Ok(conn)
+}
+
+/// Whether `error` is SQLite's "database is locked".
+fn is_busy(error: &PersistenceError) -> bool {
+    match error {
+        PersistenceError::Sqlite { source, .. } => {
+            source
+                .downcast_ref::<rusqlite::Error>()
+                .and_then(rusqlite::Error::sqlite_error_code)
+                == Some(ErrorCode::DatabaseBusy)
+        }
+        _ => false,
+    }
 }
 
 /// A reader's connection to a database the writer has prepared. It only reads
