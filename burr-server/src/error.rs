@@ -20,6 +20,13 @@ pub enum QueueError {
         /// The id.
         run_id: String,
     },
+    /// A run id naming an application that already has checkpoints (run by hand, or by
+    /// another tool): a run starts its application afresh and resumes only its own.
+    #[error("run id `{run_id}` names an application that already has checkpoints; choose another id (or rerun a run from one of its steps)")]
+    AppExists {
+        /// The id.
+        run_id: String,
+    },
     /// No kind has this name in the registry.
     #[error("unknown kind `{kind}` (known kinds: {})", known.join(", "))]
     UnknownKind {

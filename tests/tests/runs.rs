@@ -378,6 +378,35 @@ async fn bad_input_gets_a_typed_error_and_changes_nothing_stored() {
         .await
         .unwrap_err();
     assert!(matches!(error, QueueError::RunExists { .. }), "{error}");
+    // An application with checkpoints, run by hand in the same file: its id cannot be a
+    // run's.
+    let by_hand = burr_core::actions::action_sync(
+        "only",
+        |state: burr_core::State, _, _: &burr_core::ApplicationContext| {
+            (json!({}), state.update("n", 1))
+        },
+    )
+    .writes(["n"]);
+    let mut app = burr_core::ApplicationBuilder::new()
+        .with_actions([by_hand])
+        .with_transitions(Vec::<(&str, &str)>::new())
+        .with_entrypoint("only")
+        .with_app_id("by-hand")
+        .with_state_persister(s.queue.persister())
+        .build()
+        .await
+        .unwrap();
+    app.run(burr_core::RunOptions::new()).await.unwrap();
+    drop(app);
+    let error = s
+        .runs
+        .submit(Submission::new("steps", json!({"steps": 1})).run_id("by-hand"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, QueueError::AppExists { run_id } if run_id == "by-hand"),
+        "{error}"
+    );
     let error = s.queue.get("no-such-run").await.unwrap_err();
     assert!(matches!(&error, QueueError::UnknownRun { run_id } if run_id == "no-such-run"));
     let error = s.queue.cancel("no-such-run").await.unwrap_err();

@@ -102,6 +102,11 @@ impl From<QueueError> for Problem {
                     .id(run_id)
                     .field("run_id")
             }
+            QueueError::AppExists { run_id } => {
+                Problem::new(StatusCode::CONFLICT, "app-exists", detail)
+                    .id(run_id)
+                    .field("run_id")
+            }
             QueueError::UnknownKind { .. } => {
                 Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "unknown-kind", detail).field("kind")
             }

@@ -138,6 +138,18 @@ pub(super) fn submit(tx: &Connection, new: &NewRun, now: i64) -> OpResult<Writte
     let Some(run) = inserted else {
         return Err(QueueError::RunExists { run_id: id }.into());
     };
+    // A run's first attempt starts its application afresh: an id whose application
+    // already has checkpoints (in the same file) would fail then; say so now.
+    if new.id.is_some() {
+        let app_exists: bool = tx
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM burr_apps WHERE partition_key = '' AND app_id = ?1)",
+            )?
+            .query_row([&id], |r| r.get(0))?;
+        if app_exists {
+            return Err(QueueError::AppExists { run_id: id }.into());
+        }
+    }
     let event = insert_event(
         tx,
         &run.id,
