@@ -151,6 +151,10 @@ async fn a_submitted_run_runs_to_success_with_its_events_in_order() {
         ]
     );
     assert!(events.windows(2).all(|w| w[0].id < w[1].id));
+    assert_eq!(
+        s.queue.last_event_id().await.unwrap(),
+        events.last().unwrap().id
+    );
     // The checkpoints are the application's, under the run id.
     let loaded =
         burr_core::persistence::Persister::load(&*s.queue.persister(), None, &run.id, None)

@@ -50,11 +50,7 @@ pub(super) async fn watch(
             let _ = run;
             0
         }
-        None => queue
-            .events(0, None, u32::MAX)
-            .await?
-            .last()
-            .map_or(0, |e| e.id),
+        None => queue.last_event_id().await?,
     };
     let bar = (!json && run_id.is_some()).then(|| {
         let bar = ProgressBar::hidden();

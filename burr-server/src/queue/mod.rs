@@ -110,6 +110,19 @@ pub trait RunQueue: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<RunEvent>, QueueError>;
 
+    /// The id of the newest stored event (0 when there is none): where a follower of
+    /// every run's events starts "from now on". The default pages through the events.
+    async fn last_event_id(&self) -> Result<i64, QueueError> {
+        let mut last = 0;
+        loop {
+            let page = self.events(last, None, 10_000).await?;
+            match page.last() {
+                Some(event) => last = event.id,
+                None => return Ok(last),
+            }
+        }
+    }
+
     /// The events this handle records, as they are recorded (in this process).
     fn subscribe(&self) -> broadcast::Receiver<RunEvent>;
 

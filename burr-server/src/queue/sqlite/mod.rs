@@ -308,6 +308,15 @@ impl RunQueue for SqliteRunQueue {
             .await
     }
 
+    async fn last_event_id(&self) -> Result<i64, QueueError> {
+        self.read(|conn, _| {
+            Ok(conn
+                .prepare_cached("SELECT coalesce(max(id), 0) FROM burr_run_events")?
+                .query_row([], |r| r.get(0))?)
+        })
+        .await
+    }
+
     fn subscribe(&self) -> broadcast::Receiver<RunEvent> {
         self.inner.events.subscribe()
     }
