@@ -1,0 +1,164 @@
+//! `related-discussions-bench`: the flagship's figures, one JSON line.
+//!
+//! - `pipeline_texts_per_s`: `--n` generated discussions through the whole pipeline
+//!   (every meeting at once, a child application per discussion checkpointed to a fresh
+//!   SQLite file, every text through the store and the shared batcher), texts the model
+//!   embedded per second of the run;
+//! - `raw_texts_per_s`: the same texts straight to fastembed in length-sorted batches of
+//!   `--max-batch`, in the same process, on the same model;
+//! - `ratio`: the first over the second (the goal: at least 0.9);
+//! - `search_ms_100k`: one query over `--search-rows` (100,000) past discussions'
+//!   vectors, contiguous, dot product and a top-k heap (median of 21 queries).
+//!
+//! ```text
+//! source .fe-assets/env.sh
+//! cargo run --release -p example-related-discussions --bin related-discussions-bench -- --n 1000
+//! ```
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use example_related_discussions::batcher::BatchConfig;
+use example_related_discussions::data::{body_text, document_text};
+use example_related_discussions::generate::generate;
+use example_related_discussions::index::top_k;
+use example_related_discussions::model::{Model, DIMENSIONS};
+use example_related_discussions::run::{self, Options};
+
+/// Measure the pipeline against raw fastembed, and search over 100,000 vectors.
+#[derive(Parser, Debug)]
+#[command(name = "related-discussions-bench")]
+struct Cli {
+    /// Generated discussions run through the pipeline (at least 10).
+    #[arg(long, default_value_t = 1000)]
+    n: usize,
+    /// The generator's seed.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Rows of the search benchmark.
+    #[arg(long, default_value_t = 100_000)]
+    search_rows: usize,
+    /// Texts per model call, in the pipeline's batcher and in the raw run.
+    #[arg(long, default_value_t = 64)]
+    max_batch: usize,
+    /// The batcher's wait for more texts, in ms.
+    #[arg(long, default_value_t = 5)]
+    max_wait_ms: u64,
+    /// Child steps at once.
+    #[arg(long, default_value_t = 64)]
+    executor_concurrency: usize,
+    /// ONNX Runtime threads per model call.
+    #[arg(long, default_value_t = 1)]
+    model_threads: usize,
+    /// Run the pipeline without the tracker (it records every step by default, as the
+    /// example does).
+    #[arg(long)]
+    no_track: bool,
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let cli = Cli::parse();
+    if cli.n < 10 {
+        return Err("--n must be at least 10".into());
+    }
+    let model = Arc::new(Model::from_env(cli.model_threads)?);
+    let data = generate(cli.n, cli.seed);
+    // Warm the model up (first calls allocate).
+    model.embed(&vec!["warm up".to_owned(); 8])?;
+
+    let dir = tempfile_dir()?;
+    let db = dir.join("bench.db");
+    let options = Options {
+        executor_concurrency: cli.executor_concurrency,
+        batch: BatchConfig {
+            max_batch: cli.max_batch,
+            max_wait: Duration::from_millis(cli.max_wait_ms),
+        },
+        track: !cli.no_track,
+        ..Options::default()
+    };
+    let runtime = tokio::runtime::Runtime::new()?;
+    let start = Instant::now();
+    let report = runtime.block_on(run::run(&data, Arc::clone(&model), &db, &options))?;
+    let pipeline_s = start.elapsed().as_secs_f64();
+
+    // The texts the pipeline embedded: every discussion's document and body.
+    let mut texts: Vec<String> = Vec::with_capacity(cli.n * 2);
+    for m in &data.meetings {
+        for d in &m.discussions {
+            texts.push(document_text(&m.header(), &d.title, &d.notes));
+            texts.push(body_text(&d.title, &d.notes));
+        }
+    }
+    texts.sort_by_key(String::len);
+    let start = Instant::now();
+    for chunk in texts.chunks(cli.max_batch.max(1)) {
+        model.embed_batch(chunk, chunk.len())?;
+    }
+    let raw_s = start.elapsed().as_secs_f64();
+
+    let pipeline = report.embedded as f64 / pipeline_s;
+    let raw = texts.len() as f64 / raw_s;
+    let search_ms = search_ms(cli.search_rows);
+    let _ = std::fs::remove_dir_all(&dir);
+    println!(
+        "{}",
+        serde_json::json!({
+            "n": cli.n,
+            "texts": report.embedded,
+            "batches": report.batches,
+            "pipeline_s": round(pipeline_s),
+            "pipeline_texts_per_s": round(pipeline),
+            "raw_s": round(raw_s),
+            "raw_texts_per_s": round(raw),
+            "ratio": round(pipeline / raw),
+            "search_rows": cli.search_rows,
+            "search_ms_100k": round(search_ms),
+            "tracked": !cli.no_track,
+            "quality": report.quality,
+        })
+    );
+    Ok(())
+}
+
+/// Median time of a top-8 query over `rows` pseudo-random unit vectors.
+fn search_ms(rows: usize) -> f64 {
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+    };
+    let mut matrix = Vec::with_capacity(rows * DIMENSIONS);
+    for _ in 0..rows {
+        let v: Vec<f32> = (0..DIMENSIONS).map(|_| next()).collect();
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        matrix.extend(v.iter().map(|x| x / norm));
+    }
+    let mut times = Vec::new();
+    for _ in 0..21 {
+        let query: Vec<f32> = (0..DIMENSIONS).map(|_| next()).collect();
+        let start = Instant::now();
+        let best = top_k(&matrix, DIMENSIONS, &query, 8);
+        times.push(start.elapsed().as_secs_f64() * 1e3);
+        assert_eq!(best.len(), 8.min(rows));
+    }
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+fn round(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+fn tempfile_dir() -> std::io::Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!(
+        "related-discussions-bench-{}-{}",
+        std::process::id(),
+        Instant::now().elapsed().as_nanos()
+    ));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
