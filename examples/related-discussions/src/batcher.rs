@@ -1,8 +1,9 @@
 //! The shared batcher: every embedding request of the process (from concurrently running
 //! child applications, from filling the past index) goes through one dedicated thread that
-//! owns the model, coalesces requests into model batches sorted by length (up to
-//! [`BatchConfig::max_batch`] texts, waiting at most [`BatchConfig::max_wait`] for more),
-//! and answers each request on its own channel. The async threads never run the model.
+//! owns the model, takes the queued requests (up to [`BatchConfig::max_batch`] texts,
+//! waiting at most [`BatchConfig::max_wait`] for more), sorts them by length, runs them in
+//! model batches of [`BatchConfig::model_batch`], and answers each request on its own
+//! channel as soon as its model batch is done. The async threads never run the model.
 //!
 //! Length-sorted batches pad little: a batch's cost follows its longest text, so mixing a
 //! ten-word title with a hundred-word note wastes most of the batch.
@@ -20,8 +21,12 @@ use crate::model::{Model, ModelError};
 /// How requests are coalesced.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BatchConfig {
-    /// At most this many texts per model call (at least 1).
+    /// At most this many texts taken from the queue at once (at least 1): sorted by
+    /// length, then run in model batches of [`model_batch`](Self::model_batch), so a
+    /// bigger window pads less.
     pub max_batch: usize,
+    /// Texts per model batch within a window (at least 1).
+    pub model_batch: usize,
     /// After the first request of a batch, wait at most this long for more.
     pub max_wait: Duration,
 }
@@ -29,7 +34,8 @@ pub struct BatchConfig {
 impl Default for BatchConfig {
     fn default() -> Self {
         BatchConfig {
-            max_batch: 64,
+            max_batch: 256,
+            model_batch: 64,
             max_wait: Duration::from_millis(5),
         }
     }
@@ -86,6 +92,7 @@ impl Batcher {
         let thread_stats = Arc::clone(&stats);
         let config = BatchConfig {
             max_batch: config.max_batch.max(1),
+            model_batch: config.model_batch.max(1),
             ..config
         };
         let handle = std::thread::Builder::new()
@@ -144,28 +151,37 @@ fn run(
             }
         }
         batch.sort_by_key(|r| r.text.len());
-        let texts: Vec<String> = batch.iter().map(|r| r.text.clone()).collect();
-        let start = Instant::now();
-        let result = model.embed_batch(&texts, texts.len());
-        let elapsed = start.elapsed();
-        stats
-            .model_us
-            .fetch_add(elapsed.as_micros() as usize, Ordering::Relaxed);
-        stats.batches.fetch_add(1, Ordering::Relaxed);
-        match result {
-            Ok(vectors) => {
-                stats.texts.fetch_add(texts.len(), Ordering::Relaxed);
-                on_batch(&texts, Ok(vectors.as_slice()));
-                for (request, vector) in batch.into_iter().zip(vectors) {
-                    let _ = request.reply.send(Ok(vector));
-                }
+        // Model batches of similar lengths; each answered as soon as it is done.
+        let mut requests = batch.into_iter().peekable();
+        while requests.peek().is_some() {
+            let chunk: Vec<Request> = requests.by_ref().take(config.model_batch).collect();
+            embed_chunk(model, chunk, on_batch, stats);
+        }
+    }
+}
+
+fn embed_chunk(model: &Model, chunk: Vec<Request>, on_batch: &OnBatch, stats: &BatchStats) {
+    let texts: Vec<String> = chunk.iter().map(|r| r.text.clone()).collect();
+    let start = Instant::now();
+    let result = model.embed_batch(&texts, texts.len());
+    let elapsed = start.elapsed();
+    stats
+        .model_us
+        .fetch_add(elapsed.as_micros() as usize, Ordering::Relaxed);
+    stats.batches.fetch_add(1, Ordering::Relaxed);
+    match result {
+        Ok(vectors) => {
+            stats.texts.fetch_add(texts.len(), Ordering::Relaxed);
+            on_batch(&texts, Ok(vectors.as_slice()));
+            for (request, vector) in chunk.into_iter().zip(vectors) {
+                let _ = request.reply.send(Ok(vector));
             }
-            Err(error) => {
-                let error = Arc::new(error);
-                on_batch(&texts, Err(&error));
-                for request in batch {
-                    let _ = request.reply.send(Err(Arc::clone(&error)));
-                }
+        }
+        Err(error) => {
+            let error = Arc::new(error);
+            on_batch(&texts, Err(&error));
+            for request in chunk {
+                let _ = request.reply.send(Err(Arc::clone(&error)));
             }
         }
     }

@@ -160,7 +160,7 @@ impl PastIndex {
     pub fn search(&self, query: &[f32], rows: usize, k: usize) -> Vec<(usize, f32)> {
         let documents = self.read();
         let rows = rows.min(documents.len() / DIMENSIONS);
-        top_k(&documents[..rows * DIMENSIONS], DIMENSIONS, query, k)
+        search(&documents[..rows * DIMENSIONS], DIMENSIONS, query, k)
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Vec<f32>> {
@@ -168,14 +168,19 @@ impl PastIndex {
     }
 }
 
-/// The dot product of two vectors of the same length, in 8 lanes (which the compiler
-/// turns into SIMD).
+/// The dot product of two vectors of the same length, in 16 lanes over fixed-size
+/// arrays (no bounds checks in the loop, which the compiler turns into SIMD).
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    const LANES: usize = 16;
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
     let (ra, rb) = (ca.remainder(), cb.remainder());
-    let mut acc = [0f32; 8];
+    let mut acc = [0f32; LANES];
     for (x, y) in ca.zip(cb) {
-        for lane in 0..8 {
+        let x: &[f32; LANES] = x.try_into().expect("a chunk of LANES");
+        let y: &[f32; LANES] = y.try_into().expect("a chunk of LANES");
+        for lane in 0..LANES {
             acc[lane] += x[lane] * y[lane];
         }
     }
@@ -230,6 +235,45 @@ pub fn top_k(matrix: &[f32], dims: usize, query: &[f32], k: usize) -> Vec<(usize
     best
 }
 
+/// Rows per thread below which [`search`] does not split the scan.
+const ROWS_PER_THREAD: usize = 16_384;
+
+/// [`top_k`], the scan split across the machine's cores when the matrix is large (each
+/// thread keeps its own heap over its rows; the heaps are merged).
+pub fn search(matrix: &[f32], dims: usize, query: &[f32], k: usize) -> Vec<(usize, f32)> {
+    let rows = matrix.len() / dims.max(1);
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(rows / ROWS_PER_THREAD)
+        .max(1);
+    if threads == 1 {
+        return top_k(matrix, dims, query, k);
+    }
+    let per = rows.div_ceil(threads);
+    let mut best: Vec<(usize, f32)> = std::thread::scope(|scope| {
+        let parts: Vec<_> = matrix
+            .chunks(per * dims)
+            .enumerate()
+            .map(|(i, part)| {
+                scope.spawn(move || {
+                    let mut found = top_k(part, dims, query, k);
+                    for hit in &mut found {
+                        hit.0 += i * per;
+                    }
+                    found
+                })
+            })
+            .collect();
+        parts
+            .into_iter()
+            .flat_map(|p| p.join().expect("a search thread does not panic"))
+            .collect()
+    });
+    best.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    best.truncate(k);
+    best
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -261,6 +305,12 @@ mod tests {
             assert!((a - b).abs() < 1e-5);
         }
         assert_eq!(top_k(&matrix, dims, &query, 0), vec![]);
+        // Split across threads: the same rows, in the same order.
+        let big: Vec<f32> = (0..dims * 3 * ROWS_PER_THREAD).map(|_| next()).collect();
+        assert_eq!(
+            search(&big, dims, &query, 10),
+            top_k(&big, dims, &query, 10)
+        );
         assert_eq!(top_k(&matrix, dims, &query, 9999).len(), 500);
     }
 }

@@ -64,11 +64,15 @@ struct Cli {
     json: bool,
     /// At most this many child steps at once on the shared executor (at least 1). Many
     /// children waiting on the batcher at once make full model batches.
-    #[arg(long, value_name = "N", default_value_t = 64, value_parser = at_least_one, allow_hyphen_values = true)]
+    #[arg(long, value_name = "N", default_value_t = 256, value_parser = at_least_one, allow_hyphen_values = true)]
     executor_concurrency: usize,
-    /// At most this many texts per model call (at least 1).
-    #[arg(long, value_name = "N", default_value_t = 64, value_parser = at_least_one, allow_hyphen_values = true)]
+    /// At most this many queued texts taken at once by the batcher, sorted by length (at
+    /// least 1).
+    #[arg(long, value_name = "N", default_value_t = 256, value_parser = at_least_one, allow_hyphen_values = true)]
     max_batch: usize,
+    /// Texts per model call within what the batcher took (at least 1).
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = at_least_one, allow_hyphen_values = true)]
+    model_batch: usize,
     /// How long the batcher waits for more texts after the first of a batch, in ms.
     #[arg(long, value_name = "MS", default_value_t = 5, value_parser = millis, allow_hyphen_values = true)]
     max_wait_ms: u64,
@@ -148,6 +152,7 @@ fn main_inner(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         executor_concurrency: cli.executor_concurrency,
         batch: BatchConfig {
             max_batch: cli.max_batch,
+            model_batch: cli.model_batch,
             max_wait: Duration::from_millis(cli.max_wait_ms),
         },
         urgent: cli.urgent.clone(),
@@ -318,10 +323,11 @@ fn print_summary(report: &Report, cli: &Cli, load_time: Duration, total: Duratio
         }
     };
     println!(
-        "  embedded {} texts in {} model batches ({}), reused {} from the store; reranked {} discussions ({}), {} already related before this run",
+        "  embedded {} texts in {} model batches ({}, {:.1} s in the model), reused {} from the store; reranked {} discussions ({}), {} already related before this run",
         report.embedded,
         report.batches,
         rate(report.embedded),
+        report.model_ms as f64 / 1000.0,
         report.reused,
         report.reranked,
         rate(report.reranked),

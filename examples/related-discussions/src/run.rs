@@ -107,7 +107,7 @@ impl Default for Options {
         Options {
             settings: Settings::default(),
             meetings: Vec::new(),
-            executor_concurrency: 64,
+            executor_concurrency: 256,
             batch: BatchConfig::default(),
             urgent: Vec::new(),
             track: true,
@@ -180,6 +180,8 @@ pub struct Report {
     pub reranked: usize,
     /// Model calls (batches) in this run.
     pub batches: usize,
+    /// Time spent in the model in this run.
+    pub model_ms: u64,
     /// Vectors of this model in the database after the run.
     pub stored: usize,
     /// Theme hit rates, when the dataset is labelled.
@@ -339,6 +341,7 @@ pub async fn run(
 
     let start = Instant::now();
     let batches_before = store.batcher().stats().batches.load(Ordering::Relaxed);
+    let model_us_before = store.batcher().stats().model_us.load(Ordering::Relaxed);
     let finished = Arc::new(AtomicUsize::new(0));
     let mut running = Vec::with_capacity(selected.meetings.len());
     let mut done = 0;
@@ -422,6 +425,9 @@ pub async fn run(
         reused: store.reused(),
         reranked: reranked.load(Ordering::Relaxed),
         batches: store.batcher().stats().batches.load(Ordering::Relaxed) - batches_before,
+        model_ms: (store.batcher().stats().model_us.load(Ordering::Relaxed) - model_us_before)
+            as u64
+            / 1000,
         stored: store.stored()?,
         quality,
         meetings_ms,
