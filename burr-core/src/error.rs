@@ -3,9 +3,15 @@
 use crate::actions::{ErrorKind, RetryPolicyError, Verdict};
 
 use crate::condition::ConditionError;
-use crate::graph::GraphError;
+use crate::graph::{GraphChange, GraphError};
 use crate::persistence::PersistenceError;
 use crate::state::StateError;
+
+fn show_version(version: &Option<String>) -> String {
+    version
+        .as_deref()
+        .map_or_else(|| "none".to_owned(), |v| format!("{v:?}"))
+}
 
 /// `Result<T, burr_core::Error>`.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -97,6 +103,35 @@ pub enum Error {
         position: String,
         /// The checkpoint's sequence id.
         sequence_id: u64,
+    },
+    /// The application was checkpointed under other code: its graph changed in a way
+    /// that matters from where it stopped, and no migration is registered for the
+    /// version it was saved under. Nothing stored was changed.
+    #[error("app `{app_id}` was checkpointed under other code (version {}, now {}): {}; resume it with the code it was saved under, or register a migration with ApplicationBuilder::with_migration({:?}, ...)",
+        show_version(.stored_version), show_version(.current_version),
+        .changes.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
+        .stored_version.as_deref().unwrap_or(""))]
+    CodeChanged {
+        /// The application.
+        app_id: String,
+        /// The application version it was saved under.
+        stored_version: Option<String>,
+        /// The current application version.
+        current_version: Option<String>,
+        /// What changed (empty when only the fingerprint is known: the stored record
+        /// kept no graph description).
+        changes: Vec<GraphChange>,
+    },
+    /// A registered migration failed; nothing stored was changed.
+    #[error("the migration of app `{app_id}` from version {from_version:?} failed")]
+    Migration {
+        /// The application.
+        app_id: String,
+        /// The version it migrates from.
+        from_version: String,
+        /// The migration's error.
+        #[source]
+        source: BoxError,
     },
     /// The builder's settings contradict each other.
     #[error("invalid application builder settings: {0}")]

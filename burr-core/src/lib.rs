@@ -55,6 +55,8 @@
 //! - [`graph`]: actions joined by transitions, validated;
 //! - [`persistence`]: checkpoints, the [`Persister`](persistence::Persister) trait and its
 //!   stores;
+//! - [`cache`]: the content-addressed work cache (embeddings, memoized steps), with
+//!   concurrent identical requests computed once;
 //! - [`hooks`]: code around every step ([`LifecycleHook`](hooks::LifecycleHook));
 //! - [`application`]: [`ApplicationBuilder`] and [`Application`];
 //! - [`parallel`]: map actions and child applications;
@@ -74,6 +76,7 @@
 
 pub mod actions;
 pub mod application;
+pub mod cache;
 pub mod condition;
 pub mod error;
 pub mod graph;

@@ -429,6 +429,7 @@ async fn app_records<P: Persister>(store: Arc<P>) -> bool {
         created_at_us: 1_700_000_000_000_000,
         fork_parent: None,
         spawning_parent: Some(parent.clone()),
+        code: None,
     };
     records.register_app(&record).await.unwrap();
     assert_eq!(
@@ -439,6 +440,7 @@ async fn app_records<P: Persister>(store: Arc<P>) -> bool {
     let again = AppRecord {
         fork_parent: Some(parent.clone()),
         spawning_parent: None,
+        code: None,
         created_at_us: 1,
         ..record.clone()
     };

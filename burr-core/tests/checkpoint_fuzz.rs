@@ -106,6 +106,7 @@ async fn fill(path: &Path) -> Vec<State> {
                 created_at_us: 1,
                 fork_parent: fork,
                 spawning_parent: spawn,
+                code: None,
             })
             .await
             .expect("registers");

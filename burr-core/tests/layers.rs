@@ -6,13 +6,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// burr-core's modules from the bottom up: each may import only those before it.
-const LAYERS: [&str; 10] = [
+const LAYERS: [&str; 11] = [
     "ids",
     "state",
     "actions",
     "condition",
     "graph",
     "persistence",
+    "cache",
     "error",
     "hooks",
     "application",

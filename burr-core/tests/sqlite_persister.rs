@@ -359,6 +359,7 @@ async fn app_ids_are_listed_newest_first_per_partition_key() {
         created_at_us: 1,
         fork_parent: None,
         spawning_parent: None,
+        code: None,
     };
     persister
         .register_app(&record(None, "first"))
@@ -424,6 +425,7 @@ async fn app_ids_are_listed_by_prefix_per_partition_key() {
         created_at_us: 1,
         fork_parent: None,
         spawning_parent: None,
+        code: None,
     };
     for id in [
         "p/1/a",
@@ -477,6 +479,7 @@ async fn app_records_keep_their_parent_pointers() {
         created_at_us: 1_700_000_000_123_456,
         fork_parent: None,
         spawning_parent: Some(parent.clone()),
+        code: None,
     };
     persister.register_app(&record).await.unwrap();
     let fork = AppRecord {
@@ -485,6 +488,7 @@ async fn app_records_keep_their_parent_pointers() {
             ..parent
         }),
         spawning_parent: None,
+        code: None,
         created_at_us: 5,
         ..record.clone()
     };

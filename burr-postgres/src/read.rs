@@ -295,6 +295,7 @@ fn app_record_from(database: &str, row: &tokio_postgres::Row) -> Result<AppRecor
         app_id,
         fork_parent,
         spawning_parent,
+        code: None,
     })
 }
 

@@ -39,9 +39,16 @@ impl Bound {
         self.declaration.name = name.into();
         self
     }
+
+    /// Declare the version of the action's code (see
+    /// [`Declaration::version`](super::Declaration::version)).
+    pub fn versioned(mut self, version: impl Into<String>) -> Self {
+        self.declaration.version = Some(version.into());
+        self
+    }
 }
 
-/// `bind` and `named` on every action.
+/// `bind`, `named` and `versioned` on every action.
 pub trait ActionExt: Action + Sized {
     /// This action with the input `name` bound to `value`.
     fn bind(self, name: impl Into<String>, value: impl Into<Value>) -> Bound {
@@ -51,6 +58,12 @@ pub trait ActionExt: Action + Sized {
     /// This action under another name.
     fn named(self, name: impl Into<String>) -> Bound {
         Bound::new(Arc::new(self)).named(name)
+    }
+
+    /// This action with a declared version of its code (part of the graph's
+    /// fingerprint): `with_actions([Summarize.versioned("2")])`.
+    fn versioned(self, version: impl Into<String>) -> Bound {
+        Bound::new(Arc::new(self)).versioned(version)
     }
 }
 

@@ -48,6 +48,11 @@ pub struct Declaration {
     /// blocking action sees [`is_cancelled`](crate::ApplicationContext::is_cancelled)) and
     /// the attempt fails with [`ErrorKind::Timeout`](super::ErrorKind::Timeout).
     pub timeout: Option<Duration>,
+    /// The version of its code, as its author declares it (default: none). Part of the
+    /// graph's fingerprint: an application checkpointed under one version of an action
+    /// is not resumed under another without a migration, and a memoized action's cached
+    /// results are kept per version.
+    pub version: Option<String>,
 }
 
 impl Declaration {
@@ -116,6 +121,12 @@ impl Declaration {
         self
     }
 
+    /// The version of its code (see [`version`](Self::version)).
+    pub fn version(mut self, version: impl Into<String>) -> Self {
+        self.version = Some(version.into());
+        self
+    }
+
     /// Under another name.
     pub fn named(mut self, name: impl Into<String>) -> Self {
         self.name = name.into();
@@ -174,6 +185,13 @@ macro_rules! declaration_builders {
         /// Its tags (for `@tag:<tag>` halts and the tracker).
         pub fn tags<I: IntoIterator<Item = S>, S: Into<String>>(mut self, tags: I) -> Self {
             self.declaration = std::mem::take(&mut self.declaration).tags(tags);
+            self
+        }
+
+        /// The version of its code: part of the graph's fingerprint (a resume under
+        /// another version needs a migration) and of a memoized action's cache keys.
+        pub fn version(mut self, version: impl Into<String>) -> Self {
+            self.declaration = std::mem::take(&mut self.declaration).version(version);
             self
         }
 

@@ -13,8 +13,22 @@ use crate::ids::{
     next_flow, ApplicationContext, CancelToken, Executor, Identifiers, ParentPointer, Priority,
     Resources, WorkKey,
 };
-use crate::persistence::{micros, AppRecord, LoadedCheckpoint, Persister, StepStatus};
-use crate::state::State;
+use crate::persistence::{
+    micros, AppRecord, Checkpoint, CodeVersion, LoadedCheckpoint, Persister, StepStatus,
+};
+use crate::state::{State, StateDelta};
+
+/// A registered migration: the state saved under an older version, made fit for this one.
+type Migration = Arc<
+    dyn Fn(State) -> std::result::Result<State, Box<dyn std::error::Error + Send + Sync>>
+        + Send
+        + Sync,
+>;
+
+/// The state key where a migration records the code it migrated the state to, in the
+/// same checkpoint: so a migration whose application record was not yet updated (the
+/// process died in between) is recognised and not applied twice.
+pub const MIGRATED_TO_KEY: &str = "__burr_migrated_to";
 
 /// How long a lease lives without a checkpoint renewing it.
 const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(60);
@@ -87,6 +101,8 @@ pub struct ApplicationBuilder {
     cancel: Option<CancelToken>,
     resume_cancelled: bool,
     problems: Vec<BuilderError>,
+    version: Option<String>,
+    migrations: Vec<(String, Migration)>,
 }
 
 impl ApplicationBuilder {
@@ -340,6 +356,36 @@ impl ApplicationBuilder {
         self
     }
 
+    /// The application's version (yours: a release, a date...). Stored with the graph's
+    /// fingerprint in the application's record, it names the code an application was
+    /// checkpointed under, and selects the [migration](Self::with_migration) to resume
+    /// it under newer code.
+    pub fn with_version(mut self, version: impl Into<String>) -> Self {
+        self.version = Some(version.into());
+        self
+    }
+
+    /// With [`initialize_from`](Self::initialize_from): how to resume an application
+    /// checkpointed under version `from_version` (see [`with_version`](Self::with_version))
+    /// whose graph differs from the current one. `migrate` turns the loaded state into one
+    /// the current graph runs on; it is applied once, and its result saved as a
+    /// checkpoint of its own (at the next sequence id, at the same position) before the
+    /// application record takes the current code, so a crash right after it never applies
+    /// it twice.
+    ///
+    /// Without a migration, such a resume fails with [`Error::CodeChanged`], naming what
+    /// changed, unless the change does not touch what the application can still run
+    /// (everything reachable from where it stopped is the same).
+    pub fn with_migration<F, E>(mut self, from_version: impl Into<String>, migrate: F) -> Self
+    where
+        F: Fn(State) -> std::result::Result<State, E> + Send + Sync + 'static,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let migrate: Migration = Arc::new(move |state| migrate(state).map_err(Into::into));
+        self.migrations.push((from_version.into(), migrate));
+        self
+    }
+
     /// Validate, load (with `initialize_from`), take the lease (with a persister that has
     /// [`Leases`](crate::persistence::Leases)), and return the application.
     pub async fn build(self) -> Result<Application> {
@@ -391,6 +437,12 @@ impl ApplicationBuilder {
             self.default_retry.as_ref(),
             &self.timeouts,
         )?;
+        let description = graph.describe(graph.action(entrypoint).name());
+        let code = Arc::new(CodeVersion {
+            version: self.version.clone(),
+            fingerprint: description.fingerprint(),
+            graph: Some(description),
+        });
         let unreachable = graph.unreachable_from(entrypoint);
         if !unreachable.is_empty() {
             tracing::warn!(
@@ -475,6 +527,7 @@ impl ApplicationBuilder {
             saver: self.saver,
             lease,
             graph,
+            code: Arc::clone(&code),
         };
 
         match self.initialize {
@@ -510,7 +563,16 @@ impl ApplicationBuilder {
                     });
                 }
                 let overridden = self.override_state.is_some();
+                let migration = match (&loaded, forking) {
+                    (Some(row), false) => {
+                        guard(&*init.loader, &app, row, &code, &self.migrations).await?
+                    }
+                    _ => None,
+                };
                 if let Some(row) = loaded {
+                    let before = row.state.clone();
+                    let (seq, position) = (row.sequence_id, row.position.clone());
+                    let status = row.status;
                     app.restore(
                         row,
                         !self.restart_at_entrypoint,
@@ -524,6 +586,18 @@ impl ApplicationBuilder {
                         .as_ref()
                         .is_some_and(|saver| Arc::ptr_eq(saver, &init.loader));
                     app.snapshot_next = forking || !same_store || overridden;
+                    if let Some((from_version, migrate)) = migration {
+                        app.migrate(
+                            &before,
+                            seq,
+                            &position,
+                            status,
+                            &from_version,
+                            &migrate,
+                            &code,
+                        )
+                        .await?;
+                    }
                 }
             }
         }
@@ -539,6 +613,7 @@ impl ApplicationBuilder {
                 created_at_us: micros(SystemTime::now()),
                 fork_parent: app.fork_parent.clone(),
                 spawning_parent: app.ctx.spawning_parent.clone(),
+                code: Some(CodeVersion::clone(&code)),
             };
             records
                 .register_app(&record)
@@ -636,6 +711,143 @@ impl Application {
                 }
             }
         }
+        Ok(())
+    }
+}
+
+/// The resume guard: compare the code `row` was checkpointed under (the application's
+/// record in `loader`) with the current `code`. Same, already migrated, or compatible
+/// from the stored position: go on (`None`). A migration registered for the stored
+/// version: it (to apply). Otherwise [`Error::CodeChanged`], before anything is stored.
+async fn guard(
+    loader: &dyn Persister,
+    app: &Application,
+    row: &LoadedCheckpoint,
+    code: &CodeVersion,
+    migrations: &[(String, Migration)],
+) -> Result<Option<(String, Migration)>> {
+    let Some(records) = loader.as_app_records() else {
+        return Ok(None);
+    };
+    let stored = records
+        .app(app.ctx.ids.partition_key(), &app.ctx.ids.app_id)
+        .await
+        .map_err(|source| Error::Persistence {
+            app_id: app.ctx.ids.app_id.to_string(),
+            source,
+        })?;
+    let Some(stored) = stored.and_then(|record| record.code) else {
+        // Saved by a build that recorded no code: nothing to compare with.
+        return Ok(None);
+    };
+    if stored.fingerprint == code.fingerprint
+        || migrated_to(&row.state).as_deref() == Some(code.fingerprint.as_str())
+    {
+        return Ok(None);
+    }
+    let current = code.graph.as_ref();
+    if let (Some(before), Some(now)) = (&stored.graph, current) {
+        if before.compatible_at(now, &row.position) {
+            return Ok(None);
+        }
+    }
+    if let Some(from) = &stored.version {
+        if let Some((_, migrate)) = migrations.iter().rev().find(|(v, _)| v == from) {
+            return Ok(Some((from.clone(), Arc::clone(migrate))));
+        }
+    }
+    let changes = match (&stored.graph, current) {
+        (Some(before), Some(now)) => before.changes_to(now, Some(&row.position)),
+        _ => Vec::new(),
+    };
+    Err(Error::CodeChanged {
+        app_id: app.ctx.ids.app_id.to_string(),
+        stored_version: stored.version,
+        current_version: code.version.clone(),
+        changes,
+    })
+}
+
+/// The fingerprint a migration recorded in `state`, if any.
+fn migrated_to(state: &State) -> Option<String> {
+    state
+        .get_value(MIGRATED_TO_KEY)?
+        .get("fingerprint")?
+        .as_str()
+        .map(str::to_owned)
+}
+
+impl Application {
+    /// Apply a migration to the restored state and save the result as a checkpoint of
+    /// its own, at the next sequence id and the same position.
+    #[allow(clippy::too_many_arguments)]
+    async fn migrate(
+        &mut self,
+        before: &State,
+        seq: u64,
+        position: &str,
+        status: StepStatus,
+        from_version: &str,
+        migrate: &Migration,
+        code: &CodeVersion,
+    ) -> Result<()> {
+        let app_id = self.ctx.ids.app_id.to_string();
+        let failed = |source| Error::Migration {
+            app_id: app_id.clone(),
+            from_version: from_version.to_owned(),
+            source,
+        };
+        if status != StepStatus::Completed {
+            return Err(failed(
+                format!(
+                    "the application stopped at a {status} step of `{position}`; \
+                     migrations apply to an application stopped after a completed step"
+                )
+                .into(),
+            ));
+        }
+        let migrated = migrate(self.state.clone()).map_err(failed)?;
+        let migrated = migrated.update(
+            MIGRATED_TO_KEY,
+            serde_json::json!({
+                "fingerprint": code.fingerprint,
+                "version": code.version,
+                "from_version": from_version,
+            }),
+        );
+        let mut delta = StateDelta::between(before, &migrated);
+        if self.snapshot_next {
+            let deleted = delta.deleted;
+            delta = StateDelta::snapshot(&migrated);
+            delta.deleted = deleted;
+        }
+        let sequence_id = seq + 1;
+        let checkpoint = Checkpoint {
+            partition_key: self.ctx.ids.partition_key().map(str::to_owned),
+            app_id: app_id.clone(),
+            sequence_id,
+            position: position.to_owned(),
+            status: StepStatus::Completed,
+            attempt: 1,
+            prior_step: Some(position.to_owned()),
+            created_at: SystemTime::now(),
+            delta,
+            state: migrated.clone(),
+            error: None,
+        };
+        if let Some(saver) = &self.saver {
+            saver
+                .save(&checkpoint)
+                .await
+                .map_err(|source| Error::Persistence {
+                    app_id: app_id.clone(),
+                    source,
+                })?;
+            self.snapshot_next = false;
+        }
+        tracing::info!(app_id = %app_id, from_version, sequence_id, "migrated the application's state");
+        self.state = migrated;
+        self.sequence_id = Some(sequence_id);
         Ok(())
     }
 }

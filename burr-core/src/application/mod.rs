@@ -22,7 +22,7 @@ use crate::ids::{ApplicationContext, CancelToken, Identifiers, ParentPointer};
 use crate::persistence::{Checkpoint, Lease, PersistenceError, Persister, StepStatus};
 use crate::state::{State, StateDelta};
 
-pub use builder::ApplicationBuilder;
+pub use builder::{ApplicationBuilder, MIGRATED_TO_KEY};
 use halt::HaltSet;
 pub use options::RunOptions;
 pub use stream::{ActionStream, StreamEvent};
@@ -67,6 +67,8 @@ pub struct RunOutcome {
 /// [`stream_result`](Application::stream_result).
 pub struct Application {
     graph: Arc<Graph>,
+    /// The code it runs: version, fingerprint, graph description.
+    code: Arc<crate::persistence::CodeVersion>,
     names: Arc<[Arc<str>]>,
     entrypoint: usize,
     state: State,
@@ -170,6 +172,13 @@ impl Application {
     /// The graph.
     pub fn graph(&self) -> &Graph {
         &self.graph
+    }
+
+    /// The code it runs: the application version given to
+    /// [`ApplicationBuilder::with_version`], the graph's fingerprint and description (as
+    /// stored in its application record).
+    pub fn code(&self) -> &crate::persistence::CodeVersion {
+        &self.code
     }
 
     /// The application this one was forked from.

@@ -4,8 +4,10 @@
 //! ([`ApplicationBuilder::with_graph`](crate::ApplicationBuilder::with_graph)), or let the
 //! application builder build it. Validation reports every problem at once.
 
+mod changes;
 mod error;
 mod export;
+mod fingerprint;
 mod suggest;
 mod transition;
 
@@ -17,7 +19,9 @@ use crate::actions::ErrorKind;
 use crate::condition::ConditionError;
 use crate::state::State;
 
+pub use changes::GraphChange;
 pub use error::{GraphError, GraphProblem};
+pub use fingerprint::{ActionDescription, GraphDescription, TransitionDescription};
 pub use transition::{Sources, Transition, TransitionSpec};
 
 /// A validated graph: actions by name and transitions in declaration order.

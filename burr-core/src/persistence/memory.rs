@@ -71,6 +71,7 @@ impl Persister for InMemoryPersister {
                     created_at_us: micros(c.created_at),
                     fork_parent: None,
                     spawning_parent: None,
+                    code: None,
                 },
             );
         }
@@ -221,6 +222,9 @@ impl AppRecords for InMemoryPersister {
                 }
                 if record.spawning_parent.is_none() {
                     record.spawning_parent.clone_from(&app.spawning_parent);
+                }
+                if app.code.is_some() {
+                    record.code.clone_from(&app.code);
                 }
             }
         }

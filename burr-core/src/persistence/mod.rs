@@ -51,7 +51,9 @@ pub use attempt::load_attempt;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::PersistenceError;
 pub use memory::InMemoryPersister;
-pub use record::{micros, AppRecord, Checkpoint, CheckpointInfo, LoadedCheckpoint, StepStatus};
+pub use record::{
+    micros, AppRecord, Checkpoint, CheckpointInfo, CodeVersion, LoadedCheckpoint, StepStatus,
+};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{Durability, LeaseStatus, SqliteOptions, SqlitePersister};
 

@@ -4,6 +4,7 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
+use crate::graph::GraphDescription;
 use crate::ids::ParentPointer;
 use crate::state::{State, StateDelta};
 
@@ -134,6 +135,24 @@ pub struct AppRecord {
     pub fork_parent: Option<ParentPointer>,
     /// The application that spawned it.
     pub spawning_parent: Option<ParentPointer>,
+    /// The code it was last built with: its graph's fingerprint and description, and the
+    /// application's version (`None`: recorded by a store or a build that kept none).
+    /// Registering the record again replaces it.
+    #[serde(default)]
+    pub code: Option<CodeVersion>,
+}
+
+/// The code an application runs: the user's application version, the graph's
+/// fingerprint, and the graph's description (to explain what changed).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CodeVersion {
+    /// The application's version, as given to
+    /// [`ApplicationBuilder::with_version`](crate::ApplicationBuilder::with_version).
+    pub version: Option<String>,
+    /// [`GraphDescription::fingerprint`] of `graph`.
+    pub fingerprint: String,
+    /// The graph (`None` when only the fingerprint was kept).
+    pub graph: Option<GraphDescription>,
 }
 
 /// Microseconds since the Unix epoch.

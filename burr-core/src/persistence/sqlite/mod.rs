@@ -79,7 +79,7 @@ const MAX_IDLE_READERS: usize = 8;
 /// - **Errors name the file** (and the app id and sequence id where they apply); a
 ///   failed load changes nothing.
 ///
-/// # Schema (version 2)
+/// # Schema (version 4)
 ///
 /// A burr database has SQLite `application_id` `0x42555252` (`BURR`) and its schema
 /// version in `user_version` (also in `burr_meta`). Opening a database migrates it to the
@@ -93,10 +93,12 @@ const MAX_IDLE_READERS: usize = 8;
 /// | table | one row per | columns |
 /// |---|---|---|
 /// | `burr_meta` | setting | `key`, `value`: `schema_version`, `created_by` |
-/// | `burr_apps` | application | `id` (row id, never reused), `partition_key` (`''` for none), `app_id`, `created_at_us`, `fork_parent` and `spawning_parent` (JSON parent pointers) |
+/// | `burr_apps` | application | `id` (row id, never reused), `partition_key` (`''` for none), `app_id`, `created_at_us`, `fork_parent` and `spawning_parent` (JSON parent pointers), `code_version` and `fingerprint` (the code it was last built with) |
+/// | `burr_graphs` | graph fingerprint | `fingerprint`, `description` (the graph's JSON description) |
 /// | `burr_checkpoints` | saved step (every attempt) | `app` (`burr_apps.id`), `sequence_id`, `attempt`, `position` (the action), `status` (`completed`, `failed`, `cancelled`), `prior_step` (`''`: the same as `position`), `created_at_us`, `changed_keys` (JSON list; `''`: the keys of `inline_values`), `error`, `inline_values` (see below); key (`app`, `sequence_id`, `attempt`) |
 /// | `burr_values` | key set or deleted at a base | `app`, `key`, `sequence_id`, `value` (JSON text; NULL: deleted); key (`app`, `key`, `sequence_id`) |
 /// | `burr_leases` | running application | `partition_key`, `app_id`, `holder`, `host`, `machine`, `pid`, `pid_started`, `acquired_at_us`, `expires_at_us` |
+/// | `burr_cache` | cached piece of work (`burr_core::cache::SqliteCache`) | `id`, `namespace` (what computed it), `version` (its version), `input_hash` (32 bytes: SHA-256 of what went in), `value` (bytes), `created_at_us`; unique (`namespace`, `version`, `input_hash`) |
 ///
 /// Times are microseconds since the Unix epoch. A step stores, at its sequence id, the
 /// values of its state that differ from the state stored before it: what the step
@@ -329,6 +331,17 @@ impl SqlitePersister {
         self.write(|reply| Op::Custom(custom, reply)).await?;
         let value = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
         value.ok_or_else(|| self.closed())
+    }
+
+    /// Run `read` on one of this persister's reader connections (kept open between
+    /// calls): how another store kept in the same file (the work cache) reads without
+    /// opening a connection each time. The connection only reads (`query_only`); in WAL
+    /// mode it never waits for the writer. `read` runs on the calling thread.
+    pub fn read_with<T>(
+        &self,
+        read: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, PersistenceError> {
+        self.read(|conn| Ok(read(conn)?))
     }
 
     /// The write side; [`PersistenceError::Closed`] for a read-only persister.

@@ -253,7 +253,7 @@ pub(super) fn open_reader(
 pub(super) const APPLICATION_ID: i64 = 0x4255_5252;
 
 /// The schema version this build writes (`PRAGMA user_version`).
-pub(super) const SCHEMA_VERSION: i64 = 2;
+pub(super) const SCHEMA_VERSION: i64 = 4;
 
 /// The page size of a new database. Small pages keep the bytes SQLite writes per commit
 /// low (each commit appends every page it dirtied to the WAL): a checkpoint of small
@@ -261,7 +261,7 @@ pub(super) const SCHEMA_VERSION: i64 = 2;
 pub(super) const PAGE_SIZE: i64 = 1024;
 
 /// `MIGRATIONS[v]` turns a database of version `v` into version `v + 1`.
-const MIGRATIONS: &[&str] = &[V1, V2];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// Version 1: applications, checkpoints, the values they set, leases.
 const V1: &str = "
@@ -319,6 +319,32 @@ CREATE TABLE IF NOT EXISTS burr_leases (
 /// ([`inline`](super::layout)). Every checkpoint of version 1 has its values in
 /// `burr_values` (NULL: a base).
 const V2: &str = "ALTER TABLE burr_checkpoints ADD COLUMN inline_values TEXT;";
+
+/// Version 3: the content-addressed work cache (`burr_core::cache::SqliteCache`): one
+/// row per (namespace, version, input hash). A rowid table, as values (embeddings,
+/// memoized results) are often larger than a page.
+const V3: &str = "
+CREATE TABLE IF NOT EXISTS burr_cache (
+    id            INTEGER PRIMARY KEY,
+    namespace     TEXT NOT NULL,
+    version       TEXT NOT NULL,
+    input_hash    BLOB NOT NULL,
+    value         BLOB NOT NULL,
+    created_at_us INTEGER NOT NULL,
+    UNIQUE (namespace, version, input_hash)
+);
+";
+
+/// Version 4: the code an application was last built with (its application version and
+/// graph fingerprint), and each fingerprint's graph description (JSON), stored once.
+const V4: &str = "
+ALTER TABLE burr_apps ADD COLUMN code_version TEXT;
+ALTER TABLE burr_apps ADD COLUMN fingerprint TEXT;
+CREATE TABLE IF NOT EXISTS burr_graphs (
+    fingerprint TEXT PRIMARY KEY,
+    description TEXT NOT NULL
+) WITHOUT ROWID;
+";
 
 /// Check that the database at `path` is a burr database this build can use, create or
 /// migrate its schema, and switch it to WAL mode.

@@ -14,7 +14,7 @@ use super::layout::{
 };
 use super::SqlitePersister;
 use crate::persistence::{
-    AppRecord, CheckpointInfo, LoadedCheckpoint, PersistenceError, StepStatus,
+    AppRecord, CheckpointInfo, CodeVersion, LoadedCheckpoint, PersistenceError, StepStatus,
 };
 use crate::state::State;
 
@@ -301,8 +301,10 @@ pub(super) fn app_record(
 ) -> Result<Option<AppRecord>, Failure> {
     let row = conn
         .prepare_cached(
-            "SELECT partition_key, created_at_us, fork_parent, spawning_parent FROM burr_apps \
-             WHERE partition_key = ?1 AND app_id = ?2",
+            "SELECT a.partition_key, a.created_at_us, a.fork_parent, a.spawning_parent, \
+                    a.code_version, a.fingerprint, g.description \
+             FROM burr_apps AS a LEFT JOIN burr_graphs AS g ON g.fingerprint = a.fingerprint \
+             WHERE a.partition_key = ?1 AND a.app_id = ?2",
         )?
         .query_row((partition_column(partition_key), app_id), |row| {
             Ok((
@@ -310,19 +312,49 @@ pub(super) fn app_record(
                 row.get::<_, i64>(1)?,
                 row.get::<_, Option<String>>(2)?,
                 row.get::<_, Option<String>>(3)?,
+                row.get::<_, Option<String>>(4)?,
+                row.get::<_, Option<String>>(5)?,
+                row.get::<_, Option<String>>(6)?,
             ))
         })
         .optional()?;
-    let Some((stored_key, created_at_us, fork_parent, spawning_parent)) = row else {
+    let Some((
+        stored_key,
+        created_at_us,
+        fork_parent,
+        spawning_parent,
+        version,
+        fingerprint,
+        graph,
+    )) = row
+    else {
         return Ok(None);
     };
     let parent = |column, which| parent_from_column(path, app_id, column, which);
+    let graph = match graph {
+        None => None,
+        Some(json) => {
+            Some(
+                serde_json::from_str(&json).map_err(|error| PersistenceError::Corrupt {
+                    path: path.to_owned(),
+                    app_id: app_id.to_owned(),
+                    sequence_id: 0,
+                    reason: format!("its graph description cannot be read: {error}"),
+                })?,
+            )
+        }
+    };
     Ok(Some(AppRecord {
         partition_key: partition_from_column(&stored_key),
         app_id: app_id.to_owned(),
         created_at_us,
         fork_parent: parent(fork_parent, "fork parent")?,
         spawning_parent: parent(spawning_parent, "spawning parent")?,
+        code: fingerprint.map(|fingerprint| CodeVersion {
+            version,
+            fingerprint,
+            graph,
+        }),
     }))
 }
 
@@ -343,7 +375,8 @@ impl SqlitePersister {
         let path = self.inner.path.clone();
         self.read(|conn| {
             let mut statement = conn.prepare_cached(
-                "SELECT partition_key, app_id, created_at_us, fork_parent, spawning_parent \
+                "SELECT partition_key, app_id, created_at_us, fork_parent, spawning_parent, \
+                        code_version, fingerprint \
                  FROM burr_apps WHERE ?1 IS NULL OR app_id = ?1 \
                  OR (app_id >= ?1 || '/' AND app_id < ?1 || '0') ORDER BY id DESC",
             )?;
@@ -355,12 +388,20 @@ impl SqlitePersister {
                 let parent = |column, which| parent_from_column(&path, &app_id, column, which);
                 let fork_parent = parent(row.get(3)?, "fork parent")?;
                 let spawning_parent = parent(row.get(4)?, "spawning parent")?;
+                let version: Option<String> = row.get(5)?;
+                let fingerprint: Option<String> = row.get(6)?;
                 apps.push(AppRecord {
                     partition_key: partition_from_column(&partition_key),
                     app_id,
                     created_at_us: row.get(2)?,
                     fork_parent,
                     spawning_parent,
+                    // Without the graph: `app` reads it for one application.
+                    code: fingerprint.map(|fingerprint| CodeVersion {
+                        version,
+                        fingerprint,
+                        graph: None,
+                    }),
                 });
             }
             Ok(apps)

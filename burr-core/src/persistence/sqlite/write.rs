@@ -405,10 +405,12 @@ impl Txn<'_> {
             None => read::app_row(self.conn, Some(&key.0), &key.1)?,
         };
         let Some(id) = existing else {
-            self.insert_app(&key, record.created_at_us, fork_parent, spawning_parent)?;
+            let id = self.insert_app(&key, record.created_at_us, fork_parent, spawning_parent)?;
+            self.record_code(id, record)?;
             return Ok(());
         };
         self.pending.apps.insert(key, Some(id));
+        self.record_code(id, record)?;
         if fork_parent.is_some() || spawning_parent.is_some() {
             self.conn
                 .prepare_cached(
@@ -420,6 +422,38 @@ impl Txn<'_> {
                          OR (spawning_parent IS NULL AND ?3 IS NOT NULL))",
                 )?
                 .execute((id, fork_parent, spawning_parent))?;
+        }
+        Ok(())
+    }
+
+    /// Record the code an application was built with (if the record has it): its
+    /// version and fingerprint in its row, the graph's description once per fingerprint
+    /// in `burr_graphs`.
+    fn record_code(&mut self, id: i64, record: &AppRecord) -> rusqlite::Result<()> {
+        let Some(code) = &record.code else {
+            return Ok(());
+        };
+        self.conn
+            .prepare_cached(
+                "UPDATE burr_apps SET code_version = ?2, fingerprint = ?3 \
+                 WHERE id = ?1 AND (code_version IS NOT ?2 OR fingerprint IS NOT ?3)",
+            )?
+            .execute((id, &code.version, &code.fingerprint))?;
+        if let Some(graph) = &code.graph {
+            let known = self
+                .conn
+                .prepare_cached("SELECT EXISTS (SELECT 1 FROM burr_graphs WHERE fingerprint = ?1)")?
+                .query_row([&code.fingerprint], |row| row.get::<_, bool>(0))?;
+            if !known {
+                // Serialising plain structs of strings does not fail.
+                let description = serde_json::to_string(graph).unwrap_or_default();
+                self.conn
+                    .prepare_cached(
+                        "INSERT INTO burr_graphs (fingerprint, description) VALUES (?1, ?2) \
+                         ON CONFLICT (fingerprint) DO NOTHING",
+                    )?
+                    .execute((&code.fingerprint, description))?;
+            }
         }
         Ok(())
     }

@@ -1,0 +1,368 @@
+//! Code versions: graph fingerprints stored in the application record, the resume guard
+//! (same code resumes; changed code is refused naming what changed, with nothing stored
+//! changed; a registered migration is applied once), on real SQLite files.
+
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use burr_core::actions::action_sync;
+use burr_core::application::MIGRATED_TO_KEY;
+use burr_core::graph::GraphChange;
+use burr_core::persistence::{AppRecords, SqlitePersister};
+use burr_core::state::StateError;
+use burr_core::{default, expr, ApplicationBuilder, Error, Inputs, State};
+
+/// Version 1: `start -> count -> count (while count < 10) -> done`; `count` reads and
+/// writes `count`. Version 2 renames `count` to `tally`.
+fn app(version: &str, persister: Arc<SqlitePersister>) -> ApplicationBuilder {
+    let counter = if version == "2" { "tally" } else { "count" };
+    let start = action_sync("start", |s: State, _, _| {
+        Ok::<_, StateError>(s.update("count", 0))
+    })
+    .writes(["count"]);
+    let step = action_sync(counter, |s: State, _, _| s.increment("count", 1))
+        .reads(["count"])
+        .writes(["count"]);
+    let done = action_sync("done", |s: State, _, _| Ok::<_, StateError>(s)).reads(["count"]);
+    ApplicationBuilder::new()
+        .with_actions([start, step, done])
+        .with_transitions([
+            ("start", counter, default()),
+            (counter, counter, expr("count < 10")),
+            (counter, "done", default()),
+        ])
+        .with_entrypoint("start")
+        .with_app_id("app-1")
+        .with_version(version)
+        .with_state_persister(persister.clone())
+        .initialize_from(persister)
+}
+
+/// Every row of the tables that hold applications, checkpoints and their values.
+fn dump(path: &std::path::Path) -> Vec<String> {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    let mut out = Vec::new();
+    for table in [
+        "burr_apps",
+        "burr_checkpoints",
+        "burr_values",
+        "burr_graphs",
+    ] {
+        let mut statement = conn
+            .prepare(&format!("SELECT * FROM {table} ORDER BY 1, 2"))
+            .unwrap();
+        let columns = statement.column_count();
+        let rows = statement
+            .query_map([], |row| {
+                let mut text = format!("{table}:");
+                for i in 0..columns {
+                    let value: rusqlite::types::Value = row.get(i)?;
+                    text.push_str(&format!(" {value:?}"));
+                }
+                Ok(text)
+            })
+            .unwrap();
+        out.extend(rows.map(Result::unwrap));
+    }
+    out
+}
+
+async fn run_steps(app: &mut burr_core::Application, n: usize) {
+    for _ in 0..n {
+        app.step(Inputs::new()).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn the_fingerprint_ignores_declaration_order_and_sees_every_declared_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let persister = Arc::new(SqlitePersister::open(dir.path().join("a.db")).unwrap());
+    let a = app("1", persister.clone()).build().await.unwrap();
+    let fingerprint = a.code().fingerprint.clone();
+    assert_eq!(fingerprint.len(), 64);
+    drop(a);
+    // The same graph with its actions listed in another order.
+    let x = || {
+        action_sync("x", |s: State, _, _| Ok::<_, StateError>(s))
+            .reads(["k"])
+            .writes(["k"])
+    };
+    let y = || action_sync("y", |s: State, _, _| Ok::<_, StateError>(s)).reads(["k"]);
+    let graph = |actions: Vec<burr_core::actions::FnAction>| {
+        burr_core::graph::Graph::builder()
+            .with_actions(actions)
+            .with_transitions([("x", "y", expr("k > 1")), ("x", "x", default())])
+            .build()
+            .unwrap()
+    };
+    let one = graph(vec![x(), y()]).fingerprint("x");
+    assert_eq!(one, graph(vec![y(), x()]).fingerprint("x"));
+    assert_ne!(
+        one,
+        graph(vec![x(), y()]).fingerprint("y"),
+        "the entrypoint counts"
+    );
+    let versioned = burr_core::graph::Graph::builder()
+        .with_actions([x().version("2"), y()])
+        .with_transitions([("x", "y", expr("k > 1")), ("x", "x", default())])
+        .build()
+        .unwrap();
+    assert_ne!(
+        one,
+        versioned.fingerprint("x"),
+        "an action's version counts"
+    );
+    let condition = burr_core::graph::Graph::builder()
+        .with_actions([x(), y()])
+        .with_transitions([("x", "y", expr("k > 2")), ("x", "x", default())])
+        .build()
+        .unwrap();
+    assert_ne!(
+        one,
+        condition.fingerprint("x"),
+        "a condition's source counts"
+    );
+    let reads = burr_core::graph::Graph::builder()
+        .with_actions([x(), y().reads(["k", "other"])])
+        .with_transitions([("x", "y", expr("k > 1")), ("x", "x", default())])
+        .build()
+        .unwrap();
+    assert_ne!(one, reads.fingerprint("x"), "reads count");
+    // Another process computes the same fingerprint.
+    if let Ok(expected) = std::env::var("BURR_EXPECT_FINGERPRINT") {
+        assert_eq!(one, expected);
+        return;
+    }
+    let status = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "the_fingerprint_ignores_declaration_order_and_sees_every_declared_change",
+        ])
+        .env("BURR_EXPECT_FINGERPRINT", &one)
+        .output()
+        .unwrap();
+    assert!(
+        status.status.success(),
+        "another process computed another fingerprint: {}",
+        String::from_utf8_lossy(&status.stdout)
+    );
+}
+
+#[tokio::test]
+async fn the_record_keeps_the_code_and_the_same_code_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("burr.db");
+    let persister = Arc::new(SqlitePersister::open(&path).unwrap());
+    let mut first = app("1", persister.clone()).build().await.unwrap();
+    run_steps(&mut first, 3).await;
+    let fingerprint = first.code().fingerprint.clone();
+    drop(first);
+    let record = persister.app(None, "app-1").await.unwrap().unwrap();
+    let code = record.code.expect("the record keeps the code");
+    assert_eq!(code.version.as_deref(), Some("1"));
+    assert_eq!(code.fingerprint, fingerprint);
+    let graph = code.graph.expect("and the graph's description");
+    assert_eq!(graph.fingerprint(), fingerprint);
+    assert!(graph.action("count").is_some());
+
+    let reopened = Arc::new(SqlitePersister::open(&path).unwrap());
+    let mut resumed = app("1", reopened).build().await.unwrap();
+    assert_eq!(resumed.state().get::<i64>("count").unwrap(), 2);
+    run_steps(&mut resumed, 1).await;
+    assert_eq!(resumed.state().get::<i64>("count").unwrap(), 3);
+}
+
+#[tokio::test]
+async fn a_renamed_action_is_refused_naming_the_rename_and_nothing_stored_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("burr.db");
+    let persister = Arc::new(SqlitePersister::open(&path).unwrap());
+    let mut first = app("1", persister.clone()).build().await.unwrap();
+    run_steps(&mut first, 3).await;
+    drop(first);
+    drop(persister);
+    let before = dump(&path);
+
+    let persister = Arc::new(SqlitePersister::open(&path).unwrap());
+    let error = match app("2", persister.clone()).build().await {
+        Err(error) => error,
+        Ok(_) => panic!("a resume under a renamed action must be refused"),
+    };
+    match &error {
+        Error::CodeChanged {
+            app_id,
+            stored_version,
+            current_version,
+            changes,
+        } => {
+            assert_eq!(app_id, "app-1");
+            assert_eq!(stored_version.as_deref(), Some("1"));
+            assert_eq!(current_version.as_deref(), Some("2"));
+            assert!(
+                changes.contains(&GraphChange::ActionRenamed {
+                    from: "count".into(),
+                    to: "tally".into()
+                }),
+                "{changes:?}"
+            );
+            assert!(
+                changes.contains(&GraphChange::PositionMissing {
+                    position: "count".into()
+                }),
+                "{changes:?}"
+            );
+        }
+        other => panic!("expected CodeChanged, got {other:?}"),
+    }
+    let message = error.to_string();
+    assert!(
+        message.contains("action `count` was renamed to `tally`"),
+        "{message}"
+    );
+    assert!(message.contains("with_migration(\"1\""), "{message}");
+    drop(persister);
+    assert_eq!(
+        dump(&path),
+        before,
+        "a refused resume changes nothing stored"
+    );
+}
+
+#[tokio::test]
+async fn a_new_action_the_position_cannot_reach_is_compatible() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("burr.db");
+    let persister = Arc::new(SqlitePersister::open(&path).unwrap());
+    let mut first = app("1", persister.clone()).build().await.unwrap();
+    run_steps(&mut first, 3).await;
+    drop(first);
+    // Version 1b: an extra action, reachable only from `start` (already left behind).
+    let extra = action_sync("audit", |s: State, _, _| Ok::<_, StateError>(s)).reads(["count"]);
+    let mut resumed = app("1b", persister.clone())
+        .with_actions([extra])
+        .with_transitions([("audit", "done", default())])
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(resumed.state().get::<i64>("count").unwrap(), 2);
+    run_steps(&mut resumed, 1).await;
+    drop(resumed);
+    // But a new transition out of the position's action is not.
+    let changed = action_sync("audit", |s: State, _, _| Ok::<_, StateError>(s)).reads(["count"]);
+    let refused = app("1c", persister.clone())
+        .with_actions([changed])
+        .with_transitions([("count", "audit", expr("count > 100"))])
+        .build()
+        .await;
+    match refused {
+        Err(Error::CodeChanged { changes, .. }) => assert!(
+            changes.iter().any(
+                |c| matches!(c, GraphChange::TransitionsChanged { from, .. } if from == "count")
+            ),
+            "{changes:?}"
+        ),
+        Err(other) => panic!("expected CodeChanged, got {other:?}"),
+        Ok(_) => panic!("a new transition out of the position must be refused"),
+    }
+}
+
+#[tokio::test]
+async fn a_migration_is_applied_once_and_recorded_as_a_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("burr.db");
+    let persister = Arc::new(SqlitePersister::open(&path).unwrap());
+    let mut first = app("1", persister.clone()).build().await.unwrap();
+    run_steps(&mut first, 3).await; // start, count, count: count = 2, sequence id 2
+    drop(first);
+
+    let applied = Arc::new(AtomicUsize::new(0));
+    // Version 2: `count` counts in tens (its version changed); a migration scales the
+    // stored count.
+    let v2 = |persister: Arc<SqlitePersister>, applied: Arc<AtomicUsize>| {
+        let start = action_sync("start", |s: State, _, _| {
+            Ok::<_, StateError>(s.update("count", 0))
+        })
+        .writes(["count"]);
+        let count = action_sync("count", |s: State, _, _| s.increment("count", 10))
+            .reads(["count"])
+            .writes(["count"])
+            .version("2");
+        let done = action_sync("done", |s: State, _, _| Ok::<_, StateError>(s)).reads(["count"]);
+        ApplicationBuilder::new()
+            .with_actions([start, count, done])
+            .with_transitions([
+                ("start", "count", default()),
+                ("count", "count", expr("count < 100")),
+                ("count", "done", default()),
+            ])
+            .with_entrypoint("start")
+            .with_app_id("app-1")
+            .with_version("2")
+            .with_state_persister(persister.clone())
+            .initialize_from(persister)
+            .with_migration("1", move |state: State| {
+                applied.fetch_add(1, Ordering::SeqCst);
+                let count: i64 = state.get("count")?;
+                Ok::<_, StateError>(state.update("count", count * 10))
+            })
+    };
+    // Without the migration, refused (the action's version changed).
+    let refused = ApplicationBuilder::new()
+        .with_actions([
+            action_sync("start", |s: State, _, _| Ok::<_, StateError>(s)).writes(["count"]),
+            action_sync("count", |s: State, _, _| Ok::<_, StateError>(s))
+                .reads(["count"])
+                .writes(["count"])
+                .version("2"),
+        ])
+        .with_transitions([("start", "count", default()), ("count", "count", default())])
+        .with_entrypoint("start")
+        .with_app_id("app-1")
+        .initialize_from(persister.clone())
+        .build()
+        .await;
+    assert!(matches!(refused, Err(Error::CodeChanged { .. })));
+    let resumed = v2(persister.clone(), applied.clone())
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(applied.load(Ordering::SeqCst), 1);
+    assert_eq!(resumed.state().get::<i64>("count").unwrap(), 20);
+    assert_eq!(
+        resumed.sequence_id(),
+        Some(3),
+        "the migration is a checkpoint of its own"
+    );
+    drop(resumed);
+    // Stored: the migrated state at sequence id 3, the record now under version 2.
+    let loaded = burr_core::persistence::Persister::load(&*persister, None, "app-1", None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((loaded.sequence_id, loaded.position.as_str()), (3, "count"));
+    assert_eq!(loaded.state.get::<i64>("count").unwrap(), 20);
+    let record = persister.app(None, "app-1").await.unwrap().unwrap();
+    assert_eq!(record.code.unwrap().version.as_deref(), Some("2"));
+
+    // The process dies after the migration's checkpoint but before its record is
+    // updated: the record is put back under version 1 as it would have stayed.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let old: String = conn
+        .query_row("SELECT fingerprint FROM burr_graphs WHERE description LIKE '%\"count\"%' AND description NOT LIKE '%\"version\":\"2\"%'", [], |r| r.get(0))
+        .unwrap();
+    conn.execute(
+        "UPDATE burr_apps SET code_version = '1', fingerprint = ?1 WHERE app_id = 'app-1'",
+        [&old],
+    )
+    .unwrap();
+    drop(conn);
+    let reopened = Arc::new(SqlitePersister::open(&path).unwrap());
+    let mut again = v2(reopened.clone(), applied.clone()).build().await.unwrap();
+    assert_eq!(applied.load(Ordering::SeqCst), 1, "never applied twice");
+    assert_eq!(again.state().get::<i64>("count").unwrap(), 20);
+    assert!(again.state().get_value(MIGRATED_TO_KEY).is_some());
+    run_steps(&mut again, 1).await;
+    assert_eq!(again.state().get::<i64>("count").unwrap(), 30);
+    assert_eq!(again.sequence_id(), Some(4));
+}
