@@ -14,8 +14,9 @@
 //!   `scripts/fetch-models.sh` fetches.
 //! - [`batcher`]: one thread owning the model, coalescing every child's embedding
 //!   requests into length-sorted batches.
-//! - [`store`]: the per-text embedding store in the checkpoint database (f32 blobs keyed
-//!   by model, version and text hash), with in-flight coalescing.
+//! - [`store`]: the per-text embedding store on `burr_core::cache`, in the checkpoint
+//!   database (f32 blobs keyed by model, version and text hash), with in-flight
+//!   coalescing.
 //! - [`index`]: the timeline of past discussions and their vectors, contiguous, searched
 //!   by dot product with a top-k heap.
 //! - [`rerank`]: the second stage, a trait; the default re-embeds without the meeting

@@ -300,11 +300,10 @@ pub async fn run(
         selected.clone().select(std::slice::from_ref(id))?;
     }
     let path = db.display().to_string();
-    let persister: Arc<dyn Persister> =
-        Arc::new(SqlitePersister::open(db).map_err(|source| RunError::Open {
-            path: path.clone(),
-            source,
-        })?);
+    let sqlite = SqlitePersister::open(db).map_err(|source| RunError::Open {
+        path: path.clone(),
+        source,
+    })?;
     let tracker = if options.track {
         Some(
             burr_tracker::Tracker::open(db).map_err(|source| RunError::Tracker {
@@ -315,7 +314,8 @@ pub async fn run(
     } else {
         None
     };
-    let store = EmbeddingStore::open(db, Arc::clone(&model), options.batch)?;
+    let store = EmbeddingStore::open(&sqlite, Arc::clone(&model), options.batch);
+    let persister: Arc<dyn Persister> = Arc::new(sqlite);
     let timeline = Timeline::new(data);
     let reranker: Box<dyn Reranker> = Box::new(Reembed::new(store.clone()));
 
@@ -428,7 +428,7 @@ pub async fn run(
         model_ms: (store.batcher().stats().model_us.load(Ordering::Relaxed) - model_us_before)
             as u64
             / 1000,
-        stored: store.stored()?,
+        stored: store.stored().await?,
         quality,
         meetings_ms,
     })
