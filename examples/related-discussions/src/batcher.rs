@@ -34,9 +34,9 @@ pub struct BatchConfig {
 impl Default for BatchConfig {
     fn default() -> Self {
         BatchConfig {
-            max_batch: 256,
+            max_batch: 1024,
             model_batch: 64,
-            max_wait: Duration::from_millis(5),
+            max_wait: Duration::from_millis(20),
         }
     }
 }

@@ -113,8 +113,8 @@ pub async fn embed(
 
 /// The best `candidates` of the meeting's past (`past` rows of the index) by the dot
 /// product of the documents.
-#[action(reads = [header, title, notes, past], writes = [candidates], blocking)]
-pub fn find_similar(
+#[action(reads = [header, title, notes, past], writes = [candidates])]
+pub async fn find_similar(
     state: State,
     store: Res<EmbeddingStore>,
     index: Res<PastIndex>,
@@ -128,12 +128,17 @@ pub fn find_similar(
     let past: usize = state.get("past")?;
     // Filled by the meeting's `index_past`, unless this process resumed the meeting
     // after that step: then here (from the store; nothing is embedded again).
-    let handle = tokio::runtime::Handle::current();
-    handle.block_on(index.fill(past, &store))?;
-    let found = store.get_many_blocking(&[text], false)?;
+    index.fill(past, &store).await?;
+    let found = store.get_many(&[text], false).await?;
+    let query = std::sync::Arc::clone(&found.vectors[0]);
+    let k = settings.candidates;
+    // The scan is CPU work (milliseconds for a large past): on a blocking thread.
+    let scan = std::sync::Arc::clone(index.arc());
+    let best = tokio::task::spawn_blocking(move || scan.search(&query, past, k))
+        .await
+        .map_err(|e| ActionError::msg(format!("the search panicked: {e}")))?;
     let entries = &index.timeline().entries;
-    let candidates: Vec<Candidate> = index
-        .search(&found.vectors[0], past, settings.candidates)
+    let candidates: Vec<Candidate> = best
         .into_iter()
         .map(|(row, retrieval)| Candidate {
             id: entries[row].id.clone(),
@@ -145,8 +150,8 @@ pub fn find_similar(
 }
 
 /// Score the candidates with the reranker; keep the `top_k` at or above `min_score`.
-#[action(reads = [header, title, notes, candidates], writes = [related], blocking)]
-pub fn rerank(
+#[action(reads = [header, title, notes, candidates], writes = [related])]
+pub async fn rerank(
     state: State,
     reranker: Res<Reranking>,
     index: Res<PastIndex>,
@@ -169,9 +174,9 @@ pub fn rerank(
         notes: &notes,
     };
     let refs: Vec<_> = found.iter().map(|(_, e)| *e).collect();
-    let scores = reranker.0.score(&query, &refs)?;
+    let scores = reranker.0.score(&query, &refs).await?;
     if !settings.pause.is_zero() {
-        std::thread::sleep(settings.pause);
+        tokio::time::sleep(settings.pause).await;
     }
     let mut related: Vec<Related> = found
         .iter()

@@ -64,17 +64,17 @@ struct Cli {
     json: bool,
     /// At most this many child steps at once on the shared executor (at least 1). Many
     /// children waiting on the batcher at once make full model batches.
-    #[arg(long, value_name = "N", default_value_t = 256, value_parser = at_least_one, allow_hyphen_values = true)]
+    #[arg(long, value_name = "N", default_value_t = 1024, value_parser = at_least_one, allow_hyphen_values = true)]
     executor_concurrency: usize,
     /// At most this many queued texts taken at once by the batcher, sorted by length (at
     /// least 1).
-    #[arg(long, value_name = "N", default_value_t = 256, value_parser = at_least_one, allow_hyphen_values = true)]
+    #[arg(long, value_name = "N", default_value_t = 1024, value_parser = at_least_one, allow_hyphen_values = true)]
     max_batch: usize,
     /// Texts per model call within what the batcher took (at least 1).
     #[arg(long, value_name = "N", default_value_t = 64, value_parser = at_least_one, allow_hyphen_values = true)]
     model_batch: usize,
     /// How long the batcher waits for more texts after the first of a batch, in ms.
-    #[arg(long, value_name = "MS", default_value_t = 5, value_parser = millis, allow_hyphen_values = true)]
+    #[arg(long, value_name = "MS", default_value_t = 20, value_parser = millis, allow_hyphen_values = true)]
     max_wait_ms: u64,
     /// Run this meeting's discussions before the others' (repeatable).
     #[arg(long, value_name = "MEETING")]

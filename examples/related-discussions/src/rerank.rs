@@ -7,6 +7,8 @@
 //! is embedded once, however many discussions find it. A cross-encoder, where one is
 //! available offline, implements the same trait.
 
+use burr_core::actions::async_trait;
+
 use crate::data::body_text;
 use crate::index::{dot, Entry};
 use crate::store::{EmbeddingStore, StoreError};
@@ -33,14 +35,21 @@ pub enum RerankError {
     Other(String),
 }
 
-/// Scores candidates for a discussion; called on a blocking thread.
+/// Scores candidates for a discussion. Async: a reranker that computes on the CPU (a
+/// cross-encoder) runs its work on a blocking thread (`tokio::task::spawn_blocking`) or
+/// through a batcher, never on the async threads.
+#[async_trait]
 pub trait Reranker: Send + Sync {
     /// What it is and how it is set up: part of a meeting's fingerprint, so another
     /// reranker relates again instead of reusing stored results.
     fn name(&self) -> String;
 
     /// A score per candidate, in their order: higher is more related.
-    fn score(&self, query: &Query<'_>, candidates: &[&Entry]) -> Result<Vec<f32>, RerankError>;
+    async fn score(
+        &self,
+        query: &Query<'_>,
+        candidates: &[&Entry],
+    ) -> Result<Vec<f32>, RerankError>;
 }
 
 /// The default: re-embed without the meeting header, score by cosine.
@@ -55,16 +64,21 @@ impl Reembed {
     }
 }
 
+#[async_trait]
 impl Reranker for Reembed {
     fn name(&self) -> String {
         "reembed-without-header".to_owned()
     }
 
-    fn score(&self, query: &Query<'_>, candidates: &[&Entry]) -> Result<Vec<f32>, RerankError> {
+    async fn score(
+        &self,
+        query: &Query<'_>,
+        candidates: &[&Entry],
+    ) -> Result<Vec<f32>, RerankError> {
         let mut texts = Vec::with_capacity(candidates.len() + 1);
         texts.push(body_text(query.title, query.notes));
         texts.extend(candidates.iter().map(|c| body_text(&c.title, &c.notes)));
-        let found = self.store.get_many_blocking(&texts, false)?;
+        let found = self.store.get_many(&texts, false).await?;
         let (query, bodies) = found.vectors.split_first().expect("one text at least");
         Ok(bodies.iter().map(|b| dot(query, b)).collect())
     }

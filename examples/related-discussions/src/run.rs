@@ -107,7 +107,7 @@ impl Default for Options {
         Options {
             settings: Settings::default(),
             meetings: Vec::new(),
-            executor_concurrency: 256,
+            executor_concurrency: 1024,
             batch: BatchConfig::default(),
             urgent: Vec::new(),
             track: true,
