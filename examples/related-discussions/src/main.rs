@@ -310,7 +310,7 @@ fn print_summary(report: &Report, cli: &Cli, load_time: Duration, total: Duratio
     let discussions: usize = report.meetings.iter().map(|m| m.discussions.len()).sum();
     let secs = report.meetings_ms as f64 / 1000.0;
     println!(
-        "Related {discussions} discussions of {} meetings in {secs:.2} s (model load {:.2} s, {:.2} s in all)",
+        "{} meetings ({discussions} discussions) done in {secs:.2} s (model load {:.2} s, {:.2} s in all)",
         report.meetings.len(),
         load_time.as_secs_f64(),
         total.as_secs_f64()

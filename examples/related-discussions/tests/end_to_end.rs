@@ -99,6 +99,34 @@ async fn every_discussion_gets_related_past_discussions_and_obvious_pairs_rank_f
             .collect();
         assert_eq!(steps, expected);
     }
+
+    // The tracker, attached by default, recorded every step of the meeting and of its
+    // 16 children (8 embed, 8 relate), with start and end times.
+    let tracked = burr_tracker::inspect::Database::open(&db).unwrap();
+    let meeting = tracked.find(app_id, Some("platform")).unwrap();
+    let steps: Vec<String> = tracked
+        .steps(meeting)
+        .unwrap()
+        .into_iter()
+        .inspect(|s| assert!(s.duration_us().is_some(), "{} has no times", s.action))
+        .map(|s| s.action)
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "voting_ended",
+            "embed_discussions",
+            "index_past",
+            "relate",
+            "publish"
+        ]
+    );
+    let children = tracked.children(meeting);
+    assert_eq!(children.len(), 16);
+    for child in children {
+        let steps = tracked.steps(child).unwrap();
+        assert!(!steps.is_empty() && steps.iter().all(|s| s.duration_us().is_some()));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
