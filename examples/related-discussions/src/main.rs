@@ -310,8 +310,9 @@ fn print_summary(report: &Report, cli: &Cli, load_time: Duration, total: Duratio
     let discussions: usize = report.meetings.iter().map(|m| m.discussions.len()).sum();
     let secs = report.meetings_ms as f64 / 1000.0;
     println!(
-        "{} meetings ({discussions} discussions) done in {secs:.2} s (model load {:.2} s, {:.2} s in all)",
+        "{} meeting{} ({discussions} discussions) done in {secs:.2} s (model load {:.2} s, {:.2} s in all)",
         report.meetings.len(),
+        if report.meetings.len() == 1 { "" } else { "s" },
         load_time.as_secs_f64(),
         total.as_secs_f64()
     );
