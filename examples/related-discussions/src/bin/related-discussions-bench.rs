@@ -23,7 +23,7 @@ use clap::Parser;
 use example_related_discussions::batcher::BatchConfig;
 use example_related_discussions::data::{body_text, document_text};
 use example_related_discussions::generate::generate;
-use example_related_discussions::index::search;
+use example_related_discussions::index::{search, top_k};
 use example_related_discussions::model::{Model, DIMENSIONS};
 use example_related_discussions::run::{self, Options};
 
@@ -107,7 +107,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let pipeline = report.embedded as f64 / pipeline_s;
     let raw = texts.len() as f64 / raw_s;
-    let search_ms = search_ms(cli.search_rows);
+    let (search_ms, one_thread_ms) = search_ms(cli.search_rows);
     let _ = std::fs::remove_dir_all(&dir);
     println!(
         "{}",
@@ -125,6 +125,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "ratio": round(pipeline / raw),
             "search_rows": cli.search_rows,
             "search_ms_100k": round(search_ms),
+            "search_ms_100k_one_thread": round(one_thread_ms),
             "tracked": !cli.no_track,
             "quality": report.quality,
         })
@@ -141,8 +142,9 @@ fn raw(model: &Model, texts: &[String], batch: usize) -> Result<f64, Box<dyn std
     Ok(start.elapsed().as_secs_f64())
 }
 
-/// Median time of a top-8 query over `rows` pseudo-random unit vectors.
-fn search_ms(rows: usize) -> f64 {
+/// Median time of a top-8 query over `rows` pseudo-random unit vectors: as the index
+/// searches (split across cores), and on one thread.
+fn search_ms(rows: usize) -> (f64, f64) {
     let mut seed = 0x2545_f491_4f6c_dd1du64;
     let mut next = move || {
         seed ^= seed << 13;
@@ -156,16 +158,23 @@ fn search_ms(rows: usize) -> f64 {
         let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
         matrix.extend(v.iter().map(|x| x / norm));
     }
-    let mut times = Vec::new();
+    let (mut split, mut one) = (Vec::new(), Vec::new());
     for _ in 0..21 {
         let query: Vec<f32> = (0..DIMENSIONS).map(|_| next()).collect();
         let start = Instant::now();
         let best = search(&matrix, DIMENSIONS, &query, 8);
-        times.push(start.elapsed().as_secs_f64() * 1e3);
+        split.push(start.elapsed().as_secs_f64() * 1e3);
+        let start = Instant::now();
+        let same = top_k(&matrix, DIMENSIONS, &query, 8);
+        one.push(start.elapsed().as_secs_f64() * 1e3);
         assert_eq!(best.len(), 8.min(rows));
+        assert_eq!(best, same);
     }
-    times.sort_by(f64::total_cmp);
-    times[times.len() / 2]
+    let median = |mut times: Vec<f64>| {
+        times.sort_by(f64::total_cmp);
+        times[times.len() / 2]
+    };
+    (median(split), median(one))
 }
 
 fn round(x: f64) -> f64 {
