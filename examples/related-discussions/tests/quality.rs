@@ -43,6 +43,13 @@ async fn the_labelled_set_scores_and_nothing_is_embedded_twice() {
     assert_eq!(first.embedded, 2 * discussions);
     assert_eq!(common::stored_vectors(&db), 2 * discussions);
     assert_eq!(first.reranked, discussions);
+    // The children's requests were coalesced: far fewer model calls than texts.
+    assert!(
+        first.batches * 8 <= first.embedded,
+        "{} model calls for {} texts",
+        first.batches,
+        first.embedded
+    );
 
     // A rerun resumes every meeting: nothing embedded, nothing reranked, the same output.
     let again = run_on(&db, &data, &Options::default()).await;
