@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::data::Meeting;
-use crate::discussion::{Related, Settings};
+use crate::discussion::{Related, Settings, Urgency};
 use crate::index::PastIndex;
 use crate::rerank::Reranking;
 use crate::store::EmbeddingStore;
@@ -120,10 +120,11 @@ pub async fn index_past(
     state: State,
     index: Res<PastIndex>,
     store: Res<EmbeddingStore>,
+    urgency: Res<Urgency>,
 ) -> Result<State, ActionError> {
     let meeting: MeetingInfo = state.get("meeting")?;
     let past = index.timeline().past_of(&meeting.id);
-    index.fill(past, &store).await?;
+    index.fill(past, &store, urgency.0).await?;
     Ok(state.update("past", past))
 }
 
@@ -269,6 +270,7 @@ pub async fn build(
         .with_resource(Arc::clone(&runtime.index))
         .with_resource(Arc::clone(&runtime.reranker))
         .with_resource(Arc::clone(&runtime.settings))
+        .with_resource(Arc::new(Urgency(priority)))
         .with_app_id(app_id)
         .with_partition_key(&meeting.team)
         .with_state_persister(Arc::clone(&runtime.persister))

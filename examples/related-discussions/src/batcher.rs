@@ -51,6 +51,7 @@ pub type OnBatch = Box<dyn Fn(&[String], Result<&[Vec<f32>], &Arc<ModelError>>) 
 pub type Reply = Result<Vec<f32>, Arc<ModelError>>;
 
 struct Request {
+    priority: i32,
     text: String,
     reply: oneshot::Sender<Reply>,
 }
@@ -106,12 +107,23 @@ impl Batcher {
         }
     }
 
-    /// Queue `text`; the receiver gets its vector once its batch ran.
+    /// Queue `text` at priority 0; the receiver gets its vector once its batch ran.
     pub fn submit(&self, text: String) -> oneshot::Receiver<Reply> {
+        self.submit_at(text, 0)
+    }
+
+    /// Queue `text` at `priority`: within what the batcher takes at once, higher
+    /// priorities run first (then shorter texts). Use a few coarse levels (urgent,
+    /// normal, backfill): each level is length-sorted on its own.
+    pub fn submit_at(&self, text: String, priority: i32) -> oneshot::Receiver<Reply> {
         let (reply, receiver) = oneshot::channel();
         // A send fails only when the thread is gone (it panicked): the receiver then
         // reports a closed channel, which callers turn into an error.
-        let _ = self.sender.send(Request { text, reply });
+        let _ = self.sender.send(Request {
+            priority,
+            text,
+            reply,
+        });
         receiver
     }
 
@@ -150,8 +162,9 @@ fn run(
                 Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
             }
         }
-        batch.sort_by_key(|r| r.text.len());
-        // Model batches of similar lengths; each answered as soon as it is done.
+        batch.sort_by_key(|r| (std::cmp::Reverse(r.priority), r.text.len()));
+        // Model batches of similar lengths, the most urgent first; each answered as soon
+        // as it is done.
         let mut requests = batch.into_iter().peekable();
         while requests.peek().is_some() {
             let chunk: Vec<Request> = requests.by_ref().take(config.model_batch).collect();

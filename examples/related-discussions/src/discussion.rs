@@ -60,6 +60,11 @@ impl Settings {
     }
 }
 
+/// The meeting's priority, a resource of its application (and so of its children): what
+/// its actions must embed is queued at it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Urgency(pub i32);
+
 /// A past discussion `find_similar` found, with its first-stage score.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Candidate {
@@ -96,13 +101,14 @@ pub async fn embed(
     state: State,
     store: Res<EmbeddingStore>,
     settings: Res<Settings>,
+    urgency: Res<Urgency>,
 ) -> Result<State, ActionError> {
     let text = document_text(
         &state.get::<String>("header")?,
         &state.get::<String>("title")?,
         &state.get::<String>("notes")?,
     );
-    let found = store.get_many(&[text], true).await?;
+    let found = store.get_many_at(&[text], true, urgency.0).await?;
     if !settings.pause.is_zero() {
         tokio::time::sleep(settings.pause).await;
     }
@@ -119,6 +125,7 @@ pub async fn find_similar(
     store: Res<EmbeddingStore>,
     index: Res<PastIndex>,
     settings: Res<Settings>,
+    urgency: Res<Urgency>,
 ) -> Result<State, ActionError> {
     let text = document_text(
         &state.get::<String>("header")?,
@@ -128,8 +135,8 @@ pub async fn find_similar(
     let past: usize = state.get("past")?;
     // Filled by the meeting's `index_past`, unless this process resumed the meeting
     // after that step: then here (from the store; nothing is embedded again).
-    index.fill(past, &store).await?;
-    let found = store.get_many(&[text], false).await?;
+    index.fill(past, &store, urgency.0).await?;
+    let found = store.get_many_at(&[text], false, urgency.0).await?;
     let query = std::sync::Arc::clone(&found.vectors[0]);
     let k = settings.candidates;
     // The scan is CPU work (milliseconds for a large past): on a blocking thread.
@@ -156,6 +163,7 @@ pub async fn rerank(
     reranker: Res<Reranking>,
     index: Res<PastIndex>,
     settings: Res<Settings>,
+    urgency: Res<Urgency>,
 ) -> Result<State, ActionError> {
     let (header, title, notes): (String, String, String) = (
         state.get("header")?,
@@ -172,6 +180,7 @@ pub async fn rerank(
         header: &header,
         title: &title,
         notes: &notes,
+        priority: urgency.0,
     };
     let refs: Vec<_> = found.iter().map(|(_, e)| *e).collect();
     let scores = reranker.0.score(&query, &refs).await?;

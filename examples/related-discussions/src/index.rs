@@ -129,9 +129,14 @@ impl PastIndex {
     }
 
     /// Make sure the first `rows` rows have their vectors: from the store (memory or the
-    /// database), or embedded now (through the shared batcher, so a text a meeting's
-    /// child is embedding is waited for, not embedded twice).
-    pub async fn fill(&self, rows: usize, store: &EmbeddingStore) -> Result<(), StoreError> {
+    /// database), or embedded now (through the shared batcher at `priority`, so a text a
+    /// meeting's child is embedding is waited for, not embedded twice).
+    pub async fn fill(
+        &self,
+        rows: usize,
+        store: &EmbeddingStore,
+        priority: i32,
+    ) -> Result<(), StoreError> {
         let rows = rows.min(self.timeline.entries.len());
         if self.filled() >= rows {
             return Ok(());
@@ -147,7 +152,7 @@ impl PastIndex {
                 .iter()
                 .map(|&i| self.timeline.entries[i].document())
                 .collect();
-            let found = store.get_many(&texts, false).await?;
+            let found = store.get_many_at(&texts, false, priority).await?;
             let mut documents = self.documents.write().unwrap_or_else(|p| p.into_inner());
             for v in &found.vectors {
                 documents.extend_from_slice(v);

@@ -22,6 +22,8 @@ pub struct Query<'a> {
     pub title: &'a str,
     /// Its notes.
     pub notes: &'a str,
+    /// Its meeting's priority (higher first), for what must be computed.
+    pub priority: i32,
 }
 
 /// Why a rerank failed.
@@ -78,7 +80,10 @@ impl Reranker for Reembed {
         let mut texts = Vec::with_capacity(candidates.len() + 1);
         texts.push(body_text(query.title, query.notes));
         texts.extend(candidates.iter().map(|c| body_text(&c.title, &c.notes)));
-        let found = self.store.get_many(&texts, false).await?;
+        let found = self
+            .store
+            .get_many_at(&texts, false, query.priority)
+            .await?;
         let (query, bodies) = found.vectors.split_first().expect("one text at least");
         Ok(bodies.iter().map(|b| dot(query, b)).collect())
     }

@@ -100,6 +100,17 @@ impl EmbeddingStore {
     /// under way, or embedded now (in the batcher's next batch). With `count`, what was
     /// found adds to [`reused`](Self::reused) (filling the index does not count).
     pub async fn get_many(&self, texts: &[String], count: bool) -> Result<Lookup, StoreError> {
+        self.get_many_at(texts, count, 0).await
+    }
+
+    /// [`get_many`](Self::get_many), what must be embedded queued at `priority` (see
+    /// [`Batcher::submit_at`]).
+    pub async fn get_many_at(
+        &self,
+        texts: &[String],
+        count: bool,
+        priority: i32,
+    ) -> Result<Lookup, StoreError> {
         let s = &*self.shared;
         let hashes: Vec<InputHash> = texts.iter().map(|t| InputHash::of_str(t)).collect();
         let mut vectors: Vec<Option<Vector>> = {
@@ -120,7 +131,7 @@ impl EmbeddingStore {
                     computed.fetch_add(todo.len(), Ordering::Relaxed);
                     let receivers: Vec<_> = todo
                         .iter()
-                        .map(|&j| s.batcher.submit(texts[missing[j]].clone()))
+                        .map(|&j| s.batcher.submit_at(texts[missing[j]].clone(), priority))
                         .collect();
                     async move {
                         let mut out = Vec::with_capacity(receivers.len());
