@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The flagship example in one command: fetch the model and ONNX Runtime (once), then relate
-# every discussion of the sample retrospectives to similar past discussions, checkpointed
-# to ./burr.db. Run it again: it resumes from ./burr.db and embeds nothing.
+# every discussion of the labelled retrospectives (320 discussions, 32 meetings) to similar
+# discussions of earlier meetings, checkpointed to ./burr.db, and print the theme hit
+# rates. Run it again: it resumes from ./burr.db and embeds nothing.
 #
 # Usage: bash scripts/flagship.sh [example arguments]
-#   e.g. bash scripts/flagship.sh --urgent m3        # m3's discussions first
-#        bash scripts/flagship.sh --db /tmp/fresh.db --json
+#   e.g. bash scripts/flagship.sh --urgent payments-8     # that meeting's discussions first
+#        bash scripts/flagship.sh --db /tmp/fresh.db --json  # ends with one JSON line:
+#                                                           # top1, top3, embedded, reused, ...
 # Every argument goes to `example-related-discussions` (see its --help); without --db it
 # uses ./burr.db at the repository root.
 set -euo pipefail

@@ -1,17 +1,27 @@
-//! The meeting application: `voting_ended` → `relate` → `publish`.
+//! The meeting application: `voting_ended` → `embed_discussions` → `index_past` →
+//! `relate` → `publish`.
 //!
 //! - `voting_ended` takes the meeting (input `meeting`) and keeps its header and its
 //!   discussions, most voted first.
-//! - `relate` is a map action (`#[map_states(keyed)]`): one child application per
-//!   discussion, keyed by the discussion id, running the [`discussion`](crate::discussion)
-//!   sub-graph; its reducer gathers each discussion's related past discussions.
-//!
-//! Every action is an `#[action]` function; the model, the past discussions and the
-//! settings reach the children's actions as resources of the meeting application.
+//! - `embed_discussions` is a map action (`#[map_states(keyed)]`): one child per
+//!   discussion, keyed by the discussion id, getting its document embedded through the
+//!   shared store and batcher (so the children of every running meeting share model
+//!   batches); its reducer adds up what they embedded and reused.
+//! - `index_past` makes sure the meeting's past (the discussions of the meetings before
+//!   it) is in the index, embedding only what the store does not hold.
+//! - `relate` is a map action: one child per discussion running `find_similar` →
+//!   `rerank`; its reducer gathers each discussion's related past discussions.
 //! - `publish` writes the summary the team gets.
 //!
-//! App id `meeting-<id>`, partition key the team. With a persister, every step of the
-//! meeting and of each child is checkpointed, and [`build`] resumes from the last one.
+//! Every action is an `#[action]` function; the store, the index, the reranker and the
+//! settings reach the actions as resources of the meeting application.
+//!
+//! App id `meeting-<id>-<fingerprint>`, partition key the team. The fingerprint covers
+//! everything that changes the meeting's results (the settings, the reranker, the model
+//! and its version, the meeting's discussions and its past), so a run with another
+//! `--top-k` relates again (reusing every stored vector) instead of returning what an
+//! earlier run published. With a persister, every step of the meeting and of each child
+//! is checkpointed, and [`build`] resumes from the last one.
 
 use std::sync::Arc;
 
@@ -24,13 +34,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::data::Meeting;
-use crate::discussion::{Related, Settings};
-use crate::model::Embedder;
-use crate::past::PastIndex;
+use crate::discussion::{Related, Settings, Urgency};
+use crate::index::PastIndex;
+use crate::rerank::Reranking;
+use crate::store::EmbeddingStore;
 
-/// The application id of a meeting.
-pub fn app_id(meeting_id: &str) -> String {
-    format!("meeting-{meeting_id}")
+/// The application id of a meeting whose results depend on `fingerprint`.
+pub fn app_id(meeting_id: &str, fingerprint: &str) -> String {
+    format!("meeting-{meeting_id}-{fingerprint}")
 }
 
 /// A meeting's identity, as kept in its state (`meeting`).
@@ -80,28 +91,74 @@ pub fn voting_ended(state: State, meeting: Meeting) -> Result<State, ActionError
         .update_serialized("discussions", &discussions)?)
 }
 
-/// One child application per discussion, keyed by the discussion's id, running the
-/// [`discussion`](crate::discussion) sub-graph.
+/// One child per discussion, keyed by the discussion's id, getting its document embedded.
 #[map_states(
-    subgraph = crate::discussion::subgraph().expect("the discussion sub-graph is valid"),
+    subgraph = crate::discussion::embed_subgraph().expect("the embed sub-graph is valid"),
+    keyed,
+    reduce = add_counts,
+    reads = [meeting, discussions],
+    writes = [embedded, reused]
+)]
+pub fn embed_discussions(state: State) -> Result<Vec<(String, State)>, ActionError> {
+    children(&state, None)
+}
+
+/// What the children embedded and found stored.
+fn add_counts(state: State, children: Vec<State>) -> Result<State, ActionError> {
+    let (mut embedded, mut reused) = (0usize, 0usize);
+    for child in children {
+        embedded += child.get::<usize>("embedded")?;
+        reused += child.get::<usize>("reused")?;
+    }
+    Ok(state.update("embedded", embedded).update("reused", reused))
+}
+
+/// The meeting's past (the rows before its discussions) is in the index: filled from the
+/// store, embedding only what it does not hold.
+#[action(reads = [meeting], writes = [past])]
+pub async fn index_past(
+    state: State,
+    index: Res<PastIndex>,
+    store: Res<EmbeddingStore>,
+    urgency: Res<Urgency>,
+) -> Result<State, ActionError> {
+    let meeting: MeetingInfo = state.get("meeting")?;
+    let past = index.timeline().past_of(&meeting.id);
+    index.fill(past, &store, urgency.0).await?;
+    Ok(state.update("past", past))
+}
+
+/// One child per discussion, keyed by the discussion's id, running `find_similar` →
+/// `rerank` over the meeting's past.
+#[map_states(
+    subgraph = crate::discussion::relate_subgraph().expect("the relate sub-graph is valid"),
     keyed,
     reduce = gather_related,
-    reads = [meeting, discussions],
+    reads = [meeting, discussions, past],
     writes = [related]
 )]
 pub fn relate(state: State) -> Result<Vec<(String, State)>, ActionError> {
+    let past: usize = state.get("past")?;
+    children(&state, Some(past))
+}
+
+/// A child's starting state per discussion, most voted first.
+fn children(state: &State, past: Option<usize>) -> Result<Vec<(String, State)>, ActionError> {
     let meeting: MeetingInfo = state.get("meeting")?;
     let discussions: Vec<DiscussionInfo> = state.get("discussions")?;
     let header = crate::data::meeting_header(&meeting.team, &meeting.title, &meeting.date);
     Ok(discussions
         .into_iter()
         .map(|d| {
-            let child = State::new()
+            let mut child = State::new()
                 .update("meeting_id", meeting.id.as_str())
                 .update("discussion_id", d.id.as_str())
                 .update("header", header.as_str())
                 .update("title", d.title)
                 .update("notes", d.notes);
+            if let Some(past) = past {
+                child = child.update("past", past);
+            }
             (d.id, child)
         })
         .collect())
@@ -182,10 +239,14 @@ pub struct Runtime {
     pub executor: Executor,
     /// Hooks to add (children get them too).
     pub hooks: Vec<Arc<dyn LifecycleHook>>,
-    /// The model, a resource of every discussion's `embed` and `rerank`.
-    pub embedder: Arc<Embedder>,
-    /// The past discussions, a resource of `find_similar` and `rerank`.
-    pub past: Arc<PastIndex>,
+    /// Records every step (times, children) beside the checkpoints.
+    pub tracker: Option<Arc<dyn LifecycleHook>>,
+    /// The embedding store (and its batcher).
+    pub store: Arc<EmbeddingStore>,
+    /// The past discussions, searchable.
+    pub index: Arc<PastIndex>,
+    /// The second stage.
+    pub reranker: Arc<Reranking>,
     /// How candidates are found and kept, a resource of the discussions' actions.
     pub settings: Arc<Settings>,
 }
@@ -193,16 +254,24 @@ pub struct Runtime {
 /// The application of `meeting`, resumed from its last checkpoint if it has one.
 pub async fn build(
     meeting: &Meeting,
+    app_id: &str,
     runtime: &Runtime,
     priority: i32,
 ) -> burr_core::Result<Application> {
     let mut builder = ApplicationBuilder::new()
-        .with_actions([VotingEnded, Relate, Publish])
-        .with_transitions([(VotingEnded, Relate), (Relate, Publish)])
-        .with_resource(Arc::clone(&runtime.embedder))
-        .with_resource(Arc::clone(&runtime.past))
+        .with_actions([VotingEnded, EmbedDiscussions, IndexPast, Relate, Publish])
+        .with_transitions([
+            (VotingEnded, EmbedDiscussions),
+            (EmbedDiscussions, IndexPast),
+            (IndexPast, Relate),
+            (Relate, Publish),
+        ])
+        .with_resource(Arc::clone(&runtime.store))
+        .with_resource(Arc::clone(&runtime.index))
+        .with_resource(Arc::clone(&runtime.reranker))
         .with_resource(Arc::clone(&runtime.settings))
-        .with_app_id(app_id(&meeting.id))
+        .with_resource(Arc::new(Urgency(priority)))
+        .with_app_id(app_id)
         .with_partition_key(&meeting.team)
         .with_state_persister(Arc::clone(&runtime.persister))
         .with_state(State::new())
@@ -212,6 +281,9 @@ pub async fn build(
         .with_priority(priority);
     for hook in &runtime.hooks {
         builder = builder.with_hook(Arc::clone(hook));
+    }
+    if let Some(tracker) = &runtime.tracker {
+        builder = builder.with_tracker(Arc::clone(tracker));
     }
     builder.build().await
 }

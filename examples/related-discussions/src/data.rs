@@ -7,16 +7,24 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-/// The built-in sample: three teams' retrospectives and forty discussions from earlier ones.
+/// The first sample: three meetings and forty discussions from earlier ones (unlabelled).
 const SAMPLE: &str = include_str!("../data/sample.json");
+/// The labelled dataset (the default): 320 discussions of 32 meetings of 4 teams, each
+/// labelled with one of 10 recurring themes.
+const LABELLED: &str = include_str!("../data/retros.json");
 
 /// Meetings to process and the past discussions to search.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Dataset {
-    /// Retrospective meetings whose voting ended.
+    /// Retrospective meetings whose voting ended, oldest first: each meeting's past is
+    /// [`past`](Self::past) and the discussions of the meetings before it.
     pub meetings: Vec<Meeting>,
-    /// Discussions from earlier meetings.
+    /// Discussions from meetings before all of these.
+    #[serde(default)]
     pub past: Vec<PastDiscussion>,
+    /// The evaluation labels' meanings (theme → description), if labelled.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub themes: std::collections::BTreeMap<String, String>,
 }
 
 /// One retrospective meeting.
@@ -46,6 +54,9 @@ pub struct Discussion {
     /// Votes it got (the most voted are related first).
     #[serde(default)]
     pub votes: u32,
+    /// Its recurring theme: an evaluation label only, never used to relate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub theme: Option<String>,
 }
 
 /// A discussion from an earlier meeting.
@@ -63,6 +74,9 @@ pub struct PastDiscussion {
     pub title: String,
     /// What was said.
     pub notes: String,
+    /// Its recurring theme: an evaluation label only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub theme: Option<String>,
 }
 
 /// Why a dataset cannot be used.
@@ -113,7 +127,15 @@ pub enum DataError {
 }
 
 impl Dataset {
-    /// The built-in sample: 3 meetings (21 discussions) and 40 past discussions.
+    /// The built-in labelled dataset (`data/retros.json`): 32 meetings of 4 teams, oldest
+    /// first, 10 discussions each, each labelled with its theme.
+    pub fn labelled() -> Dataset {
+        // Part of the program, checked by a unit test: not user input.
+        serde_json::from_str(LABELLED).expect("data/retros.json is a valid dataset")
+    }
+
+    /// The first sample (`data/sample.json`): 3 meetings (21 discussions) and 40 past
+    /// discussions, unlabelled.
     pub fn sample() -> Dataset {
         // The sample is part of the program, checked by a unit test: not user input.
         serde_json::from_str(SAMPLE).expect("data/sample.json is a valid dataset")
@@ -246,6 +268,34 @@ mod tests {
         sample.validate().unwrap();
         assert_eq!(sample.meetings.len(), 3);
         assert_eq!(sample.past.len(), 40);
+    }
+
+    #[test]
+    fn the_labelled_dataset_is_big_varied_and_in_time_order() {
+        let data = Dataset::labelled();
+        data.validate().unwrap();
+        let discussions: Vec<&Discussion> =
+            data.meetings.iter().flat_map(|m| &m.discussions).collect();
+        assert!(discussions.len() >= 300, "{}", discussions.len());
+        assert!(data.meetings.len() >= 30);
+        let teams: HashSet<&str> = data.meetings.iter().map(|m| m.team.as_str()).collect();
+        assert!(teams.len() >= 4, "{teams:?}");
+        assert!((8..=12).contains(&data.themes.len()));
+        for d in &discussions {
+            let theme = d.theme.as_deref().expect("every discussion is labelled");
+            assert!(data.themes.contains_key(theme), "{theme}");
+        }
+        // Hand-written, not templated: no title and no sentence is used twice.
+        let titles: HashSet<&str> = discussions.iter().map(|d| d.title.as_str()).collect();
+        assert_eq!(titles.len(), discussions.len());
+        let sentences: Vec<&str> = discussions
+            .iter()
+            .flat_map(|d| d.notes.split(". "))
+            .collect();
+        let unique: HashSet<&str> = sentences.iter().copied().collect();
+        assert_eq!(unique.len(), sentences.len());
+        // Oldest first: a meeting's past is the meetings before it.
+        assert!(data.meetings.windows(2).all(|w| w[0].date <= w[1].date));
     }
 
     #[test]

@@ -1,18 +1,17 @@
-//! What one child application does for one discussion: `embed` → `find_similar` →
-//! `rerank`, halting after `rerank`.
+//! What the child applications do, one per discussion, in two map actions of the meeting:
 //!
-//! - `embed` embeds the discussion's document (meeting header, title, notes). It is
-//!   CPU-bound, so it runs on the blocking thread pool (`#[action(blocking)]`).
-//! - `find_similar` ranks every past discussion by the cosine of the documents and keeps
-//!   the best `candidates`.
-//! - `rerank` re-embeds the discussion *without* the meeting header (the header pulls
-//!   toward the same team and the same kind of meeting, not the same problem) and scores
-//!   each candidate by the cosine of the bodies; it keeps the `top_k` at or above
-//!   `min_score`. There are no cross-encoder weights to fetch offline, so this
-//!   second representation stands in for a cross-encoder.
+//! - `embed_discussions`: a child running `embed`, which gets the discussion's document
+//!   (meeting header, title, notes) embedded through the [`EmbeddingStore`]: found stored,
+//!   waited for if another child is embedding the same text, or batched with the other
+//!   children's texts by the shared batcher. Its state records how many texts it had
+//!   embedded and how many it found.
+//! - `relate`: a child running `find_similar` → `rerank`. `find_similar` scans the
+//!   meeting's past (a prefix of the [`PastIndex`]) for the best `candidates` by the dot
+//!   product of the documents; `rerank` scores them with the [`Reranker`](crate::rerank)
+//!   and keeps the `top_k` at or above `min_score`.
 //!
-//! Every step is checkpointed: a child that crashed after `embed` resumes at
-//! `find_similar` with its embedding, and a finished child is never run again.
+//! Every step is checkpointed: a child that finished is not run again on resume, and the
+//! vectors are in the store, not in the checkpoints.
 
 use std::time::Duration;
 
@@ -21,9 +20,10 @@ use burr_core::parallel::SubGraph;
 use burr_core::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::data::{body_text, document_text};
-use crate::model::{cosine, Embedder};
-use crate::past::PastIndex;
+use crate::data::document_text;
+use crate::index::PastIndex;
+use crate::rerank::{Query, Reranking};
+use crate::store::EmbeddingStore;
 
 /// How candidates are found and kept.
 #[derive(Clone, Debug)]
@@ -34,7 +34,7 @@ pub struct Settings {
     pub top_k: usize,
     /// The lowest rerank score kept.
     pub min_score: f32,
-    /// A pause after each embedding of a discussion (0 normally): to watch a run, or to
+    /// A pause after each `embed` and each `rerank` (0 normally): to watch a run, or to
     /// interrupt one part-way.
     pub pause: Duration,
 }
@@ -42,19 +42,36 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            candidates: 8,
+            candidates: 32,
             top_k: 3,
-            min_score: 0.3,
+            min_score: 0.2,
             pause: Duration::ZERO,
         }
     }
 }
+
+impl Settings {
+    /// What of the settings changes results: part of a meeting's fingerprint.
+    pub fn fingerprint(&self) -> String {
+        format!(
+            "candidates={};top_k={};min_score={}",
+            self.candidates, self.top_k, self.min_score
+        )
+    }
+}
+
+/// The meeting's priority, a resource of its application (and so of its children): what
+/// its actions must embed is queued at it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Urgency(pub i32);
 
 /// A past discussion `find_similar` found, with its first-stage score.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Candidate {
     /// The past discussion.
     pub id: String,
+    /// Its row in the index.
+    pub row: usize,
     /// The cosine of the documents.
     pub retrieval: f32,
 }
@@ -72,81 +89,115 @@ pub struct Related {
     pub meeting: String,
     /// That meeting's date.
     pub date: String,
-    /// The rerank score: the cosine of the bodies.
+    /// The rerank score.
     pub score: f32,
     /// The first-stage score: the cosine of the documents.
     pub retrieval: f32,
 }
 
-/// Embed the discussion's document (meeting header, title, notes). CPU-bound: it runs
-/// on the blocking thread pool.
-#[action(reads = [meeting_id, discussion_id, header, title, notes], writes = [embedding], blocking)]
-pub fn embed(
+/// Get the discussion's document embedded (or found) through the store.
+#[action(reads = [header, title, notes], writes = [embedded, reused])]
+pub async fn embed(
     state: State,
-    embedder: Res<Embedder>,
+    store: Res<EmbeddingStore>,
     settings: Res<Settings>,
+    urgency: Res<Urgency>,
 ) -> Result<State, ActionError> {
-    let header: String = state.get("header")?;
-    let title: String = state.get("title")?;
-    let notes: String = state.get("notes")?;
-    let text = document_text(&header, &title, &notes);
-    let vector = embed_one(&embedder, &owner(&state)?, text, settings.pause)?;
-    Ok(state.update_serialized("embedding", &vector)?)
+    let text = document_text(
+        &state.get::<String>("header")?,
+        &state.get::<String>("title")?,
+        &state.get::<String>("notes")?,
+    );
+    let found = store.get_many_at(&[text], true, urgency.0).await?;
+    if !settings.pause.is_zero() {
+        tokio::time::sleep(settings.pause).await;
+    }
+    Ok(state
+        .update("embedded", found.embedded)
+        .update("reused", found.reused))
 }
 
-/// Rank every past discussion by the cosine of the documents; keep the best `candidates`.
-#[action(reads = [embedding], writes = [candidates])]
-pub fn find_similar(
+/// The best `candidates` of the meeting's past (`past` rows of the index) by the dot
+/// product of the documents.
+#[action(reads = [header, title, notes, past], writes = [candidates])]
+pub async fn find_similar(
     state: State,
-    past: Res<PastIndex>,
+    store: Res<EmbeddingStore>,
+    index: Res<PastIndex>,
     settings: Res<Settings>,
+    urgency: Res<Urgency>,
 ) -> Result<State, ActionError> {
-    let embedding: Vec<f32> = state.get("embedding")?;
-    let mut candidates: Vec<Candidate> = past
-        .entries
-        .iter()
-        .map(|e| Candidate {
-            id: e.discussion.id.clone(),
-            retrieval: cosine(&embedding, &e.document),
+    let text = document_text(
+        &state.get::<String>("header")?,
+        &state.get::<String>("title")?,
+        &state.get::<String>("notes")?,
+    );
+    let past: usize = state.get("past")?;
+    // Filled by the meeting's `index_past`, unless this process resumed the meeting
+    // after that step: then here (from the store; nothing is embedded again).
+    index.fill(past, &store, urgency.0).await?;
+    let found = store.get_many_at(&[text], false, urgency.0).await?;
+    let query = std::sync::Arc::clone(&found.vectors[0]);
+    let k = settings.candidates;
+    // The scan is CPU work (milliseconds for a large past): on a blocking thread.
+    let scan = std::sync::Arc::clone(index.arc());
+    let best = tokio::task::spawn_blocking(move || scan.search(&query, past, k))
+        .await
+        .map_err(|e| ActionError::msg(format!("the search panicked: {e}")))?;
+    let entries = &index.timeline().entries;
+    let candidates: Vec<Candidate> = best
+        .into_iter()
+        .map(|(row, retrieval)| Candidate {
+            id: entries[row].id.clone(),
+            row,
+            retrieval,
         })
         .collect();
-    candidates.sort_by(|a, b| b.retrieval.total_cmp(&a.retrieval));
-    candidates.truncate(settings.candidates);
     Ok(state.update_serialized("candidates", &candidates)?)
 }
 
-/// Re-embed the discussion without the meeting header and score each candidate by the
-/// cosine of the bodies; keep the `top_k` at or above `min_score`.
-#[action(reads = [meeting_id, discussion_id, title, notes, candidates], writes = [related], blocking)]
-pub fn rerank(
+/// Score the candidates with the reranker; keep the `top_k` at or above `min_score`.
+#[action(reads = [header, title, notes, candidates], writes = [related])]
+pub async fn rerank(
     state: State,
-    embedder: Res<Embedder>,
-    past: Res<PastIndex>,
+    reranker: Res<Reranking>,
+    index: Res<PastIndex>,
     settings: Res<Settings>,
+    urgency: Res<Urgency>,
 ) -> Result<State, ActionError> {
-    let title: String = state.get("title")?;
-    let notes: String = state.get("notes")?;
+    let (header, title, notes): (String, String, String) = (
+        state.get("header")?,
+        state.get("title")?,
+        state.get("notes")?,
+    );
     let candidates: Vec<Candidate> = state.get("candidates")?;
-    let body = embed_one(
-        &embedder,
-        &owner(&state)?,
-        body_text(&title, &notes),
-        settings.pause,
-    )?;
-    let mut related: Vec<Related> = candidates
+    let entries = &index.timeline().entries;
+    let found: Vec<_> = candidates
         .iter()
-        .filter_map(|c| {
-            let entry = past.get(&c.id)?;
-            let d = &entry.discussion;
-            Some(Related {
-                id: d.id.clone(),
-                title: d.title.clone(),
-                team: d.team.clone(),
-                meeting: d.meeting.clone(),
-                date: d.date.clone(),
-                score: cosine(&body, &entry.body),
-                retrieval: c.retrieval,
-            })
+        .filter_map(|c| entries.get(c.row).map(|e| (c, e)))
+        .collect();
+    let query = Query {
+        header: &header,
+        title: &title,
+        notes: &notes,
+        priority: urgency.0,
+    };
+    let refs: Vec<_> = found.iter().map(|(_, e)| *e).collect();
+    let scores = reranker.0.score(&query, &refs).await?;
+    if !settings.pause.is_zero() {
+        tokio::time::sleep(settings.pause).await;
+    }
+    let mut related: Vec<Related> = found
+        .iter()
+        .zip(scores)
+        .map(|((c, d), score)| Related {
+            id: d.id.clone(),
+            title: d.title.clone(),
+            team: d.team.clone(),
+            meeting: d.meeting.clone(),
+            date: d.date.clone(),
+            score,
+            retrieval: c.retrieval,
         })
         .filter(|r| r.score >= settings.min_score)
         .collect();
@@ -155,46 +206,32 @@ pub fn rerank(
     Ok(state.update_serialized("related", &related)?)
 }
 
-/// The child's sub-graph: `embed` → `find_similar` → `rerank`. Its starting state:
-/// `meeting_id`, `discussion_id`, `header`, `title`, `notes`; its final state adds
-/// `embedding`, `candidates` and `related`. Its actions take the [`Embedder`], the
-/// [`PastIndex`] and the [`Settings`] as resources of the meeting application.
-pub fn subgraph() -> Result<SubGraph, burr_core::graph::GraphError> {
+/// The child of `embed_discussions`: `embed` alone. Its starting state: `meeting_id`,
+/// `discussion_id`, `header`, `title`, `notes`.
+pub fn embed_subgraph() -> Result<SubGraph, burr_core::graph::GraphError> {
+    let graph = GraphBuilder::new().with_actions([Embed]).build()?;
+    SubGraph::graph(graph, Embed, [Embed])
+}
+
+/// The child of `relate`: `find_similar` → `rerank`. Its starting state adds `past` (the
+/// rows of the index before the meeting); its final state adds `candidates` and
+/// `related`.
+pub fn relate_subgraph() -> Result<SubGraph, burr_core::graph::GraphError> {
     let graph = GraphBuilder::new()
-        .with_actions([Embed, FindSimilar, Rerank])
-        .with_transitions([(Embed, FindSimilar), (FindSimilar, Rerank)])
+        .with_actions([FindSimilar, Rerank])
+        .with_transitions([(FindSimilar, Rerank)])
         .build()?;
-    SubGraph::graph(graph, Embed, [Rerank])
-}
-
-/// Who an embedding is counted for: `<meeting id>/<discussion id>`.
-fn owner(state: &State) -> Result<String, burr_core::state::StateError> {
-    let meeting: String = state.get("meeting_id")?;
-    let discussion: String = state.get("discussion_id")?;
-    Ok(format!("{meeting}/{discussion}"))
-}
-
-fn embed_one(
-    embedder: &Embedder,
-    owner: &str,
-    text: String,
-    pause: Duration,
-) -> Result<Vec<f32>, ActionError> {
-    let vector = embedder
-        .embed(owner, &[text])?
-        .pop()
-        .ok_or_else(|| ActionError::msg("the model returned no embedding"))?;
-    if !pause.is_zero() {
-        std::thread::sleep(pause);
-    }
-    Ok(vector)
+    SubGraph::graph(graph, FindSimilar, [Rerank])
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
-    fn the_sub_graph_is_valid() {
-        let subgraph = super::subgraph().expect("a valid graph");
-        assert_eq!(subgraph.entrypoint(), "embed");
+    fn the_sub_graphs_are_valid() {
+        assert_eq!(super::embed_subgraph().unwrap().entrypoint(), "embed");
+        assert_eq!(
+            super::relate_subgraph().unwrap().entrypoint(),
+            "find_similar"
+        );
     }
 }

@@ -5,15 +5,14 @@
 //! `ORT_DYLIB_PATH`, the ONNX Runtime shared library (≥ 1.24), and `FASTEMBED_MODEL_DIR`,
 //! the directory with `model.onnx` and the tokenizer files.
 
-use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use fastembed::{
     InitOptionsUserDefined, Pooling, TextEmbedding, TokenizerFiles, UserDefinedEmbeddingModel,
 };
+use sha2::Digest;
 
 /// The variable naming the ONNX Runtime shared library.
 pub const ORT_DYLIB_PATH: &str = "ORT_DYLIB_PATH";
@@ -100,7 +99,13 @@ pub enum ModelError {
 pub struct Model {
     embedding: Mutex<TextEmbedding>,
     dir: PathBuf,
+    version: String,
 }
+
+/// The model's id in the embedding store's keys.
+pub const MODEL_ID: &str = "all-MiniLM-L6-v2-int8";
+/// Longest input, in tokens (longer texts are truncated): part of the model's version.
+pub const MAX_LENGTH: usize = 256;
 
 impl Model {
     /// Load the model named by `FASTEMBED_MODEL_DIR` with the ONNX Runtime named by
@@ -118,8 +123,16 @@ impl Model {
         };
         let [onnx, tokenizer, config, special_tokens, tokenizer_config] = MODEL_FILES.map(read);
         let onnx = onnx?;
+        let tokenizer = tokenizer?;
+        // Another model file, tokenizer, pooling or truncation gives other vectors: all
+        // of them name the version the store keys vectors by.
+        let mut hasher = sha2::Sha256::new();
+        hasher.update(&onnx);
+        hasher.update(&tokenizer);
+        let digest = crate::store::hex(&hasher.finalize()[..8]);
+        let version = format!("{digest}-mean-{MAX_LENGTH}");
         let files = TokenizerFiles {
-            tokenizer_file: tokenizer?,
+            tokenizer_file: tokenizer,
             config_file: config?,
             special_tokens_map_file: special_tokens?,
             tokenizer_config_file: tokenizer_config?,
@@ -128,7 +141,7 @@ impl Model {
         // user-defined models, which gives wrong embeddings without an error.
         let model = UserDefinedEmbeddingModel::new(onnx, files).with_pooling(Pooling::Mean);
         let options = InitOptionsUserDefined::new()
-            .with_max_length(256)
+            .with_max_length(MAX_LENGTH)
             .with_intra_threads(threads.max(1))
             .with_session_config("session.intra_op.allow_spinning", "0");
         // ONNX Runtime reports a library it cannot load (or one too old) by panicking.
@@ -146,6 +159,7 @@ impl Model {
         Ok(Model {
             embedding: Mutex::new(embedding),
             dir,
+            version,
         })
     }
 
@@ -154,13 +168,30 @@ impl Model {
         &self.dir
     }
 
-    /// Embed `texts` (L2-normalised vectors of [`DIMENSIONS`] floats). CPU-bound: call it
-    /// from a blocking thread, not from async code.
+    /// Its id in the store's keys.
+    pub fn id(&self) -> &str {
+        MODEL_ID
+    }
+
+    /// Its version in the store's keys: the model and tokenizer files' SHA-256 (first 8
+    /// bytes), the pooling and the truncation length.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// Embed `texts` (L2-normalised vectors of [`DIMENSIONS`] floats) in model calls of
+    /// 32. CPU-bound: call it from a blocking thread, not from async code.
     pub fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, ModelError> {
+        self.embed_batch(texts, 32)
+    }
+
+    /// [`embed`](Self::embed) in model calls of `batch` texts (the whole of `texts` when
+    /// it is that long: sort them by length first, so little is padded).
+    pub fn embed_batch(&self, texts: &[String], batch: usize) -> Result<Vec<Vec<f32>>, ModelError> {
         let mut embedding = self.embedding.lock().unwrap_or_else(|p| p.into_inner());
         let start = std::time::Instant::now();
         let vectors = embedding
-            .embed(texts, Some(32))
+            .embed(texts, Some(batch.max(1)))
             .map_err(|source| ModelError::Embed {
                 count: texts.len(),
                 source,
@@ -187,58 +218,6 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .cloned()
         .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
         .unwrap_or_else(|| "it panicked".to_owned())
-}
-
-/// A model handle that counts what it embeds, by owner (`m1/d3`, `past`...): one per run,
-/// so a run can report how many embeddings it computed and for what.
-#[derive(Clone)]
-pub struct Embedder {
-    model: Arc<Model>,
-    counts: Arc<Counts>,
-}
-
-#[derive(Default)]
-struct Counts {
-    total: AtomicUsize,
-    by_owner: Mutex<BTreeMap<String, usize>>,
-}
-
-impl Embedder {
-    /// A handle on `model` with its own counts, all zero.
-    pub fn new(model: Arc<Model>) -> Embedder {
-        Embedder {
-            model,
-            counts: Arc::default(),
-        }
-    }
-
-    /// Embed `texts` for `owner`, counting them.
-    pub fn embed(&self, owner: &str, texts: &[String]) -> Result<Vec<Vec<f32>>, ModelError> {
-        let vectors = self.model.embed(texts)?;
-        self.counts.total.fetch_add(texts.len(), Ordering::Relaxed);
-        *self
-            .counts
-            .by_owner
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(owner.to_owned())
-            .or_default() += texts.len();
-        Ok(vectors)
-    }
-
-    /// Texts embedded through this handle (and its clones).
-    pub fn total(&self) -> usize {
-        self.counts.total.load(Ordering::Relaxed)
-    }
-
-    /// Texts embedded, by owner.
-    pub fn by_owner(&self) -> BTreeMap<String, usize> {
-        self.counts
-            .by_owner
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
 }
 
 /// The cosine similarity of two vectors (0 when either is zero).

@@ -1,28 +1,35 @@
 //! Running every meeting of a dataset at once on one shared executor, and what a run
-//! reports.
+//! reports: what was related, what was embedded and what was found stored, and — on a
+//! labelled dataset — the theme hit rates.
 //!
-//! The meetings' applications are built in the order given, so the executor admits the
-//! children of an earlier meeting before those of a later one (each meeting finishes as
-//! soon as it can, instead of all finishing late), and an urgent meeting's children before
-//! anyone's.
+//! The meetings' applications are built in the order given (oldest first), so the
+//! executor admits the children of an earlier meeting before those of a later one (each
+//! meeting finishes as soon as it can, instead of all finishing late), and an urgent
+//! meeting's children before anyone's. Every embedding of every child goes through one
+//! shared store and batcher.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use burr_core::hooks::{LifecycleHook, StepEnd};
 use burr_core::parallel::Executor;
-use burr_core::persistence::{Persister, StepStatus};
+use burr_core::persistence::{Persister, SqlitePersister, StepStatus};
 use burr_core::State;
 use serde::Serialize;
 use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
 
 use crate::app::{self, DiscussionInfo, MeetingInfo, Runtime};
-use crate::data::{DataError, Dataset};
+use crate::batcher::BatchConfig;
+use crate::data::{body_text, document_text, DataError, Dataset};
 use crate::discussion::{self, Related, Settings};
-use crate::model::{Embedder, Model};
-use crate::past::{PastIndex, PAST_OWNER};
+use crate::index::{PastIndex, Timeline};
+use crate::model::Model;
+use crate::rerank::{Reembed, Reranker, Reranking};
+use crate::store::{hex, EmbeddingStore, StoreError};
 
 /// The priority of a meeting named by `--urgent`; the others have 0.
 pub const URGENT_PRIORITY: i32 = 10;
@@ -30,7 +37,23 @@ pub const URGENT_PRIORITY: i32 = 10;
 /// What to report while a run goes on.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Progress {
-    /// A discussion's child application finished (its last checkpoint is saved).
+    /// The run starts: how many meetings and discussions it covers.
+    Started {
+        /// Meetings.
+        meetings: usize,
+        /// Their discussions.
+        discussions: usize,
+        /// Of those, already related in the database (nothing to do).
+        done: usize,
+    },
+    /// A discussion's `embed` child finished.
+    Embedded {
+        /// The meeting.
+        meeting: String,
+        /// The discussion.
+        discussion: String,
+    },
+    /// A discussion's `relate` child finished (its last checkpoint is saved).
     Related {
         /// The meeting.
         meeting: String,
@@ -65,10 +88,16 @@ pub type ProgressSink = Arc<dyn Fn(&Progress) + Send + Sync>;
 pub struct Options {
     /// How candidates are found and kept.
     pub settings: Settings,
+    /// Only these meetings (all when empty); the others still count as past.
+    pub meetings: Vec<String>,
     /// At most this many child steps at once (on the shared executor).
     pub executor_concurrency: usize,
+    /// How embedding requests are batched.
+    pub batch: BatchConfig,
     /// Meetings to run before the others.
     pub urgent: Vec<String>,
+    /// Record every step with a tracker in the same database.
+    pub track: bool,
     /// Where progress goes.
     pub progress: Option<ProgressSink>,
 }
@@ -77,8 +106,11 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             settings: Settings::default(),
-            executor_concurrency: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            meetings: Vec::new(),
+            executor_concurrency: 1024,
+            batch: BatchConfig::default(),
             urgent: Vec::new(),
+            track: true,
             progress: None,
         }
     }
@@ -90,10 +122,28 @@ pub enum RunError {
     /// The dataset or the options name something wrong.
     #[error(transparent)]
     Data(#[from] DataError),
-    /// The past discussions could not be embedded or loaded.
-    #[error("embedding the past discussions failed")]
-    Past(#[source] burr_core::Error),
-    /// The discussion sub-graph is invalid (a bug).
+    /// The checkpoint database cannot be opened.
+    #[error("cannot open the checkpoint database {path}")]
+    Open {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: burr_core::persistence::PersistenceError,
+    },
+    /// The tracker cannot be opened.
+    #[error("cannot open the tracker in {path}")]
+    Tracker {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: burr_tracker::TrackerError,
+    },
+    /// The embedding store cannot be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A sub-graph is invalid (a bug).
     #[error("the discussion sub-graph is invalid")]
     Graph(#[source] burr_core::graph::GraphError),
     /// A meeting's application failed.
@@ -120,14 +170,39 @@ pub enum RunError {
 /// What a run did.
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
-    /// Each meeting, in the order given.
+    /// Each meeting run, in the order given.
     pub meetings: Vec<MeetingReport>,
-    /// What this process embedded.
-    pub embeddings: Embeddings,
-    /// Time spent loading or embedding the past discussions.
-    pub past_ms: u64,
+    /// Texts the model embedded in this run (each at most once).
+    pub embedded: usize,
+    /// Texts the discussions' `embed` children asked for and found stored or under way.
+    pub reused: usize,
+    /// Discussions reranked in this run (the others were related by an earlier run).
+    pub reranked: usize,
+    /// Model calls (batches) in this run.
+    pub batches: usize,
+    /// Time spent in the model in this run.
+    pub model_ms: u64,
+    /// Vectors of this model in the database after the run.
+    pub stored: usize,
+    /// Theme hit rates, when the dataset is labelled.
+    pub quality: Option<Quality>,
     /// Time from the start of the meetings to the end of the last one.
     pub meetings_ms: u64,
+}
+
+/// How often the related past discussions share the discussion's theme.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Quality {
+    /// Discussions evaluated: labelled, with at least one past discussion of their theme.
+    pub evaluated: usize,
+    /// Of those, how many have a related discussion of their theme first.
+    pub top1_hits: usize,
+    /// Of those, how many have one among the first three.
+    pub top3_hits: usize,
+    /// `top1_hits / evaluated`.
+    pub top1: f64,
+    /// `top3_hits / evaluated`.
+    pub top3: f64,
 }
 
 /// One meeting's outcome.
@@ -145,8 +220,12 @@ pub struct MeetingReport {
     pub finished: usize,
     /// When it finished, from the start of the meetings.
     pub finished_after_ms: u64,
-    /// Embeddings this process computed for it.
-    pub embeddings: usize,
+    /// Texts its `embed` children had embedded (when they ran).
+    pub embedded: usize,
+    /// Texts its `embed` children found stored or under way.
+    pub reused: usize,
+    /// Past discussions it was related against.
+    pub past: usize,
     /// Its discussions, most voted first.
     pub discussions: Vec<DiscussionReport>,
     /// The published summary.
@@ -166,20 +245,6 @@ pub struct DiscussionReport {
     pub related: Vec<Related>,
 }
 
-/// Embeddings computed by this process.
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct Embeddings {
-    /// All of them.
-    pub total: usize,
-    /// For the past discussions (2 per discussion, when not loaded from the database).
-    pub past: usize,
-    /// For the meetings' discussions (2 per discussion: document, then body).
-    pub discussions: usize,
-    /// By discussion, `<meeting id>/<discussion id>`: discussions not listed were not
-    /// embedded by this process.
-    pub by_discussion: BTreeMap<String, usize>,
-}
-
 impl Report {
     /// The meeting `id`.
     pub fn meeting(&self, id: &str) -> Option<&MeetingReport> {
@@ -187,46 +252,109 @@ impl Report {
     }
 }
 
-/// Run every meeting of `data` to the end, resuming each from `persister`: the past
-/// discussions' embeddings first (stored once), then the meetings concurrently.
+/// The fingerprint of a meeting's results: everything they depend on (the settings, the
+/// reranker, the model version, the meeting's discussions and every row of its past).
+pub fn fingerprint(
+    timeline: &Timeline,
+    meeting: &crate::data::Meeting,
+    settings: &Settings,
+    reranker: &dyn Reranker,
+    model_version: &str,
+) -> String {
+    let mut h = Sha256::new();
+    for part in [
+        settings.fingerprint(),
+        reranker.name(),
+        model_version.to_owned(),
+        meeting.header(),
+    ] {
+        h.update(part.as_bytes());
+        h.update([0]);
+    }
+    for d in &meeting.discussions {
+        for part in [&d.id, &d.title, &d.notes] {
+            h.update(part.as_bytes());
+            h.update([0]);
+        }
+    }
+    for e in &timeline.entries[..timeline.past_of(&meeting.id)] {
+        h.update(e.id.as_bytes());
+        h.update([0]);
+        h.update(e.document().as_bytes());
+        h.update(body_text(&e.title, &e.notes).as_bytes());
+        h.update([0]);
+    }
+    hex(&h.finalize()[..4])
+}
+
+/// Run the meetings of `data` (those in `options.meetings`, or all) to the end,
+/// checkpointed to and resumed from the SQLite file `db`, with `model`.
 pub async fn run(
     data: &Dataset,
     model: Arc<Model>,
-    persister: Arc<dyn Persister>,
+    db: &Path,
     options: &Options,
 ) -> Result<Report, RunError> {
+    let selected = data.clone().select(&options.meetings)?;
     for id in &options.urgent {
-        data.clone().select(std::slice::from_ref(id))?;
+        selected.clone().select(std::slice::from_ref(id))?;
     }
-    let embedder = Embedder::new(model);
-    let start = Instant::now();
-    let past = PastIndex::load_or_embed(&data.past, &embedder, Arc::clone(&persister))
-        .await
-        .map_err(RunError::Past)?;
-    let past_ms = millis(start.elapsed());
+    let path = db.display().to_string();
+    let sqlite = SqlitePersister::open(db).map_err(|source| RunError::Open {
+        path: path.clone(),
+        source,
+    })?;
+    let tracker = if options.track {
+        Some(
+            burr_tracker::Tracker::open(db).map_err(|source| RunError::Tracker {
+                path: path.clone(),
+                source,
+            })?,
+        )
+    } else {
+        None
+    };
+    let store = EmbeddingStore::open(&sqlite, Arc::clone(&model), options.batch);
+    let persister: Arc<dyn Persister> = Arc::new(sqlite);
+    let timeline = Timeline::new(data);
+    let reranker: Box<dyn Reranker> = Box::new(Reembed::new(store.clone()));
 
-    // The map action builds it on first use; a bug in it is reported here, not there.
-    discussion::subgraph().map_err(RunError::Graph)?;
+    // The map actions build them on first use; a bug in them is reported here.
+    discussion::embed_subgraph().map_err(RunError::Graph)?;
+    discussion::relate_subgraph().map_err(RunError::Graph)?;
+
+    let reranked = Arc::new(AtomicUsize::new(0));
     let mut runtime = Runtime {
         persister,
         executor: Executor::new(options.executor_concurrency),
         hooks: Vec::new(),
-        embedder: Arc::new(embedder.clone()),
-        past: Arc::new(past),
+        tracker: tracker.as_ref().map(burr_tracker::Tracker::hook),
+        store: Arc::new(store.clone()),
+        index: Arc::new(PastIndex::new(timeline.clone())),
+        reranker: Arc::new(Reranking(reranker)),
         settings: Arc::new(options.settings.clone()),
     };
-    if let Some(sink) = &options.progress {
-        runtime.hooks.push(Arc::new(ProgressHook {
-            sink: Arc::clone(sink),
-        }));
-    }
+    runtime.hooks.push(Arc::new(ProgressHook {
+        sink: options.progress.clone(),
+        reranked: Arc::clone(&reranked),
+    }));
 
     let start = Instant::now();
+    let batches_before = store.batcher().stats().batches.load(Ordering::Relaxed);
+    let model_us_before = store.batcher().stats().model_us.load(Ordering::Relaxed);
     let finished = Arc::new(AtomicUsize::new(0));
-    let mut running = Vec::with_capacity(data.meetings.len());
+    let mut running = Vec::with_capacity(selected.meetings.len());
+    let mut done = 0;
     // Built one after the other, so their start order is the order given.
-    for meeting in &data.meetings {
-        let app_id = app::app_id(&meeting.id);
+    for meeting in &selected.meetings {
+        let fp = fingerprint(
+            &timeline,
+            meeting,
+            &options.settings,
+            runtime.reranker.0.as_ref(),
+            model.version(),
+        );
+        let app_id = app::app_id(&meeting.id, &fp);
         let failed = |source| RunError::Meeting {
             meeting: meeting.id.clone(),
             app_id: app_id.clone(),
@@ -237,26 +365,44 @@ pub async fn run(
         } else {
             0
         };
-        let mut application = app::build(meeting, &runtime, priority)
+        let mut application = app::build(meeting, &app_id, &runtime, priority)
             .await
             .map_err(failed)?;
+        if application.state().get::<String>("summary").is_ok() {
+            done += meeting.discussions.len();
+        }
         let (meeting, finished) = (meeting.clone(), Arc::clone(&finished));
-        running.push(tokio::spawn(async move {
-            let state = app::run(&mut application, &meeting).await;
-            let order = finished.fetch_add(1, Ordering::SeqCst) + 1;
-            (state, order, start.elapsed(), priority)
-        }));
+        running.push((
+            app_id,
+            tokio::spawn(async move {
+                let state = app::run(&mut application, &meeting).await;
+                let order = finished.fetch_add(1, Ordering::SeqCst) + 1;
+                (state, order, start.elapsed(), priority)
+            }),
+        ));
+    }
+    if let Some(sink) = &options.progress {
+        sink(&Progress::Started {
+            meetings: selected.meetings.len(),
+            discussions: selected.meetings.iter().map(|m| m.discussions.len()).sum(),
+            done,
+        });
     }
     let mut outcomes = Vec::with_capacity(running.len());
-    for handle in running {
-        outcomes.push(handle.await);
+    for (app_id, handle) in running {
+        outcomes.push((app_id, handle.await));
     }
     let meetings_ms = millis(start.elapsed());
+    if let Some(tracker) = &tracker {
+        // Everything recorded is in the database before the run reports.
+        tracker.flush().map_err(|source| RunError::Tracker {
+            path: path.clone(),
+            source,
+        })?;
+    }
 
-    let by_owner = embedder.by_owner();
     let mut meetings = Vec::with_capacity(outcomes.len());
-    for (meeting, outcome) in data.meetings.iter().zip(outcomes) {
-        let app_id = app::app_id(&meeting.id);
+    for (meeting, (app_id, outcome)) in selected.meetings.iter().zip(outcomes) {
         let failed = |source| RunError::Meeting {
             meeting: meeting.id.clone(),
             app_id: app_id.clone(),
@@ -267,32 +413,61 @@ pub async fn run(
             message: join.to_string(),
         })?;
         let state = state.map_err(failed)?;
-        let prefix = format!("{}/", meeting.id);
-        let embeddings = by_owner
-            .iter()
-            .filter(|(owner, _)| owner.starts_with(&prefix))
-            .map(|(_, n)| n)
-            .sum();
         meetings.push(
-            meeting_report(&state, app_id.clone(), priority, order, after, embeddings)
+            meeting_report(&state, app_id.clone(), priority, order, after)
                 .map_err(|e| failed(e.into()))?,
         );
     }
-    let past_count = by_owner.get(PAST_OWNER).copied().unwrap_or(0);
-    let by_discussion: BTreeMap<String, usize> = by_owner
-        .into_iter()
-        .filter(|(owner, _)| owner != PAST_OWNER)
-        .collect();
+    let quality = quality(&timeline, &meetings);
     Ok(Report {
         meetings,
-        embeddings: Embeddings {
-            total: embedder.total(),
-            past: past_count,
-            discussions: by_discussion.values().sum(),
-            by_discussion,
-        },
-        past_ms,
+        embedded: store.embedded(),
+        reused: store.reused(),
+        reranked: reranked.load(Ordering::Relaxed),
+        batches: store.batcher().stats().batches.load(Ordering::Relaxed) - batches_before,
+        model_ms: (store.batcher().stats().model_us.load(Ordering::Relaxed) - model_us_before)
+            as u64
+            / 1000,
+        stored: store.stored().await?,
+        quality,
         meetings_ms,
+    })
+}
+
+/// The theme hit rates of what was published, over the labelled discussions whose past
+/// holds at least one discussion of their theme; `None` when there are none.
+pub fn quality(timeline: &Timeline, meetings: &[MeetingReport]) -> Option<Quality> {
+    let theme_of: BTreeMap<&str, &str> = timeline
+        .entries
+        .iter()
+        .filter_map(|e| Some((e.id.as_str(), e.theme.as_deref()?)))
+        .collect();
+    let (mut evaluated, mut top1_hits, mut top3_hits) = (0, 0, 0);
+    for m in meetings {
+        let past = &timeline.entries[..timeline.past_of(&m.id)];
+        for d in &m.discussions {
+            let Some(&theme) = theme_of.get(format!("{}/{}", m.id, d.id).as_str()) else {
+                continue;
+            };
+            if !past.iter().any(|e| e.theme.as_deref() == Some(theme)) {
+                continue;
+            }
+            evaluated += 1;
+            let hit = |r: &Related| theme_of.get(r.id.as_str()) == Some(&theme);
+            if d.related.first().is_some_and(hit) {
+                top1_hits += 1;
+            }
+            if d.related.iter().take(3).any(hit) {
+                top3_hits += 1;
+            }
+        }
+    }
+    (evaluated > 0).then(|| Quality {
+        evaluated,
+        top1_hits,
+        top3_hits,
+        top1: top1_hits as f64 / evaluated as f64,
+        top3: top3_hits as f64 / evaluated as f64,
     })
 }
 
@@ -302,7 +477,6 @@ fn meeting_report(
     priority: i32,
     finished: usize,
     after: Duration,
-    embeddings: usize,
 ) -> Result<MeetingReport, burr_core::state::StateError> {
     let meeting: MeetingInfo = state.get("meeting")?;
     let discussions: Vec<DiscussionInfo> = state.get("discussions")?;
@@ -329,7 +503,9 @@ fn meeting_report(
         priority,
         finished,
         finished_after_ms: millis(after),
-        embeddings,
+        embedded: state.get("embedded")?,
+        reused: state.get("reused")?,
+        past: state.get("past")?,
         discussions,
         summary: state.get("summary")?,
     })
@@ -339,17 +515,25 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// Turns finished steps into [`Progress`]. Hooks run after the step's checkpoint is
-/// saved, so what it reports survives a crash.
+/// Turns finished steps into [`Progress`], and counts reranks. Hooks run after the
+/// step's checkpoint is saved, so what it reports survives a crash.
 struct ProgressHook {
-    sink: ProgressSink,
+    sink: Option<ProgressSink>,
+    reranked: Arc<AtomicUsize>,
 }
 
 impl LifecycleHook for ProgressHook {
     fn post_run_step(&self, event: &StepEnd<'_>) {
+        let get = |key| event.state.get::<String>(key).unwrap_or_default();
         let progress = match (event.status, event.action) {
+            (StepStatus::Completed, action) if action == discussion::Embed.name() => {
+                Progress::Embedded {
+                    meeting: get("meeting_id"),
+                    discussion: get("discussion_id"),
+                }
+            }
             (StepStatus::Completed, action) if action == discussion::Rerank.name() => {
-                let get = |key| event.state.get::<String>(key).unwrap_or_default();
+                self.reranked.fetch_add(1, Ordering::Relaxed);
                 let best = event
                     .state
                     .get::<Vec<Related>>("related")
@@ -374,6 +558,14 @@ impl LifecycleHook for ProgressHook {
             },
             _ => return,
         };
-        (self.sink)(&progress);
+        if let Some(sink) = &self.sink {
+            sink(&progress);
+        }
     }
+}
+
+/// The text a discussion's document is embedded from (re-exported for tests counting
+/// through the store).
+pub fn document_of(header: &str, title: &str, notes: &str) -> String {
+    document_text(header, title, notes)
 }

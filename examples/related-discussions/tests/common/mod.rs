@@ -7,6 +7,7 @@ use std::sync::{Arc, OnceLock};
 
 use example_related_discussions::data::Dataset;
 use example_related_discussions::model::{Model, FASTEMBED_MODEL_DIR, ORT_DYLIB_PATH};
+use example_related_discussions::run::Options;
 
 /// Fails the test, naming the fix, unless the model files are there.
 pub fn require_model_files() {
@@ -34,8 +35,30 @@ pub fn model() -> Arc<Model> {
         .clone()
 }
 
-/// The sample's meetings `ids` and every past discussion.
-pub fn sample(ids: &[&str]) -> Dataset {
-    let ids: Vec<String> = ids.iter().map(|s| (*s).to_owned()).collect();
-    Dataset::sample().select(&ids).unwrap()
+/// Options running only the meetings `ids`, without progress.
+pub fn only(ids: &[&str]) -> Options {
+    Options {
+        meetings: ids.iter().map(|s| (*s).to_owned()).collect(),
+        ..Options::default()
+    }
+}
+
+/// The first sample (`data/sample.json`): 3 meetings, 40 past discussions.
+pub fn sample() -> Dataset {
+    Dataset::sample()
+}
+
+/// Vectors stored in the database `db`.
+pub fn stored_vectors(db: &Path) -> usize {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.query_row(
+        &format!(
+            "SELECT count(*) FROM {}",
+            example_related_discussions::store::TABLE
+        ),
+        [],
+        |row| row.get::<_, i64>(0),
+    )
+    .map(|n| n as usize)
+    .unwrap_or(0)
 }
