@@ -49,7 +49,12 @@ impl Wake {
         let mut wake = Wake {
             changes,
             socket: None,
-            sender: UnixDatagram::unbound().ok(),
+            // Non-blocking: a peer whose buffer is full has wake-ups pending already (a
+            // blocking send there stalled this runtime's thread while the peer's
+            // listener, on the same runtime, could not drain it: a deadlock).
+            sender: UnixDatagram::unbound()
+                .ok()
+                .filter(|s| s.set_nonblocking(true).is_ok()),
             listener: None,
             peers: Mutex::default(),
         };
