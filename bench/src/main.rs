@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 const USAGE: &str =
     "usage: burr-bench <workload> [--n N] [--rounds R] [--durable] [--persist] [--track] [--db PATH|URL]
-                  [--keys K] [--in-process]
+                  [--keys K] [--in-process] [--workers W]
 
 workloads:
   w1        step overhead: increment while count < N (default 10000), then done
@@ -35,9 +35,11 @@ workloads:
             (--in-process: this binary counts and is killed, and a fresh process of it
             times itself from the top of main to the state loaded, `ms_to_loaded`)
   w5        queue throughput: N one-step runs (default 10000) submitted, then drained by
-            one worker process with concurrency 64 (--db PATH: the database)
+            one worker process with concurrency 64 (--db PATH: the database;
+            --db postgres://...: on PostgreSQL; --workers W: W worker processes)
   w6        dispatch latency: submit -> first step started with an idle worker, N times
-            (default 200), in process and across processes (--db PATH)
+            (default 200), in process and across processes (--db PATH or postgres://...:
+            woken by NOTIFY)
   claim-cost  claiming one run with 1,000 and with N (default 1,000,000) runs queued
   http-submit  POST /v1/runs for N seconds (default 10) with wrk, 64 connections:
             `requests_per_s` (every 201 a run stored); needs wrk

@@ -70,4 +70,14 @@ impl PostgresOptions {
         self.clock = clock;
         self
     }
+
+    /// The most connections the persister opens ([`pool_size`](Self::pool_size)).
+    pub fn get_pool_size(&self) -> usize {
+        self.pool_size
+    }
+
+    /// How long connecting may take ([`connect_timeout`](Self::connect_timeout)).
+    pub fn get_connect_timeout(&self) -> Duration {
+        self.connect_timeout
+    }
 }

@@ -9,7 +9,9 @@
 //! leases, resumes the runs of workers that died, and drains on shutdown.
 //!
 //! The queue's storage is a trait, [`RunQueue`]: [`SqliteRunQueue`] keeps it in the same
-//! SQLite file as the checkpoints and the tracker.
+//! SQLite file as the checkpoints and the tracker; `PgRunQueue` (feature `postgres`) in a
+//! PostgreSQL database beside burr-postgres's checkpoints, shared by several machines.
+//! [`open`] takes either by name (`burr.db`, `postgres://…`).
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -46,7 +48,9 @@ mod worker;
 pub use error::QueueError;
 pub use events::{EventKind, RunEvent};
 pub use kind::{BoxError, Kind, KindInfo, Registry, RunInfo};
-pub use queue::{RunQueue, SqliteRunQueue};
+#[cfg(feature = "postgres")]
+pub use queue::PgRunQueue;
+pub use queue::{open, Backend, RunQueue, SqliteRunQueue};
 pub use run::{
     now_us, Backlog, BacklogRow, Claim, ConcurrencyLimit, Explanation, Finish, ForkSource,
     HeartbeatReport, NewRun, Run, RunFilter, RunStatus, Submitted, WorkerInfo, DEFAULT_QUEUE,

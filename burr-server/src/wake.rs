@@ -79,10 +79,15 @@ impl Wake {
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             if let Some((dir, me, socket)) = bind(db) {
                 let _guard = handle.enter();
-                if let (Ok(socket), Ok(sender)) = (
-                    tokio::net::UnixDatagram::from_std(socket),
-                    UnixDatagram::unbound(),
-                ) {
+                // The sender is non-blocking: a peer whose buffer is full has wake-ups
+                // pending already (a blocking send there would stall this runtime's
+                // thread while the peer's listener, maybe on the same runtime, could not
+                // drain it: a deadlock).
+                let sender =
+                    UnixDatagram::unbound().and_then(|s| s.set_nonblocking(true).map(|()| s));
+                if let (Ok(socket), Ok(sender)) =
+                    (tokio::net::UnixDatagram::from_std(socket), sender)
+                {
                     let (changes, cancels) = (wake.changes.clone(), wake.cancels.clone());
                     wake.tasks.push(handle.spawn(async move {
                         let mut buf = [0u8; 16];

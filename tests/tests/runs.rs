@@ -1,46 +1,254 @@
-//! The run queue and workers in one process, on real SQLite files: submissions, typed
-//! errors that change nothing, claim order, concurrency limits, fencing, schedules,
-//! cancel, drain, not-before times and events.
+//! The run queue's contract, on both backends: every test here runs against a real
+//! SQLite file (`sqlite::…`) and a real PostgreSQL database (`postgres::…`, on
+//! `burr_postgres::testing::TestServer`: a throwaway server, or `BURR_TEST_PG_URL`; no
+//! server is a failure, never a skip). Submissions, typed errors that change nothing,
+//! claim order, concurrency limits, kind versions, fencing, schedules, cancel, drain,
+//! not-before times and events.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use burr_core::persistence::Persister;
 use burr_server::{
-    Claim, EventKind, Finish, QueueError, Registry, RunFilter, RunQueue, RunStatus, Runs,
-    ScheduleSpec, SqliteRunQueue, Submission, Worker, WorkerOptions,
+    Claim, EventKind, Finish, PgRunQueue, QueueError, Registry, RunFilter, RunQueue, RunStatus,
+    Runs, ScheduleSpec, SqliteRunQueue, Submission, Worker, WorkerOptions,
 };
 use burr_tests::runs_kinds::Steps;
 use serde_json::json;
 use tokio::sync::oneshot;
 
+/// One contract test, instantiated for each backend.
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Setup::sqlite().await).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Setup::postgres().await).await
+                }
+            )*
+        }
+    };
+}
+
+contract!(
+    a_submitted_run_runs_to_success_with_its_events_in_order,
+    duplicate_submissions_by_key_give_one_run,
+    bad_input_gets_a_typed_error_and_changes_nothing_stored,
+    a_corrupt_run_row_gives_a_typed_error_and_is_neither_claimed_nor_changed,
+    claims_go_by_priority_then_flow_start_then_submission,
+    an_urgent_run_behind_500_queued_starts_next_under_load,
+    concurrency_limits_per_key_hold,
+    concurrency_limits_hold_with_claimers_racing,
+    claimers_racing_never_share_a_run,
+    a_worker_claims_only_kind_versions_it_can_run,
+    a_stale_worker_is_fenced_out,
+    a_run_claimed_too_often_is_failed_not_claimed_again,
+    a_schedule_fires_once_per_due_time_with_two_schedulers,
+    cancel_stops_a_queued_run_at_once_and_a_running_one_through_its_worker,
+    a_draining_worker_gives_runs_back_and_nothing_is_redone,
+    a_run_is_not_claimed_before_its_time,
+    a_failing_run_keeps_its_error_chain,
+    a_run_whose_code_panics_fails_and_the_worker_goes_on,
+    events_resume_after_an_id_in_order,
+    the_scheduler_deletes_old_events_of_finished_runs_only,
+    child_progress_counts_to_every_child_of_the_map_not_those_started,
+);
+
+/// The database under test, reached around the queue (to look at or damage its rows).
+enum Db {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl Db {
+    /// Another handle on the same database (another scheduler, another process's view).
+    async fn other(&self) -> Arc<dyn RunQueue> {
+        match self {
+            Db::Sqlite(path) => Arc::new(SqliteRunQueue::open(path).unwrap()),
+            Db::Postgres(url) => Arc::new(PgRunQueue::connect(url).await.unwrap()),
+        }
+    }
+
+    /// Every row of the queue's tables, as text: what "changes nothing stored" compares.
+    async fn dump(&self) -> Vec<String> {
+        const TABLES: [&str; 3] = ["burr_runs", "burr_run_events", "burr_schedules"];
+        match self {
+            Db::Sqlite(path) => {
+                let conn = rusqlite::Connection::open(path).unwrap();
+                let mut out = Vec::new();
+                for table in TABLES {
+                    let mut stmt = conn.prepare(&format!("SELECT * FROM {table}")).unwrap();
+                    let columns = stmt.column_count();
+                    let mut rows = stmt.query([]).unwrap();
+                    while let Some(row) = rows.next().unwrap() {
+                        let cells: Vec<String> = (0..columns)
+                            .map(|i| format!("{:?}", row.get_ref(i).unwrap()))
+                            .collect();
+                        out.push(format!("{table}: {}", cells.join("|")));
+                    }
+                }
+                out
+            }
+            Db::Postgres(url) => {
+                let client = pg(url).await;
+                let mut out = Vec::new();
+                for table in TABLES {
+                    for row in client
+                        .query(&format!("SELECT t::text FROM {table} t ORDER BY 1"), &[])
+                        .await
+                        .unwrap()
+                    {
+                        out.push(format!("{table}: {}", row.get::<_, String>(0)));
+                    }
+                }
+                out
+            }
+        }
+    }
+
+    /// Make a run's stored inputs unreadable (not JSON).
+    async fn corrupt_inputs(&self, run_id: &str) {
+        let sql = "UPDATE burr_runs SET inputs = '{not json' WHERE id = ";
+        match self {
+            Db::Sqlite(path) => {
+                rusqlite::Connection::open(path)
+                    .unwrap()
+                    .execute(&format!("{sql}?1"), [run_id])
+                    .unwrap();
+            }
+            Db::Postgres(url) => {
+                pg(url)
+                    .await
+                    .execute(&format!("{sql}$1"), &[&run_id])
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+
+    /// How many events of `run_id` are stored.
+    async fn event_count(&self, run_id: &str) -> i64 {
+        let sql = "SELECT count(*) FROM burr_run_events WHERE run_id = ";
+        match self {
+            Db::Sqlite(path) => rusqlite::Connection::open(path)
+                .unwrap()
+                .query_row(&format!("{sql}?1"), [run_id], |r| r.get(0))
+                .unwrap(),
+            Db::Postgres(url) => pg(url)
+                .await
+                .query_one(&format!("{sql}$1"), &[&run_id])
+                .await
+                .unwrap()
+                .get(0),
+        }
+    }
+
+    /// Make every stored event `by_us` older.
+    async fn age_events(&self, by_us: i64) {
+        let sql = "UPDATE burr_run_events SET at_us = at_us - ";
+        match self {
+            Db::Sqlite(path) => {
+                rusqlite::Connection::open(path)
+                    .unwrap()
+                    .execute(&format!("{sql}?1"), [by_us])
+                    .unwrap();
+            }
+            Db::Postgres(url) => {
+                pg(url)
+                    .await
+                    .execute(&format!("{sql}$1"), &[&by_us])
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+
+    /// Whether the run is still queued and never claimed.
+    async fn queued_never_claimed(&self, run_id: &str) -> bool {
+        let sql = "SELECT status = 'queued' AND attempt = 0 FROM burr_runs WHERE id = ";
+        match self {
+            Db::Sqlite(path) => rusqlite::Connection::open(path)
+                .unwrap()
+                .query_row(&format!("{sql}?1"), [run_id], |r| r.get(0))
+                .unwrap(),
+            Db::Postgres(url) => pg(url)
+                .await
+                .query_one(&format!("{sql}$1"), &[&run_id])
+                .await
+                .unwrap()
+                .get(0),
+        }
+    }
+}
+
+/// A plain connection to a PostgreSQL database.
+async fn pg(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+}
+
 struct Setup {
     _dir: tempfile::TempDir,
-    db: PathBuf,
+    db: Db,
     log: PathBuf,
-    queue: SqliteRunQueue,
+    queue: Arc<dyn RunQueue>,
+    persister: Arc<dyn Persister>,
     runs: Runs,
     registry: Arc<Registry>,
 }
 
-fn setup() -> Setup {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("burr.db");
-    let log = dir.path().join("log");
-    let queue = SqliteRunQueue::open(&db).unwrap();
-    let registry = Arc::new(Registry::new().register(Steps {
-        log: Some(log.clone()),
-        org_limit: 2,
-        max_attempts: None,
-    }));
-    let runs = Runs::new(Arc::new(queue.clone()), Arc::clone(&registry));
-    Setup {
-        _dir: dir,
-        db,
-        log,
-        queue,
-        runs,
-        registry,
+impl Setup {
+    async fn sqlite() -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("burr.db");
+        let queue = SqliteRunQueue::open(&path).unwrap();
+        let persister = queue.persister();
+        Self::with(dir, Db::Sqlite(path), Arc::new(queue), persister)
+    }
+
+    async fn postgres() -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let url = burr_postgres::testing::TestServer::shared().fresh_database();
+        let queue = PgRunQueue::connect(&url).await.unwrap();
+        let persister = queue.persister();
+        Self::with(dir, Db::Postgres(url), Arc::new(queue), persister)
+    }
+
+    fn with(
+        dir: tempfile::TempDir,
+        db: Db,
+        queue: Arc<dyn RunQueue>,
+        persister: Arc<dyn Persister>,
+    ) -> Setup {
+        let log = dir.path().join("log");
+        let registry = Arc::new(Registry::new().register(Steps {
+            log: Some(log.clone()),
+            org_limit: 2,
+            max_attempts: None,
+        }));
+        let runs = Runs::new(Arc::clone(&queue), Arc::clone(&registry));
+        Setup {
+            _dir: dir,
+            db,
+            log,
+            queue,
+            persister,
+            runs,
+            registry,
+        }
     }
 }
 
@@ -53,8 +261,8 @@ fn start_worker(
     tokio::task::JoinHandle<burr_server::WorkerReport>,
 ) {
     let worker = Worker::new(
-        Arc::new(setup.queue.clone()),
-        setup.queue.persister(),
+        Arc::clone(&setup.queue),
+        Arc::clone(&setup.persister),
         Arc::clone(&setup.registry),
     )
     .with_options(options);
@@ -80,28 +288,6 @@ fn claim(worker: &str, limit: usize, ttl_ms: i64) -> Claim {
     }
 }
 
-/// Every row of the queue's tables, as text: what "changes nothing stored" compares.
-fn dump(db: &Path) -> Vec<String> {
-    let conn = rusqlite_conn(db);
-    let mut out = Vec::new();
-    for table in ["burr_runs", "burr_run_events", "burr_schedules"] {
-        let mut stmt = conn.prepare(&format!("SELECT * FROM {table}")).unwrap();
-        let columns = stmt.column_count();
-        let mut rows = stmt.query([]).unwrap();
-        while let Some(row) = rows.next().unwrap() {
-            let cells: Vec<String> = (0..columns)
-                .map(|i| format!("{:?}", row.get_ref(i).unwrap()))
-                .collect();
-            out.push(format!("{table}: {}", cells.join("|")));
-        }
-    }
-    out
-}
-
-fn rusqlite_conn(db: &Path) -> rusqlite::Connection {
-    rusqlite::Connection::open(db).unwrap()
-}
-
 /// `(run id, sequence id)` of every logged execution.
 fn executions(log: &Path) -> Vec<(String, u64)> {
     std::fs::read_to_string(log)
@@ -114,9 +300,170 @@ fn executions(log: &Path) -> Vec<(String, u64)> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_submitted_run_runs_to_success_with_its_events_in_order() {
-    let s = setup();
+/// Claimers racing on one database (two handles, several tasks each): `runs` runs end
+/// up claimed, each by one claimer.
+async fn claimers_racing_never_share_a_run(s: Setup) {
+    let other = s.db.other().await;
+    let mut ids = Vec::new();
+    for _ in 0..200 {
+        ids.push(
+            s.runs
+                .submit(Submission::new("steps", json!({"steps": 1})))
+                .await
+                .unwrap()
+                .run
+                .id,
+        );
+    }
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let queue = if i % 2 == 0 {
+            Arc::clone(&s.queue)
+        } else {
+            Arc::clone(&other)
+        };
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let claimed = queue
+                    .claim(&claim(&format!("w{i}"), 7, 60_000))
+                    .await
+                    .unwrap();
+                if claimed.is_empty() {
+                    return mine;
+                }
+                mine.extend(claimed.into_iter().map(|r| r.id));
+            }
+        }));
+    }
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.unwrap());
+    }
+    all.sort();
+    ids.sort();
+    assert_eq!(all, ids, "every run claimed once");
+}
+
+/// The limit of a concurrency key holds also when claimers on two handles race.
+async fn concurrency_limits_hold_with_claimers_racing(s: Setup) {
+    let other = s.db.other().await;
+    for _ in 0..20 {
+        s.runs
+            .submit(Submission::new("steps", json!({"steps": 1, "org": "acme"})))
+            .await
+            .unwrap();
+    }
+    let mut tasks = Vec::new();
+    for i in 0..6 {
+        let queue = if i % 2 == 0 {
+            Arc::clone(&s.queue)
+        } else {
+            Arc::clone(&other)
+        };
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0;
+            for _ in 0..5 {
+                n += queue
+                    .claim(&claim(&format!("w{i}"), 3, 60_000))
+                    .await
+                    .unwrap()
+                    .len();
+            }
+            n
+        }));
+    }
+    let mut claimed = 0;
+    for task in tasks {
+        claimed += task.await.unwrap();
+    }
+    assert_eq!(claimed, 2, "at most 2 acme runs at once");
+    let running = s
+        .queue
+        .list(&burr_server::RunFilter {
+            status: Some(RunStatus::Running),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(running.len(), 2);
+}
+
+/// A worker claims only runs of the kind versions it can run: a run submitted for
+/// version 2 waits for a worker that has version 2 (a rolling deploy never hands it to
+/// older code), and a worker of other queues does not take it either.
+async fn a_worker_claims_only_kind_versions_it_can_run(s: Setup) {
+    let mut newer = s
+        .runs
+        .prepare(&Submission::new("steps", json!({"steps": 1})))
+        .unwrap();
+    newer.kind_version = 2;
+    let newer = s.queue.submit(newer).await.unwrap().run;
+    assert_eq!(newer.kind_version, 2);
+    let old = s
+        .runs
+        .submit(Submission::new("steps", json!({"steps": 1})))
+        .await
+        .unwrap()
+        .run;
+    let v1 = s.queue.claim(&claim("old", 10, 60_000)).await.unwrap();
+    assert_eq!(v1.iter().map(|r| &r.id).collect::<Vec<_>>(), [&old.id]);
+    let mut elsewhere = claim("elsewhere", 10, 60_000);
+    elsewhere.kinds = vec![("steps".into(), 2)];
+    elsewhere.queues = vec!["other".into()];
+    assert!(s.queue.claim(&elsewhere).await.unwrap().is_empty());
+    let mut v2 = claim("new", 10, 60_000);
+    v2.kinds = vec![("steps".into(), 1), ("steps".into(), 2)];
+    let taken = s.queue.claim(&v2).await.unwrap();
+    assert_eq!(taken.iter().map(|r| &r.id).collect::<Vec<_>>(), [&newer.id]);
+    assert_eq!(taken[0].attempt, 1);
+}
+
+/// Events have increasing ids; reading after an id resumes there, for one run and for
+/// all runs.
+async fn events_resume_after_an_id_in_order(s: Setup) {
+    let a = s
+        .runs
+        .submit(Submission::new("steps", json!({"steps": 1})))
+        .await
+        .unwrap()
+        .run;
+    let b = s
+        .runs
+        .submit(Submission::new("steps", json!({"steps": 1})))
+        .await
+        .unwrap()
+        .run;
+    s.queue.claim(&claim("w", 10, 60_000)).await.unwrap();
+    s.queue
+        .finish(&a.id, 1, "w", Finish::Succeeded(json!({})))
+        .await
+        .unwrap();
+    let all = s.queue.events(0, None, 100).await.unwrap();
+    let names: Vec<(&str, &str)> = all
+        .iter()
+        .map(|e| (e.run_id.as_str(), e.kind.name()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            (a.id.as_str(), "queued"),
+            (b.id.as_str(), "queued"),
+            (a.id.as_str(), "claimed"),
+            (b.id.as_str(), "claimed"),
+            (a.id.as_str(), "finished"),
+        ]
+    );
+    assert!(all.windows(2).all(|w| w[0].id < w[1].id));
+    let after = s.queue.events(all[1].id, None, 100).await.unwrap();
+    assert_eq!(after, all[2..]);
+    let limited = s.queue.events(all[1].id, None, 2).await.unwrap();
+    assert_eq!(limited, all[2..4]);
+    let of_a = s.queue.events(all[0].id, Some(&a.id), 100).await.unwrap();
+    assert_eq!(of_a, [all[2].clone(), all[4].clone()]);
+}
+
+async fn a_submitted_run_runs_to_success_with_its_events_in_order(s: Setup) {
     let submitted = s
         .runs
         .submit(Submission::new("steps", json!({"steps": 3})))
@@ -156,144 +503,14 @@ async fn a_submitted_run_runs_to_success_with_its_events_in_order() {
         events.last().unwrap().id
     );
     // The checkpoints are the application's, under the run id.
-    let loaded =
-        burr_core::persistence::Persister::load(&*s.queue.persister(), None, &run.id, None)
-            .await
-            .unwrap()
-            .unwrap();
+    let loaded = burr_core::persistence::Persister::load(&*s.persister, None, &run.id, None)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(loaded.state.get::<u32>("count").unwrap(), 3);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_scheduler_deletes_old_events_of_finished_runs_only() {
-    let s = setup();
-    let finished = s
-        .runs
-        .submit(Submission::new("steps", json!({"steps": 1})))
-        .await
-        .unwrap()
-        .run;
-    let (stop, worker) = start_worker(
-        &s,
-        WorkerOptions {
-            scheduler: false,
-            ..Default::default()
-        },
-    );
-    s.runs.wait(&finished.id).await.unwrap();
-    stop.send(()).unwrap();
-    worker.await.unwrap();
-    let waiting = s
-        .runs
-        .submit(Submission::new("steps", json!({"steps": 1})).not_before_us(i64::MAX / 2))
-        .await
-        .unwrap()
-        .run;
-    let count = |run_id: &str| {
-        rusqlite_conn(&s.db)
-            .query_row(
-                "SELECT count(*) FROM burr_run_events WHERE run_id = ?1",
-                [run_id],
-                |r| r.get::<_, i64>(0),
-            )
-            .unwrap()
-    };
-    assert!(count(&finished.id) >= 4);
-    assert_eq!(count(&waiting.id), 1);
-    // Both runs' events are now two days old.
-    let two_days_us = 2 * 24 * 3600 * 1_000_000_i64;
-    rusqlite_conn(&s.db)
-        .execute(
-            "UPDATE burr_run_events SET at_us = at_us - ?1",
-            [two_days_us],
-        )
-        .unwrap();
-    // A retention of three days keeps them; one of a day deletes the finished run's.
-    let (stop, worker) = start_worker(
-        &s,
-        WorkerOptions {
-            event_retention: Some(Duration::from_secs(3 * 24 * 3600)),
-            ..Default::default()
-        },
-    );
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    stop.send(()).unwrap();
-    worker.await.unwrap();
-    assert!(count(&finished.id) >= 4);
-    let (stop, worker) = start_worker(
-        &s,
-        WorkerOptions {
-            event_retention: Some(Duration::from_secs(24 * 3600)),
-            ..Default::default()
-        },
-    );
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while count(&finished.id) > 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "old events were not deleted"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    stop.send(()).unwrap();
-    worker.await.unwrap();
-    // The run itself stays, and so do the events of the run still waiting.
-    assert_eq!(
-        s.queue.get(&finished.id).await.unwrap().status,
-        RunStatus::Succeeded
-    );
-    assert_eq!(count(&waiting.id), 1);
-    assert_eq!(s.queue.prune_events(i64::MAX).await.unwrap(), 0);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn child_progress_counts_to_every_child_of_the_map_not_those_started() {
-    let dir = tempfile::tempdir().unwrap();
-    let queue = SqliteRunQueue::open(dir.path().join("burr.db")).unwrap();
-    let registry = Arc::new(Registry::new().register(burr_tests::runs_kinds::Batch));
-    let runs = Runs::new(Arc::new(queue.clone()), Arc::clone(&registry));
-    // More children than start at once (a window of at least 64).
-    let run = runs
-        .submit(Submission::new(
-            "batch",
-            json!({"items": 300, "child_ms": 1}),
-        ))
-        .await
-        .unwrap()
-        .run;
-    let worker = Worker::new(Arc::new(queue.clone()), queue.persister(), registry);
-    let (stop, stopped) = oneshot::channel::<()>();
-    let handle = tokio::spawn(worker.run(async {
-        let _ = stopped.await;
-    }));
-    let done = tokio::time::timeout(Duration::from_secs(60), runs.wait(&run.id))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(done.status, RunStatus::Succeeded, "{done:?}");
-    stop.send(()).unwrap();
-    handle.await.unwrap().unwrap();
-    let progress: Vec<(u64, u64)> = queue
-        .events(0, Some(&run.id), 10_000)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter_map(|e| match e.kind {
-            EventKind::ChildProgress { done, total } => Some((done, total)),
-            _ => None,
-        })
-        .collect();
-    assert!(!progress.is_empty());
-    assert!(
-        progress.iter().all(|&(_, total)| total == 300),
-        "every report counts to 300: {progress:?}"
-    );
-    assert_eq!(progress.last(), Some(&(300, 300)));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn duplicate_submissions_by_key_give_one_run() {
-    let s = setup();
+async fn duplicate_submissions_by_key_give_one_run(s: Setup) {
     let mut tasks = Vec::new();
     for _ in 0..20 {
         let runs = s.runs.clone();
@@ -316,9 +533,7 @@ async fn duplicate_submissions_by_key_give_one_run() {
     assert_eq!(s.queue.list(&Default::default()).await.unwrap().len(), 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_input_gets_a_typed_error_and_changes_nothing_stored() {
-    let s = setup();
+async fn bad_input_gets_a_typed_error_and_changes_nothing_stored(s: Setup) {
     let done = s
         .runs
         .submit(Submission::new("steps", json!({"steps": 1})))
@@ -329,7 +544,7 @@ async fn bad_input_gets_a_typed_error_and_changes_nothing_stored() {
     s.runs.wait(&done.id).await.unwrap();
     stop.send(()).unwrap();
     worker.await.unwrap();
-    let before = dump(&s.db);
+    let before = s.db.dump().await;
 
     let error = s
         .runs
@@ -382,8 +597,8 @@ async fn bad_input_gets_a_typed_error_and_changes_nothing_stored() {
         .await
         .unwrap_err();
     assert!(matches!(error, QueueError::RunExists { .. }), "{error}");
-    // An application with checkpoints, run by hand in the same file: its id cannot be a
-    // run's.
+    // An application with checkpoints, run by hand in the same database: its id cannot
+    // be a run's.
     let by_hand = burr_core::actions::action_sync(
         "only",
         |state: burr_core::State, _, _: &burr_core::ApplicationContext| {
@@ -396,7 +611,7 @@ async fn bad_input_gets_a_typed_error_and_changes_nothing_stored() {
         .with_transitions(Vec::<(&str, &str)>::new())
         .with_entrypoint("only")
         .with_app_id("by-hand")
-        .with_state_persister(s.queue.persister())
+        .with_state_persister(Arc::clone(&s.persister))
         .build()
         .await
         .unwrap();
@@ -445,15 +660,13 @@ async fn bad_input_gets_a_typed_error_and_changes_nothing_stored() {
     assert!(matches!(error, QueueError::UnknownSchedule { .. }));
 
     assert_eq!(
-        dump(&s.db),
+        s.db.dump().await,
         before,
         "a refused request changed what is stored"
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_corrupt_run_row_gives_a_typed_error_and_is_neither_claimed_nor_changed() {
-    let s = setup();
+async fn a_corrupt_run_row_gives_a_typed_error_and_is_neither_claimed_nor_changed(s: Setup) {
     let bad = s
         .runs
         .submit(Submission::new("steps", json!({"steps": 1})).priority(9))
@@ -466,13 +679,8 @@ async fn a_corrupt_run_row_gives_a_typed_error_and_is_neither_claimed_nor_change
         .await
         .unwrap()
         .run;
-    rusqlite_conn(&s.db)
-        .execute(
-            "UPDATE burr_runs SET inputs = '{not json' WHERE id = ?1",
-            [&bad.id],
-        )
-        .unwrap();
-    let before = dump(&s.db);
+    s.db.corrupt_inputs(&bad.id).await;
+    let before = s.db.dump().await;
     let error = s.queue.get(&bad.id).await.unwrap_err();
     match &error {
         QueueError::CorruptRun { run_id, problem } => {
@@ -481,7 +689,7 @@ async fn a_corrupt_run_row_gives_a_typed_error_and_is_neither_claimed_nor_change
         }
         other => panic!("expected CorruptRun, got {other}"),
     }
-    assert_eq!(dump(&s.db), before);
+    assert_eq!(s.db.dump().await, before);
     // A listing leaves it out and shows the others.
     let listed = s.queue.list(&RunFilter::default()).await.unwrap();
     assert_eq!(listed.iter().map(|r| &r.id).collect::<Vec<_>>(), [&good.id]);
@@ -491,18 +699,10 @@ async fn a_corrupt_run_row_gives_a_typed_error_and_is_neither_claimed_nor_change
         claimed.iter().map(|r| &r.id).collect::<Vec<_>>(),
         [&good.id]
     );
-    assert!(rusqlite_conn(&s.db)
-        .query_row(
-            "SELECT status = 'queued' AND attempt = 0 FROM burr_runs WHERE id = ?1",
-            [&bad.id],
-            |r| r.get::<_, bool>(0)
-        )
-        .unwrap());
+    assert!(s.db.queued_never_claimed(&bad.id).await);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn claims_go_by_priority_then_flow_start_then_submission() {
-    let s = setup();
+async fn claims_go_by_priority_then_flow_start_then_submission(s: Setup) {
     let mut backlog = Vec::new();
     for i in 0..500 {
         let flow = format!("meeting-{}", i % 5);
@@ -544,9 +744,7 @@ async fn claims_go_by_priority_then_flow_start_then_submission() {
     assert_eq!(next[0].id, backlog[0].id);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_urgent_run_behind_500_queued_starts_next_under_load() {
-    let s = setup();
+async fn an_urgent_run_behind_500_queued_starts_next_under_load(s: Setup) {
     for _ in 0..500 {
         s.runs
             .submit(Submission::new("steps", json!({"steps": 1, "sleep_ms": 5})))
@@ -595,9 +793,7 @@ async fn an_urgent_run_behind_500_queued_starts_next_under_load() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrency_limits_per_key_hold() {
-    let s = setup();
+async fn concurrency_limits_per_key_hold(s: Setup) {
     for _ in 0..5 {
         s.runs
             .submit(Submission::new("steps", json!({"steps": 1, "org": "acme"})))
@@ -663,9 +859,7 @@ async fn concurrency_limits_per_key_hold() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stale_worker_is_fenced_out() {
-    let s = setup();
+async fn a_stale_worker_is_fenced_out(s: Setup) {
     let run = s
         .runs
         .submit(Submission::new("steps", json!({"steps": 1})))
@@ -739,9 +933,7 @@ async fn a_stale_worker_is_fenced_out() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_run_claimed_too_often_is_failed_not_claimed_again() {
-    let s = setup();
+async fn a_run_claimed_too_often_is_failed_not_claimed_again(s: Setup) {
     let run = s
         .runs
         .submit(Submission::new("steps", json!({"steps": 1})))
@@ -760,10 +952,8 @@ async fn a_run_claimed_too_often_is_failed_not_claimed_again() {
     assert!(run.error.unwrap()[0].contains("abandoned after 5 attempts"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_schedule_fires_once_per_due_time_with_two_schedulers() {
-    let s = setup();
-    let other = SqliteRunQueue::open(&s.db).unwrap();
+async fn a_schedule_fires_once_per_due_time_with_two_schedulers(s: Setup) {
+    let other = s.db.other().await;
     let schedule = s
         .runs
         .schedule(
@@ -818,9 +1008,7 @@ async fn a_schedule_fires_once_per_due_time_with_two_schedulers() {
     assert_eq!(s.queue.schedules().await.unwrap().len(), 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cancel_stops_a_queued_run_at_once_and_a_running_one_through_its_worker() {
-    let s = setup();
+async fn cancel_stops_a_queued_run_at_once_and_a_running_one_through_its_worker(s: Setup) {
     let queued = s
         .runs
         .submit(Submission::new("steps", json!({"steps": 1})).not_before_us(i64::MAX / 2))
@@ -860,9 +1048,7 @@ async fn cancel_stops_a_queued_run_at_once_and_a_running_one_through_its_worker(
     assert_eq!(report.cancelled, 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_draining_worker_gives_runs_back_and_nothing_is_redone() {
-    let s = setup();
+async fn a_draining_worker_gives_runs_back_and_nothing_is_redone(s: Setup) {
     let run = s
         .runs
         .submit(Submission::new(
@@ -901,9 +1087,7 @@ async fn a_draining_worker_gives_runs_back_and_nothing_is_redone() {
     assert_eq!(seen.len(), 6);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_run_is_not_claimed_before_its_time() {
-    let s = setup();
+async fn a_run_is_not_claimed_before_its_time(s: Setup) {
     let at = burr_server::now_us() + 1_000_000;
     let run = s
         .runs
@@ -936,9 +1120,7 @@ async fn a_run_is_not_claimed_before_its_time() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failing_run_keeps_its_error_chain() {
-    let s = setup();
+async fn a_failing_run_keeps_its_error_chain(s: Setup) {
     let run = s
         .runs
         .submit(Submission::new("steps", json!({"steps": 3, "fail_at": 2})))
@@ -958,9 +1140,7 @@ async fn a_failing_run_keeps_its_error_chain() {
     ));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_run_whose_code_panics_fails_and_the_worker_goes_on() {
-    let s = setup();
+async fn a_run_whose_code_panics_fails_and_the_worker_goes_on(s: Setup) {
     let bad = s
         .runs
         .submit(Submission::new("steps", json!({"steps": 2, "panic_at": 2})))
@@ -986,4 +1166,114 @@ async fn a_run_whose_code_panics_fails_and_the_worker_goes_on() {
     assert_eq!(good.status, RunStatus::Succeeded);
     stop.send(()).unwrap();
     worker.await.unwrap();
+}
+
+/// The scheduler deletes the events of runs finished longer ago than the retention, and
+/// keeps runs and the events of runs still waiting.
+async fn the_scheduler_deletes_old_events_of_finished_runs_only(s: Setup) {
+    let finished = s
+        .runs
+        .submit(Submission::new("steps", json!({"steps": 1})))
+        .await
+        .unwrap()
+        .run;
+    let (stop, worker) = start_worker(
+        &s,
+        WorkerOptions {
+            scheduler: false,
+            ..Default::default()
+        },
+    );
+    s.runs.wait(&finished.id).await.unwrap();
+    stop.send(()).unwrap();
+    worker.await.unwrap();
+    let waiting = s
+        .runs
+        .submit(Submission::new("steps", json!({"steps": 1})).not_before_us(i64::MAX / 2))
+        .await
+        .unwrap()
+        .run;
+    assert!(s.db.event_count(&finished.id).await >= 4);
+    assert_eq!(s.db.event_count(&waiting.id).await, 1);
+    // Both runs' events are now two days old.
+    s.db.age_events(2 * 24 * 3600 * 1_000_000).await;
+    // A retention of three days keeps them; one of a day deletes the finished run's.
+    let (stop, worker) = start_worker(
+        &s,
+        WorkerOptions {
+            event_retention: Some(Duration::from_secs(3 * 24 * 3600)),
+            ..Default::default()
+        },
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.send(()).unwrap();
+    worker.await.unwrap();
+    assert!(s.db.event_count(&finished.id).await >= 4);
+    let (stop, worker) = start_worker(
+        &s,
+        WorkerOptions {
+            event_retention: Some(Duration::from_secs(24 * 3600)),
+            ..Default::default()
+        },
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while s.db.event_count(&finished.id).await > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "old events were not deleted"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.send(()).unwrap();
+    worker.await.unwrap();
+    assert_eq!(
+        s.queue.get(&finished.id).await.unwrap().status,
+        RunStatus::Succeeded
+    );
+    assert_eq!(s.db.event_count(&waiting.id).await, 1);
+    assert_eq!(s.queue.prune_events(i64::MAX).await.unwrap(), 0);
+}
+
+/// Child progress counts to every child of the map action, not to the children started
+/// so far (they start a window at a time).
+async fn child_progress_counts_to_every_child_of_the_map_not_those_started(s: Setup) {
+    let registry = Arc::new(Registry::new().register(burr_tests::runs_kinds::Batch));
+    let runs = Runs::new(Arc::clone(&s.queue), Arc::clone(&registry));
+    let run = runs
+        .submit(Submission::new(
+            "batch",
+            json!({"items": 300, "child_ms": 1}),
+        ))
+        .await
+        .unwrap()
+        .run;
+    let worker = Worker::new(Arc::clone(&s.queue), Arc::clone(&s.persister), registry);
+    let (stop, stopped) = oneshot::channel::<()>();
+    let handle = tokio::spawn(worker.run(async {
+        let _ = stopped.await;
+    }));
+    let done = tokio::time::timeout(Duration::from_secs(60), runs.wait(&run.id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(done.status, RunStatus::Succeeded, "{done:?}");
+    stop.send(()).unwrap();
+    handle.await.unwrap().unwrap();
+    let progress: Vec<(u64, u64)> = s
+        .queue
+        .events(0, Some(&run.id), 10_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| match e.kind {
+            EventKind::ChildProgress { done, total } => Some((done, total)),
+            _ => None,
+        })
+        .collect();
+    assert!(!progress.is_empty());
+    assert!(
+        progress.iter().all(|&(_, total)| total == 300),
+        "every report counts to 300: {progress:?}"
+    );
+    assert_eq!(progress.last(), Some(&(300, 300)));
 }

@@ -34,6 +34,8 @@ pub struct Options {
     pub keys: u64,
     /// W4: time start -> loaded inside this process, not across a spawn.
     pub in_process: bool,
+    /// W5: worker processes (default 1).
+    pub workers: usize,
 }
 
 impl Options {
@@ -45,6 +47,7 @@ impl Options {
         let mut db = None;
         let mut keys = 0;
         let mut in_process = false;
+        let mut workers = 1;
         let (mut durable, mut persist, mut track) = (false, false, false);
         let mut it = args.iter();
         while let Some(arg) = it.next() {
@@ -76,6 +79,14 @@ impl Options {
                         .map_err(|_| format!("--keys: `{value}` is not a number"))?;
                 }
                 "--in-process" => in_process = true,
+                "--workers" => {
+                    let value = it.next().ok_or("--workers needs a number")?;
+                    workers = value
+                        .parse()
+                        .ok()
+                        .filter(|&w: &usize| w > 0)
+                        .ok_or_else(|| format!("--workers: `{value}` is not a positive number"))?;
+                }
                 "--db" => db = Some(it.next().ok_or("--db needs a path")?.clone()),
                 "--durable" => durable = true,
                 "--persist" => persist = true,
@@ -97,6 +108,7 @@ impl Options {
             db,
             keys,
             in_process,
+            workers,
         })
     }
 }
@@ -330,6 +342,7 @@ pub fn run(
             dir.path(),
             options.db.as_deref(),
             options.n.unwrap_or(10_000),
+            options.workers,
         ))?);
         ran = true;
     }

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use burr_core::actions::action_sync;
 use burr_core::{ApplicationBuilder, ApplicationContext, State};
 use burr_server::{
-    now_us, BoxError, Claim, Kind, Registry, RunInfo, RunQueue, RunStatus, Runs, SqliteRunQueue,
-    Submission, Worker, WorkerOptions,
+    now_us, Backend, BoxError, Claim, Kind, Registry, RunInfo, RunQueue, RunStatus, Runs,
+    SqliteRunQueue, Submission, Worker, WorkerOptions,
 };
 use serde_json::{json, Value};
 
@@ -51,14 +51,12 @@ pub async fn worker_process(
     db: &Path,
     concurrency: usize,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let queue = SqliteRunQueue::open(db)?;
-    let worker = Worker::new(Arc::new(queue.clone()), queue.persister(), registry()).with_options(
-        WorkerOptions {
-            concurrency,
-            scheduler: false,
-            ..Default::default()
-        },
-    );
+    let db = burr_server::open(db).await?;
+    let worker = Worker::new(db.queue(), db.persister(), registry()).with_options(WorkerOptions {
+        concurrency,
+        scheduler: false,
+        ..Default::default()
+    });
     println!("ready");
     worker.run(stdin_closed()).await?;
     Ok(())
@@ -103,16 +101,58 @@ fn db_path(dir: &Path, given: Option<&str>, name: &str) -> PathBuf {
     given.map_or_else(|| dir.join(name), PathBuf::from)
 }
 
-/// W5: `n` one-step runs submitted, then drained by one worker process with concurrency
-/// 64: runs per second from the first submission to the last finish.
+/// Whether any run of the database waits or runs: two lookups in the queue's partial
+/// indexes, cheap enough to ask every few milliseconds without slowing the workers.
+const BUSY: &str = "SELECT EXISTS (SELECT 1 FROM burr_runs WHERE status = 'queued') \
+                      OR EXISTS (SELECT 1 FROM burr_runs WHERE status = 'running')";
+const SUCCEEDED: &str = "SELECT count(*) FROM burr_runs WHERE status = 'succeeded'";
+
+/// A connection around the queue, to see when it is drained.
+enum Reader {
+    Sqlite(rusqlite::Connection),
+    Postgres(tokio_postgres::Client),
+}
+
+impl Reader {
+    async fn open(db: &Backend, path: &Path) -> Result<Reader, Box<dyn std::error::Error>> {
+        Ok(match db {
+            Backend::Postgres(_) => {
+                let url = path.to_str().ok_or("not a URL")?;
+                let (client, connection) =
+                    tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+                tokio::spawn(connection);
+                Reader::Postgres(client)
+            }
+            _ => Reader::Sqlite(rusqlite::Connection::open(path)?),
+        })
+    }
+
+    async fn busy(&self) -> Result<bool, Box<dyn std::error::Error>> {
+        Ok(match self {
+            Reader::Sqlite(c) => c.query_row(BUSY, [], |r| r.get(0))?,
+            Reader::Postgres(c) => c.query_one(BUSY, &[]).await?.get(0),
+        })
+    }
+
+    async fn succeeded(&self) -> Result<i64, Box<dyn std::error::Error>> {
+        Ok(match self {
+            Reader::Sqlite(c) => c.query_row(SUCCEEDED, [], |r| r.get(0))?,
+            Reader::Postgres(c) => c.query_one(SUCCEEDED, &[]).await?.get(0),
+        })
+    }
+}
+
+/// W5: `n` one-step runs submitted, then drained by `workers` worker processes with
+/// concurrency 64 each: runs per second from the first submission to the last finish.
 pub async fn throughput(
     dir: &Path,
     db: Option<&str>,
     n: u64,
+    workers: usize,
 ) -> Result<Value, Box<dyn std::error::Error>> {
     let path = db_path(dir, db, "w5.db");
-    let queue = SqliteRunQueue::open(&path)?;
-    let runs = Runs::new(Arc::new(queue.clone()), registry());
+    let backend = burr_server::open(&path).await?;
+    let runs = Runs::new(backend.queue(), registry());
     // Submitted by 32 concurrent callers (as requests to a server would come), whose
     // submissions share commits.
     let started = Instant::now();
@@ -133,40 +173,36 @@ pub async fn throughput(
         submitter.await??;
     }
     let submitted = started.elapsed();
-    let worker = spawn_worker(&path, 64)?;
+    let workers = (0..workers)
+        .map(|_| spawn_worker(&path, 64))
+        .collect::<Result<Vec<_>, _>>()?;
     let drain_started = Instant::now();
-    let reader = rusqlite::Connection::open(&path)?;
-    // Whether any run waits or runs: two lookups in the queue's partial indexes, cheap
-    // enough to ask every few milliseconds without slowing the worker.
-    loop {
-        let busy: bool = reader.query_row(
-            "SELECT EXISTS (SELECT 1 FROM burr_runs WHERE status = 'queued') \
-                 OR EXISTS (SELECT 1 FROM burr_runs WHERE status = 'running')",
-            [],
-            |r| r.get(0),
-        )?;
-        if !busy {
-            break;
-        }
+    let reader = Reader::open(&backend, &path).await?;
+    while reader.busy().await? {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let succeeded: i64 = reader.query_row(
-        "SELECT count(*) FROM burr_runs WHERE status = 'succeeded'",
-        [],
-        |r| r.get(0),
-    )?;
+    let succeeded = reader.succeeded().await?;
     if u64::try_from(succeeded)? != n {
         return Err(format!("{succeeded} of {n} runs succeeded").into());
     }
     let total = started.elapsed();
     let drained = drain_started.elapsed();
-    // CPU time is the figure a busy machine does not blur (wall clock does).
-    let worker_cpu = cpu_seconds(&format!("/proc/{}/stat", worker.id()));
+    // CPU time is the figure a busy machine does not blur (wall clock does): of the
+    // workers, and of this process (the submitters).
+    let worker_cpu: Option<f64> = workers
+        .iter()
+        .map(|w| cpu_seconds(&format!("/proc/{}/stat", w.id())))
+        .sum();
     let submit_cpu = cpu_seconds("/proc/self/stat");
-    stop(worker)?;
+    let worker_count = workers.len();
+    for worker in workers {
+        stop(worker)?;
+    }
     Ok(json!({
         "workload": "w5",
+        "backend": if matches!(backend, Backend::Sqlite(_)) { "sqlite" } else { "postgres" },
         "n": n,
+        "workers": worker_count,
         "concurrency": 64,
         "runs_per_s": n as f64 / total.as_secs_f64(),
         "submit_per_s": n as f64 / submitted.as_secs_f64(),
@@ -196,16 +232,15 @@ pub async fn dispatch(
     n: u64,
 ) -> Result<Value, Box<dyn std::error::Error>> {
     let path = db_path(dir, db, "w6.db");
-    let queue = SqliteRunQueue::open(&path)?;
-    let runs = Runs::new(Arc::new(queue.clone()), registry());
+    let backend = burr_server::open(&path).await?;
+    let runs = Runs::new(backend.queue(), registry());
 
     // In process.
-    let worker = Worker::new(Arc::new(queue.clone()), queue.persister(), registry()).with_options(
-        WorkerOptions {
+    let worker =
+        Worker::new(backend.queue(), backend.persister(), registry()).with_options(WorkerOptions {
             scheduler: false,
             ..Default::default()
-        },
-    );
+        });
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let running = tokio::spawn(worker.run(async {
         let _ = stop_rx.await;
@@ -225,6 +260,7 @@ pub async fn dispatch(
     let (p50_x, p99_x) = (percentile(&cross, 0.50), percentile(&cross, 0.99));
     Ok(json!({
         "workload": "w6",
+        "backend": if matches!(backend, Backend::Sqlite(_)) { "sqlite" } else { "postgres" },
         "n": n,
         "p50_us_in_process": p50_in,
         "p99_us_in_process": p99_in,

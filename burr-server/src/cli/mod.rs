@@ -10,7 +10,8 @@
 //! `serve` runs a worker, the scheduler and the HTTP API with the web UI (`--addr`,
 //! default 127.0.0.1:7777); `worker` runs a worker (with the scheduler); both until
 //! SIGTERM or Ctrl-C, then drain; `submit`, `runs`, `show`, `cancel`, `watch`, `backlog`, `explain`, `schedules`
-//! and `kinds` work on the database (`--db PATH`, `BURR_DB`, default `./burr.db`), with
+//! and `kinds` work on the database (`--db PATH` or `--db postgres://…` with the `postgres`
+//! feature; `BURR_DB`, default `./burr.db`), with
 //! tables for people and `--json` for scripts. Errors are one line on stderr and a
 //! non-zero exit. The `burr-tracker` CLI inspects the same file's checkpoints and steps.
 
@@ -18,7 +19,7 @@ pub mod generic;
 mod print;
 mod watch;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,7 +28,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::error::QueueError;
 use crate::kind::Registry;
-use crate::queue::{RunQueue, SqliteRunQueue};
+use crate::queue::{Backend, RunQueue};
 use crate::run::{now_us, RunFilter, RunStatus};
 use crate::runs::{Runs, Submission};
 use crate::schedule::ScheduleSpec;
@@ -37,7 +38,9 @@ use crate::worker::{Worker, WorkerOptions};
 #[derive(Debug, Parser)]
 #[command(about = "Durable runs: submit, run, watch and inspect them")]
 pub struct Cli {
-    /// The burr database (checkpoints, run queue, tracker).
+    /// The burr database (checkpoints, run queue, tracker): a SQLite file, or a
+    /// PostgreSQL URL (`postgres://user:password@host:port/dbname`, with burr-server's
+    /// `postgres` feature).
     #[arg(long, global = true, env = "BURR_DB", default_value = "burr.db")]
     pub db: PathBuf,
     /// Print JSON (one document, or one line per event for `watch`).
@@ -261,6 +264,16 @@ pub enum CliError {
     /// The HTTP server could not start or failed.
     #[error(transparent)]
     Http(#[from] crate::http::ServeError),
+    /// A verb that does not work on this kind of database yet.
+    #[error("`{verb}` does not work on {database} yet: {reason}")]
+    NotOnThisDatabase {
+        /// The verb.
+        verb: &'static str,
+        /// The database (a PostgreSQL URL without its password).
+        database: String,
+        /// Why, and what to do instead.
+        reason: &'static str,
+    },
 }
 
 /// Parse the command line and run the verb: the whole `main` of a user's binary.
@@ -292,22 +305,24 @@ async fn execute(cli: Cli, registry: Arc<Registry>) -> Result<(), CliError> {
     // Before anything slow: a SIGTERM that comes while the database opens drains the
     // worker rather than killing the process.
     let signal = shutdown_signal();
-    let sqlite = SqliteRunQueue::open(&cli.db)?;
-    let queue: Arc<dyn RunQueue> = Arc::new(sqlite.clone());
+    let db = crate::queue::open(&cli.db).await?;
+    let queue: Arc<dyn RunQueue> = db.queue();
     let runs = Runs::new(Arc::clone(&queue), Arc::clone(&registry));
     let json = cli.json;
     match cli.command {
         Command::Serve(args) => {
-            work(
-                &sqlite,
-                &registry,
-                args.worker,
-                Some((args.http, runs)),
-                signal,
-            )
-            .await
+            if db.sqlite_path().is_none() {
+                // The HTTP API and the web UI read the SQLite catalog and the tracker's
+                // SQLite store; on PostgreSQL they are a later step.
+                return Err(CliError::NotOnThisDatabase {
+                    verb: "serve",
+                    database: db.name(),
+                    reason: "the HTTP API and the web UI read a SQLite file (its run catalog and the tracker's store); run `worker` on PostgreSQL, and the run verbs (submit, runs, show, cancel, watch, backlog, explain, schedules)",
+                });
+            }
+            work(&db, &registry, args.worker, Some((args.http, runs)), signal).await
         }
-        Command::Worker(args) => work(&sqlite, &registry, args, None, signal).await,
+        Command::Worker(args) => work(&db, &registry, args, None, signal).await,
         Command::Submit(args) => {
             let inputs = serde_json::from_str(&args.inputs).map_err(CliError::InputsNotJson)?;
             let mut submission = Submission::new(args.kind, inputs).priority(args.priority);
@@ -386,33 +401,37 @@ async fn execute(cli: Cli, registry: Arc<Registry>) -> Result<(), CliError> {
 }
 
 async fn work(
-    queue: &SqliteRunQueue,
+    db: &Backend,
     registry: &Arc<Registry>,
     args: WorkerArgs,
     http: Option<(HttpArgs, Runs)>,
     signal: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), CliError> {
     let metrics = crate::metrics::Metrics::new();
-    let mut worker = Worker::new(
-        Arc::new(queue.clone()),
-        queue.persister(),
-        Arc::clone(registry),
-    )
-    .with_metrics(&metrics)
-    .with_options(WorkerOptions {
-        id: args.id,
-        queues: args.queues,
-        concurrency: args.concurrency as usize,
-        lease_ttl: args.lease_ttl,
-        grace: args.grace,
-        scheduler: http.is_some() || !args.no_scheduler,
-        event_retention: Some(args.keep_events),
-        executor: None,
-    });
-    let tracker = if args.no_tracker {
-        None
-    } else {
-        Some(burr_tracker::Tracker::open(queue.path()).map_err(QueueError::from)?)
+    let mut worker = Worker::new(db.queue(), db.persister(), Arc::clone(registry))
+        .with_metrics(&metrics)
+        .with_options(WorkerOptions {
+            id: args.id,
+            queues: args.queues,
+            concurrency: args.concurrency as usize,
+            lease_ttl: args.lease_ttl,
+            grace: args.grace,
+            scheduler: http.is_some() || !args.no_scheduler,
+            event_retention: Some(args.keep_events),
+            executor: None,
+        });
+    // The tracker keeps its records in the SQLite file; on PostgreSQL (whose tracker
+    // store is a later step) the runs' step events are still recorded by the queue.
+    let tracker = match (args.no_tracker, db.sqlite_path()) {
+        (false, Some(path)) => Some(burr_tracker::Tracker::open(path).map_err(QueueError::from)?),
+        (false, None) => {
+            eprintln!(
+                "note: steps are not tracked on {} (the tracker's store is SQLite only); the run events are",
+                db.name()
+            );
+            None
+        }
+        (true, _) => None,
     };
     if let Some(tracker) = &tracker {
         worker = worker.with_tracker(tracker.hook());
@@ -428,7 +447,8 @@ async fn work(
     };
     let server = match http {
         Some((args, runs)) => {
-            let bound = crate::http::Server::with_runs(queue.path(), runs)?
+            let path = db.sqlite_path().unwrap_or_else(|| Path::new(""));
+            let bound = crate::http::Server::with_runs(path, runs)?
                 .with_metrics(Arc::clone(&metrics))
                 .with_options(args.options())
                 .bind()
@@ -438,7 +458,7 @@ async fn work(
         }
         None => None,
     };
-    eprintln!("worker ready on {}", queue.path().display());
+    eprintln!("worker ready on {}", db.name());
     let report = worker.run(until_stopped(stopped)).await?;
     if let Some(tracker) = &tracker {
         let _ = tracker.flush();

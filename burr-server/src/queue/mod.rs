@@ -4,12 +4,18 @@
 //! share one store and one backup. A backend (SQLite here, PostgreSQL later) implements
 //! [`RunQueue`]; workers, schedulers, the CLI and the HTTP API use only the trait.
 
+mod open;
+#[cfg(feature = "postgres")]
+pub(crate) mod postgres;
 pub(crate) mod sqlite;
 
 use async_trait::async_trait;
 use burr_core::persistence::ProcessIdentity;
 use tokio::sync::{broadcast, watch};
 
+pub use open::{is_postgres_url, open, Backend};
+#[cfg(feature = "postgres")]
+pub use postgres::PgRunQueue;
 pub use sqlite::SqliteRunQueue;
 
 use crate::error::QueueError;
