@@ -2,6 +2,7 @@
 //! [`ApplicationBuilder`] that makes one.
 
 mod builder;
+mod check;
 mod execute;
 mod halt;
 mod options;
@@ -23,6 +24,7 @@ use crate::persistence::{Checkpoint, Lease, PersistenceError, Persister, StepSta
 use crate::state::{State, StateDelta};
 
 pub use builder::{ApplicationBuilder, MIGRATED_TO_KEY};
+pub use check::{check_resume, CurrentCode, ResumeCheck, Verdict};
 use halt::HaltSet;
 pub use options::RunOptions;
 pub use stream::{ActionStream, StreamEvent};
