@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use super::check::{CurrentCode, Verdict};
+use super::check::{CurrentCode, Verdict, MIGRATED_TO_KEY};
 use super::{Application, StepSettings};
 use crate::actions::ActionName;
 use crate::actions::{ErrorKind, RetryPolicy, StepFailure};
@@ -25,11 +25,6 @@ type Migration = Arc<
         + Send
         + Sync,
 >;
-
-/// The state key where a migration records the code it migrated the state to, in the
-/// same checkpoint: so a migration whose application record was not yet updated (the
-/// process died in between) is recognised and not applied twice.
-pub const MIGRATED_TO_KEY: &str = "__burr_migrated_to";
 
 /// How long a lease lives without a checkpoint renewing it.
 const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(60);
@@ -785,15 +780,6 @@ async fn guard(
         }),
         _ => Ok(None),
     }
-}
-
-/// The fingerprint a migration recorded in `state`, if any.
-pub(super) fn migrated_to(state: &State) -> Option<String> {
-    state
-        .get_value(MIGRATED_TO_KEY)?
-        .get("fingerprint")?
-        .as_str()
-        .map(str::to_owned)
 }
 
 impl Application {

@@ -5,10 +5,23 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::builder::migrated_to;
 use crate::graph::{Graph, GraphChange};
 use crate::persistence::{AppRecord, CodeVersion, PersistenceError, Persister, StepStatus};
 use crate::state::State;
+
+/// The state key where a migration records the code it migrated the state to, in the
+/// same checkpoint: so a migration whose application record was not yet updated (the
+/// process died in between) is recognised and not applied twice.
+pub const MIGRATED_TO_KEY: &str = "__burr_migrated_to";
+
+/// The fingerprint a migration recorded in `state`, if any.
+fn migrated_to(state: &State) -> Option<String> {
+    state
+        .get_value(MIGRATED_TO_KEY)?
+        .get("fingerprint")?
+        .as_str()
+        .map(str::to_owned)
+}
 
 /// The code a binary runs for an application: what
 /// [`ApplicationBuilder::current_code`](super::ApplicationBuilder::current_code) gives.

@@ -23,8 +23,8 @@ use crate::ids::{ApplicationContext, CancelToken, Identifiers, ParentPointer};
 use crate::persistence::{Checkpoint, Lease, PersistenceError, Persister, StepStatus};
 use crate::state::{State, StateDelta};
 
-pub use builder::{ApplicationBuilder, MIGRATED_TO_KEY};
-pub use check::{check_resume, CurrentCode, ResumeCheck, Verdict};
+pub use builder::ApplicationBuilder;
+pub use check::{check_resume, CurrentCode, ResumeCheck, Verdict, MIGRATED_TO_KEY};
 use halt::HaltSet;
 pub use options::RunOptions;
 pub use stream::{ActionStream, StreamEvent};
