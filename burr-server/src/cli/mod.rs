@@ -9,11 +9,12 @@
 //!
 //! `serve` runs a worker, the scheduler and the HTTP API with the web UI (`--addr`,
 //! default 127.0.0.1:7777); `worker` runs a worker (with the scheduler); both until
-//! SIGTERM or Ctrl-C, then drain; `submit`, `runs`, `show`, `cancel`, `watch`, `backlog`, `explain`, `schedules`
-//! and `kinds` work on the database (`--db PATH`, `BURR_DB`, default `./burr.db`), with
+//! SIGTERM or Ctrl-C, then drain; `submit`, `runs`, `show`, `cancel`, `watch`, `backlog`, `explain`, `schedules`,
+//! `kinds` and `check` (can this code resume every unfinished run? exit 1 if not) work on the database (`--db PATH`, `BURR_DB`, default `./burr.db`), with
 //! tables for people and `--json` for scripts. Errors are one line on stderr and a
 //! non-zero exit. The `burr-tracker` CLI inspects the same file's checkpoints and steps.
 
+mod check;
 pub mod generic;
 mod print;
 mod watch;
@@ -90,6 +91,9 @@ pub enum Command {
     },
     /// The kinds this program runs, with their input schemas.
     Kinds,
+    /// Whether this program's code can resume every unfinished run (a deploy gate):
+    /// each with its verdict; exit 1 naming those that cannot.
+    Check,
 }
 
 /// How a worker runs.
@@ -257,6 +261,15 @@ pub enum CliError {
     /// The HTTP server could not start or failed.
     #[error(transparent)]
     Http(#[from] crate::http::ServeError),
+    /// `check` could not read the database.
+    #[error("cannot check the runs: {0}")]
+    Check(Box<burr_core::persistence::PersistenceError>),
+    /// `check` found runs the current code cannot resume.
+    #[error("{} unfinished run(s) cannot be resumed by this code: {}", runs.len(), runs.join("; "))]
+    CannotResume {
+        /// Each run, with why.
+        runs: Vec<String>,
+    },
 }
 
 /// Parse the command line and run the verb: the whole `main` of a user's binary.
@@ -294,6 +307,7 @@ async fn execute(cli: Cli, registry: Arc<Registry>) -> Result<(), CliError> {
             work(&sqlite, &registry, args.worker, Some((args.http, runs))).await
         }
         Command::Worker(args) => work(&sqlite, &registry, args, None).await,
+        Command::Check => check::check(&sqlite, &*queue, &registry, json).await,
         Command::Submit(args) => {
             let inputs = serde_json::from_str(&args.inputs).map_err(CliError::InputsNotJson)?;
             let mut submission = Submission::new(args.kind, inputs).priority(args.priority);
