@@ -99,6 +99,7 @@ pub struct ApplicationBuilder {
     problems: Vec<BuilderError>,
     version: Option<String>,
     migrations: Vec<(String, Migration)>,
+    step_cache: Option<crate::cache::Cache>,
 }
 
 impl ApplicationBuilder {
@@ -361,6 +362,17 @@ impl ApplicationBuilder {
         self
     }
 
+    /// Where memoized actions ([`Declaration::memoize`](crate::actions::Declaration::memoize))
+    /// keep their outcomes, under (action name, action version, hash of the inputs and of
+    /// the values of the keys it reads): a run found there is reused, in any application
+    /// or process sharing the store, instead of running the action again; concurrent
+    /// identical runs through the same handle run once. A new version of the action is a
+    /// new set of entries. Share one handle per process (clone it).
+    pub fn with_step_cache(mut self, cache: crate::cache::Cache) -> Self {
+        self.step_cache = Some(cache);
+        self
+    }
+
     /// With [`initialize_from`](Self::initialize_from): how to resume an application
     /// checkpointed under version `from_version` (see [`with_version`](Self::with_version))
     /// whose graph differs from the current one. `migrate` turns the loaded state into one
@@ -557,6 +569,7 @@ impl ApplicationBuilder {
             lease,
             graph,
             code: Arc::clone(&code),
+            step_cache: self.step_cache,
         };
 
         match self.initialize {

@@ -71,6 +71,8 @@ pub struct Application {
     graph: Arc<Graph>,
     /// The code it runs: version, fingerprint, graph description.
     code: Arc<crate::persistence::CodeVersion>,
+    /// Where memoized actions keep their outcomes.
+    step_cache: Option<crate::cache::Cache>,
     names: Arc<[Arc<str>]>,
     entrypoint: usize,
     state: State,
@@ -602,19 +604,33 @@ impl Application {
         // the application stops at the next step boundary. A timeout drops it.
         // Quick synchronous code runs here, in the step's span, without a future (nothing
         // could cut it short: a timeout is only checked between polls).
+        let memo = self
+            .step_cache
+            .as_ref()
+            .filter(|_| action.declaration().memoize)
+            .cloned();
         let inline = match timeout {
-            None => {
+            None if memo.is_none() => {
                 let _entered = span.enter();
                 let delta = self.saver.is_some() || !self.hooks.is_empty();
                 execute::execute_inline(&*action, &self.state, &inputs, &self.ctx, delta)
             }
-            Some(_) => Err(execute::read_view(&*action, &self.state)),
+            _ => Err(execute::read_view(&*action, &self.state)),
         };
         let executed = match inline {
             Ok(executed) => executed,
             Err(view) => {
-                let run = execute::execute(&*action, &self.state, view, &inputs, &self.ctx)
-                    .instrument(span);
+                let (state, ctx) = (&self.state, &self.ctx);
+                let run = async {
+                    match &memo {
+                        Some(cache) => {
+                            execute::execute_memoized(cache, &*action, state, view, &inputs, ctx)
+                                .await
+                        }
+                        None => execute::execute(&*action, state, view, &inputs, ctx).await,
+                    }
+                }
+                .instrument(span);
                 match timeout {
                     None => run.await,
                     Some(limit) => tokio::time::timeout(limit, run).await.unwrap_or_else(|_| {
