@@ -10,10 +10,12 @@
 //! `serve` runs a worker, the scheduler and the HTTP API with the web UI (`--addr`,
 //! default 127.0.0.1:7777); `worker` runs a worker (with the scheduler); both until
 //! SIGTERM or Ctrl-C, then drain; `submit`, `runs`, `show`, `cancel`, `watch`, `backlog`, `explain`, `schedules`,
-//! `kinds` and `check` (can this code resume every unfinished run? exit 1 if not) work on the database (`--db PATH`, `BURR_DB`, default `./burr.db`), with
+//! `kinds`, `check` (can this code resume every unfinished run? exit 1 if not) and
+//! `cache` (the work cache's entries: summary, list, prune) work on the database (`--db PATH`, `BURR_DB`, default `./burr.db`), with
 //! tables for people and `--json` for scripts. Errors are one line on stderr and a
 //! non-zero exit. The `burr-tracker` CLI inspects the same file's checkpoints and steps.
 
+mod cache;
 mod check;
 pub mod generic;
 mod print;
@@ -25,6 +27,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+
+pub use self::cache::CacheCommand;
 
 use crate::error::QueueError;
 use crate::kind::Registry;
@@ -91,6 +95,13 @@ pub enum Command {
     },
     /// The kinds this program runs, with their input schemas.
     Kinds,
+    /// The work cache's entries (memoized steps, embeddings): summary (default), list,
+    /// prune.
+    Cache {
+        /// summary (default), list or prune.
+        #[command(subcommand)]
+        action: Option<CacheCommand>,
+    },
     /// Whether this program's code can resume every unfinished run (a deploy gate):
     /// each with its verdict; exit 1 naming those that cannot.
     Check,
@@ -261,6 +272,9 @@ pub enum CliError {
     /// The HTTP server could not start or failed.
     #[error(transparent)]
     Http(#[from] crate::http::ServeError),
+    /// A cache verb failed.
+    #[error("the cache failed: {0}")]
+    Cache(Box<burr_core::cache::CacheError>),
     /// `check` could not read the database.
     #[error("cannot check the runs: {0}")]
     Check(Box<burr_core::persistence::PersistenceError>),
@@ -307,6 +321,7 @@ async fn execute(cli: Cli, registry: Arc<Registry>) -> Result<(), CliError> {
             work(&sqlite, &registry, args.worker, Some((args.http, runs))).await
         }
         Command::Worker(args) => work(&sqlite, &registry, args, None).await,
+        Command::Cache { action } => cache::cache(&sqlite, action, json).await,
         Command::Check => check::check(&sqlite, &*queue, &registry, json).await,
         Command::Submit(args) => {
             let inputs = serde_json::from_str(&args.inputs).map_err(CliError::InputsNotJson)?;
