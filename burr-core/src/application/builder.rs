@@ -570,6 +570,7 @@ impl ApplicationBuilder {
             graph,
             code: Arc::clone(&code),
             step_cache: self.step_cache,
+            value_hashes: Default::default(),
         };
 
         match self.initialize {

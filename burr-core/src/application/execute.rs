@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::actions::{Action, ActionResult, Inputs, UndeclaredRead};
-use crate::cache::{Cache, CacheKey, InputHasher};
+use crate::cache::{Cache, CacheKey, InputHash, InputHasher};
 use crate::error::{Error, Result};
 use crate::ids::ApplicationContext;
 use crate::state::{same_key, State, StateDelta, StateError};
@@ -253,9 +253,20 @@ struct Memo {
     deleted: Vec<String>,
 }
 
+/// The hash of each value a memoized action read, kept with the value (shared with the
+/// state, so the same allocation is the same value): a value read again by a later step,
+/// unchanged, is not hashed again.
+pub(crate) type ValueHashes =
+    std::sync::Mutex<std::collections::HashMap<String, (Arc<Value>, InputHash)>>;
+
 /// The cache key of a memoized run of `action`: (its name, its version, the hash of its
-/// inputs and of the values of the keys it reads, in `view`).
-pub(crate) fn memo_key(action: &dyn Action, view: &State, inputs: &Inputs) -> CacheKey {
+/// inputs and of the hashes of the values of the keys it reads, in `view`).
+pub(crate) fn memo_key(
+    action: &dyn Action,
+    view: &State,
+    inputs: &Inputs,
+    hashes: &ValueHashes,
+) -> CacheKey {
     let mut hasher = InputHasher::new();
     let mut names: Vec<&String> = inputs.keys().collect();
     names.sort_unstable();
@@ -269,10 +280,19 @@ pub(crate) fn memo_key(action: &dyn Action, view: &State, inputs: &Inputs) -> Ca
     hasher.add_str("reads");
     for key in reads {
         hasher.add_str(key);
-        match view.get_value(key) {
+        match view.get_shared(key) {
             Some(value) => {
+                let mut known = hashes.lock().unwrap_or_else(|p| p.into_inner());
+                let hash = match known.get(key) {
+                    Some((seen, hash)) if Arc::ptr_eq(seen, &value) => *hash,
+                    _ => {
+                        let hash = InputHash::of_json(&value);
+                        known.insert(key.to_owned(), (value, hash));
+                        hash
+                    }
+                };
                 hasher.add_str("=");
-                hasher.add_json(value);
+                hasher.add_bytes(hash.as_bytes());
             }
             None => hasher.add_str("-"),
         }
@@ -286,13 +306,14 @@ pub(crate) fn memo_key(action: &dyn Action, view: &State, inputs: &Inputs) -> Ca
 /// identical runs run once.
 pub(crate) async fn execute_memoized(
     cache: &Cache,
+    hashes: &ValueHashes,
     action: &dyn Action,
     state: &State,
     view: State,
     inputs: &Inputs,
     ctx: &ApplicationContext,
 ) -> Executed {
-    let key = memo_key(action, &view, inputs);
+    let key = memo_key(action, &view, inputs, hashes);
     let memo: Memo = cache
         .get_or_compute_json(&key, || async {
             let (result, _, delta) = execute(action, state, view, inputs, ctx).await?;

@@ -73,6 +73,8 @@ pub struct Application {
     code: Arc<crate::persistence::CodeVersion>,
     /// Where memoized actions keep their outcomes.
     step_cache: Option<crate::cache::Cache>,
+    /// The hashes of the values memoized actions read (see [`execute::ValueHashes`]).
+    value_hashes: execute::ValueHashes,
     names: Arc<[Arc<str>]>,
     entrypoint: usize,
     state: State,
@@ -620,12 +622,14 @@ impl Application {
         let executed = match inline {
             Ok(executed) => executed,
             Err(view) => {
-                let (state, ctx) = (&self.state, &self.ctx);
+                let (state, ctx, hashes) = (&self.state, &self.ctx, &self.value_hashes);
                 let run = async {
                     match &memo {
                         Some(cache) => {
-                            execute::execute_memoized(cache, &*action, state, view, &inputs, ctx)
-                                .await
+                            execute::execute_memoized(
+                                cache, hashes, &*action, state, view, &inputs, ctx,
+                            )
+                            .await
                         }
                         None => execute::execute(&*action, state, view, &inputs, ctx).await,
                     }
