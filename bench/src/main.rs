@@ -40,6 +40,9 @@ workloads:
   w6        dispatch latency: submit -> first step started with an idle worker, N times
             (default 200), in process and across processes (--db PATH or postgres://...:
             woken by NOTIFY)
+  fingerprint  the fingerprint of an N-action graph (default 1000), median of --rounds
+  step-cache  a memoized step reading a 1 MB value served from the step cache, against
+            a plain W2 step (N steps, default 500): `ratio_to_w2`
   claim-cost  claiming one run with 1,000 and with N (default 1,000,000) runs queued
   http-submit  POST /v1/runs for N seconds (default 10) with wrk, 64 connections:
             `requests_per_s` (every 201 a run stored); needs wrk

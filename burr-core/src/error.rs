@@ -122,6 +122,16 @@ pub enum Error {
         /// kept no graph description).
         changes: Vec<GraphChange>,
     },
+    /// A memoized step's cache failed, or its computation (the action) failed: the
+    /// action's own error is the source's source.
+    #[error("memoized action `{action}`")]
+    StepCache {
+        /// The action.
+        action: String,
+        /// The cache's error.
+        #[source]
+        source: crate::cache::CacheError,
+    },
     /// A registered migration failed; nothing stored was changed.
     #[error("the migration of app `{app_id}` from version {from_version:?} failed")]
     Migration {

@@ -366,3 +366,86 @@ async fn a_migration_is_applied_once_and_recorded_as_a_checkpoint() {
     assert_eq!(again.state().get::<i64>("count").unwrap(), 30);
     assert_eq!(again.sequence_id(), Some(4));
 }
+
+#[tokio::test]
+async fn check_tells_which_stored_applications_the_current_code_can_resume() {
+    use burr_core::application::{check_resume, Verdict};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("burr.db");
+    let persister = Arc::new(SqlitePersister::open(&path).unwrap());
+    for id in ["a", "b", "c"] {
+        let mut started = app("1", persister.clone())
+            .with_app_id(id)
+            .build()
+            .await
+            .unwrap();
+        if id == "c" {
+            started
+                .run(burr_core::RunOptions::new().halt_after(["done"]))
+                .await
+                .unwrap();
+        } else {
+            run_steps(&mut started, 3).await;
+        }
+    }
+    let v1 = app("1", persister.clone()).current_code().unwrap();
+    let v2 = app("2", persister.clone()).current_code().unwrap();
+    let v2_migrating = app("2", persister.clone())
+        .with_migration("1", Ok::<State, StateError>)
+        .current_code()
+        .unwrap();
+    let records = persister.list_apps().unwrap();
+    assert_eq!(records.len(), 3);
+    let record = |id: &str| records.iter().find(|r| r.app_id == id).unwrap().clone();
+
+    // `a` under the same code: resumable, unfinished.
+    let a = check_resume(&*persister, &record("a"), Ok(&v1))
+        .await
+        .unwrap();
+    assert_eq!(a.verdict, Verdict::SameCode);
+    assert!(a.can_resume && !a.finished);
+    assert_eq!(
+        (a.sequence_id, a.position.as_deref()),
+        (Some(2), Some("count"))
+    );
+    // `b` under version 2 (renamed): refused, naming the rename.
+    let b = check_resume(&*persister, &record("b"), Ok(&v2))
+        .await
+        .unwrap();
+    assert!(!b.can_resume);
+    assert_eq!(b.stored_version.as_deref(), Some("1"));
+    assert_eq!(b.current_version.as_deref(), Some("2"));
+    assert!(
+        b.verdict
+            .explain()
+            .contains("action `count` was renamed to `tally`"),
+        "{}",
+        b.verdict.explain()
+    );
+    // ... unless a migration from version 1 is registered.
+    let b = check_resume(&*persister, &record("b"), Ok(&v2_migrating))
+        .await
+        .unwrap();
+    assert_eq!(
+        b.verdict,
+        Verdict::Migration {
+            from_version: "1".into()
+        }
+    );
+    assert!(b.can_resume);
+    // `c` ran to its end: finished, whatever the code.
+    let c = check_resume(&*persister, &record("c"), Ok(&v1))
+        .await
+        .unwrap();
+    assert!(c.finished, "{c:?}");
+    let c = check_resume(&*persister, &record("c"), Ok(&v2))
+        .await
+        .unwrap();
+    assert!(c.finished, "{c:?}");
+    // No code for it at all.
+    let unknown = check_resume(&*persister, &record("a"), Err("no kind `x`".into()))
+        .await
+        .unwrap();
+    assert!(!unknown.can_resume);
+    assert_eq!(unknown.verdict.explain(), "no kind `x`");
+}

@@ -1,6 +1,7 @@
 //! The workloads, one module each.
 
 mod http;
+mod versions;
 mod w1;
 mod w2;
 mod w2_postgres;
@@ -366,6 +367,17 @@ pub fn run(
         let ratio = big["claim_us_median"].as_f64().unwrap_or(f64::NAN)
             / small["claim_us_median"].as_f64().unwrap_or(f64::NAN);
         report(json!({"workload": "claim-cost", "small": small, "big": big, "ratio": ratio}));
+        ran = true;
+    }
+    if all || options.workload == "fingerprint" {
+        report(versions::fingerprint(
+            options.n.unwrap_or(1_000) as usize,
+            options.rounds.unwrap_or(101),
+        ));
+        ran = true;
+    }
+    if all || options.workload == "step-cache" {
+        report(runtime.block_on(versions::cache_hit(dir.path(), options.n.unwrap_or(500)))?);
         ran = true;
     }
     if !ran {

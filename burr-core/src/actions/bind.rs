@@ -46,6 +46,12 @@ impl Bound {
         self.declaration.version = Some(version.into());
         self
     }
+
+    /// Memoize the action (see [`Declaration::memoize`](super::Declaration::memoize)).
+    pub fn memoized(mut self) -> Self {
+        self.declaration.memoize = true;
+        self
+    }
 }
 
 /// `bind`, `named` and `versioned` on every action.
@@ -64,6 +70,11 @@ pub trait ActionExt: Action + Sized {
     /// fingerprint): `with_actions([Summarize.versioned("2")])`.
     fn versioned(self, version: impl Into<String>) -> Bound {
         Bound::new(Arc::new(self)).versioned(version)
+    }
+
+    /// This action, memoized (see [`Declaration::memoize`](super::Declaration::memoize)).
+    fn memoized(self) -> Bound {
+        Bound::new(Arc::new(self)).memoized()
     }
 }
 

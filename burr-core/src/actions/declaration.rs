@@ -53,6 +53,12 @@ pub struct Declaration {
     /// is not resumed under another without a migration, and a memoized action's cached
     /// results are kept per version.
     pub version: Option<String>,
+    /// Memoized: with a step cache
+    /// ([`ApplicationBuilder::with_step_cache`](crate::ApplicationBuilder::with_step_cache)),
+    /// a run is stored under (name, version, hash of its inputs and of the values of the
+    /// keys it reads) and reused instead of running it again, across applications and
+    /// processes. For actions whose outcome depends on nothing else.
+    pub memoize: bool,
 }
 
 impl Declaration {
@@ -127,6 +133,12 @@ impl Declaration {
         self
     }
 
+    /// Memoized (see [`memoize`](Self::memoize)).
+    pub fn memoize(mut self) -> Self {
+        self.memoize = true;
+        self
+    }
+
     /// Under another name.
     pub fn named(mut self, name: impl Into<String>) -> Self {
         self.name = name.into();
@@ -192,6 +204,13 @@ macro_rules! declaration_builders {
         /// another version needs a migration) and of a memoized action's cache keys.
         pub fn version(mut self, version: impl Into<String>) -> Self {
             self.declaration = std::mem::take(&mut self.declaration).version(version);
+            self
+        }
+
+        /// Memoize it: with a step cache, a run with the same inputs and read values (and
+        /// the same version) is reused instead of run again.
+        pub fn memoize(mut self) -> Self {
+            self.declaration = std::mem::take(&mut self.declaration).memoize();
             self
         }
 

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use super::check::{CurrentCode, Verdict, MIGRATED_TO_KEY};
 use super::{Application, StepSettings};
 use crate::actions::ActionName;
 use crate::actions::{ErrorKind, RetryPolicy, StepFailure};
@@ -24,11 +25,6 @@ type Migration = Arc<
         + Send
         + Sync,
 >;
-
-/// The state key where a migration records the code it migrated the state to, in the
-/// same checkpoint: so a migration whose application record was not yet updated (the
-/// process died in between) is recognised and not applied twice.
-pub const MIGRATED_TO_KEY: &str = "__burr_migrated_to";
 
 /// How long a lease lives without a checkpoint renewing it.
 const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(60);
@@ -103,6 +99,7 @@ pub struct ApplicationBuilder {
     problems: Vec<BuilderError>,
     version: Option<String>,
     migrations: Vec<(String, Migration)>,
+    step_cache: Option<crate::cache::Cache>,
 }
 
 impl ApplicationBuilder {
@@ -365,6 +362,17 @@ impl ApplicationBuilder {
         self
     }
 
+    /// Where memoized actions ([`Declaration::memoize`](crate::actions::Declaration::memoize))
+    /// keep their outcomes, under (action name, action version, hash of the inputs and of
+    /// the values of the keys it reads): a run found there is reused, in any application
+    /// or process sharing the store, instead of running the action again; concurrent
+    /// identical runs through the same handle run once. A new version of the action is a
+    /// new set of entries. Share one handle per process (clone it).
+    pub fn with_step_cache(mut self, cache: crate::cache::Cache) -> Self {
+        self.step_cache = Some(cache);
+        self
+    }
+
     /// With [`initialize_from`](Self::initialize_from): how to resume an application
     /// checkpointed under version `from_version` (see [`with_version`](Self::with_version))
     /// whose graph differs from the current one. `migrate` turns the loaded state into one
@@ -384,6 +392,39 @@ impl ApplicationBuilder {
         let migrate: Migration = Arc::new(move |state| migrate(state).map_err(Into::into));
         self.migrations.push((from_version.into(), migrate));
         self
+    }
+
+    /// The code this builder would run, without building the application: its graph's
+    /// description and fingerprint, the [version](Self::with_version), and the versions
+    /// with a registered [migration](Self::with_migration). What
+    /// [`check_resume`](super::check_resume) compares stored applications with.
+    pub fn current_code(&self) -> Result<CurrentCode> {
+        let graph = match &self.prebuilt {
+            Some(graph) => Arc::clone(graph),
+            None => Arc::new(self.graph.clone().build()?),
+        };
+        let entrypoint = match &self.entrypoint {
+            None => GraphProblem::MissingEntrypoint,
+            Some(name) if graph.index_of(name).is_none() => GraphProblem::UnknownEntrypoint {
+                name: name.clone(),
+                did_you_mean: graph.nearest_name(name),
+            },
+            Some(name) => {
+                let description = graph.describe(name);
+                return Ok(CurrentCode {
+                    code: CodeVersion {
+                        version: self.version.clone(),
+                        fingerprint: description.fingerprint(),
+                        graph: Some(description),
+                    },
+                    migrations: self.migrations.iter().map(|(v, _)| v.clone()).collect(),
+                    graph,
+                });
+            }
+        };
+        Err(Error::Graph(GraphError {
+            problems: vec![entrypoint],
+        }))
     }
 
     /// Validate, load (with `initialize_from`), take the lease (with a persister that has
@@ -528,6 +569,8 @@ impl ApplicationBuilder {
             lease,
             graph,
             code: Arc::clone(&code),
+            step_cache: self.step_cache,
+            value_hashes: Default::default(),
         };
 
         match self.initialize {
@@ -736,45 +779,21 @@ async fn guard(
             app_id: app.ctx.ids.app_id.to_string(),
             source,
         })?;
-    let Some(stored) = stored.and_then(|record| record.code) else {
-        // Saved by a build that recorded no code: nothing to compare with.
-        return Ok(None);
-    };
-    if stored.fingerprint == code.fingerprint
-        || migrated_to(&row.state).as_deref() == Some(code.fingerprint.as_str())
-    {
-        return Ok(None);
-    }
-    let current = code.graph.as_ref();
-    if let (Some(before), Some(now)) = (&stored.graph, current) {
-        if before.compatible_at(now, &row.position) {
-            return Ok(None);
+    let stored = stored.and_then(|record| record.code);
+    let versions: Vec<&str> = migrations.iter().map(|(v, _)| v.as_str()).collect();
+    match super::check::judge(stored.as_ref(), &row.state, &row.position, code, &versions) {
+        Verdict::Migration { from_version } => {
+            let migrate = migrations.iter().rev().find(|(v, _)| *v == from_version);
+            Ok(migrate.map(|(_, migrate)| (from_version, Arc::clone(migrate))))
         }
+        Verdict::Changed { changes } => Err(Error::CodeChanged {
+            app_id: app.ctx.ids.app_id.to_string(),
+            stored_version: stored.and_then(|s| s.version),
+            current_version: code.version.clone(),
+            changes,
+        }),
+        _ => Ok(None),
     }
-    if let Some(from) = &stored.version {
-        if let Some((_, migrate)) = migrations.iter().rev().find(|(v, _)| v == from) {
-            return Ok(Some((from.clone(), Arc::clone(migrate))));
-        }
-    }
-    let changes = match (&stored.graph, current) {
-        (Some(before), Some(now)) => before.changes_to(now, Some(&row.position)),
-        _ => Vec::new(),
-    };
-    Err(Error::CodeChanged {
-        app_id: app.ctx.ids.app_id.to_string(),
-        stored_version: stored.version,
-        current_version: code.version.clone(),
-        changes,
-    })
-}
-
-/// The fingerprint a migration recorded in `state`, if any.
-fn migrated_to(state: &State) -> Option<String> {
-    state
-        .get_value(MIGRATED_TO_KEY)?
-        .get("fingerprint")?
-        .as_str()
-        .map(str::to_owned)
 }
 
 impl Application {

@@ -2,9 +2,14 @@
 
 use std::borrow::Cow;
 
+use std::sync::Arc;
+
 use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 use crate::actions::{Action, ActionResult, Inputs, UndeclaredRead};
+use crate::cache::{Cache, CacheKey, InputHash, InputHasher};
 use crate::error::{Error, Result};
 use crate::ids::ApplicationContext;
 use crate::state::{same_key, State, StateDelta, StateError};
@@ -237,4 +242,105 @@ pub(crate) fn check_writes(
         });
     }
     Ok((after, delta))
+}
+
+/// What a memoized step stores: its result and the writes it made.
+#[derive(Serialize, Deserialize)]
+struct Memo {
+    result: ActionResult,
+    set: Map<String, Value>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    deleted: Vec<String>,
+}
+
+/// The hash of each value a memoized action read, kept with the value (shared with the
+/// state, so the same allocation is the same value): a value read again by a later step,
+/// unchanged, is not hashed again.
+pub(crate) type ValueHashes =
+    std::sync::Mutex<std::collections::HashMap<String, (Arc<Value>, InputHash)>>;
+
+/// The cache key of a memoized run of `action`: (its name, its version, the hash of its
+/// inputs and of the hashes of the values of the keys it reads, in `view`).
+pub(crate) fn memo_key(
+    action: &dyn Action,
+    view: &State,
+    inputs: &Inputs,
+    hashes: &ValueHashes,
+) -> CacheKey {
+    let mut hasher = InputHasher::new();
+    let mut names: Vec<&String> = inputs.keys().collect();
+    names.sort_unstable();
+    hasher.add_str("inputs");
+    for name in names {
+        hasher.add_str(name);
+        hasher.add_json(&inputs[name]);
+    }
+    let mut reads: Vec<&str> = action.reads().iter().map(String::as_str).collect();
+    reads.sort_unstable();
+    hasher.add_str("reads");
+    for key in reads {
+        hasher.add_str(key);
+        match view.get_shared(key) {
+            Some(value) => {
+                let mut known = hashes.lock().unwrap_or_else(|p| p.into_inner());
+                let hash = match known.get(key) {
+                    Some((seen, hash)) if Arc::ptr_eq(seen, &value) => *hash,
+                    _ => {
+                        let hash = InputHash::of_json(&value);
+                        known.insert(key.to_owned(), (value, hash));
+                        hash
+                    }
+                };
+                hasher.add_str("=");
+                hasher.add_bytes(hash.as_bytes());
+            }
+            None => hasher.add_str("-"),
+        }
+    }
+    let version = action.declaration().version.clone().unwrap_or_default();
+    CacheKey::new(action.name(), version, hasher.finish())
+}
+
+/// [`execute`] through the step cache: the stored outcome of the same run (same action,
+/// version, inputs and read values) if there is one, else the run's, stored. Concurrent
+/// identical runs run once.
+pub(crate) async fn execute_memoized(
+    cache: &Cache,
+    hashes: &ValueHashes,
+    action: &dyn Action,
+    state: &State,
+    view: State,
+    inputs: &Inputs,
+    ctx: &ApplicationContext,
+) -> Executed {
+    let key = memo_key(action, &view, inputs, hashes);
+    let memo: Memo = cache
+        .get_or_compute_json(&key, || async {
+            let (result, _, delta) = execute(action, state, view, inputs, ctx).await?;
+            Ok::<_, Error>(Memo {
+                result,
+                set: delta
+                    .updated
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), Value::clone(v)))
+                    .collect(),
+                deleted: delta.deleted.iter().map(|k| k.to_string()).collect(),
+            })
+        })
+        .await
+        .map_err(|source| Error::StepCache {
+            action: action.name().to_owned(),
+            source,
+        })?;
+    let writes = StateDelta {
+        updated: memo
+            .set
+            .into_iter()
+            .map(|(k, v)| (Arc::from(k), Arc::new(v)))
+            .collect(),
+        deleted: memo.deleted.into_iter().map(Arc::from).collect(),
+    };
+    let new_state = state.apply(&writes);
+    let delta = StateDelta::between(state, &new_state);
+    Ok((memo.result, new_state, delta))
 }

@@ -2,6 +2,7 @@
 //! [`ApplicationBuilder`] that makes one.
 
 mod builder;
+mod check;
 mod execute;
 mod halt;
 mod options;
@@ -22,7 +23,8 @@ use crate::ids::{ApplicationContext, CancelToken, Identifiers, ParentPointer};
 use crate::persistence::{Checkpoint, Lease, PersistenceError, Persister, StepStatus};
 use crate::state::{State, StateDelta};
 
-pub use builder::{ApplicationBuilder, MIGRATED_TO_KEY};
+pub use builder::ApplicationBuilder;
+pub use check::{check_resume, CurrentCode, ResumeCheck, Verdict, MIGRATED_TO_KEY};
 use halt::HaltSet;
 pub use options::RunOptions;
 pub use stream::{ActionStream, StreamEvent};
@@ -69,6 +71,10 @@ pub struct Application {
     graph: Arc<Graph>,
     /// The code it runs: version, fingerprint, graph description.
     code: Arc<crate::persistence::CodeVersion>,
+    /// Where memoized actions keep their outcomes.
+    step_cache: Option<crate::cache::Cache>,
+    /// The hashes of the values memoized actions read (see [`execute::ValueHashes`]).
+    value_hashes: execute::ValueHashes,
     names: Arc<[Arc<str>]>,
     entrypoint: usize,
     state: State,
@@ -600,19 +606,35 @@ impl Application {
         // the application stops at the next step boundary. A timeout drops it.
         // Quick synchronous code runs here, in the step's span, without a future (nothing
         // could cut it short: a timeout is only checked between polls).
+        let memo = self
+            .step_cache
+            .as_ref()
+            .filter(|_| action.declaration().memoize)
+            .cloned();
         let inline = match timeout {
-            None => {
+            None if memo.is_none() => {
                 let _entered = span.enter();
                 let delta = self.saver.is_some() || !self.hooks.is_empty();
                 execute::execute_inline(&*action, &self.state, &inputs, &self.ctx, delta)
             }
-            Some(_) => Err(execute::read_view(&*action, &self.state)),
+            _ => Err(execute::read_view(&*action, &self.state)),
         };
         let executed = match inline {
             Ok(executed) => executed,
             Err(view) => {
-                let run = execute::execute(&*action, &self.state, view, &inputs, &self.ctx)
-                    .instrument(span);
+                let (state, ctx, hashes) = (&self.state, &self.ctx, &self.value_hashes);
+                let run = async {
+                    match &memo {
+                        Some(cache) => {
+                            execute::execute_memoized(
+                                cache, hashes, &*action, state, view, &inputs, ctx,
+                            )
+                            .await
+                        }
+                        None => execute::execute(&*action, state, view, &inputs, ctx).await,
+                    }
+                }
+                .instrument(span);
                 match timeout {
                     None => run.await,
                     Some(limit) => tokio::time::timeout(limit, run).await.unwrap_or_else(|_| {

@@ -184,6 +184,11 @@ impl InputHasher {
         }
     }
 
+    /// Add a byte string in place (for a loop).
+    pub fn add_bytes(&mut self, bytes: &[u8]) {
+        self.tagged(BYTES, bytes);
+    }
+
     /// Add a string in place (for a loop).
     pub fn add_str(&mut self, text: &str) {
         self.tagged(STR, text.as_bytes());

@@ -106,9 +106,21 @@ impl GraphDescription {
     /// SHA-256 of the description's JSON, as 64 hex digits: the same for the same graph
     /// in any process or build (it holds no addresses, and no map order).
     pub fn fingerprint(&self) -> String {
-        // Serialising plain structs of strings does not fail.
-        let json = serde_json::to_vec(self).unwrap_or_default();
-        let digest: [u8; 32] = Sha256::digest(&json).into();
+        /// The JSON goes straight into the hash, not into a buffer first.
+        struct Hashing(Sha256);
+        impl std::io::Write for Hashing {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0.update(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut hashing = Hashing(Sha256::new());
+        // Serialising plain structs of strings into a hash does not fail.
+        let _ = serde_json::to_writer(&mut hashing, self);
+        let digest: [u8; 32] = hashing.0.finalize().into();
         let mut hex = String::with_capacity(64);
         for byte in digest {
             use std::fmt::Write;

@@ -9,12 +9,16 @@
 //!
 //! `serve` runs a worker, the scheduler and the HTTP API with the web UI (`--addr`,
 //! default 127.0.0.1:7777); `worker` runs a worker (with the scheduler); both until
-//! SIGTERM or Ctrl-C, then drain; `submit`, `runs`, `show`, `cancel`, `watch`, `backlog`, `explain`, `schedules`
-//! and `kinds` work on the database (`--db PATH` or `--db postgres://…` with the `postgres`
-//! feature; `BURR_DB`, default `./burr.db`), with
+//! SIGTERM or Ctrl-C, then drain; `submit`, `runs`, `show`, `cancel`, `watch`, `backlog`, `explain`, `schedules`,
+//! `kinds`, `check` (can this code resume every unfinished run? exit 1 if not) and
+//! `cache` (the work cache's entries: summary, list, prune) work on the database
+//! (`--db PATH` or `--db postgres://…` with the `postgres` feature; `BURR_DB`, default
+//! `./burr.db`; `serve`, `check` and `cache` need a SQLite file for now), with
 //! tables for people and `--json` for scripts. Errors are one line on stderr and a
 //! non-zero exit. The `burr-tracker` CLI inspects the same file's checkpoints and steps.
 
+mod cache;
+mod check;
 pub mod generic;
 mod print;
 mod watch;
@@ -25,6 +29,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+
+pub use self::cache::CacheCommand;
 
 use crate::error::QueueError;
 use crate::kind::Registry;
@@ -93,6 +99,16 @@ pub enum Command {
     },
     /// The kinds this program runs, with their input schemas.
     Kinds,
+    /// The work cache's entries (memoized steps, embeddings): summary (default), list,
+    /// prune.
+    Cache {
+        /// summary (default), list or prune.
+        #[command(subcommand)]
+        action: Option<CacheCommand>,
+    },
+    /// Whether this program's code can resume every unfinished run (a deploy gate):
+    /// each with its verdict; exit 1 naming those that cannot.
+    Check,
 }
 
 /// How a worker runs.
@@ -274,6 +290,18 @@ pub enum CliError {
         /// Why, and what to do instead.
         reason: &'static str,
     },
+    /// A cache verb failed.
+    #[error("the cache failed: {0}")]
+    Cache(Box<burr_core::cache::CacheError>),
+    /// `check` could not read the database.
+    #[error("cannot check the runs: {0}")]
+    Check(Box<burr_core::persistence::PersistenceError>),
+    /// `check` found runs the current code cannot resume.
+    #[error("{} unfinished run(s) cannot be resumed by this code: {}", runs.len(), runs.join("; "))]
+    CannotResume {
+        /// Each run, with why.
+        runs: Vec<String>,
+    },
 }
 
 /// Parse the command line and run the verb: the whole `main` of a user's binary.
@@ -323,6 +351,16 @@ async fn execute(cli: Cli, registry: Arc<Registry>) -> Result<(), CliError> {
             work(&db, &registry, args.worker, Some((args.http, runs)), signal).await
         }
         Command::Worker(args) => work(&db, &registry, args, None, signal).await,
+        Command::Cache { action } => match &db {
+            Backend::Sqlite(sqlite) => cache::cache(sqlite, action, json).await,
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(_) => Err(not_on_postgres("cache", &db)),
+        },
+        Command::Check => match &db {
+            Backend::Sqlite(sqlite) => check::check(sqlite, &*queue, &registry, json).await,
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(_) => Err(not_on_postgres("check", &db)),
+        },
         Command::Submit(args) => {
             let inputs = serde_json::from_str(&args.inputs).map_err(CliError::InputsNotJson)?;
             let mut submission = Submission::new(args.kind, inputs).priority(args.priority);
@@ -478,6 +516,16 @@ async fn work(
         report.fenced
     );
     Ok(())
+}
+
+/// The error of a verb that needs a SQLite file for now.
+#[cfg(feature = "postgres")]
+fn not_on_postgres(verb: &'static str, db: &Backend) -> CliError {
+    CliError::NotOnThisDatabase {
+        verb,
+        database: db.name(),
+        reason: "it reads the application records and the work cache, which are kept in a SQLite file for now",
+    }
 }
 
 /// SIGTERM or Ctrl-C. The SIGTERM handler is installed when this is called (not when
