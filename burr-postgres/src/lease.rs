@@ -9,82 +9,9 @@
 //! wakes up. Another runner may take a lease over once it has expired or, on the same
 //! machine, as soon as its holder's process is gone (as with SQLite).
 
-use std::fs;
-
-use burr_core::persistence::{LeaseStatus, PersistenceError};
+use burr_core::persistence::{LeaseStatus, PersistenceError, ProcessIdentity};
 
 use crate::layout::{AppKey, Conn, Failure};
-
-/// Who this process is, as far as leases are concerned.
-#[derive(Clone, Debug)]
-pub(crate) struct ProcessIdentity {
-    /// The host name (for people).
-    pub(crate) host: String,
-    /// What makes process ids comparable: host name, boot id and PID namespace. Empty
-    /// when unknown (no `/proc`), in which case liveness is never checked.
-    pub(crate) machine: String,
-    /// The process id.
-    pub(crate) pid: u32,
-    /// The process start time (clock ticks since boot).
-    pub(crate) started: Option<i64>,
-}
-
-impl ProcessIdentity {
-    /// This process.
-    pub(crate) fn current() -> Self {
-        let pid = std::process::id();
-        let host = read_trimmed("/proc/sys/kernel/hostname")
-            .or_else(|| std::env::var("HOSTNAME").ok())
-            .unwrap_or_else(|| "unknown-host".to_owned());
-        let boot = read_trimmed("/proc/sys/kernel/random/boot_id");
-        let namespace = fs::read_link("/proc/self/ns/pid")
-            .ok()
-            .map(|link| link.display().to_string());
-        let all_visible = fs::metadata("/proc/1/stat").is_ok();
-        let machine = match (boot, namespace, all_visible) {
-            (Some(boot), Some(namespace), true) => format!("{host}/{boot}/{namespace}"),
-            _ => String::new(),
-        };
-        ProcessIdentity {
-            host,
-            machine,
-            pid,
-            started: start_time(pid),
-        }
-    }
-
-    /// Whether the process that holds `lease` is known to be gone.
-    fn outlived(&self, lease: &LeaseRow) -> bool {
-        if self.machine.is_empty() || lease.machine != self.machine {
-            return false;
-        }
-        let Ok(pid) = u32::try_from(lease.pid) else {
-            return true;
-        };
-        match start_time(pid) {
-            None => true,
-            Some(started) => lease.pid_started.is_some_and(|s| s != started),
-        }
-    }
-}
-
-fn read_trimmed(path: &str) -> Option<String> {
-    fs::read_to_string(path)
-        .ok()
-        .map(|text| text.trim().to_owned())
-        .filter(|text| !text.is_empty())
-}
-
-/// The start time of process `pid`, `None` when there is no such process (or only a
-/// zombie).
-fn start_time(pid: u32) -> Option<i64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
-    if matches!(fields.next(), Some("Z" | "X" | "x")) {
-        return None;
-    }
-    fields.nth(18)?.parse().ok()
-}
 
 /// A lease as stored.
 struct LeaseRow {
@@ -136,8 +63,9 @@ pub(crate) async fn live_holder(
     now_us: i64,
 ) -> Result<Option<String>, tokio_postgres::Error> {
     Ok(read_lease(conn, key, false).await?.and_then(|row| {
-        let free =
-            Some(row.holder.as_str()) == holder || row.expires_at_us <= now_us || me.outlived(&row);
+        let free = Some(row.holder.as_str()) == holder
+            || row.expires_at_us <= now_us
+            || me.outlived(&row.machine, row.pid, row.pid_started);
         (!free).then_some(row.holder)
     }))
 }
@@ -155,10 +83,12 @@ pub(crate) async fn standing(
             holder: row.holder,
             expired: true,
         },
-        Some(row) if me.outlived(&row) => LeaseStatus::Abandoned {
-            holder: row.holder,
-            expired: false,
-        },
+        Some(row) if me.outlived(&row.machine, row.pid, row.pid_started) => {
+            LeaseStatus::Abandoned {
+                holder: row.holder,
+                expired: false,
+            }
+        }
         Some(row) => LeaseStatus::Held { holder: row.holder },
     })
 }
@@ -210,7 +140,9 @@ pub(crate) async fn take(
                 }
             }
             Some(row) => {
-                let free = row.holder == holder || row.expires_at_us <= now_us || me.outlived(&row);
+                let free = row.holder == holder
+                    || row.expires_at_us <= now_us
+                    || me.outlived(&row.machine, row.pid, row.pid_started);
                 if !free {
                     return Ok(Err(row.holder));
                 }

@@ -19,10 +19,11 @@ use crate::commit::{Group, Work};
 use crate::database::Target;
 use crate::keeper::{Keeper, Request};
 use crate::layout::{app_key, sequence_column, Conn, Failure};
-use crate::lease::{self, ProcessIdentity};
+use crate::lease;
 use crate::options::PostgresOptions;
 use crate::write::{Known, KnownStates, Pending, Shared, Txn};
 use crate::{read, schema};
+use burr_core::persistence::ProcessIdentity;
 
 /// A [`Persister`] that keeps checkpoints in a PostgreSQL database, shared by the
 /// processes of several machines. Cloning shares the pool and what the persister

@@ -13,8 +13,9 @@ use crate::database::Target;
 use crate::layout::{
     self, app_key, parent_json, prior_step_column, sequence_column, AppKey, Conn, Failure,
 };
-use crate::lease::{self, HeldLease, LeaseState, ProcessIdentity};
+use crate::lease::{self, HeldLease, LeaseState};
 use crate::read;
+use burr_core::persistence::ProcessIdentity;
 
 // --------------------------------------------------------------------------------------
 // The latest stored state of each application this persister saved or loaded, so that
