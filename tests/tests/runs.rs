@@ -439,7 +439,17 @@ async fn events_resume_after_an_id_in_order(s: Setup) {
         .finish(&a.id, 1, "w", Finish::Succeeded(json!({})))
         .await
         .unwrap();
-    let all = s.queue.events(0, None, 100).await.unwrap();
+    // Every run's events are read only up to the oldest transaction still open on the
+    // server (PostgreSQL: so that one committing late is never skipped), which may be
+    // another test's for a moment: wait until the five are visible.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let all = loop {
+        let all = s.queue.events(0, None, 100).await.unwrap();
+        if all.len() >= 5 || std::time::Instant::now() > deadline {
+            break all;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     let names: Vec<(&str, &str)> = all
         .iter()
         .map(|e| (e.run_id.as_str(), e.kind.name()))
