@@ -20,7 +20,7 @@
 //!   computation; typed forms for JSON values and for `f32` vectors
 //!   ([`get_or_compute_json`](Cache::get_or_compute_json),
 //!   [`get_or_compute_f32s_many`](Cache::get_or_compute_f32s_many)).
-//! - Values are bytes ([`Bytes`](bytes::Bytes)); [`encode_json`], [`decode_json`],
+//! - Values are bytes ([`Bytes`]); [`encode_json`], [`decode_json`],
 //!   [`encode_f32s`] and [`decode_f32s`] convert typed values (an `f32` vector is a
 //!   little-endian blob, 4 bytes a number).
 //!
