@@ -12,7 +12,7 @@
 
 use std::ffi::c_int;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
 use rusqlite::hooks::Wal;
@@ -34,6 +34,8 @@ pub(super) struct Checkpointer {
     /// A checkpoint is due (set by the hook, cleared by the thread): the hook only
     /// notifies on its change, so commits past the threshold cost an atomic load.
     due: AtomicBool,
+    /// The WAL's frames when the latest checkpoint was asked for.
+    asked_at: AtomicI32,
     state: Mutex<bool>,
     wake: Condvar,
 }
@@ -49,9 +51,18 @@ impl Checkpointer {
                 // The thread fell behind. A failed checkpoint is not the commit's
                 // failure (the commit happened): the next commit tries again.
                 let _ = wal.checkpoint();
-            } else if frames >= threshold && !me.due.swap(true, Ordering::AcqRel) {
-                let _guard = me.state.lock().unwrap_or_else(|p| p.into_inner());
-                me.wake.notify_one();
+            } else {
+                // Frames added since the last checkpoint was asked for (all of them
+                // when the WAL started over): under steady writes the WAL is rarely
+                // wholly copied, so it does not start over, and asking at every commit
+                // past the threshold would checkpoint without pause.
+                let last = me.asked_at.load(Ordering::Acquire);
+                let added = if frames < last { frames } else { frames - last };
+                if added >= threshold && !me.due.swap(true, Ordering::AcqRel) {
+                    me.asked_at.store(frames, Ordering::Release);
+                    let _guard = me.state.lock().unwrap_or_else(|p| p.into_inner());
+                    me.wake.notify_one();
+                }
             }
             Ok(())
         }))
