@@ -381,3 +381,33 @@ fn conditions_report_the_limit() {
     assert!(chain.contains("LimitExceeded"), "{chain}");
     assert!(chain.contains("Elements"), "{chain}");
 }
+
+/// Repeating or concatenating lists that hold lists built during the evaluation copies
+/// those too: they are charged (found by fuzzing: `(0 * ([(3 * big)] * 1000))` copied 30
+/// million items under a budget of one million, for two seconds).
+#[test]
+fn nested_lists_built_are_charged_when_copied() {
+    let big: Vec<i64> = vec![7; 10_000];
+    let state = json!({ "big": big });
+    let started = Instant::now();
+    for src in [
+        "(0 * ([(3 * big)] * 1000))",
+        "len([(3 * big)] * 1000) > 0",
+        "len([[(3 * big)]] * 200 + [[(3 * big)]] * 200) > 0",
+        "len([('x' * 100000)] * 1000) > 0",
+    ] {
+        let e = Expr::parse(src).unwrap();
+        match e.evaluate_value(&|k| state.get(k)) {
+            Err(ExprEvalError::LimitExceeded { .. }) => {}
+            other => panic!("{src}: {other:?}"),
+        }
+    }
+    // The same within the budget still works.
+    let e = Expr::parse("len([(3 * big)] * 10)").unwrap();
+    assert_eq!(e.evaluate_value(&|k| state.get(k)).unwrap(), json!(10));
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+}

@@ -123,12 +123,41 @@ impl<'x, 'v: 'x> ListRef<'x, 'v> {
         }
     }
 
+    /// What copying the items costs: list items (nested lists built during the
+    /// evaluation are copied whole, so their items count too) and bytes of strings
+    /// built during the evaluation. Items borrowed from the state cost one each.
+    fn copy_cost(self) -> (u64, u64) {
+        match self {
+            ListRef::Json(j) => (j.len() as u64, 0),
+            ListRef::Vals(v) => v.iter().fold((0, 0), |(elements, bytes), item| {
+                let (e, b) = owned_cost(item);
+                (elements.saturating_add(e), bytes.saturating_add(b))
+            }),
+        }
+    }
+
     fn push_into(self, out: &mut Vec<Val<'v>>) {
         match self {
             ListRef::Json(j) => out.extend(j.iter().map(Val::from_json)),
             ListRef::Vals(v) => out.extend(v.iter().cloned()),
         }
     }
+}
+
+/// What copying `val` costs (see [`ListRef::copy_cost`]): itself, plus the items and
+/// string bytes it owns, without recursion.
+fn owned_cost(val: &Val<'_>) -> (u64, u64) {
+    let (mut elements, mut bytes) = (0u64, 0u64);
+    let mut stack = vec![val];
+    while let Some(v) = stack.pop() {
+        elements = elements.saturating_add(1);
+        match v {
+            Val::Str(Cow::Owned(s)) => bytes = bytes.saturating_add(s.len() as u64),
+            Val::List(items) => stack.extend(items.iter()),
+            _ => {}
+        }
+    }
+    (elements, bytes)
 }
 
 /// What a [`Ref`] is, one level deep.
@@ -695,7 +724,9 @@ pub(super) fn arith<'v>(op: ArithOp, a: Val<'v>, b: Val<'v>, meter: &Meter) -> O
         }
         (op, a, b) => {
             if let (ArithOp::Add, Some(x), Some(y)) = (op, a.items(), b.items()) {
-                meter.elements(x.len() as u64 + y.len() as u64)?;
+                let ((xe, xb), (ye, yb)) = (x.copy_cost(), y.copy_cost());
+                meter.elements(xe.saturating_add(ye))?;
+                meter.bytes(xb.saturating_add(yb))?;
                 let mut out = Vec::with_capacity(x.len() + y.len());
                 x.push_into(&mut out);
                 y.push_into(&mut out);
@@ -708,10 +739,13 @@ pub(super) fn arith<'v>(op: ArithOp, a: Val<'v>, b: Val<'v>, meter: &Meter) -> O
                 _ => None,
             };
             if let Some((n, items)) = repeat {
-                let Some(count) = repeat_count(n, items.len(), |total| meter.elements(total))?
-                else {
+                // Each copy copies the nested lists and built strings too: charge them.
+                let (elements, bytes) = items.copy_cost();
+                let unit = usize::try_from(elements).unwrap_or(usize::MAX);
+                let Some(count) = repeat_count(n, unit, |total| meter.elements(total))? else {
                     return Ok(Val::List(Vec::new()));
                 };
+                meter.bytes(bytes.saturating_mul(count as u64))?;
                 let mut out = Vec::with_capacity(count * items.len());
                 for _ in 0..count {
                     items.push_into(&mut out);
