@@ -260,6 +260,75 @@ pub struct Explanation {
     pub reasons: Vec<String>,
 }
 
+impl Explanation {
+    /// The explanation of `run` from the figures a backend gathered (`position` and
+    /// `ahead` for a queued run), with its reasons in plain sentences, at `now`.
+    pub(crate) fn new(
+        run: Run,
+        position: Option<u64>,
+        ahead: Vec<Run>,
+        running_in_queue: u64,
+        worker_slots: u64,
+        running_with_key: Option<u64>,
+        now: i64,
+    ) -> Self {
+        let mut reasons = Vec::new();
+        match run.status {
+            RunStatus::Queued => {
+                if run.not_before_us > now {
+                    reasons.push(format!(
+                        "it is scheduled: no worker claims it for another {:.1} s",
+                        (run.not_before_us - now) as f64 / 1e6
+                    ));
+                }
+                if let Some(n) = position.filter(|&n| n > 0) {
+                    reasons.push(format!(
+                        "{n} ready run(s) of queue `{}` come before it (higher priority, earlier flow, or earlier submission)",
+                        run.queue
+                    ));
+                }
+                if worker_slots == 0 {
+                    reasons.push(format!("no live worker serves queue `{}`", run.queue));
+                } else if running_in_queue >= worker_slots {
+                    reasons.push(format!(
+                        "the workers of queue `{}` are busy: {running_in_queue} running, {worker_slots} slots",
+                        run.queue
+                    ));
+                }
+                if let (Some(running), Some(limit), Some(key)) = (
+                    running_with_key,
+                    run.concurrency_limit,
+                    &run.concurrency_key,
+                ) {
+                    if running >= u64::from(limit) {
+                        reasons.push(format!(
+                            "concurrency key `{key}` is at its limit: {running} of {limit} running"
+                        ));
+                    }
+                }
+                if reasons.is_empty() {
+                    reasons.push("it is next: a worker claims it at its next look".to_owned());
+                }
+            }
+            RunStatus::Running => reasons.push(format!(
+                "it is running (attempt {}, worker `{}`)",
+                run.attempt,
+                run.lease_holder.as_deref().unwrap_or("?")
+            )),
+            status => reasons.push(format!("it is {status}: it waits for nothing")),
+        }
+        Explanation {
+            run,
+            position,
+            ahead,
+            running_in_queue,
+            worker_slots,
+            running_with_key,
+            reasons,
+        }
+    }
+}
+
 /// A worker's view of one held run, as [`RunQueue::heartbeat`](crate::queue::RunQueue::heartbeat) reports it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct HeartbeatReport {

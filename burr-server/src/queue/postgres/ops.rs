@@ -679,24 +679,22 @@ pub(super) async fn explain(conn: &Conn, run_id: &str, now: i64) -> OpResult<Exp
         ),
         None => None,
     };
-    let mut reasons = Vec::new();
     let (mut position, mut ahead) = (None, Vec::new());
-    match run.status {
-        RunStatus::Queued => {
-            let ahead_where = "FROM burr_runs WHERE status = 'queued' AND queue = $1 \
+    if run.status == RunStatus::Queued {
+        let ahead_where = "FROM burr_runs WHERE status = 'queued' AND queue = $1 \
                  AND not_before_us <= $5 \
                  AND (priority > $2 OR (priority = $2 AND (flow_started_at_us < $3 \
                       OR (flow_started_at_us = $3 AND seq < $4))))";
-            let p: [&(dyn ToSql + Sync); 5] = [
-                &run.queue,
-                &run.priority,
-                &run.flow_started_at_us,
-                &run.seq,
-                &now,
-            ];
-            let n = count(conn, &format!("SELECT count(*) {ahead_where}"), &p).await?;
-            position = Some(u64::try_from(n).unwrap_or(0));
-            ahead = rows::runs(
+        let p: [&(dyn ToSql + Sync); 5] = [
+            &run.queue,
+            &run.priority,
+            &run.flow_started_at_us,
+            &run.seq,
+            &now,
+        ];
+        let n = count(conn, &format!("SELECT count(*) {ahead_where}"), &p).await?;
+        position = Some(u64::try_from(n).unwrap_or(0));
+        ahead = rows::runs(
                 conn,
                 &format!(
                     "SELECT {RUN_COLUMNS} {ahead_where} ORDER BY priority DESC, flow_started_at_us, seq LIMIT 10"
@@ -707,57 +705,16 @@ pub(super) async fn explain(conn: &Conn, run_id: &str, now: i64) -> OpResult<Exp
             .into_iter()
             .filter_map(Result::ok)
             .collect();
-            if run.not_before_us > now {
-                reasons.push(format!(
-                    "it is scheduled: no worker claims it for another {:.1} s",
-                    (run.not_before_us - now) as f64 / 1e6
-                ));
-            }
-            if n > 0 {
-                reasons.push(format!(
-                    "{n} ready run(s) of queue `{}` come before it (higher priority, earlier flow, or earlier submission)",
-                    run.queue
-                ));
-            }
-            if worker_slots == 0 {
-                reasons.push(format!("no live worker serves queue `{}`", run.queue));
-            } else if u64::try_from(running_in_queue).unwrap_or(0) >= worker_slots {
-                reasons.push(format!(
-                    "the workers of queue `{}` are busy: {running_in_queue} running, {worker_slots} slots",
-                    run.queue
-                ));
-            }
-            if let (Some(running), Some(limit), Some(key)) = (
-                running_with_key,
-                run.concurrency_limit,
-                &run.concurrency_key,
-            ) {
-                if running >= u64::from(limit) {
-                    reasons.push(format!(
-                        "concurrency key `{key}` is at its limit: {running} of {limit} running"
-                    ));
-                }
-            }
-            if reasons.is_empty() {
-                reasons.push("it is next: a worker claims it at its next look".to_owned());
-            }
-        }
-        RunStatus::Running => reasons.push(format!(
-            "it is running (attempt {}, worker `{}`)",
-            run.attempt,
-            run.lease_holder.as_deref().unwrap_or("?")
-        )),
-        status => reasons.push(format!("it is {status}: it waits for nothing")),
     }
-    Ok(Explanation {
+    Ok(Explanation::new(
         run,
         position,
         ahead,
-        running_in_queue: u64::try_from(running_in_queue).unwrap_or(0),
+        u64::try_from(running_in_queue).unwrap_or(0),
         worker_slots,
         running_with_key,
-        reasons,
-    })
+        now,
+    ))
 }
 
 /// Add or replace a schedule.

@@ -649,83 +649,40 @@ pub(super) fn explain(
         ),
         None => None,
     };
-    let mut reasons = Vec::new();
     let (mut position, mut ahead) = (None, Vec::new());
-    match run.status {
-        RunStatus::Queued => {
-            let ahead_where = "FROM burr_runs WHERE status = 'queued' AND queue = ?1 \
+    if run.status == RunStatus::Queued {
+        let ahead_where = "FROM burr_runs WHERE status = 'queued' AND queue = ?1 \
                  AND not_before_us <= ?5 \
                  AND (priority > ?2 OR (priority = ?2 AND (flow_started_at_us < ?3 \
                       OR (flow_started_at_us = ?3 AND seq < ?4))))";
-            let p = params![
-                run.queue,
-                run.priority,
-                run.flow_started_at_us,
-                run.seq,
-                now
-            ];
-            let count: i64 = conn
-                .prepare_cached(&format!("SELECT count(*) {ahead_where}"))?
-                .query_row(p, |r| r.get(0))?;
-            position = Some(u64::try_from(count).unwrap_or(0));
-            let mut stmt = conn.prepare_cached(&format!(
+        let p = params![
+            run.queue,
+            run.priority,
+            run.flow_started_at_us,
+            run.seq,
+            now
+        ];
+        let count: i64 = conn
+            .prepare_cached(&format!("SELECT count(*) {ahead_where}"))?
+            .query_row(p, |r| r.get(0))?;
+        position = Some(u64::try_from(count).unwrap_or(0));
+        let mut stmt = conn.prepare_cached(&format!(
                 "SELECT {RUN_COLUMNS} {ahead_where} ORDER BY priority DESC, flow_started_at_us, seq LIMIT 10"
             ))?;
-            ahead = rows::runs(&mut stmt, p)?
-                .into_iter()
-                .filter_map(Result::ok)
-                .collect();
-            if run.not_before_us > now {
-                reasons.push(format!(
-                    "it is scheduled: no worker claims it for another {:.1} s",
-                    (run.not_before_us - now) as f64 / 1e6
-                ));
-            }
-            if count > 0 {
-                reasons.push(format!(
-                    "{count} ready run(s) of queue `{}` come before it (higher priority, earlier flow, or earlier submission)",
-                    run.queue
-                ));
-            }
-            if worker_slots == 0 {
-                reasons.push(format!("no live worker serves queue `{}`", run.queue));
-            } else if u64::try_from(running_in_queue).unwrap_or(0) >= worker_slots {
-                reasons.push(format!(
-                    "the workers of queue `{}` are busy: {running_in_queue} running, {worker_slots} slots",
-                    run.queue
-                ));
-            }
-            if let (Some(running), Some(limit), Some(key)) = (
-                running_with_key,
-                run.concurrency_limit,
-                &run.concurrency_key,
-            ) {
-                if running >= u64::from(limit) {
-                    reasons.push(format!(
-                        "concurrency key `{key}` is at its limit: {running} of {limit} running"
-                    ));
-                }
-            }
-            if reasons.is_empty() {
-                reasons.push("it is next: a worker claims it at its next look".to_owned());
-            }
-        }
-        RunStatus::Running => reasons.push(format!(
-            "it is running (attempt {}, worker `{}`)",
-            run.attempt,
-            run.lease_holder.as_deref().unwrap_or("?")
-        )),
-        status => reasons.push(format!("it is {status}: it waits for nothing")),
+        ahead = rows::runs(&mut stmt, p)?
+            .into_iter()
+            .filter_map(Result::ok)
+            .collect();
     }
-    Ok(Explanation {
+    Ok(Explanation::new(
         run,
         position,
         ahead,
-        running_in_queue: u64::try_from(running_in_queue).unwrap_or(0),
+        u64::try_from(running_in_queue).unwrap_or(0),
         worker_slots,
         running_with_key,
-        reasons,
-    })
+        now,
+    ))
 }
 
 /// Add or replace a schedule.
