@@ -332,3 +332,96 @@ fn a_process_killed_during_a_retry_backoff_resumes_the_schedule_from_the_stored_
         ["ran 1", "ran 2", "ran 3"]
     );
 }
+
+const MIGRATE_APP: &str = env!("CARGO_BIN_EXE_migrate-app");
+
+/// `migrate-app` under code `version`, running `steps` steps.
+fn migrate_app(db: &Path, log: &Path, version: &str, steps: u64) -> Command {
+    let mut cmd = Command::new(MIGRATE_APP);
+    cmd.args(["--db", db.to_str().unwrap(), "--version", version])
+        .args([
+            "--steps",
+            &steps.to_string(),
+            "--log",
+            log.to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// The `count <value>` a finished `migrate-app` printed.
+fn printed_count(output: std::process::Output) -> i64 {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout.lines().last().unwrap_or_default().to_owned();
+    line.strip_prefix("count ")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count in {stdout:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_migration_is_applied_once_when_the_process_is_killed_right_after_it() {
+    use burr_core::persistence::AppRecords;
+    let dir = tempfile::tempdir().unwrap();
+    let (db, log) = (
+        dir.path().join("burr.db"),
+        dir.path().join("migrations.log"),
+    );
+
+    // Version 1 counts to 3 and stops (the application is unfinished).
+    let v1 = migrate_app(&db, &log, "1", 3).output().unwrap();
+    assert_eq!(printed_count(v1), 3);
+
+    // Version 2 migrates (3 -> 30); the process is killed once the migration's
+    // checkpoint is saved, before the application's record takes version 2.
+    let mut killed = migrate_app(&db, &log, "2", 1)
+        .arg("--stop-after-migration")
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(killed.stdout.take().unwrap()).lines();
+    assert_eq!(out.next().expect("a line").unwrap(), "migration saved");
+    killed.kill().unwrap();
+    killed.wait().unwrap();
+    {
+        let persister = SqlitePersister::open(&db).unwrap();
+        let record = persister.app(None, "counter").await.unwrap().unwrap();
+        assert_eq!(
+            record.code.unwrap().version.as_deref(),
+            Some("1"),
+            "killed before the record took the new code"
+        );
+        let latest = persister
+            .load(None, "counter", None)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (
+                latest.sequence_id,
+                latest.state.get::<i64>("count").unwrap()
+            ),
+            (3, 30)
+        );
+    }
+
+    // Restarted under version 2: the stored migration is not applied again; the next step
+    // adds 10 to the migrated count.
+    let resumed = migrate_app(&db, &log, "2", 1).output().unwrap();
+    assert_eq!(printed_count(resumed), 40);
+    assert_eq!(
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .lines()
+            .collect::<Vec<_>>(),
+        ["migrated"],
+        "the migration ran exactly once"
+    );
+    let again = migrate_app(&db, &log, "2", 1).output().unwrap();
+    assert_eq!(printed_count(again), 50);
+    assert_eq!(std::fs::read_to_string(&log).unwrap().lines().count(), 1);
+}
