@@ -20,7 +20,6 @@ use burr_core::persistence::{
     AppRecords, Checkpoint, ChildListing, Delete, History, Leases, LoadedCheckpoint,
     PersistenceError, Persister, Prune, SqlitePersister,
 };
-use burr_core::state::StateError;
 use burr_core::{default, ApplicationBuilder, Inputs, State};
 
 fn arg(args: &[String], name: &str) -> Result<String, String> {
