@@ -449,3 +449,76 @@ async fn check_tells_which_stored_applications_the_current_code_can_resume() {
     assert!(!unknown.can_resume);
     assert_eq!(unknown.verdict.explain(), "no kind `x`");
 }
+
+#[tokio::test]
+async fn children_of_a_map_action_record_their_sub_graphs_code() {
+    use burr_core::actions::ActionError;
+    use burr_core::parallel::{ChildPersister, MapAction, SubGraph};
+    let dir = tempfile::tempdir().unwrap();
+    let persister = Arc::new(SqlitePersister::open(dir.path().join("burr.db")).unwrap());
+    let measure = |name: &str, times: usize| {
+        action_sync(name, move |s: State, _, _| {
+            let text: String = s.get("text")?;
+            Ok::<_, ActionError>(s.update("length", times * text.len()))
+        })
+        .reads(["text"])
+        .writes(["length"])
+    };
+    let subgraphs = vec![
+        SubGraph::action(measure("length", 1)),
+        SubGraph::action(measure("double", 2)),
+    ];
+    let map = MapAction::actions_and_states("lengths", subgraphs, |_: &State, _: &Inputs| {
+        Ok::<_, ActionError>(
+            ["a", "bb", "ccc"]
+                .map(|t| State::new().update("text", t))
+                .to_vec(),
+        )
+    })
+    .reduce(|state: State, children: Vec<State>| {
+        Ok::<_, ActionError>(state.update("children", children.len()))
+    })
+    .writes(["children"])
+    .persister(ChildPersister::Cascade);
+    let mut parent = ApplicationBuilder::new()
+        .with_actions([map])
+        .with_entrypoint("lengths")
+        .with_app_id("parent")
+        .with_state_persister(persister.clone())
+        .build()
+        .await
+        .unwrap();
+    parent.step(Inputs::new()).await.unwrap();
+    assert_eq!(parent.state().get::<i64>("children").unwrap(), 6);
+
+    // Each child records the code of the sub-graph it ran: the fingerprint a builder of
+    // that graph computes (the same for the three children of each sub-graph).
+    let records = persister.list_apps_under("parent").unwrap();
+    let mut fingerprints = std::collections::BTreeMap::<String, Vec<String>>::new();
+    for child in records.iter().filter(|r| r.app_id != "parent") {
+        let record = persister.app(None, &child.app_id).await.unwrap().unwrap();
+        let code = record.code.expect("a child's code is recorded");
+        let entrypoint = code.graph.as_ref().unwrap().entrypoint.clone();
+        fingerprints
+            .entry(entrypoint)
+            .or_default()
+            .push(code.fingerprint);
+    }
+    assert_eq!(
+        fingerprints.keys().collect::<Vec<_>>(),
+        ["double", "length"]
+    );
+    for (entrypoint, prints) in &fingerprints {
+        assert_eq!(prints.len(), 3);
+        let times = if entrypoint == "length" { 1 } else { 2 };
+        let built = ApplicationBuilder::new()
+            .with_actions([measure(entrypoint, times)])
+            .with_entrypoint(entrypoint.as_str())
+            .current_code()
+            .unwrap();
+        assert!(
+            prints.iter().all(|p| *p == built.code.fingerprint),
+            "{entrypoint}: {prints:?}"
+        );
+    }
+}

@@ -68,6 +68,9 @@ struct Fork {
 pub struct ApplicationBuilder {
     graph: GraphBuilder,
     prebuilt: Option<Arc<Graph>>,
+    /// The code of `prebuilt` from this entrypoint, without a version, when known
+    /// (children of a map action share it).
+    prebuilt_code: Option<(Arc<str>, Arc<CodeVersion>)>,
     state: State,
     entrypoint: Option<String>,
     app_id: Option<String>,
@@ -186,6 +189,20 @@ impl ApplicationBuilder {
     /// Use an already built graph (instead of actions and transitions).
     pub fn with_graph(mut self, graph: impl Into<Arc<Graph>>) -> Self {
         self.prebuilt = Some(graph.into());
+        self.prebuilt_code = None;
+        self
+    }
+
+    /// [`with_graph`](Self::with_graph), with the graph's code from `entrypoint` already
+    /// described and hashed (once for all the children that share the graph).
+    pub(crate) fn with_graph_code(
+        mut self,
+        graph: Arc<Graph>,
+        entrypoint: &Arc<str>,
+        code: Arc<CodeVersion>,
+    ) -> Self {
+        self.prebuilt = Some(graph);
+        self.prebuilt_code = Some((Arc::clone(entrypoint), code));
         self
     }
 
@@ -478,12 +495,18 @@ impl ApplicationBuilder {
             self.default_retry.as_ref(),
             &self.timeouts,
         )?;
-        let description = graph.describe(graph.action(entrypoint).name());
-        let code = Arc::new(CodeVersion {
-            version: self.version.clone(),
-            fingerprint: description.fingerprint(),
-            graph: Some(description),
-        });
+        let entrypoint_name = graph.action(entrypoint).name();
+        let code = match self.prebuilt_code {
+            Some((at, code)) if self.version.is_none() && *at == *entrypoint_name => code,
+            _ => {
+                let description = graph.describe(entrypoint_name);
+                Arc::new(CodeVersion {
+                    version: self.version.clone(),
+                    fingerprint: description.fingerprint(),
+                    graph: Some(description),
+                })
+            }
+        };
         let unreachable = graph.unreachable_from(entrypoint);
         if !unreachable.is_empty() {
             tracing::warn!(

@@ -175,8 +175,11 @@ pub(crate) async fn run_child(
         None => parent.tracker().cloned(),
         Some(chosen) => chosen.clone(),
     };
-    let mut builder =
-        child_builder(&parent, &key, index, tracker).with_graph(Arc::clone(&task.subgraph.graph));
+    let mut builder = child_builder(&parent, &key, index, tracker).with_graph_code(
+        Arc::clone(&task.subgraph.graph),
+        &task.subgraph.entrypoint,
+        task.subgraph.code(),
+    );
     if let Some(priority) = settings.priority {
         builder = builder.with_priority(priority.0);
     }

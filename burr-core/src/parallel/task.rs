@@ -1,9 +1,10 @@
 //! [`Task`] and [`SubGraph`]: what one child application runs.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::actions::{ActionName, Inputs};
 use crate::graph::{Graph, GraphBuilder, GraphError, IntoAction};
+use crate::persistence::CodeVersion;
 use crate::state::State;
 
 /// What a child application runs: one action, or a graph from an entrypoint until one of
@@ -13,9 +14,25 @@ pub struct SubGraph {
     pub(crate) graph: Arc<Graph>,
     pub(crate) entrypoint: Arc<str>,
     pub(crate) halt_after: Arc<[String]>,
+    /// The children's code (description and fingerprint of the graph from the
+    /// entrypoint), computed once for all the children that run this sub-graph.
+    code: Arc<OnceLock<Arc<CodeVersion>>>,
 }
 
 impl SubGraph {
+    /// The code a child running this sub-graph runs (no application version): hashed
+    /// once, not once per child.
+    pub(crate) fn code(&self) -> Arc<CodeVersion> {
+        Arc::clone(self.code.get_or_init(|| {
+            let description = self.graph.describe(&self.entrypoint);
+            Arc::new(CodeVersion {
+                version: None,
+                fingerprint: description.fingerprint(),
+                graph: Some(description),
+            })
+        }))
+    }
+
     /// One action: the child runs it once.
     pub fn action(action: impl IntoAction) -> SubGraph {
         let action = action.into_action();
@@ -24,6 +41,7 @@ impl SubGraph {
             graph: Arc::new(Graph::single(action)),
             halt_after: Arc::from([name.clone()]),
             entrypoint: Arc::from(name),
+            code: Arc::default(),
         }
     }
 
@@ -64,6 +82,7 @@ impl SubGraph {
             graph,
             entrypoint: Arc::from(entrypoint),
             halt_after: Arc::from(halt_after),
+            code: Arc::default(),
         })
     }
 
