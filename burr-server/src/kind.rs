@@ -30,6 +30,18 @@ pub struct RunInfo {
     pub flow: String,
 }
 
+impl RunInfo {
+    /// What a factory knows of `run` (its current attempt).
+    pub fn of(run: &crate::Run) -> RunInfo {
+        RunInfo {
+            run_id: run.id.clone(),
+            attempt: run.attempt,
+            priority: run.priority,
+            flow: run.flow.clone(),
+        }
+    }
+}
+
 /// A kind of run. Implement it for a type holding what the factory needs (models,
 /// clients), and [`register`](Registry::register) it.
 ///

@@ -53,7 +53,8 @@ pub use queue::PgRunQueue;
 pub use queue::{open, Backend, RunQueue, SqliteRunQueue};
 pub use run::{
     now_us, Backlog, BacklogRow, Claim, ConcurrencyLimit, Explanation, Finish, ForkSource,
-    HeartbeatReport, NewRun, Run, RunFilter, RunStatus, Submitted, WorkerInfo, DEFAULT_QUEUE,
+    HeartbeatReport, NewRun, Run, RunCode, RunFilter, RunStatus, Submitted, WorkerInfo,
+    DEFAULT_QUEUE,
 };
 pub use runs::{wait, Runs, Submission};
 pub use schedule::{Schedule, ScheduleSpec};

@@ -125,6 +125,21 @@ pub struct Run {
     pub result: Option<Value>,
     /// The run it was forked from (a rerun from a step), when it was.
     pub fork: Option<ForkSource>,
+    /// The code its latest attempt built its application under: the application version
+    /// (`ApplicationBuilder::with_version`) and the graph's fingerprint, recorded when the
+    /// attempt starts (see the `started` event). `None` before the first attempt builds.
+    #[serde(default)]
+    pub code: Option<RunCode>,
+}
+
+/// The code an attempt of a run built its application under.
+#[cfg_attr(feature = "http", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunCode {
+    /// The application's version, when its kind gives one.
+    pub version: Option<String>,
+    /// The graph's fingerprint (see `burr_core::graph::GraphDescription::fingerprint`).
+    pub fingerprint: String,
 }
 
 /// Where a rerun starts: the state of another run's application after one of its steps.

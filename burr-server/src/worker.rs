@@ -440,12 +440,7 @@ async fn attempt(
         Ok((_, kind)) => Arc::clone(kind),
         Err(error) => return failed(&error),
     };
-    let info = RunInfo {
-        run_id: run.id.clone(),
-        attempt: run.attempt,
-        priority: run.priority,
-        flow: run.flow.clone(),
-    };
+    let info = RunInfo::of(run);
     let builder = match kind.build(&run.inputs, &info) {
         Ok(builder) => builder,
         Err(error) => return failed(&*error),
@@ -512,6 +507,7 @@ async fn attempt(
         }
         Err(error) => return failed(&error),
     };
+    progress.started(run.attempt, app.code());
     let mut draining = shared.draining.clone();
     let mut last = None;
     let outcome = {

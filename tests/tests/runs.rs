@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use burr_core::persistence::Persister;
 use burr_server::{
-    Claim, EventKind, Finish, PgRunQueue, QueueError, Registry, RunFilter, RunQueue, RunStatus,
-    Runs, ScheduleSpec, SqliteRunQueue, Submission, Worker, WorkerOptions,
+    Claim, EventKind, Finish, PgRunQueue, QueueError, Registry, RunFilter, RunInfo, RunQueue,
+    RunStatus, Runs, ScheduleSpec, SqliteRunQueue, Submission, Worker, WorkerOptions,
 };
 use burr_tests::runs_kinds::Steps;
 use serde_json::json;
@@ -500,6 +500,7 @@ async fn a_submitted_run_runs_to_success_with_its_events_in_order(s: Setup) {
         [
             "queued",
             "claimed",
+            "started",
             "step_finished",
             "step_finished",
             "step_finished",
@@ -508,6 +509,22 @@ async fn a_submitted_run_runs_to_success_with_its_events_in_order(s: Setup) {
         ]
     );
     assert!(events.windows(2).all(|w| w[0].id < w[1].id));
+    // The run keeps the code its attempt ran: its kind's graph's fingerprint.
+    let built = burr_server::Kind::build(
+        &Steps::default(),
+        serde_json::from_value(run.inputs.clone()).unwrap(),
+        &RunInfo::of(&run),
+    )
+    .unwrap()
+    .current_code()
+    .unwrap();
+    let code = run.code.clone().expect("the run records its code");
+    assert_eq!(code.fingerprint, built.code.fingerprint);
+    assert_eq!(code.version, built.code.version);
+    assert!(matches!(
+        &events[2].kind,
+        EventKind::Started { attempt: 1, fingerprint, .. } if *fingerprint == code.fingerprint
+    ));
     assert_eq!(
         s.queue.last_event_id().await.unwrap(),
         events.last().unwrap().id

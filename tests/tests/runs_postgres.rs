@@ -79,7 +79,7 @@ async fn a_run_queue_of_a_newer_version_is_refused_by_name() {
             error,
             QueueError::TooNew {
                 found: 99,
-                known: 1,
+                known: 2,
                 ..
             }
         ),

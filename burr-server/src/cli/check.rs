@@ -121,12 +121,7 @@ fn current_code(
     run: &Run,
 ) -> Result<burr_core::application::CurrentCode, String> {
     let (_, kind) = registry.get(&run.kind).map_err(|e| e.to_string())?;
-    let info = RunInfo {
-        run_id: run.id.clone(),
-        attempt: run.attempt,
-        priority: run.priority,
-        flow: run.flow.clone(),
-    };
+    let info = RunInfo::of(run);
     let builder = kind
         .build(&run.inputs, &info)
         .map_err(|e| format!("kind `{}` cannot build it: {e}", run.kind))?;

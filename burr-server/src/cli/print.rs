@@ -118,6 +118,16 @@ pub(super) fn run(run: &Run, as_json: bool) -> Result<(), CliError> {
             format!("{holder} (lease until {})", time(run.lease_expires_at_us)),
         ));
     }
+    if let Some(code) = &run.code {
+        lines.push((
+            "code",
+            format!(
+                "version {}, graph {}",
+                code.version.as_deref().unwrap_or("(none)"),
+                code.fingerprint
+            ),
+        ));
+    }
     if run.cancel_requested {
         lines.push(("cancel", "requested".to_owned()));
     }

@@ -874,6 +874,28 @@ pub(super) async fn record(
     events: Vec<(String, EventKind)>,
     now: i64,
 ) -> OpResult<Written<()>> {
+    for (run_id, kind) in &events {
+        if let EventKind::Started {
+            attempt,
+            version,
+            fingerprint,
+        } = kind
+        {
+            // The run's row keeps the code of its latest attempt (a stale attempt's
+            // event changes nothing).
+            let statement = conn
+                .prepare_cached(
+                    "UPDATE burr_runs SET code_version = $3, fingerprint = $4 \
+                     WHERE id = $1 AND attempt = $2",
+                )
+                .await?;
+            conn.execute(
+                &statement,
+                &[run_id, &i64::from(*attempt), version, fingerprint],
+            )
+            .await?;
+        }
+    }
     Ok(((), insert_events(conn, now, events).await?))
 }
 

@@ -12,14 +12,20 @@ use super::{Database, OpError};
 use crate::error::QueueError;
 
 /// The run-queue schema version this build writes.
-pub(crate) const SCHEMA_VERSION: i64 = 1;
+pub(crate) const SCHEMA_VERSION: i64 = 2;
 
 /// The key of the advisory lock the queue's migrations hold: `BURR` then `RUNQ` in
 /// ASCII (the checkpoints' migrations hold another).
 const MIGRATION_LOCK: i64 = 0x4255_5252_5255_4e51;
 
 /// `MIGRATIONS[v]` turns version `v` into `v + 1`.
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, V2];
+
+/// The code each run's latest attempt built its application under.
+const V2: &str = "
+ALTER TABLE burr_runs ADD COLUMN code_version text;
+ALTER TABLE burr_runs ADD COLUMN fingerprint text;
+";
 
 const V1: &str = r#"
 CREATE TABLE burr_runs (

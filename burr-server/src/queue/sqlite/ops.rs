@@ -832,6 +832,20 @@ pub(super) fn record(
 ) -> OpResult<Written<()>> {
     let mut out = Vec::with_capacity(events.len());
     for (run_id, kind) in events {
+        if let EventKind::Started {
+            attempt,
+            version,
+            fingerprint,
+        } = kind
+        {
+            // The run's row keeps the code of its latest attempt (a stale attempt's
+            // event changes nothing).
+            tx.prepare_cached(
+                "UPDATE burr_runs SET code_version = ?3, fingerprint = ?4 \
+                 WHERE id = ?1 AND attempt = ?2",
+            )?
+            .execute((run_id, attempt, version, fingerprint))?;
+        }
         out.push(insert_event(tx, run_id, now, kind.clone())?);
     }
     Ok(((), out))

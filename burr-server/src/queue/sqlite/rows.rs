@@ -6,14 +6,15 @@ use serde_json::Value;
 
 use crate::error::QueueError;
 use crate::events::{EventKind, RunEvent};
-use crate::run::{ForkSource, Run, RunStatus};
+use crate::run::{ForkSource, Run, RunCode, RunStatus};
 use crate::schedule::{Schedule, ScheduleSpec};
 
 /// The columns of a run, in the order [`run`] reads them.
 pub(crate) const RUN_COLUMNS: &str = "id, seq, kind, kind_version, queue, inputs, priority, flow, \
     flow_started_at_us, not_before_us, idempotency_key, concurrency_key, concurrency_limit, \
     status, attempt, max_attempts, lease_holder, lease_expires_at_us, heartbeat_at_us, \
-    cancel_requested, submitted_at_us, started_at_us, finished_at_us, updated_at_us, error, result, fork_run_id, fork_sequence_id";
+    cancel_requested, submitted_at_us, started_at_us, finished_at_us, updated_at_us, error, result, fork_run_id, fork_sequence_id, \
+    code_version, fingerprint";
 
 /// A run from a row of [`RUN_COLUMNS`]; a row that cannot be read is
 /// [`QueueError::CorruptRun`] naming the column.
@@ -85,6 +86,14 @@ pub(crate) fn run(row: &Row<'_>) -> Result<Run, QueueError> {
                 }),
                 _ => None,
             }
+        },
+        code: {
+            let version: Option<String> = col!(28, "code_version");
+            let fingerprint: Option<String> = col!(29, "fingerprint");
+            fingerprint.map(|fingerprint| RunCode {
+                version,
+                fingerprint,
+            })
         },
         id: run_id,
     })

@@ -3,7 +3,7 @@
 //! | table | one row per | what |
 //! |---|---|---|
 //! | `burr_runs_meta` | setting | `schema_version` |
-//! | `burr_runs` | run | see [`Run`](crate::Run): identity, kind, inputs, order (priority, flow start, `seq`), status, attempt, lease, times, error, result and fork source (`fork_run_id`, `fork_sequence_id`) |
+//! | `burr_runs` | run | see [`Run`](crate::Run): identity, kind, inputs, order (priority, flow start, `seq`), status, attempt, lease, times, error, result, fork source (`fork_run_id`, `fork_sequence_id`) and the code its latest attempt ran (`code_version`, `fingerprint`) |
 //! | `burr_run_events` | event | `id` (the stream order), `run_id`, `at_us`, `kind`, `data` (JSON [`EventKind`](crate::EventKind)) |
 //! | `burr_schedules` | schedule | `name`, `spec`, `run` (JSON), `next_due_us`, `last_fired_us` |
 //! | `burr_workers` | worker | `id`, `host`, `pid`, `queues`, `concurrency`, `heartbeat_at_us`, `machine`, `pid_started` |
@@ -15,10 +15,16 @@ use rusqlite::{Connection, OptionalExtension};
 use crate::error::QueueError;
 
 /// The run-queue schema version this build writes.
-pub(super) const SCHEMA_VERSION: i64 = 3;
+pub(super) const SCHEMA_VERSION: i64 = 4;
 
 /// `MIGRATIONS[v]` turns version `v` into `v + 1`.
-const MIGRATIONS: &[&str] = &[V1, V2, V3];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+
+/// The code each run's latest attempt built its application under.
+const V4: &str = "
+ALTER TABLE burr_runs ADD COLUMN code_version TEXT;
+ALTER TABLE burr_runs ADD COLUMN fingerprint TEXT;
+";
 
 /// Who a worker's process is (its machine and process start time), so that a worker on
 /// the same machine takes the runs of a killed one back at once.
