@@ -24,16 +24,6 @@ pub enum EventKind {
         /// The attempt this claim starts.
         attempt: u32,
     },
-    /// The attempt built the run's application (resuming what was stored), under this
-    /// code.
-    Started {
-        /// The attempt.
-        attempt: u32,
-        /// The application's version, when its kind gives one.
-        version: Option<String>,
-        /// The graph's fingerprint.
-        fingerprint: String,
-    },
     /// A step of the run's application (or of one of its child applications) finished.
     StepFinished {
         /// The application (the run id, or a child's app id).
@@ -82,7 +72,6 @@ impl EventKind {
         match self {
             EventKind::Queued { .. } => "queued",
             EventKind::Claimed { .. } => "claimed",
-            EventKind::Started { .. } => "started",
             EventKind::StepFinished { .. } => "step_finished",
             EventKind::ChildProgress { .. } => "child_progress",
             EventKind::AttemptFailed { .. } => "attempt_failed",

@@ -46,15 +46,6 @@ impl RunProgress {
         }
     }
 
-    /// Record that attempt `attempt` built the run's application under `code`.
-    pub(crate) fn started(&self, attempt: u32, code: &burr_core::persistence::CodeVersion) {
-        self.send(EventKind::Started {
-            attempt,
-            version: code.version.clone(),
-            fingerprint: code.fingerprint.clone(),
-        });
-    }
-
     fn send(&self, kind: EventKind) {
         let _ = self.events.send(Record::Event(self.run_id.clone(), kind));
     }

@@ -125,9 +125,11 @@ pub struct Run {
     pub result: Option<Value>,
     /// The run it was forked from (a rerun from a step), when it was.
     pub fork: Option<ForkSource>,
-    /// The code its latest attempt built its application under: the application version
-    /// (`ApplicationBuilder::with_version`) and the graph's fingerprint, recorded when the
-    /// attempt starts (see the `started` event). `None` before the first attempt builds.
+    /// The code that finished it: the application version
+    /// (`ApplicationBuilder::with_version`) and the graph's fingerprint its last attempt
+    /// built the application under. `None` until then (and when no attempt could build
+    /// it); while it runs, its application's record holds the code of the attempt
+    /// running it.
     #[serde(default)]
     pub code: Option<RunCode>,
 }

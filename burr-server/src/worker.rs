@@ -22,7 +22,7 @@ use crate::events::EventKind;
 use crate::kind::{Registry, RunInfo};
 use crate::progress::{Record, RunProgress};
 use crate::queue::RunQueue;
-use crate::run::{now_us, Claim, Finish, Run, WorkerInfo, DEFAULT_QUEUE};
+use crate::run::{now_us, Claim, Finish, Run, RunCode, WorkerInfo, DEFAULT_QUEUE};
 use crate::wake::MAX_POLL;
 
 /// The first fallback poll after the queue went quiet; it doubles up to [`MAX_POLL`].
@@ -380,20 +380,28 @@ async fn run_one(shared: Arc<Shared>, run: Run) -> Ended {
         .insert(run.id.clone(), held);
     // A kind whose code panics fails its run (rather than leaving it held, its lease
     // renewed by a worker that no longer runs it).
-    let ended = AssertUnwindSafe(attempt(&shared, &run, cancel, &fenced, &cancel_requested))
-        .catch_unwind()
-        .await
-        .unwrap_or_else(|panic| {
-            let message = panic
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "a panic without a message".to_owned());
-            Ended::Finished(Finish::Failed(vec![format!(
-                "run `{}` panicked: {message}",
-                run.id
-            )]))
-        });
+    let mut code = None;
+    let ended = AssertUnwindSafe(attempt(
+        &shared,
+        &run,
+        cancel,
+        &fenced,
+        &cancel_requested,
+        &mut code,
+    ))
+    .catch_unwind()
+    .await
+    .unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".to_owned());
+        Ended::Finished(Finish::Failed(vec![format!(
+            "run `{}` panicked: {message}",
+            run.id
+        )]))
+    });
     shared
         .held
         .lock()
@@ -403,7 +411,7 @@ async fn run_one(shared: Arc<Shared>, run: Run) -> Ended {
     let (id, attempt, worker) = (&run.id, run.attempt, &shared.worker_id);
     let written = match &ended {
         Ended::Finished(finish) => queue
-            .finish(id, attempt, worker, finish.clone())
+            .finish(id, attempt, worker, finish.clone(), code.as_ref())
             .await
             .map(drop),
         Ended::Released(after) => {
@@ -423,13 +431,15 @@ async fn run_one(shared: Arc<Shared>, run: Run) -> Ended {
     }
 }
 
-/// The application's attempt: build (resuming), step to the end or to a stop.
+/// The application's attempt: build (resuming; `code` is then what it runs), step to
+/// the end or to a stop.
 async fn attempt(
     shared: &Shared,
     run: &Run,
     cancel: CancelToken,
     fenced: &AtomicBool,
     cancel_requested: &AtomicBool,
+    code: &mut Option<RunCode>,
 ) -> Ended {
     let failed =
         |error: &(dyn std::error::Error + 'static)| Ended::Finished(Finish::Failed(chain(error)));
@@ -507,7 +517,10 @@ async fn attempt(
         }
         Err(error) => return failed(&error),
     };
-    progress.started(run.attempt, app.code());
+    *code = Some(RunCode {
+        version: app.code().version.clone(),
+        fingerprint: app.code().fingerprint.clone(),
+    });
     let mut draining = shared.draining.clone();
     let mut last = None;
     let outcome = {

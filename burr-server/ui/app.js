@@ -12,7 +12,7 @@
 
   const TOKEN_KEY = 'burr.token';
   const EVENT_TYPES = [
-    'queued', 'claimed', 'started', 'step_finished', 'child_progress', 'attempt_failed',
+    'queued', 'claimed', 'step_finished', 'child_progress', 'attempt_failed',
     'released', 'cancel_requested', 'finished', 'change', 'message',
   ];
   const FINISHED = new Set(['succeeded', 'failed', 'cancelled', 'completed']);

@@ -17,15 +17,6 @@ fn line(event: &RunEvent) -> String {
         EventKind::Claimed { worker, attempt } => {
             format!("claimed by {worker} (attempt {attempt})")
         }
-        EventKind::Started {
-            attempt,
-            version,
-            fingerprint,
-        } => format!(
-            "attempt {attempt} started: code version {}, graph {}",
-            version.as_deref().unwrap_or("(none)"),
-            fingerprint.get(..12).unwrap_or(fingerprint)
-        ),
         EventKind::StepFinished {
             sequence_id,
             action,

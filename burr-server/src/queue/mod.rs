@@ -21,8 +21,8 @@ pub use sqlite::SqliteRunQueue;
 use crate::error::QueueError;
 use crate::events::{EventKind, RunEvent};
 use crate::run::{
-    Backlog, Claim, Explanation, Finish, HeartbeatReport, NewRun, Run, RunFilter, Submitted,
-    WorkerInfo,
+    Backlog, Claim, Explanation, Finish, HeartbeatReport, NewRun, Run, RunCode, RunFilter,
+    Submitted, WorkerInfo,
 };
 use crate::schedule::Schedule;
 
@@ -60,14 +60,17 @@ pub trait RunQueue: Send + Sync + 'static {
         lease_ttl_us: i64,
     ) -> Result<HeartbeatReport, QueueError>;
 
-    /// Finish a run as attempt `attempt` of `worker`. [`QueueError::Fenced`] when that
-    /// attempt is no longer the run's (another worker took it over): nothing changes.
+    /// Finish a run as attempt `attempt` of `worker`, which ran it under `code` (when
+    /// it built the application; the run keeps it, see [`Run::code`](crate::Run::code)).
+    /// [`QueueError::Fenced`] when that attempt is no longer the run's (another worker
+    /// took it over): nothing changes.
     async fn finish(
         &self,
         run_id: &str,
         attempt: u32,
         worker: &str,
         finish: Finish,
+        code: Option<&RunCode>,
     ) -> Result<Run, QueueError>;
 
     /// Give a running run back to the queue (a draining worker, or one that cannot run it

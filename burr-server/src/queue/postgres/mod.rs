@@ -30,7 +30,7 @@ use super::RunQueue;
 use crate::error::QueueError;
 use crate::events::{EventKind, RunEvent};
 use crate::run::{
-    now_us, Backlog, Claim, Explanation, Finish, HeartbeatReport, NewRun, Run, RunFilter,
+    now_us, Backlog, Claim, Explanation, Finish, HeartbeatReport, NewRun, Run, RunCode, RunFilter,
     Submitted, WorkerInfo,
 };
 use crate::schedule::Schedule;
@@ -491,9 +491,10 @@ impl RunQueue for PgRunQueue {
         attempt: u32,
         worker: &str,
         finish: Finish,
+        code: Option<&RunCode>,
     ) -> Result<Run, QueueError> {
         self.write("finish a run", async |c, now| {
-            ops::finish(c, run_id, attempt, worker, &finish, now).await
+            ops::finish(c, run_id, attempt, worker, &finish, code, now).await
         })
         .await
     }

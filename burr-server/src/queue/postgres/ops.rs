@@ -19,8 +19,8 @@ use super::{Conn, OpError, OpResult};
 use crate::error::QueueError;
 use crate::events::{EventKind, RunEvent};
 use crate::run::{
-    Backlog, BacklogRow, Claim, Explanation, Finish, HeartbeatReport, NewRun, Run, RunFilter,
-    RunStatus, Submitted, WorkerInfo,
+    Backlog, BacklogRow, Claim, Explanation, Finish, HeartbeatReport, NewRun, Run, RunCode,
+    RunFilter, RunStatus, Submitted, WorkerInfo,
 };
 use crate::schedule::{Schedule, ScheduleSpec};
 
@@ -417,6 +417,7 @@ pub(super) async fn finish(
     attempt: u32,
     worker: &str,
     finish: &Finish,
+    code: Option<&RunCode>,
     now: i64,
 ) -> OpResult<Written<Run>> {
     let (status, error, result) = match finish {
@@ -430,9 +431,14 @@ pub(super) async fn finish(
     };
     let sql = format!(
         "UPDATE burr_runs SET status = $4, finished_at_us = $5, updated_at_us = $5, \
-             lease_holder = NULL, lease_expires_at_us = NULL, error = $6, result = $7 \
+             lease_holder = NULL, lease_expires_at_us = NULL, error = $6, result = $7, \
+             code_version = coalesce($8, code_version), fingerprint = coalesce($9, fingerprint) \
          WHERE id = $1 AND status = 'running' AND attempt = $2 AND lease_holder = $3 \
          RETURNING {RUN_COLUMNS}"
+    );
+    let (version, fingerprint) = (
+        code.and_then(|c| c.version.as_deref()),
+        code.map(|c| c.fingerprint.as_str()),
     );
     let updated = one_run(
         conn,
@@ -445,6 +451,8 @@ pub(super) async fn finish(
             &now,
             &error,
             &result,
+            &version,
+            &fingerprint,
         ],
     )
     .await?;
@@ -874,28 +882,6 @@ pub(super) async fn record(
     events: Vec<(String, EventKind)>,
     now: i64,
 ) -> OpResult<Written<()>> {
-    for (run_id, kind) in &events {
-        if let EventKind::Started {
-            attempt,
-            version,
-            fingerprint,
-        } = kind
-        {
-            // The run's row keeps the code of its latest attempt (a stale attempt's
-            // event changes nothing).
-            let statement = conn
-                .prepare_cached(
-                    "UPDATE burr_runs SET code_version = $3, fingerprint = $4 \
-                     WHERE id = $1 AND attempt = $2",
-                )
-                .await?;
-            conn.execute(
-                &statement,
-                &[run_id, &i64::from(*attempt), version, fingerprint],
-            )
-            .await?;
-        }
-    }
     Ok(((), insert_events(conn, now, events).await?))
 }
 

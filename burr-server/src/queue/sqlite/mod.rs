@@ -22,7 +22,7 @@ use super::RunQueue;
 use crate::error::QueueError;
 use crate::events::{EventKind, RunEvent};
 use crate::run::{
-    now_us, Backlog, Claim, Explanation, Finish, HeartbeatReport, NewRun, Run, RunFilter,
+    now_us, Backlog, Claim, Explanation, Finish, HeartbeatReport, NewRun, Run, RunCode, RunFilter,
     Submitted, WorkerInfo,
 };
 use crate::schedule::Schedule;
@@ -233,10 +233,13 @@ impl RunQueue for SqliteRunQueue {
         attempt: u32,
         worker: &str,
         finish: Finish,
+        code: Option<&RunCode>,
     ) -> Result<Run, QueueError> {
-        let (run_id, worker) = (run_id.to_owned(), worker.to_owned());
-        self.write(move |tx, now| ops::finish(tx, &run_id, attempt, &worker, &finish, now))
-            .await
+        let (run_id, worker, code) = (run_id.to_owned(), worker.to_owned(), code.cloned());
+        self.write(move |tx, now| {
+            ops::finish(tx, &run_id, attempt, &worker, &finish, code.as_ref(), now)
+        })
+        .await
     }
 
     async fn release(

@@ -10,8 +10,8 @@ use super::rows::{self, insert_event, RUN_COLUMNS};
 use crate::error::QueueError;
 use crate::events::{EventKind, RunEvent};
 use crate::run::{
-    Backlog, BacklogRow, Claim, Explanation, Finish, HeartbeatReport, NewRun, Run, RunStatus,
-    Submitted, WorkerInfo,
+    Backlog, BacklogRow, Claim, Explanation, Finish, HeartbeatReport, NewRun, Run, RunCode,
+    RunStatus, Submitted, WorkerInfo,
 };
 use crate::schedule::{Schedule, ScheduleSpec};
 
@@ -383,6 +383,7 @@ pub(super) fn finish(
     attempt: u32,
     worker: &str,
     finish: &Finish,
+    code: Option<&RunCode>,
     now: i64,
 ) -> OpResult<Written<Run>> {
     let (status, error, result) = match finish {
@@ -397,9 +398,20 @@ pub(super) fn finish(
     let updated = update_returning(
         tx,
         "UPDATE burr_runs SET status = ?4, finished_at_us = ?5, updated_at_us = ?5, \
-             lease_holder = NULL, lease_expires_at_us = NULL, error = ?6, result = ?7 \
+             lease_holder = NULL, lease_expires_at_us = NULL, error = ?6, result = ?7, \
+             code_version = coalesce(?8, code_version), fingerprint = coalesce(?9, fingerprint) \
          WHERE id = ?1 AND status = 'running' AND attempt = ?2 AND lease_holder = ?3",
-        params![run_id, attempt, worker, status.as_str(), now, error, result],
+        params![
+            run_id,
+            attempt,
+            worker,
+            status.as_str(),
+            now,
+            error,
+            result,
+            code.and_then(|c| c.version.as_deref()),
+            code.map(|c| &c.fingerprint)
+        ],
     )?;
     let Some(run) = updated else {
         return Err(fenced(tx, run_id, attempt));
@@ -832,20 +844,6 @@ pub(super) fn record(
 ) -> OpResult<Written<()>> {
     let mut out = Vec::with_capacity(events.len());
     for (run_id, kind) in events {
-        if let EventKind::Started {
-            attempt,
-            version,
-            fingerprint,
-        } = kind
-        {
-            // The run's row keeps the code of its latest attempt (a stale attempt's
-            // event changes nothing).
-            tx.prepare_cached(
-                "UPDATE burr_runs SET code_version = ?3, fingerprint = ?4 \
-                 WHERE id = ?1 AND attempt = ?2",
-            )?
-            .execute((run_id, attempt, version, fingerprint))?;
-        }
         out.push(insert_event(tx, run_id, now, kind.clone())?);
     }
     Ok(((), out))
