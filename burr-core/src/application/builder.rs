@@ -518,7 +518,7 @@ impl ApplicationBuilder {
         let ids = Identifiers {
             app_id: Arc::from(
                 self.app_id
-                    .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+                    .unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
             ),
             partition_key: self.partition_key.as_deref().map(Arc::from),
         };

@@ -73,7 +73,7 @@ pub(super) async fn submit(conn: &Conn, new: &NewRun, now: i64) -> OpResult<Writ
             })?;
             id.clone()
         }
-        None => uuid::Uuid::new_v4().to_string(),
+        None => uuid::Uuid::now_v7().to_string(),
     };
     let by_key =
         format!("SELECT {RUN_COLUMNS} FROM burr_runs WHERE kind = $1 AND idempotency_key = $2");

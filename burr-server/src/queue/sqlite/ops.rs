@@ -79,7 +79,7 @@ pub(super) fn submit(tx: &Connection, new: &NewRun, now: i64) -> OpResult<Writte
             })?;
             id.clone()
         }
-        None => uuid::Uuid::new_v4().to_string(),
+        None => uuid::Uuid::now_v7().to_string(),
     };
     if let Some(key) = &new.idempotency_key {
         let mut stmt = tx.prepare_cached(&format!(
