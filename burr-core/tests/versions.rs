@@ -522,3 +522,45 @@ async fn children_of_a_map_action_record_their_sub_graphs_code() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_new_application_is_recorded_with_its_lease_and_not_when_the_lease_is_refused() {
+    use burr_core::persistence::PersistenceError;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("burr.db");
+    let first = Arc::new(SqlitePersister::open(&path).unwrap());
+    let new_app = |version: &str, persister: Arc<SqlitePersister>| {
+        let step = action_sync("count", |s: State, _, _| s.increment("count", 1))
+            .reads(["count"])
+            .writes(["count"]);
+        ApplicationBuilder::new()
+            .with_actions([step])
+            .with_transitions([("count", "count", default())])
+            .with_entrypoint("count")
+            .with_state(State::new().update("count", 0))
+            .with_app_id("app-1")
+            .with_version(version)
+            .with_state_persister(persister)
+    };
+    // Built (its lease taken): its record is there at once, with its code.
+    let running = new_app("1", first.clone()).build().await.unwrap();
+    let record = first.app(None, "app-1").await.unwrap().unwrap();
+    assert_eq!(record.code.unwrap().version.as_deref(), Some("1"));
+
+    // Another runner of the same app id is refused the lease, and records nothing.
+    let other = Arc::new(SqlitePersister::open(&path).unwrap());
+    let refused = new_app("2", other.clone()).build().await.err().unwrap();
+    assert!(
+        matches!(
+            &refused,
+            Error::Persistence {
+                source: PersistenceError::AppLocked { .. },
+                ..
+            }
+        ),
+        "{refused}"
+    );
+    let record = other.app(None, "app-1").await.unwrap().unwrap();
+    assert_eq!(record.code.unwrap().version.as_deref(), Some("1"));
+    drop(running);
+}

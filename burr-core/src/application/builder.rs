@@ -535,18 +535,39 @@ impl ApplicationBuilder {
 
         // A store without leases runs the application without one.
         let leases = self.saver.as_deref().and_then(|saver| saver.as_leases());
-        let lease = match (leases, &self.spawning_parent) {
-            (Some(leases), None) => Some(
-                leases
-                    .acquire_lease(
+        let ttl = self.lease_ttl.unwrap_or(DEFAULT_LEASE_TTL);
+        let record = |code: &Arc<CodeVersion>| AppRecord {
+            partition_key: ids.partition_key().map(str::to_owned),
+            app_id: ids.app_id.to_string(),
+            created_at_us: micros(SystemTime::now()),
+            fork_parent: None,
+            spawning_parent: None,
+            code: Some(CodeVersion::clone(code)),
+        };
+        // A new application (nothing to load) is recorded in the lease's own write.
+        let (lease, registered) = match (leases, &self.spawning_parent) {
+            (Some(leases), None) if self.initialize.is_none() => {
+                let (lease, registered) = leases
+                    .acquire_lease_registering(
                         ids.partition_key(),
                         &ids.app_id,
-                        self.lease_ttl.unwrap_or(DEFAULT_LEASE_TTL),
+                        ttl,
+                        &record(&code),
                     )
                     .await
-                    .map_err(persistence)?,
+                    .map_err(persistence)?;
+                (Some(lease), registered)
+            }
+            (Some(leases), None) => (
+                Some(
+                    leases
+                        .acquire_lease(ids.partition_key(), &ids.app_id, ttl)
+                        .await
+                        .map_err(persistence)?,
+                ),
+                false,
             ),
-            _ => None,
+            _ => (None, false),
         };
         let names = graph.names();
         let hooks: Arc<[Arc<dyn LifecycleHook>]> =
@@ -672,6 +693,7 @@ impl ApplicationBuilder {
             .saver
             .as_deref()
             .and_then(|saver| saver.as_app_records())
+            .filter(|_| !registered)
         {
             let record = AppRecord {
                 partition_key: app.ctx.ids.partition_key().map(str::to_owned),

@@ -148,6 +148,22 @@ pub trait Leases: Send + Sync {
         ttl: Duration,
     ) -> Result<Lease, PersistenceError>;
 
+    /// [`acquire_lease`](Self::acquire_lease), and in the same write, once the lease is
+    /// taken, the application's `record` (as [`AppRecords::register_app`]): an
+    /// application that loads nothing (a new one) is ready after one write. Returns
+    /// whether the record was written; the default takes the lease only (`false`), and
+    /// the caller registers the record itself.
+    async fn acquire_lease_registering(
+        &self,
+        partition_key: Option<&str>,
+        app_id: &str,
+        ttl: Duration,
+        record: &AppRecord,
+    ) -> Result<(Lease, bool), PersistenceError> {
+        let _ = record;
+        Ok((self.acquire_lease(partition_key, app_id, ttl).await?, false))
+    }
+
     /// Give a lease back (nothing happens if another holds it now). Synchronous, so that
     /// an application can release its lease when it is dropped.
     fn release_lease(&self, lease: &Lease) -> Result<(), PersistenceError>;

@@ -496,11 +496,13 @@ pub(super) enum Op {
     Save(Box<Checkpoint>, Reply<()>),
     /// Record an application.
     Register(Box<AppRecord>, Reply<()>),
-    /// Take a lease for a holder, with a time to live in microseconds.
+    /// Take a lease for a holder, with a time to live in microseconds; then, once it is
+    /// taken, record the application (when given).
     Acquire {
         key: AppKey,
         holder: String,
         ttl_us: i64,
+        record: Option<Box<AppRecord>>,
         reply: Reply<()>,
     },
     /// Give a lease back.
@@ -569,8 +571,14 @@ impl Op {
                 key,
                 holder,
                 ttl_us,
+                record,
                 ..
-            } => Outcome::Unit(split(txn.acquire(key, holder, *ttl_us))?),
+            } => Outcome::Unit(split(txn.acquire(key, holder, *ttl_us).and_then(
+                |()| match record {
+                    Some(record) => txn.register(record),
+                    None => Ok(()),
+                },
+            ))?),
             Op::Release(lease, _) => Outcome::Unit(split(txn.release(lease))?),
             Op::Delete(key, _) => Outcome::Bool(split(txn.delete(key))?),
             Op::Prune(key, keep_last, _) => Outcome::Count(split(txn.prune(key, *keep_last))?),

@@ -562,13 +562,14 @@ impl Prune for SqlitePersister {
     }
 }
 
-#[async_trait]
-impl Leases for SqlitePersister {
-    async fn acquire_lease(
+impl SqlitePersister {
+    /// Take the lease on an application, then record it (`record`), in one write.
+    async fn acquire(
         &self,
         partition_key: Option<&str>,
         app_id: &str,
         ttl: Duration,
+        record: Option<Box<AppRecord>>,
     ) -> Result<Lease, PersistenceError> {
         let me = &self.inner.me;
         let holder = format!(
@@ -585,6 +586,7 @@ impl Leases for SqlitePersister {
             key,
             holder: taken,
             ttl_us,
+            record,
             reply,
         })
         .await?;
@@ -593,6 +595,31 @@ impl Leases for SqlitePersister {
             app_id: app_id.to_owned(),
             holder,
         })
+    }
+}
+
+#[async_trait]
+impl Leases for SqlitePersister {
+    async fn acquire_lease(
+        &self,
+        partition_key: Option<&str>,
+        app_id: &str,
+        ttl: Duration,
+    ) -> Result<Lease, PersistenceError> {
+        self.acquire(partition_key, app_id, ttl, None).await
+    }
+
+    async fn acquire_lease_registering(
+        &self,
+        partition_key: Option<&str>,
+        app_id: &str,
+        ttl: Duration,
+        record: &AppRecord,
+    ) -> Result<(Lease, bool), PersistenceError> {
+        let lease = self
+            .acquire(partition_key, app_id, ttl, Some(Box::new(record.clone())))
+            .await?;
+        Ok((lease, true))
     }
 
     /// Blocks until the lease's row is deleted (typically microseconds; at worst the

@@ -133,24 +133,28 @@ impl SqliteRunQueue {
         T: Send + 'static,
         F: Fn(&Connection, i64) -> OpResult<Written<T>> + Send + 'static,
     {
-        let done =
-            self.inner
-                .persister
-                .write_with(move |conn, now| {
-                    conn.execute_batch("SAVEPOINT burr_run_queue")?;
-                    let result = op(conn, now);
-                    match &result {
-                        Err(OpError::Sql(_)) => {}
-                        Err(OpError::Queue(_)) => conn
-                            .execute_batch("ROLLBACK TO burr_run_queue; RELEASE burr_run_queue")?,
-                        Ok(_) => conn.execute_batch("RELEASE burr_run_queue")?,
+        let done = self
+            .inner
+            .persister
+            .write_with(move |conn, now| {
+                // Cached statements: parsing these again costs more than running them.
+                let run = |sql: &str| conn.prepare_cached(sql)?.execute([]).map(drop);
+                run("SAVEPOINT burr_run_queue")?;
+                let result = op(conn, now);
+                match &result {
+                    Err(OpError::Sql(_)) => {}
+                    Err(OpError::Queue(_)) => {
+                        run("ROLLBACK TO burr_run_queue")?;
+                        run("RELEASE burr_run_queue")?;
                     }
-                    match result {
-                        Err(OpError::Sql(error)) => Err(error),
-                        other => Ok(other),
-                    }
-                })
-                .await?;
+                    Ok(_) => run("RELEASE burr_run_queue")?,
+                }
+                match result {
+                    Err(OpError::Sql(error)) => Err(error),
+                    other => Ok(other),
+                }
+            })
+            .await?;
         let (value, events) = done.map_err(|e| self.error(e))?;
         if !events.is_empty() {
             // Steps and progress (`record`) concern watchers, which look again on their
