@@ -3,7 +3,7 @@
 //! queued in one transaction ([`Group`]); the others wait for its answer ([`Waiting`]).
 //! What each operation does inside the transaction is in [`write`](super::write).
 
-use std::collections::HashMap;
+use super::AppMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -608,8 +608,8 @@ pub(super) struct Writer {
     pub(super) known: Arc<Mutex<KnownStates>>,
     /// What leases are judged by.
     pub(super) clock: Arc<dyn Clock>,
-    pub(super) apps: HashMap<AppKey, i64>,
-    pub(super) leases: HashMap<AppKey, HeldLease>,
+    pub(super) apps: AppMap<i64>,
+    pub(super) leases: AppMap<HeldLease>,
     /// The earliest background renewal due of the leases taken or renewed since
     /// [`take_new_lease_due`](Self::take_new_lease_due), in microseconds since the Unix
     /// epoch.

@@ -15,7 +15,6 @@ mod open;
 mod read;
 mod write;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -35,6 +34,11 @@ use crate::persistence::{
     AppRecord, AppRecords, Checkpoint, CheckpointInfo, ChildListing, Clock, Delete, History, Lease,
     Leases, LoadedCheckpoint, PersistenceError, Persister, Prune,
 };
+
+/// The writer's maps keyed by application, with foldhash's randomly seeded hasher:
+/// std's SipHash cost more than the lookups it serves on the checkpoint path.
+type AppMap<V> =
+    std::collections::HashMap<crate::persistence::columns::AppKey, V, foldhash::fast::RandomState>;
 
 pub use self::lease::LeaseStatus;
 pub use self::open::{Durability, SqliteOptions};
@@ -248,8 +252,8 @@ impl SqlitePersister {
             me: Arc::clone(&me),
             known: Arc::clone(&known),
             clock: Arc::clone(&options.clock),
-            apps: HashMap::new(),
-            leases: HashMap::new(),
+            apps: AppMap::default(),
+            leases: AppMap::default(),
             new_lease_due: None,
             spare: Spare::default(),
         };

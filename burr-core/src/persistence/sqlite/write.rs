@@ -3,7 +3,7 @@
 //! writer remembers of what it wrote ([`KnownStates`]) so that a save diffs against the
 //! state it knows. How the transaction is committed is in [`commit`](super::commit).
 
-use std::collections::HashMap;
+use super::AppMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -66,7 +66,7 @@ impl Known {
 /// [`Known`] checkpoints by application, least recently used forgotten first.
 #[derive(Default)]
 pub(super) struct KnownStates {
-    map: HashMap<AppKey, (Known, u64)>,
+    map: AppMap<(Known, u64)>,
     clock: u64,
 }
 
@@ -110,9 +110,9 @@ impl KnownStates {
 /// Changes to the writer's memory, kept when the transaction commits.
 #[derive(Default)]
 pub(super) struct Pending {
-    pub(super) apps: HashMap<AppKey, Option<i64>>,
-    pub(super) known: HashMap<AppKey, Option<Known>>,
-    pub(super) leases: HashMap<AppKey, Option<HeldLease>>,
+    pub(super) apps: AppMap<Option<i64>>,
+    pub(super) known: AppMap<Option<Known>>,
+    pub(super) leases: AppMap<Option<HeldLease>>,
 }
 
 impl Pending {
@@ -130,8 +130,8 @@ pub(super) struct Txn<'a> {
     pub(super) path: &'a Path,
     pub(super) me: &'a ProcessIdentity,
     pub(super) known: &'a Mutex<KnownStates>,
-    pub(super) apps: &'a HashMap<AppKey, i64>,
-    pub(super) leases: &'a HashMap<AppKey, HeldLease>,
+    pub(super) apps: &'a AppMap<i64>,
+    pub(super) leases: &'a AppMap<HeldLease>,
     /// The transaction's clock, in microseconds since the Unix epoch.
     pub(super) now_us: i64,
     pub(super) pending: &'a mut Pending,
