@@ -180,3 +180,61 @@ fn the_cli_verbs_work_on_a_postgres_url() {
         .unwrap();
     assert!(worker.wait().unwrap().success());
 }
+
+/// Wait until `run_id` is `status`; how long it took.
+async fn until_status(
+    queue: &PgRunQueue,
+    run_id: &str,
+    status: burr_server::RunStatus,
+    limit: Duration,
+) -> Duration {
+    let started = std::time::Instant::now();
+    loop {
+        let run = queue.get(run_id).await.unwrap();
+        if run.status == status {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < limit,
+            "run {run_id} is {:?}, not {status:?}, after {limit:?}",
+            run.status
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_workers_run_is_taken_back_at_once_not_after_its_lease() {
+    use burr_server::RunStatus;
+    use burr_tests::processes::{sigterm, worker_with_ttl};
+    let url = TestServer::shared().fresh_database();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    let queue = PgRunQueue::connect(&url).await.unwrap();
+    let run = runs(&queue)
+        .submit(Submission::new(
+            "steps",
+            json!({"steps": 2, "sleep_ms": 1500}),
+        ))
+        .await
+        .unwrap()
+        .run;
+    // A lease of a minute: without knowing the worker is gone, the run would wait that.
+    let mut first = worker_with_ttl(APP, &url, &log, "60s", &[]);
+    until_status(&queue, &run.id, RunStatus::Running, Duration::from_secs(20)).await;
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let mut second = worker_with_ttl(APP, &url, &log, "60s", &[]);
+    let took = until_status(
+        &queue,
+        &run.id,
+        RunStatus::Succeeded,
+        Duration::from_secs(20),
+    )
+    .await;
+    let done = queue.get(&run.id).await.unwrap();
+    assert_eq!(done.attempt, 2, "the second worker took it over: {done:?}");
+    assert!(took < Duration::from_secs(20), "{took:?}");
+    sigterm(&second);
+    assert!(second.wait().unwrap().success());
+}

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,6 +12,8 @@ use burr_server::{RunFilter, RunQueue, RunStatus, Runs, SqliteRunQueue, Submissi
 use burr_tests::runs_kinds::Steps;
 use serde_json::json;
 
+use burr_tests::processes::sigterm;
+
 const APP: &str = env!("CARGO_BIN_EXE_runs-app");
 
 fn worker(db: &Path, log: &Path, extra: &[&str]) -> Child {
@@ -19,66 +21,7 @@ fn worker(db: &Path, log: &Path, extra: &[&str]) -> Child {
 }
 
 fn worker_with_ttl(db: &Path, log: &Path, lease_ttl: &str, extra: &[&str]) -> Child {
-    Command::new(APP)
-        .args(["--db"])
-        .arg(db)
-        .args([
-            "worker",
-            "--concurrency",
-            "16",
-            "--lease-ttl",
-            lease_ttl,
-            "--grace",
-            "10s",
-            "--no-tracker",
-        ])
-        .args(extra)
-        .env("RUNS_LOG", log)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map(watch_ready)
-        .unwrap()
-}
-
-/// The pids of the workers that said they are ready (their SIGTERM handler is in place:
-/// a SIGTERM before it would kill the process, not drain it).
-fn ready() -> &'static std::sync::Mutex<std::collections::HashSet<u32>> {
-    static READY: std::sync::OnceLock<std::sync::Mutex<std::collections::HashSet<u32>>> =
-        std::sync::OnceLock::new();
-    READY.get_or_init(Default::default)
-}
-
-/// Read the worker's standard error (so it never blocks on a full pipe) and note when it
-/// says it is ready.
-fn watch_ready(mut child: Child) -> Child {
-    let (pid, stderr) = (child.id(), child.stderr.take().unwrap());
-    std::thread::spawn(move || {
-        for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)) {
-            let Ok(line) = line else { return };
-            if line.starts_with("worker ready") {
-                ready().lock().unwrap().insert(pid);
-            }
-        }
-    });
-    child
-}
-
-fn sigterm(child: &Child) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !ready().lock().unwrap().contains(&child.id()) {
-        assert!(
-            Instant::now() < deadline,
-            "worker {} never got ready",
-            child.id()
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    burr_tests::processes::worker_with_ttl(APP, db, log, lease_ttl, extra)
 }
 
 fn runs_of(db: &Path) -> (SqliteRunQueue, Runs) {

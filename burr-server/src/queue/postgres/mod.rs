@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use burr_core::persistence::PersistenceError;
+use burr_core::persistence::{PersistenceError, ProcessIdentity};
 use burr_postgres::{PostgresOptions, PostgresPersister};
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 use tokio::sync::{broadcast, watch};
@@ -581,6 +581,36 @@ impl RunQueue for PgRunQueue {
             ops::events(c, after_id, run_id, limit).await
         })
         .await
+    }
+
+    async fn reap(&self, me: &ProcessIdentity) -> Result<Vec<String>, QueueError> {
+        if me.machine.is_empty() {
+            return Ok(Vec::new());
+        }
+        let workers = self
+            .read("list the workers of this machine", async |c, _| {
+                ops::workers_on(c, &me.machine).await
+            })
+            .await?;
+        let gone: Vec<String> = workers
+            .into_iter()
+            .filter(|(_, pid, started)| me.outlived(&me.machine, *pid, *started))
+            .map(|(id, _, _)| id)
+            .collect();
+        if gone.is_empty() {
+            return Ok(gone);
+        }
+        let freed = self
+            .write("take back the runs of gone workers", async |c, now| {
+                ops::reap(c, &gone, now).await
+            })
+            .await?;
+        if freed {
+            // The runs are claimable now: wake the workers, here and elsewhere.
+            self.notify_all("take back the runs of gone workers")
+                .await?;
+        }
+        Ok(gone)
     }
 
     async fn prune_events(&self, before_us: i64) -> Result<u64, QueueError> {

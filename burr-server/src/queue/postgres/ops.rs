@@ -566,8 +566,9 @@ pub(super) async fn heartbeat(
 ) -> OpResult<Written<HeartbeatReport>> {
     let statement = conn
         .prepare_cached(
-            "INSERT INTO burr_workers (id, host, pid, queues, concurrency, heartbeat_at_us) \
-             VALUES ($1, $2, $3, $4, $5, $6) \
+            "INSERT INTO burr_workers \
+                 (id, host, pid, queues, concurrency, heartbeat_at_us, machine, pid_started) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
              ON CONFLICT (id) DO UPDATE SET heartbeat_at_us = excluded.heartbeat_at_us",
         )
         .await?;
@@ -580,6 +581,8 @@ pub(super) async fn heartbeat(
             &serde_json::to_string(&info.queues).unwrap_or_default(),
             &i64::from(info.concurrency),
             &now,
+            &info.machine,
+            &info.pid_started,
         ],
     )
     .await?;
@@ -938,4 +941,39 @@ pub(super) async fn prune_events(
         )
         .await?;
     Ok((deleted, Vec::new()))
+}
+
+/// The workers recorded on `machine`: id, pid and process start time.
+pub(super) async fn workers_on(
+    conn: &Conn,
+    machine: &str,
+) -> OpResult<Vec<(String, i64, Option<i64>)>> {
+    let statement = conn
+        .prepare_cached("SELECT id, pid, pid_started FROM burr_workers WHERE machine = $1")
+        .await?;
+    let mut out = Vec::new();
+    for row in conn.query(&statement, &[&machine]).await? {
+        out.push((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?));
+    }
+    Ok(out)
+}
+
+/// Forget the gone workers `ids`: their runs' leases expire now. Returns whether a run
+/// was concerned.
+pub(super) async fn reap(conn: &Conn, ids: &[String], now: i64) -> OpResult<Written<bool>> {
+    let expire = conn
+        .prepare_cached(
+            "UPDATE burr_runs SET lease_expires_at_us = least(lease_expires_at_us, $2) \
+             WHERE lease_holder = $1 AND status = 'running'",
+        )
+        .await?;
+    let forget = conn
+        .prepare_cached("DELETE FROM burr_workers WHERE id = $1")
+        .await?;
+    let mut freed = 0;
+    for id in ids {
+        freed += conn.execute(&expire, &[id, &now]).await?;
+        conn.execute(&forget, &[id]).await?;
+    }
+    Ok((freed > 0, Vec::new()))
 }

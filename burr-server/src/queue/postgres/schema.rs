@@ -21,10 +21,15 @@ const MIGRATION_LOCK: i64 = 0x4255_5252_5255_4e51;
 /// `MIGRATIONS[v]` turns version `v` into `v + 1`.
 const MIGRATIONS: &[&str] = &[V1, V2];
 
-/// The code each run's latest attempt built its application under.
+/// The code that finished each run; who a worker's process is (its machine and process
+/// start time), so that a worker on the same machine takes the runs of a killed one back
+/// at once.
 const V2: &str = "
 ALTER TABLE burr_runs ADD COLUMN code_version text;
 ALTER TABLE burr_runs ADD COLUMN fingerprint text;
+ALTER TABLE burr_workers ADD COLUMN machine text NOT NULL DEFAULT '';
+ALTER TABLE burr_workers ADD COLUMN pid_started bigint;
+CREATE INDEX burr_workers_machine ON burr_workers (machine);
 ";
 
 const V1: &str = r#"
