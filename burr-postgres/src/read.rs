@@ -2,7 +2,9 @@
 //! Used by reads (on a pooled connection) and by the writer when it needs the stored
 //! state to tell what a checkpoint changed.
 
-use burr_core::persistence::{AppRecord, CheckpointInfo, LoadedCheckpoint, StepStatus};
+use burr_core::persistence::{
+    AppRecord, CheckpointInfo, CodeVersion, LoadedCheckpoint, StepStatus,
+};
 use burr_core::state::State;
 use serde_json::{Map, Value};
 
@@ -282,20 +284,43 @@ pub(crate) async fn checkpoints(
 }
 
 /// An application's record made from a `burr_apps` row of (partition key, app id,
-/// created_at_us, fork_parent, spawning_parent).
+/// created_at_us, fork_parent, spawning_parent, code_version, fingerprint) and, when
+/// selected, its graph's description.
 fn app_record_from(database: &str, row: &tokio_postgres::Row) -> Result<AppRecord, Failure> {
     let partition_key: String = row.try_get(0)?;
     let app_id: String = row.try_get(1)?;
     let parent = |column, which| parent_from_column(database, &app_id, column, which);
     let fork_parent = parent(row.try_get(3)?, "fork parent")?;
     let spawning_parent = parent(row.try_get(4)?, "spawning parent")?;
+    let version: Option<String> = row.try_get(5)?;
+    let fingerprint: Option<String> = row.try_get(6)?;
+    let graph = match row.columns().len() > 7 {
+        true => row.try_get::<_, Option<String>>(7)?,
+        false => None,
+    };
+    let graph = graph
+        .map(|json| {
+            serde_json::from_str(&json).map_err(|error| {
+                corrupt(
+                    database,
+                    &app_id,
+                    0,
+                    format!("its graph description cannot be read: {error}"),
+                )
+            })
+        })
+        .transpose()?;
     Ok(AppRecord {
         partition_key: partition_from_column(&partition_key),
         created_at_us: row.try_get(2)?,
         app_id,
         fork_parent,
         spawning_parent,
-        code: None,
+        code: fingerprint.map(|fingerprint| CodeVersion {
+            version,
+            fingerprint,
+            graph,
+        }),
     })
 }
 
@@ -308,8 +333,10 @@ pub(crate) async fn app_record(
 ) -> Result<Option<AppRecord>, Failure> {
     let statement = conn
         .prepare_cached(
-            "SELECT partition_key, app_id, created_at_us, fork_parent, spawning_parent \
-             FROM burr_apps WHERE partition_key = $1 AND app_id = $2",
+            "SELECT a.partition_key, a.app_id, a.created_at_us, a.fork_parent, \
+                    a.spawning_parent, a.code_version, a.fingerprint, g.description \
+             FROM burr_apps AS a LEFT JOIN burr_graphs AS g ON g.fingerprint = a.fingerprint \
+             WHERE a.partition_key = $1 AND a.app_id = $2",
         )
         .await?;
     let row = conn
@@ -322,7 +349,8 @@ pub(crate) async fn app_record(
 pub(crate) async fn apps(conn: &Conn, database: &str) -> Result<Vec<AppRecord>, Failure> {
     let statement = conn
         .prepare_cached(
-            "SELECT partition_key, app_id, created_at_us, fork_parent, spawning_parent \
+            "SELECT partition_key, app_id, created_at_us, fork_parent, spawning_parent, \
+                    code_version, fingerprint \
              FROM burr_apps ORDER BY id DESC",
         )
         .await?;

@@ -7,13 +7,25 @@ use tokio_postgres::{Client, NoTls};
 use crate::database::Target;
 
 /// The schema version this build reads and writes.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// The key of the advisory lock migrations hold: `BURR` in ASCII, then `MIGR`.
 const MIGRATION_LOCK: i64 = 0x4255_5252_4d49_4752;
 
 /// `MIGRATIONS[v]` turns a database of version `v` into version `v + 1`.
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, V2];
+
+/// The code each application was last built with (application version and graph
+/// fingerprint), and each fingerprint's graph description (JSON), stored once: what the
+/// resume guard and `check` compare the current code with.
+const V2: &str = r#"
+ALTER TABLE burr_apps ADD COLUMN code_version text;
+ALTER TABLE burr_apps ADD COLUMN fingerprint text;
+CREATE TABLE burr_graphs (
+    fingerprint text COLLATE "C" PRIMARY KEY,
+    description text NOT NULL
+);
+"#;
 
 /// Version 1: applications, checkpoints, the values they set, leases. Names and keys are
 /// in the `"C"` collation: compared byte by byte (code point order), as in SQLite, so

@@ -709,11 +709,13 @@ impl Txn<'_> {
             None => read::app_row(self.conn, Some(&key.0), &key.1).await?,
         };
         let Some(id) = existing else {
-            self.insert_app(&key, record.created_at_us, fork_parent, spawning_parent)
+            let id = self
+                .insert_app(&key, record.created_at_us, fork_parent, spawning_parent)
                 .await?;
-            return Ok(());
+            return self.record_code(id, record).await;
         };
         self.pending.apps.insert(key, Some(id));
+        self.record_code(id, record).await?;
         if fork_parent.is_some() || spawning_parent.is_some() {
             let update = self
                 .conn
@@ -728,6 +730,40 @@ impl Txn<'_> {
                 .await?;
             self.conn
                 .execute(&update, &[&id, &fork_parent, &spawning_parent])
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Record the code an application was built with (if the record has it): its
+    /// version and fingerprint in its row, the graph's description once per fingerprint
+    /// in `burr_graphs`.
+    async fn record_code(&mut self, id: i64, record: &AppRecord) -> Result<(), Failure> {
+        let Some(code) = &record.code else {
+            return Ok(());
+        };
+        let update = self
+            .conn
+            .prepare_cached(
+                "UPDATE burr_apps SET code_version = $2, fingerprint = $3 \
+                 WHERE id = $1 AND (code_version IS DISTINCT FROM $2 OR fingerprint IS DISTINCT FROM $3)",
+            )
+            .await?;
+        self.conn
+            .execute(&update, &[&id, &code.version, &code.fingerprint])
+            .await?;
+        if let Some(graph) = &code.graph {
+            // Serialising plain structs of strings does not fail.
+            let description = serde_json::to_string(graph).unwrap_or_default();
+            let insert = self
+                .conn
+                .prepare_cached(
+                    "INSERT INTO burr_graphs (fingerprint, description) VALUES ($1, $2) \
+                     ON CONFLICT (fingerprint) DO NOTHING",
+                )
+                .await?;
+            self.conn
+                .execute(&insert, &[&code.fingerprint, &description])
                 .await?;
         }
         Ok(())

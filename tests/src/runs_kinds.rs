@@ -237,3 +237,47 @@ impl Kind for Batch {
             .with_entrypoint("prepare"))
     }
 }
+
+/// A counter that counts `n` to 10, whose code changes between versions: version 1
+/// steps with `count`; version 2 (`renamed`) renamed it to `tally` (for `check`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Counter {
+    /// Version 2: `count` renamed to `tally`.
+    pub renamed: bool,
+}
+
+impl Counter {
+    /// The application, of version 1 or (renamed) 2.
+    pub fn application(self) -> ApplicationBuilder {
+        let name = if self.renamed { "tally" } else { "count" };
+        let step = action_sync(name, |s: State, _, _| s.increment("n", 1))
+            .reads(["n"])
+            .writes(["n"]);
+        let done = action_sync("done", |s: State, _, _| {
+            Ok::<_, burr_core::state::StateError>(s)
+        })
+        .reads(["n"]);
+        ApplicationBuilder::new()
+            .with_actions([step, done])
+            .with_transitions([(name, name, expr("n < 10")), (name, "done", default())])
+            .with_state(State::new().update("n", 0))
+            .with_entrypoint(name)
+            .with_version(if self.renamed { "2" } else { "1" })
+    }
+}
+
+impl Kind for Counter {
+    type Inputs = serde_json::Value;
+
+    fn name(&self) -> &str {
+        "counter"
+    }
+
+    fn build(
+        &self,
+        _inputs: serde_json::Value,
+        _run: &RunInfo,
+    ) -> Result<ApplicationBuilder, BoxError> {
+        Ok(self.application())
+    }
+}

@@ -4,12 +4,12 @@
 //! the code each would be resumed with (its kind's factory, on its stored inputs).
 
 use burr_core::application::{check_resume, ResumeCheck};
-use burr_core::persistence::AppRecords;
+use burr_core::persistence::Persister;
 use serde::Serialize;
 
 use super::CliError;
 use crate::kind::{Registry, RunInfo};
-use crate::queue::{RunQueue, SqliteRunQueue};
+use crate::queue::RunQueue;
 use crate::run::{Run, RunFilter, RunStatus};
 
 /// One unfinished run, checked.
@@ -49,15 +49,15 @@ async fn unfinished(queue: &dyn RunQueue) -> Result<Vec<Run>, CliError> {
 
 /// Check every unfinished run; an error naming those that cannot resume when any cannot.
 pub(super) async fn check(
-    sqlite: &SqliteRunQueue,
+    persister: &dyn Persister,
     queue: &dyn RunQueue,
     registry: &Registry,
     json: bool,
 ) -> Result<(), CliError> {
-    let persister = sqlite.persister();
+    let records = persister.as_app_records().ok_or(CliError::NoAppRecords)?;
     let mut checked = Vec::new();
     for run in unfinished(queue).await? {
-        let record = persister
+        let record = records
             .app(None, &run.id)
             .await
             .map_err(|e| CliError::Check(Box::new(e)))?;
@@ -74,7 +74,7 @@ pub(super) async fn check(
             continue;
         };
         let current = current_code(registry, &run);
-        let check = check_resume(&*persister, &record, current.as_ref().map_err(Clone::clone))
+        let check = check_resume(persister, &record, current.as_ref().map_err(Clone::clone))
             .await
             .map_err(|e| CliError::Check(Box::new(e)))?;
         checked.push(Checked {

@@ -13,7 +13,7 @@
 //! `kinds`, `check` (can this code resume every unfinished run? exit 1 if not) and
 //! `cache` (the work cache's entries: summary, list, prune) work on the database
 //! (`--db PATH` or `--db postgres://…` with the `postgres` feature; `BURR_DB`, default
-//! `./burr.db`; `serve`, `check` and `cache` need a SQLite file for now), with
+//! `./burr.db`; `serve` and `cache` need a SQLite file for now), with
 //! tables for people and `--json` for scripts. Errors are one line on stderr and a
 //! non-zero exit. The `burr-tracker` CLI inspects the same file's checkpoints and steps.
 
@@ -293,6 +293,9 @@ pub enum CliError {
     /// A cache verb failed.
     #[error("the cache failed: {0}")]
     Cache(Box<burr_core::cache::CacheError>),
+    /// `check` on a store that keeps no application records (both backends keep them).
+    #[error("cannot check the runs: the database keeps no application records")]
+    NoAppRecords,
     /// `check` could not read the database.
     #[error("cannot check the runs: {0}")]
     Check(Box<burr_core::persistence::PersistenceError>),
@@ -356,11 +359,7 @@ async fn execute(cli: Cli, registry: Arc<Registry>) -> Result<(), CliError> {
             #[cfg(feature = "postgres")]
             Backend::Postgres(_) => Err(not_on_postgres("cache", &db)),
         },
-        Command::Check => match &db {
-            Backend::Sqlite(sqlite) => check::check(sqlite, &*queue, &registry, json).await,
-            #[cfg(feature = "postgres")]
-            Backend::Postgres(_) => Err(not_on_postgres("check", &db)),
-        },
+        Command::Check => check::check(&*db.persister(), &*queue, &registry, json).await,
         Command::Submit(args) => {
             let inputs = serde_json::from_str(&args.inputs).map_err(CliError::InputsNotJson)?;
             let mut submission = Submission::new(args.kind, inputs).priority(args.priority);
@@ -524,7 +523,7 @@ fn not_on_postgres(verb: &'static str, db: &Backend) -> CliError {
     CliError::NotOnThisDatabase {
         verb,
         database: db.name(),
-        reason: "it reads the application records and the work cache, which are kept in a SQLite file for now",
+        reason: "it reads the work cache, which is kept in a SQLite file for now",
     }
 }
 
