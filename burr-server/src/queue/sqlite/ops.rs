@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use burr_core::error::BuilderError;
 use rusqlite::{params, Connection};
 
-use super::rows::{self, insert_event, RUN_COLUMNS};
+use super::rows::{self, insert_event, run_columns, RUN_COLUMNS};
 use crate::error::QueueError;
 use crate::events::{EventKind, RunEvent};
 use crate::run::{
@@ -40,8 +40,10 @@ impl From<QueueError> for OpError {
 pub(crate) type OpResult<T> = Result<T, OpError>;
 
 fn select_run(tx: &Connection, run_id: &str) -> OpResult<Option<Run>> {
-    let mut stmt = tx.prepare_cached(&format!(
-        "SELECT {RUN_COLUMNS} FROM burr_runs WHERE id = ?1"
+    let mut stmt = tx.prepare_cached(concat!(
+        "SELECT ",
+        run_columns!(),
+        " FROM burr_runs WHERE id = ?1"
     ))?;
     let found = rows::runs(&mut stmt, [run_id])?.into_iter().next();
     Ok(found.transpose()?)
@@ -56,12 +58,13 @@ pub(super) fn get(conn: &rusqlite::Connection, run_id: &str) -> OpResult<Run> {
     })
 }
 
+/// The run `sql` (which ends `RETURNING` [`run_columns!`]) changed, if any.
 fn update_returning(
     tx: &Connection,
-    sql: &str,
+    sql: &'static str,
     params: impl rusqlite::Params,
 ) -> OpResult<Option<Run>> {
-    let mut stmt = tx.prepare_cached(&format!("{sql} RETURNING {RUN_COLUMNS}"))?;
+    let mut stmt = tx.prepare_cached(sql)?;
     Ok(rows::runs(&mut stmt, params)?
         .into_iter()
         .next()
@@ -82,8 +85,10 @@ pub(super) fn submit(tx: &Connection, new: &NewRun, now: i64) -> OpResult<Writte
         None => uuid::Uuid::now_v7().to_string(),
     };
     if let Some(key) = &new.idempotency_key {
-        let mut stmt = tx.prepare_cached(&format!(
-            "SELECT {RUN_COLUMNS} FROM burr_runs WHERE kind = ?1 AND idempotency_key = ?2"
+        let mut stmt = tx.prepare_cached(concat!(
+            "SELECT ",
+            run_columns!(),
+            " FROM burr_runs WHERE kind = ?1 AND idempotency_key = ?2"
         ))?;
         if let Some(existing) = rows::runs(&mut stmt, (&new.kind, key))?.into_iter().next() {
             return Ok((
@@ -108,12 +113,12 @@ pub(super) fn submit(tx: &Connection, new: &NewRun, now: i64) -> OpResult<Writte
     };
     let inserted = update_returning(
         tx,
-        "INSERT INTO burr_runs (id, kind, kind_version, queue, inputs, priority, flow, \
+        concat!("INSERT INTO burr_runs (id, kind, kind_version, queue, inputs, priority, flow, \
              flow_started_at_us, not_before_us, idempotency_key, concurrency_key, \
              concurrency_limit, status, attempt, max_attempts, submitted_at_us, updated_at_us, \
              fork_run_id, fork_sequence_id) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'queued', 0, ?13, ?14, ?14, ?15, ?16) \
-         ON CONFLICT DO NOTHING",
+         ON CONFLICT DO NOTHING", " RETURNING ", run_columns!()),
         params![
             id,
             new.kind,
@@ -316,29 +321,33 @@ fn take(
 ) -> OpResult<Option<Run>> {
     // The row is read once, as the update returns it; one that cannot be read is put
     // back as it was.
-    tx.execute_batch("SAVEPOINT burr_take")?;
-    let mut stmt = tx.prepare_cached(&format!(
+    // Cached statements: parsing these again costs more than running them.
+    let exec = |sql: &str| tx.prepare_cached(sql)?.execute([]).map(drop);
+    exec("SAVEPOINT burr_take")?;
+    let mut stmt = tx.prepare_cached(concat!(
         "UPDATE burr_runs SET status = 'running', attempt = attempt + 1, lease_holder = ?2, \
              lease_expires_at_us = ?3, heartbeat_at_us = ?4, \
              started_at_us = coalesce(started_at_us, ?4), updated_at_us = ?4 \
-         WHERE seq = ?1 RETURNING {RUN_COLUMNS}"
+         WHERE seq = ?1 RETURNING ",
+        run_columns!()
     ))?;
     let taken = rows::runs(&mut stmt, params![seq, claim.worker, expires, now])?
         .into_iter()
         .next();
     let run = match taken {
         Some(Err(error)) => {
-            tx.execute_batch("ROLLBACK TO burr_take; RELEASE burr_take")?;
+            exec("ROLLBACK TO burr_take")?;
+            exec("RELEASE burr_take")?;
             tracing::warn!(%error, "a run's row is corrupt: it is not claimed");
             return Ok(None);
         }
         Some(Ok(run)) => run,
         None => {
-            tx.execute_batch("RELEASE burr_take")?;
+            exec("RELEASE burr_take")?;
             return Ok(None);
         }
     };
-    tx.execute_batch("RELEASE burr_take")?;
+    exec("RELEASE burr_take")?;
     events.push(insert_event(
         tx,
         &run.id,
@@ -397,10 +406,14 @@ pub(super) fn finish(
     };
     let updated = update_returning(
         tx,
-        "UPDATE burr_runs SET status = ?4, finished_at_us = ?5, updated_at_us = ?5, \
+        concat!(
+            "UPDATE burr_runs SET status = ?4, finished_at_us = ?5, updated_at_us = ?5, \
              lease_holder = NULL, lease_expires_at_us = NULL, error = ?6, result = ?7, \
              code_version = coalesce(?8, code_version), fingerprint = coalesce(?9, fingerprint) \
          WHERE id = ?1 AND status = 'running' AND attempt = ?2 AND lease_holder = ?3",
+            " RETURNING ",
+            run_columns!()
+        ),
         params![
             run_id,
             attempt,
@@ -466,9 +479,9 @@ pub(super) fn cancel(tx: &Connection, run_id: &str, now: i64) -> OpResult<Writte
     match run.status {
         RunStatus::Queued => {
             let run = update_returning(
-                tx,
-                "UPDATE burr_runs SET status = 'cancelled', finished_at_us = ?2, updated_at_us = ?2 \
-                 WHERE id = ?1",
+        tx,
+        concat!("UPDATE burr_runs SET status = 'cancelled', finished_at_us = ?2, updated_at_us = ?2 \
+                 WHERE id = ?1", " RETURNING ", run_columns!()),
                 params![run_id, now],
             )?
             .unwrap_or(run);
@@ -486,7 +499,11 @@ pub(super) fn cancel(tx: &Connection, run_id: &str, now: i64) -> OpResult<Writte
         RunStatus::Running => {
             let run = update_returning(
                 tx,
-                "UPDATE burr_runs SET cancel_requested = 1, updated_at_us = ?2 WHERE id = ?1",
+                concat!(
+                    "UPDATE burr_runs SET cancel_requested = 1, updated_at_us = ?2 WHERE id = ?1",
+                    " RETURNING ",
+                    run_columns!()
+                ),
                 params![run_id, now],
             )?
             .unwrap_or(run);

@@ -9,12 +9,21 @@ use crate::events::{EventKind, RunEvent};
 use crate::run::{ForkSource, Run, RunCode, RunStatus};
 use crate::schedule::{Schedule, ScheduleSpec};
 
+/// The columns of a run, in the order [`run`] reads them, as a literal (for `concat!`:
+/// statements built at compile time, not formatted at every call).
+macro_rules! run_columns {
+    () => {
+        "id, seq, kind, kind_version, queue, inputs, priority, flow, \
+         flow_started_at_us, not_before_us, idempotency_key, concurrency_key, concurrency_limit, \
+         status, attempt, max_attempts, lease_holder, lease_expires_at_us, heartbeat_at_us, \
+         cancel_requested, submitted_at_us, started_at_us, finished_at_us, updated_at_us, error, \
+         result, fork_run_id, fork_sequence_id, code_version, fingerprint"
+    };
+}
+pub(crate) use run_columns;
+
 /// The columns of a run, in the order [`run`] reads them.
-pub(crate) const RUN_COLUMNS: &str = "id, seq, kind, kind_version, queue, inputs, priority, flow, \
-    flow_started_at_us, not_before_us, idempotency_key, concurrency_key, concurrency_limit, \
-    status, attempt, max_attempts, lease_holder, lease_expires_at_us, heartbeat_at_us, \
-    cancel_requested, submitted_at_us, started_at_us, finished_at_us, updated_at_us, error, result, fork_run_id, fork_sequence_id, \
-    code_version, fingerprint";
+pub(crate) const RUN_COLUMNS: &str = run_columns!();
 
 /// A run from a row of [`RUN_COLUMNS`]; a row that cannot be read is
 /// [`QueueError::CorruptRun`] naming the column.
