@@ -90,10 +90,11 @@ pub(crate) type Executed = Result<(ActionResult, State, StateDelta)>;
 /// with the action's view of the state, for [`execute`].
 ///
 /// With `delta` false (no persister, no hooks: no one reads it), the delta returned is
-/// empty: the writes are checked and applied from the two views directly.
+/// empty: the writes are checked and applied from the two views directly, to `state`
+/// itself (taken: the caller replaces it with the new state it is given back).
 pub(crate) fn execute_inline(
     action: &dyn Action,
-    state: &State,
+    state: &mut State,
     inputs: &Inputs,
     ctx: &ApplicationContext,
     delta: bool,
@@ -120,11 +121,12 @@ pub(crate) fn execute_inline(
 }
 
 /// The new state after a single-step action turned `view` (its part of `state`) into
-/// `new_view`, when its writes pass [`check_writes`] and none is reserved (`__`); `None`
-/// otherwise (then the full path says what is wrong, or drops the reserved keys).
+/// `new_view`, when its writes pass [`check_writes`] and none is reserved (`__`): made
+/// from `state` itself, which is taken. `None` otherwise, `state` untouched (then the
+/// full path says what is wrong, or drops the reserved keys).
 fn checked_without_delta(
     action: &dyn Action,
-    state: &State,
+    state: &mut State,
     view: &State,
     new_view: &State,
 ) -> Option<State> {
@@ -139,15 +141,18 @@ fn checked_without_delta(
         return None;
     }
     // The action read the whole state: its new view is the new state.
-    let new_state = if view.same_as(state) {
-        new_view.clone()
-    } else {
-        state.apply_changes(view, new_view)
-    };
-    writes
+    if view.same_as(state) {
+        return writes
+            .iter()
+            .all(|w| new_view.contains(w))
+            .then(|| new_view.clone());
+    }
+    // Each write is in the new state: set by the action, or kept from a state it did not
+    // read it from.
+    let kept = writes
         .iter()
-        .all(|w| new_state.contains(w))
-        .then_some(new_state)
+        .all(|w| new_view.contains(w) || (!view.contains(w) && state.contains(w)));
+    kept.then(|| std::mem::take(state).apply_changes_owned(view, new_view))
 }
 
 /// A single-step action's outcome on `view` (its part of `state`), its writes checked.

@@ -615,7 +615,7 @@ impl Application {
             None if memo.is_none() => {
                 let _entered = span.enter();
                 let delta = self.saver.is_some() || !self.hooks.is_empty();
-                execute::execute_inline(&*action, &self.state, &inputs, &self.ctx, delta)
+                execute::execute_inline(&*action, &mut self.state, &inputs, &self.ctx, delta)
             }
             _ => Err(execute::read_view(&*action, &self.state)),
         };

@@ -338,6 +338,27 @@ impl Large {
         self.with_at(found, key, change)
     }
 
+    /// Set `key` to `value`: in place when `key` is among the recent changes and no other
+    /// map shares them (a step that rewrites the same key of a large state then copies
+    /// nothing), else as [`inserted`](Self::inserted).
+    fn insert(&mut self, key: Arc<str>, value: Slot) {
+        if let Ok(at) = self.find(&key) {
+            if let Some(entry) = self
+                .recent
+                .as_mut()
+                .and_then(Arc::get_mut)
+                .and_then(|recent| recent.get_mut(at))
+            {
+                entry.1 = match entry.1 {
+                    Recent::Added(_) => Recent::Added(value),
+                    Recent::Replaced(_) | Recent::Removed => Recent::Replaced(value),
+                };
+                return;
+            }
+        }
+        *self = self.inserted(key, value);
+    }
+
     /// `self` without `key`; `None` when it does not hold it.
     fn removed(&self, key: &str) -> Option<Large> {
         match self.find(key) {
@@ -583,7 +604,10 @@ impl Entries {
 
     /// Set `key` to `value`.
     pub(crate) fn insert(&mut self, key: Arc<str>, value: Slot) {
-        *self = self.inserted(key, value);
+        match self {
+            Entries::Large(map) => map.insert(key, value),
+            _ => *self = self.inserted(key, value),
+        }
     }
 
     /// `self` with `key` set to `value` (`self` is left as it is).

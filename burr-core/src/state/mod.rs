@@ -410,26 +410,23 @@ impl State {
     }
 
     /// `self` with the changes from `before` to `after` applied: what
-    /// `self.apply(&after.delta_from(before))` gives, without making the delta.
-    pub(crate) fn apply_changes(&self, before: &State, after: &State) -> State {
-        // One key set (a step's usual write): the new map made once.
+    /// `self.apply(&after.delta_from(before))` gives, without making the delta. `self` is
+    /// given up: what no other state shares is changed in place rather than copied.
+    pub(crate) fn apply_changes_owned(mut self, before: &State, after: &State) -> State {
+        // One key set (a step's usual write).
         if let (Some((ko, vo)), Some((kn, vn))) = (before.map.single(), after.map.single()) {
             if Arc::ptr_eq(ko, kn) {
-                return if vo == vn {
-                    self.clone()
-                } else {
-                    State {
-                        map: self.map.inserted(Arc::clone(kn), vn.clone()),
-                    }
-                };
+                if vo != vn {
+                    self.map.insert(Arc::clone(kn), vn.clone());
+                }
+                return self;
             }
         }
-        let mut map = self.map.clone();
         Entries::diff(&before.map, &after.map, |change| match change {
-            Change::Set(k, v) => map = map.inserted(Arc::clone(k), v.clone()),
-            Change::Removed(k) => map.remove(k),
+            Change::Set(k, v) => self.map.insert(Arc::clone(k), v.clone()),
+            Change::Removed(k) => self.map.remove(k),
         });
-        State { map }
+        self
     }
 
     /// `self` with `delta` applied.

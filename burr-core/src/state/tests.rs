@@ -277,3 +277,30 @@ mod large_states {
         }
     }
 }
+
+#[test]
+fn changes_applied_to_a_large_state_in_place_never_reach_its_clones() {
+    // Large (more than SMALL_MAX keys), with `count` among its recent changes.
+    let mut large = State::new();
+    for i in 0..100 {
+        large = large.update(format!("k{i}").as_str(), i);
+    }
+    let large = large.update("count", 0).update("count", 1);
+    let (before, after) = (
+        State::new().update("count", 1),
+        State::new().update("count", 2),
+    );
+    // Shared with a clone: the clone keeps its value.
+    let kept = large.clone();
+    let changed = large.apply_changes_owned(&before, &after);
+    assert_eq!(kept.get::<i64>("count").unwrap(), 1);
+    assert_eq!(changed.get::<i64>("count").unwrap(), 2);
+    // Owned alone: changed in place, and the result is the same as a copy's.
+    let again = changed.apply_changes_owned(&after, &State::new().update("count", 3));
+    assert_eq!(again.get::<i64>("count").unwrap(), 3);
+    assert_eq!(again.get::<i64>("k42").unwrap(), 42);
+    assert_eq!(again.len(), 101);
+    let removed = again.apply_changes_owned(&State::new().update("k7", 7), &State::new());
+    assert!(!removed.contains("k7"));
+    assert_eq!(removed.len(), 100);
+}
