@@ -17,10 +17,11 @@
 //! `layout` (columns, inline values and their compaction), `read` (the state at a
 //! sequence id, listings), `write` (what each write does in a transaction, what the
 //! persister remembers), `commit` (group commit, pipelined), `lease` (one runner per app
-//! id, fenced), `keeper` (background lease renewal), `options`, `persister` (the type and
+//! id, fenced), `keeper` (background lease renewal), `cache` (the work cache's store, [`PgCache`]), `options`, `persister` (the type and
 //! its trait implementations); `testing` (feature `testing`) starts a throwaway server
 //! for tests.
 
+mod cache;
 mod commit;
 mod database;
 mod keeper;
@@ -34,6 +35,7 @@ mod schema;
 pub mod testing;
 mod write;
 
+pub use cache::PgCache;
 pub use options::PostgresOptions;
 pub use persister::PostgresPersister;
 pub use schema::{migrate, SCHEMA_VERSION};

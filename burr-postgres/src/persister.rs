@@ -201,6 +201,29 @@ impl PostgresPersister {
             .map_err(|error| self.target().error(operation, error))
     }
 
+    /// A pooled connection, for `operation` (for the other stores in the database:
+    /// [`PgCache`](crate::PgCache)).
+    pub(crate) async fn pooled(
+        &self,
+        operation: &'static str,
+    ) -> Result<deadpool_postgres::Object, PersistenceError> {
+        self.conn(operation).await
+    }
+
+    /// [`PersistenceError::Database`] naming this database and `operation`.
+    pub(crate) fn database_error(
+        &self,
+        operation: &'static str,
+        error: tokio_postgres::Error,
+    ) -> PersistenceError {
+        self.target().error(operation, error)
+    }
+
+    /// Now, in microseconds since the Unix epoch, by the persister's clock.
+    pub(crate) fn now_micros(&self) -> i64 {
+        self.inner.shared.clock.now_micros()
+    }
+
     /// Run `read` on a pooled connection.
     async fn read<T>(
         &self,

@@ -7,13 +7,13 @@ use tokio_postgres::{Client, NoTls};
 use crate::database::Target;
 
 /// The schema version this build reads and writes.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// The key of the advisory lock migrations hold: `BURR` in ASCII, then `MIGR`.
 const MIGRATION_LOCK: i64 = 0x4255_5252_4d49_4752;
 
 /// `MIGRATIONS[v]` turns a database of version `v` into version `v + 1`.
-const MIGRATIONS: &[&str] = &[V1, V2];
+const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// The code each application was last built with (application version and graph
 /// fingerprint), and each fingerprint's graph description (JSON), stored once: what the
@@ -76,6 +76,21 @@ CREATE TABLE burr_leases (
     expires_at_us  bigint NOT NULL,
     PRIMARY KEY (partition_key, app_id)
 );
+"#;
+
+/// Version 3: the work cache ([`PgCache`](crate::PgCache)), as SQLite's `burr_cache`:
+/// entries keyed by (namespace, version, input hash), values as `bytea`.
+const V3: &str = r#"
+CREATE TABLE burr_cache (
+    id            bigint GENERATED ALWAYS AS IDENTITY,
+    namespace     text COLLATE "C" NOT NULL,
+    version       text COLLATE "C" NOT NULL,
+    input_hash    bytea NOT NULL,
+    value         bytea NOT NULL,
+    created_at_us bigint NOT NULL,
+    PRIMARY KEY (namespace, version, input_hash)
+);
+CREATE INDEX burr_cache_by_time ON burr_cache (created_at_us);
 "#;
 
 /// The table that holds the schema version (created before any migration).

@@ -3,11 +3,10 @@
 
 use std::time::{Duration, SystemTime};
 
-use burr_core::cache::{CachePrune, CacheStore, SqliteCache};
+use burr_core::cache::{CachePrune, CacheStore};
 use clap::Subcommand;
 
 use super::CliError;
-use crate::queue::SqliteRunQueue;
 
 /// Cache verbs.
 #[derive(Debug, Subcommand)]
@@ -44,13 +43,12 @@ pub enum CacheCommand {
     },
 }
 
-/// Run a cache verb.
+/// Run a cache verb on `store` (the database's: `SqliteCache` or `PgCache`).
 pub(super) async fn cache(
-    sqlite: &SqliteRunQueue,
+    store: &dyn CacheStore,
     command: Option<CacheCommand>,
     json: bool,
 ) -> Result<(), CliError> {
-    let store = SqliteCache::from_persister(&sqlite.persister());
     let failed = |e: burr_core::cache::CacheError| CliError::Cache(Box::new(e));
     let print = |value: serde_json::Value, text: String| {
         if json {

@@ -355,9 +355,15 @@ async fn execute(cli: Cli, registry: Arc<Registry>) -> Result<(), CliError> {
         }
         Command::Worker(args) => work(&db, &registry, args, None, signal).await,
         Command::Cache { action } => match &db {
-            Backend::Sqlite(sqlite) => cache::cache(sqlite, action, json).await,
+            Backend::Sqlite(sqlite) => {
+                let store = burr_core::cache::SqliteCache::from_persister(&sqlite.persister());
+                cache::cache(&store, action, json).await
+            }
             #[cfg(feature = "postgres")]
-            Backend::Postgres(_) => Err(not_on_postgres("cache", &db)),
+            Backend::Postgres(pg) => {
+                let store = burr_postgres::PgCache::from_persister(&pg.persister());
+                cache::cache(&store, action, json).await
+            }
         },
         Command::Check => check::check(&*db.persister(), &*queue, &registry, json).await,
         Command::Submit(args) => {
@@ -515,16 +521,6 @@ async fn work(
         report.fenced
     );
     Ok(())
-}
-
-/// The error of a verb that needs a SQLite file for now.
-#[cfg(feature = "postgres")]
-fn not_on_postgres(verb: &'static str, db: &Backend) -> CliError {
-    CliError::NotOnThisDatabase {
-        verb,
-        database: db.name(),
-        reason: "it reads the work cache, which is kept in a SQLite file for now",
-    }
 }
 
 /// SIGTERM or Ctrl-C. The SIGTERM handler is installed when this is called (not when
