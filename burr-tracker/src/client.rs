@@ -17,8 +17,9 @@ use rusqlite::{Connection, OpenFlags};
 use serde_json::Value;
 
 use crate::store::event::{self, Event, EventKind, Message, Within};
-use crate::store::{schema, writer::Writer};
-use crate::{GraphRecord, TrackerError};
+use crate::store::schema;
+use crate::store::writer::{RowSink, SqliteSink, Writer};
+use crate::{is_postgres_url, GraphRecord, TrackerError};
 
 /// How long the tracker's writes wait for another writer of the same file.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -83,7 +84,13 @@ impl Tracker {
     ///
     /// Fails when the file cannot be created or opened, is not a burr database, or was
     /// written by a newer burr-rs or burr-tracker.
+    ///
+    /// A `postgres://` URL (with the `postgres` feature) records into that PostgreSQL
+    /// database instead: see [`Tracker::connect`].
     pub fn open(path: impl AsRef<Path>) -> Result<Tracker, TrackerError> {
+        if let Some(url) = path.as_ref().to_str().filter(|p| is_postgres_url(p)) {
+            return Self::connect(url);
+        }
         let path = path.as_ref().to_owned();
         // Make (or check, or migrate) the file as a burr database first, so that the CLI
         // and the persister always find the checkpoints' schema beside the tracker's.
@@ -98,21 +105,99 @@ impl Tracker {
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(|e| TrackerError::sqlite(&path, e))?;
         schema::prepare(&conn, &path)?;
-        let writer = Writer {
-            conn,
-            path: path.clone(),
-            apps: Default::default(),
-            current: Default::default(),
-            failure: None,
+        Self::start(path, move || {
+            Ok(Box::new(SqliteSink { conn }) as Box<dyn RowSink>)
+        })
+    }
+
+    /// Start recording into the PostgreSQL database at `url` (`postgres://...`), creating
+    /// the tracker's tables there if needed (under an advisory lock). Its tables are
+    /// those of the SQLite store; the events are written by a thread of their own, in
+    /// batches, as for a file.
+    ///
+    /// Fails when the URL is malformed, the database cannot be reached, or a newer
+    /// burr-tracker made its tables; without the `postgres` feature, always
+    /// ([`TrackerError::NoPostgresSupport`]).
+    #[cfg(feature = "postgres")]
+    pub fn connect(url: &str) -> Result<Tracker, TrackerError> {
+        use crate::store::postgres::{prepare, Database, PgSink};
+        let database = Database::parse(url)?;
+        let name = database.name.clone();
+        Self::start(name, move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|source| TrackerError::Io {
+                    path: database.name.clone(),
+                    source,
+                })?;
+            let client = database.connect(&runtime)?;
+            prepare(&client, &runtime, &database)?;
+            Ok(Box::new(PgSink {
+                runtime,
+                client,
+                database,
+            }) as Box<dyn RowSink>)
+        })
+    }
+
+    /// Without the `postgres` feature: [`TrackerError::NoPostgresSupport`].
+    #[cfg(not(feature = "postgres"))]
+    pub fn connect(url: &str) -> Result<Tracker, TrackerError> {
+        let url = match url.split_once('@') {
+            Some((_, host)) => format!("postgres://…@{host}"),
+            None => url.to_owned(),
         };
+        Err(TrackerError::NoPostgresSupport { url })
+    }
+
+    /// Start the writer thread, on the sink `make` makes there (a PostgreSQL sink's
+    /// runtime lives on that thread: the caller may be inside another runtime). Returns
+    /// once the sink is made, with its error if it could not be.
+    fn start(
+        path: PathBuf,
+        make: impl FnOnce() -> Result<Box<dyn RowSink>, TrackerError> + Send + 'static,
+    ) -> Result<Tracker, TrackerError> {
         let (queue, messages) = mpsc::channel();
+        let (ready, made) = mpsc::sync_channel(1);
+        let name = path.clone();
         let handle = std::thread::Builder::new()
             .name("burr-tracker-writer".to_owned())
-            .spawn(move || writer.run(messages))
+            .spawn(move || {
+                let sink = match make() {
+                    Ok(sink) => {
+                        let _ = ready.send(Ok(()));
+                        sink
+                    }
+                    Err(error) => {
+                        let _ = ready.send(Err(error));
+                        return;
+                    }
+                };
+                Writer {
+                    sink,
+                    path: name,
+                    apps: Default::default(),
+                    current: Default::default(),
+                    failure: None,
+                }
+                .run(messages)
+            })
             .map_err(|source| TrackerError::Io {
                 path: path.clone(),
                 source,
             })?;
+        match made.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                let _ = handle.join();
+                return Err(error);
+            }
+            Err(_) => {
+                let _ = handle.join();
+                return Err(TrackerError::Closed { path });
+            }
+        }
         Ok(Tracker {
             inner: Arc::new(Inner {
                 path,

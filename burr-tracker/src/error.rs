@@ -28,6 +28,24 @@ pub enum TrackerError {
         #[source]
         source: rusqlite::Error,
     },
+    /// A PostgreSQL error on the tracker's tables (feature `postgres`).
+    #[cfg(feature = "postgres")]
+    #[error("PostgreSQL error on {database} ({operation}): {source}", database = database.display())]
+    Postgres {
+        /// The database (its URL without the password).
+        database: PathBuf,
+        /// What was being done.
+        operation: &'static str,
+        /// The error.
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    /// A `postgres://` URL given to a burr-tracker built without its `postgres` feature.
+    #[error("`{url}` is a PostgreSQL database: this build of burr-tracker has no PostgreSQL support (feature `postgres`)")]
+    NoPostgresSupport {
+        /// The URL, without its password.
+        url: String,
+    },
     /// The tracker's tables were written by a newer burr-tracker.
     #[error("`{path}` has tracker schema version {found}, newer than this burr-tracker supports ({supported}): upgrade burr-tracker")]
     SchemaTooNew {

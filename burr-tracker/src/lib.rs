@@ -55,3 +55,10 @@ pub use client::{Tracker, RETRY_IN_MS, WAITED_US};
 pub use error::TrackerError;
 pub use graph::{ActionRecord, GraphRecord, TransitionRecord};
 pub use store::writer::{COMMIT_INTERVAL, MAX_BATCH};
+
+/// Whether `database` names a PostgreSQL database (a `postgres://` or `postgresql://`
+/// URL) rather than a file. [`Tracker::open`] records into such a database with the
+/// `postgres` feature.
+pub fn is_postgres_url(database: &str) -> bool {
+    database.starts_with("postgres://") || database.starts_with("postgresql://")
+}

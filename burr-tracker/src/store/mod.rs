@@ -2,6 +2,8 @@
 //! read them back.
 
 pub(crate) mod event;
+#[cfg(feature = "postgres")]
+pub(crate) mod postgres;
 pub(crate) mod read;
 pub(crate) mod schema;
 pub(crate) mod writer;

@@ -30,9 +30,28 @@ pub const COMMIT_INTERVAL: Duration = Duration::from_millis(10);
 /// The most events one transaction writes.
 pub const MAX_BATCH: usize = 20_000;
 
+/// Where a [`Writer`]'s batches go: one transaction of rows each. The SQLite file
+/// ([`SqliteSink`]) or, with the `postgres` feature, a PostgreSQL database
+/// (`store::postgres::PgSink`).
+pub(crate) trait RowSink: Send {
+    /// Write `rows` in one transaction, all or none. `apps` caches the row ids of the
+    /// applications seen (to fill in and to use); the caller empties it on a failure.
+    fn write(
+        &mut self,
+        rows: &[Row],
+        apps: &mut HashMap<Identifiers, i64>,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>>;
+}
+
+/// The tracker's tables in a SQLite file.
+pub(crate) struct SqliteSink {
+    pub(crate) conn: Connection,
+}
+
 /// Writes the tracker's rows.
 pub(crate) struct Writer {
-    pub(crate) conn: Connection,
+    pub(crate) sink: Box<dyn RowSink>,
+    /// The database (a file, or a URL without its password), for messages.
     pub(crate) path: PathBuf,
     /// Row ids of the applications seen.
     pub(crate) apps: HashMap<Identifiers, i64>,
@@ -44,7 +63,7 @@ pub(crate) struct Writer {
 }
 
 /// One row (or upsert) to write, serialized.
-enum Row {
+pub(crate) enum Row {
     App {
         ids: Identifiers,
         at_us: i64,
@@ -86,7 +105,7 @@ enum Row {
 }
 
 impl Row {
-    fn ids(&self) -> &Identifiers {
+    pub(crate) fn ids(&self) -> &Identifiers {
         match self {
             Row::App { ids, .. }
             | Row::StepStart { ids, .. }
@@ -95,7 +114,7 @@ impl Row {
         }
     }
 
-    fn at_us(&self) -> i64 {
+    pub(crate) fn at_us(&self) -> i64 {
         match self {
             Row::App { at_us, .. } | Row::Within { at_us, .. } => *at_us,
             Row::StepStart { at_us, end, .. } => end.as_ref().map_or(*at_us, |e| e.at_us),
@@ -105,12 +124,12 @@ impl Row {
 }
 
 /// The end of a step, serialized.
-struct Ended {
-    status: &'static str,
-    at_us: i64,
-    result: Option<String>,
-    error: Option<String>,
-    delta: String,
+pub(crate) struct Ended {
+    pub(crate) status: &'static str,
+    pub(crate) at_us: i64,
+    pub(crate) result: Option<String>,
+    pub(crate) error: Option<String>,
+    pub(crate) delta: String,
 }
 
 /// A sequence id as stored (SQLite integers are signed).
@@ -118,7 +137,7 @@ fn seq_column(seq: u64) -> i64 {
     i64::try_from(seq).unwrap_or(i64::MAX)
 }
 
-fn json(value: &impl serde::Serialize) -> String {
+pub(crate) fn json(value: &impl serde::Serialize) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned())
 }
 
@@ -219,7 +238,7 @@ impl Writer {
                 }
             }
         }
-        if let Err(error) = self.transaction(&rows) {
+        if let Err(error) = self.sink.write(&rows, &mut self.apps) {
             self.apps.clear();
             let message = format!("{} events lost: {error}", rows.len());
             tracing::error!(path = %self.path.display(), %message, "the tracker could not write");
@@ -314,8 +333,24 @@ impl Writer {
             }
         }
     }
+}
 
-    fn transaction(&mut self, rows: &[Row]) -> rusqlite::Result<()> {
+impl RowSink for SqliteSink {
+    fn write(
+        &mut self,
+        rows: &[Row],
+        apps: &mut HashMap<Identifiers, i64>,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        Ok(self.transaction(rows, apps)?)
+    }
+}
+
+impl SqliteSink {
+    fn transaction(
+        &mut self,
+        rows: &[Row],
+        apps: &mut HashMap<Identifiers, i64>,
+    ) -> rusqlite::Result<()> {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -357,11 +392,11 @@ impl Writer {
                          VALUES (?1, ?2, ?3, ?4)",
                     )?
                     .execute(params![app, snapshot_seq, at_us, state])?;
-                    self.apps.insert(ids.clone(), app);
+                    apps.insert(ids.clone(), app);
                     app
                 }
                 other => {
-                    let app = Self::app_row(&tx, &mut self.apps, other.ids(), other.at_us())?;
+                    let app = Self::app_row(&tx, apps, other.ids(), other.at_us())?;
                     Self::write_step_row(&tx, app, other)?;
                     app
                 }
