@@ -139,3 +139,59 @@ async fn cache_verbs_on_postgres_summarize_list_and_prune() {
     );
     assert_eq!(store.size(None).await.unwrap().entries, 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_on_postgres_tracks_its_steps_in_the_same_database() {
+    let url = TestServer::shared().fresh_database();
+    let worker = Command::new(APP)
+        .args(["--db", &url, "worker"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = cli(
+        &url,
+        &[
+            "submit",
+            "steps",
+            "--inputs",
+            r#"{"steps": 3}"#,
+            "--run-id",
+            "tracked",
+            "--wait",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    Command::new("kill")
+        .args(["-TERM", &worker.id().to_string()])
+        .status()
+        .unwrap();
+    let stopped = worker.wait_with_output().unwrap();
+    let stderr = text(&stopped.stderr);
+    assert!(stopped.status.success(), "{stderr}");
+    assert!(!stderr.contains("not tracked"), "{stderr}");
+    // The worker drained: its tracker flushed what it recorded.
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let steps: Vec<(String, Option<String>)> = client
+        .query(
+            "SELECT s.action, s.status FROM burr_tracker_steps s \
+             JOIN burr_tracker_apps a ON a.id = s.app \
+             WHERE a.app_id = 'tracked' ORDER BY s.sequence_id, s.attempt",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    assert!(!steps.is_empty(), "the run's steps are tracked");
+    assert!(
+        steps
+            .iter()
+            .all(|(_, status)| status.as_deref() == Some("completed")),
+        "{steps:?}"
+    );
+}

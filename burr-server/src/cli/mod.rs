@@ -351,9 +351,17 @@ async fn execute(cli: Cli, registry: Arc<Registry>) -> Result<(), CliError> {
                     reason: "the HTTP API and the web UI read a SQLite file (its run catalog and the tracker's store); run `worker` on PostgreSQL, and the run verbs (submit, runs, show, cancel, watch, backlog, explain, schedules)",
                 });
             }
-            work(&db, &registry, args.worker, Some((args.http, runs)), signal).await
+            work(
+                &db,
+                &cli.db,
+                &registry,
+                args.worker,
+                Some((args.http, runs)),
+                signal,
+            )
+            .await
         }
-        Command::Worker(args) => work(&db, &registry, args, None, signal).await,
+        Command::Worker(args) => work(&db, &cli.db, &registry, args, None, signal).await,
         Command::Cache { action } => match &db {
             Backend::Sqlite(sqlite) => {
                 let store = burr_core::cache::SqliteCache::from_persister(&sqlite.persister());
@@ -445,6 +453,7 @@ async fn execute(cli: Cli, registry: Arc<Registry>) -> Result<(), CliError> {
 
 async fn work(
     db: &Backend,
+    location: &std::path::Path,
     registry: &Arc<Registry>,
     args: WorkerArgs,
     http: Option<(HttpArgs, Runs)>,
@@ -463,18 +472,20 @@ async fn work(
             event_retention: Some(args.keep_events),
             executor: None,
         });
-    // The tracker keeps its records in the SQLite file; on PostgreSQL (whose tracker
-    // store is a later step) the runs' step events are still recorded by the queue.
-    let tracker = match (args.no_tracker, db.sqlite_path()) {
-        (false, Some(path)) => Some(burr_tracker::Tracker::open(path).map_err(QueueError::from)?),
-        (false, None) => {
-            eprintln!(
-                "note: steps are not tracked on {} (the tracker's store is SQLite only); the run events are",
-                db.name()
-            );
-            None
+    // The tracker records every step in the same database: the SQLite file, or the
+    // PostgreSQL database (its `burr_tracker_*` tables there).
+    #[cfg(not(feature = "postgres"))]
+    let _ = location;
+    let tracker = match db {
+        _ if args.no_tracker => None,
+        Backend::Sqlite(sqlite) => {
+            Some(burr_tracker::Tracker::open(sqlite.path()).map_err(QueueError::from)?)
         }
-        (true, _) => None,
+        #[cfg(feature = "postgres")]
+        Backend::Postgres(_) => Some(
+            burr_tracker::Tracker::connect(location.to_str().unwrap_or_default())
+                .map_err(QueueError::from)?,
+        ),
     };
     if let Some(tracker) = &tracker {
         worker = worker.with_tracker(tracker.hook());
