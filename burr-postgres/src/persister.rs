@@ -59,13 +59,16 @@ use burr_core::persistence::ProcessIdentity;
 /// - **Errors name the database** (its URL without the password) and what was being
 ///   done ([`PersistenceError::Database`]); a failed load changes nothing.
 ///
-/// # Schema (version 1)
+/// # Schema (version 3)
 ///
 /// The tables of the SQLite persister, with the same columns and meaning (see
 /// [`SqlitePersister`](burr_core::persistence::SqlitePersister)): `burr_meta`
-/// (`schema_version`, `created_by`), `burr_apps`, `burr_checkpoints`, `burr_values`,
-/// `burr_leases` (with an `attempt` column: how many runners took the lease). Names and
-/// keys use the `"C"` collation. [`connect`](Self::connect) migrates the schema under
+/// (`schema_version`, `created_by`), `burr_apps` (with `code_version` and
+/// `fingerprint`: the code it was last built with), `burr_graphs` (each fingerprint's
+/// graph description), `burr_cache` (the work cache: [`PgCache`](crate::PgCache)),
+/// `burr_checkpoints`, `burr_values`, `burr_leases` (with an `attempt` column: how many
+/// runners took the lease). Names and keys use the `"C"` collation.
+/// [`connect`](Self::connect) migrates the schema under
 /// an advisory lock ([`migrate`](crate::migrate) does it alone); a database of a newer
 /// schema is refused ([`PersistenceError::SchemaTooNew`]).
 ///
