@@ -24,8 +24,9 @@ use crate::{is_postgres_url, GraphRecord, TrackerError};
 /// How long the tracker's writes wait for another writer of the same file.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Records what applications do into a burr database (SQLite), for the `burr-tracker`
-/// CLI and Burr's UI (through `burr-tracker export --burr-ui`).
+/// Records what applications do into a burr database (a SQLite file, or with the
+/// `postgres` feature a PostgreSQL database), for the `burr-tracker` CLI and Burr's UI
+/// (through `burr-tracker export --burr-ui`; both read SQLite files for now).
 ///
 /// Give it to [`ApplicationBuilder::with_tracker`](burr_core::ApplicationBuilder::with_tracker)
 /// with [`Tracker::hook`]. Child applications of map actions share their parent's tracker
@@ -214,7 +215,7 @@ impl Tracker {
         Arc::new(self.clone())
     }
 
-    /// The database file.
+    /// The database file (for a PostgreSQL database, its URL without the password).
     pub fn path(&self) -> &Path {
         &self.inner.path
     }
