@@ -28,6 +28,8 @@ pub struct RunInfo {
     pub priority: i32,
     /// The flow it belongs to.
     pub flow: String,
+    /// Publishes the run's `announced` events (results as soon as they are stored).
+    pub announcer: crate::Announcer,
 }
 
 impl RunInfo {
@@ -38,6 +40,7 @@ impl RunInfo {
             attempt: run.attempt,
             priority: run.priority,
             flow: run.flow.clone(),
+            announcer: crate::Announcer::discard(),
         }
     }
 }
@@ -102,6 +105,12 @@ pub trait Kind: Send + Sync + 'static {
         None
     }
 
+    /// The priority of a run with `inputs`, over the submission's: e.g. the highest for
+    /// interactive queries, the lowest for backfills. Default `None`: the submission's.
+    fn priority(&self, _inputs: &Self::Inputs) -> Option<i32> {
+        None
+    }
+
     /// Claims of one run before it is given up as failed (a run whose worker keeps
     /// dying). Default 5.
     fn max_attempts(&self) -> u32 {
@@ -129,6 +138,8 @@ pub(crate) trait ErasedKind: Send + Sync {
     fn max_attempts(&self) -> u32;
     /// Check `inputs`; the concurrency limit they give.
     fn check(&self, inputs: &Value) -> Result<Option<ConcurrencyLimit>, QueueError>;
+    /// The kind's priority for `inputs` (checked already), over the submission's.
+    fn priority(&self, inputs: &Value) -> Option<i32>;
     fn build(&self, inputs: &Value, run: &RunInfo) -> Result<ApplicationBuilder, BoxError>;
     fn summarize(&self, last: Option<&Step>, state: &State) -> Value;
 }
@@ -186,6 +197,10 @@ impl<K: Kind> ErasedKind for Erased<K> {
             }
         }
         Ok(limit)
+    }
+
+    fn priority(&self, inputs: &Value) -> Option<i32> {
+        self.parse(inputs).ok().and_then(|i| self.0.priority(&i))
     }
 
     fn build(&self, inputs: &Value, run: &RunInfo) -> Result<ApplicationBuilder, BoxError> {

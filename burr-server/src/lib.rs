@@ -28,6 +28,7 @@
 //! # Ok(()) }
 //! ```
 
+mod announce;
 pub mod catalog;
 #[cfg(feature = "cli")]
 pub mod cli;
@@ -45,6 +46,7 @@ mod schedule;
 mod wake;
 mod worker;
 
+pub use announce::Announcer;
 pub use error::QueueError;
 pub use events::{EventKind, RunEvent};
 pub use kind::{BoxError, Kind, KindInfo, Registry, RunInfo};
