@@ -52,12 +52,12 @@ enum Command {
     Run(RunArgs),
     /// Serve the kinds `meeting`, `ad-hoc` and `backfill` on the run queue, with the
     /// HTTP API and the web UI, until SIGTERM or Ctrl-C.
-    Serve(ServeArgs),
+    Serve(ServiceArgs),
 }
 
 /// How the service runs.
 #[derive(Args, Debug)]
-struct ServeArgs {
+struct ServiceArgs {
     /// The SQLite file of the run queue, checkpoints, tracker records and stored
     /// embeddings (created if missing).
     #[arg(long, default_value = "./burr.db")]
@@ -189,7 +189,7 @@ fn main() -> ExitCode {
 
 /// `serve`: load the model and the dataset, open the store, and hand the kinds to
 /// burr-server's `serve`.
-fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
+fn serve(args: ServiceArgs) -> Result<(), Box<dyn std::error::Error>> {
     let data = match &args.data {
         Some(path) => Dataset::from_file(path)?,
         None => Dataset::labelled(),

@@ -219,7 +219,7 @@ fn killed_at_ten_random_moments_then_resumed_publishes_the_same() {
             .by_ref()
             .map_while(Result::ok)
             .any(|l| l.contains(" meetings, "));
-        let after = moments.next_ms(1500);
+        let after = moments.next_ms(1000);
         std::thread::sleep(std::time::Duration::from_millis(after));
         let exited = child.try_wait().unwrap().is_some();
         child.kill().unwrap(); // SIGKILL
