@@ -272,7 +272,7 @@ fn urgent_meetings_first_backfill_last_events_once() {
 }
 
 /// An ad-hoc query for a text a meeting is embedding: the text is embedded once, by
-/// one of them; the other waits for it or finds it stored.
+/// one of them; the other waits for it or finds it stored. Then `force` re-embeds.
 #[test]
 fn ad_hoc_query_shares_the_meetings_embedding() {
     common::require_model_files();
@@ -314,5 +314,18 @@ fn ad_hoc_query_shares_the_meetings_embedding() {
             7,
             "m2's 7 documents, the query's among them, each embedded once"
         );
+
+        // `force`: the same meeting again re-embeds its 7 documents though they are stored.
+        let (status, forced) = submit(
+            &http,
+            &base,
+            json!({"kind": "meeting", "inputs": {"meeting": "m2", "force": true},
+                   "idempotency_key": "m2-force"}),
+        )
+        .await;
+        assert_eq!(status, 201, "{forced}");
+        let forced = finished(&http, &base, forced["id"].as_str().unwrap()).await;
+        assert_eq!(forced["result"]["embedded"], 7, "{forced}");
+        assert_eq!(forced["result"]["reused"], 0, "{forced}");
     });
 }
