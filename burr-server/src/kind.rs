@@ -105,6 +105,12 @@ pub trait Kind: Send + Sync + 'static {
         None
     }
 
+    /// Refuse inputs that parse but cannot be run (e.g. naming something unknown), at
+    /// submission: nothing is stored. Default: every input that parses is accepted.
+    fn validate(&self, _inputs: &Self::Inputs) -> Result<(), InputProblem> {
+        Ok(())
+    }
+
     /// The priority of a run with `inputs`, over the submission's: e.g. the highest for
     /// interactive queries, the lowest for backfills. Default `None`: the submission's.
     fn priority(&self, _inputs: &Self::Inputs) -> Option<i32> {
@@ -131,6 +137,15 @@ pub trait Kind: Send + Sync + 'static {
             None => Value::Null,
         }
     }
+}
+
+/// Why a kind refuses inputs that parse (see [`Kind::validate`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InputProblem {
+    /// Where in the inputs (`meeting`, `items[3]`; `.` for the whole object).
+    pub field: String,
+    /// What is wrong there.
+    pub message: String,
 }
 
 /// A kind as the registry holds it, without its input type.
@@ -186,6 +201,13 @@ impl<K: Kind> ErasedKind for Erased<K> {
 
     fn check(&self, inputs: &Value) -> Result<Option<ConcurrencyLimit>, QueueError> {
         let parsed = self.parse(inputs)?;
+        self.0
+            .validate(&parsed)
+            .map_err(|problem| QueueError::BadInputs {
+                kind: self.0.name().to_owned(),
+                field: problem.field,
+                message: problem.message,
+            })?;
         let limit = self.0.concurrency(&parsed);
         if let Some(limit) = &limit {
             if limit.limit == 0 {

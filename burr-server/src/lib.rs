@@ -49,7 +49,7 @@ mod worker;
 pub use announce::Announcer;
 pub use error::QueueError;
 pub use events::{EventKind, RunEvent};
-pub use kind::{BoxError, Kind, KindInfo, Registry, RunInfo};
+pub use kind::{BoxError, InputProblem, Kind, KindInfo, Registry, RunInfo};
 #[cfg(feature = "postgres")]
 pub use queue::PgRunQueue;
 pub use queue::{open, Backend, RunQueue, SqliteRunQueue};

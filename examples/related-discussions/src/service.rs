@@ -29,7 +29,7 @@ use burr_core::map_states;
 use burr_core::parallel::SubGraph;
 use burr_core::persistence::{SqlitePersister, StepStatus};
 use burr_core::prelude::*;
-use burr_server::{Announcer, BoxError, Kind, Registry, RunInfo};
+use burr_server::{Announcer, BoxError, InputProblem, Kind, Registry, RunInfo};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -153,6 +153,19 @@ impl Kind for MeetingKind {
 
     fn name(&self) -> &str {
         "meeting"
+    }
+
+    fn validate(&self, inputs: &MeetingEvent) -> Result<(), InputProblem> {
+        self.0
+            .data
+            .as_ref()
+            .clone()
+            .select(std::slice::from_ref(&inputs.meeting))
+            .map(|_| ())
+            .map_err(|e| InputProblem {
+                field: "meeting".to_owned(),
+                message: e.to_string(),
+            })
     }
 
     fn build(&self, inputs: MeetingEvent, run: &RunInfo) -> Result<ApplicationBuilder, BoxError> {
@@ -348,6 +361,16 @@ impl Kind for BackfillKind {
 
     fn name(&self) -> &str {
         "backfill"
+    }
+
+    fn validate(&self, inputs: &Backfill) -> Result<(), InputProblem> {
+        match inputs.chunk {
+            Some(0) => Err(InputProblem {
+                field: "chunk".to_owned(),
+                message: "must be at least 1".to_owned(),
+            }),
+            _ => Ok(()),
+        }
     }
 
     fn priority(&self, _inputs: &Backfill) -> Option<i32> {

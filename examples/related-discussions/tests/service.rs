@@ -188,6 +188,15 @@ fn urgent_meetings_first_backfill_last_events_once() {
             assert_eq!(status, 201, "{run}");
             ids.push(run["id"].as_str().unwrap().to_owned());
         }
+        // An unknown meeting is refused at submission, naming the field.
+        let (status, refused) = submit(
+            &http,
+            &base,
+            json!({"kind": "meeting", "inputs": {"meeting": "m9"}, "idempotency_key": "m9"}),
+        )
+        .await;
+        assert_eq!(status, 422, "{refused}");
+        assert_eq!(refused["field"], "inputs.meeting", "{refused}");
         // The same voting-ended event again: the same run, nothing new.
         let (status, again) = submit(
             &http,
