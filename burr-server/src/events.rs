@@ -57,6 +57,17 @@ pub enum EventKind {
         /// The attempt that stopped.
         attempt: u32,
     },
+    /// An action of the run (or of a child application) announced a result as soon as
+    /// it had it, through the [`Announcer`](crate::Announcer) its kind was given: e.g.
+    /// one discussion's related list while the meeting's other discussions still run.
+    Announced {
+        /// The application that announced it (the run id, or a child's app id).
+        app_id: String,
+        /// What it is (the kind's own name for it, e.g. `related`).
+        name: String,
+        /// The announcement, as JSON.
+        data: serde_json::Value,
+    },
     /// Cancel was asked while it ran.
     CancelRequested,
     /// It finished.
@@ -76,6 +87,7 @@ impl EventKind {
             EventKind::ChildProgress { .. } => "child_progress",
             EventKind::AttemptFailed { .. } => "attempt_failed",
             EventKind::Released { .. } => "released",
+            EventKind::Announced { .. } => "announced",
             EventKind::CancelRequested => "cancel_requested",
             EventKind::Finished { .. } => "finished",
         }

@@ -28,6 +28,8 @@ pub struct RunInfo {
     pub priority: i32,
     /// The flow it belongs to.
     pub flow: String,
+    /// Publishes the run's `announced` events (results as soon as they are stored).
+    pub announcer: crate::Announcer,
 }
 
 impl RunInfo {
@@ -38,6 +40,7 @@ impl RunInfo {
             attempt: run.attempt,
             priority: run.priority,
             flow: run.flow.clone(),
+            announcer: crate::Announcer::discard(),
         }
     }
 }
@@ -102,6 +105,18 @@ pub trait Kind: Send + Sync + 'static {
         None
     }
 
+    /// Refuse inputs that parse but cannot be run (e.g. naming something unknown), at
+    /// submission: nothing is stored. Default: every input that parses is accepted.
+    fn validate(&self, _inputs: &Self::Inputs) -> Result<(), InputProblem> {
+        Ok(())
+    }
+
+    /// The priority of a run with `inputs`, over the submission's: e.g. the highest for
+    /// interactive queries, the lowest for backfills. Default `None`: the submission's.
+    fn priority(&self, _inputs: &Self::Inputs) -> Option<i32> {
+        None
+    }
+
     /// Claims of one run before it is given up as failed (a run whose worker keeps
     /// dying). Default 5.
     fn max_attempts(&self) -> u32 {
@@ -124,11 +139,22 @@ pub trait Kind: Send + Sync + 'static {
     }
 }
 
+/// Why a kind refuses inputs that parse (see [`Kind::validate`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InputProblem {
+    /// Where in the inputs (`meeting`, `items[3]`; `.` for the whole object).
+    pub field: String,
+    /// What is wrong there.
+    pub message: String,
+}
+
 /// A kind as the registry holds it, without its input type.
 pub(crate) trait ErasedKind: Send + Sync {
     fn max_attempts(&self) -> u32;
     /// Check `inputs`; the concurrency limit they give.
     fn check(&self, inputs: &Value) -> Result<Option<ConcurrencyLimit>, QueueError>;
+    /// The kind's priority for `inputs` (checked already), over the submission's.
+    fn priority(&self, inputs: &Value) -> Option<i32>;
     fn build(&self, inputs: &Value, run: &RunInfo) -> Result<ApplicationBuilder, BoxError>;
     fn summarize(&self, last: Option<&Step>, state: &State) -> Value;
 }
@@ -175,6 +201,13 @@ impl<K: Kind> ErasedKind for Erased<K> {
 
     fn check(&self, inputs: &Value) -> Result<Option<ConcurrencyLimit>, QueueError> {
         let parsed = self.parse(inputs)?;
+        self.0
+            .validate(&parsed)
+            .map_err(|problem| QueueError::BadInputs {
+                kind: self.0.name().to_owned(),
+                field: problem.field,
+                message: problem.message,
+            })?;
         let limit = self.0.concurrency(&parsed);
         if let Some(limit) = &limit {
             if limit.limit == 0 {
@@ -186,6 +219,10 @@ impl<K: Kind> ErasedKind for Erased<K> {
             }
         }
         Ok(limit)
+    }
+
+    fn priority(&self, inputs: &Value) -> Option<i32> {
+        self.parse(inputs).ok().and_then(|i| self.0.priority(&i))
     }
 
     fn build(&self, inputs: &Value, run: &RunInfo) -> Result<ApplicationBuilder, BoxError> {

@@ -28,6 +28,7 @@
 //! # Ok(()) }
 //! ```
 
+mod announce;
 pub mod catalog;
 #[cfg(feature = "cli")]
 pub mod cli;
@@ -45,9 +46,10 @@ mod schedule;
 mod wake;
 mod worker;
 
+pub use announce::Announcer;
 pub use error::QueueError;
 pub use events::{EventKind, RunEvent};
-pub use kind::{BoxError, Kind, KindInfo, Registry, RunInfo};
+pub use kind::{BoxError, InputProblem, Kind, KindInfo, Registry, RunInfo};
 #[cfg(feature = "postgres")]
 pub use queue::PgRunQueue;
 pub use queue::{open, Backend, RunQueue, SqliteRunQueue};

@@ -114,7 +114,9 @@ impl Runs {
             kind_version: info.version,
             queue: info.queue.clone(),
             inputs: submission.inputs.clone(),
-            priority: submission.priority,
+            priority: kind
+                .priority(&submission.inputs)
+                .unwrap_or(submission.priority),
             flow: submission.flow.clone(),
             not_before_us: submission.not_before_us,
             idempotency_key: submission.idempotency_key.clone(),

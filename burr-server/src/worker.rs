@@ -450,7 +450,9 @@ async fn attempt(
         Ok((_, kind)) => Arc::clone(kind),
         Err(error) => return failed(&error),
     };
-    let info = RunInfo::of(run);
+    let mut info = RunInfo::of(run);
+    info.announcer = crate::Announcer::new(&run.id, shared.events.clone());
+    let announcer = Arc::new(info.announcer.clone());
     let builder = match kind.build(&run.inputs, &info) {
         Ok(builder) => builder,
         Err(error) => return failed(&*error),
@@ -464,6 +466,7 @@ async fn attempt(
         .with_flow(u64::try_from(run.flow_started_at_us).unwrap_or(0))
         .with_cancel_token(cancel)
         .with_lease_ttl(shared.lease_ttl)
+        .with_resource(announcer)
         .with_hook(Arc::clone(&progress) as Arc<dyn LifecycleHook>);
     if let Some(tracker) = &shared.tracker {
         builder = builder.with_tracker(Arc::clone(tracker));

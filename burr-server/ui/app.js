@@ -13,7 +13,7 @@
   const TOKEN_KEY = 'burr.token';
   const EVENT_TYPES = [
     'queued', 'claimed', 'step_finished', 'child_progress', 'attempt_failed',
-    'released', 'cancel_requested', 'finished', 'change', 'message',
+    'released', 'cancel_requested', 'finished', 'change', 'message', 'announced',
   ];
   const FINISHED = new Set(['succeeded', 'failed', 'cancelled', 'completed']);
   const STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled', 'created', 'completed'];
@@ -448,6 +448,10 @@
     const stateBox = h('div', { class: 'state', testid: 'state' });
     const diffBox = h('div', { class: 'diff', testid: 'diff' });
     const graphBox = h('div', { class: 'graph', testid: 'graph' });
+    // Results the run's actions announced as soon as they were stored (`announced`).
+    const announced = h('ul', { class: 'announced', testid: 'announced' });
+    const announcedCard = h('section', { class: 'card wide', hidden: true },
+      h('h2', {}, 'Announced'), announced);
     const stateTitle = h('h2', { testid: 'state-title' }, 'State');
     const followBtn = h('button', {
       type: 'button', class: 'link', testid: 'follow-latest', hidden: true,
@@ -468,6 +472,7 @@
         h('section', { class: 'card wide' }, h('div', { class: 'title-row' }, h('h2', {}, 'Steps'), h('span', { class: 'muted small' }, 'click a step to see its state ', followBtn)), timeline, stepDetail),
         h('section', { class: 'card' }, h('h2', {}, 'Graph'), graphBox),
         h('section', { class: 'card' }, h('h2', {}, 'Child applications'), tree),
+        announcedCard,
         h('section', { class: 'card wide' },
           h('div', { class: 'title-row' }, stateTitle, h('span', { class: 'actions' }, rerunBtn)),
           h('div', { class: 'state-grid' },
@@ -835,7 +840,18 @@
     }
 
     const refetch = coalesce(load, 200);
-    const stream = events(`${runPath(id)}/events`, refetch);
+    const stream = events(`${runPath(id)}/events`, (e) => {
+      if (e.type === 'announced') {
+        try {
+          const a = JSON.parse(e.data);
+          announcedCard.hidden = false;
+          announced.append(h('li', {},
+            h('a', { href: runHref(a.app_id) }, a.name), ' ',
+            h('code', {}, JSON.stringify(a.data))));
+        } catch (_) { /* not JSON: nothing to show */ }
+      }
+      refetch(e);
+    });
     const ticker = setInterval(() => {
       const r = data.run;
       if (r && !FINISHED.has(r.status)) {

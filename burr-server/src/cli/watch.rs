@@ -26,6 +26,7 @@ fn line(event: &RunEvent) -> String {
         EventKind::ChildProgress { done, total } => format!("children: {done} of {total} finished"),
         EventKind::AttemptFailed { attempt, error } => format!("attempt {attempt} failed: {error}"),
         EventKind::Released { attempt } => format!("released (attempt {attempt})"),
+        EventKind::Announced { app_id, name, data } => format!("{name} from {app_id}: {data}"),
         EventKind::CancelRequested => "cancel requested".to_owned(),
         EventKind::Finished { status } => format!("finished: {status}"),
     };

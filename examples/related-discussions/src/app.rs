@@ -271,6 +271,7 @@ pub async fn build(
         .with_resource(Arc::clone(&runtime.reranker))
         .with_resource(Arc::clone(&runtime.settings))
         .with_resource(Arc::new(Urgency(priority)))
+        .with_resource(Arc::new(crate::discussion::Force(false)))
         .with_app_id(app_id)
         .with_partition_key(&meeting.team)
         .with_state_persister(Arc::clone(&runtime.persister))

@@ -65,6 +65,11 @@ impl Settings {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Urgency(pub i32);
 
+/// Re-embed even what is stored (a resource; `false` unless a service run's inputs say
+/// `"force": true`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Force(pub bool);
+
 /// A past discussion `find_similar` found, with its first-stage score.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Candidate {
@@ -102,13 +107,18 @@ pub async fn embed(
     store: Res<EmbeddingStore>,
     settings: Res<Settings>,
     urgency: Res<Urgency>,
+    force: Res<Force>,
 ) -> Result<State, ActionError> {
     let text = document_text(
         &state.get::<String>("header")?,
         &state.get::<String>("title")?,
         &state.get::<String>("notes")?,
     );
-    let found = store.get_many_at(&[text], true, urgency.0).await?;
+    let found = if force.0 {
+        store.refresh_many_at(&[text], urgency.0).await?
+    } else {
+        store.get_many_at(&[text], true, urgency.0).await?
+    };
     if !settings.pause.is_zero() {
         tokio::time::sleep(settings.pause).await;
     }

@@ -25,7 +25,8 @@
 //!   a JSON file); [`generate`]: large synthetic sets for benchmarks.
 //! - [`discussion`]: the child applications' sub-graphs; [`app`]: the meeting
 //!   application; [`run`]: every meeting at once on one shared, prioritised executor,
-//!   resumed from SQLite, and what a run reports (with theme hit rates).
+//!   resumed from SQLite, and what a run reports (with theme hit rates); [`service`]:
+//!   the same as kinds of run on the run queue, served over HTTP (`serve`).
 
 pub mod app;
 pub mod batcher;
@@ -36,4 +37,5 @@ pub mod index;
 pub mod model;
 pub mod rerank;
 pub mod run;
+pub mod service;
 pub mod store;

@@ -4,8 +4,13 @@
 //!
 //! ```text
 //! bash scripts/fetch-models.sh && source .fe-assets/env.sh
-//! cargo run --release -p example-related-discussions -- --db ./burr.db
+//! cargo run --release -p example-related-discussions -- run --db ./burr.db
+//! cargo run --release -p example-related-discussions -- serve --db ./burr.db
 //! ```
+//!
+//! `run` (also without the word) relates the meetings now, in this process; `serve`
+//! registers the kinds of [`example_related_discussions::service`] with the run queue and
+//! serves the HTTP API and web UI (burr-server's `serve`) until SIGTERM or Ctrl-C.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -13,7 +18,7 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use clap::Parser;
+use clap::{Args, Parser, Subcommand};
 use example_related_discussions::batcher::BatchConfig;
 use example_related_discussions::data::Dataset;
 use example_related_discussions::discussion::Settings;
@@ -27,8 +32,63 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 /// discussion, resumable from a SQLite file. Without --data: the labelled dataset (320
 /// discussions of 32 meetings), with theme hit rates at the end.
 #[derive(Parser, Debug)]
-#[command(name = "example-related-discussions")]
+#[command(
+    name = "example-related-discussions",
+    args_conflicts_with_subcommands = true
+)]
 struct Cli {
+    /// `run` (the default) or `serve`.
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Without a subcommand: `run`'s options.
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+/// What to do.
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Relate the meetings now, in this process (the default).
+    Run(RunArgs),
+    /// Serve the kinds `meeting`, `ad-hoc` and `backfill` on the run queue, with the
+    /// HTTP API and the web UI, until SIGTERM or Ctrl-C.
+    Serve(ServiceArgs),
+}
+
+/// How the service runs.
+#[derive(Args, Debug)]
+struct ServiceArgs {
+    /// The SQLite file of the run queue, checkpoints, tracker records and stored
+    /// embeddings (created if missing).
+    #[arg(long, default_value = "./burr.db")]
+    db: PathBuf,
+    /// Meetings and past discussions as JSON, shaped like data/retros.json (default: the
+    /// built-in labelled dataset). A `meeting` run names one of its meetings.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Related past discussions kept per discussion (at least 1).
+    #[arg(long, default_value_t = 3, value_parser = at_least_one, allow_hyphen_values = true)]
+    top_k: usize,
+    /// Candidates found by the first stage and reranked (at least 1).
+    #[arg(long, default_value_t = 32, value_parser = at_least_one, allow_hyphen_values = true)]
+    candidates: usize,
+    /// The lowest rerank score (a cosine, from -1 to 1) kept.
+    #[arg(long, default_value_t = 0.2, value_parser = cosine, allow_hyphen_values = true)]
+    min_score: f32,
+    /// ONNX Runtime threads per model call (at least 1).
+    #[arg(long, default_value_t = 1, value_parser = at_least_one, allow_hyphen_values = true)]
+    model_threads: usize,
+    /// Pause after each embedding of a discussion, in milliseconds (to watch a run).
+    #[arg(long, default_value_t = 0, value_parser = millis, allow_hyphen_values = true)]
+    pause_ms: u64,
+    /// The worker and the HTTP server (burr-server's `serve` options).
+    #[command(flatten)]
+    serve: burr_server::cli::ServeArgs,
+}
+
+/// How `run` runs.
+#[derive(Args, Debug)]
+struct RunArgs {
     /// The SQLite file of checkpoints, tracker records and stored embeddings (created if
     /// missing). Rerunning with the same file resumes and embeds nothing twice.
     #[arg(long, default_value = "./burr.db")]
@@ -99,6 +159,7 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let command = cli.command.unwrap_or(Command::Run(cli.run));
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -107,7 +168,11 @@ fn main() -> ExitCode {
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
-    match main_inner(cli) {
+    let result = match command {
+        Command::Run(args) => main_inner(args),
+        Command::Serve(args) => serve(args),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             let mut message = format!("error: {error}");
@@ -122,7 +187,37 @@ fn main() -> ExitCode {
     }
 }
 
-fn main_inner(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
+/// `serve`: load the model and the dataset, open the store, and hand the kinds to
+/// burr-server's `serve`.
+fn serve(args: ServiceArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let data = match &args.data {
+        Some(path) => Dataset::from_file(path)?,
+        None => Dataset::labelled(),
+    };
+    let model = Arc::new(Model::from_env(args.model_threads)?);
+    let settings = Settings {
+        candidates: args.candidates,
+        top_k: args.top_k,
+        min_score: args.min_score,
+        pause: Duration::from_millis(args.pause_ms),
+    };
+    let service = example_related_discussions::service::Service::open(
+        &args.db,
+        data,
+        model,
+        settings,
+        BatchConfig::default(),
+    )?;
+    let cli = burr_server::cli::Cli {
+        db: args.db,
+        json: false,
+        command: burr_server::cli::Command::Serve(args.serve),
+    };
+    burr_server::cli::run(cli, service.registry())?;
+    Ok(())
+}
+
+fn main_inner(cli: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
     let data = match (&cli.data, cli.generate) {
         (Some(path), _) => Dataset::from_file(path)?,
         (None, Some(n)) => generate(n, cli.seed),
@@ -306,7 +401,7 @@ impl Bars {
     }
 }
 
-fn print_summary(report: &Report, cli: &Cli, load_time: Duration, total: Duration) {
+fn print_summary(report: &Report, cli: &RunArgs, load_time: Duration, total: Duration) {
     let discussions: usize = report.meetings.iter().map(|m| m.discussions.len()).sum();
     let secs = report.meetings_ms as f64 / 1000.0;
     println!(

@@ -167,6 +167,45 @@ impl EmbeddingStore {
         })
     }
 
+    /// The vectors of `texts` embedded again by the model even when they are stored
+    /// (`force`: e.g. to check a model after an upgrade), queued at `priority`. Each
+    /// counts as embedded. The fresh vectors are used from now on in this process; the
+    /// database keeps its entry when it has one (a cache entry names its work: the same
+    /// model version gives the same vector; an upgraded model has another version, so
+    /// its vectors are new entries).
+    pub async fn refresh_many_at(
+        &self,
+        texts: &[String],
+        priority: i32,
+    ) -> Result<Lookup, StoreError> {
+        let s = &*self.shared;
+        let receivers: Vec<_> = texts
+            .iter()
+            .map(|t| s.batcher.submit_at(t.clone(), priority))
+            .collect();
+        let mut vectors = Vec::with_capacity(texts.len());
+        let mut entries = Vec::with_capacity(texts.len());
+        for (text, receiver) in texts.iter().zip(receivers) {
+            let vector = receiver
+                .await
+                .map_err(|_| StoreError::Stopped)?
+                .map_err(StoreError::Model)?;
+            entries.push((self.key(text), burr_core::cache::encode_f32s(&vector)));
+            vectors.push(Vector::from(vector));
+        }
+        s.cache.store().put_many(entries).await?;
+        s.embedded.fetch_add(texts.len(), Ordering::Relaxed);
+        let mut memory = lock(&s.memory);
+        for (text, vector) in texts.iter().zip(&vectors) {
+            memory.insert(InputHash::of_str(text), Arc::clone(vector));
+        }
+        Ok(Lookup {
+            vectors,
+            embedded: texts.len(),
+            reused: 0,
+        })
+    }
+
     /// [`get_many`](Self::get_many) from a blocking thread (a `blocking` action).
     pub fn get_many_blocking(&self, texts: &[String], count: bool) -> Result<Lookup, StoreError> {
         tokio::runtime::Handle::current().block_on(self.get_many(texts, count))

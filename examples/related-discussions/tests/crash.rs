@@ -147,3 +147,101 @@ fn without_the_model_files_the_example_says_how_to_get_them() {
     );
     assert!(!db.exists(), "nothing was written before the model loaded");
 }
+
+/// A small seeded generator (xorshift), so the kill moments are reproducible.
+struct Moments(u64);
+
+impl Moments {
+    fn next_ms(&mut self, below: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % below
+    }
+}
+
+/// Every meeting of the first sample (21 discussions, 40 past), killed (SIGKILL) at 10
+/// seeded random moments after its meetings started, resumed each time: the last run
+/// publishes what an uninterrupted run publishes, what is stored only grows, and the
+/// texts embedded by the last run are exactly those no killed run had stored.
+#[test]
+fn killed_at_ten_random_moments_then_resumed_publishes_the_same() {
+    common::require_model_files();
+    let seed: u64 = std::env::var("KILL_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5eed_2026);
+    eprintln!("kill moments seed {seed} (KILL_SEED={seed} repeats them)");
+    let mut moments = Moments(seed | 1);
+    let dir = tempfile::tempdir().unwrap();
+    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/data/sample.json");
+    let every = |db: &Path| {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("--db").arg(db).args(["--data", sample]);
+        cmd
+    };
+    let all_related = |report: &serde_json::Value| -> Vec<String> {
+        report["meetings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|m| m["discussions"].as_array().unwrap().clone())
+            .map(|d| format!("{}: {}", d["id"], d["related"]))
+            .collect()
+    };
+    let json = |cmd: &mut Command| -> serde_json::Value {
+        let out = cmd.args(["--json", "--quiet"]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_str(String::from_utf8(out.stdout).unwrap().trim()).unwrap()
+    };
+
+    let clean_db = dir.path().join("clean.db");
+    let clean = json(&mut every(&clean_db));
+    let needed = common::stored_vectors(&clean_db);
+
+    let db = dir.path().join("burr.db");
+    let mut stored = 0;
+    let mut mid_run = 0;
+    for kill in 1..=10 {
+        let mut child = every(&db)
+            .args(["--executor-concurrency", "2", "--pause-ms", "40"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The meetings start once the model is loaded: the moment is counted from there.
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let started = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .any(|l| l.contains(" meetings, "));
+        let after = moments.next_ms(1000);
+        std::thread::sleep(std::time::Duration::from_millis(after));
+        let exited = child.try_wait().unwrap().is_some();
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        let now = common::stored_vectors(&db);
+        eprintln!(
+            "kill {kill}: {after} ms after the start, stored {stored} -> {now}{}",
+            if exited { " (it had finished)" } else { "" }
+        );
+        assert!(started || exited, "kill {kill}: the run never started");
+        assert!(now >= stored, "what is stored never shrinks");
+        if !exited && now < needed {
+            mid_run += 1;
+        }
+        stored = now;
+    }
+    assert!(mid_run >= 3, "at least 3 kills landed mid-run: {mid_run}");
+
+    let last = json(&mut every(&db));
+    let embedded = last["embedded"].as_u64().unwrap() as usize;
+    eprintln!("resumed: embedded {embedded}, stored before {stored}, needed {needed}");
+    assert_eq!(stored + embedded, needed, "no text embedded twice");
+    assert_eq!(common::stored_vectors(&db), needed);
+    assert_eq!(all_related(&last), all_related(&clean));
+}

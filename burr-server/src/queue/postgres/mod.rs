@@ -266,7 +266,9 @@ impl PgRunQueue {
         let of_runs = events.iter().any(|e| {
             !matches!(
                 e.kind,
-                EventKind::StepFinished { .. } | EventKind::ChildProgress { .. }
+                EventKind::StepFinished { .. }
+                    | EventKind::ChildProgress { .. }
+                    | EventKind::Announced { .. }
             )
         });
         if of_runs {

@@ -162,7 +162,9 @@ impl SqliteRunQueue {
             let of_runs = events.iter().any(|e| {
                 !matches!(
                     e.kind,
-                    EventKind::StepFinished { .. } | EventKind::ChildProgress { .. }
+                    EventKind::StepFinished { .. }
+                        | EventKind::ChildProgress { .. }
+                        | EventKind::Announced { .. }
                 )
             });
             let cancel = events
