@@ -281,3 +281,47 @@ impl Kind for Counter {
         Ok(self.application())
     }
 }
+
+/// The inputs of [`Ticket`].
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct TicketInputs {
+    /// `low` or `high`.
+    pub level: String,
+}
+
+/// A one-step kind whose inputs parse for any level but are refused unless `low` or
+/// `high` ([`Kind::validate`]), and whose `high` runs take priority 100 whatever the
+/// submission says ([`Kind::priority`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Ticket;
+
+impl Kind for Ticket {
+    type Inputs = TicketInputs;
+
+    fn name(&self) -> &str {
+        "ticket"
+    }
+
+    fn validate(&self, inputs: &TicketInputs) -> Result<(), burr_server::InputProblem> {
+        match inputs.level.as_str() {
+            "low" | "high" => Ok(()),
+            other => Err(burr_server::InputProblem {
+                field: "level".to_owned(),
+                message: format!("`{other}` is neither `low` nor `high`"),
+            }),
+        }
+    }
+
+    fn priority(&self, inputs: &TicketInputs) -> Option<i32> {
+        (inputs.level == "high").then_some(100)
+    }
+
+    fn build(&self, _inputs: TicketInputs, _run: &RunInfo) -> Result<ApplicationBuilder, BoxError> {
+        let handle =
+            action_sync("handle", |s: State, _, _| s.update("handled", true)).writes(["handled"]);
+        Ok(ApplicationBuilder::new()
+            .with_actions([handle])
+            .with_transitions(Vec::<(&str, &str)>::new())
+            .with_entrypoint("handle"))
+    }
+}

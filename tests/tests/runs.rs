@@ -14,7 +14,7 @@ use burr_server::{
     Claim, EventKind, Finish, PgRunQueue, QueueError, Registry, RunFilter, RunInfo, RunQueue,
     RunStatus, Runs, ScheduleSpec, SqliteRunQueue, Submission, Worker, WorkerOptions,
 };
-use burr_tests::runs_kinds::Steps;
+use burr_tests::runs_kinds::{Steps, Ticket};
 use serde_json::json;
 use tokio::sync::oneshot;
 
@@ -62,6 +62,7 @@ contract!(
     events_resume_after_an_id_in_order,
     the_scheduler_deletes_old_events_of_finished_runs_only,
     child_progress_counts_to_every_child_of_the_map_not_those_started,
+    a_kind_refuses_inputs_that_parse_and_fixes_its_runs_priority,
 );
 
 /// The database under test, reached around the queue (to look at or damage its rows).
@@ -234,11 +235,15 @@ impl Setup {
         persister: Arc<dyn Persister>,
     ) -> Setup {
         let log = dir.path().join("log");
-        let registry = Arc::new(Registry::new().register(Steps {
-            log: Some(log.clone()),
-            org_limit: 2,
-            max_attempts: None,
-        }));
+        let registry = Arc::new(
+            Registry::new()
+                .register(Steps {
+                    log: Some(log.clone()),
+                    org_limit: 2,
+                    max_attempts: None,
+                })
+                .register(Ticket),
+        );
         let runs = Runs::new(Arc::clone(&queue), Arc::clone(&registry));
         Setup {
             _dir: dir,
@@ -574,7 +579,7 @@ async fn bad_input_gets_a_typed_error_and_changes_nothing_stored(s: Setup) {
         .await
         .unwrap_err();
     assert!(
-        matches!(&error, QueueError::UnknownKind { kind, known } if kind == "stepz" && known == &["steps"]),
+        matches!(&error, QueueError::UnknownKind { kind, known } if kind == "stepz" && known == &["steps", "ticket"]),
         "{error}"
     );
     let error = s
@@ -1304,4 +1309,39 @@ async fn child_progress_counts_to_every_child_of_the_map_not_those_started(s: Se
         "every report counts to 300: {progress:?}"
     );
     assert_eq!(progress.last(), Some(&(300, 300)));
+}
+
+async fn a_kind_refuses_inputs_that_parse_and_fixes_its_runs_priority(s: Setup) {
+    // Parses, but the kind refuses it: a typed error naming the field; nothing stored.
+    let error = s
+        .runs
+        .submit(Submission::new("ticket", json!({"level": "urgent"})))
+        .await
+        .unwrap_err();
+    match &error {
+        QueueError::BadInputs {
+            kind,
+            field,
+            message,
+        } => {
+            assert_eq!((kind.as_str(), field.as_str()), ("ticket", "level"));
+            assert!(message.contains("urgent"), "{message}");
+        }
+        other => panic!("expected BadInputs, got {other:?}"),
+    }
+    assert!(s.queue.list(&Default::default()).await.unwrap().is_empty());
+    // `high` takes the kind's priority over the submission's; `low` keeps the submission's.
+    let high = s
+        .runs
+        .submit(Submission::new("ticket", json!({"level": "high"})).priority(-5))
+        .await
+        .unwrap()
+        .run;
+    let low = s
+        .runs
+        .submit(Submission::new("ticket", json!({"level": "low"})).priority(3))
+        .await
+        .unwrap()
+        .run;
+    assert_eq!((high.priority, low.priority), (100, 3));
 }
