@@ -19,6 +19,7 @@ pub struct PostgresOptions {
     pub(crate) pool_size: usize,
     pub(crate) writers: usize,
     pub(crate) connect_timeout: Duration,
+    pub(crate) statement_timeout: Duration,
     pub(crate) clock: Arc<dyn Clock>,
 }
 
@@ -28,6 +29,7 @@ impl Default for PostgresOptions {
             pool_size: 8,
             writers: 2,
             connect_timeout: Duration::from_secs(10),
+            statement_timeout: Duration::from_secs(30),
             clock: Arc::new(SystemClock),
         }
     }
@@ -64,11 +66,26 @@ impl PostgresOptions {
         self
     }
 
+    /// How long one statement may run (or wait for a lock held by another connection)
+    /// before the server cancels it and the operation fails with
+    /// [`PersistenceError::Database`](burr_core::persistence::PersistenceError::Database)
+    /// instead of hanging. Default 30 s; a URL whose `options` already set
+    /// `statement_timeout` wins.
+    pub fn statement_timeout(mut self, timeout: Duration) -> Self {
+        self.statement_timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
     /// The clock leases are judged by. Default: [`SystemClock`]; a test gives a
     /// [`ManualClock`](burr_core::persistence::ManualClock).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
         self
+    }
+
+    /// How long one statement may run ([`statement_timeout`](Self::statement_timeout)).
+    pub fn get_statement_timeout(&self) -> Duration {
+        self.statement_timeout
     }
 
     /// The most connections the persister opens ([`pool_size`](Self::pool_size)).

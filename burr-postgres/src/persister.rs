@@ -132,6 +132,19 @@ impl PostgresPersister {
         if target.config.get_application_name().is_none() {
             target.config.application_name("burr-rs");
         }
+        let given = target.config.get_options().unwrap_or_default().to_owned();
+        if !given.contains("statement_timeout") {
+            let limit = format!(
+                "-c statement_timeout={}",
+                options.statement_timeout.as_millis()
+            );
+            let all = if given.is_empty() {
+                limit
+            } else {
+                format!("{given} {limit}")
+            };
+            target.config.options(&all);
+        }
         let client = schema::connect_one(&target).await?;
         schema::prepare(&client, &target).await?;
         drop(client);

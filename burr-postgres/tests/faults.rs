@@ -340,3 +340,44 @@ async fn a_read_only_database_refuses_saves_with_a_typed_error_and_still_loads()
     let loaded = reader.load(None, "app", None).await.unwrap().unwrap();
     assert_eq!((loaded.sequence_id, loaded.state), (0, s0));
 }
+
+#[tokio::test]
+async fn a_statement_blocked_by_another_connections_lock_is_an_error_not_a_hang() {
+    let server = TestServer::shared();
+    let url = server.fresh_database();
+    let persister = PostgresPersister::connect_with(
+        &url,
+        PostgresOptions::new().statement_timeout(Duration::from_millis(500)),
+    )
+    .await
+    .unwrap();
+    let holder_url = url.clone();
+    let holder = std::thread::spawn(move || {
+        run_sql(
+            &holder_url,
+            "BEGIN; LOCK TABLE burr_apps, burr_checkpoints, burr_values IN ACCESS EXCLUSIVE MODE; \
+             SELECT pg_sleep(8); COMMIT;",
+        )
+    });
+    // Give the other connection time to take its lock.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let started = std::time::Instant::now();
+    let outcome = tokio::time::timeout(Duration::from_secs(6), persister.load(None, "app", None))
+        .await
+        .expect("a load blocked by a lock must fail, not hang");
+    let error = outcome.expect_err("the lock is held for 8 s: the load cannot succeed");
+    let text = format!("{error}: {:?}", std::error::Error::source(&error));
+    assert!(
+        matches!(
+            error,
+            PersistenceError::Database {
+                operation: "load",
+                ..
+            }
+        ),
+        "{text}"
+    );
+    assert!(text.contains("statement timeout"), "{text}");
+    assert!(started.elapsed() < Duration::from_secs(5), "{text}");
+    holder.join().unwrap().unwrap();
+}

@@ -179,6 +179,19 @@ impl PgRunQueue {
         if config.get_application_name().is_none() {
             config.application_name("burr-rs run queue");
         }
+        let given = config.get_options().unwrap_or_default().to_owned();
+        if !given.contains("statement_timeout") {
+            let limit = format!(
+                "-c statement_timeout={}",
+                options.get_statement_timeout().as_millis()
+            );
+            let all = if given.is_empty() {
+                limit
+            } else {
+                format!("{given} {limit}")
+            };
+            config.options(&all);
+        }
         // The listener's first connection migrates, and LISTENs before this returns,
         // so that no change made after this returns goes unheard.
         let (client, connection) = connect(&config, &db).await?;
