@@ -148,13 +148,20 @@ pub struct InputProblem {
     pub message: String,
 }
 
+/// What a kind's check of a run's inputs gives.
+pub(crate) struct Checked {
+    /// The concurrency limit the inputs give.
+    pub(crate) concurrency: Option<ConcurrencyLimit>,
+    /// The kind's priority for them, over the submission's.
+    pub(crate) priority: Option<i32>,
+}
+
 /// A kind as the registry holds it, without its input type.
 pub(crate) trait ErasedKind: Send + Sync {
     fn max_attempts(&self) -> u32;
-    /// Check `inputs`; the concurrency limit they give.
-    fn check(&self, inputs: &Value) -> Result<Option<ConcurrencyLimit>, QueueError>;
-    /// The kind's priority for `inputs` (checked already), over the submission's.
-    fn priority(&self, inputs: &Value) -> Option<i32>;
+    /// Check `inputs` (parsed once); what they give: the concurrency limit, and the
+    /// kind's priority over the submission's.
+    fn check(&self, inputs: &Value) -> Result<Checked, QueueError>;
     fn build(&self, inputs: &Value, run: &RunInfo) -> Result<ApplicationBuilder, BoxError>;
     fn summarize(&self, last: Option<&Step>, state: &State) -> Value;
 }
@@ -199,7 +206,7 @@ impl<K: Kind> ErasedKind for Erased<K> {
         self.0.max_attempts().max(1)
     }
 
-    fn check(&self, inputs: &Value) -> Result<Option<ConcurrencyLimit>, QueueError> {
+    fn check(&self, inputs: &Value) -> Result<Checked, QueueError> {
         let parsed = self.parse(inputs)?;
         self.0
             .validate(&parsed)
@@ -218,11 +225,10 @@ impl<K: Kind> ErasedKind for Erased<K> {
                 });
             }
         }
-        Ok(limit)
-    }
-
-    fn priority(&self, inputs: &Value) -> Option<i32> {
-        self.parse(inputs).ok().and_then(|i| self.0.priority(&i))
+        Ok(Checked {
+            concurrency: limit,
+            priority: self.0.priority(&parsed),
+        })
     }
 
     fn build(&self, inputs: &Value, run: &RunInfo) -> Result<ApplicationBuilder, BoxError> {

@@ -107,20 +107,18 @@ impl Runs {
     /// Check a submission against its kind, and the run it makes.
     pub fn prepare(&self, submission: &Submission) -> Result<NewRun, QueueError> {
         let (info, kind) = self.registry.get(&submission.kind)?;
-        let concurrency = kind.check(&submission.inputs)?;
+        let checked = kind.check(&submission.inputs)?;
         Ok(NewRun {
             id: submission.run_id.clone(),
             kind: info.name.clone(),
             kind_version: info.version,
             queue: info.queue.clone(),
             inputs: submission.inputs.clone(),
-            priority: kind
-                .priority(&submission.inputs)
-                .unwrap_or(submission.priority),
+            priority: checked.priority.unwrap_or(submission.priority),
             flow: submission.flow.clone(),
             not_before_us: submission.not_before_us,
             idempotency_key: submission.idempotency_key.clone(),
-            concurrency,
+            concurrency: checked.concurrency,
             max_attempts: kind.max_attempts(),
             fork: None,
         })

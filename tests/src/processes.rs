@@ -88,3 +88,26 @@ pub fn sigterm(child: &Child) {
         .expect("run kill");
     assert!(status.success());
 }
+
+/// Wait until the run `run_id` of `queue` is `status`, looking every 20 ms; how long it
+/// took (panics after `limit`).
+pub async fn until_status(
+    queue: &dyn burr_server::RunQueue,
+    run_id: &str,
+    status: burr_server::RunStatus,
+    limit: Duration,
+) -> Duration {
+    let started = Instant::now();
+    loop {
+        let run = queue.get(run_id).await.expect("read the run");
+        if run.status == status {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < limit,
+            "run {run_id} is {:?}, not {status:?}, after {limit:?}",
+            run.status
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

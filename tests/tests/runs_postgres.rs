@@ -181,32 +181,10 @@ fn the_cli_verbs_work_on_a_postgres_url() {
     assert!(worker.wait().unwrap().success());
 }
 
-/// Wait until `run_id` is `status`; how long it took.
-async fn until_status(
-    queue: &PgRunQueue,
-    run_id: &str,
-    status: burr_server::RunStatus,
-    limit: Duration,
-) -> Duration {
-    let started = std::time::Instant::now();
-    loop {
-        let run = queue.get(run_id).await.unwrap();
-        if run.status == status {
-            return started.elapsed();
-        }
-        assert!(
-            started.elapsed() < limit,
-            "run {run_id} is {:?}, not {status:?}, after {limit:?}",
-            run.status
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_workers_run_is_taken_back_at_once_not_after_its_lease() {
     use burr_server::RunStatus;
-    use burr_tests::processes::{sigterm, worker_with_ttl};
+    use burr_tests::processes::{sigterm, until_status, worker_with_ttl};
     let url = TestServer::shared().fresh_database();
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("log");

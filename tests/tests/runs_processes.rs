@@ -12,7 +12,7 @@ use burr_server::{RunFilter, RunQueue, RunStatus, Runs, SqliteRunQueue, Submissi
 use burr_tests::runs_kinds::Steps;
 use serde_json::json;
 
-use burr_tests::processes::sigterm;
+use burr_tests::processes::{sigterm, until_status};
 
 const APP: &str = env!("CARGO_BIN_EXE_runs-app");
 
@@ -172,28 +172,6 @@ async fn a_thousand_runs_survive_twenty_sigkills_of_three_workers() {
         "{repeated} repeated steps for 20 kills"
     );
     assert_eq!(executed.len(), 3000, "every work step ran");
-}
-
-/// Wait until `run_id` has `status`, at most `limit`; the time it took.
-async fn until_status(
-    queue: &SqliteRunQueue,
-    run_id: &str,
-    status: RunStatus,
-    limit: Duration,
-) -> Duration {
-    let started = Instant::now();
-    loop {
-        let run = queue.get(run_id).await.unwrap();
-        if run.status == status {
-            return started.elapsed();
-        }
-        assert!(
-            started.elapsed() < limit,
-            "run {run_id} is {:?}, not {status:?}, after {limit:?}",
-            run.status
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
