@@ -8,8 +8,10 @@
 #   e.g. bash scripts/flagship.sh --urgent payments-8     # that meeting's discussions first
 #        bash scripts/flagship.sh --db /tmp/fresh.db --json  # ends with one JSON line:
 #                                                           # top1, top3, embedded, reused, ...
-# Every argument goes to `example-related-discussions` (see its --help); without --db it
-# uses ./burr.db at the repository root.
+#        bash scripts/flagship.sh serve                     # the service (HTTP API and UI)
+#        bash scripts/flagship.sh check                     # can this build resume ./burr.db?
+# Every argument goes to the example's `related-discussions` binary (see its --help);
+# without --db it uses ./burr.db at the repository root.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -24,6 +26,9 @@ for arg in "${args[@]+"${args[@]}"}"; do
   case "$arg" in --db|--db=*) has_db=true ;; esac
 done
 if [ "$has_db" = false ]; then
-  args=(--db ./burr.db "${args[@]+"${args[@]}"}")
+  case "${args[0]:-}" in
+    run|serve|check) args=("${args[0]}" --db ./burr.db "${args[@]:1}") ;;
+    *) args=(--db ./burr.db "${args[@]+"${args[@]}"}") ;;
+  esac
 fi
 exec cargo run --release -p example-related-discussions -- "${args[@]}"

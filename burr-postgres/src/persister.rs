@@ -442,6 +442,10 @@ impl AppRecords for PostgresPersister {
         })
         .await
     }
+
+    async fn list_apps(&self) -> Result<Vec<AppRecord>, PersistenceError> {
+        PostgresPersister::list_apps(self).await
+    }
 }
 
 #[async_trait]

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use burr_core::application::Step;
+use burr_core::persistence::AppRecord;
 use burr_core::{ApplicationBuilder, State};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -256,15 +257,29 @@ pub struct KindInfo {
     pub input_schema: Value,
 }
 
-/// The kinds a process knows: what `submit` checks against and what a worker can run.
+/// The builder that would resume an application started by hand, from its stored record
+/// (see [`Registry::register_apps`]).
+pub type AppCode =
+    dyn Fn(&AppRecord) -> Result<ApplicationBuilder, BoxError> + Send + Sync + 'static;
+
+/// The code a process knows: its kinds of run — what `submit` checks against and what a
+/// worker can run — and the applications it starts by hand, by app id prefix (what
+/// `check` judges besides the runs).
 #[derive(Clone, Default)]
 pub struct Registry {
     kinds: BTreeMap<String, (KindInfo, Arc<dyn ErasedKind>)>,
+    apps: Vec<(String, Arc<AppCode>)>,
 }
 
 impl std::fmt::Debug for Registry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(self.kinds.keys()).finish()
+        f.debug_struct("Registry")
+            .field("kinds", &self.kinds.keys().collect::<Vec<_>>())
+            .field(
+                "apps",
+                &self.apps.iter().map(|(p, _)| p).collect::<Vec<_>>(),
+            )
+            .finish()
     }
 }
 
@@ -289,6 +304,40 @@ impl Registry {
         let info = erased.info();
         self.kinds.insert(name, (info, Arc::new(erased)));
         self
+    }
+
+    /// The applications this program starts by hand (with an
+    /// [`ApplicationBuilder`], not through the run queue) whose app ids start with
+    /// `prefix`: `code` gives the builder it would resume one with, from the stored
+    /// record (nothing needs to be built or loaded: `check` asks the builder for its
+    /// [`current_code`](ApplicationBuilder::current_code) only). `check` judges them
+    /// beside the runs; an unfinished application that no prefix claims is reported as
+    /// one this program cannot resume. The longest matching prefix wins.
+    ///
+    /// # Panics
+    /// When `prefix` is registered already.
+    pub fn register_apps(
+        mut self,
+        prefix: impl Into<String>,
+        code: impl Fn(&AppRecord) -> Result<ApplicationBuilder, BoxError> + Send + Sync + 'static,
+    ) -> Self {
+        let prefix = prefix.into();
+        assert!(
+            !self.apps.iter().any(|(p, _)| *p == prefix),
+            "applications with prefix `{prefix}` are registered twice"
+        );
+        self.apps.push((prefix, Arc::new(code)));
+        self
+    }
+
+    /// The code registered (by [`register_apps`](Self::register_apps)) for the
+    /// application `app_id`, with the prefix that claimed it.
+    pub(crate) fn app_code(&self, app_id: &str) -> Option<(&str, &AppCode)> {
+        self.apps
+            .iter()
+            .filter(|(prefix, _)| app_id.starts_with(prefix.as_str()))
+            .max_by_key(|(prefix, _)| prefix.len())
+            .map(|(prefix, code)| (prefix.as_str(), &**code))
     }
 
     /// The kinds, by name.

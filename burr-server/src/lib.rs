@@ -30,6 +30,7 @@
 
 mod announce;
 pub mod catalog;
+pub mod check;
 #[cfg(feature = "cli")]
 pub mod cli;
 mod error;
@@ -49,7 +50,7 @@ mod worker;
 pub use announce::Announcer;
 pub use error::QueueError;
 pub use events::{EventKind, RunEvent};
-pub use kind::{BoxError, InputProblem, Kind, KindInfo, Registry, RunInfo};
+pub use kind::{AppCode, BoxError, InputProblem, Kind, KindInfo, Registry, RunInfo};
 #[cfg(feature = "postgres")]
 pub use queue::PgRunQueue;
 pub use queue::{open, Backend, RunQueue, SqliteRunQueue};

@@ -242,6 +242,16 @@ impl AppRecords for InMemoryPersister {
             .get(&key(partition_key, app_id))
             .cloned())
     }
+
+    async fn list_apps(&self) -> Result<Vec<AppRecord>, PersistenceError> {
+        let apps = self.lock();
+        Ok(apps
+            .order
+            .iter()
+            .rev()
+            .filter_map(|k| apps.records.get(k).cloned())
+            .collect())
+    }
 }
 
 #[async_trait]

@@ -191,6 +191,15 @@ pub trait AppRecords: Send + Sync {
         partition_key: Option<&str>,
         app_id: &str,
     ) -> Result<Option<AppRecord>, PersistenceError>;
+
+    /// Every application recorded, of every partition key, newest first; each record
+    /// without its graph description (read one with [`app`](Self::app)). What a deploy
+    /// gate walks (`check`). Default: [`PersistenceError::Unsupported`].
+    async fn list_apps(&self) -> Result<Vec<AppRecord>, PersistenceError> {
+        Err(PersistenceError::Unsupported {
+            capability: "listing applications",
+        })
+    }
 }
 
 /// Listing app ids by prefix: how a map step finds which of its children are stored.

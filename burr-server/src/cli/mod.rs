@@ -106,8 +106,8 @@ pub enum Command {
         #[command(subcommand)]
         action: Option<CacheCommand>,
     },
-    /// Whether this program's code can resume every unfinished run (a deploy gate):
-    /// each with its verdict; exit 1 naming those that cannot.
+    /// Whether this program's code can resume every unfinished run and application (a
+    /// deploy gate): each with its verdict; exit 1 naming those that cannot.
     Check,
 }
 
@@ -293,16 +293,13 @@ pub enum CliError {
     /// A cache verb failed.
     #[error("the cache failed: {0}")]
     Cache(Box<burr_core::cache::CacheError>),
-    /// `check` on a store that keeps no application records (both backends keep them).
-    #[error("cannot check the runs: the database keeps no application records")]
-    NoAppRecords,
-    /// `check` could not read the database.
-    #[error("cannot check the runs: {0}")]
-    Check(Box<burr_core::persistence::PersistenceError>),
-    /// `check` found runs the current code cannot resume.
-    #[error("{} unfinished run(s) cannot be resumed by this code: {}", runs.len(), runs.join("; "))]
+    /// The program could not make its registry for the database.
+    #[error("cannot set up this program's kinds: {0}")]
+    Registry(crate::BoxError),
+    /// `check` found runs or applications the current code cannot resume.
+    #[error("{} unfinished run(s) or application(s) cannot be resumed by this code: {}", runs.len(), runs.join("; "))]
     CannotResume {
-        /// Each run, with why.
+        /// Each run or application, with why.
         runs: Vec<String>,
     },
 }
@@ -322,21 +319,35 @@ pub fn main(registry: Registry) -> ExitCode {
 
 /// Run one parsed command.
 pub fn run(cli: Cli, registry: Registry) -> Result<(), CliError> {
+    run_with(cli, |_| Ok(registry))
+}
+
+/// Run one parsed command with the registry `registry` makes from the opened database:
+/// for kinds that keep something in it (a work cache, [`Backend::cache`]), so they
+/// share the database the command names, SQLite file or PostgreSQL alike.
+pub fn run_with(
+    cli: Cli,
+    registry: impl FnOnce(&Backend) -> Result<Registry, crate::BoxError>,
+) -> Result<(), CliError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(CliError::Runtime)?;
-    runtime.block_on(execute(cli, Arc::new(registry)))
+    runtime.block_on(execute(cli, registry))
 }
 
-async fn execute(cli: Cli, registry: Arc<Registry>) -> Result<(), CliError> {
-    if let Command::Kinds = cli.command {
-        return print::kinds(&registry.kinds(), cli.json);
-    }
+async fn execute(
+    cli: Cli,
+    registry: impl FnOnce(&Backend) -> Result<Registry, crate::BoxError>,
+) -> Result<(), CliError> {
     // Before anything slow: a SIGTERM that comes while the database opens drains the
     // worker rather than killing the process.
     let signal = shutdown_signal();
     let db = crate::queue::open(&cli.db).await?;
+    let registry = Arc::new(registry(&db).map_err(CliError::Registry)?);
+    if let Command::Kinds = cli.command {
+        return print::kinds(&registry.kinds(), cli.json);
+    }
     let queue: Arc<dyn RunQueue> = db.queue();
     let runs = Runs::new(Arc::clone(&queue), Arc::clone(&registry));
     let json = cli.json;

@@ -39,6 +39,21 @@ impl Backend {
         }
     }
 
+    /// The work cache of the same database (memoized steps, stored embeddings):
+    /// [`SqliteCache`](burr_core::cache::SqliteCache) in the file, or
+    /// [`PgCache`](burr_postgres::PgCache) in the PostgreSQL database.
+    pub fn cache(&self) -> burr_core::cache::Cache {
+        match self {
+            Backend::Sqlite(q) => burr_core::cache::Cache::new(
+                burr_core::cache::SqliteCache::from_persister(&q.persister()),
+            ),
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(q) => {
+                burr_core::cache::Cache::new(burr_postgres::PgCache::from_persister(&q.persister()))
+            }
+        }
+    }
+
     /// The database as people read it: the file's path, or the URL without its
     /// password.
     pub fn name(&self) -> String {

@@ -25,6 +25,7 @@
 
 use std::sync::Arc;
 
+use burr_core::actions::Action;
 use burr_core::hooks::LifecycleHook;
 use burr_core::map_states;
 use burr_core::parallel::Executor;
@@ -41,8 +42,11 @@ use crate::store::EmbeddingStore;
 
 /// The application id of a meeting whose results depend on `fingerprint`.
 pub fn app_id(meeting_id: &str, fingerprint: &str) -> String {
-    format!("meeting-{meeting_id}-{fingerprint}")
+    format!("{APP_ID_PREFIX}{meeting_id}-{fingerprint}")
 }
+
+/// The start of every meeting application's id in the one-shot mode.
+pub const APP_ID_PREFIX: &str = "meeting-";
 
 /// A meeting's identity, as kept in its state (`meeting`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -251,6 +255,27 @@ pub struct Runtime {
     pub settings: Arc<Settings>,
 }
 
+/// A meeting's graph on `builder`: `voting_ended` (the meeting given as its input, or
+/// bound), then embed, index the past, relate, publish. The one-shot mode and the
+/// service's `meeting` kind run the same graph, so one `check` judges both.
+pub fn graph(builder: ApplicationBuilder, voting_ended: Arc<dyn Action>) -> ApplicationBuilder {
+    builder
+        .with_actions([
+            voting_ended,
+            Arc::new(EmbedDiscussions),
+            Arc::new(IndexPast),
+            Arc::new(Relate),
+            Arc::new(Publish),
+        ])
+        .with_transitions([
+            (VotingEnded.name(), EmbedDiscussions.name()),
+            (EmbedDiscussions.name(), IndexPast.name()),
+            (IndexPast.name(), Relate.name()),
+            (Relate.name(), Publish.name()),
+        ])
+        .with_entrypoint(VotingEnded)
+}
+
 /// The application of `meeting`, resumed from its last checkpoint if it has one.
 pub async fn build(
     meeting: &Meeting,
@@ -258,14 +283,7 @@ pub async fn build(
     runtime: &Runtime,
     priority: i32,
 ) -> burr_core::Result<Application> {
-    let mut builder = ApplicationBuilder::new()
-        .with_actions([VotingEnded, EmbedDiscussions, IndexPast, Relate, Publish])
-        .with_transitions([
-            (VotingEnded, EmbedDiscussions),
-            (EmbedDiscussions, IndexPast),
-            (IndexPast, Relate),
-            (Relate, Publish),
-        ])
+    let mut builder = graph(ApplicationBuilder::new(), Arc::new(VotingEnded))
         .with_resource(Arc::clone(&runtime.store))
         .with_resource(Arc::clone(&runtime.index))
         .with_resource(Arc::clone(&runtime.reranker))
@@ -276,7 +294,6 @@ pub async fn build(
         .with_partition_key(&meeting.team)
         .with_state_persister(Arc::clone(&runtime.persister))
         .with_state(State::new())
-        .with_entrypoint(VotingEnded)
         .initialize_from(Arc::clone(&runtime.persister))
         .with_executor(runtime.executor.clone())
         .with_priority(priority);

@@ -1,4 +1,4 @@
-//! `example-related-discussions`: relate each discussion of the retrospectives whose
+//! `related-discussions`: relate each discussion of the retrospectives whose
 //! voting ended to similar past discussions; checkpointed to SQLite, so a rerun resumes
 //! and never embeds a text twice.
 //!
@@ -6,11 +6,14 @@
 //! bash scripts/fetch-models.sh && source .fe-assets/env.sh
 //! cargo run --release -p example-related-discussions -- run --db ./burr.db
 //! cargo run --release -p example-related-discussions -- serve --db ./burr.db
+//! cargo run --release -p example-related-discussions -- check --db ./burr.db
 //! ```
 //!
 //! `run` (also without the word) relates the meetings now, in this process; `serve`
 //! registers the kinds of [`example_related_discussions::service`] with the run queue and
-//! serves the HTTP API and web UI (burr-server's `serve`) until SIGTERM or Ctrl-C.
+//! serves the HTTP API and web UI (burr-server's `serve`) until SIGTERM or Ctrl-C;
+//! `check` says whether this build can resume every unfinished run and meeting
+//! application in a database (exit 1 naming those it cannot: a deploy gate).
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -25,6 +28,7 @@ use example_related_discussions::discussion::Settings;
 use example_related_discussions::generate::generate;
 use example_related_discussions::model::Model;
 use example_related_discussions::run::{self, Options, Progress, Report};
+use example_related_discussions::service::Service;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// Relate every discussion of retrospectives whose voting ended to similar past
@@ -32,12 +36,9 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 /// discussion, resumable from a SQLite file. Without --data: the labelled dataset (320
 /// discussions of 32 meetings), with theme hit rates at the end.
 #[derive(Parser, Debug)]
-#[command(
-    name = "example-related-discussions",
-    args_conflicts_with_subcommands = true
-)]
+#[command(name = "related-discussions", args_conflicts_with_subcommands = true)]
 struct Cli {
-    /// `run` (the default) or `serve`.
+    /// `run` (the default), `serve` or `check`.
     #[command(subcommand)]
     command: Option<Command>,
     /// Without a subcommand: `run`'s options.
@@ -53,6 +54,23 @@ enum Command {
     /// Serve the kinds `meeting`, `ad-hoc` and `backfill` on the run queue, with the
     /// HTTP API and the web UI, until SIGTERM or Ctrl-C.
     Serve(ServiceArgs),
+    /// Whether this build can resume every unfinished run and meeting application in the
+    /// database: each with its verdict; exit 1 naming those it cannot (a deploy gate).
+    Check(CheckArgs),
+}
+
+/// What `check` reads.
+#[derive(Args, Debug)]
+struct CheckArgs {
+    /// The database: a SQLite file or a `postgres://` URL.
+    #[arg(long, env = "BURR_DB", default_value = "./burr.db")]
+    db: PathBuf,
+    /// JSON instead of text.
+    #[arg(long)]
+    json: bool,
+    /// The dataset the service was started with (as `serve --data`).
+    #[arg(long)]
+    data: Option<PathBuf>,
 }
 
 /// How the service runs.
@@ -171,6 +189,7 @@ fn main() -> ExitCode {
     let result = match command {
         Command::Run(args) => main_inner(args),
         Command::Serve(args) => serve(args),
+        Command::Check(args) => check(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -201,19 +220,43 @@ fn serve(args: ServiceArgs) -> Result<(), Box<dyn std::error::Error>> {
         min_score: args.min_score,
         pause: Duration::from_millis(args.pause_ms),
     };
-    let service = example_related_discussions::service::Service::open(
-        &args.db,
-        data,
-        model,
-        settings,
-        BatchConfig::default(),
-    )?;
     let cli = burr_server::cli::Cli {
         db: args.db,
         json: false,
         command: burr_server::cli::Command::Serve(args.serve),
     };
-    burr_server::cli::run(cli, service.registry())?;
+    // The store goes in the database the runs are in (its work cache).
+    burr_server::cli::run_with(cli, |db| {
+        let service = Service::new(db.cache(), data, model, settings, BatchConfig::default())?;
+        Ok(service.registry())
+    })?;
+    Ok(())
+}
+
+/// `check`: burr-server's `check` with the service's kinds and the one-shot mode's
+/// meeting applications. It builds their graphs only; the model is loaded because the
+/// kinds share its store.
+fn check(args: CheckArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let data = match &args.data {
+        Some(path) => Dataset::from_file(path)?,
+        None => Dataset::labelled(),
+    };
+    let model = Arc::new(Model::from_env(1)?);
+    let cli = burr_server::cli::Cli {
+        db: args.db,
+        json: args.json,
+        command: burr_server::cli::Command::Check,
+    };
+    burr_server::cli::run_with(cli, |db| {
+        let service = Service::new(
+            db.cache(),
+            data,
+            model,
+            Settings::default(),
+            BatchConfig::default(),
+        )?;
+        Ok(service.registry())
+    })?;
     Ok(())
 }
 

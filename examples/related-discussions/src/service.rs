@@ -1,4 +1,4 @@
-//! The example as a service (`example-related-discussions serve`): its kinds of run on
+//! The example as a service (`related-discussions serve`): its kinds of run on
 //! the framework's run queue, served with the HTTP API and the web UI by burr-server.
 //!
 //! - `meeting` ("voting ended"): inputs `{"meeting": ID, "force": false}`, submitted
@@ -23,6 +23,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use burr_core::actions::{Action, ActionExt};
+use burr_core::cache::{Cache, SqliteCache};
 use burr_core::graph::GraphBuilder;
 use burr_core::hooks::{LifecycleHook, StepEnd};
 use burr_core::map_states;
@@ -33,7 +34,7 @@ use burr_server::{Announcer, BoxError, InputProblem, Kind, Registry, RunInfo};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::app::{EmbedDiscussions, IndexPast, Publish, Relate, VotingEnded};
+use crate::app::{self, VotingEnded};
 use crate::batcher::BatchConfig;
 use crate::data::Dataset;
 use crate::discussion::{self, Candidate, Force, Related, Settings, Urgency};
@@ -94,12 +95,26 @@ impl Service {
         settings: Settings,
         batch: BatchConfig,
     ) -> Result<Service, ServiceError> {
-        data.validate()?;
         let sqlite = SqlitePersister::open(db).map_err(|source| ServiceError::Open {
             path: db.display().to_string(),
             source,
         })?;
-        let store = EmbeddingStore::open(&sqlite, model, batch);
+        let cache = Cache::new(SqliteCache::from_persister(&sqlite));
+        Service::new(cache, data, model, settings, batch)
+    }
+
+    /// The service of `data` with its store in `cache` (the work cache of the database
+    /// the runs are in: burr-server's `Backend::cache`, SQLite or PostgreSQL), embedding
+    /// with `model` through a batcher set by `batch`.
+    pub fn new(
+        cache: Cache,
+        data: Dataset,
+        model: Arc<Model>,
+        settings: Settings,
+        batch: BatchConfig,
+    ) -> Result<Service, ServiceError> {
+        data.validate()?;
+        let store = EmbeddingStore::new(cache, model, batch);
         let timeline = Timeline::new(&data);
         let reranker: Box<dyn Reranker> = Box::new(Reembed::new(store.clone()));
         discussion::embed_subgraph().map_err(ServiceError::Graph)?;
@@ -114,12 +129,17 @@ impl Service {
         })
     }
 
-    /// The registry of the three kinds, sharing this service.
+    /// The registry of the three kinds, sharing this service, and of the meeting
+    /// applications the one-shot mode starts by hand (app ids `meeting-…`): what
+    /// `check` judges.
     pub fn registry(&self) -> Registry {
         Registry::new()
             .register(MeetingKind(self.clone()))
             .register(AdHocKind(self.clone()))
             .register(BackfillKind(self.clone()))
+            .register_apps(app::APP_ID_PREFIX, |_| {
+                Ok(app::graph(ApplicationBuilder::new(), Arc::new(VotingEnded)))
+            })
     }
 
     /// A builder with the shared resources, `urgency` and `force`.
@@ -181,25 +201,12 @@ impl Kind for MeetingKind {
             .next()
             .ok_or("the dataset selected no meeting")?;
         let meeting = serde_json::to_value(&meeting)?;
-        Ok(self
-            .0
-            .builder(run.priority, inputs.force)
-            .with_actions([
-                Arc::new(VotingEnded.bind("meeting", meeting)) as Arc<dyn Action>,
-                Arc::new(EmbedDiscussions),
-                Arc::new(IndexPast),
-                Arc::new(Relate),
-                Arc::new(Publish),
-            ])
-            .with_transitions([
-                (VotingEnded.name(), EmbedDiscussions.name()),
-                (EmbedDiscussions.name(), IndexPast.name()),
-                (IndexPast.name(), Relate.name()),
-                (Relate.name(), Publish.name()),
-            ])
-            .with_state(State::new())
-            .with_entrypoint(VotingEnded)
-            .with_hook(Arc::new(AnnounceRelated(run.announcer.clone()))))
+        let voting_ended = Arc::new(VotingEnded.bind("meeting", meeting));
+        Ok(
+            app::graph(self.0.builder(run.priority, inputs.force), voting_ended)
+                .with_state(State::new())
+                .with_hook(Arc::new(AnnounceRelated(run.announcer.clone()))),
+        )
     }
 
     fn summarize(&self, _last: Option<&burr_core::application::Step>, state: &State) -> Value {

@@ -70,13 +70,24 @@ impl EmbeddingStore {
     /// The store in the checkpoint database of `persister`, embedding misses with `model`
     /// through a batcher configured by `config`.
     pub fn open(persister: &SqlitePersister, model: Arc<Model>, config: BatchConfig) -> Self {
+        EmbeddingStore::new(
+            Cache::new(SqliteCache::from_persister(persister)),
+            model,
+            config,
+        )
+    }
+
+    /// The store in `cache` (any database's work cache, e.g. burr-server's
+    /// `Backend::cache`), embedding misses with `model` through a batcher configured by
+    /// `config`.
+    pub fn new(cache: Cache, model: Arc<Model>, config: BatchConfig) -> Self {
         let model_id = model.id().to_owned();
         let model_version = model.version().to_owned();
         // The cache stores what the batcher computes; nothing more to do per batch.
         let on_batch: OnBatch = Box::new(|_, _| {});
         EmbeddingStore {
             shared: Arc::new(Shared {
-                cache: Cache::new(SqliteCache::from_persister(persister)),
+                cache,
                 batcher: Batcher::start(model, config, on_batch),
                 model_id,
                 model_version,

@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-const BIN: &str = env!("CARGO_BIN_EXE_example-related-discussions");
+const BIN: &str = env!("CARGO_BIN_EXE_related-discussions");
 
 fn example(db: &Path) -> Command {
     let mut cmd = Command::new(BIN);

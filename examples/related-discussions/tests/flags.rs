@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_example-related-discussions");
+const BIN: &str = env!("CARGO_BIN_EXE_related-discussions");
 
 #[test]
 fn nonsense_flag_values_are_refused_by_name() {

@@ -14,7 +14,7 @@ use example_related_discussions::data::{meeting_header, Dataset};
 use example_related_discussions::run::document_of;
 use serde_json::{json, Value};
 
-const BIN: &str = env!("CARGO_BIN_EXE_example-related-discussions");
+const BIN: &str = env!("CARGO_BIN_EXE_related-discussions");
 
 /// The service on `db` over the first sample, and its address.
 struct Service {

@@ -516,6 +516,10 @@ impl AppRecords for SqlitePersister {
         let path = self.inner.path.clone();
         self.read(|conn| read::app_record(conn, &path, partition_key, app_id))
     }
+
+    async fn list_apps(&self) -> Result<Vec<AppRecord>, PersistenceError> {
+        SqlitePersister::list_apps(self)
+    }
 }
 
 #[async_trait]
