@@ -564,3 +564,36 @@ async fn a_new_application_is_recorded_with_its_lease_and_not_when_the_lease_is_
     assert_eq!(record.code.unwrap().version.as_deref(), Some("1"));
     drop(running);
 }
+
+/// `Graph::fingerprint` hashes the graph without building its description first; it
+/// must give what the description's fingerprint gives (the one stored in application
+/// records), for names declared unsorted or twice, versions, optional inputs and
+/// conditions — and the value itself must not change between builds, or every stored
+/// application would look changed.
+#[test]
+fn the_fingerprint_hashed_from_the_graph_is_its_descriptions() {
+    let x = action_sync("x", |s: State, _, _| Ok::<_, StateError>(s))
+        .reads(["k", "b", "k", "a"])
+        .writes(["k"])
+        .inputs(["z", "y"])
+        .optional_inputs(["w"])
+        .version("3");
+    let y = action_sync("y", |s: State, _, _| Ok::<_, StateError>(s)).reads(["k"]);
+    let graph = burr_core::graph::Graph::builder()
+        .with_actions([y, x])
+        .with_transitions([("x", "y", expr("k > 1")), ("x", "x", default())])
+        .build()
+        .unwrap();
+    for entrypoint in ["x", "y"] {
+        assert_eq!(
+            graph.fingerprint(entrypoint),
+            graph.describe(entrypoint).fingerprint(),
+            "entrypoint {entrypoint}"
+        );
+    }
+    assert_eq!(
+        graph.fingerprint("x"),
+        "6605b0f49557038bfc4467ccb46501cc0695a3def591d8a15ac3a172551673a2",
+        "the fingerprint of a graph changed: stored applications would not resume"
+    );
+}

@@ -1,6 +1,7 @@
 //! A graph's description and fingerprint: what an application's code is, as data, so
 //! that a checkpoint made under one graph is not resumed under another unnoticed.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
@@ -54,10 +55,76 @@ pub struct GraphDescription {
 }
 
 fn sorted(names: &[String]) -> Vec<String> {
+    sorted_view(names).into_owned()
+}
+
+/// `names` sorted and without duplicates: borrowed when it is so already (as declared
+/// names usually are), else a sorted copy.
+fn sorted_view(names: &[String]) -> Cow<'_, [String]> {
+    if names.windows(2).all(|pair| pair[0] < pair[1]) {
+        return Cow::Borrowed(names);
+    }
     let mut names = names.to_vec();
     names.sort_unstable();
     names.dedup();
-    names
+    Cow::Owned(names)
+}
+
+/// [`GraphDescription`] borrowed from a graph: what [`Graph::fingerprint`] hashes without
+/// copying a name. It serialises byte for byte as the owned description (same fields,
+/// same order, same omissions), so both give the same fingerprint.
+#[derive(Serialize)]
+struct DescriptionView<'a> {
+    entrypoint: &'a str,
+    actions: Vec<ActionView<'a>>,
+    transitions: Vec<TransitionView<'a>>,
+}
+
+/// [`ActionDescription`], borrowed.
+#[derive(Serialize)]
+struct ActionView<'a> {
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version: Option<&'a str>,
+    reads: Cow<'a, [String]>,
+    writes: Cow<'a, [String]>,
+    inputs: Cow<'a, [String]>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    optional_inputs: Cow<'a, [String]>,
+}
+
+/// [`TransitionDescription`], borrowed.
+#[derive(Serialize)]
+struct TransitionView<'a> {
+    from: &'a str,
+    to: &'a str,
+    condition: &'a str,
+}
+
+/// SHA-256 of `value`'s JSON, as 64 hex digits; the JSON goes straight into the hash,
+/// not into a buffer first.
+fn hash_json(value: &impl Serialize) -> String {
+    struct Hashing(Sha256);
+    impl std::io::Write for Hashing {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.update(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut hashing = Hashing(Sha256::new());
+    // Serialising plain structs of strings into a hash does not fail.
+    let _ = serde_json::to_writer(&mut hashing, value);
+    let digest: [u8; 32] = hashing.0.finalize().into();
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut hex = String::with_capacity(64);
+    for byte in digest {
+        hex.push(char::from(HEX[usize::from(byte >> 4)]));
+        hex.push(char::from(HEX[usize::from(byte & 0xf)]));
+    }
+    hex
 }
 
 impl Graph {
@@ -95,10 +162,40 @@ impl Graph {
         }
     }
 
-    /// The fingerprint of this graph starting at `entrypoint`
-    /// ([`GraphDescription::fingerprint`]).
+    /// The fingerprint of this graph starting at `entrypoint`: the same as
+    /// `self.describe(entrypoint).fingerprint()` ([`GraphDescription::fingerprint`]),
+    /// hashed from the graph itself without copying it into a description first.
     pub fn fingerprint(&self, entrypoint: &str) -> String {
-        self.describe(entrypoint).fingerprint()
+        let mut actions: Vec<ActionView<'_>> = self
+            .actions
+            .iter()
+            .map(|action| {
+                let declared = action.declaration();
+                ActionView {
+                    name: &declared.name,
+                    version: declared.version.as_deref(),
+                    reads: sorted_view(&declared.reads),
+                    writes: sorted_view(&declared.writes),
+                    inputs: sorted_view(&declared.inputs),
+                    optional_inputs: sorted_view(&declared.optional_inputs),
+                }
+            })
+            .collect();
+        actions.sort_unstable_by(|a, b| a.name.cmp(b.name));
+        let transitions = self
+            .transitions
+            .iter()
+            .map(|t| TransitionView {
+                from: self.actions[t.from].name(),
+                to: self.actions[t.to].name(),
+                condition: t.condition.name(),
+            })
+            .collect();
+        hash_json(&DescriptionView {
+            entrypoint,
+            actions,
+            transitions,
+        })
     }
 }
 
@@ -106,27 +203,7 @@ impl GraphDescription {
     /// SHA-256 of the description's JSON, as 64 hex digits: the same for the same graph
     /// in any process or build (it holds no addresses, and no map order).
     pub fn fingerprint(&self) -> String {
-        /// The JSON goes straight into the hash, not into a buffer first.
-        struct Hashing(Sha256);
-        impl std::io::Write for Hashing {
-            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-                self.0.update(bytes);
-                Ok(bytes.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        let mut hashing = Hashing(Sha256::new());
-        // Serialising plain structs of strings into a hash does not fail.
-        let _ = serde_json::to_writer(&mut hashing, self);
-        let digest: [u8; 32] = hashing.0.finalize().into();
-        let mut hex = String::with_capacity(64);
-        for byte in digest {
-            use std::fmt::Write;
-            let _ = write!(hex, "{byte:02x}");
-        }
-        hex
+        hash_json(self)
     }
 
     /// The action named `name`.
