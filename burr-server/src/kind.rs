@@ -140,8 +140,10 @@ pub trait Kind: Send + Sync + 'static {
     }
 }
 
-/// Why a kind refuses inputs that parse (see [`Kind::validate`]).
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Why a kind refuses inputs that parse (see [`Kind::validate`]). Also an error, so a
+/// kind's `build` can refuse the same way with `?`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("`{field}`: {message}")]
 pub struct InputProblem {
     /// Where in the inputs (`meeting`, `items[3]`; `.` for the whole object).
     pub field: String,

@@ -28,7 +28,7 @@ pub struct Dataset {
 }
 
 /// One retrospective meeting.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Meeting {
     /// Unique among the meetings; the application id is `meeting-<id>`.
     pub id: String,
@@ -43,7 +43,7 @@ pub struct Meeting {
 }
 
 /// One discussion (a retro card and its notes) of a meeting.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Discussion {
     /// Unique within its meeting: the key of its child application.
     pub id: String,

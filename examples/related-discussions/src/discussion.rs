@@ -154,7 +154,8 @@ pub async fn find_similar(
     let best = tokio::task::spawn_blocking(move || scan.search(&query, past, k))
         .await
         .map_err(|e| ActionError::msg(format!("the search panicked: {e}")))?;
-    let entries = &index.timeline().entries;
+    let timeline = index.timeline();
+    let entries = &timeline.entries;
     let candidates: Vec<Candidate> = best
         .into_iter()
         .map(|(row, retrieval)| Candidate {
@@ -181,7 +182,8 @@ pub async fn rerank(
         state.get("notes")?,
     );
     let candidates: Vec<Candidate> = state.get("candidates")?;
-    let entries = &index.timeline().entries;
+    let timeline = index.timeline();
+    let entries = &timeline.entries;
     let found: Vec<_> = candidates
         .iter()
         .filter_map(|c| entries.get(c.row).map(|e| (c, e)))

@@ -11,9 +11,9 @@
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BinaryHeap, HashMap};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
-use crate::data::{document_text, meeting_header, Dataset};
+use crate::data::{document_text, meeting_header, Dataset, Meeting};
 use crate::model::DIMENSIONS;
 use crate::store::{EmbeddingStore, StoreError};
 
@@ -71,27 +71,56 @@ impl Timeline {
                 theme: p.theme.clone(),
             });
         }
-        let mut starts = HashMap::new();
+        let mut timeline = Timeline {
+            entries,
+            starts: HashMap::new(),
+        };
         for m in &data.meetings {
-            starts.insert(m.id.clone(), entries.len());
-            for d in &m.discussions {
-                entries.push(Entry {
-                    id: format!("{}/{}", m.id, d.id),
-                    team: m.team.clone(),
-                    meeting: m.title.clone(),
-                    date: m.date.clone(),
-                    title: d.title.clone(),
-                    notes: d.notes.clone(),
-                    theme: d.theme.clone(),
-                });
-            }
+            timeline.push_meeting(m);
         }
-        Timeline { entries, starts }
+        timeline
     }
 
-    /// How many rows are the past of meeting `id` (0 for a meeting not in it).
+    /// Add `meeting`'s discussions at the end (its past is every row before).
+    fn push_meeting(&mut self, m: &Meeting) {
+        self.starts.insert(m.id.clone(), self.entries.len());
+        for d in &m.discussions {
+            self.entries.push(Entry {
+                id: format!("{}/{}", m.id, d.id),
+                team: m.team.clone(),
+                meeting: m.title.clone(),
+                date: m.date.clone(),
+                title: d.title.clone(),
+                notes: d.notes.clone(),
+                theme: d.theme.clone(),
+            });
+        }
+    }
+
+    /// How many rows are the past of meeting `id`: the rows before its discussions, or
+    /// for a meeting not in the timeline (one a "voting ended" event brought), every
+    /// row: it comes after all of them.
     pub fn past_of(&self, id: &str) -> usize {
-        self.starts.get(id).copied().unwrap_or(0)
+        self.starts.get(id).copied().unwrap_or(self.entries.len())
+    }
+
+    /// Whether the timeline holds `meeting`: `None` when it holds no meeting with its
+    /// id, else whether the discussions it holds under that id are `meeting`'s.
+    pub fn holds(&self, meeting: &Meeting) -> Option<bool> {
+        let start = *self.starts.get(&meeting.id)?;
+        let held = self.entries.get(start..start + meeting.discussions.len())?;
+        let prefix = format!("{}/", meeting.id);
+        Some(
+            held.iter().zip(&meeting.discussions).all(|(e, d)| {
+                e.id.strip_prefix(&prefix) == Some(d.id.as_str())
+                    && e.title == d.title
+                    && e.notes == d.notes
+                    && e.team == meeting.team
+            }) && self
+                .entries
+                .get(start + meeting.discussions.len())
+                .is_none_or(|next| !next.id.starts_with(&prefix)),
+        )
     }
 
     /// The entry with this id.
@@ -100,9 +129,13 @@ impl Timeline {
     }
 }
 
-/// The timeline with the document vectors of a prefix of it.
+/// The timeline with the document vectors of a prefix of it. Meetings that "voting
+/// ended" events bring join the end of the timeline once they finish ([`join`]), so
+/// later meetings find their discussions; a row, once there, never changes.
+///
+/// [`join`]: PastIndex::join
 pub struct PastIndex {
-    timeline: Timeline,
+    timeline: RwLock<Arc<Timeline>>,
     /// Row after row, [`DIMENSIONS`] floats each; the rows filled so far.
     documents: RwLock<Vec<f32>>,
     filling: tokio::sync::Mutex<()>,
@@ -112,15 +145,28 @@ impl PastIndex {
     /// An index of `timeline` with no vectors yet.
     pub fn new(timeline: Timeline) -> PastIndex {
         PastIndex {
-            timeline,
+            timeline: RwLock::new(Arc::new(timeline)),
             documents: RwLock::default(),
             filling: tokio::sync::Mutex::new(()),
         }
     }
 
-    /// The timeline.
-    pub fn timeline(&self) -> &Timeline {
-        &self.timeline
+    /// The timeline as it is now (later joins do not change this copy).
+    pub fn timeline(&self) -> Arc<Timeline> {
+        Arc::clone(&self.timeline.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Add a finished meeting's discussions at the end of the timeline, so later
+    /// meetings' searches see them (their vectors are filled when a search needs them,
+    /// from the store: nothing is embedded again). `false` when the timeline holds a
+    /// meeting of that id already (it is not added twice).
+    pub fn join(&self, meeting: &Meeting) -> bool {
+        let mut timeline = self.timeline.write().unwrap_or_else(|p| p.into_inner());
+        if timeline.starts.contains_key(&meeting.id) {
+            return false;
+        }
+        Arc::make_mut(&mut timeline).push_meeting(meeting);
+        true
     }
 
     /// Rows whose vectors are in memory.
@@ -137,7 +183,8 @@ impl PastIndex {
         store: &EmbeddingStore,
         priority: i32,
     ) -> Result<(), StoreError> {
-        let rows = rows.min(self.timeline.entries.len());
+        let timeline = self.timeline();
+        let rows = rows.min(timeline.entries.len());
         if self.filled() >= rows {
             return Ok(());
         }
@@ -150,7 +197,7 @@ impl PastIndex {
         for chunk in (from..rows).collect::<Vec<_>>().chunks(512) {
             let texts: Vec<String> = chunk
                 .iter()
-                .map(|&i| self.timeline.entries[i].document())
+                .map(|&i| timeline.entries[i].document())
                 .collect();
             let found = store.get_many_at(&texts, false, priority).await?;
             let mut documents = self.documents.write().unwrap_or_else(|p| p.into_inner());

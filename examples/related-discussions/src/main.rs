@@ -228,6 +228,11 @@ fn serve(args: ServiceArgs) -> Result<(), Box<dyn std::error::Error>> {
     // The store goes in the database the runs are in (its work cache).
     burr_server::cli::run_with(cli, |db| {
         let service = Service::new(db.cache(), data, model, settings, BatchConfig::default())?;
+        // The meetings events brought, finished before a restart, are the past again.
+        let queue = db.queue();
+        tokio::task::block_in_place(|| {
+            tokio::runtime::Handle::current().block_on(service.restore(&*queue))
+        })?;
         Ok(service.registry())
     })?;
     Ok(())

@@ -30,13 +30,16 @@ use burr_core::map_states;
 use burr_core::parallel::SubGraph;
 use burr_core::persistence::{SqlitePersister, StepStatus};
 use burr_core::prelude::*;
-use burr_server::{Announcer, BoxError, InputProblem, Kind, Registry, RunInfo};
+use burr_server::{
+    Announcer, BoxError, InputProblem, Kind, QueueError, Registry, RunFilter, RunInfo, RunQueue,
+    RunStatus,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::app::{self, VotingEnded};
+use crate::app::{self, Publish, VotingEnded};
 use crate::batcher::BatchConfig;
-use crate::data::Dataset;
+use crate::data::{Dataset, Meeting};
 use crate::discussion::{self, Candidate, Force, Related, Settings, Urgency};
 use crate::index::{PastIndex, Timeline};
 use crate::model::Model;
@@ -142,6 +145,44 @@ impl Service {
             })
     }
 
+    /// Add to the past the meetings that "voting ended" events brought and that
+    /// finished (`meeting` runs that succeeded with the meeting in their inputs), in the
+    /// order they finished: what a restarted service's later meetings search, as before
+    /// the restart. Returns how many joined. Their vectors come from the store when a
+    /// search needs them: nothing is embedded again.
+    pub async fn restore(&self, queue: &dyn RunQueue) -> Result<usize, QueueError> {
+        let mut finished = Vec::new();
+        let mut before_seq = None;
+        loop {
+            let page = queue
+                .list(&RunFilter {
+                    status: Some(RunStatus::Succeeded),
+                    kind: Some("meeting".to_owned()),
+                    flow: None,
+                    before_seq,
+                    limit: Some(500),
+                })
+                .await?;
+            let Some(last) = page.last() else { break };
+            before_seq = Some(last.seq);
+            for run in page {
+                let event = serde_json::from_value::<MeetingEvent>(run.inputs.clone());
+                if let Ok(MeetingEvent {
+                    meeting: MeetingRef::Meeting(meeting),
+                    ..
+                }) = event
+                {
+                    finished.push((run.finished_at_us, run.seq, meeting));
+                }
+            }
+        }
+        finished.sort_by_key(|(at, seq, _)| (*at, *seq));
+        Ok(finished
+            .iter()
+            .filter(|(_, _, meeting)| self.index.join(meeting))
+            .count())
+    }
+
     /// A builder with the shared resources, `urgency` and `force`.
     fn builder(&self, urgency: i32, force: bool) -> ApplicationBuilder {
         ApplicationBuilder::new()
@@ -158,15 +199,93 @@ impl Service {
 #[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MeetingEvent {
-    /// The meeting whose voting ended (an id of the service's dataset).
-    pub meeting: String,
+    /// The meeting whose voting ended: the id of a meeting of the service's dataset, or
+    /// the meeting itself (id, team, title, date, discussions), as a voting tool would
+    /// send it.
+    pub meeting: MeetingRef,
     /// Re-embed its discussions even when they are stored.
     #[serde(default)]
     pub force: bool,
 }
 
+/// The meeting of a [`MeetingEvent`].
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(untagged)]
+pub enum MeetingRef {
+    /// A meeting of the service's dataset, by id.
+    Id(String),
+    /// A new meeting, with its discussions. Its past is every discussion the service
+    /// knows when it starts; once it finishes, its discussions are the past of later
+    /// meetings (and stay so after a restart).
+    Meeting(Meeting),
+}
+
+impl MeetingRef {
+    /// The meeting's id.
+    pub fn id(&self) -> &str {
+        match self {
+            MeetingRef::Id(id) => id,
+            MeetingRef::Meeting(meeting) => &meeting.id,
+        }
+    }
+}
+
 /// The `meeting` kind.
 pub struct MeetingKind(pub Service);
+
+impl MeetingKind {
+    /// The meeting `inputs` name, or what is wrong with it (the field, and why).
+    fn meeting(&self, inputs: &MeetingEvent) -> Result<Meeting, InputProblem> {
+        let problem = |field: &str, message: String| InputProblem {
+            field: field.to_owned(),
+            message,
+        };
+        match &inputs.meeting {
+            MeetingRef::Id(id) => self
+                .0
+                .data
+                .meetings
+                .iter()
+                .find(|m| m.id == *id)
+                .cloned()
+                .ok_or_else(|| {
+                    problem(
+                        "meeting",
+                        format!(
+                            "no meeting `{id}` in the service's dataset (known: {}); send the meeting itself to relate a new one",
+                            self.0.data.meeting_ids().join(", ")
+                        ),
+                    )
+                }),
+            MeetingRef::Meeting(meeting) => {
+                let alone = Dataset {
+                    meetings: vec![meeting.clone()],
+                    past: Vec::new(),
+                    themes: Default::default(),
+                };
+                alone
+                    .validate()
+                    .map_err(|e| problem("meeting", e.to_string()))?;
+                if meeting.discussions.is_empty() {
+                    return Err(problem(
+                        "meeting.discussions",
+                        "a meeting needs at least one discussion".to_owned(),
+                    ));
+                }
+                if self.0.index.timeline().holds(meeting) == Some(false) {
+                    return Err(problem(
+                        "meeting.id",
+                        format!(
+                            "another meeting with id `{}` is known already, with other discussions",
+                            meeting.id
+                        ),
+                    ));
+                }
+                Ok(meeting.clone())
+            }
+        }
+    }
+}
 
 impl Kind for MeetingKind {
     type Inputs = MeetingEvent;
@@ -176,36 +295,20 @@ impl Kind for MeetingKind {
     }
 
     fn validate(&self, inputs: &MeetingEvent) -> Result<(), InputProblem> {
-        self.0
-            .data
-            .as_ref()
-            .clone()
-            .select(std::slice::from_ref(&inputs.meeting))
-            .map(|_| ())
-            .map_err(|e| InputProblem {
-                field: "meeting".to_owned(),
-                message: e.to_string(),
-            })
+        self.meeting(inputs).map(|_| ())
     }
 
     fn build(&self, inputs: MeetingEvent, run: &RunInfo) -> Result<ApplicationBuilder, BoxError> {
-        let selected = self
-            .0
-            .data
-            .as_ref()
-            .clone()
-            .select(std::slice::from_ref(&inputs.meeting))?;
-        let meeting = selected
-            .meetings
-            .into_iter()
-            .next()
-            .ok_or("the dataset selected no meeting")?;
-        let meeting = serde_json::to_value(&meeting)?;
-        let voting_ended = Arc::new(VotingEnded.bind("meeting", meeting));
+        let meeting = self.meeting(&inputs)?;
+        let voting_ended = Arc::new(VotingEnded.bind("meeting", serde_json::to_value(&meeting)?));
         Ok(
             app::graph(self.0.builder(run.priority, inputs.force), voting_ended)
                 .with_state(State::new())
-                .with_hook(Arc::new(AnnounceRelated(run.announcer.clone()))),
+                .with_hook(Arc::new(AnnounceRelated(run.announcer.clone())))
+                .with_hook(Arc::new(JoinPast {
+                    index: Arc::clone(&self.0.index),
+                    meeting,
+                })),
         )
     }
 
@@ -216,6 +319,21 @@ impl Kind for MeetingKind {
             "reused": state.get::<Value>("reused").unwrap_or(Value::Null),
             "related": state.get::<Value>("related").unwrap_or(Value::Null),
         })
+    }
+}
+
+/// Adds a finished meeting's discussions to the past of later meetings, once its
+/// `publish` step is checkpointed (a meeting of the dataset is there already).
+struct JoinPast {
+    index: Arc<PastIndex>,
+    meeting: Meeting,
+}
+
+impl LifecycleHook for JoinPast {
+    fn post_run_step(&self, event: &StepEnd<'_>) {
+        if event.status == StepStatus::Completed && event.action == Publish.name() {
+            self.index.join(&self.meeting);
+        }
     }
 }
 
@@ -304,7 +422,8 @@ pub async fn query_text(
     let best = tokio::task::spawn_blocking(move || scan.search(&query, rows, k))
         .await
         .map_err(|e| ActionError::msg(format!("the search panicked: {e}")))?;
-    let entries = &index.timeline().entries;
+    let timeline = index.timeline();
+    let entries = &timeline.entries;
     let candidates: Vec<(Candidate, &crate::index::Entry)> = best
         .into_iter()
         .map(|(row, retrieval)| {
@@ -464,7 +583,8 @@ pub async fn embed_rows(
     force: Res<Force>,
 ) -> Result<State, ActionError> {
     let (from, to): (usize, usize) = (state.get("from")?, state.get("to")?);
-    let entries = &index.timeline().entries;
+    let timeline = index.timeline();
+    let entries = &timeline.entries;
     let texts: Vec<String> = entries[from.min(entries.len())..to.min(entries.len())]
         .iter()
         .map(|e| e.document())

@@ -338,3 +338,113 @@ fn ad_hoc_query_shares_the_meetings_embedding() {
         assert_eq!(forced["result"]["reused"], 0, "{forced}");
     });
 }
+
+/// A meeting of the event itself, not of the dataset: `{"meeting": {id, team, title,
+/// date, discussions}}`.
+fn new_meeting(id: &str, discussions: &[(&str, &str, &str)]) -> Value {
+    let discussions: Vec<Value> = discussions
+        .iter()
+        .map(|(id, title, notes)| json!({"id": id, "title": title, "notes": notes, "votes": 1}))
+        .collect();
+    json!({"id": id, "team": "growth", "title": format!("Retro {id}"), "date": "2026-12-04",
+           "discussions": discussions})
+}
+
+/// The ids of the past discussions related to discussion `d` of a finished meeting run.
+fn related_ids(run: &Value, d: &str) -> Vec<String> {
+    run["result"]["related"][d]
+        .as_array()
+        .unwrap_or_else(|| panic!("no related list for {d}: {run}"))
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// A "voting ended" event can bring the meeting itself: it is related to the past, and
+/// once it finished its discussions are the past of later meetings — also after the
+/// service restarts. The same event again is the same run; another meeting under the
+/// same id, or one without discussions, is refused naming the field.
+#[test]
+fn a_meeting_the_event_brings_is_related_then_joins_the_past_across_a_restart() {
+    common::require_model_files();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("burr.db");
+    let llamas = (
+        "llamas",
+        "The office llamas need a grooming budget",
+        "Nobody owns the llama grooming schedule and the costs land on the wrong team's budget every quarter.",
+    );
+    let flaky = (
+        "flaky",
+        "Flaky CI tests",
+        "The integration suite failed on many merges and passed when re-run; people retry without reading logs.",
+    );
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let http = reqwest::Client::new();
+    let first = new_meeting("new-1", &[llamas, flaky]);
+    let event = |meeting: &Value, key: &str| json!({"kind": "meeting", "inputs": {"meeting": meeting}, "idempotency_key": key});
+    {
+        let service = serve(&db, &[]);
+        let base = service.base.clone();
+        runtime.block_on(async {
+            let (status, run) = submit(&http, &base, event(&first, "new-1")).await;
+            assert_eq!(status, 201, "{run}");
+            let run = finished(&http, &base, run["id"].as_str().unwrap()).await;
+            // Its past is the dataset: the flaky-tests card finds the sample's.
+            assert!(
+                related_ids(&run, "flaky").iter().any(|id| id == "m1/d1"),
+                "{run}"
+            );
+            assert!(
+                related_ids(&run, "llamas")
+                    .iter()
+                    .all(|id| !id.starts_with("new-1/")),
+                "a meeting is not its own past: {run}"
+            );
+            // The same event again: the same run, nothing new.
+            let (status, again) = submit(&http, &base, event(&first, "new-1")).await;
+            assert_eq!(status, 200, "{again}");
+            assert_eq!(again["id"], run["id"]);
+            // A later meeting finds the finished one's discussion.
+            let second = new_meeting("new-2", &[("grooming", llamas.1, llamas.2)]);
+            let (_, run) = submit(&http, &base, event(&second, "new-2")).await;
+            let run = finished(&http, &base, run["id"].as_str().unwrap()).await;
+            assert_eq!(
+                related_ids(&run, "grooming").first().map(String::as_str),
+                Some("new-1/llamas"),
+                "{run}"
+            );
+            // Refused, naming the field.
+            let other = new_meeting("new-1", &[("x", "Something else", "Entirely.")]);
+            let (status, problem) = submit(&http, &base, event(&other, "other")).await;
+            assert_eq!(status, 422, "{problem}");
+            assert!(problem.to_string().contains("meeting.id"), "{problem}");
+            let empty = new_meeting("new-9", &[]);
+            let (status, problem) = submit(&http, &base, event(&empty, "empty")).await;
+            assert_eq!(status, 422, "{problem}");
+            assert!(
+                problem.to_string().contains("meeting.discussions"),
+                "{problem}"
+            );
+        });
+    }
+    // Restarted: the meetings that finished are the past again, from the store.
+    let stored = common::stored_vectors(&db);
+    let service = serve(&db, &[]);
+    let base = service.base.clone();
+    runtime.block_on(async {
+        let third = new_meeting("new-3", &[("again", llamas.1, llamas.2)]);
+        let (_, run) = submit(&http, &base, event(&third, "new-3")).await;
+        let run = finished(&http, &base, run["id"].as_str().unwrap()).await;
+        let related = related_ids(&run, "again");
+        assert!(
+            related.iter().any(|id| id == "new-1/llamas")
+                && related.iter().any(|id| id == "new-2/grooming"),
+            "{run}"
+        );
+        // Only its own document (under its own meeting's header) is new: the past
+        // came back from the store.
+        assert_eq!(run["result"]["embedded"], 1, "{run}");
+        assert_eq!(common::stored_vectors(&db), stored + 1);
+    });
+}
