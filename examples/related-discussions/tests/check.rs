@@ -2,15 +2,15 @@
 //! loaded: over a database holding a queued `meeting` run and a meeting application of
 //! the one-shot mode stopped after its first step, this build can resume both (exit 0);
 //! a meeting application saved by a build whose first action had another name cannot
-//! be resumed (exit 1, naming it and the rename).
+//! be resumed (exit 1, naming it and the rename). On a SQLite file and on PostgreSQL.
 
-use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::Arc;
 
 use burr_core::actions::{Action, ActionExt};
-use burr_core::persistence::{Persister, SqlitePersister};
+use burr_core::persistence::Persister;
 use burr_core::prelude::*;
+use burr_postgres::testing::TestServer;
 use burr_server::{NewRun, DEFAULT_QUEUE};
 use example_related_discussions::app::{
     self, EmbedDiscussions, IndexPast, Publish, Relate, VotingEnded,
@@ -20,9 +20,9 @@ use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_related-discussions");
 
-fn check(db: &Path) -> (Output, Value) {
+fn check(db: &str) -> (Output, Value) {
     let output = Command::new(BIN)
-        .args(["check", "--json", "--db", db.to_str().expect("a path")])
+        .args(["check", "--json", "--db", db])
         .output()
         .expect("runs");
     let json = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
@@ -75,14 +75,25 @@ async fn first_step_of(persister: Arc<dyn Persister>, app_id: &str, renamed: boo
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn check_passes_what_this_build_resumes_and_names_what_it_cannot() {
+async fn check_on_sqlite() {
     let dir = tempfile::tempdir().expect("a temp dir");
     let db = dir.path().join("burr.db");
-    let persister: Arc<dyn Persister> = Arc::new(SqlitePersister::open(&db).expect("opens"));
+    check_passes_what_this_build_resumes_and_names_what_it_cannot(db.to_str().expect("a path"))
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_on_postgres() {
+    let url = TestServer::shared().fresh_database();
+    check_passes_what_this_build_resumes_and_names_what_it_cannot(&url).await;
+}
+
+async fn check_passes_what_this_build_resumes_and_names_what_it_cannot(db: &str) {
+    let backend = burr_server::open(db).await.expect("opens");
+    let persister = backend.persister();
     first_step_of(persister.clone(), "meeting-a-1", false).await;
     // A `meeting` run, queued (no worker runs here).
     let meeting = Dataset::labelled().meetings.remove(1).id;
-    let backend = burr_server::open(&db).await.expect("opens");
     backend
         .queue()
         .submit(NewRun {
@@ -102,7 +113,7 @@ async fn check_passes_what_this_build_resumes_and_names_what_it_cannot() {
         .await
         .expect("submits");
 
-    let (output, json) = check(&db);
+    let (output, json) = check(db);
     assert_eq!(output.status.code(), Some(0), "{json:#}");
     let ids: Vec<&str> = json
         .as_array()
@@ -117,7 +128,7 @@ async fn check_passes_what_this_build_resumes_and_names_what_it_cannot() {
 
     // An older build named its first action `voting_closed`.
     first_step_of(persister, "meeting-b-1", true).await;
-    let (output, json) = check(&db);
+    let (output, json) = check(db);
     assert_eq!(output.status.code(), Some(1), "{json:#}");
     let blocked: Vec<&Value> = json
         .as_array()
