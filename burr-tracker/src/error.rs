@@ -46,6 +46,15 @@ pub enum TrackerError {
         /// The URL, without its password.
         url: String,
     },
+    /// `prune` or `delete` asked of a PostgreSQL database: they write to a SQLite file
+    /// only (for now). Nothing was changed.
+    #[error("`{operation}` works on a SQLite file only, not yet on the PostgreSQL database {database}; nothing was changed")]
+    NotOnPostgres {
+        /// The operation (`prune`, `delete`).
+        operation: &'static str,
+        /// The database (its URL without the password).
+        database: String,
+    },
     /// The tracker's tables were written by a newer burr-tracker.
     #[error("`{path}` has tracker schema version {found}, newer than this burr-tracker supports ({supported}): upgrade burr-tracker")]
     SchemaTooNew {
@@ -219,6 +228,16 @@ fn running_note(app_id: &str, running: &str, holder: &str) -> String {
 }
 
 impl TrackerError {
+    /// [`TrackerError::NoPostgresSupport`] for `url`, whose credentials are left out.
+    #[cfg_attr(feature = "postgres", allow(dead_code))]
+    pub(crate) fn no_postgres(url: &str) -> Self {
+        let url = match url.split_once('@') {
+            Some((_, host)) => format!("postgres://…@{host}"),
+            None => url.to_owned(),
+        };
+        TrackerError::NoPostgresSupport { url }
+    }
+
     pub(crate) fn sqlite(path: &std::path::Path, source: rusqlite::Error) -> Self {
         TrackerError::Sqlite {
             path: path.to_owned(),

@@ -65,6 +65,18 @@ fn open_tracker(path: &Path) -> Result<Connection, TrackerError> {
     Ok(conn)
 }
 
+/// `prune` and `delete` write to a file only: a PostgreSQL database is refused, with
+/// nothing changed.
+fn refuse_postgres(path: &Path, operation: &'static str) -> Result<(), TrackerError> {
+    match path.to_str().filter(|p| crate::is_postgres_url(p)) {
+        Some(url) => Err(TrackerError::NotOnPostgres {
+            operation,
+            database: crate::store::redact(url),
+        }),
+        None => Ok(()),
+    }
+}
+
 fn tracker_row(
     conn: &Connection,
     path: &Path,
@@ -90,6 +102,7 @@ pub fn prune(
     keep_last: usize,
     options: PruneOptions,
 ) -> Result<PruneReport, TrackerError> {
+    refuse_postgres(path, "prune")?;
     let db = Database::open(path)?;
     let app = db.find(app_id, partition_key)?.clone();
     if keep_last == 0 && !options.all {
@@ -158,7 +171,7 @@ fn prune_held(
             block_on(persister.prune(pk, &app.app_id, keep_last))?
         };
     }
-    let (Some(conn), Some(row)) = (&db.tracker, &app.tracked) else {
+    let (Some(conn), Some(row)) = (db.source.sqlite_tracker(), &app.tracked) else {
         return Ok(report);
     };
     let steps = read::steps(conn, path, row)?;
@@ -260,6 +273,7 @@ pub fn delete(
     app_id: &str,
     partition_key: Option<&str>,
 ) -> Result<DeleteReport, TrackerError> {
+    refuse_postgres(path, "delete")?;
     let db = Database::open(path)?;
     let app = db.find(app_id, partition_key)?;
     let apps = db.with_descendants(app);
@@ -310,7 +324,7 @@ fn delete_all(
     let mut tracked = false;
     // Whether anything was deleted yet (a failure after that is reported as such).
     let mut changed = false;
-    if db.tracker.is_some() && apps.iter().any(|a| a.tracked()) {
+    if db.source.sqlite_tracker().is_some() && apps.iter().any(|a| a.tracked()) {
         let conn = open_tracker(path)?;
         let sqlite = |e| TrackerError::sqlite(path, e);
         let tx =
