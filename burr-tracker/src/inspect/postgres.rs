@@ -152,7 +152,7 @@ impl PgSource {
     ///
     /// Fails when it holds neither, or either was written by a newer burr-rs; a
     /// checkpoint schema older than this build reads is refused too (connecting would
-    /// migrate it: `burr migrate` does that).
+    /// migrate it: a worker, or `burr_postgres::migrate`, does that).
     pub(crate) fn parts(&self) -> Result<Parts, TrackerError> {
         let client = self.client()?;
         let source = self.clone();
@@ -180,7 +180,7 @@ impl PgSource {
                     path: name(),
                     reason: format!(
                         "its schema version {found} is older than this build reads ({}); \
-                         run `burr migrate` to migrate it",
+                         a worker (or `burr_postgres::migrate`) migrates it",
                         PostgresPersister::SCHEMA_VERSION
                     ),
                 }
