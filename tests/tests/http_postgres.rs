@@ -31,18 +31,7 @@ struct Running {
 
 impl Running {
     async fn get(&self, path: &str) -> Value {
-        let response = self
-            .client
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .unwrap();
-        assert!(
-            response.status().is_success(),
-            "{path}: {}",
-            response.status()
-        );
-        response.json().await.unwrap()
+        get_json(&self.client, &self.base, path).await
     }
 
     /// The event types of a run's stream, up to `finished`.
@@ -72,6 +61,17 @@ impl Running {
         }
         out
     }
+}
+
+/// GET `base` + `path`, which must succeed: its JSON.
+async fn get_json(client: &reqwest::Client, base: &str, path: &str) -> Value {
+    let response = client.get(format!("{base}{path}")).send().await.unwrap();
+    assert!(
+        response.status().is_success(),
+        "{path}: {}",
+        response.status()
+    );
+    response.json().await.unwrap()
 }
 
 /// A plain application (no run queue), run three steps by hand.
@@ -274,4 +274,152 @@ async fn the_api_answers_the_same_on_postgresql_as_on_a_file() {
     let listing = &expected[0].1;
     assert_eq!(listing.as_array().unwrap().len(), 2, "{listing}");
     assert_eq!(listing[1]["status"], "completed", "{listing}");
+}
+
+/// `serve --db postgres://…` as a real process (the user's binary): the HTTP API lists,
+/// runs and inspects a run there, its tracker recording into the same database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_on_postgresql_runs_and_shows_a_run() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+
+    let url = TestServer::shared().fresh_database();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_runs-app"))
+        .args(["--db", &url, "serve", "--addr", "127.0.0.1:0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (found, address) = std::sync::mpsc::channel();
+    let (is_ready, ready) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { return };
+            if let Some(base) = line.strip_prefix("serving ") {
+                let _ = found.send(base.trim_end_matches('/').to_owned());
+            } else if line.starts_with("worker ready") {
+                let _ = is_ready.send(());
+            }
+        }
+    });
+    let base = address
+        .recv_timeout(Duration::from_secs(30))
+        .expect("serve says where it listens");
+    let client = reqwest::Client::new();
+    let run: Value = client
+        .post(format!("{base}/v1/runs"))
+        .json(&json!({"kind": "steps", "inputs": {"steps": 2}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = run["id"].as_str().unwrap().to_owned();
+    let get = |path: String| {
+        let client = client.clone();
+        async move {
+            client
+                .get(path)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let mut steps = Value::Null;
+    for _ in 0..200 {
+        let one = get(format!("{base}/v1/runs/{id}")).await;
+        steps = get(format!("{base}/v1/runs/{id}/steps")).await;
+        if one["run"]["status"] == "succeeded" && steps[2]["duration_us"].is_i64() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let actions: Vec<&str> = steps
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["action"].as_str())
+        .collect();
+    assert_eq!(actions, ["work", "work", "done"], "{steps}");
+    let page = get(format!("{base}/v1/runs")).await;
+    assert_eq!(page["runs"][0]["id"], id.as_str(), "{page}");
+    assert_eq!(page["runs"][0]["status"], "succeeded", "{page}");
+    assert_eq!(
+        get(format!("{base}/v1/runs/{id}/state")).await["state"]["count"],
+        2
+    );
+    // Its SIGTERM handler is in place once it says it is ready: then it drains.
+    ready
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the worker says it is ready");
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "serve drains and exits: {status}");
+}
+
+/// A read-only server (`burr ui`) over a PostgreSQL database that has no run queue shows
+/// its applications and creates nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_server_on_postgresql_shows_plain_applications_and_writes_nothing() {
+    let url = TestServer::shared().fresh_database();
+    let persister = Arc::new(
+        burr_postgres::PostgresPersister::connect(&url)
+            .await
+            .unwrap(),
+    );
+    let tracker = Tracker::open(&url).unwrap();
+    run_plain_app(persister, &tracker).await;
+    drop(tracker);
+    let bound = Server::read_only(&url)
+        .unwrap()
+        .with_options(ServerOptions {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            ..ServerOptions::default()
+        })
+        .bind()
+        .await
+        .unwrap();
+    let base = format!("http://{}", bound.local_addr().unwrap());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let served = tokio::spawn(bound.serve(async {
+        let _ = stopped.await;
+    }));
+    let client = reqwest::Client::new();
+    let page = get_json(&client, &base, "/v1/runs").await;
+    assert_eq!(page["runs"][0]["id"], "plain-app", "{page}");
+    assert_eq!(page["runs"][0]["status"], "completed", "{page}");
+    let steps = get_json(&client, &base, "/v1/runs/plain-app/steps").await;
+    assert_eq!(steps.as_array().unwrap().len(), 3, "{steps}");
+    let state = get_json(&client, &base, "/v1/runs/plain-app/state").await;
+    assert_eq!(state["state"]["n"], 3);
+    let backlog = get_json(&client, &base, "/v1/backlog").await;
+    assert_eq!(
+        backlog,
+        serde_json::to_value(burr_server::Backlog::default()).unwrap()
+    );
+    let _ = stop.send(());
+    served.await.unwrap().unwrap();
+    // No run-queue table appeared.
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let tables: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_tables WHERE tablename LIKE 'burr_run%'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(tables, 0);
 }
