@@ -46,15 +46,6 @@ pub enum TrackerError {
         /// The URL, without its password.
         url: String,
     },
-    /// `prune` or `delete` asked of a PostgreSQL database: they write to a SQLite file
-    /// only (for now). Nothing was changed.
-    #[error("`{operation}` works on a SQLite file only, not yet on the PostgreSQL database {database}; nothing was changed")]
-    NotOnPostgres {
-        /// The operation (`prune`, `delete`).
-        operation: &'static str,
-        /// The database (its URL without the password).
-        database: String,
-    },
     /// The tracker's tables were written by a newer burr-tracker.
     #[error("`{path}` has tracker schema version {found}, newer than this burr-tracker supports ({supported}): upgrade burr-tracker")]
     SchemaTooNew {

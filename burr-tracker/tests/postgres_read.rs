@@ -15,10 +15,19 @@ use burr_postgres::PostgresPersister;
 use burr_tracker::inspect::{Database, PgSource};
 use burr_tracker::{Tracker, TrackerError};
 
-/// The file and the URL, each holding the same applications.
-fn databases() -> &'static (tempfile::TempDir, std::path::PathBuf, String) {
-    static DATABASES: OnceLock<(tempfile::TempDir, std::path::PathBuf, String)> = OnceLock::new();
-    DATABASES.get_or_init(|| {
+/// A file and a PostgreSQL database (its directory, its path, the URL).
+type Pair = (tempfile::TempDir, std::path::PathBuf, String);
+
+/// The file and the URL, each holding the same applications (shared by the tests that
+/// only read).
+fn databases() -> &'static Pair {
+    static DATABASES: OnceLock<Pair> = OnceLock::new();
+    DATABASES.get_or_init(build_pair)
+}
+
+/// A new file and a new PostgreSQL database holding the same applications.
+fn build_pair() -> Pair {
+    {
         let dir = tempfile::tempdir().unwrap();
         let url = TestServer::shared().fresh_database();
         let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -30,7 +39,7 @@ fn databases() -> &'static (tempfile::TempDir, std::path::PathBuf, String) {
         });
         fix_times_pg(&url);
         (dir, path, url)
-    })
+    }
 }
 
 /// [`common::fix_times`], in PostgreSQL's SQL.
@@ -248,19 +257,121 @@ fn errors_name_the_database_without_its_password() {
             burr_core::persistence::PersistenceError::NotABurrDatabase { .. }
         ))
     ));
-    // prune and delete refuse, changing nothing.
-    for args in [
-        &["prune", "order-1", "--keep-last", "1"][..],
-        &["delete", "order-1"],
-    ] {
-        let refused = run(Path::new(url), args);
-        assert_eq!(refused.status.code(), Some(1), "{args:?}");
-        let stderr = String::from_utf8_lossy(&refused.stderr);
-        assert!(
-            stderr.contains("PostgreSQL") && stderr.contains("nothing was changed"),
-            "{stderr}"
-        );
-    }
     let db = Database::open(url).unwrap();
     assert_eq!(db.apps().len(), 14);
+}
+
+/// Run `args` on both databases: both succeed and print the same; what they print.
+fn same(file: &Path, url: &str, args: &[&str]) -> String {
+    let (a, b) = (run(file, args), run(Path::new(url), args));
+    assert!(
+        a.status.success(),
+        "{args:?} on the file: {}",
+        String::from_utf8_lossy(&a.stderr)
+    );
+    assert!(
+        b.status.success(),
+        "{args:?} on PostgreSQL: {}",
+        String::from_utf8_lossy(&b.stderr)
+    );
+    let (a, b) = (
+        String::from_utf8_lossy(&a.stdout).into_owned(),
+        String::from_utf8_lossy(&b.stdout).into_owned(),
+    );
+    assert_eq!(b, a, "{args:?}");
+    a
+}
+
+/// `prune` removes the same steps from PostgreSQL as from the file, and what is kept
+/// reads back the same.
+#[test]
+fn prune_on_postgresql_removes_what_it_removes_from_a_file() {
+    let (_dir, path, url) = build_pair();
+    let dry = same(
+        &path,
+        &url,
+        &[
+            "prune",
+            "order-1",
+            "--keep-last",
+            "2",
+            "--dry-run",
+            "--json",
+        ],
+    );
+    let report: serde_json::Value = serde_json::from_str(&dry).unwrap();
+    assert!(
+        report["checkpoints_removed"].as_u64().unwrap() > 0,
+        "{report}"
+    );
+    assert!(
+        report["tracked_steps_removed"].as_u64().unwrap() > 0,
+        "{report}"
+    );
+    // A dry run changes nothing.
+    same(&path, &url, &["show", "order-1", "--json"]);
+    let done = same(
+        &path,
+        &url,
+        &["prune", "order-1", "--keep-last", "2", "--json"],
+    );
+    let done: serde_json::Value = serde_json::from_str(&done).unwrap();
+    assert_eq!(done["checkpoints_removed"], report["checkpoints_removed"]);
+    let shown = same(&path, &url, &["show", "order-1", "--json"]);
+    let steps = serde_json::from_str::<serde_json::Value>(&shown).unwrap()["steps"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(steps, 2, "{shown}");
+    same(&path, &url, &["state", "order-1"]);
+    same(&path, &url, &["apps", "--json"]);
+    // The state before the kept steps is gone from both.
+    for db in [path.as_path(), Path::new(&url)] {
+        let gone = run(db, &["state", "order-1", "--seq", "0"]);
+        assert_eq!(gone.status.code(), Some(1), "{db:?}");
+    }
+}
+
+/// `delete` removes the same applications (with their children) from PostgreSQL as from
+/// the file; it is refused, deleting nothing, while a runner holds the lease.
+#[test]
+fn delete_on_postgresql_removes_what_it_removes_from_a_file_and_not_while_running() {
+    let (_dir, path, url) = build_pair();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (runner, lease) = runtime.block_on(async {
+        use burr_core::persistence::Leases;
+        let runner = PostgresPersister::connect(&url).await.unwrap();
+        let lease = runner
+            .acquire_lease(
+                Some(common::PARTITION),
+                common::APP,
+                std::time::Duration::from_secs(60),
+            )
+            .await
+            .unwrap();
+        (runner, lease)
+    });
+    let refused = run(Path::new(&url), &["delete", "order-1"]);
+    assert_eq!(refused.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("running") && stderr.contains("nothing was deleted"),
+        "{stderr}"
+    );
+    assert_eq!(Database::open(&url).unwrap().apps().len(), 14);
+    runtime.block_on(async {
+        use burr_core::persistence::Leases;
+        runner.release_lease_async(&lease).await.unwrap();
+    });
+    drop(runner);
+    same(&path, &url, &["delete", "order-1", "--json"]);
+    let apps = same(&path, &url, &["apps", "--json"]);
+    assert!(
+        apps.contains("order-1-fork") && !apps.contains("order-1/"),
+        "{apps}"
+    );
+    assert_eq!(Database::open(&url).unwrap().apps().len(), 1);
+    // Nothing of it is left in the tracker's tables either.
+    let left = run(Path::new(&url), &["show", "order-1"]);
+    assert_eq!(left.status.code(), Some(1));
 }

@@ -11,6 +11,7 @@ pub(crate) mod schema;
 pub(crate) mod writer;
 
 /// `url` without its password (`postgres://user:secret@host/db` -> `postgres://user@host/db`).
+#[cfg(feature = "postgres")]
 pub(crate) fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
