@@ -296,7 +296,19 @@ impl PostgresPersister {
     pub async fn list_apps(&self) -> Result<Vec<AppRecord>, PersistenceError> {
         let database = self.database().to_owned();
         self.read("list applications", async |conn| {
-            read::apps(conn, &database).await
+            read::apps(conn, &database, None).await
+        })
+        .await
+    }
+
+    /// The application `app_id` and the applications under it (ids under `<app_id>/`:
+    /// its children), of every partition key, newest first: what a page about one
+    /// application reads (as
+    /// [`SqlitePersister::list_apps_under`](burr_core::persistence::SqlitePersister::list_apps_under)).
+    pub async fn list_apps_under(&self, app_id: &str) -> Result<Vec<AppRecord>, PersistenceError> {
+        let database = self.database().to_owned();
+        self.read("list applications", async |conn| {
+            read::apps(conn, &database, Some(app_id)).await
         })
         .await
     }

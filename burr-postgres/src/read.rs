@@ -345,16 +345,22 @@ pub(crate) async fn app_record(
     row.map(|row| app_record_from(database, &row)).transpose()
 }
 
-/// Every application stored, newest first.
-pub(crate) async fn apps(conn: &Conn, database: &str) -> Result<Vec<AppRecord>, Failure> {
+/// Every application stored (or only `root` and the applications under `root/`), newest
+/// first.
+pub(crate) async fn apps(
+    conn: &Conn,
+    database: &str,
+    root: Option<&str>,
+) -> Result<Vec<AppRecord>, Failure> {
     let statement = conn
         .prepare_cached(
             "SELECT partition_key, app_id, created_at_us, fork_parent, spawning_parent, \
                     code_version, fingerprint \
-             FROM burr_apps ORDER BY id DESC",
+             FROM burr_apps WHERE $1::text IS NULL OR app_id = $1 \
+             OR (app_id >= $1 || '/' AND app_id < $1 || '0') ORDER BY id DESC",
         )
         .await?;
-    let rows = conn.query(&statement, &[]).await?;
+    let rows = conn.query(&statement, &[&root]).await?;
     rows.iter()
         .map(|row| app_record_from(database, row))
         .collect()

@@ -5,7 +5,11 @@
 //!
 //! It opens the file read-only and never creates tables: a database written by an
 //! application with only a persister or a tracker lists its applications, one with a
-//! run queue its runs too.
+//! run queue its runs too. With the `postgres` feature it reads a PostgreSQL database
+//! (`postgres://…`) the same way.
+
+#[cfg(feature = "postgres")]
+mod postgres;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -121,7 +125,33 @@ pub struct Page {
 /// A burr database, read-only. Cloning shares it.
 #[derive(Clone)]
 pub struct Catalog {
-    inner: Arc<Inner>,
+    store: Store,
+}
+
+/// The database a catalog reads.
+#[derive(Clone)]
+enum Store {
+    /// A SQLite file.
+    Sqlite(Arc<Inner>),
+    /// A PostgreSQL database.
+    #[cfg(feature = "postgres")]
+    Postgres(Arc<postgres::PgCatalog>),
+}
+
+/// A change marker of the database: [`Catalog::version`] changes when another
+/// connection commits.
+pub enum Watcher {
+    /// SQLite's `data_version` of a connection kept for it.
+    Sqlite(Connection),
+    /// PostgreSQL's write-ahead log position.
+    #[cfg(feature = "postgres")]
+    Postgres,
+}
+
+impl std::fmt::Debug for Watcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Watcher")
+    }
 }
 
 struct Inner {
@@ -136,7 +166,7 @@ struct Inner {
 impl std::fmt::Debug for Catalog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Catalog")
-            .field("path", &self.inner.path)
+            .field("path", &self.path())
             .finish_non_exhaustive()
     }
 }
@@ -144,24 +174,76 @@ impl std::fmt::Debug for Catalog {
 impl Catalog {
     /// Open the burr database at `path` for reading. Fails when the file does not exist
     /// or is not a burr database.
+    ///
+    /// A `postgres://` URL (feature `postgres`) reads that PostgreSQL database: its
+    /// applications at once, its run queue through [`Catalog::use_queue`]'s queue or,
+    /// without one, a queue connected on first use (which creates the queue's tables
+    /// when they are missing).
     pub fn open(path: impl AsRef<Path>) -> Result<Catalog, QueueError> {
+        #[cfg(feature = "postgres")]
+        if let Some(url) = path
+            .as_ref()
+            .to_str()
+            .filter(|_| crate::queue::is_postgres_url(path.as_ref()))
+        {
+            return Ok(Catalog {
+                store: Store::Postgres(Arc::new(postgres::PgCatalog::open(url)?)),
+            });
+        }
         let path = path.as_ref().to_owned();
         let persister = SqlitePersister::open_read_only(&path)?;
         let catalog = Catalog {
-            inner: Arc::new(Inner {
+            store: Store::Sqlite(Arc::new(Inner {
                 path,
                 persister,
                 idle: Mutex::new(Vec::new()),
                 apps: Mutex::default(),
-            }),
+            })),
         };
         catalog.with_conn(|_| Ok(()))?;
         Ok(catalog)
     }
 
-    /// The database file.
+    /// Read the runs through `queue` (the server's own run queue) where the catalog
+    /// would otherwise connect one of its own (PostgreSQL); a file is read directly.
+    pub fn use_queue(&self, queue: Arc<dyn crate::queue::RunQueue>) {
+        match &self.store {
+            Store::Sqlite(_) => drop(queue),
+            #[cfg(feature = "postgres")]
+            Store::Postgres(pg) => pg.use_queue(queue),
+        }
+    }
+
+    /// The database file (for PostgreSQL, its URL without the password).
     pub fn path(&self) -> &Path {
-        &self.inner.path
+        match &self.store {
+            Store::Sqlite(inner) => &inner.path,
+            #[cfg(feature = "postgres")]
+            Store::Postgres(pg) => pg.source.name(),
+        }
+    }
+
+    /// Open the database for the pages about the application `app_id` and its children
+    /// (burr-tracker's reader; blocking: call it on a blocking thread).
+    pub fn open_app(
+        &self,
+        app_id: &str,
+    ) -> Result<burr_tracker::inspect::Database, burr_tracker::TrackerError> {
+        match &self.store {
+            Store::Sqlite(inner) => burr_tracker::inspect::Database::open_app(&inner.path, app_id),
+            #[cfg(feature = "postgres")]
+            Store::Postgres(pg) => {
+                burr_tracker::inspect::Database::open_postgres(&pg.source, Some(app_id))
+            }
+        }
+    }
+
+    fn sqlite(&self) -> &Arc<Inner> {
+        match &self.store {
+            Store::Sqlite(inner) => inner,
+            #[cfg(feature = "postgres")]
+            Store::Postgres(_) => unreachable!("only the SQLite catalog has connections"),
+        }
     }
 
     /// Run `f` on a read connection (taken from the idle ones, or opened).
@@ -169,22 +251,17 @@ impl Catalog {
         &self,
         f: impl FnOnce(&Connection) -> Result<T, OpError>,
     ) -> Result<T, QueueError> {
-        let conn = self
-            .inner
-            .idle
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .pop();
+        let inner = self.sqlite();
+        let conn = inner.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
         let conn = match conn {
             Some(conn) => conn,
-            None => self
-                .inner
+            None => inner
                 .persister
                 .read_only_connection()
                 .map_err(QueueError::from)?,
         };
         let out = f(&conn);
-        self.inner
+        inner
             .idle
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -192,7 +269,7 @@ impl Catalog {
         out.map_err(|error| match error {
             OpError::Queue(e) => e,
             OpError::Sql(source) => QueueError::Database {
-                path: self.inner.path.clone(),
+                path: inner.path.clone(),
                 source,
             },
         })
@@ -212,14 +289,22 @@ impl Catalog {
 
     /// A page of runs and top-level applications, newest first.
     pub async fn list(&self, query: ListQuery) -> Result<Page, QueueError> {
+        #[cfg(feature = "postgres")]
+        if let Store::Postgres(pg) = &self.store {
+            return pg.list(query).await;
+        }
         let catalog = self.clone();
-        self.read(move |conn| list(conn, &catalog.inner.apps, &query))
+        self.read(move |conn| list(conn, &catalog.sqlite().apps, &query))
             .await
     }
 
     /// The run `run_id` of the queue, `None` when the queue has none (or the database has
     /// no queue).
     pub async fn run(&self, run_id: &str) -> Result<Option<Run>, QueueError> {
+        #[cfg(feature = "postgres")]
+        if let Store::Postgres(pg) = &self.store {
+            return pg.run(run_id).await;
+        }
         let run_id = run_id.to_owned();
         self.read(move |conn| {
             if !has_table(conn, "burr_runs")? {
@@ -236,6 +321,10 @@ impl Catalog {
 
     /// The queue's backlog (empty when the database has no queue).
     pub async fn backlog(&self) -> Result<Backlog, QueueError> {
+        #[cfg(feature = "postgres")]
+        if let Store::Postgres(pg) = &self.store {
+            return pg.backlog().await;
+        }
         self.read(|conn| {
             if !has_table(conn, "burr_runs")? {
                 return Ok(Backlog::default());
@@ -253,6 +342,10 @@ impl Catalog {
         run_id: Option<String>,
         limit: u32,
     ) -> Result<Vec<RunEvent>, QueueError> {
+        #[cfg(feature = "postgres")]
+        if let Store::Postgres(pg) = &self.store {
+            return pg.events_after(after, run_id, limit).await;
+        }
         self.read(move |conn| {
             if !has_table(conn, "burr_run_events")? {
                 return Ok(Vec::new());
@@ -282,6 +375,10 @@ impl Catalog {
 
     /// The id of the last run event stored (0: none).
     pub async fn last_event_id(&self) -> Result<i64, QueueError> {
+        #[cfg(feature = "postgres")]
+        if let Store::Postgres(pg) = &self.store {
+            return pg.last_event_id().await;
+        }
         self.read(|conn| {
             if !has_table(conn, "burr_run_events")? {
                 return Ok(0);
@@ -298,18 +395,50 @@ impl Catalog {
     pub fn data_version(&self, conn: &Connection) -> Result<i64, QueueError> {
         conn.query_row("PRAGMA data_version", [], |r| r.get(0))
             .map_err(|source| QueueError::Database {
-                path: self.inner.path.clone(),
+                path: self.path().to_owned(),
                 source,
             })
     }
 
     /// A connection of its own, for [`Catalog::data_version`] (which compares commits
-    /// seen by one connection).
+    /// seen by one connection). A file only: see [`Catalog::watcher`].
     pub fn watch_connection(&self) -> Result<Connection, QueueError> {
-        self.inner
-            .persister
-            .read_only_connection()
-            .map_err(QueueError::from)
+        match &self.store {
+            Store::Sqlite(inner) => inner
+                .persister
+                .read_only_connection()
+                .map_err(QueueError::from),
+            #[cfg(feature = "postgres")]
+            Store::Postgres(pg) => Err(QueueError::Persistence(
+                burr_core::persistence::PersistenceError::NotABurrDatabase {
+                    path: pg.source.name().to_owned(),
+                    reason: "a PostgreSQL database has no SQLite connection: use Catalog::watcher"
+                        .to_owned(),
+                },
+            )),
+        }
+    }
+
+    /// What [`Catalog::version`] compares commits with.
+    pub fn watcher(&self) -> Result<Watcher, QueueError> {
+        match &self.store {
+            Store::Sqlite(_) => Ok(Watcher::Sqlite(self.watch_connection()?)),
+            #[cfg(feature = "postgres")]
+            Store::Postgres(_) => Ok(Watcher::Postgres),
+        }
+    }
+
+    /// A number that changes whenever another connection commits to the database: for
+    /// a file, [`data_version`](Catalog::data_version) of the watcher's connection; for
+    /// PostgreSQL, the position of its write-ahead log (one cheap query).
+    pub async fn version(&self, watcher: &mut Watcher) -> Result<i64, QueueError> {
+        match (watcher, &self.store) {
+            (Watcher::Sqlite(conn), _) => self.data_version(conn),
+            #[cfg(feature = "postgres")]
+            (Watcher::Postgres, Store::Postgres(pg)) => pg.version().await,
+            #[cfg(feature = "postgres")]
+            (Watcher::Postgres, Store::Sqlite(_)) => Ok(0),
+        }
     }
 }
 
@@ -375,6 +504,12 @@ fn list(conn: &Connection, index: &Mutex<AppsIndex>, query: &ListQuery) -> Resul
             conn, index, query, has_runs, after_at, &after_id, fetch,
         )?);
     }
+    Ok(page(entries, limit))
+}
+
+/// The page of `entries` (runs and applications, each kind newest first): merged newest
+/// first, at most `limit`, with the cursor of the next page when there is more.
+fn page(mut entries: Vec<Listed>, limit: u32) -> Page {
     entries.sort_by(|a, b| {
         b.created_at_us
             .cmp(&a.created_at_us)
@@ -390,10 +525,10 @@ fn list(conn: &Connection, index: &Mutex<AppsIndex>, query: &ListQuery) -> Resul
         }
         .encode()
     });
-    Ok(Page {
+    Page {
         runs: entries,
         next_cursor,
-    })
+    }
 }
 
 /// The latest child progress of a run.

@@ -145,11 +145,7 @@ impl Tracker {
     /// Without the `postgres` feature: [`TrackerError::NoPostgresSupport`].
     #[cfg(not(feature = "postgres"))]
     pub fn connect(url: &str) -> Result<Tracker, TrackerError> {
-        let url = match url.split_once('@') {
-            Some((_, host)) => format!("postgres://…@{host}"),
-            None => url.to_owned(),
-        };
-        Err(TrackerError::NoPostgresSupport { url })
+        Err(TrackerError::no_postgres(url))
     }
 
     /// Start the writer thread, on the sink `make` makes there (a PostgreSQL sink's

@@ -219,6 +219,16 @@ fn running_note(app_id: &str, running: &str, holder: &str) -> String {
 }
 
 impl TrackerError {
+    /// [`TrackerError::NoPostgresSupport`] for `url`, whose credentials are left out.
+    #[cfg_attr(feature = "postgres", allow(dead_code))]
+    pub(crate) fn no_postgres(url: &str) -> Self {
+        let url = match url.split_once('@') {
+            Some((_, host)) => format!("postgres://…@{host}"),
+            None => url.to_owned(),
+        };
+        TrackerError::NoPostgresSupport { url }
+    }
+
     pub(crate) fn sqlite(path: &std::path::Path, source: rusqlite::Error) -> Self {
         TrackerError::Sqlite {
             path: path.to_owned(),

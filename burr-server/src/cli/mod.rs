@@ -23,7 +23,7 @@ pub mod generic;
 mod print;
 mod watch;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -353,15 +353,6 @@ async fn execute(
     let json = cli.json;
     match cli.command {
         Command::Serve(args) => {
-            if db.sqlite_path().is_none() {
-                // The HTTP API and the web UI read the SQLite catalog and the tracker's
-                // SQLite store; on PostgreSQL they are a later step.
-                return Err(CliError::NotOnThisDatabase {
-                    verb: "serve",
-                    database: db.name(),
-                    reason: "the HTTP API and the web UI read a SQLite file (its run catalog and the tracker's store); run `worker` on PostgreSQL, and the run verbs (submit, runs, show, cancel, watch, backlog, explain, schedules)",
-                });
-            }
             work(
                 &db,
                 &cli.db,
@@ -512,8 +503,8 @@ async fn work(
     };
     let server = match http {
         Some((args, runs)) => {
-            let path = db.sqlite_path().unwrap_or_else(|| Path::new(""));
-            let bound = crate::http::Server::with_runs(path, runs)?
+            // A file, or a PostgreSQL URL: the catalog reads either.
+            let bound = crate::http::Server::with_runs(location, runs)?
                 .with_metrics(Arc::clone(&metrics))
                 .with_options(args.options())
                 .bind()

@@ -62,8 +62,8 @@ impl EventFeed {
     ) -> Result<EventFeed, QueueError> {
         let (items, _) = broadcast::channel(BUFFER);
         let mut last = catalog.last_event_id().await?;
-        let watcher = catalog.watch_connection()?;
-        let mut version = catalog.data_version(&watcher)?;
+        let mut watcher = catalog.watcher()?;
+        let mut version = catalog.version(&mut watcher).await?;
         let feed = EventFeed {
             items: items.clone(),
         };
@@ -83,7 +83,7 @@ impl EventFeed {
                     _ = tokio::time::sleep(POLL) => {}
                     _ = shutdown.changed() => return,
                 }
-                let now = match catalog.data_version(&watcher) {
+                let now = match catalog.version(&mut watcher).await {
                     Ok(now) => now,
                     Err(error) => {
                         tracing::warn!(%error, "event feed cannot read the database");

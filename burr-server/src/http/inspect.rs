@@ -26,10 +26,10 @@ pub(crate) async fn open_app<T: Send + 'static>(
     id: &str,
     f: impl FnOnce(&Database, &App) -> Result<T, TrackerError> + Send + 'static,
 ) -> Result<T, Problem> {
-    let path = api.catalog.path().to_owned();
+    let catalog = api.catalog.clone();
     let id = id.to_owned();
     let joined = tokio::task::spawn_blocking(move || {
-        let db = Database::open_app(&path, &id)?;
+        let db = catalog.open_app(&id)?;
         let app = db.find(&id, None)?;
         f(&db, app)
     })

@@ -154,6 +154,7 @@ impl Server {
     /// knows): it also submits, cancels and reruns.
     pub fn with_runs(db: impl AsRef<Path>, runs: Runs) -> Result<Server, ServeError> {
         let mut server = Server::read_only(db)?;
+        server.catalog.use_queue(Arc::clone(runs.queue()));
         server.runs = Some(runs);
         Ok(server)
     }

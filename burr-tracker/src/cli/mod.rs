@@ -83,7 +83,8 @@ Errors: one line on stderr, exit code 1 (2 for bad arguments).";
 #[derive(Parser, Debug)]
 #[command(name = "burr-tracker", version, max_term_width = 100, after_long_help = JSON_HELP)]
 pub struct Cli {
-    /// The burr database.
+    /// The burr database: a SQLite file, or a PostgreSQL URL (`postgres://…`, in a build
+    /// with the `postgres` feature).
     #[arg(long, env = "BURR_DB", default_value = "./burr.db", global = true)]
     db: PathBuf,
     /// Output JSON (stable, for scripts) instead of tables.

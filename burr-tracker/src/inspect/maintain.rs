@@ -2,18 +2,21 @@
 //! and deleting an application with its descendants, from both the checkpoints and the
 //! tracker's tables.
 
+mod checkpoints;
+#[cfg(feature = "postgres")]
+mod postgres;
+
 use std::path::Path;
 use std::time::Duration;
 
-use burr_core::persistence::{
-    Delete, History, Lease, Leases, PersistenceError, Prune, SqlitePersister,
-};
-use futures::executor::block_on;
+use burr_core::persistence::{Lease, PersistenceError};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use serde::Serialize;
 
+use self::checkpoints::Checkpoints;
+#[cfg(feature = "postgres")]
+use super::source::Source;
 use super::{state, App, Database};
-use crate::store::read;
 use crate::TrackerError;
 
 /// What [`prune`] removed.
@@ -108,7 +111,7 @@ pub fn prune(
     // lease, which is held while pruning.
     let (owner_key, owner_id, persisted) = db.lease_owner(&app);
     let persister = if persisted || app.checkpointed {
-        Some(SqlitePersister::open(path)?)
+        Checkpoints::open(path, &db)?
     } else {
         None
     };
@@ -146,23 +149,23 @@ fn prune_held(
     app: &App,
     keep_last: usize,
     options: PruneOptions,
-    persister: Option<&SqlitePersister>,
+    persister: Option<&Checkpoints>,
     mut report: PruneReport,
 ) -> Result<PruneReport, TrackerError> {
     let pk = app.partition_key.as_deref();
     if let (true, Some(persister)) = (app.checkpointed, persister) {
         report.checkpoints_removed = if options.dry_run {
-            let rows = block_on(persister.list_checkpoints(pk, &app.app_id))?;
+            let rows = persister.list_checkpoints(pk, &app.app_id)?;
             rows.len().saturating_sub(keep_last)
         } else {
-            block_on(persister.prune(pk, &app.app_id, keep_last))?
+            persister.prune(pk, &app.app_id, keep_last)?
         };
     }
-    let (Some(conn), Some(row)) = (&db.tracker, &app.tracked) else {
+    let (true, Some(row)) = (db.source.tracked(), &app.tracked) else {
         return Ok(report);
     };
-    let steps = read::steps(conn, path, row)?;
-    let snapshots = read::snapshots(conn, path, row)?;
+    let steps = db.source.steps(path, row)?;
+    let snapshots = db.source.snapshots(path, row)?;
     let mut ids: Vec<u64> = steps.iter().map(|s| s.sequence_id).collect();
     ids.dedup();
     if ids.len() <= keep_last {
@@ -183,6 +186,12 @@ fn prune_held(
         .unwrap_or_default();
     let base_seq = i64::try_from(last_removed).unwrap_or(i64::MAX);
     let cut = first_kept.map_or(i64::MAX, |s| i64::try_from(s).unwrap_or(i64::MAX));
+    #[cfg(feature = "postgres")]
+    if let Source::Postgres { source, .. } = &db.source {
+        let base = serde_json::Value::Object(base).to_string();
+        report.tracked_steps_removed = postgres::prune(source, row.id, base_seq, base, cut)?;
+        return Ok(report);
+    }
     let conn = open_tracker(path)?;
     let sqlite = |e| TrackerError::sqlite(path, e);
     let tx = rusqlite::Transaction::new_unchecked(&conn, rusqlite::TransactionBehavior::Immediate)
@@ -224,14 +233,14 @@ enum Held {
 /// Take the lease of the application `owner_id` (which `prune` or `delete` works under),
 /// when there is a persister to take it from.
 fn hold_lease(
-    persister: Option<&SqlitePersister>,
+    persister: Option<&Checkpoints>,
     owner_key: Option<&str>,
     owner_id: &str,
 ) -> Result<Option<Lease>, Held> {
     let Some(persister) = persister else {
         return Ok(None);
     };
-    match block_on(persister.acquire_lease(owner_key, owner_id, DELETE_LEASE_TTL)) {
+    match persister.acquire_lease(owner_key, owner_id, DELETE_LEASE_TTL) {
         Ok(lease) => Ok(Some(lease)),
         Err(PersistenceError::AppLocked { holder, .. }) => Err(Held::By(holder)),
         Err(error) => Err(Held::Failed(error.into())),
@@ -265,7 +274,7 @@ pub fn delete(
     let apps = db.with_descendants(app);
     let (owner_key, owner_id, persisted) = db.lease_owner(app);
     let persister = if persisted || apps.iter().any(|a| a.checkpointed) {
-        Some(SqlitePersister::open(path)?)
+        Checkpoints::open(path, &db)?
     } else {
         None
     };
@@ -302,7 +311,7 @@ fn delete_all(
     path: &Path,
     db: &Database,
     apps: &[&App],
-    persister: Option<&SqlitePersister>,
+    persister: Option<&Checkpoints>,
 ) -> Result<(bool, bool), TrackerError> {
     let Some(target) = apps.last() else {
         return Ok((false, false));
@@ -310,7 +319,22 @@ fn delete_all(
     let mut tracked = false;
     // Whether anything was deleted yet (a failure after that is reported as such).
     let mut changed = false;
-    if db.tracker.is_some() && apps.iter().any(|a| a.tracked()) {
+    #[cfg(feature = "postgres")]
+    if let (Source::Postgres { source, .. }, true) = (&db.source, apps.iter().any(|a| a.tracked()))
+    {
+        let tracked_apps: Vec<&App> = apps.iter().copied().filter(|a| a.tracked()).collect();
+        let keys = tracked_apps
+            .iter()
+            .map(|a| (a.partition_key.clone(), a.app_id.clone()))
+            .collect();
+        for (app, existed) in tracked_apps.iter().zip(postgres::delete(source, keys)?) {
+            if existed {
+                tracked |= std::ptr::eq(*app, *target);
+                changed = true;
+            }
+        }
+    }
+    if db.source.sqlite_tracker().is_some() && apps.iter().any(|a| a.tracked()) {
         let conn = open_tracker(path)?;
         let sqlite = |e| TrackerError::sqlite(path, e);
         let tx =
@@ -342,7 +366,7 @@ fn delete_all(
             if !app.checkpointed {
                 continue;
             }
-            let deleted = block_on(persister.delete_app(app.partition_key.as_deref(), &app.app_id));
+            let deleted = persister.delete_app(app.partition_key.as_deref(), &app.app_id);
             match deleted {
                 Ok(existed) => {
                     changed = true;

@@ -1,26 +1,32 @@
 //! Reading a burr database: the applications, their steps, their state at any sequence
 //! id, their graphs and children — from the checkpoints (through burr-core's
-//! [`SqlitePersister`], opened read-only) and the tracker's tables, whichever hold them.
+//! [`SqlitePersister`], opened read-only, or with the `postgres` feature burr-postgres's
+//! persister) and the tracker's tables, whichever hold them.
 //!
-//! [`Database::open`] never writes to the file; [`maintain`] has the two operations that
-//! do (prune and delete).
+//! [`Database::open`] never writes to the database; [`maintain`] has the two operations
+//! that do (prune and delete).
 
 pub mod maintain;
+#[cfg(feature = "postgres")]
+mod postgres;
+mod source;
 mod state;
 mod trace;
+
+#[cfg(feature = "postgres")]
+pub use postgres::PgSource;
+use source::Source;
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use burr_core::ids::ParentPointer;
-use burr_core::persistence::{History, LeaseStatus, Persister, SqlitePersister, StepStatus};
-use futures::executor::block_on;
-use rusqlite::Connection;
+use burr_core::persistence::{LeaseStatus, SqlitePersister, StepStatus};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::store::read::{self, AppRow, EventRow};
+use crate::store::read::{AppRow, EventRow};
 use crate::store::schema;
 use crate::{GraphRecord, TrackerError};
 
@@ -192,11 +198,12 @@ pub struct AppSummary {
     pub updated_at_us: i64,
 }
 
-/// A burr database opened for reading. Nothing is ever written through it.
+/// A burr database opened for reading: a SQLite file, or (feature `postgres`) a
+/// PostgreSQL database. Nothing is ever written through it.
 pub struct Database {
+    /// The file, or the URL without its password.
     path: PathBuf,
-    persister: SqlitePersister,
-    tracker: Option<Connection>,
+    source: Source,
     apps: Vec<App>,
     /// The position of each application in `apps`.
     index: HashMap<Key, usize>,
@@ -221,22 +228,50 @@ impl std::fmt::Debug for Database {
 }
 
 impl Database {
-    /// Open the burr database at `path` read-only (`SQLITE_OPEN_READ_ONLY`).
+    /// Open the burr database at `path` read-only (`SQLITE_OPEN_READ_ONLY`); a
+    /// `postgres://` URL instead (feature `postgres`) reads that PostgreSQL database,
+    /// connecting for this database alone (see [`PgSource`] to share a connection).
     ///
     /// Fails when the file does not exist, is not a burr database, or was written by a
-    /// newer burr-rs or burr-tracker.
+    /// newer burr-rs or burr-tracker; for a URL, when the server cannot be reached (or,
+    /// without the `postgres` feature, with [`TrackerError::NoPostgresSupport`]).
     pub fn open(path: impl AsRef<Path>) -> Result<Database, TrackerError> {
         Database::open_scoped(path.as_ref(), None)
     }
 
-    /// Open the burr database at `path` read-only, seeing only the application `app_id`
-    /// and its child applications (ids under `<app_id>/`): what a page about one
+    /// Open the burr database at `path` (or URL) read-only, seeing only the application
+    /// `app_id` and its child applications (ids under `<app_id>/`): what a page about one
     /// application needs, without reading every application of a large database.
     pub fn open_app(path: impl AsRef<Path>, app_id: &str) -> Result<Database, TrackerError> {
         Database::open_scoped(path.as_ref(), Some(app_id))
     }
 
+    /// Open the PostgreSQL database of `source` for reading (every application, or with
+    /// `app_id` only it and its child applications, as [`open_app`](Database::open_app)).
+    #[cfg(feature = "postgres")]
+    pub fn open_postgres(
+        source: &PgSource,
+        app_id: Option<&str>,
+    ) -> Result<Database, TrackerError> {
+        let parts = source.parts()?;
+        Database::load(
+            source.name().to_owned(),
+            Source::Postgres {
+                source: source.clone(),
+                persister: parts.persister,
+                tracked: parts.tracked,
+            },
+            app_id,
+        )
+    }
+
     fn open_scoped(path: &Path, root: Option<&str>) -> Result<Database, TrackerError> {
+        if let Some(url) = path.to_str().filter(|p| crate::is_postgres_url(p)) {
+            #[cfg(feature = "postgres")]
+            return Database::open_postgres(&PgSource::connect(url)?, root);
+            #[cfg(not(feature = "postgres"))]
+            return Err(TrackerError::no_postgres(url));
+        }
         let path = path.to_owned();
         if !path.exists() {
             return Err(TrackerError::MissingDatabase { path });
@@ -250,10 +285,13 @@ impl Database {
             }
             None => None,
         };
+        Database::load(path, Source::Sqlite { persister, tracker }, root)
+    }
+
+    fn load(path: PathBuf, source: Source, root: Option<&str>) -> Result<Database, TrackerError> {
         let mut db = Database {
             path,
-            persister,
-            tracker,
+            source,
             apps: Vec::new(),
             index: HashMap::new(),
             runners: RefCell::new(HashMap::new()),
@@ -271,20 +309,17 @@ impl Database {
     /// Whether what this database shows may miss the latest writes: its directory is
     /// read-only, so SQLite reads the file as immutable, without the WAL.
     pub fn may_be_stale(&self) -> bool {
-        self.persister.may_be_stale()
+        self.source.may_be_stale()
     }
 
-    /// The database file.
+    /// The database file (for PostgreSQL, its URL without the password).
     pub fn path(&self) -> &Path {
         &self.path
     }
 
     fn load_apps(&self, root: Option<&str>) -> Result<Vec<App>, TrackerError> {
         let mut apps: BTreeMap<(Option<String>, String), App> = BTreeMap::new();
-        let records = match root {
-            Some(root) => self.persister.list_apps_under(root)?,
-            None => self.persister.list_apps()?,
-        };
+        let records = self.source.checkpointed_apps(root)?;
         for record in records {
             apps.insert(
                 (record.partition_key.clone(), record.app_id.clone()),
@@ -299,8 +334,8 @@ impl Database {
                 },
             );
         }
-        if let Some(conn) = &self.tracker {
-            for row in read::apps(conn, &self.path, root)? {
+        {
+            for row in self.source.tracked_apps(&self.path, root)? {
                 let key = (row.partition_key.clone(), row.app_id.clone());
                 match apps.get_mut(&key) {
                     Some(app) => {
@@ -462,7 +497,7 @@ impl Database {
         if let Some(runner) = self.runners.borrow().get(&key) {
             return Ok(runner.clone());
         }
-        let runner = match self.persister.lease_status(key.0.as_deref(), &key.1)? {
+        let runner = match self.source.lease_status(key.0.as_deref(), &key.1)? {
             LeaseStatus::Held { holder } => Runner::Live(holder),
             LeaseStatus::Abandoned { holder, .. } => Runner::Abandoned(holder),
             LeaseStatus::Free => Runner::Released,
@@ -488,8 +523,8 @@ impl Database {
     /// ([`Runner::is_gone`]).
     pub fn steps(&self, app: &App) -> Result<Vec<StepInfo>, TrackerError> {
         let mut steps: BTreeMap<(u64, u32), StepInfo> = BTreeMap::new();
-        if let (Some(conn), Some(row)) = (&self.tracker, &app.tracked) {
-            for step in read::steps(conn, &self.path, row)? {
+        if let Some(row) = &app.tracked {
+            for step in self.source.steps(&self.path, row)? {
                 let status = match &step.status {
                     None => Status::Running,
                     Some(text) => Status::parse(text).ok_or_else(|| TrackerError::Corrupt {
@@ -515,10 +550,9 @@ impl Database {
             }
         }
         if app.checkpointed {
-            let checkpoints = block_on(
-                self.persister
-                    .list_checkpoints(app.partition_key.as_deref(), &app.app_id),
-            )?;
+            let checkpoints = self
+                .source
+                .list_checkpoints(app.partition_key.as_deref(), &app.app_id)?;
             for checkpoint in checkpoints {
                 let key = (checkpoint.sequence_id, checkpoint.attempt);
                 let status = Status::from(checkpoint.status);
@@ -557,8 +591,8 @@ impl Database {
         }
         // Runs a crash cut short, which a later run of the same attempt replaced: listed
         // before it.
-        if let (Some(conn), Some(row)) = (&self.tracker, &app.tracked) {
-            let interrupted = read::interrupted_runs(conn, &self.path, row)?;
+        if let Some(row) = &app.tracked {
+            let interrupted = self.source.interrupted_runs(&self.path, row)?;
             if !interrupted.is_empty() {
                 steps.extend(interrupted.into_iter().map(|run| StepInfo {
                     sequence_id: run.sequence_id,
@@ -648,9 +682,9 @@ impl Database {
 
     /// The spans, attributes and stream events recorded within `app`'s steps.
     pub(crate) fn events(&self, app: &App) -> Result<Vec<EventRow>, TrackerError> {
-        match (&self.tracker, &app.tracked) {
-            (Some(conn), Some(row)) => read::events(conn, &self.path, row),
-            _ => Ok(Vec::new()),
+        match &app.tracked {
+            Some(row) => self.source.events(&self.path, row),
+            None => Ok(Vec::new()),
         }
     }
 
@@ -685,10 +719,10 @@ impl Database {
         if let Some(map) = self.checkpointed_state(app, seq)? {
             return Ok((seq, map));
         }
-        match (&self.tracker, &app.tracked) {
-            (Some(conn), Some(row)) => {
-                let snapshots = read::snapshots(conn, &self.path, row)?;
-                let tracked = read::steps(conn, &self.path, row)?;
+        match (self.source.tracked(), &app.tracked) {
+            (true, Some(row)) => {
+                let snapshots = self.source.snapshots(&self.path, row)?;
+                let tracked = self.source.steps(&self.path, row)?;
                 Ok((
                     seq,
                     state::reconstruct_all(&snapshots, &tracked, &[seq])
@@ -714,11 +748,9 @@ impl Database {
         if !app.checkpointed {
             return Ok(None);
         }
-        let loaded = block_on(self.persister.load(
-            app.partition_key.as_deref(),
-            &app.app_id,
-            Some(seq),
-        ));
+        let loaded = self
+            .source
+            .load(app.partition_key.as_deref(), &app.app_id, Some(seq));
         match loaded {
             Ok(Some(checkpoint)) => match checkpoint.state.to_json() {
                 Value::Object(map) => Ok(Some(map)),
@@ -743,9 +775,9 @@ impl Database {
             *slot = self.checkpointed_state(app, seq)?;
         }
         if out.iter().any(Option::is_none) {
-            if let (Some(conn), Some(row)) = (&self.tracker, &app.tracked) {
-                let snapshots = read::snapshots(conn, &self.path, row)?;
-                let tracked = read::steps(conn, &self.path, row)?;
+            if let (true, Some(row)) = (self.source.tracked(), &app.tracked) {
+                let snapshots = self.source.snapshots(&self.path, row)?;
+                let tracked = self.source.steps(&self.path, row)?;
                 let rebuilt = state::reconstruct_all(&snapshots, &tracked, sequence_ids);
                 for (slot, state) in out.iter_mut().zip(rebuilt) {
                     slot.get_or_insert(state);

@@ -11,6 +11,7 @@ use burr_core::ids::Identifiers;
 use tokio::runtime::Runtime;
 use tokio_postgres::{Client, Config, NoTls};
 
+use super::redact;
 use super::schema::SCHEMA_VERSION;
 use super::writer::{json, Ended, Row, RowSink};
 use crate::TrackerError;
@@ -108,35 +109,23 @@ impl Database {
 
     /// One connection, driven by a task of `runtime`.
     pub(crate) fn connect(&self, runtime: &Runtime) -> Result<Client, TrackerError> {
-        runtime.block_on(async {
-            let (client, connection) = self
-                .config
-                .connect(NoTls)
-                .await
-                .map_err(|e| self.error("connect", e))?;
-            let name = self.name.clone();
-            tokio::spawn(async move {
-                if let Err(error) = connection.await {
-                    tracing::debug!(database = %name.display(), %error, "a tracker connection ended");
-                }
-            });
-            Ok(client)
-        })
+        runtime.block_on(self.connect_here())
     }
-}
 
-/// `url` without its password (`postgres://user:secret@host/db` -> `postgres://user@host/db`).
-fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    match authority.rsplit_once('@') {
-        Some((user, host)) => {
-            let user = user.split(':').next().unwrap_or_default();
-            format!("{scheme}://{user}@{host}{path}")
-        }
-        None => url.to_owned(),
+    /// One connection, driven by a task of the current runtime.
+    pub(crate) async fn connect_here(&self) -> Result<Client, TrackerError> {
+        let (client, connection) = self
+            .config
+            .connect(NoTls)
+            .await
+            .map_err(|e| self.error("connect", e))?;
+        let name = self.name.clone();
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(database = %name.display(), %error, "a tracker connection ended");
+            }
+        });
+        Ok(client)
     }
 }
 

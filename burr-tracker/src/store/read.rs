@@ -64,7 +64,7 @@ pub(crate) struct SnapshotRow {
     pub(crate) state: Map<String, Value>,
 }
 
-fn corrupt(path: &Path, app_id: &str, reason: String) -> TrackerError {
+pub(crate) fn corrupt(path: &Path, app_id: &str, reason: String) -> TrackerError {
     TrackerError::Corrupt {
         path: path.to_owned(),
         app_id: app_id.to_owned(),
@@ -72,7 +72,7 @@ fn corrupt(path: &Path, app_id: &str, reason: String) -> TrackerError {
     }
 }
 
-fn parse<T: serde::de::DeserializeOwned>(
+pub(crate) fn parse<T: serde::de::DeserializeOwned>(
     path: &Path,
     app_id: &str,
     what: &str,
@@ -82,7 +82,7 @@ fn parse<T: serde::de::DeserializeOwned>(
         .map_err(|e| corrupt(path, app_id, format!("{what} is not valid: {e}")))
 }
 
-fn unsigned<T: TryFrom<i64>>(
+pub(crate) fn unsigned<T: TryFrom<i64>>(
     path: &Path,
     app_id: &str,
     what: &str,

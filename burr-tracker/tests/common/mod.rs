@@ -143,6 +143,14 @@ pub async fn build_database(dir: &Path) -> PathBuf {
     let path = dir.join("burr.db");
     let tracker = Tracker::open(&path).expect("tracker opens");
     let persister = Arc::new(SqlitePersister::open(&path).expect("persister opens"));
+    record(tracker, persister).await;
+    fix_times(&path);
+    path
+}
+
+/// Run the applications with `persister` and `tracker` (then dropped, so that what they
+/// hold is written).
+pub async fn record(tracker: Tracker, persister: Arc<dyn burr_core::persistence::Persister>) {
     let failed_once = Arc::new(AtomicBool::new(false));
     {
         let mut app = graph_builder(Arc::clone(&failed_once))
@@ -185,8 +193,6 @@ pub async fn build_database(dir: &Path) -> PathBuf {
     tracker.flush().expect("tracking is written");
     drop(tracker);
     drop(persister);
-    fix_times(&path);
-    path
 }
 
 /// 2025-01-01T00:00:00Z.
