@@ -76,12 +76,13 @@ struct CheckArgs {
 /// How the service runs.
 #[derive(Args, Debug)]
 struct ServiceArgs {
-    /// The SQLite file of the run queue, checkpoints, tracker records and stored
-    /// embeddings (created if missing).
+    /// The database of the run queue, checkpoints, tracker records and stored
+    /// embeddings: a SQLite file (created if missing) or a `postgres://` URL.
     #[arg(long, default_value = "./burr.db")]
     db: PathBuf,
     /// Meetings and past discussions as JSON, shaped like data/retros.json (default: the
-    /// built-in labelled dataset). A `meeting` run names one of its meetings.
+    /// built-in labelled dataset). A `meeting` run names one of its meetings, or brings
+    /// its own.
     #[arg(long)]
     data: Option<PathBuf>,
     /// Related past discussions kept per discussion (at least 1).

@@ -29,7 +29,7 @@ impl Drop for Service {
     }
 }
 
-fn serve(db: &Path, extra: &[&str]) -> Service {
+fn serve(db: impl AsRef<std::ffi::OsStr>, extra: &[&str]) -> Service {
     let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/data/sample.json");
     let mut child = Command::new(BIN)
         .arg("serve")
@@ -369,6 +369,25 @@ fn a_meeting_the_event_brings_is_related_then_joins_the_past_across_a_restart() 
     common::require_model_files();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("burr.db");
+    event_meetings(db.to_str().unwrap());
+}
+
+/// The same, the service on a PostgreSQL database (its store, queue and tracker there).
+#[test]
+fn on_postgres_a_meeting_the_event_brings_joins_the_past_across_a_restart() {
+    common::require_model_files();
+    event_meetings(&burr_postgres::testing::TestServer::shared().fresh_database());
+}
+
+/// How many entries the database's work cache (the store's vectors) holds.
+fn stored(runtime: &tokio::runtime::Runtime, db: &str) -> u64 {
+    runtime.block_on(async {
+        let backend = burr_server::open(db).await.unwrap();
+        backend.cache().store().size(None).await.unwrap().entries
+    })
+}
+
+fn event_meetings(db: &str) {
     let llamas = (
         "llamas",
         "The office llamas need a grooming budget",
@@ -384,7 +403,7 @@ fn a_meeting_the_event_brings_is_related_then_joins_the_past_across_a_restart() 
     let first = new_meeting("new-1", &[llamas, flaky]);
     let event = |meeting: &Value, key: &str| json!({"kind": "meeting", "inputs": {"meeting": meeting}, "idempotency_key": key});
     {
-        let service = serve(&db, &[]);
+        let service = serve(db, &[]);
         let base = service.base.clone();
         runtime.block_on(async {
             let (status, run) = submit(&http, &base, event(&first, "new-1")).await;
@@ -429,8 +448,8 @@ fn a_meeting_the_event_brings_is_related_then_joins_the_past_across_a_restart() 
         });
     }
     // Restarted: the meetings that finished are the past again, from the store.
-    let stored = common::stored_vectors(&db);
-    let service = serve(&db, &[]);
+    let before = stored(&runtime, db);
+    let service = serve(db, &[]);
     let base = service.base.clone();
     runtime.block_on(async {
         let third = new_meeting("new-3", &[("again", llamas.1, llamas.2)]);
@@ -445,6 +464,6 @@ fn a_meeting_the_event_brings_is_related_then_joins_the_past_across_a_restart() 
         // Only its own document (under its own meeting's header) is new: the past
         // came back from the store.
         assert_eq!(run["result"]["embedded"], 1, "{run}");
-        assert_eq!(common::stored_vectors(&db), stored + 1);
     });
+    assert_eq!(stored(&runtime, db), before + 1);
 }
