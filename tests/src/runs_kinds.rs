@@ -325,3 +325,65 @@ impl Kind for Ticket {
             .with_entrypoint("handle"))
     }
 }
+
+/// Three `shout` steps; after each is checkpointed a hook announces `{"count": n}`
+/// through the run's [`Announcer`](burr_server::Announcer) (from [`RunInfo`]), and each
+/// step records whether the application got a recording announcer as a resource
+/// (`recording`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Herald;
+
+/// Announces each completed `shout` step's count.
+struct AnnounceCount(burr_server::Announcer);
+
+impl burr_core::hooks::LifecycleHook for AnnounceCount {
+    fn post_run_step(&self, event: &burr_core::hooks::StepEnd<'_>) {
+        if event.status == burr_core::persistence::StepStatus::Completed && event.action == "shout"
+        {
+            let count = event.state.get::<u32>("count").unwrap_or_default();
+            self.0.announce(
+                event.ids.app_id.as_ref(),
+                "count",
+                serde_json::json!({ "count": count }),
+            );
+        }
+    }
+}
+
+impl Kind for Herald {
+    type Inputs = serde_json::Value;
+
+    fn name(&self) -> &str {
+        "herald"
+    }
+
+    fn build(
+        &self,
+        _inputs: serde_json::Value,
+        run: &RunInfo,
+    ) -> Result<ApplicationBuilder, BoxError> {
+        let shout = action_fn(
+            "shout",
+            |state: State, _, ctx: ApplicationContext| async move {
+                let recording = ctx
+                    .resource::<burr_server::Announcer>()
+                    .is_ok_and(|a| a.is_recording());
+                Ok::<_, ActionError>(state.increment("count", 1)?.update("recording", recording))
+            },
+        )
+        .reads(["count"])
+        .writes(["count", "recording"]);
+        let done = action_sync("done", |s: State, _, _| {
+            Ok::<_, burr_core::state::StateError>(s)
+        });
+        Ok(ApplicationBuilder::new()
+            .with_actions([shout, done])
+            .with_transitions([
+                ("shout", "shout", expr("count < 3")),
+                ("shout", "done", default()),
+            ])
+            .with_state(State::new().update("count", 0u32))
+            .with_entrypoint("shout")
+            .with_hook(std::sync::Arc::new(AnnounceCount(run.announcer.clone()))))
+    }
+}

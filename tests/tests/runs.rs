@@ -14,7 +14,7 @@ use burr_server::{
     Claim, EventKind, Finish, PgRunQueue, QueueError, Registry, RunFilter, RunInfo, RunQueue,
     RunStatus, Runs, ScheduleSpec, SqliteRunQueue, Submission, Worker, WorkerOptions,
 };
-use burr_tests::runs_kinds::{Steps, Ticket};
+use burr_tests::runs_kinds::{Herald, Steps, Ticket};
 use serde_json::json;
 use tokio::sync::oneshot;
 
@@ -63,6 +63,7 @@ contract!(
     the_scheduler_deletes_old_events_of_finished_runs_only,
     child_progress_counts_to_every_child_of_the_map_not_those_started,
     a_kind_refuses_inputs_that_parse_and_fixes_its_runs_priority,
+    announcements_are_run_events_recorded_before_the_run_finishes,
 );
 
 /// The database under test, reached around the queue (to look at or damage its rows).
@@ -242,7 +243,8 @@ impl Setup {
                     org_limit: 2,
                     max_attempts: None,
                 })
-                .register(Ticket),
+                .register(Ticket)
+                .register(Herald),
         );
         let runs = Runs::new(Arc::clone(&queue), Arc::clone(&registry));
         Setup {
@@ -579,7 +581,7 @@ async fn bad_input_gets_a_typed_error_and_changes_nothing_stored(s: Setup) {
         .await
         .unwrap_err();
     assert!(
-        matches!(&error, QueueError::UnknownKind { kind, known } if kind == "stepz" && known == &["steps", "ticket"]),
+        matches!(&error, QueueError::UnknownKind { kind, known } if kind == "stepz" && known == &["herald", "steps", "ticket"]),
         "{error}"
     );
     let error = s
@@ -1344,4 +1346,47 @@ async fn a_kind_refuses_inputs_that_parse_and_fixes_its_runs_priority(s: Setup) 
         .unwrap()
         .run;
     assert_eq!((high.priority, low.priority), (100, 3));
+}
+
+async fn announcements_are_run_events_recorded_before_the_run_finishes(s: Setup) {
+    let submitted = s
+        .runs
+        .submit(Submission::new("herald", json!({})))
+        .await
+        .unwrap();
+    let (stop, worker) = start_worker(&s, WorkerOptions::default());
+    let run = tokio::time::timeout(Duration::from_secs(20), s.runs.wait(&submitted.run.id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:?}");
+    stop.send(()).unwrap();
+    worker.await.unwrap();
+    let events = s.queue.events(0, Some(&run.id), 100).await.unwrap();
+    let announced: Vec<(String, String, serde_json::Value)> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Announced { app_id, name, data } => {
+                Some((app_id.clone(), name.clone(), data.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    let expected: Vec<_> = (1..=3)
+        .map(|n| (run.id.clone(), "count".to_owned(), json!({ "count": n })))
+        .collect();
+    assert_eq!(announced, expected, "one per shout step, in order");
+    let position = |name: &str| events.iter().position(|e| e.kind.name() == name).unwrap();
+    let last_announced = events
+        .iter()
+        .rposition(|e| e.kind.name() == "announced")
+        .unwrap();
+    assert!(position("claimed") < position("announced"));
+    assert!(last_announced < position("finished"), "{events:?}");
+    // The application had the run's announcer as a resource.
+    let loaded = burr_core::persistence::Persister::load(&*s.persister, None, &run.id, None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(loaded.state.get::<bool>("recording").unwrap());
 }
