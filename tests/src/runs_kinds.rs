@@ -326,6 +326,124 @@ impl Kind for Ticket {
     }
 }
 
+/// The inputs of [`Fan`].
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FanInputs {
+    /// How many child applications `fan_out` runs.
+    pub children: u32,
+    /// How long each child's step sleeps.
+    #[serde(default)]
+    pub child_ms: u64,
+}
+
+/// A fan-out whose side effects are counted: `prepare` makes the items, `fan_out` runs
+/// one child application per item, and `finish` adds up what the children wrote. Each
+/// execution of a child's `touch` appends `child <run id> <child app id> <pid> <run
+/// attempt>` to the log, and each execution of `finish` appends `finish <run id> <pid>
+/// <run attempt>`, one write per line (a killed process never leaves half a line).
+#[derive(Clone, Debug, Default)]
+pub struct Fan {
+    /// Where executions are logged.
+    pub log: Option<PathBuf>,
+    /// Claims of a run before it is given up (`None`: the default, 5).
+    pub max_attempts: Option<u32>,
+}
+
+impl Fan {
+    fn log(&self, line: String) {
+        if let Some(path) = &self.log {
+            if let Ok(mut file) = OpenOptions::new().create(true).append(true).open(path) {
+                let _ = file.write_all(line.as_bytes());
+            }
+        }
+    }
+}
+
+impl Kind for Fan {
+    type Inputs = FanInputs;
+
+    fn name(&self) -> &str {
+        "fan"
+    }
+
+    fn max_attempts(&self) -> u32 {
+        self.max_attempts.unwrap_or(5)
+    }
+
+    fn build(&self, inputs: FanInputs, run: &RunInfo) -> Result<ApplicationBuilder, BoxError> {
+        let (run_id, attempt) = (run.run_id.clone(), run.attempt);
+        let children = inputs.children;
+        let prepare = action_sync("prepare", move |state: State, _, _: &ApplicationContext| {
+            state.update("items", (0..children).collect::<Vec<u32>>())
+        })
+        .writes(["items"]);
+        let (me, id) = (self.clone(), run_id.clone());
+        let child_ms = inputs.child_ms;
+        let touch = action_fn("touch", move |state: State, _, ctx: ApplicationContext| {
+            let (me, id) = (me.clone(), id.clone());
+            async move {
+                me.log(format!(
+                    "child {id} {} {} {attempt}\n",
+                    ctx.app_id(),
+                    std::process::id()
+                ));
+                if child_ms > 0 {
+                    tokio::time::sleep(Duration::from_millis(child_ms)).await;
+                }
+                let item: u32 = state.get("item")?;
+                Ok::<_, ActionError>(state.update("touched", item + 1))
+            }
+        })
+        .reads(["item"])
+        .writes(["touched"]);
+        let fan_out = MapAction::keyed_states(
+            "fan_out",
+            SubGraph::action(touch),
+            |state: &State, _: &Inputs| {
+                let items: Vec<u32> = state.get("items")?;
+                Ok::<_, ActionError>(
+                    items
+                        .into_iter()
+                        .map(|i| (format!("item-{i}"), State::new().update("item", i)))
+                        .collect(),
+                )
+            },
+        )
+        .reduce(|state: State, children: Vec<State>| {
+            let touched: Vec<u32> = children
+                .iter()
+                .map(|c| c.get("touched"))
+                .collect::<Result<_, _>>()?;
+            Ok::<_, ActionError>(state.update("touched", touched))
+        })
+        .reads(["items"])
+        .writes(["touched"]);
+        let me = self.clone();
+        let finish = action_sync("finish", move |state: State, _, _: &ApplicationContext| {
+            me.log(format!(
+                "finish {run_id} {} {attempt}\n",
+                std::process::id()
+            ));
+            let touched: Vec<u32> = state.get("touched")?;
+            Ok::<_, burr_core::state::StateError>(
+                state.update("total", touched.iter().sum::<u32>()),
+            )
+        })
+        .reads(["touched"])
+        .writes(["total"]);
+        Ok(ApplicationBuilder::new()
+            .with_actions([prepare])
+            .with_actions([fan_out])
+            .with_actions([finish])
+            .with_transitions([
+                ("prepare", "fan_out", default()),
+                ("fan_out", "finish", default()),
+            ])
+            .with_entrypoint("prepare"))
+    }
+}
+
 /// Three `shout` steps; after each is checkpointed a hook announces `{"count": n}`
 /// through the run's [`Announcer`](burr_server::Announcer) (from [`RunInfo`]), and each
 /// step records whether the application got a recording announcer as a resource

@@ -216,3 +216,77 @@ async fn a_killed_workers_run_is_taken_back_at_once_not_after_its_lease() {
     sigterm(&second);
     assert!(second.wait().unwrap().success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_operation_blocked_by_a_lock_fails_with_the_statement_timeout() {
+    use burr_core::persistence::PersistenceError;
+    use burr_postgres::PostgresOptions;
+    let url = TestServer::shared().fresh_database();
+    let queue = PgRunQueue::connect_with(
+        &url,
+        PostgresOptions::new().statement_timeout(Duration::from_millis(500)),
+    )
+    .await
+    .unwrap();
+    let runs = runs(&queue);
+    let queued = runs
+        .submit(Submission::new("steps", json!({"steps": 1})))
+        .await
+        .unwrap()
+        .run;
+    let holder_url = url.clone();
+    let holder = std::thread::spawn(move || {
+        run_sql(
+            &holder_url,
+            "BEGIN; LOCK TABLE burr_runs IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(6); COMMIT;",
+        )
+    });
+    // Give the other session time to take its lock.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let claim = Claim {
+        worker: "w".into(),
+        queues: vec!["default".into()],
+        kinds: vec![("steps".into(), 1)],
+        limit: 1,
+        lease_ttl_us: 60_000_000,
+    };
+    let started = std::time::Instant::now();
+    let blocked = [
+        (
+            "submit a run",
+            runs.submit(Submission::new("steps", json!({"steps": 2})))
+                .await
+                .map(|_| ()),
+        ),
+        ("claim runs", queue.claim(&claim).await.map(|_| ())),
+        ("read a run", queue.get(&queued.id).await.map(|_| ())),
+    ];
+    let took = started.elapsed();
+    for (operation, outcome) in blocked {
+        let error = outcome.expect_err("the lock is held for 6 s: the operation cannot succeed");
+        let text = format!("{error}: {:?}", std::error::Error::source(&error));
+        assert!(
+            matches!(
+                &error,
+                QueueError::Persistence(PersistenceError::Database { operation: op, .. })
+                    if *op == operation
+            ),
+            "{operation}: {text}"
+        );
+        assert!(text.contains("statement timeout"), "{operation}: {text}");
+        assert!(text.contains("burr_test_"), "names the database: {text}");
+    }
+    assert!(
+        took < Duration::from_secs(4),
+        "three operations, each stopped after 500 ms, took {took:?}"
+    );
+    holder.join().unwrap().unwrap();
+    // Nothing was half-applied, and the queue's connections still work.
+    let all = queue.list(&Default::default()).await.unwrap();
+    assert_eq!(
+        all.iter().map(|r| &r.id).collect::<Vec<_>>(),
+        [&queued.id],
+        "the timed-out submit left no run"
+    );
+    assert_eq!(queue.claim(&claim).await.unwrap()[0].id, queued.id);
+}
