@@ -180,6 +180,15 @@ impl Catalog {
     /// without one, a queue connected on first use (which creates the queue's tables
     /// when they are missing).
     pub fn open(path: impl AsRef<Path>) -> Result<Catalog, QueueError> {
+        #[cfg(not(feature = "postgres"))]
+        if crate::queue::is_postgres_url(path.as_ref()) {
+            let url = path.as_ref().to_string_lossy();
+            return Err(QueueError::Invalid {
+                what: "database",
+                value: url.split('@').next_back().unwrap_or_default().to_owned(),
+                problem: "a PostgreSQL URL needs burr-server's `postgres` feature, which this program was built without".to_owned(),
+            });
+        }
         #[cfg(feature = "postgres")]
         if let Some(url) = path
             .as_ref()
@@ -720,5 +729,14 @@ mod tests {
         assert_eq!(Cursor::parse(&cursor.encode()), Some(cursor));
         assert_eq!(Cursor::parse("x:1"), None);
         assert_eq!(Cursor::parse("12"), None);
+    }
+
+    #[cfg(not(feature = "postgres"))]
+    #[test]
+    fn a_postgres_url_without_the_feature_says_so_without_the_password() {
+        let error = super::Catalog::open("postgres://burr:secret@db.internal/burr").unwrap_err();
+        let message = error.to_string();
+        assert!(message.contains("`postgres` feature"), "{message}");
+        assert!(!message.contains("secret"), "{message}");
     }
 }

@@ -423,3 +423,87 @@ async fn a_read_only_server_on_postgresql_shows_plain_applications_and_writes_no
         .get(0);
     assert_eq!(tables, 0);
 }
+
+/// A server that does not run the queue itself (`burr ui`) streams the events of a run
+/// that a worker of another handle (another machine's, in effect) runs: it notices the
+/// database's changes by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_streams_the_events_of_a_run_that_another_worker_runs() {
+    let url = TestServer::shared().fresh_database();
+    let queue = Arc::new(PgRunQueue::connect(&url).await.unwrap());
+    let bound = Server::read_only(&url)
+        .unwrap()
+        .with_options(ServerOptions {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            ..ServerOptions::default()
+        })
+        .bind()
+        .await
+        .unwrap();
+    let base = format!("http://{}", bound.local_addr().unwrap());
+    let (_stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(bound.serve(async {
+        let _ = stopped.await;
+    }));
+    let client = reqwest::Client::new();
+    let response = client
+        .get(format!("{base}/v1/events"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+
+    let registry = Arc::new(Registry::new().register(Steps::default()));
+    let runs = Runs::new(
+        Arc::clone(&queue) as Arc<dyn RunQueue>,
+        Arc::clone(&registry),
+    );
+    let worker = Worker::new(queue.clone(), queue.persister(), registry);
+    let (_worker_stop, worker_stopped) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let _ = worker
+            .run(async {
+                let _ = worker_stopped.await;
+            })
+            .await;
+    });
+    let submitted = runs
+        .submit(burr_server::Submission::new("steps", json!({"steps": 2})))
+        .await
+        .unwrap();
+    let id = submitted.run.id.clone();
+
+    let mut body = response.bytes_stream();
+    let (mut buffer, mut kinds) = (String::new(), Vec::new());
+    // Keep-alive comments come meanwhile: the whole stream has one deadline.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    'read: while let Some(chunk) = tokio::time::timeout_at(deadline, body.next())
+        .await
+        .expect("the stream follows the other worker's run")
+    {
+        buffer.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+        while let Some(end) = buffer.find("\n\n") {
+            let block: String = buffer.drain(..end + 2).collect();
+            let event = block.lines().find_map(|l| l.strip_prefix("event: "));
+            let data = block.lines().find_map(|l| l.strip_prefix("data: "));
+            if let (Some(event), Some(data)) = (event, data) {
+                if data.contains(&id) {
+                    kinds.push(event.to_owned());
+                    if event == "finished" {
+                        break 'read;
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(
+        kinds.first().map(String::as_str),
+        Some("queued"),
+        "{kinds:?}"
+    );
+    assert_eq!(
+        kinds.last().map(String::as_str),
+        Some("finished"),
+        "{kinds:?}"
+    );
+}
