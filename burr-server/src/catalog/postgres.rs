@@ -13,6 +13,7 @@ use tokio_postgres::{Client, NoTls};
 use super::{ListQuery, Listed, Page, Progress};
 use crate::error::QueueError;
 use crate::events::{EventKind, RunEvent};
+use crate::queue::postgres::rows::{self, RUN_COLUMNS};
 use crate::queue::{PgRunQueue, RunQueue};
 use crate::run::{now_us, Backlog, Run};
 
@@ -195,13 +196,15 @@ impl PgCatalog {
             (found[0], found[1], found[2], found[3]);
         let mut entries: Vec<Listed> = Vec::new();
         if has_runs {
-            let ids = client
+            let rows = client
                 .query(
-                    "SELECT id FROM burr_runs \
-                     WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR kind = $2) \
-                     AND ($3::text IS NULL OR flow = $3) \
-                     AND (submitted_at_us < $4 OR (submitted_at_us = $4 AND ($5 = '' OR id < $5 COLLATE \"C\"))) \
-                     ORDER BY submitted_at_us DESC, id COLLATE \"C\" DESC LIMIT $6",
+                    &format!(
+                        "SELECT {RUN_COLUMNS} FROM burr_runs \
+                         WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR kind = $2) \
+                         AND ($3::text IS NULL OR flow = $3) \
+                         AND (submitted_at_us < $4 OR (submitted_at_us = $4 AND ($5 = '' OR id < $5 COLLATE \"C\"))) \
+                         ORDER BY submitted_at_us DESC, id COLLATE \"C\" DESC LIMIT $6"
+                    ),
                     &[
                         &query.status,
                         &query.kind,
@@ -213,14 +216,12 @@ impl PgCatalog {
                 )
                 .await
                 .map_err(|e| self.failed("list runs", e))?;
-            let queue = self.queue().await?;
-            for row in ids {
-                let id: String = row.get(0);
-                let run = match queue.get(&id).await {
+            for row in rows {
+                let run = match rows::run(&row) {
                     Ok(run) => run,
-                    // Deleted meanwhile, or unreadable (`get` names what is wrong).
+                    // Unreadable (the error names the run and the column).
                     Err(error) => {
-                        tracing::warn!(run_id = %id, %error, "a run is left out of the listing");
+                        tracing::warn!(%error, "a run is left out of the listing");
                         continue;
                     }
                 };

@@ -10,7 +10,7 @@ use crate::run::{ForkSource, Run, RunCode, RunStatus};
 use crate::schedule::{Schedule, ScheduleSpec};
 
 /// The columns of a run, in the order [`run`] reads them (the SQLite queue's).
-pub(super) const RUN_COLUMNS: &str = "id, seq, kind, kind_version, queue, inputs, priority, flow, \
+pub(crate) const RUN_COLUMNS: &str = "id, seq, kind, kind_version, queue, inputs, priority, flow, \
     flow_started_at_us, not_before_us, idempotency_key, concurrency_key, concurrency_limit, \
     status, attempt, max_attempts, lease_holder, lease_expires_at_us, heartbeat_at_us, \
     cancel_requested, submitted_at_us, started_at_us, finished_at_us, updated_at_us, error, \
@@ -18,7 +18,7 @@ pub(super) const RUN_COLUMNS: &str = "id, seq, kind, kind_version, queue, inputs
 
 /// A run from a row of [`RUN_COLUMNS`]; a row that cannot be read is
 /// [`QueueError::CorruptRun`] naming the column.
-pub(super) fn run(row: &Row) -> Result<Run, QueueError> {
+pub(crate) fn run(row: &Row) -> Result<Run, QueueError> {
     let run_id: String = row.try_get(0).unwrap_or_else(|_| "?".to_owned());
     let corrupt = |column: &str, problem: String| QueueError::CorruptRun {
         run_id: run_id.clone(),
