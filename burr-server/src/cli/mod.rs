@@ -109,6 +109,11 @@ pub enum Command {
     /// Whether this program's code can resume every unfinished run and application (a
     /// deploy gate): each with its verdict; exit 1 naming those that cannot.
     Check,
+    /// Create or migrate the database's tables (checkpoints, run queue, tracker) to this
+    /// build's schema, and exit: a deploy step before new workers start. Processes that
+    /// migrate at once take turns (PostgreSQL: an advisory lock; SQLite: the write lock);
+    /// a database migrated by a newer build is refused, unchanged.
+    Migrate,
 }
 
 /// How a worker runs.
@@ -376,6 +381,36 @@ async fn execute(
             }
         },
         Command::Check => check::check(&*db.persister(), &*queue, &registry, json).await,
+        Command::Migrate => {
+            // Opening the database migrated the checkpoints and the run queue; the
+            // tracker's tables are made by opening a tracker on it.
+            let tracker = match &db {
+                Backend::Sqlite(sqlite) => burr_tracker::Tracker::open(sqlite.path()),
+                #[cfg(feature = "postgres")]
+                Backend::Postgres(_) => {
+                    burr_tracker::Tracker::connect(cli.db.to_str().unwrap_or_default())
+                }
+            }
+            .map_err(QueueError::from)?;
+            drop(tracker);
+            let (checkpoints, queue) = db.schema_versions();
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "database": db.name(),
+                        "checkpoints_schema": checkpoints,
+                        "run_queue_schema": queue,
+                    })
+                );
+            } else {
+                println!(
+                    "{} is at this build's schema: checkpoints v{checkpoints}, run queue v{queue}, tracker tables ready",
+                    db.name()
+                );
+            }
+            Ok(())
+        }
         Command::Submit(args) => {
             let inputs = serde_json::from_str(&args.inputs).map_err(CliError::InputsNotJson)?;
             let mut submission = Submission::new(args.kind, inputs).priority(args.priority);

@@ -54,6 +54,22 @@ impl Backend {
         }
     }
 
+    /// The schema versions this build writes, which the database is at once opened:
+    /// (checkpoints, run queue).
+    pub fn schema_versions(&self) -> (i64, i64) {
+        match self {
+            Backend::Sqlite(_) => (
+                burr_core::persistence::SqlitePersister::SCHEMA_VERSION,
+                super::sqlite::schema::SCHEMA_VERSION,
+            ),
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(_) => (
+                burr_postgres::SCHEMA_VERSION,
+                super::postgres::schema::SCHEMA_VERSION,
+            ),
+        }
+    }
+
     /// The database as people read it: the file's path, or the URL without its
     /// password.
     pub fn name(&self) -> String {

@@ -13,7 +13,7 @@
 
 pub(crate) mod ops;
 pub(crate) mod rows;
-mod schema;
+pub(crate) mod schema;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -6,7 +6,7 @@
 
 pub(crate) mod ops;
 pub(crate) mod rows;
-mod schema;
+pub(crate) mod schema;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

@@ -15,7 +15,7 @@ use rusqlite::{Connection, OptionalExtension};
 use crate::error::QueueError;
 
 /// The run-queue schema version this build writes.
-pub(super) const SCHEMA_VERSION: i64 = 4;
+pub(crate) const SCHEMA_VERSION: i64 = 4;
 
 /// `MIGRATIONS[v]` turns version `v` into `v + 1`.
 const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
