@@ -166,14 +166,7 @@ fn the_cli_verbs_work_on_a_postgres_url() {
     let out = cli(&["cancel", id]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("already succeeded"));
-    // The HTTP API reads a SQLite catalog: on PostgreSQL, `serve` says so.
-    let out = cli(&["serve", "--addr", "127.0.0.1:0"]);
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("`serve` does not work on postgres://"),
-        "{stderr}"
-    );
+    // (`serve` on PostgreSQL: tests/tests/http_postgres.rs.)
     Command::new("kill")
         .args(["-TERM", &worker.id().to_string()])
         .status()

@@ -285,16 +285,6 @@ pub enum CliError {
     /// The HTTP server could not start or failed.
     #[error(transparent)]
     Http(#[from] crate::http::ServeError),
-    /// A verb that does not work on this kind of database yet.
-    #[error("`{verb}` does not work on {database} yet: {reason}")]
-    NotOnThisDatabase {
-        /// The verb.
-        verb: &'static str,
-        /// The database (a PostgreSQL URL without its password).
-        database: String,
-        /// Why, and what to do instead.
-        reason: &'static str,
-    },
     /// A cache verb failed.
     #[error("the cache failed: {0}")]
     Cache(Box<burr_core::cache::CacheError>),
