@@ -545,7 +545,7 @@ impl ApplicationBuilder {
             code: Some(CodeVersion::clone(code)),
         };
         // A new application (nothing to load) is recorded in the lease's own write.
-        let (lease, registered) = match (leases, &self.spawning_parent) {
+        let (lease, mut registered) = match (leases, &self.spawning_parent) {
             (Some(leases), None) if self.initialize.is_none() => {
                 let (lease, registered) = leases
                     .acquire_lease_registering(
@@ -650,11 +650,11 @@ impl ApplicationBuilder {
                     });
                 }
                 let overridden = self.override_state.is_some();
-                let migration = match (&loaded, forking) {
+                let (migration, stored) = match (&loaded, forking) {
                     (Some(row), false) => {
                         guard(&*init.loader, &app, row, &code, &self.migrations).await?
                     }
-                    _ => None,
+                    _ => (None, None),
                 };
                 if let Some(row) = loaded {
                     let before = row.state.clone();
@@ -673,6 +673,12 @@ impl ApplicationBuilder {
                         .as_ref()
                         .is_some_and(|saver| Arc::ptr_eq(saver, &init.loader));
                     app.snapshot_next = forking || !same_store || overridden;
+                    // The record the guard read already says all a registration would
+                    // (this code, the parents): a resume writes nothing before its
+                    // first step.
+                    registered = same_store
+                        && migration.is_none()
+                        && stored.is_some_and(|stored| already_recorded(&stored, &code, &app));
                     if let Some((from_version, migrate)) = migration {
                         app.migrate(
                             &before,
@@ -803,42 +809,61 @@ impl Application {
     }
 }
 
+/// A migration to apply: the stored version it migrates from, and the migration.
+type MigrationDue = (String, Migration);
+
 /// The resume guard: compare the code `row` was checkpointed under (the application's
 /// record in `loader`) with the current `code`. Same, already migrated, or compatible
-/// from the stored position: go on (`None`). A migration registered for the stored
+/// from the stored position: go on (no migration). A migration registered for the stored
 /// version: it (to apply). Otherwise [`Error::CodeChanged`], before anything is stored.
+/// With the record read.
 async fn guard(
     loader: &dyn Persister,
     app: &Application,
     row: &LoadedCheckpoint,
     code: &CodeVersion,
     migrations: &[(String, Migration)],
-) -> Result<Option<(String, Migration)>> {
+) -> Result<(Option<MigrationDue>, Option<AppRecord>)> {
     let Some(records) = loader.as_app_records() else {
-        return Ok(None);
+        return Ok((None, None));
     };
-    let stored = records
+    let record = records
         .app(app.ctx.ids.partition_key(), &app.ctx.ids.app_id)
         .await
         .map_err(|source| Error::Persistence {
             app_id: app.ctx.ids.app_id.to_string(),
             source,
         })?;
-    let stored = stored.and_then(|record| record.code);
+    let stored = record.as_ref().and_then(|record| record.code.as_ref());
     let versions: Vec<&str> = migrations.iter().map(|(v, _)| v.as_str()).collect();
-    match super::check::judge(stored.as_ref(), &row.state, &row.position, code, &versions) {
+    match super::check::judge(stored, &row.state, &row.position, code, &versions) {
         Verdict::Migration { from_version } => {
             let migrate = migrations.iter().rev().find(|(v, _)| *v == from_version);
-            Ok(migrate.map(|(_, migrate)| (from_version, Arc::clone(migrate))))
+            let due = migrate.map(|(_, migrate)| (from_version, Arc::clone(migrate)));
+            Ok((due, record))
         }
         Verdict::Changed { changes } => Err(Error::CodeChanged {
             app_id: app.ctx.ids.app_id.to_string(),
-            stored_version: stored.and_then(|s| s.version),
+            stored_version: stored.and_then(|s| s.version.clone()),
             current_version: code.version.clone(),
             changes,
         }),
-        _ => Ok(None),
+        _ => Ok((None, record)),
     }
+}
+
+/// Whether registering `app`, running `code`, would change nothing in its `stored`
+/// record: the same code (version, fingerprint, with the graph's description) and its
+/// parents stored (a stored parent is never replaced).
+fn already_recorded(stored: &AppRecord, code: &CodeVersion, app: &Application) -> bool {
+    let same_code = stored.code.as_ref().is_some_and(|recorded| {
+        recorded.version == code.version
+            && recorded.fingerprint == code.fingerprint
+            && recorded.graph.is_some()
+    });
+    same_code
+        && (app.fork_parent.is_none() || stored.fork_parent.is_some())
+        && (app.ctx.spawning_parent.is_none() || stored.spawning_parent.is_some())
 }
 
 impl Application {

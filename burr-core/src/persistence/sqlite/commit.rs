@@ -241,6 +241,31 @@ impl Group {
             .is_empty()
     }
 
+    /// Run `read` on the write connection if no one holds it (else give `read` back): a
+    /// read that finds no idle reader need not open one (opening a connection, and
+    /// parsing the schema on it, costs more than most reads; a resume's load is the
+    /// first read of its process). Then lead what was queued meanwhile, as after a
+    /// commit: those who queued it found the connection taken.
+    pub(super) fn read_idle<T, F>(&self, read: F) -> Result<T, F>
+    where
+        F: FnOnce(&Connection) -> T,
+    {
+        let Some(writer) = self.try_writer() else {
+            return Err(read);
+        };
+        let result = read(&writer.conn);
+        if !writer.conn.is_autocommit() {
+            // A read left its transaction open: end it, as the writer expects none.
+            let _ = writer.conn.execute_batch("ROLLBACK");
+        }
+        if self.slow_commits && on_multi_thread_runtime() {
+            tokio::task::block_in_place(|| self.lead(writer));
+        } else {
+            self.lead(writer);
+        }
+        Ok(result)
+    }
+
     /// The write connection, if no one holds it.
     fn try_writer(&self) -> Option<MutexGuard<'_, Writer>> {
         match self.writer.try_lock() {

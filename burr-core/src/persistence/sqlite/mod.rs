@@ -74,7 +74,9 @@ const MAX_IDLE_READERS: usize = 8;
 ///   [`block_in_place`](tokio::task::block_in_place), so the runtime's other tasks move
 ///   elsewhere while it flushes).
 /// - **Readers are never blocked by the writer**: the file is in WAL mode and reads use
-///   their own connections. Several processes may use the same file at once; their
+///   their own connections (a read that finds none idle and the write connection free
+///   runs on it rather than open one: a resume's load, the first read of its process,
+///   does not pay for a connection). Several processes may use the same file at once; their
 ///   writers take turns (each waits up to the busy timeout, 5 s by default).
 /// - **One runner per app id**, across processes: [`acquire_lease`](Leases::acquire_lease)
 ///   fails with [`PersistenceError::AppLocked`] while a live runner holds the app's
@@ -361,7 +363,7 @@ impl SqlitePersister {
         &self,
         read: impl FnOnce(&Connection) -> rusqlite::Result<T>,
     ) -> Result<T, PersistenceError> {
-        self.read(|conn| Ok(read(conn)?))
+        self.read_on_reader(|conn| Ok(read(conn)?))
     }
 
     /// The write side; [`PersistenceError::Closed`] for a read-only persister.
@@ -374,8 +376,29 @@ impl SqlitePersister {
         self.group()?.write(op).await.ok_or_else(|| self.closed())?
     }
 
-    /// Run `read` on a reader connection (one kept from an earlier read, or a new one).
+    /// Run `read` on a reader connection kept from an earlier read, else on the write
+    /// connection if it is free (see [`Group::read_idle`]), else on a new reader.
     fn read<T>(
+        &self,
+        read: impl FnOnce(&Connection) -> Result<T, Failure>,
+    ) -> Result<T, PersistenceError> {
+        let idle = self.lock_readers().pop();
+        if let Some(conn) = idle {
+            return self.read_and_keep(conn, read);
+        }
+        let read = match &self.inner.group {
+            Some(group) => match group.read_idle(read) {
+                Ok(result) => return result.map_err(|f| f.into_error(&self.inner.path)),
+                Err(read) => read,
+            },
+            None => read,
+        };
+        self.read_on_reader(read)
+    }
+
+    /// Run `read` on a reader connection (one kept from an earlier read, or a new one):
+    /// never the write connection.
+    fn read_on_reader<T>(
         &self,
         read: impl FnOnce(&Connection) -> Result<T, Failure>,
     ) -> Result<T, PersistenceError> {
@@ -384,6 +407,15 @@ impl SqlitePersister {
             Some(conn) => conn,
             None => open::open_reader(&self.inner.path, &self.inner.options)?,
         };
+        self.read_and_keep(conn, read)
+    }
+
+    /// Run `read` on reader connection `conn`, then keep it for the next read.
+    fn read_and_keep<T>(
+        &self,
+        conn: Connection,
+        read: impl FnOnce(&Connection) -> Result<T, Failure>,
+    ) -> Result<T, PersistenceError> {
         let result = read(&conn).map_err(|failure| failure.into_error(&self.inner.path));
         if conn.is_autocommit() {
             let mut readers = self.lock_readers();
