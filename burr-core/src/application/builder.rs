@@ -105,7 +105,80 @@ pub struct ApplicationBuilder {
     step_cache: Option<crate::cache::Cache>,
 }
 
+/// What a child application of a map step is built from: the parts
+/// [`ApplicationBuilder::child`] puts in a builder at once (a chain of `with_*` calls
+/// moves the whole builder at each call, which a fan-out pays per child).
+pub(crate) struct ChildParts {
+    /// The child's app id.
+    pub(crate) app_id: String,
+    /// The parent's partition key.
+    pub(crate) partition_key: Option<String>,
+    /// The parent's resources.
+    pub(crate) resources: Resources,
+    /// The spawning parent's step.
+    pub(crate) spawning_parent: ParentPointer,
+    /// The parent's cancellation.
+    pub(crate) cancel: CancelToken,
+    /// Its place in the executor's order.
+    pub(crate) work: WorkKey,
+    /// The parent's executor.
+    pub(crate) executor: Option<Executor>,
+    /// The parent's hooks, but its tracker.
+    pub(crate) hooks: Vec<Arc<dyn LifecycleHook>>,
+    /// The child's tracker.
+    pub(crate) tracker: Option<Arc<dyn LifecycleHook>>,
+    /// The sub-graph.
+    pub(crate) graph: Arc<Graph>,
+    /// The sub-graph's entrypoint.
+    pub(crate) entrypoint: Arc<str>,
+    /// The sub-graph's code from the entrypoint.
+    pub(crate) code: Arc<CodeVersion>,
+    /// The task's state.
+    pub(crate) state: State,
+    /// Where it checkpoints, and whether it resumes from there.
+    pub(crate) persister: Option<(Arc<dyn Persister>, bool)>,
+    /// The children's priority, if the map action sets one.
+    pub(crate) priority: Option<Priority>,
+    /// The children's retry policy, if the map action sets one.
+    pub(crate) default_retry: Option<RetryPolicy>,
+}
+
 impl ApplicationBuilder {
+    /// A builder of a child application, from its parts: what the `with_*` calls would
+    /// set, set at once.
+    pub(crate) fn child(parts: ChildParts) -> Self {
+        let (saver, initialize) = match parts.persister {
+            Some((persister, resume)) => {
+                let initialize = resume.then(|| InitializeFrom {
+                    loader: Arc::clone(&persister),
+                });
+                (Some(persister), initialize)
+            }
+            None => (None, None),
+        };
+        ApplicationBuilder {
+            entrypoint: Some(parts.entrypoint.to_string()),
+            prebuilt_code: Some((parts.entrypoint, parts.code)),
+            prebuilt: Some(parts.graph),
+            state: parts.state,
+            app_id: Some(parts.app_id),
+            partition_key: parts.partition_key,
+            hooks: parts.hooks,
+            tracker: parts.tracker,
+            saver,
+            initialize,
+            spawning_parent: Some(parts.spawning_parent),
+            executor: parts.executor,
+            priority: parts.priority,
+            work: Some(parts.work),
+            // As `with_resources` into an empty builder: the parent's, shared.
+            resources: parts.resources,
+            default_retry: parts.default_retry,
+            cancel: Some(parts.cancel),
+            ..ApplicationBuilder::default()
+        }
+    }
+
     /// An empty builder.
     pub fn new() -> Self {
         Self::default()
@@ -190,19 +263,6 @@ impl ApplicationBuilder {
     pub fn with_graph(mut self, graph: impl Into<Arc<Graph>>) -> Self {
         self.prebuilt = Some(graph.into());
         self.prebuilt_code = None;
-        self
-    }
-
-    /// [`with_graph`](Self::with_graph), with the graph's code from `entrypoint` already
-    /// described and hashed (once for all the children that share the graph).
-    pub(crate) fn with_graph_code(
-        mut self,
-        graph: Arc<Graph>,
-        entrypoint: &Arc<str>,
-        code: Arc<CodeVersion>,
-    ) -> Self {
-        self.prebuilt = Some(graph);
-        self.prebuilt_code = Some((Arc::clone(entrypoint), code));
         self
     }
 
@@ -497,8 +557,11 @@ impl ApplicationBuilder {
         )?;
         let entrypoint_name = graph.action(entrypoint).name();
         let code = match self.prebuilt_code {
+            // A child of a map step: its sub-graph was described (and checked for
+            // unreachable actions) once for all the children.
             Some((at, code)) if self.version.is_none() && *at == *entrypoint_name => code,
             _ => {
+                warn_unreachable(&graph, entrypoint);
                 let description = graph.describe(entrypoint_name);
                 Arc::new(CodeVersion {
                     version: self.version.clone(),
@@ -507,13 +570,6 @@ impl ApplicationBuilder {
                 })
             }
         };
-        let unreachable = graph.unreachable_from(entrypoint);
-        if !unreachable.is_empty() {
-            tracing::warn!(
-                ?unreachable,
-                "actions cannot be reached from the entrypoint"
-            );
-        }
 
         let ids = Identifiers {
             app_id: Arc::from(
@@ -806,6 +862,17 @@ impl Application {
             }
         }
         Ok(())
+    }
+}
+
+/// Warn about the actions of `graph` that cannot be reached from `entrypoint`.
+pub(crate) fn warn_unreachable(graph: &Graph, entrypoint: usize) {
+    let unreachable = graph.unreachable_from(entrypoint);
+    if !unreachable.is_empty() {
+        tracing::warn!(
+            ?unreachable,
+            "actions cannot be reached from the entrypoint"
+        );
     }
 }
 
