@@ -18,7 +18,7 @@ use tokio::sync::oneshot::{self, error::TryRecvError};
 
 use super::layout::{sqlite_error, AppKey, Failure};
 use super::lease::{HeldLease, LeaseState};
-use super::write::{KnownStates, Pending, Txn};
+use super::write::{GraphSet, KnownStates, Pending, Txn};
 use crate::persistence::ProcessIdentity;
 use crate::persistence::{AppRecord, Checkpoint, Clock, Lease, PersistenceError};
 
@@ -635,6 +635,8 @@ pub(super) struct Writer {
     pub(super) clock: Arc<dyn Clock>,
     pub(super) apps: AppMap<i64>,
     pub(super) leases: AppMap<HeldLease>,
+    /// Graph fingerprints known to be in `burr_graphs`.
+    pub(super) graphs: GraphSet,
     /// The earliest background renewal due of the leases taken or renewed since
     /// [`take_new_lease_due`](Self::take_new_lease_due), in microseconds since the Unix
     /// epoch.
@@ -779,6 +781,7 @@ impl Writer {
             known: &self.known,
             apps: &self.apps,
             leases: &self.leases,
+            graphs: &self.graphs,
             now_us: self.clock.now_micros(),
             pending,
         };
@@ -811,6 +814,10 @@ impl Writer {
                 None => self.apps.remove(&key),
             };
         }
+        if self.graphs.len() + pending.graphs.len() > MAX_APP_ROWS {
+            self.graphs.clear();
+        }
+        self.graphs.extend(pending.graphs.drain(..));
         for (key, held) in pending.leases.drain() {
             match held {
                 Some(held) => {

@@ -256,6 +256,7 @@ impl SqlitePersister {
             clock: Arc::clone(&options.clock),
             apps: AppMap::default(),
             leases: AppMap::default(),
+            graphs: Default::default(),
             new_lease_due: None,
             spare: Spare::default(),
         };
