@@ -635,8 +635,9 @@ pub(super) struct Writer {
     pub(super) clock: Arc<dyn Clock>,
     pub(super) apps: AppMap<i64>,
     pub(super) leases: AppMap<HeldLease>,
-    /// Graph fingerprints known to be in `burr_graphs`.
-    pub(super) graphs: GraphSet,
+    /// Graph fingerprints known to be in `burr_graphs` (shared with the persister, whose
+    /// `register_app` then need not copy a known graph's description).
+    pub(super) graphs: Arc<Mutex<GraphSet>>,
     /// The earliest background renewal due of the leases taken or renewed since
     /// [`take_new_lease_due`](Self::take_new_lease_due), in microseconds since the Unix
     /// epoch.
@@ -814,10 +815,13 @@ impl Writer {
                 None => self.apps.remove(&key),
             };
         }
-        if self.graphs.len() + pending.graphs.len() > MAX_APP_ROWS {
-            self.graphs.clear();
+        if !pending.graphs.is_empty() {
+            let mut graphs = self.graphs.lock().unwrap_or_else(|p| p.into_inner());
+            if graphs.len() + pending.graphs.len() > MAX_APP_ROWS {
+                graphs.clear();
+            }
+            graphs.extend(pending.graphs.drain(..));
         }
-        self.graphs.extend(pending.graphs.drain(..));
         for (key, held) in pending.leases.drain() {
             match held {
                 Some(held) => {

@@ -28,11 +28,11 @@ use self::checkpointer::Checkpointer;
 use self::commit::{Group, Op, Reply, Spare, Waiting, Writer};
 use self::layout::{app_key, sequence_column, Failure};
 use self::open::open_error;
-use self::write::{Known, KnownStates};
+use self::write::{GraphSet, Known, KnownStates};
 use crate::persistence::ProcessIdentity;
 use crate::persistence::{
-    AppRecord, AppRecords, Checkpoint, CheckpointInfo, ChildListing, Clock, Delete, History, Lease,
-    Leases, LoadedCheckpoint, PersistenceError, Persister, Prune,
+    AppRecord, AppRecords, Checkpoint, CheckpointInfo, ChildListing, Clock, CodeVersion, Delete,
+    History, Lease, Leases, LoadedCheckpoint, PersistenceError, Persister, Prune,
 };
 
 /// The writer's maps keyed by application, with foldhash's randomly seeded hasher:
@@ -206,6 +206,8 @@ struct Inner {
     checkpoints: Option<(Arc<Checkpointer>, JoinHandle<()>)>,
     readers: Mutex<Vec<Connection>>,
     known: Arc<Mutex<KnownStates>>,
+    /// Graph fingerprints the writer knows are in `burr_graphs`.
+    graphs: Arc<Mutex<GraphSet>>,
     /// What leases are judged by.
     clock: Arc<dyn Clock>,
     me: Arc<ProcessIdentity>,
@@ -245,6 +247,7 @@ impl SqlitePersister {
         let checkpointer = Arc::new(Checkpointer::default());
         let conn = open::open_writer(&path, &options, &checkpointer)?;
         let known = Arc::new(Mutex::new(KnownStates::default()));
+        let graphs = Arc::new(Mutex::new(GraphSet::default()));
         let me = Arc::new(ProcessIdentity::current());
         let waiting = Arc::new(Waiting::default());
         let writer = Writer {
@@ -256,7 +259,7 @@ impl SqlitePersister {
             clock: Arc::clone(&options.clock),
             apps: AppMap::default(),
             leases: AppMap::default(),
-            graphs: Default::default(),
+            graphs: Arc::clone(&graphs),
             new_lease_due: None,
             spare: Spare::default(),
         };
@@ -288,6 +291,7 @@ impl SqlitePersister {
                 checkpoints: Some((checkpointer, checkpoints)),
                 readers: Mutex::new(Vec::new()),
                 known,
+                graphs,
                 me,
                 instance: instance[..12].to_owned(),
                 leases_taken: AtomicU64::new(0),
@@ -537,7 +541,30 @@ impl Persister for SqlitePersister {
 #[async_trait]
 impl AppRecords for SqlitePersister {
     async fn register_app(&self, app: &AppRecord) -> Result<(), PersistenceError> {
-        let record = Box::new(app.clone());
+        // The writer needs a graph's description only if it has not stored it yet: the
+        // children of a map step, which share one, are not each copied with it.
+        let code = app.code.as_ref().map(|code| {
+            let stored = code.graph.is_some()
+                && self
+                    .inner
+                    .graphs
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .contains(&code.fingerprint);
+            CodeVersion {
+                version: code.version.clone(),
+                fingerprint: code.fingerprint.clone(),
+                graph: if stored { None } else { code.graph.clone() },
+            }
+        });
+        let record = Box::new(AppRecord {
+            partition_key: app.partition_key.clone(),
+            app_id: app.app_id.clone(),
+            created_at_us: app.created_at_us,
+            fork_parent: app.fork_parent.clone(),
+            spawning_parent: app.spawning_parent.clone(),
+            code,
+        });
         self.write(|reply| Op::Register(record, reply)).await
     }
 

@@ -141,7 +141,7 @@ pub(super) struct Txn<'a> {
     pub(super) apps: &'a AppMap<i64>,
     pub(super) leases: &'a AppMap<HeldLease>,
     /// Graph fingerprints known to be in `burr_graphs` (committed).
-    pub(super) graphs: &'a GraphSet,
+    pub(super) graphs: &'a Mutex<GraphSet>,
     /// The transaction's clock, in microseconds since the Unix epoch.
     pub(super) now_us: i64,
     pub(super) pending: &'a mut Pending,
@@ -480,8 +480,12 @@ impl Txn<'_> {
         let Some(graph) = &code.graph else {
             return Ok(());
         };
-        if self.graphs.contains(&code.fingerprint)
-            || self.pending.graphs.contains(&code.fingerprint)
+        if self.pending.graphs.contains(&code.fingerprint)
+            || self
+                .graphs
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains(&code.fingerprint)
         {
             return Ok(());
         }
