@@ -187,25 +187,30 @@ impl Txn<'_> {
                 self.pending.apps.insert(key.clone(), Some(id));
                 Ok(id)
             }
-            None => self.insert_app(key, created_at_us, None, None, None),
+            None => self
+                .insert_app(key, created_at_us, None, None, None)?
+                .ok_or(rusqlite::Error::QueryReturnedNoRows),
         }
     }
 
-    /// Create an application's row. It has no checkpoint yet: its first one is diffed
-    /// against the empty state, without reading anything back.
+    /// Create an application's row, unless it has one (`None`). It has no checkpoint
+    /// yet: its first one is diffed against the empty state, without reading anything
+    /// back.
     fn insert_app(
         &mut self,
         key: &AppKey,
         created_at_us: i64,
-        fork_parent: Option<String>,
-        spawning_parent: Option<String>,
+        fork_parent: Option<&str>,
+        spawning_parent: Option<&str>,
         code: Option<&CodeVersion>,
-    ) -> rusqlite::Result<i64> {
-        self.conn
+    ) -> rusqlite::Result<Option<i64>> {
+        let inserted = self
+            .conn
             .prepare_cached(
                 "INSERT INTO burr_apps (partition_key, app_id, created_at_us, fork_parent, \
                      spawning_parent, code_version, fingerprint) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+                 ON CONFLICT (partition_key, app_id) DO NOTHING",
             )?
             .execute((
                 &key.0,
@@ -216,6 +221,9 @@ impl Txn<'_> {
                 code.and_then(|code| code.version.as_deref()),
                 code.map(|code| code.fingerprint.as_str()),
             ))?;
+        if inserted == 0 {
+            return Ok(None);
+        }
         let id = self.conn.last_insert_rowid();
         self.pending.apps.insert(key.clone(), Some(id));
         self.pending.known.insert(
@@ -228,7 +236,7 @@ impl Txn<'_> {
                 inline: 0,
             }),
         );
-        Ok(id)
+        Ok(Some(id))
     }
 
     /// Save one checkpoint: its row, with the values it set or deleted
@@ -421,24 +429,29 @@ impl Txn<'_> {
         let key = app_key(record.partition_key.as_deref(), &record.app_id);
         let fork_parent = record.fork_parent.as_ref().map(parent_json);
         let spawning_parent = record.spawning_parent.as_ref().map(parent_json);
-        let existing = match self.app(&key) {
-            Some(id) => Some(id),
-            None => read::app_row(self.conn, Some(&key.0), &key.1)?,
-        };
-        let Some(id) = existing else {
-            // A new row: with its code (version and fingerprint) in it already.
-            let code = record.code.as_ref();
-            self.insert_app(
-                &key,
-                record.created_at_us,
-                fork_parent,
-                spawning_parent,
-                code,
-            )?;
-            if let Some(code) = code {
-                self.record_graph(code)?;
+        let id = match self.app(&key) {
+            Some(id) => id,
+            None => {
+                // Not known to this writer: most often a new application (a child of a
+                // map step), so the insert comes first, with its code (version and
+                // fingerprint) in the row; a row already there is left alone.
+                let code = record.code.as_ref();
+                let inserted = self.insert_app(
+                    &key,
+                    record.created_at_us,
+                    fork_parent.as_deref(),
+                    spawning_parent.as_deref(),
+                    code,
+                )?;
+                if inserted.is_some() {
+                    if let Some(code) = code {
+                        self.record_graph(code)?;
+                    }
+                    return Ok(());
+                }
+                read::app_row(self.conn, Some(&key.0), &key.1)?
+                    .ok_or(rusqlite::Error::QueryReturnedNoRows)?
             }
-            return Ok(());
         };
         self.pending.apps.insert(key, Some(id));
         self.record_code(id, record)?;
