@@ -246,6 +246,12 @@ async fn a_new_action_the_position_cannot_reach_is_compatible() {
         .await
         .unwrap();
     assert_eq!(resumed.state().get::<i64>("count").unwrap(), 2);
+    // The record names the code the application now runs (a resume under the same code
+    // writes no record; this one must).
+    let code = persister.app(None, "app-1").await.unwrap().unwrap().code;
+    let code = code.expect("the record keeps the code");
+    assert_eq!(code.version.as_deref(), Some("1b"));
+    assert_eq!(code.fingerprint, resumed.code().fingerprint);
     run_steps(&mut resumed, 1).await;
     drop(resumed);
     // But a new transition out of the position's action is not.

@@ -105,7 +105,80 @@ pub struct ApplicationBuilder {
     step_cache: Option<crate::cache::Cache>,
 }
 
+/// What a child application of a map step is built from: the parts
+/// [`ApplicationBuilder::child`] puts in a builder at once (a chain of `with_*` calls
+/// moves the whole builder at each call, which a fan-out pays per child).
+pub(crate) struct ChildParts {
+    /// The child's app id.
+    pub(crate) app_id: String,
+    /// The parent's partition key.
+    pub(crate) partition_key: Option<String>,
+    /// The parent's resources.
+    pub(crate) resources: Resources,
+    /// The spawning parent's step.
+    pub(crate) spawning_parent: ParentPointer,
+    /// The parent's cancellation.
+    pub(crate) cancel: CancelToken,
+    /// Its place in the executor's order.
+    pub(crate) work: WorkKey,
+    /// The parent's executor.
+    pub(crate) executor: Option<Executor>,
+    /// The parent's hooks, but its tracker.
+    pub(crate) hooks: Vec<Arc<dyn LifecycleHook>>,
+    /// The child's tracker.
+    pub(crate) tracker: Option<Arc<dyn LifecycleHook>>,
+    /// The sub-graph.
+    pub(crate) graph: Arc<Graph>,
+    /// The sub-graph's entrypoint.
+    pub(crate) entrypoint: Arc<str>,
+    /// The sub-graph's code from the entrypoint.
+    pub(crate) code: Arc<CodeVersion>,
+    /// The task's state.
+    pub(crate) state: State,
+    /// Where it checkpoints, and whether it resumes from there.
+    pub(crate) persister: Option<(Arc<dyn Persister>, bool)>,
+    /// The children's priority, if the map action sets one.
+    pub(crate) priority: Option<Priority>,
+    /// The children's retry policy, if the map action sets one.
+    pub(crate) default_retry: Option<RetryPolicy>,
+}
+
 impl ApplicationBuilder {
+    /// A builder of a child application, from its parts: what the `with_*` calls would
+    /// set, set at once.
+    pub(crate) fn child(parts: ChildParts) -> Self {
+        let (saver, initialize) = match parts.persister {
+            Some((persister, resume)) => {
+                let initialize = resume.then(|| InitializeFrom {
+                    loader: Arc::clone(&persister),
+                });
+                (Some(persister), initialize)
+            }
+            None => (None, None),
+        };
+        ApplicationBuilder {
+            entrypoint: Some(parts.entrypoint.to_string()),
+            prebuilt_code: Some((parts.entrypoint, parts.code)),
+            prebuilt: Some(parts.graph),
+            state: parts.state,
+            app_id: Some(parts.app_id),
+            partition_key: parts.partition_key,
+            hooks: parts.hooks,
+            tracker: parts.tracker,
+            saver,
+            initialize,
+            spawning_parent: Some(parts.spawning_parent),
+            executor: parts.executor,
+            priority: parts.priority,
+            work: Some(parts.work),
+            // As `with_resources` into an empty builder: the parent's, shared.
+            resources: parts.resources,
+            default_retry: parts.default_retry,
+            cancel: Some(parts.cancel),
+            ..ApplicationBuilder::default()
+        }
+    }
+
     /// An empty builder.
     pub fn new() -> Self {
         Self::default()
@@ -190,19 +263,6 @@ impl ApplicationBuilder {
     pub fn with_graph(mut self, graph: impl Into<Arc<Graph>>) -> Self {
         self.prebuilt = Some(graph.into());
         self.prebuilt_code = None;
-        self
-    }
-
-    /// [`with_graph`](Self::with_graph), with the graph's code from `entrypoint` already
-    /// described and hashed (once for all the children that share the graph).
-    pub(crate) fn with_graph_code(
-        mut self,
-        graph: Arc<Graph>,
-        entrypoint: &Arc<str>,
-        code: Arc<CodeVersion>,
-    ) -> Self {
-        self.prebuilt = Some(graph);
-        self.prebuilt_code = Some((Arc::clone(entrypoint), code));
         self
     }
 
@@ -497,8 +557,11 @@ impl ApplicationBuilder {
         )?;
         let entrypoint_name = graph.action(entrypoint).name();
         let code = match self.prebuilt_code {
+            // A child of a map step: its sub-graph was described (and checked for
+            // unreachable actions) once for all the children.
             Some((at, code)) if self.version.is_none() && *at == *entrypoint_name => code,
             _ => {
+                warn_unreachable(&graph, entrypoint);
                 let description = graph.describe(entrypoint_name);
                 Arc::new(CodeVersion {
                     version: self.version.clone(),
@@ -507,13 +570,6 @@ impl ApplicationBuilder {
                 })
             }
         };
-        let unreachable = graph.unreachable_from(entrypoint);
-        if !unreachable.is_empty() {
-            tracing::warn!(
-                ?unreachable,
-                "actions cannot be reached from the entrypoint"
-            );
-        }
 
         let ids = Identifiers {
             app_id: Arc::from(
@@ -545,7 +601,7 @@ impl ApplicationBuilder {
             code: Some(CodeVersion::clone(code)),
         };
         // A new application (nothing to load) is recorded in the lease's own write.
-        let (lease, registered) = match (leases, &self.spawning_parent) {
+        let (lease, mut registered) = match (leases, &self.spawning_parent) {
             (Some(leases), None) if self.initialize.is_none() => {
                 let (lease, registered) = leases
                     .acquire_lease_registering(
@@ -650,11 +706,11 @@ impl ApplicationBuilder {
                     });
                 }
                 let overridden = self.override_state.is_some();
-                let migration = match (&loaded, forking) {
+                let (migration, stored) = match (&loaded, forking) {
                     (Some(row), false) => {
                         guard(&*init.loader, &app, row, &code, &self.migrations).await?
                     }
-                    _ => None,
+                    _ => (None, None),
                 };
                 if let Some(row) = loaded {
                     let before = row.state.clone();
@@ -673,6 +729,12 @@ impl ApplicationBuilder {
                         .as_ref()
                         .is_some_and(|saver| Arc::ptr_eq(saver, &init.loader));
                     app.snapshot_next = forking || !same_store || overridden;
+                    // The record the guard read already says all a registration would
+                    // (this code, the parents): a resume writes nothing before its
+                    // first step.
+                    registered = same_store
+                        && migration.is_none()
+                        && stored.is_some_and(|stored| already_recorded(&stored, &code, &app));
                     if let Some((from_version, migrate)) = migration {
                         app.migrate(
                             &before,
@@ -803,42 +865,72 @@ impl Application {
     }
 }
 
+/// Warn about the actions of `graph` that cannot be reached from `entrypoint`.
+pub(crate) fn warn_unreachable(graph: &Graph, entrypoint: usize) {
+    let unreachable = graph.unreachable_from(entrypoint);
+    if !unreachable.is_empty() {
+        tracing::warn!(
+            ?unreachable,
+            "actions cannot be reached from the entrypoint"
+        );
+    }
+}
+
+/// A migration to apply: the stored version it migrates from, and the migration.
+type MigrationDue = (String, Migration);
+
 /// The resume guard: compare the code `row` was checkpointed under (the application's
 /// record in `loader`) with the current `code`. Same, already migrated, or compatible
-/// from the stored position: go on (`None`). A migration registered for the stored
+/// from the stored position: go on (no migration). A migration registered for the stored
 /// version: it (to apply). Otherwise [`Error::CodeChanged`], before anything is stored.
+/// With the record read.
 async fn guard(
     loader: &dyn Persister,
     app: &Application,
     row: &LoadedCheckpoint,
     code: &CodeVersion,
     migrations: &[(String, Migration)],
-) -> Result<Option<(String, Migration)>> {
+) -> Result<(Option<MigrationDue>, Option<AppRecord>)> {
     let Some(records) = loader.as_app_records() else {
-        return Ok(None);
+        return Ok((None, None));
     };
-    let stored = records
+    let record = records
         .app(app.ctx.ids.partition_key(), &app.ctx.ids.app_id)
         .await
         .map_err(|source| Error::Persistence {
             app_id: app.ctx.ids.app_id.to_string(),
             source,
         })?;
-    let stored = stored.and_then(|record| record.code);
+    let stored = record.as_ref().and_then(|record| record.code.as_ref());
     let versions: Vec<&str> = migrations.iter().map(|(v, _)| v.as_str()).collect();
-    match super::check::judge(stored.as_ref(), &row.state, &row.position, code, &versions) {
+    match super::check::judge(stored, &row.state, &row.position, code, &versions) {
         Verdict::Migration { from_version } => {
             let migrate = migrations.iter().rev().find(|(v, _)| *v == from_version);
-            Ok(migrate.map(|(_, migrate)| (from_version, Arc::clone(migrate))))
+            let due = migrate.map(|(_, migrate)| (from_version, Arc::clone(migrate)));
+            Ok((due, record))
         }
         Verdict::Changed { changes } => Err(Error::CodeChanged {
             app_id: app.ctx.ids.app_id.to_string(),
-            stored_version: stored.and_then(|s| s.version),
+            stored_version: stored.and_then(|s| s.version.clone()),
             current_version: code.version.clone(),
             changes,
         }),
-        _ => Ok(None),
+        _ => Ok((None, record)),
     }
+}
+
+/// Whether registering `app`, running `code`, would change nothing in its `stored`
+/// record: the same code (version, fingerprint, with the graph's description) and its
+/// parents stored (a stored parent is never replaced).
+fn already_recorded(stored: &AppRecord, code: &CodeVersion, app: &Application) -> bool {
+    let same_code = stored.code.as_ref().is_some_and(|recorded| {
+        recorded.version == code.version
+            && recorded.fingerprint == code.fingerprint
+            && recorded.graph.is_some()
+    });
+    same_code
+        && (app.fork_parent.is_none() || stored.fork_parent.is_some())
+        && (app.ctx.spawning_parent.is_none() || stored.spawning_parent.is_some())
 }
 
 impl Application {

@@ -4,6 +4,7 @@ use crate::error::{Error, Result};
 use crate::graph::Graph;
 
 /// Per action, whether to halt before it and after it.
+#[derive(Debug)]
 pub(crate) struct HaltSet {
     before: Vec<bool>,
     after: Vec<bool>,

@@ -24,8 +24,9 @@ use crate::persistence::{Checkpoint, Lease, PersistenceError, Persister, StepSta
 use crate::state::{State, StateDelta};
 
 pub use builder::ApplicationBuilder;
+pub(crate) use builder::{warn_unreachable, ChildParts};
 pub use check::{check_resume, CurrentCode, ResumeCheck, Verdict, MIGRATED_TO_KEY};
-use halt::HaltSet;
+pub(crate) use halt::HaltSet;
 pub use options::RunOptions;
 pub use stream::{ActionStream, StreamEvent};
 
@@ -914,15 +915,15 @@ impl Application {
         outcome
     }
 
-    /// [`run`](Self::run) until one of `halt_after`, without building [`RunOptions`] (a
-    /// child application's run).
+    /// [`run`](Self::run) until `halts`, resolved already (a child application's run: its
+    /// sub-graph's halt list is resolved once for all the children).
     pub(crate) async fn run_until(
         &mut self,
-        halt_after: &[String],
+        halts: &HaltSet,
         inputs: Inputs,
     ) -> Result<RunOutcome> {
         self.call_start("run", &inputs);
-        let outcome = self.run_inner(&[], halt_after, &inputs).await;
+        let outcome = self.run_halting(halts, &inputs).await;
         self.call_end("run", outcome.as_ref().err());
         outcome
     }
@@ -934,6 +935,10 @@ impl Application {
         inputs: &Inputs,
     ) -> Result<RunOutcome> {
         let halts = HaltSet::new(&self.graph, halt_before, halt_after)?;
+        self.run_halting(&halts, inputs).await
+    }
+
+    async fn run_halting(&mut self, halts: &HaltSet, inputs: &Inputs) -> Result<RunOutcome> {
         let mut last: Option<Ran> = None;
         loop {
             let step = match self.step_inner(inputs).await {
@@ -949,7 +954,7 @@ impl Application {
                     std::mem::forget(result);
                 }
             }
-            if self.halt_reached(&halts)? {
+            if self.halt_reached(halts)? {
                 break;
             }
         }

@@ -29,7 +29,10 @@ pub use transition::{Sources, Transition, TransitionSpec};
 pub struct Graph {
     actions: Vec<Arc<dyn Action>>,
     names: Arc<[Arc<str>]>,
-    by_name: HashMap<String, usize>,
+    /// Action indexes by name, with foldhash's hasher: std's SipHash cost more than the
+    /// lookups it serves (an entrypoint, halt lists, a resumed position; per child of a
+    /// map step).
+    by_name: HashMap<String, usize, foldhash::fast::RandomState>,
     transitions: Vec<Transition>,
     /// Per action, the indexes of its outgoing transitions in declaration order.
     outgoing: Vec<Vec<usize>>,
@@ -77,7 +80,7 @@ impl GraphBuilder {
         if self.actions.is_empty() {
             problems.push(GraphProblem::NoActions);
         }
-        let mut by_name = HashMap::with_capacity(self.actions.len());
+        let mut by_name = HashMap::with_capacity_and_hasher(self.actions.len(), Default::default());
         for (i, action) in self.actions.iter().enumerate() {
             let name = action.name();
             if name.is_empty() {
@@ -194,7 +197,7 @@ impl Graph {
         let name = action.name().to_owned();
         Graph {
             names: Arc::from(vec![Arc::from(name.as_str())]),
-            by_name: HashMap::from([(name, 0)]),
+            by_name: HashMap::from_iter([(name, 0)]),
             actions: vec![action],
             transitions: Vec::new(),
             outgoing: vec![Vec::new()],

@@ -23,7 +23,10 @@ impl ApplicationContext {
         hooks: Arc<[Arc<dyn LifecycleHook>]>,
         tracker: Option<Arc<dyn LifecycleHook>>,
     ) {
-        self.handles.insert(Arc::new(HookList(hooks)));
+        // No hooks (most child applications): nothing to keep, `hooks()` is empty.
+        if !hooks.is_empty() {
+            self.handles.insert(Arc::new(HookList(hooks)));
+        }
         if let Some(tracker) = tracker {
             self.handles.insert(Arc::new(TrackerHandle(tracker)));
         }

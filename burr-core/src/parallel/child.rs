@@ -9,7 +9,7 @@ use tokio::sync::watch;
 
 use super::Task;
 use crate::actions::RetryPolicy;
-use crate::application::ApplicationBuilder;
+use crate::application::{ApplicationBuilder, ChildParts};
 use crate::error::{Error, Result};
 use crate::hooks::LifecycleHook;
 use crate::ids::{ApplicationContext, Priority, WorkKey};
@@ -175,32 +175,41 @@ pub(crate) async fn run_child(
         None => parent.tracker().cloned(),
         Some(chosen) => chosen.clone(),
     };
-    let mut builder = child_builder(&parent, &key, index, tracker).with_graph_code(
-        Arc::clone(&task.subgraph.graph),
-        &task.subgraph.entrypoint,
-        task.subgraph.code(),
-    );
-    if let Some(priority) = settings.priority {
-        builder = builder.with_priority(priority.0);
-    }
-    if let Some(policy) = &settings.retry {
-        builder = builder.with_default_retry(policy.clone());
-    }
-    builder = match &settings.persister {
-        // Nothing to load: the child checkpoints (and resumes next time) all the same.
-        Some(persister) if stored == Stored::No => builder
-            .with_state_persister(Arc::clone(persister))
-            .with_state(task.state)
-            .with_entrypoint(&*task.subgraph.entrypoint),
-        Some(persister) => builder
-            .with_state_persister(Arc::clone(persister))
-            .with_state(task.state)
-            .with_entrypoint(&*task.subgraph.entrypoint)
-            .initialize_from(Arc::clone(persister)),
-        None => builder
-            .with_state(task.state)
-            .with_entrypoint(&*task.subgraph.entrypoint),
-    };
+    // What `child_builder` and the `with_*` calls would give, built at once.
+    let mut path = Vec::with_capacity(parent.work.path.len() + 1);
+    path.extend_from_slice(&parent.work.path);
+    path.push(u32::try_from(index).unwrap_or(u32::MAX));
+    let builder = ApplicationBuilder::child(ChildParts {
+        app_id: child_app_id(parent.app_id(), parent.sequence_id(), &key),
+        partition_key: parent.partition_key().map(str::to_owned),
+        resources: parent.resources().clone(),
+        spawning_parent: parent.as_parent(),
+        cancel: parent.cancel.clone(),
+        work: WorkKey {
+            path: Arc::from(path),
+            ..parent.work.clone()
+        },
+        executor: parent.executor.clone(),
+        hooks: parent
+            .hooks()
+            .iter()
+            .filter(|hook| !parent.tracker().is_some_and(|t| Arc::ptr_eq(t, hook)))
+            .cloned()
+            .collect(),
+        tracker,
+        code: task.subgraph.code(),
+        graph: Arc::clone(&task.subgraph.graph),
+        entrypoint: Arc::clone(&task.subgraph.entrypoint),
+        state: task.state,
+        // Nothing to load (`Stored::No`): the child checkpoints (and resumes next time)
+        // all the same.
+        persister: settings
+            .persister
+            .as_ref()
+            .map(|persister| (Arc::clone(persister), stored == Stored::Maybe)),
+        priority: settings.priority,
+        default_retry: settings.retry.clone(),
+    });
     let mut app = builder.build().await?;
     if app.halted_after(&task.subgraph.halt_after) {
         settings.loaded.fetch_add(1, Ordering::Relaxed);
@@ -213,7 +222,8 @@ pub(crate) async fn run_child(
             }
         }
     };
-    let run = app.run_until(&task.subgraph.halt_after, task.inputs);
+    let halts = task.subgraph.halts()?;
+    let run = app.run_until(halts, task.inputs);
     let outcome = match settings.timeout {
         None => tokio::select! {
             biased;

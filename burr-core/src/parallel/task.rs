@@ -3,6 +3,8 @@
 use std::sync::{Arc, OnceLock};
 
 use crate::actions::{ActionName, Inputs};
+use crate::application::{warn_unreachable, HaltSet};
+use crate::error::Result;
 use crate::graph::{Graph, GraphBuilder, GraphError, IntoAction};
 use crate::persistence::CodeVersion;
 use crate::state::State;
@@ -17,13 +19,18 @@ pub struct SubGraph {
     /// The children's code (description and fingerprint of the graph from the
     /// entrypoint), computed once for all the children that run this sub-graph.
     code: Arc<OnceLock<Arc<CodeVersion>>>,
+    /// `halt_after` resolved against the graph, once for all the children.
+    halts: Arc<OnceLock<HaltSet>>,
 }
 
 impl SubGraph {
-    /// The code a child running this sub-graph runs (no application version): hashed
-    /// once, not once per child.
+    /// The code a child running this sub-graph runs (no application version): hashed,
+    /// and checked for actions it cannot reach, once, not once per child.
     pub(crate) fn code(&self) -> Arc<CodeVersion> {
         Arc::clone(self.code.get_or_init(|| {
+            if let Some(entrypoint) = self.graph.index_of(&self.entrypoint) {
+                warn_unreachable(&self.graph, entrypoint);
+            }
             let description = self.graph.describe(&self.entrypoint);
             Arc::new(CodeVersion {
                 version: None,
@@ -31,6 +38,16 @@ impl SubGraph {
                 graph: Some(description),
             })
         }))
+    }
+
+    /// Where a child running this sub-graph halts: `halt_after` resolved against the
+    /// graph, once, not once per child.
+    pub(crate) fn halts(&self) -> Result<&HaltSet> {
+        if let Some(halts) = self.halts.get() {
+            return Ok(halts);
+        }
+        let halts = HaltSet::new(&self.graph, &[], &self.halt_after)?;
+        Ok(self.halts.get_or_init(|| halts))
     }
 
     /// One action: the child runs it once.
@@ -42,6 +59,7 @@ impl SubGraph {
             halt_after: Arc::from([name.clone()]),
             entrypoint: Arc::from(name),
             code: Arc::default(),
+            halts: Arc::default(),
         }
     }
 
@@ -83,6 +101,7 @@ impl SubGraph {
             entrypoint: Arc::from(entrypoint),
             halt_after: Arc::from(halt_after),
             code: Arc::default(),
+            halts: Arc::default(),
         })
     }
 

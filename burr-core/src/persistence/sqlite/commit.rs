@@ -18,7 +18,7 @@ use tokio::sync::oneshot::{self, error::TryRecvError};
 
 use super::layout::{sqlite_error, AppKey, Failure};
 use super::lease::{HeldLease, LeaseState};
-use super::write::{KnownStates, Pending, Txn};
+use super::write::{GraphSet, KnownStates, Pending, Txn};
 use crate::persistence::ProcessIdentity;
 use crate::persistence::{AppRecord, Checkpoint, Clock, Lease, PersistenceError};
 
@@ -239,6 +239,31 @@ impl Group {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .is_empty()
+    }
+
+    /// Run `read` on the write connection if no one holds it (else give `read` back): a
+    /// read that finds no idle reader need not open one (opening a connection, and
+    /// parsing the schema on it, costs more than most reads; a resume's load is the
+    /// first read of its process). Then lead what was queued meanwhile, as after a
+    /// commit: those who queued it found the connection taken.
+    pub(super) fn read_idle<T, F>(&self, read: F) -> Result<T, F>
+    where
+        F: FnOnce(&Connection) -> T,
+    {
+        let Some(writer) = self.try_writer() else {
+            return Err(read);
+        };
+        let result = read(&writer.conn);
+        if !writer.conn.is_autocommit() {
+            // A read left its transaction open: end it, as the writer expects none.
+            let _ = writer.conn.execute_batch("ROLLBACK");
+        }
+        if self.slow_commits && on_multi_thread_runtime() {
+            tokio::task::block_in_place(|| self.lead(writer));
+        } else {
+            self.lead(writer);
+        }
+        Ok(result)
     }
 
     /// The write connection, if no one holds it.
@@ -610,6 +635,9 @@ pub(super) struct Writer {
     pub(super) clock: Arc<dyn Clock>,
     pub(super) apps: AppMap<i64>,
     pub(super) leases: AppMap<HeldLease>,
+    /// Graph fingerprints known to be in `burr_graphs` (shared with the persister, whose
+    /// `register_app` then need not copy a known graph's description).
+    pub(super) graphs: Arc<Mutex<GraphSet>>,
     /// The earliest background renewal due of the leases taken or renewed since
     /// [`take_new_lease_due`](Self::take_new_lease_due), in microseconds since the Unix
     /// epoch.
@@ -754,6 +782,7 @@ impl Writer {
             known: &self.known,
             apps: &self.apps,
             leases: &self.leases,
+            graphs: &self.graphs,
             now_us: self.clock.now_micros(),
             pending,
         };
@@ -785,6 +814,13 @@ impl Writer {
                 Some(id) => self.apps.insert(key, id),
                 None => self.apps.remove(&key),
             };
+        }
+        if !pending.graphs.is_empty() {
+            let mut graphs = self.graphs.lock().unwrap_or_else(|p| p.into_inner());
+            if graphs.len() + pending.graphs.len() > MAX_APP_ROWS {
+                graphs.clear();
+            }
+            graphs.extend(pending.graphs.drain(..));
         }
         for (key, held) in pending.leases.drain() {
             match held {

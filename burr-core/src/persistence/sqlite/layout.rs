@@ -156,17 +156,42 @@ pub(super) fn since_base(
          WHERE app = ?1 AND sequence_id <= ?2 ORDER BY sequence_id DESC, attempt DESC",
     )?;
     let mut found = statement.query((app, upto))?;
-    let mut since = SinceBase {
-        base: None,
-        rows: Vec::new(),
-    };
+    let mut since = SinceBase::new();
     while let Some(row) = found.next()? {
-        let sequence_id: i64 = row.get(0)?;
+        if since.take(path, app_id, row.get(0)?, row.get(1)?, row.get_ref(2)?)? {
+            break;
+        }
+    }
+    since.rows.reverse();
+    Ok(since)
+}
+
+impl SinceBase {
+    /// Nothing read yet.
+    pub(super) fn new() -> Self {
+        SinceBase {
+            base: None,
+            rows: Vec::new(),
+        }
+    }
+
+    /// Take the next checkpoint read backwards (`sequence_id`, `attempt`, its
+    /// `inline_values` column): the base (NULL: `true`, stop reading), or one more
+    /// checkpoint after it. [`since_base`] reverses the rows once done, as must any
+    /// other reader.
+    pub(super) fn take(
+        &mut self,
+        path: &Path,
+        app_id: &str,
+        sequence_id: i64,
+        attempt: i64,
+        inline_values: ValueRef<'_>,
+    ) -> Result<bool, Failure> {
         let corrupt = |reason| Failure::from(corrupt(path, app_id, sequence_id, reason));
-        let text = match row.get_ref(2)? {
+        let text = match inline_values {
             ValueRef::Null => {
-                since.base = Some(sequence_id);
-                break;
+                self.base = Some(sequence_id);
+                return Ok(true);
             }
             ValueRef::Text(text) => text,
             other => {
@@ -176,14 +201,13 @@ pub(super) fn since_base(
                 )))
             }
         };
-        since.rows.push(InlineRow {
+        self.rows.push(InlineRow {
             sequence_id,
-            attempt: row.get(1)?,
+            attempt,
             entries: decode(text).map_err(corrupt)?,
         });
+        Ok(false)
     }
-    since.rows.reverse();
-    Ok(since)
 }
 
 /// Compact application `app`'s checkpoints with inline values up to sequence id `upto`:

@@ -28,11 +28,11 @@ use self::checkpointer::Checkpointer;
 use self::commit::{Group, Op, Reply, Spare, Waiting, Writer};
 use self::layout::{app_key, sequence_column, Failure};
 use self::open::open_error;
-use self::write::{Known, KnownStates};
+use self::write::{GraphSet, Known, KnownStates};
 use crate::persistence::ProcessIdentity;
 use crate::persistence::{
-    AppRecord, AppRecords, Checkpoint, CheckpointInfo, ChildListing, Clock, Delete, History, Lease,
-    Leases, LoadedCheckpoint, PersistenceError, Persister, Prune,
+    AppRecord, AppRecords, Checkpoint, CheckpointInfo, ChildListing, Clock, CodeVersion, Delete,
+    History, Lease, Leases, LoadedCheckpoint, PersistenceError, Persister, Prune,
 };
 
 /// The writer's maps keyed by application, with foldhash's randomly seeded hasher:
@@ -74,7 +74,9 @@ const MAX_IDLE_READERS: usize = 8;
 ///   [`block_in_place`](tokio::task::block_in_place), so the runtime's other tasks move
 ///   elsewhere while it flushes).
 /// - **Readers are never blocked by the writer**: the file is in WAL mode and reads use
-///   their own connections. Several processes may use the same file at once; their
+///   their own connections (a read that finds none idle and the write connection free
+///   runs on it rather than open one: a resume's load, the first read of its process,
+///   does not pay for a connection). Several processes may use the same file at once; their
 ///   writers take turns (each waits up to the busy timeout, 5 s by default).
 /// - **One runner per app id**, across processes: [`acquire_lease`](Leases::acquire_lease)
 ///   fails with [`PersistenceError::AppLocked`] while a live runner holds the app's
@@ -204,6 +206,8 @@ struct Inner {
     checkpoints: Option<(Arc<Checkpointer>, JoinHandle<()>)>,
     readers: Mutex<Vec<Connection>>,
     known: Arc<Mutex<KnownStates>>,
+    /// Graph fingerprints the writer knows are in `burr_graphs`.
+    graphs: Arc<Mutex<GraphSet>>,
     /// What leases are judged by.
     clock: Arc<dyn Clock>,
     me: Arc<ProcessIdentity>,
@@ -243,6 +247,7 @@ impl SqlitePersister {
         let checkpointer = Arc::new(Checkpointer::default());
         let conn = open::open_writer(&path, &options, &checkpointer)?;
         let known = Arc::new(Mutex::new(KnownStates::default()));
+        let graphs = Arc::new(Mutex::new(GraphSet::default()));
         let me = Arc::new(ProcessIdentity::current());
         let waiting = Arc::new(Waiting::default());
         let writer = Writer {
@@ -254,6 +259,7 @@ impl SqlitePersister {
             clock: Arc::clone(&options.clock),
             apps: AppMap::default(),
             leases: AppMap::default(),
+            graphs: Arc::clone(&graphs),
             new_lease_due: None,
             spare: Spare::default(),
         };
@@ -285,6 +291,7 @@ impl SqlitePersister {
                 checkpoints: Some((checkpointer, checkpoints)),
                 readers: Mutex::new(Vec::new()),
                 known,
+                graphs,
                 me,
                 instance: instance[..12].to_owned(),
                 leases_taken: AtomicU64::new(0),
@@ -361,7 +368,7 @@ impl SqlitePersister {
         &self,
         read: impl FnOnce(&Connection) -> rusqlite::Result<T>,
     ) -> Result<T, PersistenceError> {
-        self.read(|conn| Ok(read(conn)?))
+        self.read_on_reader(|conn| Ok(read(conn)?))
     }
 
     /// The write side; [`PersistenceError::Closed`] for a read-only persister.
@@ -374,8 +381,29 @@ impl SqlitePersister {
         self.group()?.write(op).await.ok_or_else(|| self.closed())?
     }
 
-    /// Run `read` on a reader connection (one kept from an earlier read, or a new one).
+    /// Run `read` on a reader connection kept from an earlier read, else on the write
+    /// connection if it is free (see [`Group::read_idle`]), else on a new reader.
     fn read<T>(
+        &self,
+        read: impl FnOnce(&Connection) -> Result<T, Failure>,
+    ) -> Result<T, PersistenceError> {
+        let idle = self.lock_readers().pop();
+        if let Some(conn) = idle {
+            return self.read_and_keep(conn, read);
+        }
+        let read = match &self.inner.group {
+            Some(group) => match group.read_idle(read) {
+                Ok(result) => return result.map_err(|f| f.into_error(&self.inner.path)),
+                Err(read) => read,
+            },
+            None => read,
+        };
+        self.read_on_reader(read)
+    }
+
+    /// Run `read` on a reader connection (one kept from an earlier read, or a new one):
+    /// never the write connection.
+    fn read_on_reader<T>(
         &self,
         read: impl FnOnce(&Connection) -> Result<T, Failure>,
     ) -> Result<T, PersistenceError> {
@@ -384,6 +412,15 @@ impl SqlitePersister {
             Some(conn) => conn,
             None => open::open_reader(&self.inner.path, &self.inner.options)?,
         };
+        self.read_and_keep(conn, read)
+    }
+
+    /// Run `read` on reader connection `conn`, then keep it for the next read.
+    fn read_and_keep<T>(
+        &self,
+        conn: Connection,
+        read: impl FnOnce(&Connection) -> Result<T, Failure>,
+    ) -> Result<T, PersistenceError> {
         let result = read(&conn).map_err(|failure| failure.into_error(&self.inner.path));
         if conn.is_autocommit() {
             let mut readers = self.lock_readers();
@@ -504,7 +541,30 @@ impl Persister for SqlitePersister {
 #[async_trait]
 impl AppRecords for SqlitePersister {
     async fn register_app(&self, app: &AppRecord) -> Result<(), PersistenceError> {
-        let record = Box::new(app.clone());
+        // The writer needs a graph's description only if it has not stored it yet: the
+        // children of a map step, which share one, are not each copied with it.
+        let code = app.code.as_ref().map(|code| {
+            let stored = code.graph.is_some()
+                && self
+                    .inner
+                    .graphs
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .contains(&code.fingerprint);
+            CodeVersion {
+                version: code.version.clone(),
+                fingerprint: code.fingerprint.clone(),
+                graph: if stored { None } else { code.graph.clone() },
+            }
+        });
+        let record = Box::new(AppRecord {
+            partition_key: app.partition_key.clone(),
+            app_id: app.app_id.clone(),
+            created_at_us: app.created_at_us,
+            fork_parent: app.fork_parent.clone(),
+            spawning_parent: app.spawning_parent.clone(),
+            code,
+        });
         self.write(|reply| Op::Register(record, reply)).await
     }
 

@@ -668,6 +668,7 @@ impl SqlitePersister {
                 checkpoints: None,
                 readers: Mutex::new(vec![conn]),
                 known: Arc::new(Mutex::new(KnownStates::default())),
+                graphs: Arc::default(),
                 me: Arc::new(ProcessIdentity::current()),
                 instance: String::new(),
                 leases_taken: AtomicU64::new(0),

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use super::layout::{
     self, corrupt, parent_from_column, partition_column, partition_from_column,
-    prior_step_from_column, time_from_micros, Failure,
+    prior_step_from_column, time_from_micros, Failure, SinceBase,
 };
 use super::SqlitePersister;
 use crate::persistence::{
@@ -42,16 +42,17 @@ pub(super) struct CheckpointRow {
 const CHECKPOINT_COLUMNS: &str =
     "sequence_id, attempt, position, status, prior_step, created_at_us";
 
-fn checkpoint_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<CheckpointRow> {
-    let position: String = row.get(2)?;
-    let prior_step = prior_step_from_column(row.get(4)?, &position);
+/// The [`CHECKPOINT_COLUMNS`] of `row`, from column `at` on.
+fn checkpoint_row(row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<CheckpointRow> {
+    let position: String = row.get(at + 2)?;
+    let prior_step = prior_step_from_column(row.get(at + 4)?, &position);
     Ok(CheckpointRow {
-        sequence_id: row.get(0)?,
-        attempt: row.get(1)?,
+        sequence_id: row.get(at)?,
+        attempt: row.get(at + 1)?,
         position,
-        status: row.get(3)?,
+        status: row.get(at + 3)?,
         prior_step,
-        created_at_us: row.get(5)?,
+        created_at_us: row.get(at + 5)?,
     })
 }
 
@@ -67,14 +68,14 @@ pub(super) fn checkpoint(
                 "SELECT {CHECKPOINT_COLUMNS} FROM burr_checkpoints WHERE app = ?1 \
                  ORDER BY sequence_id DESC, attempt DESC LIMIT 1"
             ))?
-            .query_row([app], checkpoint_row)
+            .query_row([app], |row| checkpoint_row(row, 0))
             .optional(),
         Some(seq) => conn
             .prepare_cached(&format!(
                 "SELECT {CHECKPOINT_COLUMNS} FROM burr_checkpoints WHERE app = ?1 AND sequence_id = ?2 \
                  ORDER BY attempt DESC LIMIT 1"
             ))?
-            .query_row([app, seq], checkpoint_row)
+            .query_row([app, seq], |row| checkpoint_row(row, 0))
             .optional(),
     }
 }
@@ -106,6 +107,19 @@ pub(super) fn state_at(
     upto: i64,
 ) -> Result<(State, u32), Failure> {
     let since = layout::since_base(conn, path, app_id, app, upto)?;
+    state_since(conn, path, app_id, app, since)
+}
+
+/// The state of application `app` (`app_id`, for errors) after the last of `since`'s
+/// checkpoints: its base's values with their inline values applied. With the number of
+/// those checkpoints.
+fn state_since(
+    conn: &Connection,
+    path: &Path,
+    app_id: &str,
+    app: i64,
+    since: SinceBase,
+) -> Result<(State, u32), Failure> {
     let mut map = match since.base {
         Some(base) => values_at(conn, path, app_id, app, base)?,
         None => Map::new(),
@@ -161,12 +175,46 @@ pub(super) fn load(
     app_id: &str,
     sequence_id: Option<i64>,
 ) -> Result<Option<(LoadedCheckpoint, u32)>, Failure> {
-    let Some(app) = app_row(conn, partition_key, app_id)? else {
+    // One statement finds the application, its checkpoint and the checkpoints back to
+    // its latest base (a resume compiles it, and a resume is timed from process start):
+    // the checkpoint at (or the latest before) the sequence id asked for, then the
+    // earlier ones, newest first.
+    let mut statement = conn.prepare_cached(&format!(
+        "SELECT app, {CHECKPOINT_COLUMNS}, inline_values FROM burr_checkpoints \
+         WHERE app = (SELECT id FROM burr_apps WHERE partition_key = ?1 AND app_id = ?2) \
+           AND sequence_id <= ?3 \
+         ORDER BY sequence_id DESC, attempt DESC"
+    ))?;
+    let mut rows = statement.query((
+        partition_column(partition_key),
+        app_id,
+        sequence_id.unwrap_or(i64::MAX),
+    ))?;
+    let Some(first) = rows.next()? else {
         return Ok(None);
     };
-    let Some(row) = checkpoint(conn, app, sequence_id)? else {
+    let app: i64 = first.get(0)?;
+    let row = checkpoint_row(first, 1)?;
+    if sequence_id.is_some_and(|seq| seq != row.sequence_id) {
         return Ok(None);
-    };
+    }
+    let mut since = SinceBase::new();
+    let mut next = Some(first);
+    while let Some(found) = next {
+        if since.take(
+            path,
+            app_id,
+            found.get(1)?,
+            found.get(2)?,
+            found.get_ref(7)?,
+        )? {
+            break;
+        }
+        next = rows.next()?;
+    }
+    since.rows.reverse();
+    drop(rows);
+    drop(statement);
     let corrupt = |reason| corrupt(path, app_id, row.sequence_id, reason);
     let status = StepStatus::parse(&row.status)
         .ok_or_else(|| corrupt(format!("unknown status `{}`", row.status)))?;
@@ -174,7 +222,7 @@ pub(super) fn load(
         .map_err(|_| corrupt(format!("attempt {} is out of range", row.attempt)))?;
     let seq = u64::try_from(row.sequence_id)
         .map_err(|_| corrupt(format!("sequence id {} is negative", row.sequence_id)))?;
-    let (state, inline) = state_at(conn, path, app_id, app, row.sequence_id)?;
+    let (state, inline) = state_since(conn, path, app_id, app, since)?;
     let loaded = LoadedCheckpoint {
         partition_key: partition_key.filter(|pk| !pk.is_empty()).map(str::to_owned),
         app_id: app_id.to_owned(),
@@ -260,7 +308,7 @@ pub(super) fn checkpoints(
     let mut rows = statement.query([app])?;
     let mut infos = Vec::new();
     while let Some(row) = rows.next()? {
-        let stored = checkpoint_row(row)?;
+        let stored = checkpoint_row(row, 0)?;
         let changed_keys: String = row.get(6)?;
         let error: Option<String> = row.get(7)?;
         let corrupt = |reason| corrupt(path, app_id, stored.sequence_id, reason);

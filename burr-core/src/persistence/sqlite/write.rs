@@ -16,7 +16,9 @@ use super::lease::{self, HeldLease, LeaseState};
 use super::{layout, read};
 use crate::ids::ParentPointer;
 use crate::persistence::ProcessIdentity;
-use crate::persistence::{micros, AppRecord, Checkpoint, Lease, PersistenceError, StepStatus};
+use crate::persistence::{
+    micros, AppRecord, Checkpoint, CodeVersion, Lease, PersistenceError, StepStatus,
+};
 use crate::state::{State, StateDelta};
 
 // --------------------------------------------------------------------------------------
@@ -107,12 +109,17 @@ impl KnownStates {
 // commits.
 // --------------------------------------------------------------------------------------
 
+/// Graph fingerprints, with foldhash's hasher (see [`AppMap`]).
+pub(super) type GraphSet = std::collections::HashSet<String, foldhash::fast::RandomState>;
+
 /// Changes to the writer's memory, kept when the transaction commits.
 #[derive(Default)]
 pub(super) struct Pending {
     pub(super) apps: AppMap<Option<i64>>,
     pub(super) known: AppMap<Option<Known>>,
     pub(super) leases: AppMap<Option<HeldLease>>,
+    /// Graph fingerprints found or stored in `burr_graphs`.
+    pub(super) graphs: Vec<String>,
 }
 
 impl Pending {
@@ -121,6 +128,7 @@ impl Pending {
         self.apps.clear();
         self.known.clear();
         self.leases.clear();
+        self.graphs.clear();
     }
 }
 
@@ -132,6 +140,8 @@ pub(super) struct Txn<'a> {
     pub(super) known: &'a Mutex<KnownStates>,
     pub(super) apps: &'a AppMap<i64>,
     pub(super) leases: &'a AppMap<HeldLease>,
+    /// Graph fingerprints known to be in `burr_graphs` (committed).
+    pub(super) graphs: &'a Mutex<GraphSet>,
     /// The transaction's clock, in microseconds since the Unix epoch.
     pub(super) now_us: i64,
     pub(super) pending: &'a mut Pending,
@@ -177,25 +187,43 @@ impl Txn<'_> {
                 self.pending.apps.insert(key.clone(), Some(id));
                 Ok(id)
             }
-            None => self.insert_app(key, created_at_us, None, None),
+            None => self
+                .insert_app(key, created_at_us, None, None, None)?
+                .ok_or(rusqlite::Error::QueryReturnedNoRows),
         }
     }
 
-    /// Create an application's row. It has no checkpoint yet: its first one is diffed
-    /// against the empty state, without reading anything back.
+    /// Create an application's row, unless it has one (`None`). It has no checkpoint
+    /// yet: its first one is diffed against the empty state, without reading anything
+    /// back.
     fn insert_app(
         &mut self,
         key: &AppKey,
         created_at_us: i64,
-        fork_parent: Option<String>,
-        spawning_parent: Option<String>,
-    ) -> rusqlite::Result<i64> {
-        self.conn
+        fork_parent: Option<&str>,
+        spawning_parent: Option<&str>,
+        code: Option<&CodeVersion>,
+    ) -> rusqlite::Result<Option<i64>> {
+        let inserted = self
+            .conn
             .prepare_cached(
-                "INSERT INTO burr_apps (partition_key, app_id, created_at_us, fork_parent, spawning_parent) \
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO burr_apps (partition_key, app_id, created_at_us, fork_parent, \
+                     spawning_parent, code_version, fingerprint) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+                 ON CONFLICT (partition_key, app_id) DO NOTHING",
             )?
-            .execute((&key.0, &key.1, created_at_us, fork_parent, spawning_parent))?;
+            .execute((
+                &key.0,
+                &key.1,
+                created_at_us,
+                fork_parent,
+                spawning_parent,
+                code.and_then(|code| code.version.as_deref()),
+                code.map(|code| code.fingerprint.as_str()),
+            ))?;
+        if inserted == 0 {
+            return Ok(None);
+        }
         let id = self.conn.last_insert_rowid();
         self.pending.apps.insert(key.clone(), Some(id));
         self.pending.known.insert(
@@ -208,7 +236,7 @@ impl Txn<'_> {
                 inline: 0,
             }),
         );
-        Ok(id)
+        Ok(Some(id))
     }
 
     /// Save one checkpoint: its row, with the values it set or deleted
@@ -401,14 +429,29 @@ impl Txn<'_> {
         let key = app_key(record.partition_key.as_deref(), &record.app_id);
         let fork_parent = record.fork_parent.as_ref().map(parent_json);
         let spawning_parent = record.spawning_parent.as_ref().map(parent_json);
-        let existing = match self.app(&key) {
-            Some(id) => Some(id),
-            None => read::app_row(self.conn, Some(&key.0), &key.1)?,
-        };
-        let Some(id) = existing else {
-            let id = self.insert_app(&key, record.created_at_us, fork_parent, spawning_parent)?;
-            self.record_code(id, record)?;
-            return Ok(());
+        let id = match self.app(&key) {
+            Some(id) => id,
+            None => {
+                // Not known to this writer: most often a new application (a child of a
+                // map step), so the insert comes first, with its code (version and
+                // fingerprint) in the row; a row already there is left alone.
+                let code = record.code.as_ref();
+                let inserted = self.insert_app(
+                    &key,
+                    record.created_at_us,
+                    fork_parent.as_deref(),
+                    spawning_parent.as_deref(),
+                    code,
+                )?;
+                if inserted.is_some() {
+                    if let Some(code) = code {
+                        self.record_graph(code)?;
+                    }
+                    return Ok(());
+                }
+                read::app_row(self.conn, Some(&key.0), &key.1)?
+                    .ok_or(rusqlite::Error::QueryReturnedNoRows)?
+            }
         };
         self.pending.apps.insert(key, Some(id));
         self.record_code(id, record)?;
@@ -440,22 +483,40 @@ impl Txn<'_> {
                  WHERE id = ?1 AND (code_version IS NOT ?2 OR fingerprint IS NOT ?3)",
             )?
             .execute((id, &code.version, &code.fingerprint))?;
-        if let Some(graph) = &code.graph {
-            let known = self
-                .conn
-                .prepare_cached("SELECT EXISTS (SELECT 1 FROM burr_graphs WHERE fingerprint = ?1)")?
-                .query_row([&code.fingerprint], |row| row.get::<_, bool>(0))?;
-            if !known {
-                // Serialising plain structs of strings does not fail.
-                let description = serde_json::to_string(graph).unwrap_or_default();
-                self.conn
-                    .prepare_cached(
-                        "INSERT INTO burr_graphs (fingerprint, description) VALUES (?1, ?2) \
-                         ON CONFLICT (fingerprint) DO NOTHING",
-                    )?
-                    .execute((&code.fingerprint, description))?;
-            }
+        self.record_graph(code)
+    }
+
+    /// Store the graph's description of `code` in `burr_graphs` (once per fingerprint).
+    /// A fingerprint this writer has seen stored (rows there are never deleted) is not
+    /// looked up again: the children of a map step share one.
+    fn record_graph(&mut self, code: &CodeVersion) -> rusqlite::Result<()> {
+        let Some(graph) = &code.graph else {
+            return Ok(());
+        };
+        if self.pending.graphs.contains(&code.fingerprint)
+            || self
+                .graphs
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains(&code.fingerprint)
+        {
+            return Ok(());
         }
+        let known = self
+            .conn
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM burr_graphs WHERE fingerprint = ?1)")?
+            .query_row([&code.fingerprint], |row| row.get::<_, bool>(0))?;
+        if !known {
+            // Serialising plain structs of strings does not fail.
+            let description = serde_json::to_string(graph).unwrap_or_default();
+            self.conn
+                .prepare_cached(
+                    "INSERT INTO burr_graphs (fingerprint, description) VALUES (?1, ?2) \
+                     ON CONFLICT (fingerprint) DO NOTHING",
+                )?
+                .execute((&code.fingerprint, description))?;
+        }
+        self.pending.graphs.push(code.fingerprint.clone());
         Ok(())
     }
 
@@ -658,10 +719,20 @@ fn changed_keys(delta: &StateDelta, inline: Option<&StateDelta>) -> String {
 
 /// A parent pointer as stored (JSON).
 fn parent_json(parent: &ParentPointer) -> String {
-    serde_json::json!({
-        "app_id": parent.app_id,
-        "partition_key": parent.partition_key,
-        "sequence_id": parent.sequence_id,
+    /// The column's layout: these keys, in this order (as a `json!` object of them
+    /// printed, sorted by key), serialized straight from borrowed fields rather than
+    /// through a `Value` map (a child of a map step writes one).
+    #[derive(serde::Serialize)]
+    struct Column<'a> {
+        app_id: &'a str,
+        partition_key: Option<&'a str>,
+        sequence_id: Option<u64>,
+    }
+    // Serialising plain strings and numbers does not fail.
+    serde_json::to_string(&Column {
+        app_id: &parent.app_id,
+        partition_key: parent.partition_key.as_deref(),
+        sequence_id: parent.sequence_id,
     })
-    .to_string()
+    .unwrap_or_default()
 }
