@@ -108,18 +108,19 @@ impl Timeline {
     /// id, else whether the discussions it holds under that id are `meeting`'s.
     pub fn holds(&self, meeting: &Meeting) -> Option<bool> {
         let start = *self.starts.get(&meeting.id)?;
-        let held = self.entries.get(start..start + meeting.discussions.len())?;
         let prefix = format!("{}/", meeting.id);
+        let held: Vec<&Entry> = self.entries[start..]
+            .iter()
+            .take_while(|e| e.id.starts_with(&prefix))
+            .collect();
         Some(
-            held.iter().zip(&meeting.discussions).all(|(e, d)| {
-                e.id.strip_prefix(&prefix) == Some(d.id.as_str())
-                    && e.title == d.title
-                    && e.notes == d.notes
-                    && e.team == meeting.team
-            }) && self
-                .entries
-                .get(start + meeting.discussions.len())
-                .is_none_or(|next| !next.id.starts_with(&prefix)),
+            held.len() == meeting.discussions.len()
+                && held.iter().zip(&meeting.discussions).all(|(e, d)| {
+                    e.id.strip_prefix(&prefix) == Some(d.id.as_str())
+                        && e.title == d.title
+                        && e.notes == d.notes
+                        && e.team == meeting.team
+                }),
         )
     }
 
@@ -329,6 +330,22 @@ pub fn search(matrix: &[f32], dims: usize, query: &[f32], k: usize) -> Vec<(usiz
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_meeting_is_held_only_with_the_same_discussions() {
+        let mut data = Dataset::sample();
+        data.meetings.truncate(2);
+        let timeline = Timeline::new(&data);
+        let mut meeting = data.meetings[0].clone();
+        assert_eq!(timeline.holds(&meeting), Some(true));
+        meeting.discussions.pop();
+        assert_eq!(timeline.holds(&meeting), Some(false), "fewer discussions");
+        let mut more = data.meetings[1].clone();
+        more.discussions.push(more.discussions[0].clone());
+        assert_eq!(timeline.holds(&more), Some(false), "more discussions");
+        more.id = "unknown".to_owned();
+        assert_eq!(timeline.holds(&more), None);
+    }
 
     #[test]
     fn top_k_matches_a_full_sort() {
