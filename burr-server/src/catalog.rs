@@ -62,6 +62,27 @@ pub struct Listed {
     pub error: Option<Vec<String>>,
 }
 
+impl Listed {
+    /// The entry of a run of the queue, with its children's progress.
+    pub(crate) fn run(run: Run, progress: Option<Progress>) -> Listed {
+        Listed {
+            source: "run".to_owned(),
+            kind: Some(run.kind),
+            status: run.status.as_str().to_owned(),
+            priority: Some(run.priority),
+            flow: Some(run.flow),
+            attempt: Some(run.attempt),
+            created_at_us: run.submitted_at_us,
+            started_at_us: run.started_at_us,
+            finished_at_us: run.finished_at_us,
+            updated_at_us: run.updated_at_us,
+            progress,
+            error: run.error,
+            id: run.id,
+        }
+    }
+}
+
 /// Child applications of a run: finished of started so far.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "http", derive(utoipa::ToSchema))]
@@ -491,21 +512,7 @@ fn list(conn: &Connection, index: &Mutex<AppsIndex>, query: &ListQuery) -> Resul
         for run in found {
             let run = run?;
             let progress = progress(conn, &run.id)?;
-            entries.push(Listed {
-                source: "run".to_owned(),
-                kind: Some(run.kind),
-                status: run.status.as_str().to_owned(),
-                priority: Some(run.priority),
-                flow: Some(run.flow),
-                attempt: Some(run.attempt),
-                created_at_us: run.submitted_at_us,
-                started_at_us: run.started_at_us,
-                finished_at_us: run.finished_at_us,
-                updated_at_us: run.updated_at_us,
-                progress,
-                error: run.error,
-                id: run.id,
-            });
+            entries.push(Listed::run(run, progress));
         }
     }
     if query.kind.is_none() && query.flow.is_none() {

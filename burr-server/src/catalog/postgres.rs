@@ -230,21 +230,7 @@ impl PgCatalog {
                 } else {
                     None
                 };
-                entries.push(Listed {
-                    source: "run".to_owned(),
-                    kind: Some(run.kind),
-                    status: run.status.as_str().to_owned(),
-                    priority: Some(run.priority),
-                    flow: Some(run.flow),
-                    attempt: Some(run.attempt),
-                    created_at_us: run.submitted_at_us,
-                    started_at_us: run.started_at_us,
-                    finished_at_us: run.finished_at_us,
-                    updated_at_us: run.updated_at_us,
-                    progress,
-                    error: run.error,
-                    id: run.id,
-                });
+                entries.push(Listed::run(run, progress));
             }
         }
         if query.kind.is_none() && query.flow.is_none() {
