@@ -36,7 +36,7 @@ use serde_json::{Map, Value};
 
 use crate::data::Meeting;
 use crate::discussion::{Related, Settings, Urgency};
-use crate::index::PastIndex;
+use crate::index::{Past, PastIndex};
 use crate::rerank::Reranking;
 use crate::store::EmbeddingStore;
 
@@ -117,8 +117,8 @@ fn add_counts(state: State, children: Vec<State>) -> Result<State, ActionError> 
     Ok(state.update("embedded", embedded).update("reused", reused))
 }
 
-/// The meeting's past (the rows before its discussions) is in the index: filled from the
-/// store, embedding only what it does not hold.
+/// The meeting's past ([`Past`]: the discussions before it) is in the index: filled from
+/// the store, embedding only what it does not hold.
 #[action(reads = [meeting], writes = [past])]
 pub async fn index_past(
     state: State,
@@ -127,9 +127,10 @@ pub async fn index_past(
     urgency: Res<Urgency>,
 ) -> Result<State, ActionError> {
     let meeting: MeetingInfo = state.get("meeting")?;
-    let past = index.timeline().past_of(&meeting.id);
-    index.fill(past, &store, urgency.0).await?;
-    Ok(state.update("past", past))
+    let timeline = index.timeline();
+    let past = timeline.past_of(&meeting.id);
+    index.fill(timeline.end(&past)?, &store, urgency.0).await?;
+    Ok(state.update_serialized("past", &past)?)
 }
 
 /// One child per discussion, keyed by the discussion's id, running `find_similar` →
@@ -142,16 +143,16 @@ pub async fn index_past(
     writes = [related]
 )]
 pub fn relate(state: State) -> Result<Vec<(String, State)>, ActionError> {
-    let past: usize = state.get("past")?;
-    children(&state, Some(past))
+    let past: Past = state.get("past")?;
+    children(&state, Some(&past))
 }
 
 /// A child's starting state per discussion, most voted first.
-fn children(state: &State, past: Option<usize>) -> Result<Vec<(String, State)>, ActionError> {
+fn children(state: &State, past: Option<&Past>) -> Result<Vec<(String, State)>, ActionError> {
     let meeting: MeetingInfo = state.get("meeting")?;
     let discussions: Vec<DiscussionInfo> = state.get("discussions")?;
     let header = crate::data::meeting_header(&meeting.team, &meeting.title, &meeting.date);
-    Ok(discussions
+    discussions
         .into_iter()
         .map(|d| {
             let mut child = State::new()
@@ -161,11 +162,11 @@ fn children(state: &State, past: Option<usize>) -> Result<Vec<(String, State)>, 
                 .update("title", d.title)
                 .update("notes", d.notes);
             if let Some(past) = past {
-                child = child.update("past", past);
+                child = child.update_serialized("past", past)?;
             }
-            (d.id, child)
+            Ok((d.id, child))
         })
-        .collect())
+        .collect()
 }
 
 /// Each discussion's related past discussions, by discussion id.

@@ -6,7 +6,7 @@
 //!   children's texts by the shared batcher. Its state records how many texts it had
 //!   embedded and how many it found.
 //! - `relate`: a child running `find_similar` → `rerank`. `find_similar` scans the
-//!   meeting's past (a prefix of the [`PastIndex`]) for the best `candidates` by the dot
+//!   meeting's past (its [`Past`]: rows of the [`PastIndex`]) for the best `candidates` by the dot
 //!   product of the documents; `rerank` scores them with the [`Reranker`](crate::rerank)
 //!   and keeps the `top_k` at or above `min_score`.
 //!
@@ -21,7 +21,7 @@ use burr_core::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::data::document_text;
-use crate::index::PastIndex;
+use crate::index::{Past, PastIndex};
 use crate::rerank::{Query, Reranking};
 use crate::store::EmbeddingStore;
 
@@ -127,7 +127,7 @@ pub async fn embed(
         .update("reused", found.reused))
 }
 
-/// The best `candidates` of the meeting's past (`past` rows of the index) by the dot
+/// The best `candidates` of the meeting's past ([`Past`]: rows of the index) by the dot
 /// product of the documents.
 #[action(reads = [header, title, notes, past], writes = [candidates])]
 pub async fn find_similar(
@@ -142,19 +142,20 @@ pub async fn find_similar(
         &state.get::<String>("title")?,
         &state.get::<String>("notes")?,
     );
-    let past: usize = state.get("past")?;
+    let past: Past = state.get("past")?;
+    let timeline = index.timeline();
+    let ranges = timeline.ranges(&past)?;
     // Filled by the meeting's `index_past`, unless this process resumed the meeting
     // after that step: then here (from the store; nothing is embedded again).
-    index.fill(past, &store, urgency.0).await?;
+    index.fill(timeline.end(&past)?, &store, urgency.0).await?;
     let found = store.get_many_at(&[text], false, urgency.0).await?;
     let query = std::sync::Arc::clone(&found.vectors[0]);
     let k = settings.candidates;
     // The scan is CPU work (milliseconds for a large past): on a blocking thread.
     let scan = std::sync::Arc::clone(index.arc());
-    let best = tokio::task::spawn_blocking(move || scan.search(&query, past, k))
+    let best = tokio::task::spawn_blocking(move || scan.search(&query, &ranges, k))
         .await
         .map_err(|e| ActionError::msg(format!("the search panicked: {e}")))?;
-    let timeline = index.timeline();
     let entries = &timeline.entries;
     let candidates: Vec<Candidate> = best
         .into_iter()
@@ -226,7 +227,7 @@ pub fn embed_subgraph() -> Result<SubGraph, burr_core::graph::GraphError> {
 }
 
 /// The child of `relate`: `find_similar` → `rerank`. Its starting state adds `past` (the
-/// rows of the index before the meeting); its final state adds `candidates` and
+/// meeting's [`Past`]); its final state adds `candidates` and
 /// `related`.
 pub fn relate_subgraph() -> Result<SubGraph, burr_core::graph::GraphError> {
     let graph = GraphBuilder::new()

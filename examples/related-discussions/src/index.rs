@@ -1,9 +1,11 @@
 //! The past discussions, searchable: the timeline of every discussion (the explicit past
-//! ones first, then each meeting's in meeting order), and their document vectors in one
-//! contiguous `Vec<f32>`, row after row. A meeting's past is a prefix of the timeline (the
-//! discussions of the meetings before it), so its search is a scan of the first rows: a
-//! dot product per row (the vectors are L2-normalised, so it is the cosine) and a top-k
-//! heap.
+//! ones first, then each meeting's in meeting order, then the meetings "voting ended"
+//! events brought, in the order they finished here), and their document vectors in one
+//! contiguous `Vec<f32>`, row after row. A meeting's past ([`Past`]) is a prefix of the
+//! dataset's part of the timeline and the joined meetings before it, kept by id: its
+//! search is a scan of those rows (one range when they are contiguous, as they are unless
+//! a restart restored the joined meetings in another order): a dot product per row (the
+//! vectors are L2-normalised, so it is the cosine) and a top-k heap.
 //!
 //! The vectors come from the [`EmbeddingStore`]: a restart loads them from the database
 //! by text key instead of embedding the texts again, and a discussion added to the past
@@ -11,7 +13,10 @@
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BinaryHeap, HashMap};
+use std::ops::Range;
 use std::sync::{Arc, RwLock};
+
+use serde::{Deserialize, Serialize};
 
 use crate::data::{document_text, meeting_header, Dataset, Meeting};
 use crate::model::DIMENSIONS;
@@ -52,8 +57,37 @@ impl Entry {
 pub struct Timeline {
     /// The entries: the explicit past discussions, then each meeting's discussions.
     pub entries: Vec<Entry>,
-    /// A meeting's first row: its past is every row before.
-    starts: HashMap<String, usize>,
+    /// Each meeting's rows.
+    spans: HashMap<String, Range<usize>>,
+    /// Rows of the dataset (its past discussions and meetings), before any joined.
+    dataset_rows: usize,
+    /// The meetings joined after the dataset's, in the order they joined.
+    joined: Vec<String>,
+}
+
+/// A meeting's past, as its checkpoints keep it: the first `rows` rows of the dataset's
+/// part of the timeline, and the meetings "voting ended" events brought that had joined
+/// when it looked, by id. Ids, not places: a restarted service restores the joined
+/// meetings in the order it finds them, which may not be the order they joined before,
+/// and a resumed meeting still searches the same discussions.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Past {
+    /// Rows of the dataset's part of the timeline (a prefix).
+    pub rows: usize,
+    /// Joined meetings, by id.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub joined: Vec<String>,
+}
+
+/// A [`Past`] naming a meeting this process's timeline does not hold.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the past meeting `{meeting}` is not in this process's index (it finished in another \
+     process, or the dataset changed): restart the service to restore it"
+)]
+pub struct UnknownPast {
+    /// The meeting, or the dataset's rows when they are more than the timeline holds.
+    pub meeting: String,
 }
 
 impl Timeline {
@@ -73,17 +107,18 @@ impl Timeline {
         }
         let mut timeline = Timeline {
             entries,
-            starts: HashMap::new(),
+            ..Timeline::default()
         };
         for m in &data.meetings {
             timeline.push_meeting(m);
         }
+        timeline.dataset_rows = timeline.entries.len();
         timeline
     }
 
     /// Add `meeting`'s discussions at the end (its past is every row before).
     fn push_meeting(&mut self, m: &Meeting) {
-        self.starts.insert(m.id.clone(), self.entries.len());
+        let start = self.entries.len();
         for d in &m.discussions {
             self.entries.push(Entry {
                 id: format!("{}/{}", m.id, d.id),
@@ -95,24 +130,86 @@ impl Timeline {
                 theme: d.theme.clone(),
             });
         }
+        self.spans.insert(m.id.clone(), start..self.entries.len());
     }
 
-    /// How many rows are the past of meeting `id`: the rows before its discussions, or
-    /// for a meeting not in the timeline (one a "voting ended" event brought), every
-    /// row: it comes after all of them.
-    pub fn past_of(&self, id: &str) -> usize {
-        self.starts.get(id).copied().unwrap_or(self.entries.len())
+    /// The past of meeting `id`: for a meeting of the dataset, the rows before its
+    /// discussions; for a joined one, the dataset and the meetings that joined before it;
+    /// for a meeting not in the timeline (one a "voting ended" event brought, not
+    /// finished yet), everything: it comes after all of them.
+    pub fn past_of(&self, id: &str) -> Past {
+        match self.spans.get(id) {
+            Some(span) if span.start < self.dataset_rows || span.is_empty() => Past {
+                rows: span.start.min(self.dataset_rows),
+                joined: Vec::new(),
+            },
+            Some(_) => Past {
+                rows: self.dataset_rows,
+                joined: self
+                    .joined
+                    .iter()
+                    .take_while(|j| *j != id)
+                    .cloned()
+                    .collect(),
+            },
+            None => Past {
+                rows: self.dataset_rows,
+                joined: self.joined.clone(),
+            },
+        }
+    }
+
+    /// The rows of `past`, as ascending ranges, adjacent ones merged (one range unless
+    /// the joined meetings came back in another order).
+    pub fn ranges(&self, past: &Past) -> Result<Vec<Range<usize>>, UnknownPast> {
+        if past.rows > self.dataset_rows {
+            return Err(UnknownPast {
+                meeting: format!("(dataset rows {} of {})", past.rows, self.dataset_rows),
+            });
+        }
+        let mut spans = Vec::with_capacity(past.joined.len() + 1);
+        spans.push(0..past.rows);
+        for id in &past.joined {
+            let span = self
+                .spans
+                .get(id)
+                .filter(|s| s.start >= self.dataset_rows)
+                .ok_or_else(|| UnknownPast {
+                    meeting: id.clone(),
+                })?;
+            spans.push(span.clone());
+        }
+        spans.sort_by_key(|s| s.start);
+        let mut merged: Vec<Range<usize>> = Vec::with_capacity(spans.len());
+        for span in spans.into_iter().filter(|s| !s.is_empty()) {
+            match merged.last_mut() {
+                Some(last) if last.end == span.start => last.end = span.end,
+                _ => merged.push(span),
+            }
+        }
+        Ok(merged)
+    }
+
+    /// The row after the last of `past`: the rows the index must fill to search it.
+    pub fn end(&self, past: &Past) -> Result<usize, UnknownPast> {
+        Ok(self.ranges(past)?.last().map_or(0, |r| r.end))
+    }
+
+    /// The entries of `past`, in timeline order.
+    pub fn past_entries(&self, past: &Past) -> Result<Vec<&Entry>, UnknownPast> {
+        Ok(self
+            .ranges(past)?
+            .into_iter()
+            .flat_map(|range| &self.entries[range])
+            .collect())
     }
 
     /// Whether the timeline holds `meeting`: `None` when it holds no meeting with its
     /// id, else whether the discussions it holds under that id are `meeting`'s.
     pub fn holds(&self, meeting: &Meeting) -> Option<bool> {
-        let start = *self.starts.get(&meeting.id)?;
+        let span = self.spans.get(&meeting.id)?;
         let prefix = format!("{}/", meeting.id);
-        let held: Vec<&Entry> = self.entries[start..]
-            .iter()
-            .take_while(|e| e.id.starts_with(&prefix))
-            .collect();
+        let held = &self.entries[span.clone()];
         Some(
             held.len() == meeting.discussions.len()
                 && held.iter().zip(&meeting.discussions).all(|(e, d)| {
@@ -163,10 +260,12 @@ impl PastIndex {
     /// meeting of that id already (it is not added twice).
     pub fn join(&self, meeting: &Meeting) -> bool {
         let mut timeline = self.timeline.write().unwrap_or_else(|p| p.into_inner());
-        if timeline.starts.contains_key(&meeting.id) {
+        if timeline.spans.contains_key(&meeting.id) {
             return false;
         }
-        Arc::make_mut(&mut timeline).push_meeting(meeting);
+        let timeline = Arc::make_mut(&mut timeline);
+        timeline.push_meeting(meeting);
+        timeline.joined.push(meeting.id.clone());
         true
     }
 
@@ -209,11 +308,26 @@ impl PastIndex {
         Ok(())
     }
 
-    /// The best `k` of the first `rows` rows for `query`, best first: (row, score).
-    pub fn search(&self, query: &[f32], rows: usize, k: usize) -> Vec<(usize, f32)> {
+    /// The best `k` of the rows in `ranges` (filled ones) for `query`, best first:
+    /// (row, score).
+    pub fn search(&self, query: &[f32], ranges: &[Range<usize>], k: usize) -> Vec<(usize, f32)> {
         let documents = self.read();
-        let rows = rows.min(documents.len() / DIMENSIONS);
-        search(&documents[..rows * DIMENSIONS], DIMENSIONS, query, k)
+        let filled = documents.len() / DIMENSIONS;
+        let mut best: Vec<(usize, f32)> = Vec::new();
+        for range in ranges {
+            let (start, end) = (range.start.min(filled), range.end.min(filled));
+            let matrix = &documents[start * DIMENSIONS..end * DIMENSIONS];
+            best.extend(
+                search(matrix, DIMENSIONS, query, k)
+                    .into_iter()
+                    .map(|(row, score)| (row + start, score)),
+            );
+        }
+        if ranges.len() > 1 {
+            best.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            best.truncate(k);
+        }
+        best
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Vec<f32>> {
@@ -345,6 +459,87 @@ mod tests {
         assert_eq!(timeline.holds(&more), Some(false), "more discussions");
         more.id = "unknown".to_owned();
         assert_eq!(timeline.holds(&more), None);
+    }
+
+    #[test]
+    fn a_past_is_the_same_discussions_whatever_order_meetings_joined_in() {
+        let mut data = Dataset::sample();
+        let later = data.meetings.split_off(1);
+        let (a, b) = (&later[0], &later[1]);
+        let mut first = Timeline::new(&data);
+        let dataset_rows = first.entries.len();
+        let mut index = PastIndex::new(first.clone());
+        assert!(index.join(a));
+        assert!(!index.join(a), "a meeting joins once");
+        // A meeting that started after `a` joined: its past is the dataset and `a`.
+        let past = index.timeline().past_of("c");
+        assert_eq!(past.rows, dataset_rows);
+        assert_eq!(past.joined, vec![a.id.clone()]);
+        assert_eq!(index.timeline().past_of(&a.id).joined, Vec::<String>::new());
+        assert!(index.join(b));
+        first = Timeline::clone(&index.timeline());
+        assert_eq!(first.past_of(&b.id).joined, vec![a.id.clone()]);
+        assert_eq!(
+            first.ranges(&past).unwrap(),
+            vec![0..dataset_rows + a.discussions.len()]
+        );
+
+        // Restored after a restart in the other order: the same entries.
+        index = PastIndex::new(Timeline::new(&data));
+        index.join(b);
+        index.join(a);
+        let second = index.timeline();
+        let ids = |t: &Timeline| -> Vec<String> {
+            t.past_entries(&past)
+                .unwrap()
+                .iter()
+                .map(|e| e.id.clone())
+                .collect()
+        };
+        assert_eq!(ids(&second), ids(&first));
+        assert_eq!(second.ranges(&past).unwrap().len(), 2, "not contiguous now");
+        // A process that never saw `a` says so, naming it.
+        let without = Timeline::new(&data);
+        let error = without.ranges(&past).unwrap_err();
+        assert_eq!(error.meeting, a.id);
+    }
+
+    #[test]
+    fn a_search_over_ranges_is_the_search_of_their_rows() {
+        let mut data = Dataset::sample();
+        data.meetings.truncate(0);
+        let index = PastIndex::new(Timeline::new(&data));
+        let rows = 40;
+        let mut seed = 11u64;
+        let mut next = || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((seed >> 33) as f32 / (1u64 << 31) as f32) - 0.5
+        };
+        index
+            .documents
+            .write()
+            .unwrap()
+            .extend((0..rows * DIMENSIONS).map(|_| next()));
+        let query: Vec<f32> = (0..DIMENSIONS).map(|_| next()).collect();
+        let ranges = [3..10, 20..31];
+        let found = index.search(&query, &ranges, 5);
+        let documents = index.read();
+        let mut all: Vec<(usize, f32)> = ranges
+            .iter()
+            .flat_map(|r| r.clone())
+            .map(|row| {
+                (
+                    row,
+                    dot(&documents[row * DIMENSIONS..(row + 1) * DIMENSIONS], &query),
+                )
+            })
+            .collect();
+        all.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let rows_found: Vec<usize> = found.iter().map(|f| f.0).collect();
+        let expected: Vec<usize> = all[..5].iter().map(|f| f.0).collect();
+        assert_eq!(rows_found, expected);
     }
 
     #[test]

@@ -230,9 +230,9 @@ fn serve(args: ServiceArgs) -> Result<(), Box<dyn std::error::Error>> {
     burr_server::cli::run_with(cli, |db| {
         let service = Service::new(db.cache(), data, model, settings, BatchConfig::default())?;
         // The meetings events brought, finished before a restart, are the past again.
-        let queue = db.queue();
+        let (queue, persister) = (db.queue(), db.persister());
         tokio::task::block_in_place(|| {
-            tokio::runtime::Handle::current().block_on(service.restore(&*queue))
+            tokio::runtime::Handle::current().block_on(service.restore(&*queue, &*persister))
         })?;
         Ok(service.registry())
     })?;

@@ -26,7 +26,7 @@ use crate::app::{self, DiscussionInfo, MeetingInfo, Runtime};
 use crate::batcher::BatchConfig;
 use crate::data::{body_text, document_text, DataError, Dataset};
 use crate::discussion::{self, Related, Settings};
-use crate::index::{PastIndex, Timeline};
+use crate::index::{Past, PastIndex, Timeline};
 use crate::model::Model;
 use crate::rerank::{Reembed, Reranker, Reranking};
 use crate::store::{hex, EmbeddingStore, StoreError};
@@ -277,7 +277,9 @@ pub fn fingerprint(
             h.update([0]);
         }
     }
-    for e in &timeline.entries[..timeline.past_of(&meeting.id)] {
+    let past = timeline.past_of(&meeting.id);
+    // A meeting of the timeline: its past is there.
+    for e in timeline.past_entries(&past).unwrap_or_default() {
         h.update(e.id.as_bytes());
         h.update([0]);
         h.update(e.document().as_bytes());
@@ -444,7 +446,9 @@ pub fn quality(timeline: &Timeline, meetings: &[MeetingReport]) -> Option<Qualit
         .collect();
     let (mut evaluated, mut top1_hits, mut top3_hits) = (0, 0, 0);
     for m in meetings {
-        let past = &timeline.entries[..timeline.past_of(&m.id)];
+        let past = timeline
+            .past_entries(&timeline.past_of(&m.id))
+            .unwrap_or_default();
         for d in &m.discussions {
             let Some(&theme) = theme_of.get(format!("{}/{}", m.id, d.id).as_str()) else {
                 continue;
@@ -505,7 +509,8 @@ fn meeting_report(
         finished_after_ms: millis(after),
         embedded: state.get("embedded")?,
         reused: state.get("reused")?,
-        past: state.get("past")?,
+        // The one-shot mode's meetings are the dataset's: their past is a prefix.
+        past: state.get::<Past>("past")?.rows,
         discussions,
         summary: state.get("summary")?,
     })

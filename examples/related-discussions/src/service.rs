@@ -28,7 +28,7 @@ use burr_core::graph::GraphBuilder;
 use burr_core::hooks::{LifecycleHook, StepEnd};
 use burr_core::map_states;
 use burr_core::parallel::SubGraph;
-use burr_core::persistence::{SqlitePersister, StepStatus};
+use burr_core::persistence::{Persister, SqlitePersister, StepStatus};
 use burr_core::prelude::*;
 use burr_server::{
     Announcer, BoxError, InputProblem, Kind, QueueError, Registry, RunFilter, RunInfo, RunQueue,
@@ -70,6 +70,23 @@ pub enum ServiceError {
     /// A sub-graph is invalid (a bug).
     #[error("a sub-graph of the service is invalid")]
     Graph(#[source] burr_core::graph::GraphError),
+}
+
+/// Why [`Service::restore`] could not restore the past.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    /// The run queue could not be read.
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    /// A meeting run's last checkpoint could not be read.
+    #[error("cannot read the last checkpoint of meeting run `{run_id}`")]
+    Load {
+        /// The run.
+        run_id: String,
+        /// Why.
+        #[source]
+        source: burr_core::persistence::PersistenceError,
+    },
 }
 
 /// What the kinds share: the dataset's timeline and index, the store, the reranker and
@@ -146,41 +163,66 @@ impl Service {
     }
 
     /// Add to the past the meetings that "voting ended" events brought and that
-    /// finished (`meeting` runs that succeeded with the meeting in their inputs), in the
-    /// order they finished: what a restarted service's later meetings search, as before
-    /// the restart. Returns how many joined. Their vectors come from the store when a
-    /// search needs them: nothing is embedded again.
-    pub async fn restore(&self, queue: &dyn RunQueue) -> Result<usize, QueueError> {
-        let mut finished = Vec::new();
-        let mut before_seq = None;
-        loop {
-            let page = queue
-                .list(&RunFilter {
-                    status: Some(RunStatus::Succeeded),
-                    kind: Some("meeting".to_owned()),
-                    flow: None,
-                    before_seq,
-                    limit: Some(500),
-                })
-                .await?;
-            let Some(last) = page.last() else { break };
-            before_seq = Some(last.seq);
-            for run in page {
-                let event = serde_json::from_value::<MeetingEvent>(run.inputs.clone());
-                if let Ok(MeetingEvent {
-                    meeting: MeetingRef::Meeting(meeting),
-                    ..
-                }) = event
-                {
-                    finished.push((run.finished_at_us, run.seq, meeting));
+    /// published: `meeting` runs with the meeting in their inputs that succeeded, or
+    /// whose last checkpoint in `persister` is a completed `publish` (a process that
+    /// stopped between the two). What a restarted service's later meetings search, as
+    /// before the restart: a meeting that resumes searches the meetings its checkpointed
+    /// [`Past`](crate::index::Past) names, in whatever order they come back. Returns how
+    /// many joined. Their vectors come from the store when a search needs them: nothing
+    /// is embedded again.
+    pub async fn restore(
+        &self,
+        queue: &dyn RunQueue,
+        persister: &dyn Persister,
+    ) -> Result<usize, RestoreError> {
+        let mut found = Vec::new();
+        for status in [RunStatus::Succeeded, RunStatus::Running, RunStatus::Queued] {
+            let mut before_seq = None;
+            loop {
+                let page = queue
+                    .list(&RunFilter {
+                        status: Some(status),
+                        kind: Some("meeting".to_owned()),
+                        flow: None,
+                        before_seq,
+                        limit: Some(500),
+                    })
+                    .await?;
+                let Some(last) = page.last() else { break };
+                before_seq = Some(last.seq);
+                for run in page {
+                    let Ok(MeetingEvent {
+                        meeting: MeetingRef::Meeting(meeting),
+                        ..
+                    }) = serde_json::from_value::<MeetingEvent>(run.inputs.clone())
+                    else {
+                        continue;
+                    };
+                    let published = status == RunStatus::Succeeded
+                        || persister
+                            .load(None, &run.id, None)
+                            .await
+                            .map_err(|source| RestoreError::Load {
+                                run_id: run.id.clone(),
+                                source,
+                            })?
+                            .is_some_and(|c| {
+                                c.position == Publish.name() && c.status == StepStatus::Completed
+                            });
+                    if published {
+                        let finished = run.finished_at_us.unwrap_or(i64::MAX);
+                        found.push((finished, run.seq, meeting));
+                    }
                 }
             }
         }
-        finished.sort_by_key(|(at, seq, _)| (*at, *seq));
-        Ok(finished
+        // In the order they finished: most likely the order they joined in before.
+        found.sort_by_key(|(at, seq, _)| (*at, *seq));
+        let joined = found
             .iter()
             .filter(|(_, _, meeting)| self.index.join(meeting))
-            .count())
+            .count();
+        Ok(joined)
     }
 
     /// A builder with the shared resources, `urgency` and `force`.
@@ -419,9 +461,11 @@ pub async fn query_text(
     let query = Arc::clone(&found.vectors[0]);
     let k = settings.candidates;
     let scan = Arc::clone(index.arc());
-    let best = tokio::task::spawn_blocking(move || scan.search(&query, rows, k))
-        .await
-        .map_err(|e| ActionError::msg(format!("the search panicked: {e}")))?;
+    let all = 0..rows;
+    let best =
+        tokio::task::spawn_blocking(move || scan.search(&query, std::slice::from_ref(&all), k))
+            .await
+            .map_err(|e| ActionError::msg(format!("the search panicked: {e}")))?;
     let timeline = index.timeline();
     let entries = &timeline.entries;
     let candidates: Vec<(Candidate, &crate::index::Entry)> = best
