@@ -70,13 +70,41 @@ pub struct Timeline {
 /// when it looked, by id. Ids, not places: a restarted service restores the joined
 /// meetings in the order it finds them, which may not be the order they joined before,
 /// and a resumed meeting still searches the same discussions.
+///
+/// Checkpoints of earlier builds kept a row count: it reads as that prefix of the dataset's
+/// rows (which is what it was for a meeting of the dataset).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "StoredPast")]
 pub struct Past {
     /// Rows of the dataset's part of the timeline (a prefix).
     pub rows: usize,
     /// Joined meetings, by id.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub joined: Vec<String>,
+}
+
+/// A [`Past`] as checkpoints hold it: this build's, or an earlier build's row count.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum StoredPast {
+    Rows(usize),
+    Ids {
+        rows: usize,
+        #[serde(default)]
+        joined: Vec<String>,
+    },
+}
+
+impl From<StoredPast> for Past {
+    fn from(stored: StoredPast) -> Past {
+        match stored {
+            StoredPast::Rows(rows) => Past {
+                rows,
+                joined: Vec::new(),
+            },
+            StoredPast::Ids { rows, joined } => Past { rows, joined },
+        }
+    }
 }
 
 /// A [`Past`] naming a meeting this process's timeline does not hold.
@@ -502,6 +530,25 @@ mod tests {
         let without = Timeline::new(&data);
         let error = without.ranges(&past).unwrap_err();
         assert_eq!(error.meeting, a.id);
+    }
+
+    #[test]
+    fn a_past_reads_back_and_an_earlier_builds_row_count_is_a_prefix() {
+        let past = Past {
+            rows: 7,
+            joined: vec!["m".to_owned()],
+        };
+        let json = serde_json::to_value(&past).unwrap();
+        assert_eq!(serde_json::from_value::<Past>(json).unwrap(), past);
+        let earlier: Past = serde_json::from_value(serde_json::json!(12)).unwrap();
+        assert_eq!(
+            earlier,
+            Past {
+                rows: 12,
+                joined: Vec::new()
+            }
+        );
+        assert!(serde_json::from_value::<Past>(serde_json::json!("x")).is_err());
     }
 
     #[test]
