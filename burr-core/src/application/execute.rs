@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 use crate::actions::{Action, ActionResult, Inputs, UndeclaredRead};
 use crate::cache::{Cache, CacheKey, InputHash, InputHasher};
 use crate::error::{Error, Result};
+use crate::graph::ActionKeys;
 use crate::ids::ApplicationContext;
 use crate::state::{same_key, State, StateDelta, StateError};
 
@@ -59,10 +60,10 @@ pub(crate) fn resolve_inputs<'i>(
 }
 
 /// The keys of `state` the action reads.
-pub(crate) fn read_view(action: &dyn Action, state: &State) -> State {
-    match action.reads() {
+pub(crate) fn read_view(keys: &ActionKeys, state: &State) -> State {
+    match &*keys.reads {
         [] => State::new(),
-        reads => state.subset(reads.iter().map(String::as_str)),
+        reads => state.subset(reads.iter().map(|k| &**k)),
     }
 }
 
@@ -94,18 +95,19 @@ pub(crate) type Executed = Result<(ActionResult, State, StateDelta)>;
 /// itself (taken: the caller replaces it with the new state it is given back).
 pub(crate) fn execute_inline(
     action: &dyn Action,
+    keys: &ActionKeys,
     state: &mut State,
     inputs: &Inputs,
     ctx: &ApplicationContext,
     delta: bool,
 ) -> std::result::Result<Executed, State> {
-    let view = read_view(action, state);
+    let view = read_view(keys, state);
     if action.streaming() || !action.single_step() {
         return Err(view);
     }
     match action.run_and_update_inline(view.clone(), inputs, ctx) {
         Ok(Ok((result, new_view))) if !delta => {
-            if let Some(new_state) = checked_without_delta(action, state, &view, &new_view) {
+            if let Some(new_state) = checked_without_delta(keys, state, &view, &new_view) {
                 return Ok(Ok((result, new_state, StateDelta::default())));
             }
             Ok(single_step_done(
@@ -125,12 +127,12 @@ pub(crate) fn execute_inline(
 /// from `state` itself, which is taken. `None` otherwise, `state` untouched (then the
 /// full path says what is wrong, or drops the reserved keys).
 fn checked_without_delta(
-    action: &dyn Action,
+    keys: &ActionKeys,
     state: &mut State,
     view: &State,
     new_view: &State,
 ) -> Option<State> {
-    let writes = action.writes();
+    let writes = &*keys.writes;
     let mut clean = true;
     new_view.for_each_change(view, |key, set| {
         if key.as_bytes().starts_with(b"__") || set && !writes.iter().any(|w| same_key(w, key)) {

@@ -616,9 +616,10 @@ impl Application {
             None if memo.is_none() => {
                 let _entered = span.enter();
                 let delta = self.saver.is_some() || !self.hooks.is_empty();
-                execute::execute_inline(&*action, &mut self.state, &inputs, &self.ctx, delta)
+                let keys = self.graph.keys(index);
+                execute::execute_inline(&*action, keys, &mut self.state, &inputs, &self.ctx, delta)
             }
-            _ => Err(execute::read_view(&*action, &self.state)),
+            _ => Err(execute::read_view(self.graph.keys(index), &self.state)),
         };
         let executed = match inline {
             Ok(executed) => executed,

@@ -106,7 +106,7 @@ impl Application {
             });
         }
         let items = action.stream_run(
-            read_view(&*action, &self.state),
+            read_view(self.graph.keys(index), &self.state),
             inputs.clone(),
             self.ctx.clone(),
         );

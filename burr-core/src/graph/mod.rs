@@ -36,6 +36,29 @@ pub struct Graph {
     transitions: Vec<Transition>,
     /// Per action, the indexes of its outgoing transitions in declaration order.
     outgoing: Vec<Vec<usize>>,
+    /// Per action, its declared state keys as shared strings.
+    keys: Vec<ActionKeys>,
+}
+
+/// An action's declared reads and writes as shared strings, made once per graph through
+/// the state's key cache: a state made on the same thread holds the very same strings, so
+/// a step finds its keys by pointer rather than by comparing text.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ActionKeys {
+    /// [`Action::reads`].
+    pub(crate) reads: Box<[Arc<str>]>,
+    /// [`Action::writes`].
+    pub(crate) writes: Box<[Arc<str>]>,
+}
+
+impl ActionKeys {
+    fn of(action: &dyn Action) -> ActionKeys {
+        let shared = |keys: &[String]| keys.iter().map(|k| crate::state::key(k)).collect();
+        ActionKeys {
+            reads: shared(action.reads()),
+            writes: shared(action.writes()),
+        }
+    }
 }
 
 /// Collects actions and transitions, then validates them into a [`Graph`].
@@ -149,6 +172,7 @@ impl GraphBuilder {
         }
         Ok(Graph {
             names: self.actions.iter().map(|a| Arc::from(a.name())).collect(),
+            keys: self.actions.iter().map(|a| ActionKeys::of(&**a)).collect(),
             actions: self.actions,
             by_name,
             transitions,
@@ -198,6 +222,7 @@ impl Graph {
         Graph {
             names: Arc::from(vec![Arc::from(name.as_str())]),
             by_name: HashMap::from_iter([(name, 0)]),
+            keys: vec![ActionKeys::of(&*action)],
             actions: vec![action],
             transitions: Vec::new(),
             outgoing: vec![Vec::new()],
@@ -212,6 +237,11 @@ impl Graph {
     /// The action at `index`.
     pub fn action(&self, index: usize) -> &Arc<dyn Action> {
         &self.actions[index]
+    }
+
+    /// The declared keys of the action at `index`, shared with the states.
+    pub(crate) fn keys(&self, index: usize) -> &ActionKeys {
+        &self.keys[index]
     }
 
     /// The index of the action named `name`.

@@ -59,6 +59,10 @@ thread_local! {
     /// same keys share them.
     static KEY_SET_CACHE: RefCell<[Option<KeySet>; CACHE_SLOTS]> =
         const { RefCell::new([const { None }; CACHE_SLOTS]) };
+
+    /// The last key set of one key made: a step that reads one key of a large state
+    /// makes the same one step after step, found by the key's pointer without hashing.
+    static SINGLE_KEY_SET: RefCell<Option<KeySet>> = const { RefCell::new(None) };
 }
 
 /// Whether two keys are the same text: lengths first (no `memcmp` call when they
@@ -156,6 +160,26 @@ where
     let made: KeySet = Arc::new(keys.cloned().collect());
     let _ = KEY_SET_CACHE.try_with(|cache| cache.borrow_mut()[slot] = Some(Arc::clone(&made)));
     made
+}
+
+/// The key set of the one key `k`: [`key_set`]'s, the last one made when it holds the same
+/// key object.
+fn single_key_set(k: &Arc<str>) -> KeySet {
+    SINGLE_KEY_SET
+        .try_with(|last| {
+            let mut last = last.borrow_mut();
+            match &*last {
+                Some(set) if set.first().is_some_and(|held| Arc::ptr_eq(held, k)) => {
+                    Arc::clone(set)
+                }
+                _ => {
+                    let made = key_set(iter::once(k));
+                    *last = Some(Arc::clone(&made));
+                    made
+                }
+            }
+        })
+        .unwrap_or_else(|_| key_set(iter::once(k)))
 }
 
 /// A small map: from 3 to [`SMALL_MAX`] keys, sorted, and their values, in that order.
@@ -483,7 +507,10 @@ impl Entries {
             if count == 0 {
                 return Entries::Empty;
             }
-            let keys = key_set(picked.iter().map(|&i| &own[i]));
+            let keys = match picked {
+                [i] => single_key_set(&own[*i]),
+                _ => key_set(picked.iter().map(|&i| &own[i])),
+            };
             return Entries::from_parts(keys, count, picked.iter().map(|&i| values[i].clone()));
         }
         // A large map: a few named keys (a step's reads) are gathered without a list.
@@ -530,7 +557,10 @@ impl Entries {
         if count == 0 {
             return Entries::Empty;
         }
-        let keys = key_set(found.iter().flatten().map(|(k, _)| *k));
+        let keys = match found {
+            [Some((k, _))] => single_key_set(k),
+            _ => key_set(found.iter().flatten().map(|(k, _)| *k)),
+        };
         Entries::from_parts(
             keys,
             count,

@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 
 use entries::{Change, Entries};
 
-pub(crate) use entries::same_key;
+pub(crate) use entries::{key, same_key};
 
 pub use delta::StateDelta;
 pub use error::StateError;

@@ -129,6 +129,39 @@ pub struct Expr {
     root: parser::Node,
     keys: Vec<String>,
     budget: Budget,
+    /// The expression, when it is a state key compared with an integer literal.
+    key_to_int: Option<KeyToInt>,
+}
+
+/// `key <op> literal` (or `literal <op> key` when `flipped`): the most common condition,
+/// its key a shared string from the state's key cache (a state made on the same thread
+/// holds the same one, found by pointer).
+#[derive(Clone, Debug)]
+struct KeyToInt {
+    key: std::sync::Arc<str>,
+    op: parser::CmpOp,
+    literal: i64,
+    flipped: bool,
+}
+
+impl KeyToInt {
+    fn of(root: &parser::Node) -> Option<KeyToInt> {
+        use parser::{Lit, Node};
+        let Node::Cmp(op, left, right) = root else {
+            return None;
+        };
+        let (key, literal, flipped) = match (&**left, &**right) {
+            (Node::Key(key), Node::Lit(Lit::Int(n))) => (key, *n, false),
+            (Node::Lit(Lit::Int(n)), Node::Key(key)) => (key, *n, true),
+            _ => return None,
+        };
+        Some(KeyToInt {
+            key: crate::state::key(key),
+            op: *op,
+            literal,
+            flipped,
+        })
+    }
 }
 
 impl Expr {
@@ -137,6 +170,7 @@ impl Expr {
         let parsed = parser::parse(source)?;
         Ok(Expr {
             source: source.to_string(),
+            key_to_int: KeyToInt::of(&parsed.root),
             root: parsed.root,
             keys: parsed.keys,
             budget: Budget::DEFAULT,
@@ -204,23 +238,21 @@ impl Expr {
         &self,
         lookup: &dyn Fn(&str) -> Option<&'a serde_json::Value>,
     ) -> Option<bool> {
-        use parser::{CmpOp, Lit, Node};
-        let parser::Node::Cmp(op, left, right) = &self.root else {
-            return None;
-        };
-        let (key, literal, flipped) = match (&**left, &**right) {
-            (Node::Key(key), Node::Lit(Lit::Int(n))) => (key, *n, false),
-            (Node::Lit(Lit::Int(n)), Node::Key(key)) => (key, *n, true),
-            _ => return None,
-        };
+        use parser::CmpOp;
+        let KeyToInt {
+            key,
+            op,
+            literal,
+            flipped,
+        } = self.key_to_int.as_ref()?;
         if self.budget.max_steps == 0 {
             return None;
         }
         let value = lookup(key)?.as_i64()?;
-        let (a, b) = if flipped {
-            (literal, value)
+        let (a, b) = if *flipped {
+            (*literal, value)
         } else {
-            (value, literal)
+            (value, *literal)
         };
         Some(match op {
             CmpOp::Lt => a < b,
