@@ -278,8 +278,15 @@ impl Large {
                 let (k, change) = &self.recent()[at];
                 change.slot().map(|slot| (k, slot))
             }
-            Err(_) => self.base.get_key_value(key),
+            Err(_) => self.base_get(key),
         }
+    }
+
+    /// `key` in the tree (apart, so that a key among the recent changes is found
+    /// without the tree search's set-up).
+    #[inline(never)]
+    fn base_get(&self, key: &str) -> Option<(&Arc<str>, &Slot)> {
+        self.base.get_key_value(key)
     }
 
     /// The tree with every recent change written into it.
@@ -365,8 +372,8 @@ impl Large {
     /// Set `key` to `value`: in place when `key` is among the recent changes and no other
     /// map shares them (a step that rewrites the same key of a large state then copies
     /// nothing), else as [`inserted`](Self::inserted).
-    fn insert(&mut self, key: Arc<str>, value: Slot) {
-        if let Ok(at) = self.find(&key) {
+    fn insert(&mut self, key: &Arc<str>, value: Slot) {
+        if let Ok(at) = self.find(key) {
             if let Some(entry) = self
                 .recent
                 .as_mut()
@@ -380,7 +387,13 @@ impl Large {
                 return;
             }
         }
-        *self = self.inserted(key, value);
+        self.insert_copying(key, value);
+    }
+
+    /// [`insert`](Self::insert) past its in-place case.
+    #[inline(never)]
+    fn insert_copying(&mut self, key: &Arc<str>, value: Slot) {
+        *self = self.inserted(Arc::clone(key), value);
     }
 
     /// `self` without `key`; `None` when it does not hold it.
@@ -587,7 +600,31 @@ impl Entries {
         self.len() == 0
     }
 
+    #[inline]
     pub(crate) fn get_key_value(&self, key: &str) -> Option<(&Arc<str>, &Slot)> {
+        // A map of one key asked for that very key object (the graph's keys and the
+        // state's are the same strings): found inline, with no call.
+        let same = |k: &Arc<str>| std::ptr::eq(k.as_ptr(), key.as_ptr()) && k.len() == key.len();
+        match self {
+            Entries::One(keys, value) => {
+                if let Some(k) = keys.first().filter(|k| same(k)) {
+                    return Some((k, value));
+                }
+            }
+            // A large map's recently changed keys (a step's) likewise.
+            Entries::Large(map) => {
+                if let Some((k, change)) = map.recent().iter().find(|(k, _)| same(k)) {
+                    return change.slot().map(|slot| (k, slot));
+                }
+            }
+            _ => {}
+        }
+        self.find(key)
+    }
+
+    /// [`get_key_value`](Self::get_key_value) past its inline case.
+    #[inline(never)]
+    fn find(&self, key: &str) -> Option<(&Arc<str>, &Slot)> {
         // Few keys: compared in turn (equal lengths first), no ordering needed.
         let (keys, values) = match self {
             Entries::Empty => return None,
@@ -632,11 +669,11 @@ impl Entries {
         }
     }
 
-    /// Set `key` to `value`.
-    pub(crate) fn insert(&mut self, key: Arc<str>, value: Slot) {
+    /// Set `key` to `value` (`key` is cloned only when the map takes it).
+    pub(crate) fn insert(&mut self, key: &Arc<str>, value: Slot) {
         match self {
             Entries::Large(map) => map.insert(key, value),
-            _ => *self = self.inserted(key, value),
+            _ => *self = self.inserted(Arc::clone(key), value),
         }
     }
 
@@ -730,7 +767,7 @@ impl Entries {
             }
             _ if pairs.len() <= 1 => {
                 for (key, value) in pairs {
-                    self.insert(key, value);
+                    self.insert(&key, value);
                 }
             }
             _ => {

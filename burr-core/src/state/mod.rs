@@ -417,13 +417,13 @@ impl State {
         if let (Some((ko, vo)), Some((kn, vn))) = (before.map.single(), after.map.single()) {
             if Arc::ptr_eq(ko, kn) {
                 if vo != vn {
-                    self.map.insert(Arc::clone(kn), vn.clone());
+                    self.map.insert(kn, vn.clone());
                 }
                 return self;
             }
         }
         Entries::diff(&before.map, &after.map, |change| match change {
-            Change::Set(k, v) => self.map.insert(Arc::clone(k), v.clone()),
+            Change::Set(k, v) => self.map.insert(k, v.clone()),
             Change::Removed(k) => self.map.remove(k),
         });
         self
