@@ -28,7 +28,8 @@ workloads:
   concurrent  100 apps of N steps (default 200) checkpointing at once, vs one after another
             (--db postgres://...: at once on PostgreSQL, with checkpoints per transaction)
   w3        fan-out: N children (default 1000) each returning a string's length
-            (--persist: parent and children checkpoint to SQLite, children resumable)
+            (--persist: parent and children checkpoint to SQLite, children resumable;
+            with --db postgres://...: to PostgreSQL)
   w3-retry  w3 where 5% of the children fail their first run and retry (N default 1000)
   w4        counter killed at a random step and resumed, N rounds (default 5);
             needs `cargo build --release -p example-counter`

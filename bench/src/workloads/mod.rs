@@ -278,14 +278,20 @@ pub fn run(
             .enable_all()
             .build()?;
         let n = options.n.unwrap_or(1_000) as usize;
-        let persister: Option<Arc<dyn Persister>> = if options.persist {
-            Some(Arc::new(SqlitePersister::open(dir.path().join("w3.db"))?))
-        } else {
-            None
+        let url = options.db.as_deref().filter(|db| db.starts_with("postgres"));
+        let persister: Option<Arc<dyn Persister>> = match (options.persist, url) {
+            (false, _) => None,
+            (true, Some(url)) => Some(Arc::new(rt.block_on(
+                burr_postgres::PostgresPersister::connect(url),
+            )?)),
+            (true, None) => Some(Arc::new(SqlitePersister::open(dir.path().join("w3.db"))?)),
         };
         let mut line = rt.block_on(w3::fan_out(n, persister))?;
-        if options.persist {
+        if options.persist && url.is_none() {
             line["db_bytes"] = json!(w2::settled_bytes(&dir.path().join("w3.db")));
+        }
+        if let (true, Some(_)) = (options.persist, url) {
+            line["backend"] = json!("postgres");
         }
         let peak = peak_rss_kb();
         line["peak_rss_kb"] = json!(peak);
