@@ -82,7 +82,18 @@ async fn mixed_history(
     steps: u64,
     reopen_every: u64,
 ) -> (Vec<State>, Vec<Vec<String>>) {
-    let mut numbers = Numbers(steps ^ reopen_every);
+    mixed_history_seeded(path, app_id, steps, reopen_every, steps ^ reopen_every).await
+}
+
+/// [`mixed_history`] from the random stream `seed`.
+async fn mixed_history_seeded(
+    path: &Path,
+    app_id: &str,
+    steps: u64,
+    reopen_every: u64,
+    seed: u64,
+) -> (Vec<State>, Vec<Vec<String>>) {
+    let mut numbers = Numbers(seed);
     let mut persister = SqlitePersister::open(path).unwrap();
     let mut state = State::new().update("untouched", "x".repeat(500));
     let mut states = Vec::new();
@@ -185,6 +196,27 @@ async fn restarts_in_the_middle_of_a_batch_continue_it() {
     let reopened = SqlitePersister::open(&path).unwrap();
     assert_every_state_loads(&reopened, "app", &states).await;
     assert_changed_keys(&reopened, "app", &changed).await;
+}
+
+/// A writer that saved every checkpoint since the base compacts from the state it knows;
+/// a restarted one reads the rows back. Both compact at the same checkpoints, and every
+/// state loads back from either file.
+#[tokio::test]
+async fn a_compaction_from_the_known_state_keeps_what_one_from_the_rows_keeps() {
+    let (_dir, known) = temp();
+    let (_other, read_back) = temp();
+    let steps = 3 * RUN as u64 + 60;
+    let (states, _) = mixed_history_seeded(&known, "app", steps, u64::MAX, 11).await;
+    let (same, _) = mixed_history_seeded(&read_back, "app", steps, 1, 11).await;
+    assert_eq!(states, same, "the same history");
+    let compacted = bases(&known, "app").iter().filter(|&&base| base).count();
+    assert!(compacted >= 4, "{compacted} bases");
+    assert_eq!(bases(&known, "app"), bases(&read_back, "app"));
+    assert!(value_rows(&known) >= 8, "compactions wrote the values");
+    for path in [&known, &read_back] {
+        let reopened = SqlitePersister::open(path).unwrap();
+        assert_every_state_loads(&reopened, "app", &states).await;
+    }
 }
 
 #[tokio::test]

@@ -278,12 +278,15 @@ pub fn run(
             .enable_all()
             .build()?;
         let n = options.n.unwrap_or(1_000) as usize;
-        let url = options.db.as_deref().filter(|db| db.starts_with("postgres"));
+        let url = options
+            .db
+            .as_deref()
+            .filter(|db| db.starts_with("postgres"));
         let persister: Option<Arc<dyn Persister>> = match (options.persist, url) {
             (false, _) => None,
-            (true, Some(url)) => Some(Arc::new(rt.block_on(
-                burr_postgres::PostgresPersister::connect(url),
-            )?)),
+            (true, Some(url)) => Some(Arc::new(
+                rt.block_on(burr_postgres::PostgresPersister::connect(url))?,
+            )),
             (true, None) => Some(Arc::new(SqlitePersister::open(dir.path().join("w3.db"))?)),
         };
         let mut line = rt.block_on(w3::fan_out(n, persister))?;

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use rusqlite::types::ValueRef;
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 use serde_json::Value;
 
 use crate::ids::ParentPointer;
@@ -225,19 +225,79 @@ pub(super) fn compact(
         return Ok(());
     };
     let (sequence_id, attempt) = (latest.sequence_id, latest.attempt);
-    // Its changed keys, if stored as "the keys of its inline values".
-    let latest_keys: Vec<&str> = latest.entries.iter().map(|(key, _)| key.as_str()).collect();
-    let latest_keys = serde_json::to_string(&latest_keys).unwrap_or_else(|_| "[]".to_owned());
+    let latest_keys = keys_json(latest.entries.iter().map(|(key, _)| key.as_str()));
     let mut last: BTreeMap<String, Option<Value>> = BTreeMap::new();
     for row in since.rows {
         last.extend(row.entries);
     }
+    make_base(
+        conn,
+        app,
+        (sequence_id, attempt),
+        &latest_keys,
+        last.iter()
+            .map(|(key, value)| (key.as_str(), value.as_ref())),
+    )
+}
+
+/// [`compact`] when the caller knows what it would read: the latest checkpoint
+/// (`latest`, which has inline values unless it is a base already) and each key the
+/// checkpoints since the base set or deleted, with its value in the state stored at the
+/// latest one (`None`: deleted). Reads only the latest checkpoint's own keys.
+pub(super) fn compact_known<'a>(
+    conn: &Connection,
+    path: &Path,
+    app_id: &str,
+    app: i64,
+    latest: (i64, u32),
+    changed: impl Iterator<Item = (&'a str, Option<&'a Value>)>,
+) -> Result<(), Failure> {
+    let text: Option<Option<String>> = conn
+        .prepare_cached(
+            "SELECT inline_values FROM burr_checkpoints \
+             WHERE app = ?1 AND sequence_id = ?2 AND attempt = ?3",
+        )?
+        .query_row((app, latest.0, latest.1), |row| row.get(0))
+        .optional()?;
+    let Some(Some(text)) = text else {
+        // A base already (or nothing stored): nothing to compact.
+        return Ok(());
+    };
+    let corrupt = |reason| Failure::from(corrupt(path, app_id, latest.0, reason));
+    let entries = decode(text.as_bytes()).map_err(corrupt)?;
+    let latest_keys = keys_json(entries.iter().map(|(key, _)| key.as_str()));
+    make_base(
+        conn,
+        app,
+        (latest.0, i64::from(latest.1)),
+        &latest_keys,
+        changed,
+    )
+}
+
+/// A JSON list of `keys`.
+fn keys_json<'a>(keys: impl Iterator<Item = &'a str>) -> String {
+    let keys: Vec<&str> = keys.collect();
+    serde_json::to_string(&keys).unwrap_or_else(|_| "[]".to_owned())
+}
+
+/// Write `values` (each key's value at `latest`, `None` when deleted) as value rows at
+/// `latest`'s sequence id, and make that checkpoint a base whose changed keys, if it
+/// kept them as "the keys of its inline values", are `latest_keys`.
+fn make_base<'a>(
+    conn: &Connection,
+    app: i64,
+    latest: (i64, i64),
+    latest_keys: &str,
+    values: impl Iterator<Item = (&'a str, Option<&'a Value>)>,
+) -> Result<(), Failure> {
+    let (sequence_id, attempt) = latest;
     let mut upsert = conn.prepare_cached(
         "INSERT INTO burr_values (app, key, sequence_id, value) VALUES (?1, ?2, ?3, ?4) \
          ON CONFLICT (app, key, sequence_id) DO UPDATE SET value = excluded.value",
     )?;
-    for (key, value) in &last {
-        upsert.execute((app, key, sequence_id, value.as_ref().map(Value::to_string)))?;
+    for (key, value) in values {
+        upsert.execute((app, key, sequence_id, value.map(Value::to_string)))?;
     }
     conn.prepare_cached(
         "UPDATE burr_checkpoints SET inline_values = NULL, \

@@ -498,6 +498,7 @@ impl Persister for SqlitePersister {
                             status: row.status,
                             state: row.state.clone(),
                             inline,
+                            changed: None,
                         },
                     );
             }

@@ -4,6 +4,7 @@
 //! state it knows. How the transaction is committed is in [`commit`](super::commit).
 
 use super::AppMap;
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -52,6 +53,9 @@ pub(super) struct Known {
     /// How many checkpoints of the application, up to this one, have
     /// [inline](super::layout) values since its latest base.
     pub(super) inline: u32,
+    /// The keys those checkpoints set or deleted, when this writer saved all of them
+    /// (`None`: not known here, read back from the rows when compacting).
+    pub(super) changed: Option<Arc<BTreeSet<Arc<str>>>>,
 }
 
 impl Known {
@@ -234,6 +238,7 @@ impl Txn<'_> {
                 status: StepStatus::Completed,
                 state: State::new(),
                 inline: 0,
+                changed: Some(Arc::default()),
             }),
         );
         Ok(Some(id))
@@ -247,7 +252,8 @@ impl Txn<'_> {
         let retaken = self.lease_for_save(&key, &checkpoint.app_id)?;
         let app = self.app_row(&key, micros(checkpoint.created_at))?;
         let known = if retaken { None } else { self.known(&key) };
-        let (delta, since_base) = match known.filter(|k| k.followed_by(seq, checkpoint.attempt)) {
+        let known = known.filter(|k| k.followed_by(seq, checkpoint.attempt));
+        let (delta, since_base) = match &known {
             Some(known) => (
                 StateDelta::between(&known.state, &checkpoint.state),
                 known.inline,
@@ -257,7 +263,25 @@ impl Txn<'_> {
         let values = layout::encode(&delta);
         let compact = values.is_none() || since_base >= layout::COMPACT_AFTER;
         if compact {
-            layout::compact(self.conn, self.path, &checkpoint.app_id, app, seq)?;
+            match &known {
+                // This writer saved every checkpoint since the base: the values to write
+                // are the known state's, not read back from the rows.
+                Some(Known {
+                    sequence_id,
+                    attempt,
+                    state,
+                    changed: Some(changed),
+                    ..
+                }) => layout::compact_known(
+                    self.conn,
+                    self.path,
+                    &checkpoint.app_id,
+                    app,
+                    (*sequence_id, *attempt),
+                    changed.iter().map(|key| (&**key, state.get_value(key))),
+                )?,
+                _ => layout::compact(self.conn, self.path, &checkpoint.app_id, app, seq)?,
+            }
         }
         let inserted = self
             .conn
@@ -288,12 +312,21 @@ impl Txn<'_> {
             }
             other => other?,
         };
-        let inline = match values {
-            Some(_) if compact => 1,
-            Some(_) => since_base + 1,
+        let keys = || delta.keys().map(crate::state::key);
+        let (inline, changed) = match values {
+            Some(_) if compact => (1, Some(Arc::new(keys().collect()))),
+            Some(_) => {
+                let changed = known.and_then(|k| k.changed).map(|mut changed| {
+                    if delta.keys().any(|k| !changed.contains(k)) {
+                        Arc::make_mut(&mut changed).extend(keys());
+                    }
+                    changed
+                });
+                (since_base + 1, changed)
+            }
             None => {
                 self.write_values(app, seq, &delta)?;
-                0
+                (0, Some(Arc::default()))
             }
         };
         self.pending.known.insert(
@@ -304,6 +337,7 @@ impl Txn<'_> {
                 status: checkpoint.status,
                 state: checkpoint.state.clone(),
                 inline,
+                changed,
             }),
         );
         Ok(())
