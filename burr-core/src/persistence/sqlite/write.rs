@@ -312,7 +312,11 @@ impl Txn<'_> {
             }
             other => other?,
         };
-        let keys = || delta.keys().map(crate::state::key);
+        let keys = || {
+            (delta.updated.iter().map(|(key, _)| key))
+                .chain(&delta.deleted)
+                .map(Arc::clone)
+        };
         let (inline, changed) = match values {
             Some(_) if compact => (1, Some(Arc::new(keys().collect()))),
             Some(_) => {
