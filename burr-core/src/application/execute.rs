@@ -19,6 +19,7 @@ use crate::state::{same_key, State, StateDelta, StateError};
 /// undeclared ones dropped, and a missing required one is an error naming it.
 /// The inputs given are taken as they are (borrowed) when the action declares each of
 /// them (the usual case: none given, or just those it takes).
+#[inline]
 pub(crate) fn resolve_inputs<'i>(
     action: &dyn Action,
     given: &'i Inputs,
@@ -27,6 +28,12 @@ pub(crate) fn resolve_inputs<'i>(
     if given.is_empty() && action.inputs().is_empty() {
         return Ok(Cow::Borrowed(given));
     }
+    check_inputs(action, given)
+}
+
+/// [`resolve_inputs`] when inputs are given or required.
+#[inline(never)]
+fn check_inputs<'i>(action: &dyn Action, given: &'i Inputs) -> Result<Cow<'i, Inputs>> {
     if let Some(reserved) = given.keys().find(|k| k.starts_with("__")) {
         return Err(Error::ReservedInput {
             input: reserved.clone(),

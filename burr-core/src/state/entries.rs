@@ -164,22 +164,26 @@ where
 
 /// The key set of the one key `k`: [`key_set`]'s, the last one made when it holds the same
 /// key object.
+#[inline]
 fn single_key_set(k: &Arc<str>) -> KeySet {
-    SINGLE_KEY_SET
-        .try_with(|last| {
-            let mut last = last.borrow_mut();
-            match &*last {
-                Some(set) if set.first().is_some_and(|held| Arc::ptr_eq(held, k)) => {
-                    Arc::clone(set)
-                }
-                _ => {
-                    let made = key_set(iter::once(k));
-                    *last = Some(Arc::clone(&made));
-                    made
-                }
-            }
-        })
-        .unwrap_or_else(|_| key_set(iter::once(k)))
+    let held = SINGLE_KEY_SET.try_with(|last| {
+        let last = last.borrow();
+        last.as_ref()
+            .filter(|set| set.first().is_some_and(|held| Arc::ptr_eq(held, k)))
+            .map(Arc::clone)
+    });
+    match held {
+        Ok(Some(set)) => set,
+        _ => new_single_key_set(k),
+    }
+}
+
+/// [`single_key_set`] when the last one made holds another key.
+#[inline(never)]
+fn new_single_key_set(k: &Arc<str>) -> KeySet {
+    let made = key_set(iter::once(k));
+    let _ = SINGLE_KEY_SET.try_with(|last| *last.borrow_mut() = Some(Arc::clone(&made)));
+    made
 }
 
 /// A small map: from 3 to [`SMALL_MAX`] keys, sorted, and their values, in that order.
@@ -526,10 +530,20 @@ impl Entries {
             };
             return Entries::from_parts(keys, count, picked.iter().map(|&i| values[i].clone()));
         }
-        // A large map: a few named keys (a step's reads) are gathered without a list.
+        // A large map (always more than `SHRINK_TO` entries). One named key, a step's
+        // usual read: a map of that entry.
+        let mut keys = keys.into_iter();
+        let (first, second) = (keys.next(), keys.next());
+        if let (Some(key), None) = (first, second) {
+            return match self.get_key_value(key) {
+                Some((k, value)) => Entries::One(single_key_set(k), value.clone()),
+                None => Entries::Empty,
+            };
+        }
+        // A few named keys are gathered without a list.
         let mut found: [Option<(&Arc<str>, &Slot)>; SMALL_MAX] = [None; SMALL_MAX];
         let mut count = 0;
-        let mut keys = keys.into_iter();
+        let mut keys = first.into_iter().chain(second).chain(keys);
         for key in keys.by_ref() {
             let Some(entry) = self.get_key_value(key) else {
                 continue;
