@@ -502,6 +502,17 @@ impl Entries {
     /// The entries of `self` whose keys `keys` names (absent keys are ignored): `self`
     /// itself when that is all of them.
     pub(crate) fn subset<'k>(&self, keys: impl IntoIterator<Item = &'k str>) -> Entries {
+        // One named key, a step's usual read: a map of that entry.
+        let mut keys = keys.into_iter();
+        let (first, second) = (keys.next(), keys.next());
+        if let (Some(key), None) = (first, second) {
+            return match self.get_key_value(key) {
+                Some(_) if matches!(self, Entries::One(..)) => self.clone(),
+                Some((k, value)) => Entries::One(single_key_set(k), value.clone()),
+                None => Entries::Empty,
+            };
+        }
+        let keys = first.into_iter().chain(second).chain(keys);
         if let Some((own, values)) = self.parts() {
             // Which of our entries are named, as bits (a small map holds at most 16).
             let mut named: u32 = 0;
@@ -530,20 +541,10 @@ impl Entries {
             };
             return Entries::from_parts(keys, count, picked.iter().map(|&i| values[i].clone()));
         }
-        // A large map (always more than `SHRINK_TO` entries). One named key, a step's
-        // usual read: a map of that entry.
-        let mut keys = keys.into_iter();
-        let (first, second) = (keys.next(), keys.next());
-        if let (Some(key), None) = (first, second) {
-            return match self.get_key_value(key) {
-                Some((k, value)) => Entries::One(single_key_set(k), value.clone()),
-                None => Entries::Empty,
-            };
-        }
-        // A few named keys are gathered without a list.
+        // A large map: a few named keys (a step's reads) are gathered without a list.
         let mut found: [Option<(&Arc<str>, &Slot)>; SMALL_MAX] = [None; SMALL_MAX];
         let mut count = 0;
-        let mut keys = first.into_iter().chain(second).chain(keys);
+        let mut keys = keys;
         for key in keys.by_ref() {
             let Some(entry) = self.get_key_value(key) else {
                 continue;
@@ -683,11 +684,28 @@ impl Entries {
         }
     }
 
-    /// Set `key` to `value` (`key` is cloned only when the map takes it).
+    /// Set `key` to `value` (`key` is cloned only when the map takes it). A key the map
+    /// holds is set in place when no other map shares its values.
     pub(crate) fn insert(&mut self, key: &Arc<str>, value: Slot) {
-        match self {
-            Entries::Large(map) => map.insert(key, value),
-            _ => *self = self.inserted(Arc::clone(key), value),
+        let slot = match self {
+            Entries::Large(map) => return map.insert(key, value),
+            Entries::One(keys, slot) if keys.first().is_some_and(|k| same_key(k, key)) => {
+                Some(slot)
+            }
+            Entries::Two(keys, slots) => keys
+                .iter()
+                .position(|k| same_key(k, key))
+                .and_then(|at| slots.get_mut(at)),
+            Entries::Small(small) => small
+                .keys
+                .iter()
+                .position(|k| same_key(k, key))
+                .and_then(|at| Arc::get_mut(&mut small.values)?.get_mut(at)),
+            _ => None,
+        };
+        match slot {
+            Some(slot) => *slot = value,
+            None => *self = self.inserted(Arc::clone(key), value),
         }
     }
 
