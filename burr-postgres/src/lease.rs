@@ -93,6 +93,15 @@ pub(crate) async fn standing(
     })
 }
 
+/// The statement that takes a lease nobody has taken yet (a new application's first
+/// runner): one insert, which changes nothing when the row exists (`$1` partition key,
+/// `$2` app id, `$3` holder, `$4` host, `$5` machine, `$6` pid, `$7` pid start, `$8`
+/// now, `$9` expiry).
+pub(crate) const TAKE_NEW: &str = "INSERT INTO burr_leases (partition_key, app_id, holder, \
+     attempt, host, machine, pid, pid_started, acquired_at_us, expires_at_us) \
+     VALUES ($1, $2, $3, 1, $4, $5, $6, $7, $8, $9) \
+     ON CONFLICT (partition_key, app_id) DO NOTHING";
+
 /// Take the lease on `key` for `holder` until `now_us + ttl_us` (in a transaction: the
 /// row stays locked until it ends), unless someone else who is still running holds it:
 /// then `Err(their holder)`. Returns the lease's attempt.
@@ -111,14 +120,7 @@ pub(crate) async fn take(
     for _ in 0..2 {
         match read_lease(conn, key, true).await? {
             None => {
-                let insert = conn
-                    .prepare_cached(
-                        "INSERT INTO burr_leases (partition_key, app_id, holder, attempt, host, \
-                         machine, pid, pid_started, acquired_at_us, expires_at_us) \
-                         VALUES ($1, $2, $3, 1, $4, $5, $6, $7, $8, $9) \
-                         ON CONFLICT (partition_key, app_id) DO NOTHING",
-                    )
-                    .await?;
+                let insert = conn.prepare_cached(TAKE_NEW).await?;
                 let inserted = conn
                     .execute(
                         &insert,

@@ -292,6 +292,32 @@ impl PostgresPersister {
         result
     }
 
+    /// Run `work`, one statement in autocommit mode (atomic by itself), on a pooled
+    /// connection, and keep what it changed in the persister's memory once it returns.
+    async fn autocommit<T>(
+        &self,
+        operation: &'static str,
+        work: impl AsyncFnOnce(&mut Txn<'_>) -> Result<T, Failure>,
+    ) -> Result<T, PersistenceError> {
+        let conn = self.conn(operation).await?;
+        let shared = &*self.inner.shared;
+        let mut pending = Pending::default();
+        let mut txn = Txn {
+            conn: &conn,
+            shared,
+            now_us: shared.clock.now_micros(),
+            pending: &mut pending,
+        };
+        match work(&mut txn).await {
+            Ok(value) => {
+                shared.keep(&mut pending);
+                Ok(value)
+            }
+            Err(Failure::Db(error)) => Err(shared.target.error(operation, error)),
+            Err(Failure::Refused(error)) => Err(error),
+        }
+    }
+
     /// Every application stored, of every partition key, newest first.
     pub async fn list_apps(&self) -> Result<Vec<AppRecord>, PersistenceError> {
         let database = self.database().to_owned();
@@ -433,6 +459,23 @@ impl Persister for PostgresPersister {
 #[async_trait]
 impl AppRecords for PostgresPersister {
     async fn register_app(&self, app: &AppRecord) -> Result<(), PersistenceError> {
+        // An application this persister does not know is first tried alone, as one
+        // statement (a new application's row: nothing to read first, nothing to order
+        // it after, as its saves wait for it); otherwise with the group.
+        let known = self
+            .inner
+            .shared
+            .apps()
+            .contains_key(&app_key(app.partition_key.as_deref(), &app.app_id));
+        if !known
+            && self
+                .autocommit("record an application", async |txn| {
+                    txn.register_new(app).await
+                })
+                .await?
+        {
+            return Ok(());
+        }
         self.inner
             .group
             .submit(
@@ -534,10 +577,19 @@ impl Leases for PostgresPersister {
         );
         let ttl_us = i64::try_from(ttl.as_micros()).unwrap_or(i64::MAX);
         let key = app_key(partition_key, app_id);
-        self.write("take a lease", async |txn| {
-            txn.acquire(&key, &holder, ttl_us).await
-        })
-        .await?;
+        // A new application's lease (no row yet) in one statement; otherwise the lease
+        // is read and taken in a transaction.
+        let taken = self
+            .autocommit("take a lease", async |txn| {
+                txn.acquire_new(&key, &holder, ttl_us).await
+            })
+            .await?;
+        if !taken {
+            self.write("take a lease", async |txn| {
+                txn.acquire(&key, &holder, ttl_us).await
+            })
+            .await?;
+        }
         self.inner.keeper.send(Request::Wake);
         Ok(Lease {
             partition_key: partition_key.map(str::to_owned),

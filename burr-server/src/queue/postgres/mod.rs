@@ -39,7 +39,7 @@ use crate::schedule::Schedule;
 pub(crate) type Conn = deadpool_postgres::ClientWrapper;
 
 /// The channel the queue's notifications go on.
-const CHANNEL: &str = "burr_runs";
+pub(crate) const CHANNEL: &str = "burr_runs";
 
 /// Events buffered per subscriber before a slow one misses some (it can read them back
 /// from the database).
@@ -264,10 +264,16 @@ impl PgRunQueue {
         let db = &self.inner.db;
         let mut guard = Unfinished(Some(self.conn(operation).await?));
         let conn: &Conn = guard.0.as_ref().expect("held until the end");
-        conn.batch_execute("BEGIN")
-            .await
-            .map_err(|e| db.failed(operation, e))?;
-        let (value, events) = match op(conn, now_us()).await {
+        // `BEGIN` goes in the same round trip as the operation's first statements: each
+        // request is sent when its future is first polled, in this order.
+        let (begun, done) =
+            futures::future::join(conn.batch_execute("BEGIN"), op(conn, now_us())).await;
+        if let Err(e) = begun {
+            // The operation's statements ran outside a transaction only if BEGIN was
+            // refused, which a healthy connection never does: the connection is closed.
+            return Err(db.failed(operation, e));
+        }
+        let (value, events) = match done {
             Ok(done) => done,
             Err(error) => {
                 if conn.batch_execute("ROLLBACK").await.is_ok() {
@@ -308,6 +314,30 @@ impl PgRunQueue {
         }
         .map_err(|e| db.failed(operation, e))?;
         guard.done();
+        if !events.is_empty() {
+            for event in events {
+                let _ = self.inner.events.send(event);
+            }
+            self.inner.changes.send_modify(|n| *n = n.wrapping_add(1));
+        }
+        Ok(value)
+    }
+
+    /// Run `op`, a write of one statement in autocommit mode (atomic by itself), on a
+    /// pooled connection: one round trip and no `BEGIN`/`COMMIT`. A statement that
+    /// changes runs notifies the other handles itself (`pg_notify`, sent with its
+    /// commit; `op` gets this handle's instance for the payload). Its events are
+    /// broadcast once it returns.
+    async fn single<T>(
+        &self,
+        operation: &'static str,
+        op: impl AsyncFnOnce(&Conn, i64, &str) -> OpResult<Written<T>>,
+    ) -> Result<T, QueueError> {
+        let conn = self.conn(operation).await?;
+        let (value, events) = op(&conn, now_us(), &self.inner.instance)
+            .await
+            .map_err(|e| self.inner.db.error(operation, e))?;
+        drop(conn);
         if !events.is_empty() {
             for event in events {
                 let _ = self.inner.events.send(event);
@@ -467,6 +497,13 @@ async fn listener(
 #[async_trait]
 impl RunQueue for PgRunQueue {
     async fn submit(&self, run: NewRun) -> Result<Submitted, QueueError> {
+        if ops::plain(&run) {
+            return self
+                .single("submit a run", async |c, now, me| {
+                    ops::submit_alone(c, &run, now, me).await
+                })
+                .await;
+        }
         self.write("submit a run", async |c, now| {
             ops::submit(c, &run, now).await
         })
@@ -508,8 +545,8 @@ impl RunQueue for PgRunQueue {
         finish: Finish,
         code: Option<&RunCode>,
     ) -> Result<Run, QueueError> {
-        self.write("finish a run", async |c, now| {
-            ops::finish(c, run_id, attempt, worker, &finish, code, now).await
+        self.single("finish a run", async |c, now, me| {
+            ops::finish(c, run_id, attempt, worker, &finish, code, now, me).await
         })
         .await
     }

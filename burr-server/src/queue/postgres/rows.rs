@@ -16,6 +16,9 @@ pub(crate) const RUN_COLUMNS: &str = "id, seq, kind, kind_version, queue, inputs
     cancel_requested, submitted_at_us, started_at_us, finished_at_us, updated_at_us, error, \
     result, fork_run_id, fork_sequence_id, code_version, fingerprint";
 
+/// How many columns [`RUN_COLUMNS`] names: a statement's own columns come after them.
+pub(crate) const RUN_COLUMN_COUNT: usize = 30;
+
 /// A run from a row of [`RUN_COLUMNS`]; a row that cannot be read is
 /// [`QueueError::CorruptRun`] naming the column.
 pub(crate) fn run(row: &Row) -> Result<Run, QueueError> {
