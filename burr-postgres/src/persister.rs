@@ -292,15 +292,26 @@ impl PostgresPersister {
         result
     }
 
-    /// Run `work`, one statement in autocommit mode (atomic by itself), on a pooled
-    /// connection, and keep what it changed in the persister's memory once it returns.
-    async fn autocommit<T>(
+    /// Run `work` in a transaction of its own whose commit does not wait for the
+    /// write-ahead log to reach the disk (`synchronous_commit = off` for it alone), and
+    /// keep what it changed in the persister's memory once it commits. `BEGIN` goes in
+    /// the same round trip as `work`'s first statement.
+    ///
+    /// Only for rows that a runner writes before its first checkpoint and that the
+    /// checkpoint's own durable commit makes durable with it (the write-ahead log is
+    /// flushed in order): a new application's lease and record. A crash of the server
+    /// before that commit loses them together with anything that depended on them: the
+    /// runner's saves name its lease's holder (unique to the lease taken), so they are
+    /// refused once another runner took the lease, and a resumed application records
+    /// itself again. Nothing a caller was told is stored is lost.
+    async fn write_unsynced<T>(
         &self,
         operation: &'static str,
         work: impl AsyncFnOnce(&mut Txn<'_>) -> Result<T, Failure>,
     ) -> Result<T, PersistenceError> {
         let conn = self.conn(operation).await?;
         let shared = &*self.inner.shared;
+        let fail = |error| shared.target.error(operation, error);
         let mut pending = Pending::default();
         let mut txn = Txn {
             conn: &conn,
@@ -308,13 +319,28 @@ impl PostgresPersister {
             now_us: shared.clock.now_micros(),
             pending: &mut pending,
         };
-        match work(&mut txn).await {
+        let (begun, result) = futures::future::join(
+            conn.batch_execute("BEGIN; SET LOCAL synchronous_commit = off"),
+            work(&mut txn),
+        )
+        .await;
+        if let Err(error) = begun {
+            let _ = conn.batch_execute("ROLLBACK").await;
+            return Err(fail(error));
+        }
+        match result {
             Ok(value) => {
+                conn.batch_execute("COMMIT").await.map_err(fail)?;
                 shared.keep(&mut pending);
                 Ok(value)
             }
-            Err(Failure::Db(error)) => Err(shared.target.error(operation, error)),
-            Err(Failure::Refused(error)) => Err(error),
+            Err(failure) => {
+                let _ = conn.batch_execute("ROLLBACK").await;
+                match failure {
+                    Failure::Db(error) => Err(fail(error)),
+                    Failure::Refused(error) => Err(error),
+                }
+            }
         }
     }
 
@@ -461,7 +487,8 @@ impl AppRecords for PostgresPersister {
     async fn register_app(&self, app: &AppRecord) -> Result<(), PersistenceError> {
         // An application this persister does not know is first tried alone, as one
         // statement (a new application's row: nothing to read first, nothing to order
-        // it after, as its saves wait for it); otherwise with the group.
+        // it after, as its saves wait for it), durable with its first checkpoint (see
+        // `write_unsynced`); otherwise with the group.
         let known = self
             .inner
             .shared
@@ -469,7 +496,7 @@ impl AppRecords for PostgresPersister {
             .contains_key(&app_key(app.partition_key.as_deref(), &app.app_id));
         if !known
             && self
-                .autocommit("record an application", async |txn| {
+                .write_unsynced("record an application", async |txn| {
                     txn.register_new(app).await
                 })
                 .await?
@@ -577,10 +604,11 @@ impl Leases for PostgresPersister {
         );
         let ttl_us = i64::try_from(ttl.as_micros()).unwrap_or(i64::MAX);
         let key = app_key(partition_key, app_id);
-        // A new application's lease (no row yet) in one statement; otherwise the lease
-        // is read and taken in a transaction.
+        // A new application's lease (no row yet) in one statement, durable with the
+        // application's first checkpoint (see `write_unsynced`); otherwise the lease is
+        // read and taken in a transaction.
         let taken = self
-            .autocommit("take a lease", async |txn| {
+            .write_unsynced("take a lease", async |txn| {
                 txn.acquire_new(&key, &holder, ttl_us).await
             })
             .await?;
