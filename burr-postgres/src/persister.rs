@@ -292,10 +292,11 @@ impl PostgresPersister {
         result
     }
 
-    /// Run `work` in a transaction of its own whose commit does not wait for the
-    /// write-ahead log to reach the disk (`synchronous_commit = off` for it alone), and
-    /// keep what it changed in the persister's memory once it commits. `BEGIN` goes in
-    /// the same round trip as `work`'s first statement.
+    /// Run `work`, one statement in autocommit mode (atomic by itself) whose commit
+    /// does not wait for the write-ahead log to reach the disk (the statement sets
+    /// `synchronous_commit` off for its own transaction: its `set_config` condition), on a
+    /// pooled connection, and keep what it changed in the persister's memory once it
+    /// returns: one round trip, no flush.
     ///
     /// Only for rows that a runner writes before its first checkpoint and that the
     /// checkpoint's own durable commit makes durable with it (the write-ahead log is
@@ -311,7 +312,6 @@ impl PostgresPersister {
     ) -> Result<T, PersistenceError> {
         let conn = self.conn(operation).await?;
         let shared = &*self.inner.shared;
-        let fail = |error| shared.target.error(operation, error);
         let mut pending = Pending::default();
         let mut txn = Txn {
             conn: &conn,
@@ -319,28 +319,13 @@ impl PostgresPersister {
             now_us: shared.clock.now_micros(),
             pending: &mut pending,
         };
-        let (begun, result) = futures::future::join(
-            conn.batch_execute("BEGIN; SET LOCAL synchronous_commit = off"),
-            work(&mut txn),
-        )
-        .await;
-        if let Err(error) = begun {
-            let _ = conn.batch_execute("ROLLBACK").await;
-            return Err(fail(error));
-        }
-        match result {
+        match work(&mut txn).await {
             Ok(value) => {
-                conn.batch_execute("COMMIT").await.map_err(fail)?;
                 shared.keep(&mut pending);
                 Ok(value)
             }
-            Err(failure) => {
-                let _ = conn.batch_execute("ROLLBACK").await;
-                match failure {
-                    Failure::Db(error) => Err(fail(error)),
-                    Failure::Refused(error) => Err(error),
-                }
-            }
+            Err(Failure::Db(error)) => Err(shared.target.error(operation, error)),
+            Err(Failure::Refused(error)) => Err(error),
         }
     }
 
@@ -654,5 +639,90 @@ impl Leases for PostgresPersister {
         release.map_err(|error| self.target().error("release a lease", error))?;
         self.inner.shared.forget_lease(&key, &lease.holder);
         Ok(())
+    }
+}
+
+#[cfg(all(test, feature = "testing"))]
+mod tests {
+    use std::time::Duration;
+
+    use burr_core::persistence::{AppRecord, AppRecords, CodeVersion, Leases, PersistenceError};
+
+    use super::PostgresPersister;
+    use crate::testing::TestServer;
+    use crate::PostgresOptions;
+
+    /// `synchronous_commit` on the persister's (only) connection, as the next commit on
+    /// it would use it.
+    async fn synchronous_commit(persister: &PostgresPersister) -> String {
+        let conn = persister.conn("test").await.unwrap();
+        conn.query_one("SHOW synchronous_commit", &[])
+            .await
+            .unwrap()
+            .get(0)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_new_lease_and_record_commit_unsynced_and_leave_the_connection_synchronous() {
+        let url = TestServer::shared().fresh_database();
+        let options = PostgresOptions::new().pool_size(1);
+        let persister = PostgresPersister::connect_with(&url, options.clone())
+            .await
+            .unwrap();
+        let lease = persister
+            .acquire_lease(None, "fresh", Duration::from_secs(30))
+            .await
+            .unwrap();
+        // The statement turned synchronous commit off for its own transaction only:
+        // the checkpoints committed next on this connection wait for the disk.
+        assert_eq!(synchronous_commit(&persister).await, "on");
+        let record = AppRecord {
+            partition_key: None,
+            app_id: "fresh".to_owned(),
+            created_at_us: 7,
+            fork_parent: None,
+            spawning_parent: None,
+            code: Some(CodeVersion {
+                version: Some("v1".to_owned()),
+                fingerprint: "f1".to_owned(),
+                graph: None,
+            }),
+        };
+        persister.register_app(&record).await.unwrap();
+        assert_eq!(synchronous_commit(&persister).await, "on");
+        let stored = persister.app(None, "fresh").await.unwrap().unwrap();
+        assert_eq!(stored.created_at_us, 7);
+        assert_eq!(stored.code.as_ref().unwrap().fingerprint, "f1");
+
+        // The fast path never takes a lease whose row exists: another runner is refused
+        // while this one holds it, and gets it once it is given back.
+        let other = PostgresPersister::connect_with(&url, options)
+            .await
+            .unwrap();
+        let refused = other
+            .acquire_lease(None, "fresh", Duration::from_secs(30))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(refused, PersistenceError::AppLocked { .. }),
+            "{refused}"
+        );
+        persister.release_lease_async(&lease).await.unwrap();
+        other
+            .acquire_lease(None, "fresh", Duration::from_secs(30))
+            .await
+            .unwrap();
+        // Recording a known application again changes its code, as before.
+        let again = AppRecord {
+            code: Some(CodeVersion {
+                version: Some("v2".to_owned()),
+                fingerprint: "f2".to_owned(),
+                graph: None,
+            }),
+            ..record
+        };
+        other.register_app(&again).await.unwrap();
+        let stored = persister.app(None, "fresh").await.unwrap().unwrap();
+        assert_eq!(stored.code.unwrap().fingerprint, "f2");
     }
 }

@@ -771,6 +771,9 @@ impl Txn<'_> {
 
     /// Take the lease on `key` for `holder` if nobody ever took it (no row), with one
     /// statement; `false` when its row exists (then [`acquire`](Self::acquire) decides).
+    /// Alone in autocommit mode, the statement commits without waiting for the disk
+    /// (its `set_config` condition: the lease is durable with the application's first
+    /// checkpoint).
     pub(crate) async fn acquire_new(
         &mut self,
         key: &AppKey,
@@ -778,7 +781,7 @@ impl Txn<'_> {
         ttl_us: i64,
     ) -> Result<bool, Failure> {
         let me = &self.shared.me;
-        let insert = self.conn.prepare_cached(lease::TAKE_NEW).await?;
+        let insert = self.conn.prepare_cached(lease::TAKE_NEW_UNSYNCED).await?;
         let inserted = self
             .conn
             .execute(
@@ -814,7 +817,9 @@ impl Txn<'_> {
 
     /// Record an application this persister does not know, with its code, in one
     /// statement (its row, and its graph's description if new); `false` when its row
-    /// exists (then [`register`](Self::register) decides).
+    /// exists (then [`register`](Self::register) decides). Alone in autocommit mode, the
+    /// statement commits without waiting for the disk (its `set_config` condition: the record is
+    /// durable with the application's first checkpoint).
     pub(crate) async fn register_new(&mut self, record: &AppRecord) -> Result<bool, Failure> {
         let key = app_key(record.partition_key.as_deref(), &record.app_id);
         if self.app(&key).is_some() {
@@ -837,7 +842,8 @@ impl Txn<'_> {
                      ON CONFLICT (fingerprint) DO NOTHING) \
                  INSERT INTO burr_apps (partition_key, app_id, created_at_us, fork_parent, \
                      spawning_parent, code_version, fingerprint) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                 SELECT $1, $2, $3::bigint, $4::text, $5::text, $6::text, $7::text \
+                 WHERE set_config('synchronous_commit', 'off', true) = 'off' \
                  ON CONFLICT (partition_key, app_id) DO NOTHING RETURNING id",
             )
             .await?;

@@ -282,14 +282,7 @@ impl PgRunQueue {
                 return Err(db.error(operation, error));
             }
         };
-        let of_runs = events.iter().any(|e| {
-            !matches!(
-                e.kind,
-                EventKind::StepFinished { .. }
-                    | EventKind::ChildProgress { .. }
-                    | EventKind::Announced { .. }
-            )
-        });
+        let of_runs = events.iter().any(|e| changes_runs(&e.kind));
         if of_runs {
             // The instance is hex: safe as a literal. Cancels name their run, which goes
             // as a parameter.
@@ -358,6 +351,17 @@ impl PgRunQueue {
             .await
             .map_err(|e| self.inner.db.error(operation, e))
     }
+}
+
+/// Whether an event of this kind is one the other handles are notified of (a run's
+/// status changed, or a cancel was asked): not a step's progress within a run.
+fn changes_runs(kind: &EventKind) -> bool {
+    !matches!(
+        kind,
+        EventKind::StepFinished { .. }
+            | EventKind::ChildProgress { .. }
+            | EventKind::Announced { .. }
+    )
 }
 
 /// A pooled connection inside a transaction: dropped before [`done`](Self::done) (the
@@ -616,6 +620,14 @@ impl RunQueue for PgRunQueue {
     async fn record(&self, events: Vec<(String, EventKind)>) -> Result<(), QueueError> {
         if events.is_empty() {
             return Ok(());
+        }
+        if events.iter().all(|(_, kind)| !changes_runs(kind)) {
+            // Nothing to notify: one statement in autocommit mode.
+            return self
+                .single("record run events", async |c, now, _| {
+                    ops::record(c, events, now).await
+                })
+                .await;
         }
         self.write("record run events", async |c, now| {
             ops::record(c, events, now).await
