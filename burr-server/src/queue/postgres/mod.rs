@@ -316,6 +316,48 @@ impl PgRunQueue {
         Ok(value)
     }
 
+    /// Run `op` in a transaction of its own that `op` ends itself, with the statement
+    /// it is given (`NOTIFY` to the other handles, then `COMMIT`) when it changed runs,
+    /// so that it can send the commit in the same round trip as its last statements;
+    /// otherwise as [`write`](Self::write). A refused or failed operation is rolled
+    /// back.
+    async fn write_committed<T>(
+        &self,
+        operation: &'static str,
+        op: impl AsyncFnOnce(&Conn, i64, &str) -> OpResult<Written<T>>,
+    ) -> Result<T, QueueError> {
+        let db = &self.inner.db;
+        let mut guard = Unfinished(Some(self.conn(operation).await?));
+        let conn: &Conn = guard.0.as_ref().expect("held until the end");
+        let notify_commit = format!("NOTIFY {CHANNEL}, '{}'; COMMIT", self.inner.instance);
+        let (begun, done) = futures::future::join(
+            conn.batch_execute("BEGIN"),
+            op(conn, now_us(), &notify_commit),
+        )
+        .await;
+        if let Err(e) = begun {
+            return Err(db.failed(operation, e));
+        }
+        let (value, events) = match done {
+            Ok(done) => done,
+            Err(error) => {
+                // Harmless when the operation's commit already ended the transaction.
+                if conn.batch_execute("ROLLBACK").await.is_ok() {
+                    guard.done();
+                }
+                return Err(db.error(operation, error));
+            }
+        };
+        guard.done();
+        if !events.is_empty() {
+            for event in events {
+                let _ = self.inner.events.send(event);
+            }
+            self.inner.changes.send_modify(|n| *n = n.wrapping_add(1));
+        }
+        Ok(value)
+    }
+
     /// Run `op`, a write of one statement in autocommit mode (atomic by itself), on a
     /// pooled connection: one round trip and no `BEGIN`/`COMMIT`. A statement that
     /// changes runs notifies the other handles itself (`pg_notify`, sent with its
@@ -525,8 +567,10 @@ impl RunQueue for PgRunQueue {
     }
 
     async fn claim(&self, claim: &Claim) -> Result<Vec<Run>, QueueError> {
-        self.write("claim runs", async |c, now| ops::claim(c, claim, now).await)
-            .await
+        self.write_committed("claim runs", async |c, now, notify_commit| {
+            ops::claim(c, claim, now, notify_commit).await
+        })
+        .await
     }
 
     async fn heartbeat(

@@ -267,11 +267,20 @@ fn kind_list(kinds: &[(String, u32)]) -> Vec<String> {
     kinds.iter().map(|(k, v)| format!("{k}@{v}")).collect()
 }
 
-/// Claim runs (see [`RunQueue::claim`](crate::queue::RunQueue::claim)).
-pub(super) async fn claim(conn: &Conn, claim: &Claim, now: i64) -> OpResult<Written<Vec<Run>>> {
+/// Claim runs (see [`RunQueue::claim`](crate::queue::RunQueue::claim)), and end the
+/// transaction: with `notify_commit` (which notifies the other handles and commits)
+/// when it changed runs, sent in the same round trip as its last statements, else with
+/// `COMMIT`.
+pub(super) async fn claim(
+    conn: &Conn,
+    claim: &Claim,
+    now: i64,
+    notify_commit: &str,
+) -> OpResult<Written<Vec<Run>>> {
     let mut claimed: Vec<Run> = Vec::new();
     let mut events: Vec<(String, EventKind)> = Vec::new();
     if claim.limit == 0 || claim.queues.is_empty() || claim.kinds.is_empty() {
+        conn.batch_execute("COMMIT").await?;
         return Ok((claimed, Vec::new()));
     }
     let kinds = kind_list(&claim.kinds);
@@ -444,15 +453,21 @@ pub(super) async fn claim(conn: &Conn, claim: &Claim, now: i64) -> OpResult<Writ
             ));
         }
         events.extend(claimed_events);
-        // The update and the events in one round trip (the rows are locked: the update
-        // changes exactly them).
-        let (updated, recorded) = futures::future::join(
+        // The update, the events and the commit in one round trip (the rows are locked:
+        // the update changes exactly them). Each request is sent when its future is first
+        // polled, in this order: the statements are prepared first, so that none waits
+        // for a round trip of its own. A statement that fails aborts the transaction
+        // (the commit then rolls it back), and its error is returned.
+        conn.prepare_cached(rows::INSERT_EVENTS).await?;
+        let (updated, recorded, committed) = futures::future::join3(
             conn.execute(&statement, &[&seqs, &claim.worker, &expires, &now]),
             insert_events(conn, now, std::mem::take(&mut events)),
+            conn.batch_execute(notify_commit),
         )
         .await;
         updated?;
         let recorded = recorded?;
+        committed?;
         for mut run in take {
             // The row as the update left it (it is locked: nobody else changed it).
             run.status = RunStatus::Running;
@@ -467,6 +482,12 @@ pub(super) async fn claim(conn: &Conn, claim: &Claim, now: i64) -> OpResult<Writ
         return Ok((claimed, recorded));
     }
     let events = insert_events(conn, now, events).await?;
+    conn.batch_execute(if events.is_empty() {
+        "COMMIT"
+    } else {
+        notify_commit
+    })
+    .await?;
     Ok((claimed, events))
 }
 

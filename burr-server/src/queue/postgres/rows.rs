@@ -114,6 +114,12 @@ pub(super) async fn runs(
         .collect())
 }
 
+/// The statement of [`insert_events`].
+pub(super) const INSERT_EVENTS: &str = "INSERT INTO burr_run_events (run_id, at_us, kind, data) \
+     SELECT r, $2, k, d FROM unnest($1::text[], $3::text[], $4::text[]) \
+         WITH ORDINALITY AS e(r, k, d, n) ORDER BY n \
+     RETURNING id";
+
 /// Insert events (one statement), in order; they are broadcast after the commit.
 pub(super) async fn insert_events(
     conn: &Conn,
@@ -131,14 +137,7 @@ pub(super) async fn insert_events(
         kinds.push(kind.name());
         data.push(serde_json::to_string(kind).unwrap_or_else(|_| "{}".to_owned()));
     }
-    let statement = conn
-        .prepare_cached(
-            "INSERT INTO burr_run_events (run_id, at_us, kind, data) \
-             SELECT r, $2, k, d FROM unnest($1::text[], $3::text[], $4::text[]) \
-                 WITH ORDINALITY AS e(r, k, d, n) ORDER BY n \
-             RETURNING id",
-        )
-        .await?;
+    let statement = conn.prepare_cached(INSERT_EVENTS).await?;
     let mut ids: Vec<i64> = conn
         .query(&statement, &[&run_ids, &at_us, &kinds, &data])
         .await?
