@@ -271,6 +271,16 @@ fn kind_list(kinds: &[(String, u32)]) -> Vec<String> {
 /// transaction: with `notify_commit` (which notifies the other handles and commits)
 /// when it changed runs, sent in the same round trip as its last statements, else with
 /// `COMMIT`.
+///
+/// A claim commits without waiting for the disk (`synchronous_commit` off for its
+/// transaction alone): what it changed is durable with the next durable commit after
+/// it (the write-ahead log is flushed in order), at the latest the run's first
+/// checkpoint, its release or its finish, before anything depends on it durably. A
+/// crash of the server before then leaves the run as it was before the claim (queued,
+/// or running under its expired lease), to be claimed again: the stale attempt is
+/// fenced by its holder (the worker's id: another worker's claim names another holder;
+/// the same worker, claiming a run it still runs, stops the older attempt) and by its
+/// application's lease, whose holder is unique to each lease taken.
 pub(super) async fn claim(
     conn: &Conn,
     claim: &Claim,
@@ -459,10 +469,11 @@ pub(super) async fn claim(
         // for a round trip of its own. A statement that fails aborts the transaction
         // (the commit then rolls it back), and its error is returned.
         conn.prepare_cached(rows::INSERT_EVENTS).await?;
+        let unsynced = format!("SET LOCAL synchronous_commit = off; {notify_commit}");
         let (updated, recorded, committed) = futures::future::join3(
             conn.execute(&statement, &[&seqs, &claim.worker, &expires, &now]),
             insert_events(conn, now, std::mem::take(&mut events)),
-            conn.batch_execute(notify_commit),
+            conn.batch_execute(&unsynced),
         )
         .await;
         updated?;
@@ -482,12 +493,14 @@ pub(super) async fn claim(
         return Ok((claimed, recorded));
     }
     let events = insert_events(conn, now, events).await?;
-    conn.batch_execute(if events.is_empty() {
-        "COMMIT"
+    if events.is_empty() {
+        conn.batch_execute("COMMIT").await?;
     } else {
-        notify_commit
-    })
-    .await?;
+        conn.batch_execute(&format!(
+            "SET LOCAL synchronous_commit = off; {notify_commit}"
+        ))
+        .await?;
+    }
     Ok((claimed, events))
 }
 
