@@ -93,6 +93,19 @@ pub(crate) async fn standing(
     })
 }
 
+/// The statement that takes a lease nobody has taken yet (a new application's first
+/// runner): one insert, which changes nothing when the row exists (`$1` partition key,
+/// `$2` app id, `$3` holder, `$4` host, `$5` machine, `$6` pid, `$7` pid start, `$8`
+/// now, `$9` expiry). Alone in autocommit mode, it commits without waiting for the disk
+/// (its `set_config('synchronous_commit', 'off', true)` condition, which holds, turns
+/// the setting off for its own transaction only; the lease is durable with the
+/// application's first checkpoint).
+pub(crate) const TAKE_NEW_UNSYNCED: &str = "INSERT INTO burr_leases (partition_key, app_id, \
+     holder, attempt, host, machine, pid, pid_started, acquired_at_us, expires_at_us) \
+     SELECT $1, $2, $3, 1, $4, $5, $6::bigint, $7::bigint, $8::bigint, $9::bigint \
+     WHERE set_config('synchronous_commit', 'off', true) = 'off' \
+     ON CONFLICT (partition_key, app_id) DO NOTHING";
+
 /// Take the lease on `key` for `holder` until `now_us + ttl_us` (in a transaction: the
 /// row stays locked until it ends), unless someone else who is still running holds it:
 /// then `Err(their holder)`. Returns the lease's attempt.

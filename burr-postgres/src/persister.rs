@@ -292,6 +292,43 @@ impl PostgresPersister {
         result
     }
 
+    /// Run `work`, one statement in autocommit mode (atomic by itself) whose commit
+    /// does not wait for the write-ahead log to reach the disk (the statement sets
+    /// `synchronous_commit` off for its own transaction: its `set_config` condition), on a
+    /// pooled connection, and keep what it changed in the persister's memory once it
+    /// returns: one round trip, no flush.
+    ///
+    /// Only for rows that a runner writes before its first checkpoint and that the
+    /// checkpoint's own durable commit makes durable with it (the write-ahead log is
+    /// flushed in order): a new application's lease and record. A crash of the server
+    /// before that commit loses them together with anything that depended on them: the
+    /// runner's saves name its lease's holder (unique to the lease taken), so they are
+    /// refused once another runner took the lease, and a resumed application records
+    /// itself again. Nothing a caller was told is stored is lost.
+    async fn write_unsynced<T>(
+        &self,
+        operation: &'static str,
+        work: impl AsyncFnOnce(&mut Txn<'_>) -> Result<T, Failure>,
+    ) -> Result<T, PersistenceError> {
+        let conn = self.conn(operation).await?;
+        let shared = &*self.inner.shared;
+        let mut pending = Pending::default();
+        let mut txn = Txn {
+            conn: &conn,
+            shared,
+            now_us: shared.clock.now_micros(),
+            pending: &mut pending,
+        };
+        match work(&mut txn).await {
+            Ok(value) => {
+                shared.keep(&mut pending);
+                Ok(value)
+            }
+            Err(Failure::Db(error)) => Err(shared.target.error(operation, error)),
+            Err(Failure::Refused(error)) => Err(error),
+        }
+    }
+
     /// Every application stored, of every partition key, newest first.
     pub async fn list_apps(&self) -> Result<Vec<AppRecord>, PersistenceError> {
         let database = self.database().to_owned();
@@ -433,6 +470,24 @@ impl Persister for PostgresPersister {
 #[async_trait]
 impl AppRecords for PostgresPersister {
     async fn register_app(&self, app: &AppRecord) -> Result<(), PersistenceError> {
+        // An application this persister does not know is first tried alone, as one
+        // statement (a new application's row: nothing to read first, nothing to order
+        // it after, as its saves wait for it), durable with its first checkpoint (see
+        // `write_unsynced`); otherwise with the group.
+        let known = self
+            .inner
+            .shared
+            .apps()
+            .contains_key(&app_key(app.partition_key.as_deref(), &app.app_id));
+        if !known
+            && self
+                .write_unsynced("record an application", async |txn| {
+                    txn.register_new(app).await
+                })
+                .await?
+        {
+            return Ok(());
+        }
         self.inner
             .group
             .submit(
@@ -534,10 +589,20 @@ impl Leases for PostgresPersister {
         );
         let ttl_us = i64::try_from(ttl.as_micros()).unwrap_or(i64::MAX);
         let key = app_key(partition_key, app_id);
-        self.write("take a lease", async |txn| {
-            txn.acquire(&key, &holder, ttl_us).await
-        })
-        .await?;
+        // A new application's lease (no row yet) in one statement, durable with the
+        // application's first checkpoint (see `write_unsynced`); otherwise the lease is
+        // read and taken in a transaction.
+        let taken = self
+            .write_unsynced("take a lease", async |txn| {
+                txn.acquire_new(&key, &holder, ttl_us).await
+            })
+            .await?;
+        if !taken {
+            self.write("take a lease", async |txn| {
+                txn.acquire(&key, &holder, ttl_us).await
+            })
+            .await?;
+        }
         self.inner.keeper.send(Request::Wake);
         Ok(Lease {
             partition_key: partition_key.map(str::to_owned),
@@ -574,5 +639,90 @@ impl Leases for PostgresPersister {
         release.map_err(|error| self.target().error("release a lease", error))?;
         self.inner.shared.forget_lease(&key, &lease.holder);
         Ok(())
+    }
+}
+
+#[cfg(all(test, feature = "testing"))]
+mod tests {
+    use std::time::Duration;
+
+    use burr_core::persistence::{AppRecord, AppRecords, CodeVersion, Leases, PersistenceError};
+
+    use super::PostgresPersister;
+    use crate::testing::TestServer;
+    use crate::PostgresOptions;
+
+    /// `synchronous_commit` on the persister's (only) connection, as the next commit on
+    /// it would use it.
+    async fn synchronous_commit(persister: &PostgresPersister) -> String {
+        let conn = persister.conn("test").await.unwrap();
+        conn.query_one("SHOW synchronous_commit", &[])
+            .await
+            .unwrap()
+            .get(0)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_new_lease_and_record_commit_unsynced_and_leave_the_connection_synchronous() {
+        let url = TestServer::shared().fresh_database();
+        let options = PostgresOptions::new().pool_size(1);
+        let persister = PostgresPersister::connect_with(&url, options.clone())
+            .await
+            .unwrap();
+        let lease = persister
+            .acquire_lease(None, "fresh", Duration::from_secs(30))
+            .await
+            .unwrap();
+        // The statement turned synchronous commit off for its own transaction only:
+        // the checkpoints committed next on this connection wait for the disk.
+        assert_eq!(synchronous_commit(&persister).await, "on");
+        let record = AppRecord {
+            partition_key: None,
+            app_id: "fresh".to_owned(),
+            created_at_us: 7,
+            fork_parent: None,
+            spawning_parent: None,
+            code: Some(CodeVersion {
+                version: Some("v1".to_owned()),
+                fingerprint: "f1".to_owned(),
+                graph: None,
+            }),
+        };
+        persister.register_app(&record).await.unwrap();
+        assert_eq!(synchronous_commit(&persister).await, "on");
+        let stored = persister.app(None, "fresh").await.unwrap().unwrap();
+        assert_eq!(stored.created_at_us, 7);
+        assert_eq!(stored.code.as_ref().unwrap().fingerprint, "f1");
+
+        // The fast path never takes a lease whose row exists: another runner is refused
+        // while this one holds it, and gets it once it is given back.
+        let other = PostgresPersister::connect_with(&url, options)
+            .await
+            .unwrap();
+        let refused = other
+            .acquire_lease(None, "fresh", Duration::from_secs(30))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(refused, PersistenceError::AppLocked { .. }),
+            "{refused}"
+        );
+        persister.release_lease_async(&lease).await.unwrap();
+        other
+            .acquire_lease(None, "fresh", Duration::from_secs(30))
+            .await
+            .unwrap();
+        // Recording a known application again changes its code, as before.
+        let again = AppRecord {
+            code: Some(CodeVersion {
+                version: Some("v2".to_owned()),
+                fingerprint: "f2".to_owned(),
+                graph: None,
+            }),
+            ..record
+        };
+        other.register_app(&again).await.unwrap();
+        let stored = persister.app(None, "fresh").await.unwrap().unwrap();
+        assert_eq!(stored.code.unwrap().fingerprint, "f2");
     }
 }

@@ -769,6 +769,117 @@ impl Txn<'_> {
         Ok(())
     }
 
+    /// Take the lease on `key` for `holder` if nobody ever took it (no row), with one
+    /// statement; `false` when its row exists (then [`acquire`](Self::acquire) decides).
+    /// Alone in autocommit mode, the statement commits without waiting for the disk
+    /// (its `set_config` condition: the lease is durable with the application's first
+    /// checkpoint).
+    pub(crate) async fn acquire_new(
+        &mut self,
+        key: &AppKey,
+        holder: &str,
+        ttl_us: i64,
+    ) -> Result<bool, Failure> {
+        let me = &self.shared.me;
+        let insert = self.conn.prepare_cached(lease::TAKE_NEW_UNSYNCED).await?;
+        let inserted = self
+            .conn
+            .execute(
+                &insert,
+                &[
+                    &key.0,
+                    &key.1,
+                    &holder,
+                    &me.host,
+                    &me.machine,
+                    &i64::from(me.pid),
+                    &me.started,
+                    &self.now_us,
+                    &self.now_us.saturating_add(ttl_us),
+                ],
+            )
+            .await?;
+        if inserted == 0 {
+            return Ok(false);
+        }
+        self.pending.leases.insert(
+            key.clone(),
+            Some(HeldLease {
+                holder: holder.to_owned(),
+                attempt: 1,
+                ttl_us,
+                renewed_at_us: self.now_us,
+                state: LeaseState::Active,
+            }),
+        );
+        Ok(true)
+    }
+
+    /// Record an application this persister does not know, with its code, in one
+    /// statement (its row, and its graph's description if new); `false` when its row
+    /// exists (then [`register`](Self::register) decides). Alone in autocommit mode, the
+    /// statement commits without waiting for the disk (its `set_config` condition: the record is
+    /// durable with the application's first checkpoint).
+    pub(crate) async fn register_new(&mut self, record: &AppRecord) -> Result<bool, Failure> {
+        let key = app_key(record.partition_key.as_deref(), &record.app_id);
+        if self.app(&key).is_some() {
+            return Ok(false);
+        }
+        let fork_parent = record.fork_parent.as_ref().map(parent_json);
+        let spawning_parent = record.spawning_parent.as_ref().map(parent_json);
+        let code = record.code.as_ref();
+        let version = code.and_then(|c| c.version.as_deref());
+        let fingerprint = code.map(|c| c.fingerprint.as_str());
+        // Serialising plain structs of strings does not fail.
+        let description = code
+            .and_then(|c| c.graph.as_ref())
+            .map(|g| serde_json::to_string(g).unwrap_or_default());
+        let insert = self
+            .conn
+            .prepare_cached(
+                "WITH g AS (INSERT INTO burr_graphs (fingerprint, description) \
+                     SELECT $7::text, $8::text WHERE $7::text IS NOT NULL AND $8::text IS NOT NULL \
+                     ON CONFLICT (fingerprint) DO NOTHING) \
+                 INSERT INTO burr_apps (partition_key, app_id, created_at_us, fork_parent, \
+                     spawning_parent, code_version, fingerprint) \
+                 SELECT $1, $2, $3::bigint, $4::text, $5::text, $6::text, $7::text \
+                 WHERE set_config('synchronous_commit', 'off', true) = 'off' \
+                 ON CONFLICT (partition_key, app_id) DO NOTHING RETURNING id",
+            )
+            .await?;
+        let row = self
+            .conn
+            .query_opt(
+                &insert,
+                &[
+                    &key.0,
+                    &key.1,
+                    &record.created_at_us,
+                    &fork_parent,
+                    &spawning_parent,
+                    &version,
+                    &fingerprint,
+                    &description,
+                ],
+            )
+            .await?;
+        let Some(row) = row else {
+            return Ok(false);
+        };
+        self.pending.known.insert(
+            key.clone(),
+            Some(Known {
+                sequence_id: -1,
+                attempt: 0,
+                status: StepStatus::Completed,
+                state: State::new(),
+                inline: 0,
+            }),
+        );
+        self.pending.apps.insert(key, Some(row.try_get(0)?));
+        Ok(true)
+    }
+
     /// Take the lease on `key` for `holder`.
     pub(crate) async fn acquire(
         &mut self,

@@ -39,7 +39,7 @@ use crate::schedule::Schedule;
 pub(crate) type Conn = deadpool_postgres::ClientWrapper;
 
 /// The channel the queue's notifications go on.
-const CHANNEL: &str = "burr_runs";
+pub(crate) const CHANNEL: &str = "burr_runs";
 
 /// Events buffered per subscriber before a slow one misses some (it can read them back
 /// from the database).
@@ -264,10 +264,16 @@ impl PgRunQueue {
         let db = &self.inner.db;
         let mut guard = Unfinished(Some(self.conn(operation).await?));
         let conn: &Conn = guard.0.as_ref().expect("held until the end");
-        conn.batch_execute("BEGIN")
-            .await
-            .map_err(|e| db.failed(operation, e))?;
-        let (value, events) = match op(conn, now_us()).await {
+        // `BEGIN` goes in the same round trip as the operation's first statements: each
+        // request is sent when its future is first polled, in this order.
+        let (begun, done) =
+            futures::future::join(conn.batch_execute("BEGIN"), op(conn, now_us())).await;
+        if let Err(e) = begun {
+            // The operation's statements ran outside a transaction only if BEGIN was
+            // refused, which a healthy connection never does: the connection is closed.
+            return Err(db.failed(operation, e));
+        }
+        let (value, events) = match done {
             Ok(done) => done,
             Err(error) => {
                 if conn.batch_execute("ROLLBACK").await.is_ok() {
@@ -276,14 +282,7 @@ impl PgRunQueue {
                 return Err(db.error(operation, error));
             }
         };
-        let of_runs = events.iter().any(|e| {
-            !matches!(
-                e.kind,
-                EventKind::StepFinished { .. }
-                    | EventKind::ChildProgress { .. }
-                    | EventKind::Announced { .. }
-            )
-        });
+        let of_runs = events.iter().any(|e| changes_runs(&e.kind));
         if of_runs {
             // The instance is hex: safe as a literal. Cancels name their run, which goes
             // as a parameter.
@@ -317,6 +316,72 @@ impl PgRunQueue {
         Ok(value)
     }
 
+    /// Run `op` in a transaction of its own that `op` ends itself, with the statement
+    /// it is given (`NOTIFY` to the other handles, then `COMMIT`) when it changed runs,
+    /// so that it can send the commit in the same round trip as its last statements;
+    /// otherwise as [`write`](Self::write). A refused or failed operation is rolled
+    /// back.
+    async fn write_committed<T>(
+        &self,
+        operation: &'static str,
+        op: impl AsyncFnOnce(&Conn, i64, &str) -> OpResult<Written<T>>,
+    ) -> Result<T, QueueError> {
+        let db = &self.inner.db;
+        let mut guard = Unfinished(Some(self.conn(operation).await?));
+        let conn: &Conn = guard.0.as_ref().expect("held until the end");
+        let notify_commit = format!("NOTIFY {CHANNEL}, '{}'; COMMIT", self.inner.instance);
+        let (begun, done) = futures::future::join(
+            conn.batch_execute("BEGIN"),
+            op(conn, now_us(), &notify_commit),
+        )
+        .await;
+        if let Err(e) = begun {
+            return Err(db.failed(operation, e));
+        }
+        let (value, events) = match done {
+            Ok(done) => done,
+            Err(error) => {
+                // Harmless when the operation's commit already ended the transaction.
+                if conn.batch_execute("ROLLBACK").await.is_ok() {
+                    guard.done();
+                }
+                return Err(db.error(operation, error));
+            }
+        };
+        guard.done();
+        if !events.is_empty() {
+            for event in events {
+                let _ = self.inner.events.send(event);
+            }
+            self.inner.changes.send_modify(|n| *n = n.wrapping_add(1));
+        }
+        Ok(value)
+    }
+
+    /// Run `op`, a write of one statement in autocommit mode (atomic by itself), on a
+    /// pooled connection: one round trip and no `BEGIN`/`COMMIT`. A statement that
+    /// changes runs notifies the other handles itself (`pg_notify`, sent with its
+    /// commit; `op` gets this handle's instance for the payload). Its events are
+    /// broadcast once it returns.
+    async fn single<T>(
+        &self,
+        operation: &'static str,
+        op: impl AsyncFnOnce(&Conn, i64, &str) -> OpResult<Written<T>>,
+    ) -> Result<T, QueueError> {
+        let conn = self.conn(operation).await?;
+        let (value, events) = op(&conn, now_us(), &self.inner.instance)
+            .await
+            .map_err(|e| self.inner.db.error(operation, e))?;
+        drop(conn);
+        if !events.is_empty() {
+            for event in events {
+                let _ = self.inner.events.send(event);
+            }
+            self.inner.changes.send_modify(|n| *n = n.wrapping_add(1));
+        }
+        Ok(value)
+    }
+
     /// Run `op` on a pooled connection, outside any transaction.
     async fn read<T>(
         &self,
@@ -328,6 +393,17 @@ impl PgRunQueue {
             .await
             .map_err(|e| self.inner.db.error(operation, e))
     }
+}
+
+/// Whether an event of this kind is one the other handles are notified of (a run's
+/// status changed, or a cancel was asked): not a step's progress within a run.
+fn changes_runs(kind: &EventKind) -> bool {
+    !matches!(
+        kind,
+        EventKind::StepFinished { .. }
+            | EventKind::ChildProgress { .. }
+            | EventKind::Announced { .. }
+    )
 }
 
 /// A pooled connection inside a transaction: dropped before [`done`](Self::done) (the
@@ -467,6 +543,13 @@ async fn listener(
 #[async_trait]
 impl RunQueue for PgRunQueue {
     async fn submit(&self, run: NewRun) -> Result<Submitted, QueueError> {
+        if ops::plain(&run) {
+            return self
+                .single("submit a run", async |c, now, me| {
+                    ops::submit_alone(c, &run, now, me).await
+                })
+                .await;
+        }
         self.write("submit a run", async |c, now| {
             ops::submit(c, &run, now).await
         })
@@ -484,8 +567,10 @@ impl RunQueue for PgRunQueue {
     }
 
     async fn claim(&self, claim: &Claim) -> Result<Vec<Run>, QueueError> {
-        self.write("claim runs", async |c, now| ops::claim(c, claim, now).await)
-            .await
+        self.write_committed("claim runs", async |c, now, notify_commit| {
+            ops::claim(c, claim, now, notify_commit).await
+        })
+        .await
     }
 
     async fn heartbeat(
@@ -508,8 +593,8 @@ impl RunQueue for PgRunQueue {
         finish: Finish,
         code: Option<&RunCode>,
     ) -> Result<Run, QueueError> {
-        self.write("finish a run", async |c, now| {
-            ops::finish(c, run_id, attempt, worker, &finish, code, now).await
+        self.single("finish a run", async |c, now, me| {
+            ops::finish(c, run_id, attempt, worker, &finish, code, now, me).await
         })
         .await
     }
@@ -579,6 +664,14 @@ impl RunQueue for PgRunQueue {
     async fn record(&self, events: Vec<(String, EventKind)>) -> Result<(), QueueError> {
         if events.is_empty() {
             return Ok(());
+        }
+        if events.iter().all(|(_, kind)| !changes_runs(kind)) {
+            // Nothing to notify: one statement in autocommit mode.
+            return self
+                .single("record run events", async |c, now, _| {
+                    ops::record(c, events, now).await
+                })
+                .await;
         }
         self.write("record run events", async |c, now| {
             ops::record(c, events, now).await

@@ -15,7 +15,7 @@ use burr_core::error::BuilderError;
 use tokio_postgres::types::ToSql;
 
 use super::rows::{self, insert_events, RUN_COLUMNS};
-use super::{Conn, OpError, OpResult};
+use super::{Conn, OpError, OpResult, CHANNEL};
 use crate::error::QueueError;
 use crate::events::{EventKind, RunEvent};
 use crate::run::{
@@ -60,6 +60,86 @@ pub(super) async fn get(conn: &Conn, run_id: &str) -> OpResult<Run> {
 
 fn u32_param(value: u32) -> i64 {
     i64::from(value)
+}
+
+/// Whether `new` can be enqueued by [`submit_alone`]: no run id, idempotency key or
+/// flow of the caller's (nothing to look up first).
+pub(super) fn plain(new: &NewRun) -> bool {
+    new.id.is_none() && new.idempotency_key.is_none() && new.flow.is_none()
+}
+
+/// Enqueue a [`plain`] run with one statement in autocommit mode: the run's row, its
+/// `queued` event and the notification, in one round trip and one commit.
+pub(super) async fn submit_alone(
+    conn: &Conn,
+    new: &NewRun,
+    now: i64,
+    instance: &str,
+) -> OpResult<Written<Submitted>> {
+    let id = uuid::Uuid::now_v7().to_string();
+    let (key, limit) = match &new.concurrency {
+        Some(c) => (Some(c.key.as_str()), Some(u32_param(c.limit))),
+        None => (None, None),
+    };
+    let fork_run = new.fork.as_ref().map(|f| f.run_id.as_str());
+    let fork_seq = new
+        .fork
+        .as_ref()
+        .map(|f| i64::try_from(f.sequence_id).unwrap_or(i64::MAX));
+    let event = EventKind::Queued {
+        kind: new.kind.clone(),
+        priority: new.priority,
+    };
+    let data = serde_json::to_string(&event).unwrap_or_else(|_| "{}".to_owned());
+    let statement = conn
+        .prepare_cached(&format!(
+            "WITH r AS ( \
+                 INSERT INTO burr_runs (id, kind, kind_version, queue, inputs, priority, flow, \
+                     flow_started_at_us, not_before_us, concurrency_key, concurrency_limit, \
+                     status, attempt, max_attempts, submitted_at_us, updated_at_us, \
+                     fork_run_id, fork_sequence_id) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $1, $7, $8, $9, $10, 'queued', 0, $11, $7, $7, \
+                     $12, $13) \
+                 ON CONFLICT DO NOTHING RETURNING {RUN_COLUMNS}), \
+             e AS (INSERT INTO burr_run_events (run_id, at_us, kind, data) \
+                 SELECT id, $7, $14, $15 FROM r RETURNING id) \
+             SELECT r.*, (SELECT id FROM e), pg_notify('{CHANNEL}', $16) IS NULL FROM r"
+        ))
+        .await?;
+    let row = conn
+        .query_opt(
+            &statement,
+            &[
+                &id,
+                &new.kind,
+                &u32_param(new.kind_version),
+                &new.queue,
+                &new.inputs.to_string(),
+                &new.priority,
+                &now,
+                &new.not_before_us.unwrap_or(now),
+                &key,
+                &limit,
+                &u32_param(new.max_attempts.max(1)),
+                &fork_run,
+                &fork_seq,
+                &event.name(),
+                &data,
+                &instance,
+            ],
+        )
+        .await?;
+    let Some(row) = row else {
+        return Err(QueueError::RunExists { run_id: id }.into());
+    };
+    let run = rows::run(&row)?;
+    let event = RunEvent {
+        id: row.try_get(rows::RUN_COLUMN_COUNT)?,
+        run_id: run.id.clone(),
+        at_us: now,
+        kind: event,
+    };
+    Ok((Submitted { run, created: true }, vec![event]))
 }
 
 /// Enqueue `new` (see [`RunQueue::submit`](crate::queue::RunQueue::submit)).
@@ -187,28 +267,63 @@ fn kind_list(kinds: &[(String, u32)]) -> Vec<String> {
     kinds.iter().map(|(k, v)| format!("{k}@{v}")).collect()
 }
 
-/// Claim runs (see [`RunQueue::claim`](crate::queue::RunQueue::claim)).
-pub(super) async fn claim(conn: &Conn, claim: &Claim, now: i64) -> OpResult<Written<Vec<Run>>> {
+/// Claim runs (see [`RunQueue::claim`](crate::queue::RunQueue::claim)), and end the
+/// transaction: with `notify_commit` (which notifies the other handles and commits)
+/// when it changed runs, sent in the same round trip as its last statements, else with
+/// `COMMIT`.
+///
+/// A claim commits without waiting for the disk (`synchronous_commit` off for its
+/// transaction alone): what it changed is durable with the next durable commit after
+/// it (the write-ahead log is flushed in order), at the latest the run's first
+/// checkpoint, its release or its finish, before anything depends on it durably. A
+/// crash of the server before then leaves the run as it was before the claim (queued,
+/// or running under its expired lease), to be claimed again: the stale attempt is
+/// fenced by its holder (the worker's id: another worker's claim names another holder;
+/// the same worker, claiming a run it still runs, stops the older attempt) and by its
+/// application's lease, whose holder is unique to each lease taken.
+pub(super) async fn claim(
+    conn: &Conn,
+    claim: &Claim,
+    now: i64,
+    notify_commit: &str,
+) -> OpResult<Written<Vec<Run>>> {
     let mut claimed: Vec<Run> = Vec::new();
     let mut events: Vec<(String, EventKind)> = Vec::new();
     if claim.limit == 0 || claim.queues.is_empty() || claim.kinds.is_empty() {
+        conn.batch_execute("COMMIT").await?;
         return Ok((claimed, Vec::new()));
     }
     let kinds = kind_list(&claim.kinds);
     let expires = now.saturating_add(claim.lease_ttl_us);
     let limit = i64::try_from(claim.limit).unwrap_or(i64::MAX);
 
-    // Runs whose worker stopped renewing its lease: taken over with the next attempt.
-    let expired = rows::runs(
-        conn,
-        &format!(
-            "SELECT {RUN_COLUMNS} FROM burr_runs WHERE status = 'running' AND lease_expires_at_us < $1 \
-               AND queue = ANY($2) AND (kind || '@' || kind_version) = ANY($3) \
-             ORDER BY priority DESC, flow_started_at_us, seq LIMIT $4 FOR UPDATE SKIP LOCKED"
+    let ready = format!(
+        "SELECT {RUN_COLUMNS} FROM burr_runs \
+         WHERE status = 'queued' AND queue = $1 AND not_before_us <= $2 \
+           AND (kind || '@' || kind_version) = ANY($3) AND seq <> ALL($4) \
+         ORDER BY priority DESC, flow_started_at_us, seq LIMIT $5 FOR UPDATE SKIP LOCKED"
+    );
+    // Runs whose worker stopped renewing its lease (taken over with the next attempt),
+    // and the first look at each queue's queued runs (for as many as the claim wants:
+    // fewer are taken when runs are taken over), in one round trip.
+    let nothing_seen: Vec<i64> = Vec::new();
+    let (expired, first_look) = futures::future::join(
+        rows::runs(
+            conn,
+            &format!(
+                "SELECT {RUN_COLUMNS} FROM burr_runs WHERE status = 'running' AND lease_expires_at_us < $1 \
+                   AND queue = ANY($2) AND (kind || '@' || kind_version) = ANY($3) \
+                 ORDER BY priority DESC, flow_started_at_us, seq LIMIT $4 FOR UPDATE SKIP LOCKED"
+            ),
+            &[&now, &claim.queues, &kinds, &limit],
         ),
-        &[&now, &claim.queues, &kinds, &limit],
+        futures::future::join_all(claim.queues.iter().map(|queue| async {
+            rows::runs(conn, &ready, &[queue, &now, &kinds, &nothing_seen, &limit]).await
+        })),
     )
-    .await?;
+    .await;
+    let expired = expired?;
+    let mut first_look = Some(first_look);
     let mut take: Vec<Run> = Vec::new();
     for run in expired {
         let run = match run {
@@ -262,12 +377,6 @@ pub(super) async fn claim(conn: &Conn, claim: &Claim, now: i64) -> OpResult<Writ
     // Every queued run looked at: taken, or passed over (held back, or corrupt). The
     // rows this transaction locked are not skipped by its own next look: it skips them.
     let mut seen: Vec<i64> = Vec::new();
-    let ready = format!(
-        "SELECT {RUN_COLUMNS} FROM burr_runs \
-         WHERE status = 'queued' AND queue = $1 AND not_before_us <= $2 \
-           AND (kind || '@' || kind_version) = ANY($3) AND seq <> ALL($4) \
-         ORDER BY priority DESC, flow_started_at_us, seq LIMIT $5 FOR UPDATE SKIP LOCKED"
-    );
     for _round in 0..4 {
         let want = claim.limit.saturating_sub(take.len());
         if want == 0 {
@@ -276,9 +385,20 @@ pub(super) async fn claim(conn: &Conn, claim: &Claim, now: i64) -> OpResult<Writ
         let want_param = i64::try_from(want).unwrap_or(i64::MAX);
         let mut candidates = Vec::new();
         let mut full = false;
-        for queue in &claim.queues {
-            let found =
-                rows::runs(conn, &ready, &[queue, &now, &kinds, &seen, &want_param]).await?;
+        let looks = match first_look.take() {
+            Some(looks) => looks,
+            None => {
+                let mut looks = Vec::with_capacity(claim.queues.len());
+                for queue in &claim.queues {
+                    looks.push(
+                        rows::runs(conn, &ready, &[queue, &now, &kinds, &seen, &want_param]).await,
+                    );
+                }
+                looks
+            }
+        };
+        for found in looks {
+            let found = found?;
             full |= found.len() >= want;
             for run in found {
                 match run {
@@ -332,8 +452,33 @@ pub(super) async fn claim(conn: &Conn, claim: &Claim, now: i64) -> OpResult<Writ
                  WHERE seq = ANY($1)",
             )
             .await?;
-        conn.execute(&statement, &[&seqs, &claim.worker, &expires, &now])
-            .await?;
+        let mut claimed_events = Vec::with_capacity(take.len());
+        for run in &take {
+            claimed_events.push((
+                run.id.clone(),
+                EventKind::Claimed {
+                    worker: claim.worker.clone(),
+                    attempt: run.attempt + 1,
+                },
+            ));
+        }
+        events.extend(claimed_events);
+        // The update, the events and the commit in one round trip (the rows are locked:
+        // the update changes exactly them). Each request is sent when its future is first
+        // polled, in this order: the statements are prepared first, so that none waits
+        // for a round trip of its own. A statement that fails aborts the transaction
+        // (the commit then rolls it back), and its error is returned.
+        conn.prepare_cached(rows::INSERT_EVENTS).await?;
+        let unsynced = format!("SET LOCAL synchronous_commit = off; {notify_commit}");
+        let (updated, recorded, committed) = futures::future::join3(
+            conn.execute(&statement, &[&seqs, &claim.worker, &expires, &now]),
+            insert_events(conn, now, std::mem::take(&mut events)),
+            conn.batch_execute(&unsynced),
+        )
+        .await;
+        updated?;
+        let recorded = recorded?;
+        committed?;
         for mut run in take {
             // The row as the update left it (it is locked: nobody else changed it).
             run.status = RunStatus::Running;
@@ -343,17 +488,19 @@ pub(super) async fn claim(conn: &Conn, claim: &Claim, now: i64) -> OpResult<Writ
             run.heartbeat_at_us = Some(now);
             run.started_at_us.get_or_insert(now);
             run.updated_at_us = now;
-            events.push((
-                run.id.clone(),
-                EventKind::Claimed {
-                    worker: claim.worker.clone(),
-                    attempt: run.attempt,
-                },
-            ));
             claimed.push(run);
         }
+        return Ok((claimed, recorded));
     }
     let events = insert_events(conn, now, events).await?;
+    if events.is_empty() {
+        conn.batch_execute("COMMIT").await?;
+    } else {
+        conn.batch_execute(&format!(
+            "SET LOCAL synchronous_commit = off; {notify_commit}"
+        ))
+        .await?;
+    }
     Ok((claimed, events))
 }
 
@@ -410,7 +557,10 @@ async fn fenced(conn: &Conn, run_id: &str, attempt: u32) -> OpError {
     }
 }
 
-/// Finish a run (see [`RunQueue::finish`](crate::queue::RunQueue::finish)).
+/// Finish a run (see [`RunQueue::finish`](crate::queue::RunQueue::finish)): one
+/// statement in autocommit mode (the run's row, its events and the notification in one
+/// round trip and one commit), conditioned on the attempt and its holder.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn finish(
     conn: &Conn,
     run_id: &str,
@@ -419,6 +569,7 @@ pub(super) async fn finish(
     finish: &Finish,
     code: Option<&RunCode>,
     now: i64,
+    instance: &str,
 ) -> OpResult<Written<Run>> {
     let (status, error, result) = match finish {
         Finish::Succeeded(result) => (RunStatus::Succeeded, None, Some(result.to_string())),
@@ -429,48 +580,75 @@ pub(super) async fn finish(
         ),
         Finish::Cancelled => (RunStatus::Cancelled, None, None),
     };
-    let sql = format!(
-        "UPDATE burr_runs SET status = $4, finished_at_us = $5, updated_at_us = $5, \
-             lease_holder = NULL, lease_expires_at_us = NULL, error = $6, result = $7, \
-             code_version = coalesce($8, code_version), fingerprint = coalesce($9, fingerprint) \
-         WHERE id = $1 AND status = 'running' AND attempt = $2 AND lease_holder = $3 \
-         RETURNING {RUN_COLUMNS}"
-    );
+    let mut events = Vec::new();
+    if let Finish::Failed(chain) = finish {
+        events.push(EventKind::AttemptFailed {
+            attempt,
+            error: chain.first().cloned().unwrap_or_default(),
+        });
+    }
+    events.push(EventKind::Finished { status });
+    let kinds: Vec<&str> = events.iter().map(EventKind::name).collect();
+    let data: Vec<String> = events
+        .iter()
+        .map(|kind| serde_json::to_string(kind).unwrap_or_else(|_| "{}".to_owned()))
+        .collect();
+    let statement = conn
+        .prepare_cached(&format!(
+            "WITH u AS ( \
+                 UPDATE burr_runs SET status = $4, finished_at_us = $5, updated_at_us = $5, \
+                     lease_holder = NULL, lease_expires_at_us = NULL, error = $6, result = $7, \
+                     code_version = coalesce($8, code_version), \
+                     fingerprint = coalesce($9, fingerprint) \
+                 WHERE id = $1 AND status = 'running' AND attempt = $2 AND lease_holder = $3 \
+                 RETURNING {RUN_COLUMNS}), \
+             e AS (INSERT INTO burr_run_events (run_id, at_us, kind, data) \
+                 SELECT u.id, $5, x.k, x.d FROM u, \
+                     unnest($10::text[], $11::text[]) WITH ORDINALITY AS x(k, d, n) \
+                 ORDER BY x.n RETURNING id) \
+             SELECT u.*, ARRAY(SELECT id FROM e ORDER BY id), \
+                 pg_notify('{CHANNEL}', $12) IS NULL FROM u"
+        ))
+        .await?;
     let (version, fingerprint) = (
         code.and_then(|c| c.version.as_deref()),
         code.map(|c| c.fingerprint.as_str()),
     );
-    let updated = one_run(
-        conn,
-        &sql,
-        &[
-            &run_id,
-            &u32_param(attempt),
-            &worker,
-            &status.as_str(),
-            &now,
-            &error,
-            &result,
-            &version,
-            &fingerprint,
-        ],
-    )
-    .await?;
-    let Some(run) = updated else {
+    let row = conn
+        .query_opt(
+            &statement,
+            &[
+                &run_id,
+                &u32_param(attempt),
+                &worker,
+                &status.as_str(),
+                &now,
+                &error,
+                &result,
+                &version,
+                &fingerprint,
+                &kinds,
+                &data,
+                &instance,
+            ],
+        )
+        .await?;
+    let Some(row) = row else {
         return Err(fenced(conn, run_id, attempt).await);
     };
-    let mut events = Vec::new();
-    if let Finish::Failed(chain) = finish {
-        events.push((
-            run_id.to_owned(),
-            EventKind::AttemptFailed {
-                attempt,
-                error: chain.first().cloned().unwrap_or_default(),
-            },
-        ));
-    }
-    events.push((run_id.to_owned(), EventKind::Finished { status }));
-    Ok((run, insert_events(conn, now, events).await?))
+    let run = rows::run(&row)?;
+    let ids: Vec<i64> = row.try_get(rows::RUN_COLUMN_COUNT)?;
+    let events = ids
+        .into_iter()
+        .zip(events)
+        .map(|(id, kind)| RunEvent {
+            id,
+            run_id: run_id.to_owned(),
+            at_us: now,
+            kind,
+        })
+        .collect();
+    Ok((run, events))
 }
 
 /// Give a run back (see [`RunQueue::release`](crate::queue::RunQueue::release)).

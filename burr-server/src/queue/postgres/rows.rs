@@ -16,6 +16,9 @@ pub(crate) const RUN_COLUMNS: &str = "id, seq, kind, kind_version, queue, inputs
     cancel_requested, submitted_at_us, started_at_us, finished_at_us, updated_at_us, error, \
     result, fork_run_id, fork_sequence_id, code_version, fingerprint";
 
+/// How many columns [`RUN_COLUMNS`] names: a statement's own columns come after them.
+pub(crate) const RUN_COLUMN_COUNT: usize = 30;
+
 /// A run from a row of [`RUN_COLUMNS`]; a row that cannot be read is
 /// [`QueueError::CorruptRun`] naming the column.
 pub(crate) fn run(row: &Row) -> Result<Run, QueueError> {
@@ -111,6 +114,12 @@ pub(super) async fn runs(
         .collect())
 }
 
+/// The statement of [`insert_events`].
+pub(super) const INSERT_EVENTS: &str = "INSERT INTO burr_run_events (run_id, at_us, kind, data) \
+     SELECT r, $2, k, d FROM unnest($1::text[], $3::text[], $4::text[]) \
+         WITH ORDINALITY AS e(r, k, d, n) ORDER BY n \
+     RETURNING id";
+
 /// Insert events (one statement), in order; they are broadcast after the commit.
 pub(super) async fn insert_events(
     conn: &Conn,
@@ -128,14 +137,7 @@ pub(super) async fn insert_events(
         kinds.push(kind.name());
         data.push(serde_json::to_string(kind).unwrap_or_else(|_| "{}".to_owned()));
     }
-    let statement = conn
-        .prepare_cached(
-            "INSERT INTO burr_run_events (run_id, at_us, kind, data) \
-             SELECT r, $2, k, d FROM unnest($1::text[], $3::text[], $4::text[]) \
-                 WITH ORDINALITY AS e(r, k, d, n) ORDER BY n \
-             RETURNING id",
-        )
-        .await?;
+    let statement = conn.prepare_cached(INSERT_EVENTS).await?;
     let mut ids: Vec<i64> = conn
         .query(&statement, &[&run_ids, &at_us, &kinds, &data])
         .await?
