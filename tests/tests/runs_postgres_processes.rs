@@ -168,10 +168,10 @@ async fn fan_outs_across_four_worker_processes_survive_twenty_sigkills() {
     let mut workers: Vec<Child> = (0..WORKERS).map(|_| worker(&url, &log)).collect();
     let mut killed: HashSet<u32> = HashSet::new();
     let mut random = Lcg(16);
-    // Spread the kills over the first part of the work: one every 150-650 ms, or at once
-    // when the runs have all finished sooner.
+    // Spread the kills over the first part of the work: one every 50-250 ms (about 3 s
+    // in all, while the work takes several times that).
     for _ in 0..KILLS {
-        tokio::time::sleep(Duration::from_millis(150 + random.next(500))).await;
+        tokio::time::sleep(Duration::from_millis(50 + random.next(200))).await;
         let victim = usize::try_from(random.next(WORKERS as u64)).unwrap();
         killed.insert(workers[victim].id());
         workers[victim].kill().unwrap();
