@@ -107,15 +107,29 @@ impl From<StoredPast> for Past {
     }
 }
 
-/// A [`Past`] naming a meeting this process's timeline does not hold.
+/// A [`Past`] this process's timeline cannot hold.
 #[derive(Debug, thiserror::Error)]
-#[error(
-    "the past meeting `{meeting}` is not in this process's index (it finished in another \
-     process, or the dataset changed): restart the service to restore it"
-)]
-pub struct UnknownPast {
-    /// The meeting, or the dataset's rows when they are more than the timeline holds.
-    pub meeting: String,
+pub enum UnknownPast {
+    /// It names a joined meeting the timeline does not hold.
+    #[error(
+        "the past meeting `{meeting}` is not in this process's index (it finished in \
+         another process): restart the service to restore it"
+    )]
+    Meeting {
+        /// The meeting.
+        meeting: String,
+    },
+    /// It holds more of the dataset's rows than this process's dataset has.
+    #[error(
+        "the past holds {rows} rows of the dataset, and this process's dataset has {held}: \
+         the service runs with another dataset than the meeting started with"
+    )]
+    DatasetRows {
+        /// The rows the past holds.
+        rows: usize,
+        /// The dataset's rows here.
+        held: usize,
+    },
 }
 
 impl Timeline {
@@ -191,8 +205,9 @@ impl Timeline {
     /// the joined meetings came back in another order).
     pub fn ranges(&self, past: &Past) -> Result<Vec<Range<usize>>, UnknownPast> {
         if past.rows > self.dataset_rows {
-            return Err(UnknownPast {
-                meeting: format!("(dataset rows {} of {})", past.rows, self.dataset_rows),
+            return Err(UnknownPast::DatasetRows {
+                rows: past.rows,
+                held: self.dataset_rows,
             });
         }
         let mut spans = Vec::with_capacity(past.joined.len() + 1);
@@ -202,7 +217,7 @@ impl Timeline {
                 .spans
                 .get(id)
                 .filter(|s| s.start >= self.dataset_rows)
-                .ok_or_else(|| UnknownPast {
+                .ok_or_else(|| UnknownPast::Meeting {
                     meeting: id.clone(),
                 })?;
             spans.push(span.clone());
@@ -529,7 +544,19 @@ mod tests {
         // A process that never saw `a` says so, naming it.
         let without = Timeline::new(&data);
         let error = without.ranges(&past).unwrap_err();
-        assert_eq!(error.meeting, a.id);
+        assert!(
+            matches!(&error, UnknownPast::Meeting { meeting } if *meeting == a.id),
+            "{error}"
+        );
+        // One that holds more of the dataset than this one has, likewise.
+        let longer = Past {
+            rows: dataset_rows + 1,
+            joined: Vec::new(),
+        };
+        let error = without.ranges(&longer).unwrap_err();
+        assert!(
+            matches!(error, UnknownPast::DatasetRows { rows, held } if rows == dataset_rows + 1 && held == dataset_rows)
+        );
     }
 
     #[test]
