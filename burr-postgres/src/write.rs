@@ -43,6 +43,17 @@ pub(crate) struct Known {
 }
 
 impl Known {
+    /// What is known of a new application: nothing stored, its first checkpoint next.
+    pub(crate) fn new_app() -> Known {
+        Known {
+            sequence_id: -1,
+            attempt: 0,
+            status: StepStatus::Completed,
+            state: State::new(),
+            inline: 0,
+        }
+    }
+
     /// Whether a checkpoint at (`sequence_id`, `attempt`) comes right after this one.
     pub(crate) fn followed_by(&self, sequence_id: i64, attempt: u32) -> bool {
         sequence_id == self.sequence_id.saturating_add(1)
@@ -458,16 +469,9 @@ impl Txn<'_> {
             .await?;
         let id = match row {
             Some(row) => {
-                self.pending.known.insert(
-                    key.clone(),
-                    Some(Known {
-                        sequence_id: -1,
-                        attempt: 0,
-                        status: StepStatus::Completed,
-                        state: State::new(),
-                        inline: 0,
-                    }),
-                );
+                self.pending
+                    .known
+                    .insert(key.clone(), Some(Known::new_app()));
                 row.try_get(0)?
             }
             // Created by another process meanwhile.
@@ -802,16 +806,7 @@ impl Txn<'_> {
         if inserted == 0 {
             return Ok(false);
         }
-        self.pending.leases.insert(
-            key.clone(),
-            Some(HeldLease {
-                holder: holder.to_owned(),
-                attempt: 1,
-                ttl_us,
-                renewed_at_us: self.now_us,
-                state: LeaseState::Active,
-            }),
-        );
+        self.hold(key, holder, 1, ttl_us);
         Ok(true)
     }
 
@@ -866,18 +861,25 @@ impl Txn<'_> {
         let Some(row) = row else {
             return Ok(false);
         };
-        self.pending.known.insert(
-            key.clone(),
-            Some(Known {
-                sequence_id: -1,
-                attempt: 0,
-                status: StepStatus::Completed,
-                state: State::new(),
-                inline: 0,
-            }),
-        );
+        self.pending
+            .known
+            .insert(key.clone(), Some(Known::new_app()));
         self.pending.apps.insert(key, Some(row.try_get(0)?));
         Ok(true)
+    }
+
+    /// Remember the lease on `key` just taken for `holder` (its `attempt`), active.
+    fn hold(&mut self, key: &AppKey, holder: &str, attempt: i64, ttl_us: i64) {
+        self.pending.leases.insert(
+            key.clone(),
+            Some(HeldLease {
+                holder: holder.to_owned(),
+                attempt,
+                ttl_us,
+                renewed_at_us: self.now_us,
+                state: LeaseState::Active,
+            }),
+        );
     }
 
     /// Take the lease on `key` for `holder`.
@@ -890,16 +892,7 @@ impl Txn<'_> {
         let me = &self.shared.me;
         match lease::take(self.conn, me, key, holder, self.now_us, ttl_us).await? {
             Ok(attempt) => {
-                self.pending.leases.insert(
-                    key.clone(),
-                    Some(HeldLease {
-                        holder: holder.to_owned(),
-                        attempt,
-                        ttl_us,
-                        renewed_at_us: self.now_us,
-                        state: LeaseState::Active,
-                    }),
-                );
+                self.hold(key, holder, attempt, ttl_us);
                 Ok(())
             }
             Err(other) => Err(Failure::Refused(PersistenceError::AppLocked {

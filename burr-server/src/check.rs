@@ -134,21 +134,11 @@ impl Checked {
 async fn unfinished(queue: &dyn RunQueue) -> Result<Vec<Run>, QueueError> {
     let mut runs = Vec::new();
     for status in [RunStatus::Queued, RunStatus::Running] {
-        let mut before_seq = None;
-        loop {
-            let page = queue
-                .list(&RunFilter {
-                    status: Some(status),
-                    kind: None,
-                    flow: None,
-                    before_seq,
-                    limit: Some(500),
-                })
-                .await?;
-            let Some(last) = page.last() else { break };
-            before_seq = Some(last.seq);
-            runs.extend(page);
-        }
+        let filter = RunFilter {
+            status: Some(status),
+            ..RunFilter::default()
+        };
+        runs.extend(crate::runs::list_all(queue, &filter).await?);
     }
     Ok(runs)
 }

@@ -59,6 +59,6 @@ pub use run::{
     HeartbeatReport, NewRun, Run, RunCode, RunFilter, RunStatus, Submitted, WorkerInfo,
     DEFAULT_QUEUE,
 };
-pub use runs::{wait, Runs, Submission};
+pub use runs::{list_all, wait, Runs, Submission};
 pub use schedule::{Schedule, ScheduleSpec};
 pub use worker::{Worker, WorkerOptions, WorkerReport};

@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::error::QueueError;
 use crate::kind::Registry;
 use crate::queue::RunQueue;
-use crate::run::{NewRun, Run, Submitted};
+use crate::run::{NewRun, Run, RunFilter, Submitted};
 use crate::schedule::{Schedule, ScheduleSpec};
 use crate::wake::MAX_POLL;
 
@@ -186,6 +186,24 @@ impl Runs {
         self.queue.put_schedule(&schedule).await?;
         Ok(schedule)
     }
+}
+
+/// Every run of `queue` that `filter` selects, newest first, read a page of 500 at a time
+/// (`filter`'s own `before_seq` and `limit` are ignored).
+pub async fn list_all(queue: &dyn RunQueue, filter: &RunFilter) -> Result<Vec<Run>, QueueError> {
+    let mut runs = Vec::new();
+    let mut page_filter = RunFilter {
+        before_seq: None,
+        limit: Some(500),
+        ..filter.clone()
+    };
+    loop {
+        let page = queue.list(&page_filter).await?;
+        let Some(last) = page.last() else { break };
+        page_filter.before_seq = Some(last.seq);
+        runs.extend(page);
+    }
+    Ok(runs)
 }
 
 /// Wait until the run `run_id` of `queue` is finished.

@@ -488,6 +488,16 @@ pub fn search(matrix: &[f32], dims: usize, query: &[f32], k: usize) -> Vec<(usiz
 mod tests {
     use super::*;
 
+    /// A deterministic stream of numbers in [-0.5, 0.5) (an LCG) from `seed`.
+    fn numbers(mut seed: u64) -> impl FnMut() -> f32 {
+        move || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((seed >> 33) as f32 / (1u64 << 31) as f32) - 0.5
+        }
+    }
+
     #[test]
     fn a_meeting_is_held_only_with_the_same_discussions() {
         let mut data = Dataset::sample();
@@ -584,13 +594,7 @@ mod tests {
         data.meetings.truncate(0);
         let index = PastIndex::new(Timeline::new(&data));
         let rows = 40;
-        let mut seed = 11u64;
-        let mut next = || {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((seed >> 33) as f32 / (1u64 << 31) as f32) - 0.5
-        };
+        let mut next = numbers(11);
         index
             .documents
             .write()
@@ -619,13 +623,7 @@ mod tests {
     #[test]
     fn top_k_matches_a_full_sort() {
         // A deterministic pseudo-random matrix.
-        let mut seed = 7u64;
-        let mut next = || {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((seed >> 33) as f32 / (1u64 << 31) as f32) - 0.5
-        };
+        let mut next = numbers(7);
         let dims = 13;
         let matrix: Vec<f32> = (0..dims * 500).map(|_| next()).collect();
         let query: Vec<f32> = (0..dims).map(|_| next()).collect();

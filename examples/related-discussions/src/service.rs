@@ -177,42 +177,33 @@ impl Service {
     ) -> Result<usize, RestoreError> {
         let mut found = Vec::new();
         for status in [RunStatus::Succeeded, RunStatus::Running, RunStatus::Queued] {
-            let mut before_seq = None;
-            loop {
-                let page = queue
-                    .list(&RunFilter {
-                        status: Some(status),
-                        kind: Some("meeting".to_owned()),
-                        flow: None,
-                        before_seq,
-                        limit: Some(500),
-                    })
-                    .await?;
-                let Some(last) = page.last() else { break };
-                before_seq = Some(last.seq);
-                for run in page {
-                    let Ok(MeetingEvent {
-                        meeting: MeetingRef::Meeting(meeting),
-                        ..
-                    }) = serde_json::from_value::<MeetingEvent>(run.inputs.clone())
-                    else {
-                        continue;
-                    };
-                    let published = status == RunStatus::Succeeded
-                        || persister
-                            .load(None, &run.id, None)
-                            .await
-                            .map_err(|source| RestoreError::Load {
-                                run_id: run.id.clone(),
-                                source,
-                            })?
-                            .is_some_and(|c| {
-                                c.position == Publish.name() && c.status == StepStatus::Completed
-                            });
-                    if published {
-                        let finished = run.finished_at_us.unwrap_or(i64::MAX);
-                        found.push((finished, run.seq, meeting));
-                    }
+            let filter = RunFilter {
+                status: Some(status),
+                kind: Some("meeting".to_owned()),
+                ..RunFilter::default()
+            };
+            for run in burr_server::list_all(queue, &filter).await? {
+                let Ok(MeetingEvent {
+                    meeting: MeetingRef::Meeting(meeting),
+                    ..
+                }) = serde_json::from_value::<MeetingEvent>(run.inputs.clone())
+                else {
+                    continue;
+                };
+                let published = status == RunStatus::Succeeded
+                    || persister
+                        .load(None, &run.id, None)
+                        .await
+                        .map_err(|source| RestoreError::Load {
+                            run_id: run.id.clone(),
+                            source,
+                        })?
+                        .is_some_and(|c| {
+                            c.position == Publish.name() && c.status == StepStatus::Completed
+                        });
+                if published {
+                    let finished = run.finished_at_us.unwrap_or(i64::MAX);
+                    found.push((finished, run.seq, meeting));
                 }
             }
         }

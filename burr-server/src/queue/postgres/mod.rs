@@ -307,12 +307,7 @@ impl PgRunQueue {
         }
         .map_err(|e| db.failed(operation, e))?;
         guard.done();
-        if !events.is_empty() {
-            for event in events {
-                let _ = self.inner.events.send(event);
-            }
-            self.inner.changes.send_modify(|n| *n = n.wrapping_add(1));
-        }
+        self.announce(events);
         Ok(value)
     }
 
@@ -349,12 +344,7 @@ impl PgRunQueue {
             }
         };
         guard.done();
-        if !events.is_empty() {
-            for event in events {
-                let _ = self.inner.events.send(event);
-            }
-            self.inner.changes.send_modify(|n| *n = n.wrapping_add(1));
-        }
+        self.announce(events);
         Ok(value)
     }
 
@@ -373,13 +363,20 @@ impl PgRunQueue {
             .await
             .map_err(|e| self.inner.db.error(operation, e))?;
         drop(conn);
-        if !events.is_empty() {
-            for event in events {
-                let _ = self.inner.events.send(event);
-            }
-            self.inner.changes.send_modify(|n| *n = n.wrapping_add(1));
-        }
+        self.announce(events);
         Ok(value)
+    }
+
+    /// Send the events of a committed write to this handle's subscribers, and wake its
+    /// waiters when there were any.
+    fn announce(&self, events: Vec<RunEvent>) {
+        if events.is_empty() {
+            return;
+        }
+        for event in events {
+            let _ = self.inner.events.send(event);
+        }
+        self.inner.changes.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// Run `op` on a pooled connection, outside any transaction.

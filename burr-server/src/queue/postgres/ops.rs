@@ -68,6 +68,19 @@ pub(super) fn plain(new: &NewRun) -> bool {
     new.id.is_none() && new.idempotency_key.is_none() && new.flow.is_none()
 }
 
+/// A submission's optional columns: its concurrency key and limit, and the run and
+/// sequence id it is forked from.
+fn optional_params(new: &NewRun) -> (Option<&str>, Option<i64>, Option<&str>, Option<i64>) {
+    let (key, limit) = match &new.concurrency {
+        Some(c) => (Some(c.key.as_str()), Some(u32_param(c.limit))),
+        None => (None, None),
+    };
+    let fork = new.fork.as_ref();
+    let fork_run = fork.map(|f| f.run_id.as_str());
+    let fork_seq = fork.map(|f| i64::try_from(f.sequence_id).unwrap_or(i64::MAX));
+    (key, limit, fork_run, fork_seq)
+}
+
 /// Enqueue a [`plain`] run with one statement in autocommit mode: the run's row, its
 /// `queued` event and the notification, in one round trip and one commit.
 pub(super) async fn submit_alone(
@@ -77,15 +90,7 @@ pub(super) async fn submit_alone(
     instance: &str,
 ) -> OpResult<Written<Submitted>> {
     let id = uuid::Uuid::now_v7().to_string();
-    let (key, limit) = match &new.concurrency {
-        Some(c) => (Some(c.key.as_str()), Some(u32_param(c.limit))),
-        None => (None, None),
-    };
-    let fork_run = new.fork.as_ref().map(|f| f.run_id.as_str());
-    let fork_seq = new
-        .fork
-        .as_ref()
-        .map(|f| i64::try_from(f.sequence_id).unwrap_or(i64::MAX));
+    let (key, limit, fork_run, fork_seq) = optional_params(new);
     let event = EventKind::Queued {
         kind: new.kind.clone(),
         priority: new.priority,
@@ -178,15 +183,7 @@ pub(super) async fn submit(conn: &Conn, new: &NewRun, now: i64) -> OpResult<Writ
         }
         None => None,
     };
-    let (key, limit) = match &new.concurrency {
-        Some(c) => (Some(c.key.as_str()), Some(u32_param(c.limit))),
-        None => (None, None),
-    };
-    let fork_run = new.fork.as_ref().map(|f| f.run_id.as_str());
-    let fork_seq = new
-        .fork
-        .as_ref()
-        .map(|f| i64::try_from(f.sequence_id).unwrap_or(i64::MAX));
+    let (key, limit, fork_run, fork_seq) = optional_params(new);
     let insert = format!(
         "INSERT INTO burr_runs (id, kind, kind_version, queue, inputs, priority, flow, \
              flow_started_at_us, not_before_us, idempotency_key, concurrency_key, \
