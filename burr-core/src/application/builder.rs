@@ -637,13 +637,12 @@ impl ApplicationBuilder {
                 path: Arc::from(Vec::new()),
             },
         };
-        let mut ctx = ApplicationContext::new(ids, work);
+        let mut ctx = ApplicationContext::new(ids, work, self.cancel.unwrap_or_default());
         ctx.spawning_parent = self.spawning_parent;
         ctx.executor = Some(self.executor.unwrap_or_else(Executor::global));
         ctx.resources = self.resources;
         ctx.set_hooks(hooks.clone(), self.tracker);
         ctx.set_persister(self.saver.clone());
-        ctx.cancel = self.cancel.unwrap_or_default();
         let mut app = Application {
             names,
             entrypoint,

@@ -587,7 +587,12 @@ impl Application {
             (Some(executor), Some(_)) => {
                 let queued = std::time::Instant::now();
                 let permit = executor.acquire(self.ctx.work.clone()).await;
-                *self.ctx.slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(permit);
+                *self
+                    .ctx
+                    .shared
+                    .slot
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) = Some(permit);
                 (queued.elapsed(), true)
             }
             _ => (Duration::ZERO, false),
@@ -641,7 +646,10 @@ impl Application {
                     None => run.await,
                     Some(limit) => tokio::time::timeout(limit, run).await.unwrap_or_else(|_| {
                         // A blocking action (on its own thread) sees that its run is over.
-                        self.ctx.timed_out.store(self.ctx.run, Ordering::Relaxed);
+                        self.ctx
+                            .shared
+                            .timed_out
+                            .store(self.ctx.run, Ordering::Relaxed);
                         Err(Error::StepTimeout {
                             action: action.name().to_owned(),
                             after_ms: u64::try_from(limit.as_millis()).unwrap_or(u64::MAX),
@@ -653,6 +661,7 @@ impl Application {
         if holds_slot {
             drop(
                 self.ctx
+                    .shared
                     .slot
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())

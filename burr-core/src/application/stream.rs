@@ -204,7 +204,7 @@ impl Application {
         if !Arc::ptr_eq(&self.ctx.action, &self.names[index]) {
             self.ctx.action = Arc::clone(&self.names[index]);
         }
-        self.ctx.spans.reset();
+        self.ctx.shared.spans.reset();
         // Only hooks see the time (no clock read without them).
         let started_at = if self.hooks.is_empty() {
             SystemTime::UNIX_EPOCH

@@ -49,7 +49,7 @@ impl ApplicationContext {
     /// nest. The tracker records them.
     pub fn span(&self, name: impl Into<String>) -> SpanGuard<'_> {
         let name = name.into();
-        let (id, parent) = self.spans.open();
+        let (id, parent) = self.shared.spans.open();
         let event = SpanStart {
             ids: &self.ids,
             sequence_id: self.sequence_id,
@@ -77,7 +77,7 @@ impl ApplicationContext {
             ids: &self.ids,
             sequence_id: self.sequence_id,
             action: &self.action,
-            span_id: self.spans.innermost(),
+            span_id: self.shared.spans.innermost(),
             key,
             value: &value,
             at: SystemTime::now(),
@@ -104,7 +104,7 @@ impl SpanGuard<'_> {
 
 impl Drop for SpanGuard<'_> {
     fn drop(&mut self) {
-        self.ctx.spans.close(self.id);
+        self.ctx.shared.spans.close(self.id);
         let event = SpanEnd {
             ids: &self.ctx.ids,
             sequence_id: self.ctx.sequence_id,

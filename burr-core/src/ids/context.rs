@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 
 use super::cancel::CancelToken;
 use super::executor::{Executor, Permit, Priority, WorkKey};
@@ -23,11 +23,10 @@ pub struct ApplicationContext {
     pub(crate) attempt: u32,
     pub(crate) action: Arc<str>,
     pub(crate) spawning_parent: Option<ParentPointer>,
-    pub(crate) spans: Arc<Spans>,
+    /// What every clone of this context shares (one allocation per application).
+    pub(crate) shared: Arc<Shared>,
     pub(crate) executor: Option<Executor>,
     pub(crate) work: WorkKey,
-    /// The executor slot the current step holds (child applications only).
-    pub(crate) slot: Arc<Mutex<Option<Permit>>>,
     /// The user's resources ([`ApplicationContext::resource`]).
     pub(crate) resources: Resources,
     /// The framework's own handles (hooks, tracker, persister), each under a private type
@@ -37,9 +36,17 @@ pub struct ApplicationContext {
     pub(crate) cancel: CancelToken,
     /// The step's number among this application's runs of actions (a new one per attempt).
     pub(crate) run: u64,
+}
+
+/// An application's state that every clone of its context shares.
+pub(crate) struct Shared {
+    /// The spans open in the current step.
+    pub(crate) spans: Spans,
+    /// The executor slot the current step holds (child applications only).
+    pub(crate) slot: Mutex<Option<Permit>>,
     /// The number of the run that exceeded its timeout, if any: that run (and only that
     /// one, even when its blocking thread outlives it) sees itself cancelled.
-    pub(crate) timed_out: Arc<AtomicU64>,
+    pub(crate) timed_out: AtomicU64,
 }
 
 /// The spans open in the current step.
@@ -85,23 +92,28 @@ impl Spans {
 }
 
 impl ApplicationContext {
-    /// A context for an application with identity `ids`, before its first step.
-    pub(crate) fn new(ids: Identifiers, work: WorkKey) -> Self {
+    /// A context for an application with identity `ids`, cancelled with `cancel`, before
+    /// its first step.
+    pub(crate) fn new(ids: Identifiers, work: WorkKey, cancel: CancelToken) -> Self {
+        // Before its first step an application runs no action: every one shares this name.
+        static NO_ACTION: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from(""));
         ApplicationContext {
             ids,
             sequence_id: 0,
             attempt: 0,
-            action: Arc::from(""),
+            action: Arc::clone(&NO_ACTION),
             spawning_parent: None,
-            spans: Arc::new(Spans::default()),
+            shared: Arc::new(Shared {
+                spans: Spans::default(),
+                slot: Mutex::new(None),
+                timed_out: AtomicU64::new(u64::MAX),
+            }),
             executor: None,
             work,
-            slot: Arc::new(Mutex::new(None)),
             resources: Resources::new(),
             handles: Resources::new(),
-            cancel: CancelToken::new(),
+            cancel,
             run: 0,
-            timed_out: Arc::new(AtomicU64::new(u64::MAX)),
         }
     }
 
@@ -195,13 +207,18 @@ impl ApplicationContext {
     /// for can use it. Map actions do this; an action that runs child applications itself
     /// should too. (Only steps of child applications hold slots.)
     pub async fn without_slot<F: std::future::Future>(&self, work: F) -> F::Output {
-        let held = self.slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let held = self
+            .shared
+            .slot
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
         let had_slot = held.is_some();
         drop(held);
         let output = work.await;
         if let (true, Some(executor)) = (had_slot, &self.executor) {
             let permit = executor.acquire(self.work.clone()).await;
-            *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(permit);
+            *self.shared.slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(permit);
         }
         output
     }
@@ -210,7 +227,7 @@ impl ApplicationContext {
     /// blocking action checks it and returns early (its error is then ignored: the step is
     /// recorded as cancelled or timed out).
     pub fn is_cancelled(&self) -> bool {
-        self.cancel.is_cancelled() || self.timed_out.load(Ordering::Relaxed) == self.run
+        self.cancel.is_cancelled() || self.shared.timed_out.load(Ordering::Relaxed) == self.run
     }
 
     /// Completes when the application is cancelled. (A step that runs out of time is

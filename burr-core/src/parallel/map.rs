@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -248,6 +249,10 @@ impl MapAction {
             .as_ref()
             .map_or(64, |e| e.concurrency().saturating_mul(4).clamp(64, 1024));
         let mut running = FuturesUnordered::new();
+        // The boxes of finished children's futures, each reused for a later child: a
+        // child's future is a few kilobytes, and allocating one per child cost more than
+        // the rest of a small child's work together.
+        let mut spare = Vec::new();
         let mut children = Children {
             // An empty state allocates nothing: a slot per child costs its 24 bytes.
             states: (0..total).map(|_| State::new()).collect(),
@@ -267,8 +272,7 @@ impl MapAction {
                 };
                 let index = next;
                 next += 1;
-                // Boxed: the child's future is large, and moving a pointer is cheap.
-                let child = Box::pin(run_child(
+                let run = run_child(
                     ctx.clone(),
                     index,
                     children.keys.get(index).into_owned(),
@@ -276,13 +280,25 @@ impl MapAction {
                     Arc::clone(&settings),
                     stored.as_ref().map_or(Stored::Maybe, |s| s[index]),
                     cancelled.clone(),
-                ));
-                running.push(async move { (index, child.await) });
+                );
+                // Boxed: the child's future is large, and moving a pointer is cheap.
+                let mut child = match spare.pop() {
+                    Some(mut boxed) => {
+                        Pin::set(&mut boxed, run);
+                        boxed
+                    }
+                    None => Box::pin(run),
+                };
+                running.push(async move {
+                    let result = child.as_mut().await;
+                    (index, result, child)
+                });
                 started += 1;
             }
-            let Some((index, result)) = running.next().await else {
+            let Some((index, result, finished)) = running.next().await else {
                 break;
             };
+            spare.push(finished);
             let stop = match (&result, self.policy) {
                 (Err(Error::Cancelled { .. }), _) => false,
                 (Err(_), FailurePolicy::FailFast) | (Ok(_), FailurePolicy::FirstSuccess) => true,
