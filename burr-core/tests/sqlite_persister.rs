@@ -1508,6 +1508,59 @@ async fn the_wal_is_checkpointed_in_the_background_and_stays_bounded() {
     assert_eq!(loaded.state, state);
 }
 
+/// Under steady small writes the WAL starts over once it is checkpointed: the thread's
+/// checkpoint copies all but the frames committed while it ran, and the writer copies
+/// those, so the WAL's first frame is written again rather than the file growing with
+/// every commit (until eight thresholds, when a commit checkpoints it itself).
+#[tokio::test]
+async fn under_steady_writes_the_wal_starts_over_instead_of_growing() {
+    let (_dir, path) = temp();
+    let persister = SqlitePersister::open(&path).unwrap();
+    let wal = path.with_file_name(format!(
+        "{}-wal",
+        path.file_name().unwrap().to_string_lossy()
+    ));
+    let frame = SqlitePersister::PAGE_SIZE as u64 + 24;
+    let threshold = SqlitePersister::WAL_AUTOCHECKPOINT as u64;
+    let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    // Small checkpoints, one after another, until six thresholds of frames have been
+    // written (a commit that grew the WAL counted by what it added, one that wrote over
+    // earlier frames as a frame). A WAL that never starts over holds them all.
+    let mut state = State::new();
+    let mut seq = 0;
+    let mut largest = 0;
+    let mut written = 0;
+    while written < 6 * threshold * frame {
+        let next = state.update("count", seq);
+        let before = size(&wal);
+        persister
+            .save(&step("app", seq, &state, &next))
+            .await
+            .unwrap();
+        let after = size(&wal);
+        largest = largest.max(after);
+        // A commit that wrote over earlier frames did not grow the file: count a frame.
+        written += if after > before {
+            after - before
+        } else {
+            frame
+        };
+        state = next;
+        seq += 1;
+    }
+    // The thread's checkpoint starts at one threshold and the writer goes on meanwhile:
+    // the WAL starts over a little later, by how much depends on the machine.
+    assert!(
+        largest <= 4 * threshold * frame,
+        "the WAL of {} grew to {largest} bytes ({} frames) over {seq} commits: it never \
+         started over",
+        path.display(),
+        largest / frame
+    );
+    let loaded = persister.load(None, "app", None).await.unwrap().unwrap();
+    assert_eq!(loaded.state, state);
+}
+
 /// Several processes (here, threads with their own connections) opening one brand-new
 /// file at once all succeed: whoever comes second waits for the first to create the
 /// schema and switch to WAL instead of failing with "database is locked".
