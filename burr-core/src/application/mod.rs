@@ -1068,6 +1068,9 @@ fn too_deep(action: &str, delta: &StateDelta) -> Option<Error> {
 /// How deeply `value` nests arrays and objects (a scalar is 0), without recursion.
 fn depth(value: &serde_json::Value) -> usize {
     use serde_json::Value;
+    if !matches!(value, Value::Array(_) | Value::Object(_)) {
+        return 0;
+    }
     let mut deepest = 0;
     let mut stack = vec![(value, 0usize)];
     while let Some((value, at)) = stack.pop() {

@@ -6,8 +6,8 @@
 //! The writer's connection has a WAL hook: after each commit it learns how many frames
 //! the WAL holds. At the threshold it wakes the checkpoint thread, which runs a
 //! `PASSIVE` checkpoint on a connection of its own, while writers go on, then again for
-//! the frames committed meanwhile, and the writer copies the last few itself (see
-//! [`CATCH_UP`]) so that the WAL starts over rather than grows. Should the
+//! the frames committed meanwhile, and the writer copies the last few itself after a
+//! commit (see [`CATCH_UP`]) so that the WAL starts over rather than grows. Should the
 //! thread fall behind (a WAL [`INLINE_FACTOR`] times the threshold), the commit
 //! checkpoints inline as SQLite would, so the WAL stays bounded. Durability is
 //! unchanged: a commit is durable in the WAL, whoever copies it to the database later.
@@ -41,7 +41,8 @@ const INLINE_FACTOR: c_int = 8;
 const CATCH_UP: c_int = 64;
 
 /// The most checkpoints the thread runs in a row, each copying the frames committed
-/// during the one before, to bring what is left under [`CATCH_UP`].
+/// during the one before, to bring what is left under [`CATCH_UP`]. Past them, the
+/// writer copies what is left, however much.
 const MAX_PASSES: usize = 8;
 
 /// The checkpoint thread's signal: whether a checkpoint is due, and whether to stop.
@@ -57,6 +58,8 @@ pub(super) struct Checkpointer {
     copied: AtomicI32,
     /// The WAL's frames after the latest commit.
     frames: AtomicI32,
+    /// The writer is to copy the frames the thread's checkpoint left (see [`CATCH_UP`]).
+    catch_up: AtomicBool,
     state: Mutex<bool>,
     wake: Condvar,
 }
@@ -79,12 +82,11 @@ impl Checkpointer {
                     || (frames - copied <= CATCH_UP && !me.due.load(Ordering::Acquire)))
             {
                 // The thread's checkpoint copied all but the frames committed while it
-                // ran (or the WAL started over since). Copy those here, where no commit
-                // of this writer can come between, so the next transaction starts the
-                // WAL over. A failed checkpoint is not the commit's failure.
+                // ran (or the WAL started over since): the writer copies those once
+                // this commit is over (`catch_up`).
                 me.copied.store(0, Ordering::Release);
                 if frames >= copied {
-                    let _ = wal.checkpoint();
+                    me.catch_up.store(true, Ordering::Release);
                 }
             } else {
                 // Frames added since the last checkpoint was asked for (all of them
@@ -101,6 +103,16 @@ impl Checkpointer {
             }
             Ok(())
         }))
+    }
+
+    /// After a commit on the writer's connection `conn`: copy the few frames the
+    /// thread's checkpoint left, if it asked (see [`CATCH_UP`]), where no commit of this
+    /// writer can come between, so that its next transaction starts the WAL over. A
+    /// failed checkpoint is not the commit's failure (the commit happened).
+    pub(super) fn catch_up(&self, conn: &Connection) {
+        if self.catch_up.load(Ordering::Acquire) && self.catch_up.swap(false, Ordering::AcqRel) {
+            let _ = conn.wal_checkpoint_v2(None::<&str>, Default::default());
+        }
     }
 
     /// The thread's body: checkpoint when due, until [`stop`](Self::stop). Its
@@ -126,16 +138,21 @@ impl Checkpointer {
                     .ok();
             }
             if let Some(conn) = &conn {
-                for _ in 0..MAX_PASSES {
+                for pass in 1..=MAX_PASSES {
                     match conn.wal_checkpoint_v2(None::<&str>, Default::default()) {
                         Ok((_, copied)) => {
                             self.copied.store(copied, Ordering::Release);
                             // Few frames committed since this checkpoint began: the
                             // writer copies them after its next commit (or the WAL
-                            // started over). Else copy them now.
+                            // started over). Else copy them now; after the last pass
+                            // the writer copies whatever is left (commits outpace the
+                            // thread: the WAL must not grow on).
                             let frames = self.frames.load(Ordering::Acquire);
                             if frames < copied || frames - copied <= CATCH_UP {
                                 break;
+                            }
+                            if pass == MAX_PASSES {
+                                self.catch_up.store(true, Ordering::Release);
                             }
                         }
                         Err(error) => {

@@ -3,6 +3,7 @@
 //! queued in one transaction ([`Group`]); the others wait for its answer ([`Waiting`]).
 //! What each operation does inside the transaction is in [`write`](super::write).
 
+use super::checkpointer::Checkpointer;
 use super::AppMap;
 use std::future::Future;
 use std::path::PathBuf;
@@ -644,6 +645,8 @@ pub(super) struct Writer {
     pub(super) new_lease_due: Option<i64>,
     /// Buffers kept from one transaction to the next.
     pub(super) spare: Spare,
+    /// The WAL checkpoints' signal (the writer copies the last frames of one).
+    pub(super) checkpointer: Arc<Checkpointer>,
 }
 
 /// The buffers a transaction fills, kept empty between transactions so that a commit
@@ -715,6 +718,7 @@ impl Writer {
         }
         self.spare.pending = pending;
         self.spare.outcomes = outcomes;
+        self.checkpointer.catch_up(&self.conn);
     }
 
     /// Run `ops` in one transaction: their outcomes go to `outcomes`, what the
@@ -739,14 +743,21 @@ impl Writer {
         let mut pending = std::mem::take(&mut self.spare.pending);
         let started = Instant::now();
         let mut saved = Ok(());
-        let done = self.in_transaction(&mut pending, |txn| {
-            match txn.save(checkpoint) {
-                Ok(()) => {}
-                Err(Failure::Refused(error)) => saved = Err(error),
-                Err(Failure::Sqlite(error)) => return Err(BatchError::Op(0, error)),
+        // A refused save is its caller's answer (what else the transaction did
+        // commits); a failed one fails the transaction.
+        let mut settle = |result| match result {
+            Ok(()) => Ok(()),
+            Err(Failure::Refused(error)) => {
+                saved = Err(error);
+                Ok(())
             }
-            Ok(())
-        });
+            Err(Failure::Sqlite(error)) => Err(BatchError::Op(0, error)),
+        };
+        // Most saves write one row: that statement needs no transaction around it.
+        let done = match self.txn(&mut pending).save_alone(checkpoint) {
+            Some(result) => settle(result),
+            None => self.in_transaction(&mut pending, |txn| settle(txn.save(checkpoint))),
+        };
         self.waiting.record(started.elapsed());
         let result = match done {
             Ok(()) => {
@@ -759,6 +770,7 @@ impl Writer {
             }
         };
         self.spare.pending = pending;
+        self.checkpointer.catch_up(&self.conn);
         result
     }
 
@@ -775,17 +787,7 @@ impl Writer {
                 .and_then(|mut s| s.execute([]))
         };
         execute("BEGIN IMMEDIATE").map_err(BatchError::Transaction)?;
-        let mut txn = Txn {
-            conn: &self.conn,
-            path: &self.path,
-            me: &self.me,
-            known: &self.known,
-            apps: &self.apps,
-            leases: &self.leases,
-            graphs: &self.graphs,
-            now_us: self.clock.now_micros(),
-            pending,
-        };
+        let mut txn = self.txn(pending);
         let done = (|| {
             txn.renew_due().map_err(BatchError::Transaction)?;
             body(&mut txn)?;
@@ -796,6 +798,21 @@ impl Writer {
             let _ = self.conn.execute_batch("ROLLBACK");
         }
         done
+    }
+
+    /// A transaction's view of this writer, its changes going to `pending`.
+    fn txn<'a>(&'a self, pending: &'a mut Pending) -> Txn<'a> {
+        Txn {
+            conn: &self.conn,
+            path: &self.path,
+            me: &self.me,
+            known: &self.known,
+            apps: &self.apps,
+            leases: &self.leases,
+            graphs: &self.graphs,
+            now_us: self.clock.now_micros(),
+            pending,
+        }
     }
 
     /// The earliest background renewal due of the leases taken or renewed since the last

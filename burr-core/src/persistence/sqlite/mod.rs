@@ -262,6 +262,7 @@ impl SqlitePersister {
             graphs: Arc::clone(&graphs),
             new_lease_due: None,
             spare: Spare::default(),
+            checkpointer: Arc::clone(&checkpointer),
         };
         let group = Arc::new(Group::new(
             writer,

@@ -136,6 +136,25 @@ impl Pending {
     }
 }
 
+/// A checkpoint's row as [`Txn::save`] decided it.
+struct Row<'c> {
+    /// The application's row id.
+    app: i64,
+    /// The checkpoint's sequence id, as stored.
+    seq: i64,
+    checkpoint: &'c Checkpoint,
+    /// The checkpoint before it, as this writer knows it (if it does).
+    known: Option<Known>,
+    /// What the checkpoint changed.
+    delta: StateDelta,
+    /// Checkpoints with inline values since the latest base, before this one.
+    since_base: u32,
+    /// Its values, inline (`None`: in value rows, written already).
+    values: Option<String>,
+    /// Whether this checkpoint was compacted into a base (written already).
+    compact: bool,
+}
+
 /// One write transaction of the writer.
 pub(super) struct Txn<'a> {
     pub(super) conn: &'a Connection,
@@ -283,6 +302,74 @@ impl Txn<'_> {
                 _ => layout::compact(self.conn, self.path, &checkpoint.app_id, app, seq)?,
             }
         }
+        self.insert_checkpoint(
+            key,
+            Row {
+                app,
+                seq,
+                checkpoint,
+                known,
+                delta,
+                since_base,
+                values,
+                compact,
+            },
+        )
+    }
+
+    /// Save a checkpoint whose one write is its own row, with no transaction around it
+    /// (a single statement commits atomically by itself): one that follows the state
+    /// this writer knows, of an application whose row it knows, under a lease (if any)
+    /// renewed recently, with values small enough to be inline and no compaction due.
+    /// `None`, having written nothing, for any other: [`save`](Self::save) it in a
+    /// transaction.
+    pub(super) fn save_alone(&mut self, checkpoint: &Checkpoint) -> Option<Result<(), Failure>> {
+        if self.renewals_due() {
+            return None;
+        }
+        let key = app_key(checkpoint.partition_key.as_deref(), &checkpoint.app_id);
+        let seq = sequence_column(&checkpoint.app_id, checkpoint.sequence_id).ok()?;
+        if !self.lease_fresh(&key) {
+            return None;
+        }
+        let app = self.app(&key)?;
+        let known = self
+            .known(&key)
+            .filter(|k| k.followed_by(seq, checkpoint.attempt))?;
+        if known.inline >= layout::COMPACT_AFTER {
+            return None;
+        }
+        let delta = StateDelta::between(&known.state, &checkpoint.state);
+        let values = Some(layout::encode(&delta)?);
+        let since_base = known.inline;
+        Some(self.insert_checkpoint(
+            key,
+            Row {
+                app,
+                seq,
+                checkpoint,
+                known: Some(known),
+                delta,
+                since_base,
+                values,
+                compact: false,
+            },
+        ))
+    }
+
+    /// Insert a checkpoint's row (with its values inline, if `values`), and remember its
+    /// state as the application's known one.
+    fn insert_checkpoint(&mut self, key: AppKey, row: Row<'_>) -> Result<(), Failure> {
+        let Row {
+            app,
+            seq,
+            checkpoint,
+            known,
+            delta,
+            since_base,
+            values,
+            compact,
+        } = row;
         let inserted = self
             .conn
             .prepare_cached(
@@ -423,14 +510,13 @@ impl Txn<'_> {
     /// Renew (or take back) the lease this persister holds on the app, if any. Returns
     /// whether it was taken back, in which case the stored history is checked.
     fn lease_for_save(&mut self, key: &AppKey, app_id: &str) -> Result<bool, Failure> {
-        let now = self.now_us;
-        let fresh = |held: &HeldLease| {
-            held.state == LeaseState::Active && now - held.renewed_at_us < held.renew_after_us()
-        };
-        let Some(mut held) = self.lease_ref(key).filter(|h| !fresh(h)).cloned() else {
-            // No lease, or one renewed recently.
+        if self.lease_fresh(key) {
+            return Ok(false);
+        }
+        let Some(mut held) = self.lease(key) else {
             return Ok(false);
         };
+        let now = self.now_us;
         if held.state == LeaseState::Active
             && lease::renew(
                 self.conn,
@@ -459,6 +545,15 @@ impl Txn<'_> {
                 }))
             }
         }
+    }
+
+    /// Whether a save of `key` needs nothing of its lease: it holds none, or one renewed
+    /// recently.
+    fn lease_fresh(&self, key: &AppKey) -> bool {
+        self.lease_ref(key).is_none_or(|held| {
+            held.state == LeaseState::Active
+                && self.now_us - held.renewed_at_us < held.renew_after_us()
+        })
     }
 
     /// Record an application. Recording it again fills in parent pointers it lacked and
@@ -605,15 +700,13 @@ impl Txn<'_> {
     /// Renew, in the background, the active leases due for it. A lease found taken is
     /// marked lost (the next save of its application reports it).
     pub(super) fn renew_due(&mut self) -> rusqlite::Result<()> {
-        let now = self.now_us;
         let due: Vec<(AppKey, HeldLease)> = self
             .leases
             .iter()
-            .filter(|(_, h)| {
-                h.state == LeaseState::Active && now - h.renewed_at_us >= h.background_after_us()
-            })
+            .filter(|(_, h)| self.renewal_due(h))
             .map(|(k, h)| (k.clone(), h.clone()))
             .collect();
+        let now = self.now_us;
         for (key, mut held) in due {
             if lease::renew(
                 self.conn,
@@ -628,6 +721,17 @@ impl Txn<'_> {
             self.pending.leases.insert(key, Some(held));
         }
         Ok(())
+    }
+
+    /// Whether a lease this writer holds is due for its background renewal.
+    fn renewal_due(&self, held: &HeldLease) -> bool {
+        held.state == LeaseState::Active
+            && self.now_us - held.renewed_at_us >= held.background_after_us()
+    }
+
+    /// Whether any lease this writer holds is due for its background renewal.
+    fn renewals_due(&self) -> bool {
+        self.leases.values().any(|held| self.renewal_due(held))
     }
 
     /// Delete an application, its checkpoints and values. Refused while another runner
