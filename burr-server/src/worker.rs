@@ -15,7 +15,7 @@ use burr_core::RunOptions;
 
 use futures::{FutureExt, StreamExt};
 use tokio::sync::{mpsc, watch};
-use tokio::task::JoinSet;
+use tokio::task::{AbortHandle, JoinSet};
 
 use crate::error::QueueError;
 use crate::events::EventKind;
@@ -261,6 +261,9 @@ impl Worker {
         };
         let mut report = WorkerReport::default();
         let mut tasks: JoinSet<Ended> = JoinSet::new();
+        // Each run's task, by run id (finished ones swept now and then): a run claimed
+        // again while its older task still runs stops that task first.
+        let mut running: HashMap<String, AbortHandle> = HashMap::new();
         let mut changes = queue.changes();
         // Under load, slots are claimed a batch at a time (one transaction for several
         // runs); a lone free slot waits at most `BATCH_WAIT` for others.
@@ -290,18 +293,24 @@ impl Worker {
                         if !runs.is_empty() {
                             pause = FIRST_POLL;
                         }
+                        if running.len() > 2 * concurrency {
+                            running.retain(|_, task| !task.is_finished());
+                        }
                         for run in runs {
                             report.claimed += 1;
                             // A run this worker still runs, claimed again: its older
                             // attempt is stale (its lease expired, or the database lost
-                            // the claim in a crash before it reached the disk): stop it.
-                            if let Some(old) =
-                                held.lock().unwrap_or_else(|p| p.into_inner()).get(&run.id)
-                            {
-                                old.fenced.store(true, Ordering::Relaxed);
-                                old.cancel.cancel();
+                            // the claim in a crash before it reached the disk). It is
+                            // dropped where it is, writing nothing more (cancelled, it
+                            // would record its step as cancelled, under the numbers the
+                            // newer attempt is about to use), before the newer starts.
+                            let older = running.remove(&run.id).filter(|t| !t.is_finished());
+                            if let Some(older) = &older {
+                                older.abort();
                             }
-                            tasks.spawn(run_one(Arc::clone(&shared), run));
+                            let id = run.id.clone();
+                            let task = tasks.spawn(run_one(Arc::clone(&shared), run, older));
+                            running.insert(id, task);
                         }
                     }
                     Err(error) => {
@@ -368,12 +377,20 @@ fn count(report: &mut WorkerReport, ended: Result<Ended, tokio::task::JoinError>
         Ok(Ended::Finished(Finish::Cancelled)) => report.cancelled += 1,
         Ok(Ended::Released(_)) => report.released += 1,
         Ok(Ended::Fenced) => report.fenced += 1,
+        // Aborted: a newer attempt of its run replaced it.
+        Err(error) if error.is_cancelled() => report.fenced += 1,
         Err(error) => tracing::error!(%error, "a run's task panicked"),
     }
 }
 
-/// Run one claimed run's attempt to its end, and finish, release or drop it.
-async fn run_one(shared: Arc<Shared>, run: Run) -> Ended {
+/// Run one claimed run's attempt to its end, and finish, release or drop it; first,
+/// wait for the run's `older` task of this worker (aborted) to be gone.
+async fn run_one(shared: Arc<Shared>, run: Run, older: Option<AbortHandle>) -> Ended {
+    if let Some(older) = older {
+        while !older.is_finished() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
     let held = Held {
         attempt: run.attempt,
         cancel: CancelToken::new(),

@@ -64,6 +64,7 @@ contract!(
     child_progress_counts_to_every_child_of_the_map_not_those_started,
     a_kind_refuses_inputs_that_parse_and_fixes_its_runs_priority,
     announcements_are_run_events_recorded_before_the_run_finishes,
+    a_run_claimed_again_by_the_worker_running_it_stops_the_older_attempt,
 );
 
 /// The database under test, reached around the queue (to look at or damage its rows).
@@ -172,6 +173,31 @@ impl Db {
                     .await
                     .unwrap();
             }
+        }
+    }
+
+    /// Lose a run's claim and everything its attempt wrote since (its application's
+    /// record, lease and checkpoints): what a PostgreSQL crash leaves of a claim that had
+    /// not reached the disk (claims commit without waiting for it; the attempt's first
+    /// checkpoint, which does wait, would have flushed the claim with it).
+    async fn lose_claim(&self, run_id: &str) {
+        let sql = format!(
+            "BEGIN;
+             UPDATE burr_runs SET status = 'queued', attempt = 0, lease_holder = NULL,
+                 lease_expires_at_us = NULL, heartbeat_at_us = NULL, started_at_us = NULL
+                 WHERE id = '{run_id}';
+             DELETE FROM burr_checkpoints
+                 WHERE app IN (SELECT id FROM burr_apps WHERE app_id = '{run_id}');
+             DELETE FROM burr_leases WHERE app_id = '{run_id}';
+             DELETE FROM burr_apps WHERE app_id = '{run_id}';
+             COMMIT;"
+        );
+        match self {
+            Db::Sqlite(path) => rusqlite::Connection::open(path)
+                .unwrap()
+                .execute_batch(&sql)
+                .unwrap(),
+            Db::Postgres(url) => pg(url).await.batch_execute(&sql).await.unwrap(),
         }
     }
 
@@ -1120,6 +1146,42 @@ async fn a_draining_worker_gives_runs_back_and_nothing_is_redone(s: Setup) {
     assert_eq!(seen.len(), 6, "each work step ran once: {seen:?}");
     seen.dedup();
     assert_eq!(seen.len(), 6);
+}
+
+/// A claim the database lost hands the run out again, here to the worker still running
+/// it, under the same attempt number: the worker stops its older task, which writes
+/// nothing more, and the run finishes once, succeeded. Only the step the older task was
+/// in runs twice (it had checkpointed nothing).
+async fn a_run_claimed_again_by_the_worker_running_it_stops_the_older_attempt(s: Setup) {
+    let run = s
+        .runs
+        .submit(Submission::new(
+            "steps",
+            json!({"steps": 3, "sleep_ms": 400}),
+        ))
+        .await
+        .unwrap()
+        .run;
+    let mut events = s.queue.subscribe();
+    let (stop, worker) = start_worker(&s, WorkerOptions::default());
+    while !matches!(events.recv().await.unwrap().kind, EventKind::Claimed { .. }) {}
+    // In its first step (logged as it starts), before its first checkpoint.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(executions(&s.log).len(), 1);
+    s.db.lose_claim(&run.id).await;
+    let finished = s.runs.wait(&run.id).await.unwrap();
+    assert_eq!(
+        (finished.status, finished.attempt, finished.error.as_ref()),
+        (RunStatus::Succeeded, 1, None),
+        "{finished:?}"
+    );
+    stop.send(()).unwrap();
+    let report = worker.await.unwrap();
+    assert_eq!(report.claimed, 2, "{report:?}");
+    // The first work step ran twice (the older task's run of it was stopped before its
+    // checkpoint), every other once.
+    let steps: Vec<u64> = executions(&s.log).into_iter().map(|(_, seq)| seq).collect();
+    assert_eq!(steps, [0, 0, 1, 2], "{steps:?}");
 }
 
 async fn a_run_is_not_claimed_before_its_time(s: Setup) {
