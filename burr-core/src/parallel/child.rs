@@ -1,8 +1,8 @@
 //! Running one child application: its stable id, its builder, resume and cancellation.
 
-use std::fmt::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -31,16 +31,35 @@ pub(crate) fn child_id_prefix(parent_app_id: &str, parent_sequence_id: u64) -> S
 /// assert_eq!(burr_core::parallel::child_app_id("meeting-7", 3, "discussion/12"), "meeting-7/3/discussion%2F12");
 /// ```
 pub fn child_app_id(parent_app_id: &str, parent_sequence_id: u64, key: &str) -> String {
-    let mut id = String::with_capacity(parent_app_id.len() + key.len() + 8);
+    let mut id = String::with_capacity(parent_app_id.len() + key.len() + 24);
     id.push_str(parent_app_id);
-    let _ = write!(id, "/{parent_sequence_id}/");
-    for c in key.chars() {
-        match c {
-            '%' => id.push_str("%25"),
-            '/' => id.push_str("%2F"),
-            c => id.push(c),
+    id.push('/');
+    // The sequence id's digits, without the formatting machinery (a map step makes one
+    // id per child).
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    let mut n = parent_sequence_id;
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
         }
     }
+    id.extend(digits[start..].iter().map(|&d| char::from(d)));
+    id.push('/');
+    let mut rest = key;
+    while let Some(at) = rest.find(['%', '/']) {
+        id.push_str(&rest[..at]);
+        id.push_str(if rest.as_bytes()[at] == b'%' {
+            "%25"
+        } else {
+            "%2F"
+        });
+        rest = &rest[at + 1..];
+    }
+    id.push_str(rest);
     id
 }
 
@@ -161,6 +180,15 @@ pub(crate) enum Stored {
     No,
 }
 
+/// Completes once the map step's children are to stop (never, if the step is gone).
+async fn until_cancelled(cancel: &mut watch::Receiver<bool>) {
+    while !*cancel.borrow_and_update() {
+        if cancel.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
 /// Run `task` as child `index` of the step `parent` runs; its final state, or why not.
 pub(crate) async fn run_child(
     parent: ApplicationContext,
@@ -215,24 +243,30 @@ pub(crate) async fn run_child(
         settings.loaded.fetch_add(1, Ordering::Relaxed);
         return Ok(app.state().clone());
     }
-    let cancelled = async {
-        while !*cancel.borrow_and_update() {
-            if cancel.changed().await.is_err() {
-                std::future::pending::<()>().await;
-            }
-        }
-    };
     let halts = task.subgraph.halts()?;
     let run = app.run_until(halts, task.inputs);
     let outcome = match settings.timeout {
-        None => tokio::select! {
-            biased;
-            () = cancelled => None,
-            outcome = run => Some(outcome),
-        },
+        None => {
+            // Most children run to their end in their first poll: that poll waits for
+            // no cancel signal (registering for one, and dropping it, cost more than
+            // the rest of a small child's run). The signal is looked at first all the
+            // same, as the `select!` below does at every poll.
+            let mut run = std::pin::pin!(run);
+            if *cancel.borrow_and_update() {
+                None
+            } else if let Poll::Ready(outcome) = futures::poll!(run.as_mut()) {
+                Some(outcome)
+            } else {
+                tokio::select! {
+                    biased;
+                    () = until_cancelled(&mut cancel) => None,
+                    outcome = run => Some(outcome),
+                }
+            }
+        }
         Some(limit) => tokio::select! {
             biased;
-            () = cancelled => None,
+            () = until_cancelled(&mut cancel) => None,
             outcome = tokio::time::timeout(limit, run) => match outcome {
                 Ok(outcome) => Some(outcome),
                 Err(_) => {
@@ -257,5 +291,23 @@ pub(crate) async fn run_child(
             app.record_cancelled().await;
             Err(Error::Cancelled { action })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::child_app_id;
+
+    #[test]
+    fn a_child_id_escapes_its_key_and_spells_the_step_in_decimal() {
+        assert_eq!(child_app_id("p", 0, "k"), "p/0/k");
+        assert_eq!(child_app_id("p", u64::MAX, ""), format!("p/{}/", u64::MAX));
+        assert_eq!(
+            child_app_id("p", 1200, "a/b%c//%"),
+            "p/1200/a%2Fb%25c%2F%2F%25"
+        );
+        assert_eq!(child_app_id("p", 7, "é/ü"), "p/7/é%2Fü");
+        // Different keys never share an id.
+        assert_ne!(child_app_id("p", 1, "a/b"), child_app_id("p", 1, "a%2Fb"));
     }
 }
