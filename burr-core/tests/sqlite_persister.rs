@@ -1593,3 +1593,76 @@ fn opening_a_new_file_from_many_places_at_once_succeeds() {
         }
     }
 }
+
+/// The commits in `path`'s WAL (frames of its current generation that end a
+/// transaction), read from the file as SQLite lays it out.
+fn wal_commits(path: &Path) -> usize {
+    let wal = std::fs::read(path.with_file_name(format!(
+        "{}-wal",
+        path.file_name().unwrap().to_string_lossy()
+    )))
+    .unwrap_or_default();
+    if wal.len() < 32 {
+        return 0;
+    }
+    let word = |at: usize| u32::from_be_bytes(wal[at..at + 4].try_into().unwrap());
+    let (page, salts) = (word(8) as usize, &wal[16..24]);
+    wal[32..]
+        .chunks_exact(24 + page)
+        .take_while(|frame| &frame[8..16] == salts)
+        .filter(|frame| frame[4..8] != [0; 4])
+        .count()
+}
+
+/// The children of a map step (each recorded, then checkpointed) share transactions:
+/// about 20 commits for 150 children, where each alone would make two (and a child
+/// polled again at once after its save yielded, so that siblings could join it, made
+/// about 90).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_children_of_a_map_step_share_commits() {
+    use burr_core::parallel::{ChildPersister, MapAction, SubGraph};
+    let (_dir, path) = temp();
+    let persister: Arc<dyn Persister> = Arc::new(SqlitePersister::open(&path).unwrap());
+    let length = action_sync("length", |s: State, _, _| {
+        let text: String = s.get("text")?;
+        Ok::<_, burr_core::ActionError>(s.update("length", text.len()))
+    })
+    .reads(["text"])
+    .writes(["length"]);
+    let map = MapAction::states(
+        "lengths",
+        SubGraph::action(length),
+        |s: &State, _: &Inputs| {
+            let items: Vec<String> = s.get("items")?;
+            Ok::<_, burr_core::ActionError>(
+                items
+                    .into_iter()
+                    .map(|t| State::new().update("text", t))
+                    .collect(),
+            )
+        },
+    )
+    .reduce(|state: State, children: Vec<State>| {
+        Ok::<_, burr_core::ActionError>(state.update("done", children.len()))
+    })
+    .reads(["items"])
+    .writes(["done"])
+    .persister(ChildPersister::Cascade);
+    let items: Vec<String> = (0..150).map(|i| format!("item {i}")).collect();
+    let mut app = ApplicationBuilder::new()
+        .with_actions([map])
+        .with_state(State::new().update("items", json!(items)))
+        .with_entrypoint("lengths")
+        .with_state_persister(Arc::clone(&persister))
+        .build()
+        .await
+        .unwrap();
+    let before = wal_commits(&path);
+    let step = app.step(Inputs::new()).await.unwrap().unwrap();
+    assert_eq!(step.state.get::<usize>("done").unwrap(), 150);
+    let commits = wal_commits(&path) - before;
+    assert!(
+        (1..=45).contains(&commits),
+        "150 children made {commits} commits"
+    );
+}

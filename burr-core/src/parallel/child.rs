@@ -1,5 +1,6 @@
 //! Running one child application: its stable id, its builder, resume and cancellation.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::Poll;
@@ -247,21 +248,33 @@ pub(crate) async fn run_child(
     let run = app.run_until(halts, task.inputs);
     let outcome = match settings.timeout {
         None => {
-            // Most children run to their end in their first poll: that poll waits for
-            // no cancel signal (registering for one, and dropping it, cost more than
-            // the rest of a small child's run). The signal is looked at first all the
-            // same, as the `select!` below does at every poll.
+            // Most children run to their end in their first poll: that poll registers for
+            // the stop signal only if the child did not end (registering, and dropping
+            // the registration, cost more than the rest of a small child's run). The
+            // signal is looked at before the child is polled, as a biased `select!`
+            // would; after the first poll it is polled first.
             let mut run = std::pin::pin!(run);
             if *cancel.borrow_and_update() {
                 None
-            } else if let Poll::Ready(outcome) = futures::poll!(run.as_mut()) {
-                Some(outcome)
             } else {
-                tokio::select! {
-                    biased;
-                    () = until_cancelled(&mut cancel) => None,
-                    outcome = run => Some(outcome),
-                }
+                let mut stop = std::pin::pin!(until_cancelled(&mut cancel));
+                let mut first = true;
+                std::future::poll_fn(|cx| {
+                    if !first && stop.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(None);
+                    }
+                    match run.as_mut().poll(cx) {
+                        Poll::Ready(outcome) => Poll::Ready(Some(outcome)),
+                        Poll::Pending if std::mem::take(&mut first) => {
+                            match stop.as_mut().poll(cx) {
+                                Poll::Ready(()) => Poll::Ready(None),
+                                Poll::Pending => Poll::Pending,
+                            }
+                        }
+                        Poll::Pending => Poll::Pending,
+                    }
+                })
+                .await
             }
         }
         Some(limit) => tokio::select! {
