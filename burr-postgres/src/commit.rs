@@ -175,6 +175,7 @@ async fn commit(shared: &Shared, pool: &deadpool_postgres::Pool, mut batch: Vec<
         };
         let mut pending = Pending::default();
         while !batch.is_empty() {
+            let flushing = shared.graphs_to_flush();
             let done = transaction(
                 shared,
                 &conn,
@@ -184,13 +185,14 @@ async fn commit(shared: &Shared, pool: &deadpool_postgres::Pool, mut batch: Vec<
                 single_rows,
             )
             .await;
+            shared.graphs_flushed(flushing, matches!(done, Ok(true)));
             if done.is_err() {
                 // End the transaction if one is open (harmless when none is, or when the
                 // connection is gone).
                 let _ = conn.batch_execute("ROLLBACK").await;
             }
             match done {
-                Ok(()) => {}
+                Ok(_) => {}
                 Err(BatchError::Op(index, error)) => {
                     pending.clear();
                     let op = batch.remove(index);
@@ -262,7 +264,8 @@ enum BatchError {
 /// Run the operations of `batch` in one transaction. On success, the operations answered
 /// are removed from `batch`; those left (fast saves that found their lease changed) run
 /// again, the careful way. The fast saves without a lease share one statement unless
-/// `single_rows`.
+/// `single_rows`. Returns whether a checkpoint's row was written (so the commit, durable,
+/// flushed the log).
 async fn transaction(
     shared: &Shared,
     conn: &Conn,
@@ -270,7 +273,7 @@ async fn transaction(
     pending: &mut Pending,
     retrying: bool,
     single_rows: bool,
-) -> Result<(), BatchError> {
+) -> Result<bool, BatchError> {
     let now_us = shared.clock.now_micros();
     // Plan: a save is fast when it needs no read and no earlier operation of the batch is
     // about the same application (so that the operations of one application keep their
@@ -450,6 +453,7 @@ async fn transaction(
     // Committed: remember, then answer.
     let mut answers: Vec<(usize, Result<(), PersistenceError>)> = careful_results;
     let mut again: Vec<usize> = Vec::new();
+    let mut wrote = false;
     for ((index, plan), inserted) in fast.into_iter().zip(outcomes) {
         let checkpoint = checkpoint_of(index);
         let outcome = if inserted {
@@ -466,6 +470,7 @@ async fn transaction(
         };
         match outcome {
             FastOutcome::Saved => {
+                wrote = true;
                 let renewed = plan.renews();
                 plan.saved(renewed, now_us, shared, pending);
                 answers.push((index, Ok(())));
@@ -511,7 +516,7 @@ async fn transaction(
             batch.push(op);
         }
     }
-    Ok(())
+    Ok(wrote)
 }
 
 /// Whether each fast save inserted its row, or the batch's error: the first fast save that

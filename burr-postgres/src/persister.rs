@@ -173,6 +173,7 @@ impl PostgresPersister {
             known: Mutex::new(KnownStates::default()),
             apps: Mutex::new(HashMap::new()),
             leases: Mutex::new(HashMap::new()),
+            graphs: Mutex::new(Default::default()),
         });
         let keeper =
             Keeper::start(Arc::clone(&shared)).map_err(|error| shared.target.open_error(error))?;

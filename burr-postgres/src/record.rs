@@ -8,8 +8,8 @@
 //! it replaces, the statement runs alone in autocommit mode and commits without waiting
 //! for the disk (its `set_config` condition): a new application's record is made durable
 //! by its first checkpoint's durable commit (the write-ahead log is flushed in order).
-//! A statement that stores a graph description commits durably: the persister then
-//! stops sending that description, so it must not be lost with an unflushed commit.
+//! A graph description is sent until a durable commit (a checkpoint's) has followed the
+//! statement that stored it (see [`Graphs`](crate::write::Graphs)).
 //!
 //! Each caller is told whether its row was inserted; a record whose row exists (another
 //! runner recorded it) is answered `false` and recorded the careful way by the caller.
@@ -41,8 +41,7 @@ const INSERT_BATCH: &str = "WITH g AS (INSERT INTO burr_graphs (fingerprint, des
          spawning_parent, code_version, fingerprint) \
      SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], \
          $6::text[], $7::text[]) \
-     WHERE set_config('synchronous_commit', \
-         CASE WHEN cardinality($8::text[]) = 0 THEN 'off' ELSE 'on' END, true) IS NOT NULL \
+     WHERE set_config('synchronous_commit', 'off', true) = 'off' \
      ON CONFLICT (partition_key, app_id) DO NOTHING RETURNING partition_key, app_id, id";
 
 /// A queued record and where its answer goes: whether its row was inserted.
@@ -55,8 +54,6 @@ struct Entry {
 pub(crate) struct Recorder {
     queue: Mutex<Vec<Entry>>,
     in_flight: Arc<Semaphore>,
-    /// Fingerprints whose graph description this persister stored (or found stored).
-    graphs: Mutex<HashSet<String>>,
 }
 
 impl Recorder {
@@ -64,16 +61,11 @@ impl Recorder {
         Recorder {
             queue: Mutex::new(Vec::new()),
             in_flight: Arc::new(Semaphore::new(IN_FLIGHT)),
-            graphs: Mutex::new(HashSet::new()),
         }
     }
 
     fn queue(&self) -> std::sync::MutexGuard<'_, Vec<Entry>> {
         self.queue.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn graphs(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
-        self.graphs.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Record `record` (of an application this persister does not know) with whatever
@@ -225,7 +217,7 @@ impl Recorder {
         let mut graph_fingerprints: Vec<&str> = Vec::new();
         let mut descriptions: Vec<String> = Vec::new();
         {
-            let stored = self.graphs();
+            let stored = &shared.graphs().durable;
             for (key, record) in records {
                 let code = record.code.as_ref();
                 partition_keys.push(key.0.as_str());
@@ -267,7 +259,9 @@ impl Recorder {
         for row in rows {
             ids.insert((row.try_get(0)?, row.try_get(1)?), row.try_get(2)?);
         }
-        self.graphs()
+        shared
+            .graphs()
+            .unflushed
             .extend(graph_fingerprints.iter().map(|f| (*f).to_owned()));
         let inserted: HashSet<AppKey> = ids.keys().cloned().collect();
         let mut pending = crate::write::Pending::default();

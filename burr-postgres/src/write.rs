@@ -3,7 +3,7 @@
 //! remembers of what it wrote ([`Shared`]) so that a save diffs against the state it
 //! knows. How saves are batched and committed is in [`commit`](crate::commit).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use burr_core::persistence::{micros, AppRecord, Checkpoint, Clock, PersistenceError, StepStatus};
@@ -105,6 +105,19 @@ pub(crate) struct Shared {
     pub(crate) known: Mutex<KnownStates>,
     pub(crate) apps: Mutex<HashMap<AppKey, i64>>,
     pub(crate) leases: Mutex<HashMap<AppKey, HeldLease>>,
+    pub(crate) graphs: Mutex<Graphs>,
+}
+
+/// The graph fingerprints whose descriptions this persister stored (or found stored) in
+/// `burr_graphs`.
+#[derive(Default)]
+pub(crate) struct Graphs {
+    /// Stored durably: their descriptions are not sent again.
+    pub(crate) durable: HashSet<String>,
+    /// Stored by a commit that did not wait for the disk (a new application's record):
+    /// durable once a durable commit that started after it returns (the write-ahead log
+    /// is flushed in order); until then their descriptions are sent with new records.
+    pub(crate) unflushed: HashSet<String>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -122,6 +135,33 @@ impl Shared {
 
     pub(crate) fn leases(&self) -> MutexGuard<'_, HashMap<AppKey, HeldLease>> {
         lock(&self.leases)
+    }
+
+    pub(crate) fn graphs(&self) -> MutexGuard<'_, Graphs> {
+        lock(&self.graphs)
+    }
+
+    /// The graphs stored without waiting for the disk so far: a durable commit about to
+    /// start makes them durable (see [`graphs_flushed`](Self::graphs_flushed)).
+    pub(crate) fn graphs_to_flush(&self) -> Vec<String> {
+        let graphs = self.graphs();
+        if graphs.unflushed.is_empty() {
+            return Vec::new();
+        }
+        graphs.unflushed.iter().cloned().collect()
+    }
+
+    /// A commit that started after `graphs` were stored has returned: durable when it
+    /// wrote (and so flushed the log), otherwise they stay to be flushed.
+    pub(crate) fn graphs_flushed(&self, graphs: Vec<String>, durable: bool) {
+        if graphs.is_empty() || !durable {
+            return;
+        }
+        let mut known = self.graphs();
+        for fingerprint in graphs {
+            known.unflushed.remove(&fingerprint);
+            known.durable.insert(fingerprint);
+        }
     }
 
     /// Remember what a committed transaction changed (leaving `pending` empty).
