@@ -6,7 +6,8 @@
 //! one batch. A batch runs in one transaction on one pooled connection: its *fast* saves
 //! (see [`FastSave`]) are sent together with `BEGIN` and `COMMIT` in one pipelined
 //! round trip (a batch of one fast save is one statement in autocommit mode, atomic by
-//! itself, unless its lease's renewal is due); the other operations run one after another in the same transaction before
+//! itself, unless its lease's renewal is due), and the rows of its fast saves without a
+//! lease (a map step's children) are one statement; the other operations run one after another in the same transaction before
 //! `COMMIT`. While a batch commits, new saves queue for the next. Each caller is answered
 //! once its batch has committed.
 //!
@@ -162,6 +163,7 @@ async fn commit(shared: &Shared, pool: &deadpool_postgres::Pool, mut batch: Vec<
         }
     };
     let mut retrying = false;
+    let mut single_rows = false;
     let mut retries = RETRIES_AFTER_LOST_CONNECTION;
     while !batch.is_empty() {
         let conn = match pool.get().await {
@@ -173,19 +175,36 @@ async fn commit(shared: &Shared, pool: &deadpool_postgres::Pool, mut batch: Vec<
         };
         let mut pending = Pending::default();
         while !batch.is_empty() {
-            let done = transaction(shared, &conn, &mut batch, &mut pending, retrying).await;
+            let flushing = shared.graphs_to_flush();
+            let done = transaction(
+                shared,
+                &conn,
+                &mut batch,
+                &mut pending,
+                retrying,
+                single_rows,
+            )
+            .await;
+            shared.graphs_flushed(flushing, matches!(done, Ok(true)));
             if done.is_err() {
                 // End the transaction if one is open (harmless when none is, or when the
                 // connection is gone).
                 let _ = conn.batch_execute("ROLLBACK").await;
             }
             match done {
-                Ok(()) => {}
+                Ok(_) => {}
                 Err(BatchError::Op(index, error)) => {
                     pending.clear();
                     let op = batch.remove(index);
                     let operation = op.work.operation();
                     op.answer(Err(shared.target.error(operation, error)));
+                }
+                Err(BatchError::Rows(error)) => {
+                    // Which save's row the database refused is not known: each runs as a
+                    // statement of its own from now on, so that it alone fails.
+                    pending.clear();
+                    tracing::debug!(database = %shared.target.name, %error, "a statement of several checkpoints failed: saving each alone");
+                    single_rows = true;
                 }
                 Err(BatchError::Transaction(error)) if is_lost(&error) && retries > 0 => {
                     pending.clear();
@@ -237,18 +256,24 @@ enum BatchError {
     Op(usize, tokio_postgres::Error),
     /// The transaction itself (begin, commit, the connection) failed.
     Transaction(tokio_postgres::Error),
+    /// The statement of several fast saves' rows failed: the batch runs again with a
+    /// statement for each, to find which.
+    Rows(tokio_postgres::Error),
 }
 
 /// Run the operations of `batch` in one transaction. On success, the operations answered
 /// are removed from `batch`; those left (fast saves that found their lease changed) run
-/// again, the careful way.
+/// again, the careful way. The fast saves without a lease share one statement unless
+/// `single_rows`. Returns whether a checkpoint's row was written (so the commit, durable,
+/// flushed the log).
 async fn transaction(
     shared: &Shared,
     conn: &Conn,
     batch: &mut Vec<Op>,
     pending: &mut Pending,
     retrying: bool,
-) -> Result<(), BatchError> {
+    single_rows: bool,
+) -> Result<bool, BatchError> {
     let now_us = shared.clock.now_micros();
     // Plan: a save is fast when it needs no read and no earlier operation of the batch is
     // about the same application (so that the operations of one application keep their
@@ -300,7 +325,65 @@ async fn transaction(
     };
     let mut outcomes: Vec<bool> = Vec::new();
     let mut began = false;
-    if let Some(statements) = &statements {
+    // The fast saves without a lease (a map step's children) are one statement.
+    let shared_rows =
+        !alone && !single_rows && fast.iter().filter(|(_, p)| !p.fenced()).count() >= 2;
+    if let (Some(statements), true) = (&statements, shared_rows) {
+        let rows: Vec<(&FastSave, &Checkpoint)> = fast
+            .iter()
+            .filter(|(_, plan)| !plan.fenced())
+            .map(|(index, plan)| (plan, checkpoint_of(*index)))
+            .collect();
+        let rows_request = FastSave::run_rows(conn, statements, &rows);
+        let fenced_requests = futures::future::join_all(
+            fast.iter()
+                .filter(|(_, plan)| plan.fenced())
+                .map(|(index, plan)| plan.run(conn, statements, checkpoint_of(*index))),
+        );
+        let begin_request = conn.execute(&begin, &[]);
+        let commit_request = async {
+            if pipelined_commit {
+                Some(conn.execute(&commit, &[]).await)
+            } else {
+                None
+            }
+        };
+        let (begun, (inserted, fenced), committed) = futures::future::join3(
+            begin_request,
+            futures::future::join(rows_request, fenced_requests),
+            commit_request,
+        )
+        .await;
+        began = true;
+        begun.map_err(transaction_error)?;
+        let mut inserted = match inserted {
+            Ok(inserted) => inserted.into_iter(),
+            Err(error)
+                if is_lost(&error)
+                    || error.code() == Some(&SqlState::IN_FAILED_SQL_TRANSACTION) =>
+            {
+                return Err(BatchError::Transaction(error))
+            }
+            Err(error) => return Err(BatchError::Rows(error)),
+        };
+        let mut fenced = fenced.into_iter();
+        let saved: Vec<Result<bool, tokio_postgres::Error>> = fast
+            .iter()
+            .map(|(_, plan)| {
+                let next = if plan.fenced() {
+                    fenced.next()
+                } else {
+                    inserted.next().map(Ok)
+                };
+                // As many outcomes as saves of each kind.
+                next.unwrap_or(Ok(false))
+            })
+            .collect();
+        outcomes = check_fast(&fast, saved)?;
+        if let Some(committed) = committed {
+            committed.map_err(transaction_error)?;
+        }
+    } else if let Some(statements) = &statements {
         let saves = futures::future::join_all(
             fast.iter()
                 .map(|(index, plan)| plan.run(conn, statements, checkpoint_of(*index))),
@@ -370,6 +453,7 @@ async fn transaction(
     // Committed: remember, then answer.
     let mut answers: Vec<(usize, Result<(), PersistenceError>)> = careful_results;
     let mut again: Vec<usize> = Vec::new();
+    let mut wrote = false;
     for ((index, plan), inserted) in fast.into_iter().zip(outcomes) {
         let checkpoint = checkpoint_of(index);
         let outcome = if inserted {
@@ -386,6 +470,7 @@ async fn transaction(
         };
         match outcome {
             FastOutcome::Saved => {
+                wrote = true;
                 let renewed = plan.renews();
                 plan.saved(renewed, now_us, shared, pending);
                 answers.push((index, Ok(())));
@@ -431,7 +516,7 @@ async fn transaction(
             batch.push(op);
         }
     }
-    Ok(())
+    Ok(wrote)
 }
 
 /// Whether each fast save inserted its row, or the batch's error: the first fast save that

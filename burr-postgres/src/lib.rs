@@ -30,6 +30,7 @@ mod lease;
 mod options;
 mod persister;
 mod read;
+mod record;
 mod schema;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -21,6 +21,7 @@ use crate::keeper::{Keeper, Request};
 use crate::layout::{app_key, sequence_column, Conn, Failure};
 use crate::lease;
 use crate::options::PostgresOptions;
+use crate::record::Recorder;
 use crate::write::{Known, KnownStates, Pending, Shared, Txn};
 use crate::{read, schema};
 use burr_core::persistence::ProcessIdentity;
@@ -47,8 +48,10 @@ use burr_core::persistence::ProcessIdentity;
 ///   JSON), else one more row per key; a value no step touches is stored once.
 /// - **Group commit, pipelined.** The saves of applications running at once share
 ///   transactions: a batch of saves that need no read is one round trip (`BEGIN`, the
-///   saves, `COMMIT` sent together), and a save alone is one statement (an `INSERT` that
-///   also checks the lease).
+///   saves, `COMMIT` sent together; the rows of saves without a lease, such as a map
+///   step's children, in one `INSERT`), and a save alone is one statement (an `INSERT`
+///   that also checks the lease). The records of new applications starting at once are
+///   one statement too.
 /// - **One runner per app id**, across machines: [`acquire_lease`](Leases::acquire_lease)
 ///   fails with [`PersistenceError::AppLocked`] while a live runner holds the lease; it
 ///   is renewed by saves and in the background, and free once it expires (or, on the
@@ -93,6 +96,7 @@ struct Inner {
     shared: Arc<Shared>,
     pool: Pool,
     group: Arc<Group>,
+    recorder: Arc<Recorder>,
     keeper: Keeper,
     /// Makes holder strings unique: this persister and a counter.
     instance: String,
@@ -169,6 +173,7 @@ impl PostgresPersister {
             known: Mutex::new(KnownStates::default()),
             apps: Mutex::new(HashMap::new()),
             leases: Mutex::new(HashMap::new()),
+            graphs: Mutex::new(Default::default()),
         });
         let keeper =
             Keeper::start(Arc::clone(&shared)).map_err(|error| shared.target.open_error(error))?;
@@ -176,6 +181,7 @@ impl PostgresPersister {
         Ok(PostgresPersister {
             inner: Arc::new(Inner {
                 group: Arc::new(Group::new(options.writers)),
+                recorder: Arc::new(Recorder::new()),
                 shared,
                 pool,
                 keeper,
@@ -470,10 +476,10 @@ impl Persister for PostgresPersister {
 #[async_trait]
 impl AppRecords for PostgresPersister {
     async fn register_app(&self, app: &AppRecord) -> Result<(), PersistenceError> {
-        // An application this persister does not know is first tried alone, as one
-        // statement (a new application's row: nothing to read first, nothing to order
-        // it after, as its saves wait for it), durable with its first checkpoint (see
-        // `write_unsynced`); otherwise with the group.
+        // An application this persister does not know is first tried as a new row,
+        // batched with the other new applications' records (see `record`): nothing to
+        // read first, nothing to order it after (its saves wait for it), durable with its
+        // first checkpoint; otherwise with the group.
         let known = self
             .inner
             .shared
@@ -481,9 +487,9 @@ impl AppRecords for PostgresPersister {
             .contains_key(&app_key(app.partition_key.as_deref(), &app.app_id));
         if !known
             && self
-                .write_unsynced("record an application", async |txn| {
-                    txn.register_new(app).await
-                })
+                .inner
+                .recorder
+                .submit(&self.inner.shared, &self.inner.pool, app)
                 .await?
         {
             return Ok(());

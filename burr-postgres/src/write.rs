@@ -3,7 +3,7 @@
 //! remembers of what it wrote ([`Shared`]) so that a save diffs against the state it
 //! knows. How saves are batched and committed is in [`commit`](crate::commit).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use burr_core::persistence::{micros, AppRecord, Checkpoint, Clock, PersistenceError, StepStatus};
@@ -105,6 +105,19 @@ pub(crate) struct Shared {
     pub(crate) known: Mutex<KnownStates>,
     pub(crate) apps: Mutex<HashMap<AppKey, i64>>,
     pub(crate) leases: Mutex<HashMap<AppKey, HeldLease>>,
+    pub(crate) graphs: Mutex<Graphs>,
+}
+
+/// The graph fingerprints whose descriptions this persister stored (or found stored) in
+/// `burr_graphs`.
+#[derive(Default)]
+pub(crate) struct Graphs {
+    /// Stored durably: their descriptions are not sent again.
+    pub(crate) durable: HashSet<String>,
+    /// Stored by a commit that did not wait for the disk (a new application's record):
+    /// durable once a durable commit that started after it returns (the write-ahead log
+    /// is flushed in order); until then their descriptions are sent with new records.
+    pub(crate) unflushed: HashSet<String>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -122,6 +135,33 @@ impl Shared {
 
     pub(crate) fn leases(&self) -> MutexGuard<'_, HashMap<AppKey, HeldLease>> {
         lock(&self.leases)
+    }
+
+    pub(crate) fn graphs(&self) -> MutexGuard<'_, Graphs> {
+        lock(&self.graphs)
+    }
+
+    /// The graphs stored without waiting for the disk so far: a durable commit about to
+    /// start makes them durable (see [`graphs_flushed`](Self::graphs_flushed)).
+    pub(crate) fn graphs_to_flush(&self) -> Vec<String> {
+        let graphs = self.graphs();
+        if graphs.unflushed.is_empty() {
+            return Vec::new();
+        }
+        graphs.unflushed.iter().cloned().collect()
+    }
+
+    /// A commit that started after `graphs` were stored has returned: durable when it
+    /// wrote (and so flushed the log), otherwise they stay to be flushed.
+    pub(crate) fn graphs_flushed(&self, graphs: Vec<String>, durable: bool) {
+        if graphs.is_empty() || !durable {
+            return;
+        }
+        let mut known = self.graphs();
+        for fingerprint in graphs {
+            known.unflushed.remove(&fingerprint);
+            known.durable.insert(fingerprint);
+        }
     }
 
     /// Remember what a committed transaction changed (leaving `pending` empty).
@@ -211,9 +251,20 @@ pub(crate) const FAST_INSERT_FENCED: &str = "INSERT INTO burr_checkpoints \
                    WHERE partition_key = $11 AND app_id = $12 AND holder = $13 AND attempt = $14) \
      ON CONFLICT DO NOTHING RETURNING 1";
 
+/// The statement of several [`FastSave`]s of applications whose leases this persister
+/// does not hold (a map step's children run under their root's): their checkpoints' rows
+/// in one statement. Without `ON CONFLICT` (a speculative insertion costs PostgreSQL
+/// twice a plain one's time): a row whose (sequence id, attempt) is stored fails the
+/// statement, and the batch runs again with a statement for each save, which tells.
+pub(crate) const FAST_INSERT_ROWS: &str = "INSERT INTO burr_checkpoints \
+     (app, sequence_id, attempt, position, status, prior_step, created_at_us, changed_keys, error, inline_values) \
+     SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], \
+         $6::text[], $7::bigint[], $8::text[], $9::text[], $10::text[])";
+
 /// The prepared statements of fast saves.
 pub(crate) struct FastStatements {
     pub(crate) insert: tokio_postgres::Statement,
+    pub(crate) rows: tokio_postgres::Statement,
     pub(crate) fenced: tokio_postgres::Statement,
     pub(crate) renew: tokio_postgres::Statement,
 }
@@ -223,6 +274,7 @@ impl FastStatements {
     pub(crate) async fn prepare(conn: &Conn) -> Result<Self, tokio_postgres::Error> {
         Ok(FastStatements {
             insert: conn.prepare_cached(FAST_INSERT).await?,
+            rows: conn.prepare_cached(FAST_INSERT_ROWS).await?,
             fenced: conn.prepare_cached(FAST_INSERT_FENCED).await?,
             renew: conn.prepare_cached(lease::RENEW).await?,
         })
@@ -351,6 +403,63 @@ impl FastSave {
             }
             None => Ok(insert.await?.is_some()),
         }
+    }
+
+    /// Whether this save runs under a lease (so, as a statement of its own that checks
+    /// it).
+    pub(crate) fn fenced(&self) -> bool {
+        self.lease.is_some()
+    }
+
+    /// Send the rows of `saves` (each without a lease: see [`fenced`](Self::fenced)) as
+    /// one statement on `conn`: for each, whether its row was inserted (all are, or the
+    /// statement fails).
+    pub(crate) async fn run_rows(
+        conn: &Conn,
+        statements: &FastStatements,
+        saves: &[(&FastSave, &Checkpoint)],
+    ) -> Result<Vec<bool>, tokio_postgres::Error> {
+        let n = saves.len();
+        let mut apps = Vec::with_capacity(n);
+        let mut seqs = Vec::with_capacity(n);
+        let mut attempts = Vec::with_capacity(n);
+        let mut positions = Vec::with_capacity(n);
+        let mut statuses = Vec::with_capacity(n);
+        let mut prior_steps = Vec::with_capacity(n);
+        let mut created = Vec::with_capacity(n);
+        let mut changed_keys = Vec::with_capacity(n);
+        let mut errors = Vec::with_capacity(n);
+        let mut values = Vec::with_capacity(n);
+        for (save, checkpoint) in saves {
+            apps.push(save.app);
+            seqs.push(save.seq);
+            attempts.push(save.attempt);
+            positions.push(checkpoint.position.as_str());
+            statuses.push(checkpoint.status.as_str());
+            prior_steps.push(save.prior_step.as_deref());
+            created.push(save.created_at_us);
+            changed_keys.push(save.changed_keys.as_str());
+            errors.push(checkpoint.error.as_deref());
+            values.push(save.values.as_str());
+        }
+        let inserted = conn
+            .execute(
+                &statements.rows,
+                &[
+                    &apps,
+                    &seqs,
+                    &attempts,
+                    &positions,
+                    &statuses,
+                    &prior_steps,
+                    &created,
+                    &changed_keys,
+                    &errors,
+                    &values,
+                ],
+            )
+            .await?;
+        Ok(vec![inserted == n as u64; n])
     }
 
     /// Why a fast save inserted nothing: its checkpoint is stored already, or (under a
@@ -807,64 +916,6 @@ impl Txn<'_> {
             return Ok(false);
         }
         self.hold(key, holder, 1, ttl_us);
-        Ok(true)
-    }
-
-    /// Record an application this persister does not know, with its code, in one
-    /// statement (its row, and its graph's description if new); `false` when its row
-    /// exists (then [`register`](Self::register) decides). Alone in autocommit mode, the
-    /// statement commits without waiting for the disk (its `set_config` condition: the record is
-    /// durable with the application's first checkpoint).
-    pub(crate) async fn register_new(&mut self, record: &AppRecord) -> Result<bool, Failure> {
-        let key = app_key(record.partition_key.as_deref(), &record.app_id);
-        if self.app(&key).is_some() {
-            return Ok(false);
-        }
-        let fork_parent = record.fork_parent.as_ref().map(parent_json);
-        let spawning_parent = record.spawning_parent.as_ref().map(parent_json);
-        let code = record.code.as_ref();
-        let version = code.and_then(|c| c.version.as_deref());
-        let fingerprint = code.map(|c| c.fingerprint.as_str());
-        // Serialising plain structs of strings does not fail.
-        let description = code
-            .and_then(|c| c.graph.as_ref())
-            .map(|g| serde_json::to_string(g).unwrap_or_default());
-        let insert = self
-            .conn
-            .prepare_cached(
-                "WITH g AS (INSERT INTO burr_graphs (fingerprint, description) \
-                     SELECT $7::text, $8::text WHERE $7::text IS NOT NULL AND $8::text IS NOT NULL \
-                     ON CONFLICT (fingerprint) DO NOTHING) \
-                 INSERT INTO burr_apps (partition_key, app_id, created_at_us, fork_parent, \
-                     spawning_parent, code_version, fingerprint) \
-                 SELECT $1, $2, $3::bigint, $4::text, $5::text, $6::text, $7::text \
-                 WHERE set_config('synchronous_commit', 'off', true) = 'off' \
-                 ON CONFLICT (partition_key, app_id) DO NOTHING RETURNING id",
-            )
-            .await?;
-        let row = self
-            .conn
-            .query_opt(
-                &insert,
-                &[
-                    &key.0,
-                    &key.1,
-                    &record.created_at_us,
-                    &fork_parent,
-                    &spawning_parent,
-                    &version,
-                    &fingerprint,
-                    &description,
-                ],
-            )
-            .await?;
-        let Some(row) = row else {
-            return Ok(false);
-        };
-        self.pending
-            .known
-            .insert(key.clone(), Some(Known::new_app()));
-        self.pending.apps.insert(key, Some(row.try_get(0)?));
         Ok(true)
     }
 

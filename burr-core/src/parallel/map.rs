@@ -241,13 +241,15 @@ impl MapAction {
             Some(persister) => Some(stored_children(ctx, &**persister, &keys, total).await?),
             None => None,
         };
-        // Children start a window at a time (a few per executor slot, at least 64: their
-        // checkpoints share a commit), so that a fan-out of 100,000 tasks holds a few
-        // dozen child applications in memory, not 100,000.
+        // Children start a window at a time (a few per executor slot, at least 256: their
+        // checkpoints share a commit, and a durable commit to a database server takes
+        // milliseconds, during which the window's other children keep arriving), so that
+        // a fan-out of 100,000 tasks holds a few hundred child applications in memory
+        // (a few kilobytes each), not 100,000.
         let window = ctx
             .executor
             .as_ref()
-            .map_or(64, |e| e.concurrency().saturating_mul(4).clamp(64, 1024));
+            .map_or(256, |e| e.concurrency().saturating_mul(4).clamp(256, 1024));
         let mut running = FuturesUnordered::new();
         // The boxes of finished children's futures, each reused for a later child: a
         // child's future is a few kilobytes, and allocating one per child cost more than
