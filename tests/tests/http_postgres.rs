@@ -568,3 +568,48 @@ async fn a_read_only_server_never_migrates_an_older_run_queue() {
         .get(0);
     assert_eq!(columns, 0, "the older run queue was migrated");
 }
+
+/// The same for the checkpoints' tables: a read-only server over a database whose
+/// checkpoint schema is older than this build's refuses to start and leaves it so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_server_never_migrates_older_checkpoints() {
+    let url = TestServer::shared().fresh_database();
+    drop(PgRunQueue::connect(&url).await.unwrap());
+    let (db, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let older = burr_postgres::PostgresPersister::SCHEMA_VERSION - 1;
+    db.execute(
+        "UPDATE burr_meta SET value = $1 WHERE key = 'schema_version'",
+        &[&older.to_string()],
+    )
+    .await
+    .unwrap();
+    let error = Server::read_only(&url)
+        .unwrap()
+        .with_options(ServerOptions {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            ..ServerOptions::default()
+        })
+        .bind()
+        .await
+        .expect_err("older checkpoints are not served");
+    match &error {
+        burr_server::http::ServeError::Queue(burr_server::QueueError::SchemaOutdated {
+            tables,
+            found,
+            ..
+        }) => assert_eq!((*tables, *found), ("checkpoint", older)),
+        other => panic!("{other:?}"),
+    }
+    let version: String = db
+        .query_one(
+            "SELECT value FROM burr_meta WHERE key = 'schema_version'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(version, older.to_string(), "the checkpoints were migrated");
+}
