@@ -116,6 +116,19 @@ pub enum QueueError {
         /// The newest version this build knows.
         known: i64,
     },
+    /// A reader that never writes (a read-only server, `burr ui`) found tables older
+    /// than this build's: it does not migrate them, and reads nothing through them.
+    #[error("database `{}` has {tables} schema version {found}, older than this build's {known}; a read-only reader does not migrate it: run `migrate` (or start a worker) with this build first", path.display())]
+    SchemaOutdated {
+        /// The database (a URL without its password).
+        path: PathBuf,
+        /// Whose tables: `run-queue` or `checkpoint`.
+        tables: &'static str,
+        /// The version found (0: none recorded; -1: not a number).
+        found: i64,
+        /// The version this build reads and writes.
+        known: i64,
+    },
     /// Checkpoints or the application failed outside a run (opening the persister).
     #[error(transparent)]
     Persistence(#[from] burr_core::persistence::PersistenceError),

@@ -507,3 +507,109 @@ async fn a_server_streams_the_events_of_a_run_that_another_worker_runs() {
         "{kinds:?}"
     );
 }
+
+/// A read-only server (`burr ui`) over a database whose run queue an older build made
+/// refuses to start with a typed error naming the tables and their version, and never
+/// migrates them: the database is left as the older build wrote it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_server_never_migrates_an_older_run_queue() {
+    let url = TestServer::shared().fresh_database();
+    drop(PgRunQueue::connect(&url).await.unwrap());
+    let (db, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    // What run-queue schema version 1 was (schema.rs, V2 undone).
+    db.batch_execute(
+        "ALTER TABLE burr_runs DROP COLUMN code_version, DROP COLUMN fingerprint;
+         DROP INDEX burr_workers_machine;
+         ALTER TABLE burr_workers DROP COLUMN machine, DROP COLUMN pid_started;
+         UPDATE burr_runs_meta SET value = '1' WHERE key = 'schema_version';",
+    )
+    .await
+    .unwrap();
+    let error = Server::read_only(&url)
+        .unwrap()
+        .with_options(ServerOptions {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            ..ServerOptions::default()
+        })
+        .bind()
+        .await
+        .expect_err("an older run queue is not served");
+    match &error {
+        burr_server::http::ServeError::Queue(burr_server::QueueError::SchemaOutdated {
+            tables,
+            found,
+            known,
+            ..
+        }) => assert_eq!((*tables, *found, *known), ("run-queue", 1, 2)),
+        other => panic!("{other:?}"),
+    }
+    let message = error.to_string();
+    assert!(message.contains("migrate"), "{message}");
+    let version: String = db
+        .query_one(
+            "SELECT value FROM burr_runs_meta WHERE key = 'schema_version'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(version, "1");
+    let columns: i64 = db
+        .query_one(
+            "SELECT count(*) FROM information_schema.columns \
+             WHERE table_name = 'burr_runs' AND column_name = 'code_version'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(columns, 0, "the older run queue was migrated");
+}
+
+/// The same for the checkpoints' tables: a read-only server over a database whose
+/// checkpoint schema is older than this build's refuses to start and leaves it so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_server_never_migrates_older_checkpoints() {
+    let url = TestServer::shared().fresh_database();
+    drop(PgRunQueue::connect(&url).await.unwrap());
+    let (db, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let older = burr_postgres::PostgresPersister::SCHEMA_VERSION - 1;
+    db.execute(
+        "UPDATE burr_meta SET value = $1 WHERE key = 'schema_version'",
+        &[&older.to_string()],
+    )
+    .await
+    .unwrap();
+    let error = Server::read_only(&url)
+        .unwrap()
+        .with_options(ServerOptions {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            ..ServerOptions::default()
+        })
+        .bind()
+        .await
+        .expect_err("older checkpoints are not served");
+    match &error {
+        burr_server::http::ServeError::Queue(burr_server::QueueError::SchemaOutdated {
+            tables,
+            found,
+            ..
+        }) => assert_eq!((*tables, *found), ("checkpoint", older)),
+        other => panic!("{other:?}"),
+    }
+    let version: String = db
+        .query_one(
+            "SELECT value FROM burr_meta WHERE key = 'schema_version'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(version, older.to_string(), "the checkpoints were migrated");
+}

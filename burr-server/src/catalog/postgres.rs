@@ -14,6 +14,7 @@ use super::{ListQuery, Listed, Page, Progress};
 use crate::error::QueueError;
 use crate::events::{EventKind, RunEvent};
 use crate::queue::postgres::rows::{self, RUN_COLUMNS};
+use crate::queue::postgres::{schema, Database};
 use crate::queue::{PgRunQueue, RunQueue};
 use crate::run::{now_us, Backlog, Run};
 
@@ -29,6 +30,8 @@ pub(crate) struct PgCatalog {
     queue: OnceCell<Arc<dyn RunQueue>>,
     /// A connection for the listings (connected on first use, again when lost).
     client: Mutex<Option<Arc<Client>>>,
+    /// Set once the tables were found this build's version.
+    current: OnceCell<()>,
 }
 
 impl PgCatalog {
@@ -41,6 +44,7 @@ impl PgCatalog {
             source,
             queue: OnceCell::new(),
             client: Mutex::new(None),
+            current: OnceCell::new(),
         })
     }
 
@@ -60,10 +64,25 @@ impl PgCatalog {
     async fn queue(&self) -> Result<&Arc<dyn RunQueue>, QueueError> {
         self.queue
             .get_or_try_init(|| async {
+                // Connecting a queue migrates older tables: a write this reader never
+                // makes. It checks their versions first, reading only.
+                self.current(&*self.client().await?).await?;
                 let queue = PgRunQueue::connect(&self.url).await?;
                 Ok::<_, QueueError>(Arc::new(queue) as Arc<dyn RunQueue>)
             })
             .await
+    }
+
+    /// Check once, by reading only, that the run queue's and checkpoints' tables are
+    /// this build's: older ones are [`QueueError::SchemaOutdated`], never migrated.
+    async fn current(&self, client: &Client) -> Result<(), QueueError> {
+        self.current
+            .get_or_try_init(|| async {
+                let db = Database::named(self.name.clone());
+                schema::check_current(client, &db).await
+            })
+            .await
+            .map(|_| ())
     }
 
     async fn client(&self) -> Result<Arc<Client>, QueueError> {
@@ -196,6 +215,7 @@ impl PgCatalog {
             (found[0], found[1], found[2], found[3]);
         let mut entries: Vec<Listed> = Vec::new();
         if has_runs {
+            self.current(&client).await?;
             let rows = client
                 .query(
                     &format!(

@@ -134,6 +134,9 @@ impl From<QueueError> for Problem {
             QueueError::BadSchedule { .. } => {
                 Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "bad-schedule", detail)
             }
+            QueueError::SchemaOutdated { .. } => {
+                Problem::new(StatusCode::SERVICE_UNAVAILABLE, "schema-outdated", detail)
+            }
             QueueError::Tracker(tracker) => Problem::from_tracker(tracker, detail),
             _ => {
                 tracing::error!(%error, "request failed");

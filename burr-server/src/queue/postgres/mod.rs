@@ -97,6 +97,20 @@ impl Database {
         })
     }
 
+    fn outdated(&self, tables: &'static str, found: i64, known: i64) -> QueueError {
+        QueueError::SchemaOutdated {
+            path: self.name.clone().into(),
+            tables,
+            found,
+            known,
+        }
+    }
+
+    /// Which database: `name`, its URL without the password.
+    pub(crate) fn named(name: String) -> Database {
+        Database { name }
+    }
+
     fn too_new(&self, found: i64) -> QueueError {
         QueueError::TooNew {
             path: self.name.clone().into(),

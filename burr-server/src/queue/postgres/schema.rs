@@ -154,6 +154,49 @@ pub(super) async fn prepare(client: &Client, db: &Database) -> Result<i64, Queue
     outcome
 }
 
+/// Check, by reading only, that the database's run-queue and checkpoint tables are this
+/// build's versions: what a reader that never writes (a read-only server) does before
+/// it connects a [`PgRunQueue`](super::PgRunQueue), whose connect would migrate them.
+/// Older tables are [`QueueError::SchemaOutdated`] (found 0 when no version is
+/// recorded), a newer run queue [`QueueError::TooNew`] (newer checkpoints are refused
+/// by the persister's connect, which then writes nothing).
+pub(crate) async fn check_current(client: &Client, db: &Database) -> Result<(), QueueError> {
+    let queue = version(client, db).await?.unwrap_or(0);
+    if queue > SCHEMA_VERSION {
+        return Err(db.too_new(queue));
+    }
+    if queue < SCHEMA_VERSION {
+        return Err(db.outdated("run-queue", queue, SCHEMA_VERSION));
+    }
+    let fail = |error| db.error("read the checkpoints' schema version", OpError::Pg(error));
+    let known = burr_postgres::PostgresPersister::SCHEMA_VERSION;
+    let exists: bool = client
+        .query_one("SELECT to_regclass('burr_meta') IS NOT NULL", &[])
+        .await
+        .and_then(|row| row.try_get(0))
+        .map_err(fail)?;
+    let text: Option<String> = if exists {
+        client
+            .query_opt(
+                "SELECT value FROM burr_meta WHERE key = 'schema_version'",
+                &[],
+            )
+            .await
+            .and_then(|row| row.map(|r| r.try_get(0)).transpose())
+            .map_err(fail)?
+    } else {
+        None
+    };
+    let found = match text {
+        None => 0,
+        Some(text) => text.parse().unwrap_or(-1),
+    };
+    if found < known {
+        return Err(db.outdated("checkpoint", found, known));
+    }
+    Ok(())
+}
+
 /// The run-queue schema version stored, `None` without the queue's tables. A value that
 /// is not a number is [`QueueError::TooNew`] with `found: -1` (as the SQLite queue).
 async fn version(client: &Client, db: &Database) -> Result<Option<i64>, QueueError> {
