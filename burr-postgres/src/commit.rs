@@ -316,6 +316,14 @@ async fn transaction(
     // renews its lease too.
     let alone = careful.is_empty() && fast.len() == 1 && !fast[0].1.renews();
     let pipelined_commit = careful.is_empty();
+    // COMMIT, sent with the fast saves when nothing else is to run after them.
+    let send_commit = || async {
+        if pipelined_commit {
+            Some(conn.execute(&commit, &[]).await)
+        } else {
+            None
+        }
+    };
 
     // The fast saves, with BEGIN (and COMMIT when nothing else is to run), in one round
     // trip: each request is sent when its future is first polled, in this order.
@@ -341,13 +349,7 @@ async fn transaction(
                 .map(|(index, plan)| plan.run(conn, statements, checkpoint_of(*index))),
         );
         let begin_request = conn.execute(&begin, &[]);
-        let commit_request = async {
-            if pipelined_commit {
-                Some(conn.execute(&commit, &[]).await)
-            } else {
-                None
-            }
-        };
+        let commit_request = send_commit();
         let (begun, (inserted, fenced), committed) = futures::future::join3(
             begin_request,
             futures::future::join(rows_request, fenced_requests),
@@ -392,13 +394,7 @@ async fn transaction(
             outcomes = check_fast(&fast, saves.await)?;
         } else {
             let begin_request = conn.execute(&begin, &[]);
-            let commit_request = async {
-                if pipelined_commit {
-                    Some(conn.execute(&commit, &[]).await)
-                } else {
-                    None
-                }
-            };
+            let commit_request = send_commit();
             let (begun, saved, committed) =
                 futures::future::join3(begin_request, saves, commit_request).await;
             began = true;

@@ -508,6 +508,30 @@ async fn a_server_streams_the_events_of_a_run_that_another_worker_runs() {
     );
 }
 
+/// A read-only server's bind on `url`, which must fail: its error.
+async fn read_only_refused(url: &str) -> burr_server::http::ServeError {
+    Server::read_only(url)
+        .unwrap()
+        .with_options(ServerOptions {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            ..ServerOptions::default()
+        })
+        .bind()
+        .await
+        .expect_err("a read-only server over older tables does not start")
+}
+
+/// The schema version `table` (`burr_runs_meta`, `burr_meta`) records.
+async fn schema_version(db: &tokio_postgres::Client, table: &str) -> String {
+    db.query_one(
+        &format!("SELECT value FROM {table} WHERE key = 'schema_version'"),
+        &[],
+    )
+    .await
+    .unwrap()
+    .get(0)
+}
+
 /// A read-only server (`burr ui`) over a database whose run queue an older build made
 /// refuses to start with a typed error naming the tables and their version, and never
 /// migrates them: the database is left as the older build wrote it.
@@ -528,15 +552,7 @@ async fn a_read_only_server_never_migrates_an_older_run_queue() {
     )
     .await
     .unwrap();
-    let error = Server::read_only(&url)
-        .unwrap()
-        .with_options(ServerOptions {
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            ..ServerOptions::default()
-        })
-        .bind()
-        .await
-        .expect_err("an older run queue is not served");
+    let error = read_only_refused(&url).await;
     match &error {
         burr_server::http::ServeError::Queue(burr_server::QueueError::SchemaOutdated {
             tables,
@@ -548,15 +564,7 @@ async fn a_read_only_server_never_migrates_an_older_run_queue() {
     }
     let message = error.to_string();
     assert!(message.contains("migrate"), "{message}");
-    let version: String = db
-        .query_one(
-            "SELECT value FROM burr_runs_meta WHERE key = 'schema_version'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(version, "1");
+    assert_eq!(schema_version(&db, "burr_runs_meta").await, "1");
     let columns: i64 = db
         .query_one(
             "SELECT count(*) FROM information_schema.columns \
@@ -586,15 +594,7 @@ async fn a_read_only_server_never_migrates_older_checkpoints() {
     )
     .await
     .unwrap();
-    let error = Server::read_only(&url)
-        .unwrap()
-        .with_options(ServerOptions {
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            ..ServerOptions::default()
-        })
-        .bind()
-        .await
-        .expect_err("older checkpoints are not served");
+    let error = read_only_refused(&url).await;
     match &error {
         burr_server::http::ServeError::Queue(burr_server::QueueError::SchemaOutdated {
             tables,
@@ -603,13 +603,9 @@ async fn a_read_only_server_never_migrates_older_checkpoints() {
         }) => assert_eq!((*tables, *found), ("checkpoint", older)),
         other => panic!("{other:?}"),
     }
-    let version: String = db
-        .query_one(
-            "SELECT value FROM burr_meta WHERE key = 'schema_version'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(version, older.to_string(), "the checkpoints were migrated");
+    assert_eq!(
+        schema_version(&db, "burr_meta").await,
+        older.to_string(),
+        "the checkpoints were migrated"
+    );
 }
