@@ -100,7 +100,9 @@ async fn completed_steps(db: &Path, app_id: &str) -> (Vec<(u64, String)>, serde_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_twenty_times_then_resume_matches_an_uninterrupted_run() {
     let dir = tempfile::tempdir().unwrap();
-    let steps = 400;
+    // Enough steps that the 20 kills (each within 45 ms of its process's start) come
+    // before the end: a step sleeps 0.5 ms, so a process gets at most ~90 done.
+    let steps = 2000;
 
     // The reference: one uninterrupted run.
     let (clean_db, clean_log) = (dir.path().join("clean.db"), dir.path().join("clean.log"));
@@ -134,7 +136,7 @@ async fn sigkill_twenty_times_then_resume_matches_an_uninterrupted_run() {
         }
         reported_done.extend(done_lines(&mut child));
         let status = child.wait().unwrap();
-        if kills >= 20 && status.success() {
+        if status.success() {
             break;
         }
         assert!(
@@ -142,7 +144,7 @@ async fn sigkill_twenty_times_then_resume_matches_an_uninterrupted_run() {
             "did not finish"
         );
     }
-    assert!(kills >= 20);
+    assert!(kills >= 20, "the app finished after {kills} kills");
 
     let (crashed_steps, crashed_state) = completed_steps(&db, "crashy").await;
     assert_eq!(crashed_state, clean_state, "same final state");
