@@ -9,22 +9,8 @@ use burr_core::state::State;
 use burr_core::testing::step;
 use burr_postgres::testing::TestServer;
 use burr_postgres::PostgresPersister;
-use tokio_postgres::NoTls;
-
-/// The transactions committed in the database so far, as PostgreSQL counts them (a
-/// backend reports its count at the latest when it exits).
-async fn transactions(url: &str) -> i64 {
-    let (client, connection) = tokio_postgres::connect(url, NoTls).await.unwrap();
-    tokio::spawn(connection);
-    client
-        .query_one(
-            "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0)
-}
+mod common;
+use common::transactions;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_applications_share_transactions() {
@@ -76,13 +62,12 @@ async fn concurrent_applications_share_transactions() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_checkpoint_the_database_refuses_fails_that_save_only() {
-    let url = TestServer::shared().fresh_database();
-    let persister = Arc::new(PostgresPersister::connect(&url).await.unwrap());
-    let apps = 40;
-    // Each application's first save makes it known: the next saves need no read, and
-    // those of applications without a lease share one statement.
+/// A persister on `url` that has saved the first checkpoint (`seq` 0) of `app-0` ..
+/// `app-{apps - 1}`, and that state. Each application's first save makes it known: its
+/// next saves need no read, and those of applications without a lease share one
+/// statement.
+async fn known_apps(url: &str, apps: usize) -> (Arc<PostgresPersister>, State) {
+    let persister = Arc::new(PostgresPersister::connect(url).await.unwrap());
     let first = State::new().update("seq", 0);
     for a in 0..apps {
         persister
@@ -90,6 +75,14 @@ async fn a_checkpoint_the_database_refuses_fails_that_save_only() {
             .await
             .unwrap();
     }
+    (persister, first)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkpoint_the_database_refuses_fails_that_save_only() {
+    let url = TestServer::shared().fresh_database();
+    let apps = 40;
+    let (persister, first) = known_apps(&url, apps).await;
     let tasks: Vec<_> = (0..apps)
         .map(|a| {
             let persister = Arc::clone(&persister);
@@ -133,15 +126,8 @@ async fn a_checkpoint_the_database_refuses_fails_that_save_only() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_checkpoint_stored_already_is_a_conflict_for_that_save_only() {
     let url = TestServer::shared().fresh_database();
-    let persister = Arc::new(PostgresPersister::connect(&url).await.unwrap());
     let apps = 30;
-    let first = State::new().update("seq", 0);
-    for a in 0..apps {
-        persister
-            .save(&step(&format!("app-{a}"), 0, &State::new(), &first))
-            .await
-            .unwrap();
-    }
+    let (persister, first) = known_apps(&url, apps).await;
     // Another persister stores app-7's next checkpoint: this one still knows seq 0, so
     // its save of seq 1 is planned without a read, in the shared statement.
     let other = PostgresPersister::connect(&url).await.unwrap();

@@ -13,27 +13,8 @@ use burr_core::persistence::{AppRecord, AppRecords, CodeVersion, PersistenceErro
 use burr_core::{ApplicationBuilder, Inputs, State};
 use burr_postgres::testing::TestServer;
 use burr_postgres::PostgresPersister;
-use tokio_postgres::NoTls;
-
-async fn client(url: &str) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(url, NoTls).await.unwrap();
-    tokio::spawn(connection);
-    client
-}
-
-/// The transactions committed in the database so far, as PostgreSQL counts them (a
-/// backend reports its count at the latest when it exits).
-async fn transactions(url: &str) -> i64 {
-    client(url)
-        .await
-        .query_one(
-            "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0)
-}
+mod common;
+use common::transactions;
 
 /// The record of child `i` of `parent` (sequence 3), built with the code of fingerprint `fingerprint`.
 fn child(i: usize, fingerprint: &str) -> AppRecord {

@@ -409,11 +409,8 @@ async fn a_read_only_server_on_postgresql_shows_plain_applications_and_writes_no
     let _ = stop.send(());
     served.await.unwrap().unwrap();
     // No run-queue table appeared.
-    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+    let tables: i64 = pg_client(&url)
         .await
-        .unwrap();
-    tokio::spawn(connection);
-    let tables: i64 = client
         .query_one(
             "SELECT count(*) FROM pg_tables WHERE tablename LIKE 'burr_run%'",
             &[],
@@ -508,6 +505,15 @@ async fn a_server_streams_the_events_of_a_run_that_another_worker_runs() {
     );
 }
 
+/// A plain connection to the database at `url`.
+async fn pg_client(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+}
+
 /// A read-only server's bind on `url`, which must fail: its error.
 async fn read_only_refused(url: &str) -> burr_server::http::ServeError {
     Server::read_only(url)
@@ -539,10 +545,7 @@ async fn schema_version(db: &tokio_postgres::Client, table: &str) -> String {
 async fn a_read_only_server_never_migrates_an_older_run_queue() {
     let url = TestServer::shared().fresh_database();
     drop(PgRunQueue::connect(&url).await.unwrap());
-    let (db, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
+    let db = pg_client(&url).await;
     // What run-queue schema version 1 was (schema.rs, V2 undone).
     db.batch_execute(
         "ALTER TABLE burr_runs DROP COLUMN code_version, DROP COLUMN fingerprint;
@@ -583,10 +586,7 @@ async fn a_read_only_server_never_migrates_an_older_run_queue() {
 async fn a_read_only_server_never_migrates_older_checkpoints() {
     let url = TestServer::shared().fresh_database();
     drop(PgRunQueue::connect(&url).await.unwrap());
-    let (db, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
+    let db = pg_client(&url).await;
     let older = burr_postgres::PostgresPersister::SCHEMA_VERSION - 1;
     db.execute(
         "UPDATE burr_meta SET value = $1 WHERE key = 'schema_version'",
